@@ -1,0 +1,59 @@
+# `make run` starts the portal with embedded defaults; `make test` runs the test suite.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORTAL_PORT ?= 8000
+EMULATOR_PORT ?= 5055
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/portal
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+# Without real AWS configuration, the portal talks to the local emulator.
+ifeq ($(strip $(AWS_ACCESS_KEY_ID)$(AWS_PROFILE)$(AWS_ENDPOINT_URL)),)
+export AWS_ENDPOINT_URL := http://127.0.0.1:$(EMULATOR_PORT)
+export AWS_ACCESS_KEY_ID := emulator
+export AWS_SECRET_ACCESS_KEY := emulator
+export AWS_DEFAULT_REGION := us-east-1
+endif
+export PORTAL_PORT EMULATOR_PORT
+
+.PHONY: help install run demo test lock clean
+
+help:
+	@echo "make run    start the portal at http://127.0.0.1:$(PORTAL_PORT) with a demo course"
+	@echo "make test   run the test suite against PostgreSQL and Redis"
+	@echo "make demo   reload the demo course and print its logins"
+	@echo "make lock   re-pin requirements.lock from pyproject.toml"
+
+$(BIN)/activate:
+	"$$(scripts/find-python)" -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/activate requirements.lock
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	mkdir -p var/broker var/broker-control
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py seed_demo
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start -f Procfile
+
+demo: install
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py seed_demo --reset
+
+test: install
+	scripts/ensure-services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lock:
+	rm -rf .lock-venv
+	"$$(scripts/find-python)" -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet ".[dev,test]"
+	.lock-venv/bin/python -m pip freeze --exclude classroom-cloud-portal > requirements.lock
+	rm -rf .lock-venv build *.egg-info
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class AccountsAppConfig(AppConfig):
+    name = "accounts_app"
+    verbose_name = "Courses and rosters"
+
+    def ready(self) -> None:
+        from accounts_app import receivers  # noqa: F401  (connects the sign-in signal handlers)

@@ -1,0 +1,7 @@
+from django.http import HttpRequest
+
+from accounts_app.permissions import can_create_courses
+
+
+def site_roles(request: HttpRequest) -> dict:
+    return {"can_create_courses": lambda: can_create_courses(request.user)}

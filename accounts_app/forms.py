@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from accounts_app.choices import CourseRole
+from accounts_app.models import Course, normalize_email
+from accounts_app.services.courses import COURSE_FIELDS
+from portal.aws.catalog import region_names, service_prefixes
+
+DEFAULT_REGIONS = ["us-east-1"]
+DEFAULT_SERVICES = [
+    "cloudformation",
+    "cloudwatch",
+    "dynamodb",
+    "ec2",
+    "iam",
+    "lambda",
+    "logs",
+    "s3",
+]
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+
+class CourseForm(forms.ModelForm):
+    allowed_regions = forms.MultipleChoiceField(
+        label="Allowed AWS regions",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Students can only create resources in these regions.",
+    )
+    allowed_services = forms.CharField(
+        label="Allowed AWS services",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Service prefixes as in IAM actions, separated by commas or spaces, "
+        "e.g. ec2, s3, lambda.",
+    )
+
+    class Meta:
+        model = Course
+        fields = COURSE_FIELDS
+        widgets = {
+            "start_date": DateInput(),
+            "end_date": DateInput(),
+            "description": forms.Textarea(attrs={"rows": 3}),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["allowed_regions"].choices = [
+            (code, f"{code} — {name}") for code, name in region_names().items()
+        ]
+        if self.instance.pk:
+            self.initial["allowed_services"] = ", ".join(self.instance.allowed_services)
+        else:
+            self.initial.setdefault("allowed_regions", DEFAULT_REGIONS)
+            self.initial.setdefault("allowed_services", ", ".join(DEFAULT_SERVICES))
+        self.fields["budget_per_student"].min_value = Decimal("0.01")
+
+    def clean_code(self) -> str:
+        return self.cleaned_data["code"].lower()
+
+    def clean_budget_per_student(self) -> Decimal:
+        budget = self.cleaned_data["budget_per_student"]
+        if budget <= 0:
+            raise ValidationError("The budget per student must be more than $0.")
+        return budget
+
+    def clean_allowed_services(self) -> list[str]:
+        names = [n.lower() for n in re.split(r"[\s,;]+", self.cleaned_data["allowed_services"]) if n]
+        unknown = sorted(set(names) - service_prefixes())
+        if unknown:
+            raise ValidationError(
+                "Unknown AWS service(s): %(names)s. Use the prefix of IAM actions, e.g. ec2, s3.",
+                params={"names": ", ".join(unknown)},
+            )
+        if not names:
+            raise ValidationError("Allow at least one service.")
+        return sorted(set(names))
+
+    def clean_allowed_regions(self) -> list[str]:
+        return sorted(self.cleaned_data["allowed_regions"])
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        start, end = cleaned.get("start_date"), cleaned.get("end_date")
+        if start and end and end < start:
+            self.add_error("end_date", "The course must end on or after its start date.")
+        return cleaned
+
+    def changes(self) -> dict:
+        """The edited fields and their new values, for course_update()."""
+        return {name: self.cleaned_data[name] for name in self.changed_data}
+
+
+class RosterUploadForm(forms.Form):
+    file = forms.FileField(
+        label="Roster CSV",
+        help_text="Columns email, name, role (instructor, ta or student), with a header line. "
+        "Commas or semicolons. Up to 5,000 people and 2 MB.",
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > settings.PORTAL_ROSTER_MAX_BYTES:
+            limit_mb = settings.PORTAL_ROSTER_MAX_BYTES // (1024 * 1024)
+            raise ValidationError(f"The file is larger than {limit_mb} MB.")
+        return upload
+
+
+class RosterConfirmForm(forms.Form):
+    send_invitations = forms.BooleanField(
+        required=False, initial=True, label="Email invitations to the people added"
+    )
+
+
+class MemberAddForm(forms.Form):
+    email = forms.EmailField()
+    name = forms.CharField(max_length=200, required=False)
+    role = forms.ChoiceField(choices=CourseRole.choices, initial=CourseRole.STUDENT)
+
+    def clean_email(self) -> str:
+        return normalize_email(self.cleaned_data["email"])
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=CourseRole.choices)
+
+
+class JoinCodeForm(forms.Form):
+    code = forms.CharField(max_length=20, label="Course code")
+
+    def clean_code(self) -> str:
+        return Course.normalize_join_code(self.cleaned_data["code"])

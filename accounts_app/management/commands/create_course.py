@@ -1,0 +1,61 @@
+from datetime import date, timedelta
+
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts_app.forms import DEFAULT_REGIONS, DEFAULT_SERVICES, CourseForm
+from accounts_app.services.courses import course_create
+from accounts_app.services.invitations import invitations_enqueue
+
+DEFAULT_LENGTH = timedelta(weeks=15)
+
+
+def term_of(day: date) -> str:
+    season = "Spring" if day.month <= 5 else "Summer" if day.month <= 8 else "Fall"
+    return f"{season} {day.year}"
+
+
+class Command(BaseCommand):
+    help = "Create a course with its first instructor (who is invited by email)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--code", required=True)
+        parser.add_argument("--name", required=True)
+        parser.add_argument("--instructor", required=True, metavar="EMAIL")
+        parser.add_argument("--budget", default="100", metavar="USD", help="Per student (100).")
+        parser.add_argument("--start", type=date.fromisoformat, metavar="YYYY-MM-DD")
+        parser.add_argument("--end", type=date.fromisoformat, metavar="YYYY-MM-DD")
+        parser.add_argument("--term", help="e.g. 'Fall 2026' (default: from the start date)")
+
+    def handle(self, **options) -> None:
+        start = options["start"] or date.today()
+        end = options["end"] or start + DEFAULT_LENGTH
+        form = CourseForm(
+            data={
+                "name": options["name"],
+                "code": options["code"],
+                "term": options["term"] or term_of(start),
+                "start_date": start,
+                "end_date": end,
+                "budget_per_student": options["budget"],
+                "access_mode": "identity_center",
+                "end_policy": "close",
+                "allowed_regions": DEFAULT_REGIONS,
+                "allowed_services": ", ".join(DEFAULT_SERVICES),
+                "billing_contact_email": options["instructor"],
+                "usage_alert_email": options["instructor"],
+            }
+        )
+        if not form.is_valid():
+            problems = [
+                f"{name}: {' '.join(errors)}" if name != "__all__" else " ".join(errors)
+                for name, errors in form.errors.items()
+            ]
+            raise CommandError("The course was not created.\n" + "\n".join(problems))
+        course = course_create(actor=None, instructor_email=options["instructor"], **form.cleaned_data)
+        invited = invitations_enqueue(actor=None, course=course)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Created {course.code} ({course.term}, {course.start_date} to {course.end_date}); "
+                f"{'invited' if invited else 'added'} {options['instructor']} as instructor."
+            )
+        )

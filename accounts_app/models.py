@@ -1,0 +1,264 @@
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser, BaseUserManager
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import OuterRef, Q, Subquery
+
+from accounts_app.choices import (
+    AccessMode,
+    AuditAction,
+    CourseRole,
+    EndPolicy,
+    InviteStatus,
+    MembershipSource,
+)
+
+
+def normalize_email(email: str) -> str:
+    """One spelling per mailbox: surrounding blanks dropped, lower case throughout."""
+    return email.strip().lower()
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **fields) -> User:
+        user = self.model(email=normalize_email(email), **fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **fields) -> User:
+        fields.update(is_staff=True, is_superuser=True)
+        return self.create_user(email, password, **fields)
+
+
+class User(AbstractUser):
+    """A person who signs in. The email address is the login; there is no user name."""
+
+    username = None  # type: ignore[assignment]
+    first_name = None  # type: ignore[assignment]
+    last_name = None  # type: ignore[assignment]
+    email = models.EmailField("email address", unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    is_instructor = models.BooleanField(
+        default=False, help_text="May create courses. Administrators may always create courses."
+    )
+
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    objects = UserManager()
+
+    def __str__(self) -> str:
+        return self.name or self.email
+
+    def get_full_name(self) -> str:
+        return self.name
+
+    def get_short_name(self) -> str:
+        return self.name or self.email
+
+
+class CourseQuerySet(models.QuerySet["Course"]):
+    def for_user(self, user) -> CourseQuerySet:
+        """The courses `user` may see, each annotated with `viewer_role` (None for administrators
+        who are not members)."""
+        if not user.is_authenticated:
+            return self.none()
+        role = Membership.objects.filter(course=OuterRef("pk"), user=user).values("role")[:1]
+        courses = self.annotate(viewer_role=Subquery(role))
+        if user.is_staff:
+            return courses
+        return courses.filter(viewer_role__isnull=False)
+
+    def active(self) -> CourseQuerySet:
+        return self.filter(archived_at__isnull=True)
+
+
+class Course(models.Model):
+    name = models.CharField(max_length=200)
+    code = models.SlugField(
+        max_length=50,
+        unique=True,
+        help_text="Short unique code, e.g. cs101-fall26. Letters, digits and hyphens.",
+    )
+    term = models.CharField(max_length=50, help_text="e.g. Fall 2026")
+    start_date = models.DateField()
+    end_date = models.DateField()
+    description = models.TextField(blank=True)
+    budget_per_student = models.DecimalField(
+        "budget per student (USD)", max_digits=10, decimal_places=2
+    )
+    access_mode = models.CharField(
+        max_length=20, choices=AccessMode.choices, default=AccessMode.IDENTITY_CENTER
+    )
+    end_policy = models.CharField(
+        "end-of-course policy", max_length=20, choices=EndPolicy.choices, default=EndPolicy.CLOSE
+    )
+    allowed_regions = models.JSONField(default=list, help_text="AWS region codes students may use.")
+    allowed_services = models.JSONField(
+        default=list, help_text="AWS service prefixes students may use, e.g. ec2, s3, lambda."
+    )
+    billing_contact_email = models.EmailField()
+    usage_alert_email = models.EmailField("usage-alert contact email")
+    join_code = models.CharField(max_length=20, unique=True, null=True, blank=True)
+    join_code_enabled = models.BooleanField(default=False)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CourseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-start_date", "code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(end_date__gte=models.F("start_date")), name="course_dates_in_order"
+            ),
+            models.CheckConstraint(
+                condition=Q(budget_per_student__gt=0), name="course_budget_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.name}"
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
+
+    @property
+    def join_is_open(self) -> bool:
+        return self.join_code_enabled and bool(self.join_code) and not self.is_archived
+
+    @staticmethod
+    def normalize_join_code(raw: str) -> str:
+        """Accept the code however it was typed: any case, with or without the hyphen."""
+        letters = "".join(ch for ch in raw.upper() if ch.isalnum())
+        return f"{letters[:4]}-{letters[4:]}" if len(letters) == 8 else letters
+
+    @staticmethod
+    def new_join_code() -> str:
+        # Unambiguous characters only: the code is read aloud in class and typed on phones.
+        alphabet = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+        raw = "".join(secrets.choice(alphabet) for _ in range(8))
+        return f"{raw[:4]}-{raw[4:]}"
+
+
+class MembershipQuerySet(models.QuerySet["Membership"]):
+    def visible_to(self, user, course: Course) -> MembershipQuerySet:
+        """Roster entries of `course` that `user` may see: all of them for course staff and
+        administrators, only their own for a student."""
+        entries = self.filter(course=course)
+        if user.is_staff or course.viewer_role in (CourseRole.INSTRUCTOR, CourseRole.TA):
+            return entries
+        return entries.filter(user=user)
+
+
+class Membership(models.Model):
+    """A person on a course roster, with their role. `user` is set once they sign in."""
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="memberships")
+    email = models.EmailField()
+    name = models.CharField(max_length=200, blank=True)
+    role = models.CharField(max_length=20, choices=CourseRole.choices, default=CourseRole.STUDENT)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="memberships",
+    )
+    source = models.CharField(max_length=20, choices=MembershipSource.choices)
+    invite_status = models.CharField(
+        max_length=20, choices=InviteStatus.choices, default=InviteStatus.NOT_SENT
+    )
+    invited_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = MembershipQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["role", "name", "email"]
+        constraints = [
+            models.UniqueConstraint(fields=["course", "email"], name="membership_unique_email"),
+            models.UniqueConstraint(
+                fields=["course", "user"],
+                condition=Q(user__isnull=False),
+                name="membership_unique_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} ({self.get_role_display()}, {self.course.code})"
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.email
+
+
+class RosterUpload(models.Model):
+    """A CSV file waiting for the instructor to confirm its preview."""
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="roster_uploads")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    filename = models.CharField(max_length=255)
+    content = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.filename} for {self.course.code}"
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def update(self, **kwargs):
+        raise ValidationError("The audit log is append-only.")
+
+    def delete(self):
+        raise ValidationError("The audit log is append-only.")
+
+
+class AuditEvent(models.Model):
+    """One line of the append-only audit log: who did what, when, to which object."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as text so the log still names the person after their user is deleted.
+    actor_label = models.CharField(max_length=254)
+    course = models.ForeignKey(
+        Course, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
+    )
+    action = models.CharField(max_length=40, choices=AuditAction.choices)
+    object_type = models.CharField(max_length=50)
+    object_id = models.CharField(max_length=50, blank=True)
+    summary = models.CharField(max_length=500)
+    data = models.JSONField(default=dict, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label}: {self.summary}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise ValidationError("The audit log is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError("The audit log is append-only.")

@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts_app.choices import AuditAction, CourseRole, InviteStatus, MembershipSource
+from accounts_app.models import Course, Membership, User, normalize_email
+from accounts_app.services.audit import audit_record
+
+# The fields an instructor edits on the course settings page.
+COURSE_FIELDS = (
+    "name",
+    "code",
+    "term",
+    "start_date",
+    "end_date",
+    "description",
+    "budget_per_student",
+    "access_mode",
+    "end_policy",
+    "allowed_regions",
+    "allowed_services",
+    "billing_contact_email",
+    "usage_alert_email",
+)
+JOIN_CODE_ATTEMPTS = 5
+
+
+@transaction.atomic
+def course_create(*, actor: User | None, instructor_email: str, **fields: Any) -> Course:
+    """Create a course with `instructor_email` as its first instructor."""
+    course = Course.objects.create(created_by=actor, **fields)
+    instructor_email = normalize_email(instructor_email)
+    instructor = User.objects.filter(email=instructor_email).first()
+    Membership.objects.create(
+        course=course,
+        email=instructor_email,
+        name=instructor.name if instructor else "",
+        user=instructor,
+        role=CourseRole.INSTRUCTOR,
+        source=MembershipSource.MANUAL,
+        invite_status=InviteStatus.ACCEPTED if instructor else InviteStatus.NOT_SENT,
+        accepted_at=timezone.now() if instructor else None,
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.COURSE_CREATED,
+        course=course,
+        target=course,
+        summary=f"Created course {course.code} ({course.name}) with instructor {instructor_email}",
+    )
+    return course
+
+
+@transaction.atomic
+def course_update(*, actor: User, course: Course, changes: dict[str, Any]) -> Course:
+    """Apply the edited fields in `changes` and record what each was before."""
+    before = {name: getattr(course, name) for name in changes}
+    for name, value in changes.items():
+        setattr(course, name, value)
+    course.save()
+    changed = {name: [_plain(before[name]), _plain(value)] for name, value in changes.items()}
+    if changed:
+        labels = ", ".join(str(Course._meta.get_field(name).verbose_name) for name in changed)
+        audit_record(
+            actor=actor,
+            action=AuditAction.COURSE_UPDATED,
+            course=course,
+            target=course,
+            summary=f"Edited {labels}",
+            data={"changes": changed},
+        )
+    return course
+
+
+@transaction.atomic
+def course_archive(*, actor: User, course: Course) -> Course:
+    course.archived_at = timezone.now()
+    course.save(update_fields=["archived_at", "updated_at"])
+    audit_record(
+        actor=actor,
+        action=AuditAction.COURSE_ARCHIVED,
+        course=course,
+        target=course,
+        summary=f"Archived course {course.code}",
+    )
+    return course
+
+
+@transaction.atomic
+def course_unarchive(*, actor: User, course: Course) -> Course:
+    course.archived_at = None
+    course.save(update_fields=["archived_at", "updated_at"])
+    audit_record(
+        actor=actor,
+        action=AuditAction.COURSE_UNARCHIVED,
+        course=course,
+        target=course,
+        summary=f"Restored course {course.code} from the archive",
+    )
+    return course
+
+
+def course_join_code_enable(*, actor: User, course: Course) -> Course:
+    """Turn self-enrolment on, keeping the existing code if there is one."""
+    if course.join_code:
+        return _set_join_code(actor, course, course.join_code, AuditAction.JOIN_CODE_ENABLED)
+    return course_join_code_rotate(actor=actor, course=course)
+
+
+def course_join_code_rotate(*, actor: User, course: Course) -> Course:
+    """Give the course a fresh code; the old one stops working at once."""
+    action = AuditAction.JOIN_CODE_ROTATED if course.join_code else AuditAction.JOIN_CODE_ENABLED
+    for _ in range(JOIN_CODE_ATTEMPTS):
+        try:
+            return _set_join_code(actor, course, Course.new_join_code(), action)
+        except IntegrityError:
+            continue  # another course drew the same code; draw again
+    raise RuntimeError("Could not find an unused join code.")
+
+
+@transaction.atomic
+def course_join_code_disable(*, actor: User, course: Course) -> Course:
+    course.join_code_enabled = False
+    course.save(update_fields=["join_code_enabled", "updated_at"])
+    audit_record(
+        actor=actor,
+        action=AuditAction.JOIN_CODE_DISABLED,
+        course=course,
+        target=course,
+        summary="Turned the join code off",
+    )
+    return course
+
+
+@transaction.atomic
+def _set_join_code(actor: User, course: Course, code: str, action: AuditAction) -> Course:
+    course.join_code = code
+    course.join_code_enabled = True
+    course.save(update_fields=["join_code", "join_code_enabled", "updated_at"])
+    audit_record(
+        actor=actor,
+        action=action,
+        course=course,
+        target=course,
+        summary=f"Join code is now {code}",
+    )
+    return course
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly copy of a field value for the audit log."""
+    if isinstance(value, (str, int, float, bool, list, type(None))):
+        return value
+    return str(value)

@@ -1,0 +1,267 @@
+"""Roster writes: CSV imports (previewed, then applied atomically), and changes to one person."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts_app.choices import AuditAction, CourseRole, MembershipSource
+from accounts_app.models import Course, Membership, RosterUpload, User, normalize_email
+from accounts_app.roster_csv import RosterError, RosterRow, decode_roster, parse_roster
+from accounts_app.services.audit import audit_record
+from accounts_app.services.invitations import invitations_enqueue
+
+BULK_BATCH_SIZE = 1000
+
+
+class RowOutcome(StrEnum):
+    ADD = "add"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class PlannedRow:
+    row: RosterRow
+    outcome: RowOutcome
+    changes: tuple[str, ...] = ()  # human-readable, e.g. "role: student → ta"
+
+
+@dataclass
+class RosterPlan:
+    """What importing a file would do, line by line, before anything is saved."""
+
+    rows: list[PlannedRow] = field(default_factory=list)
+    errors: list[RosterError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def count(self, outcome: RowOutcome) -> int:
+        return sum(1 for planned in self.rows if planned.outcome == outcome)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        """How many rows have each outcome, keyed by outcome name (for templates)."""
+        return {outcome.value: self.count(outcome) for outcome in RowOutcome}
+
+
+class RosterImportError(Exception):
+    def __init__(self, errors: list[RosterError]):
+        self.errors = errors
+        super().__init__("; ".join(str(error) for error in errors))
+
+
+class RosterChangeError(Exception):
+    """A change to one person that would leave the roster in a bad state."""
+
+
+def roster_plan(*, course: Course, text: str) -> RosterPlan:
+    """Compare a roster file with the course roster. Reads only."""
+    parsed = parse_roster(text)
+    plan = RosterPlan(errors=list(parsed.errors))
+    existing = {m.email: m for m in course.memberships.only("email", "name", "role")}
+    for row in parsed.rows:
+        member = existing.get(row.email)
+        if member is None:
+            plan.rows.append(PlannedRow(row, RowOutcome.ADD))
+            continue
+        changes = []
+        if row.role != member.role:
+            changes.append(f"role: {member.get_role_display()} → {CourseRole(row.role).label}")
+        if row.name and row.name != member.name:
+            changes.append(f"name: {member.name or '(none)'} → {row.name}")
+        outcome = RowOutcome.UPDATE if changes else RowOutcome.UNCHANGED
+        plan.rows.append(PlannedRow(row, outcome, tuple(changes)))
+
+    if plan.ok and not _keeps_an_instructor(existing, plan):
+        plan.errors.append(
+            RosterError(None, "This file would leave the course without an instructor.")
+        )
+    return plan
+
+
+def roster_upload_create(
+    *, actor: User, course: Course, filename: str, data: bytes
+) -> tuple[RosterUpload, RosterPlan]:
+    """Keep an uploaded file for its preview. ValueError if it cannot be read at all."""
+    text = decode_roster(data)
+    upload = RosterUpload.objects.create(
+        course=course, uploaded_by=actor, filename=filename[:255], content=text
+    )
+    return upload, roster_plan(course=course, text=text)
+
+
+def roster_upload_apply(
+    *, actor: User, upload: RosterUpload, send_invitations: bool
+) -> RosterPlan:
+    """Import a previewed upload. Applying the same upload twice does nothing the second time."""
+    with transaction.atomic():
+        upload = RosterUpload.objects.select_for_update().get(pk=upload.pk)
+        if upload.applied_at is not None:
+            return roster_plan(course=upload.course, text=upload.content)
+        plan = roster_import(
+            actor=actor,
+            course=upload.course,
+            text=upload.content,
+            send_invitations=send_invitations,
+            source_name=upload.filename,
+        )
+        upload.applied_at = timezone.now()
+        upload.save(update_fields=["applied_at"])
+    return plan
+
+
+@transaction.atomic
+def roster_import(
+    *,
+    actor: User | None,
+    course: Course,
+    text: str,
+    send_invitations: bool,
+    source_name: str = "roster.csv",
+) -> RosterPlan:
+    """Add and update everyone in a roster file, all or nothing, in a fixed number of queries.
+
+    Nobody is removed: people missing from the file stay on the roster. Raises
+    RosterImportError (and changes nothing) if any line has an error.
+    """
+    plan = roster_plan(course=course, text=text)
+    if not plan.ok:
+        raise RosterImportError(plan.errors)
+
+    existing = {m.email: m for m in course.memberships.all()}
+    now = timezone.now()
+
+    new_members = [
+        _new_member(course, planned.row, now)
+        for planned in plan.rows
+        if planned.outcome == RowOutcome.ADD
+    ]
+    changed_members = []
+    for planned in plan.rows:
+        if planned.outcome == RowOutcome.UPDATE:
+            member = existing[planned.row.email]
+            member.role = planned.row.role
+            member.name = planned.row.name or member.name
+            member.updated_at = now
+            changed_members.append(member)
+
+    Membership.objects.bulk_create(new_members, batch_size=BULK_BATCH_SIZE)
+    Membership.objects.bulk_update(
+        changed_members, ["role", "name", "updated_at"], batch_size=BULK_BATCH_SIZE
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.ROSTER_IMPORTED,
+        course=course,
+        target=course,
+        summary=(
+            f"Imported {source_name}: {len(new_members)} added, {len(changed_members)} updated, "
+            f"{plan.count(RowOutcome.UNCHANGED)} unchanged"
+        ),
+        data={
+            "added": [m.email for m in new_members],
+            "updated": {
+                p.row.email: list(p.changes) for p in plan.rows if p.outcome == RowOutcome.UPDATE
+            },
+        },
+    )
+    if send_invitations:
+        invitations_enqueue(actor=actor, course=course)
+    return plan
+
+
+def _new_member(course: Course, row: RosterRow, now: datetime) -> Membership:
+    return Membership(
+        course=course,
+        email=row.email,
+        name=row.name,
+        role=row.role,
+        source=MembershipSource.IMPORT,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _keeps_an_instructor(existing: dict[str, Membership], plan: RosterPlan) -> bool:
+    roles = {email: member.role for email, member in existing.items()}
+    roles.update({planned.row.email: planned.row.role for planned in plan.rows})
+    return CourseRole.INSTRUCTOR in roles.values()
+
+
+@transaction.atomic
+def member_add(
+    *, actor: User, course: Course, email: str, name: str, role: CourseRole
+) -> Membership:
+    """Put one person on the roster by hand."""
+    email = normalize_email(email)
+    if course.memberships.filter(email=email).exists():
+        raise RosterChangeError(f"{email} is already on the roster; change their role in the table.")
+    member = Membership.objects.create(
+        course=course,
+        email=email,
+        name=name,
+        role=role,
+        source=MembershipSource.MANUAL,
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.MEMBER_ADDED,
+        course=course,
+        target=member,
+        summary=f"Added {email} as {member.get_role_display()}",
+    )
+    return member
+
+
+@transaction.atomic
+def member_change_role(*, actor: User, member: Membership, role: CourseRole) -> Membership:
+    member = Membership.objects.select_for_update().get(pk=member.pk)
+    if member.role == role:
+        return member
+    _refuse_losing_last_instructor(member)
+    previous = member.get_role_display()
+    member.role = role
+    member.save(update_fields=["role", "updated_at"])
+    audit_record(
+        actor=actor,
+        action=AuditAction.MEMBER_ROLE_CHANGED,
+        course=member.course,
+        target=member,
+        summary=f"Changed {member.email} from {previous} to {member.get_role_display()}",
+    )
+    return member
+
+
+@transaction.atomic
+def member_remove(*, actor: User, member: Membership) -> None:
+    member = Membership.objects.select_for_update().get(pk=member.pk)
+    _refuse_losing_last_instructor(member)
+    audit_record(
+        actor=actor,
+        action=AuditAction.MEMBER_REMOVED,
+        course=member.course,
+        target=member,
+        summary=f"Removed {member.email} ({member.get_role_display()}) from the roster",
+    )
+    member.delete()
+
+
+def _refuse_losing_last_instructor(member: Membership) -> None:
+    if member.role != CourseRole.INSTRUCTOR:
+        return
+    # Lock every instructor row so two simultaneous demotions cannot both pass this check.
+    instructors = list(
+        Membership.objects.select_for_update()
+        .filter(course_id=member.course_id, role=CourseRole.INSTRUCTOR)
+        .values_list("pk", flat=True)
+    )
+    if instructors == [member.pk]:
+        raise RosterChangeError("A course needs at least one instructor. Add another one first.")
+

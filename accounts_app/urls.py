@@ -1,0 +1,37 @@
+from django.urls import include, path
+
+from accounts_app.views import courses, invitations, roster
+
+course_patterns = [
+    path("", courses.course_list, name="list"),
+    path("new/", courses.course_create, name="create"),
+    path("<int:course_id>/", courses.course_detail, name="detail"),
+    path("<int:course_id>/settings/", courses.course_edit, name="edit"),
+    path("<int:course_id>/archive/", courses.course_archive, name="archive"),
+    path("<int:course_id>/join-code/", courses.course_join_code, name="join_code"),
+    path("<int:course_id>/audit/", courses.course_audit, name="audit"),
+    path("<int:course_id>/roster/", roster.roster, name="roster"),
+    path("<int:course_id>/roster/export.csv", roster.roster_export, name="roster_export"),
+    path("<int:course_id>/roster/import/", roster.roster_import, name="roster_import"),
+    path(
+        "<int:course_id>/roster/import/<int:upload_id>/",
+        roster.roster_preview,
+        name="roster_preview",
+    ),
+    path("<int:course_id>/roster/add/", roster.member_add, name="member_add"),
+    path("<int:course_id>/roster/invite/", roster.invitations_send_pending, name="invite_pending"),
+    path("<int:course_id>/roster/<int:member_id>/role/", roster.member_role, name="member_role"),
+    path(
+        "<int:course_id>/roster/<int:member_id>/resend/", roster.member_resend, name="member_resend"
+    ),
+    path(
+        "<int:course_id>/roster/<int:member_id>/remove/", roster.member_remove, name="member_remove"
+    ),
+]
+
+urlpatterns = [
+    path("courses/", include((course_patterns, "courses"))),
+    path("invite/<str:token>/", invitations.invitation, name="invitation"),
+    path("join/", invitations.join, name="join"),
+    path("join/<str:code>/", invitations.join_course, name="join_course"),
+]

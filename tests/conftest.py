@@ -1,0 +1,58 @@
+from dataclasses import dataclass
+
+import pytest
+from django.test import Client
+
+from accounts_app.choices import CourseRole
+from accounts_app.models import Course, User
+from portal.celery import app as celery_app
+from tests.factories import CourseFactory, MembershipFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def celery_runs_tasks_inline():
+    """Tasks run in the test process, after the transaction that queued them commits."""
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+@dataclass
+class Personas:
+    """One course seen by everyone who might look at it, and a second course next door."""
+
+    course: Course
+    other_course: Course
+    instructor: User
+    ta: User
+    student: User
+    other_instructor: User
+    other_student: User
+    admin: User
+
+    def client(self, persona: str) -> Client:
+        client = Client()
+        if persona != "anonymous":
+            client.force_login(getattr(self, persona))
+        return client
+
+
+@pytest.fixture
+def personas(db) -> Personas:
+    course = CourseFactory(code="cs101", name="Cloud Computing")
+    other_course = CourseFactory(code="bio200", name="Bioinformatics on AWS")
+    people = {
+        "instructor": (course, CourseRole.INSTRUCTOR),
+        "ta": (course, CourseRole.TA),
+        "student": (course, CourseRole.STUDENT),
+        "other_instructor": (other_course, CourseRole.INSTRUCTOR),
+        "other_student": (other_course, CourseRole.STUDENT),
+    }
+    users = {}
+    for persona, (persona_course, role) in people.items():
+        user = UserFactory(email=f"{persona}@school.example", is_instructor=role == CourseRole.INSTRUCTOR)
+        MembershipFactory(course=persona_course, user=user, role=role)
+        users[persona] = user
+    admin = UserFactory(email="admin@school.example", is_staff=True, is_superuser=True)
+    return Personas(course=course, other_course=other_course, admin=admin, **users)

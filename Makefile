@@ -16,12 +16,13 @@ export AWS_DEFAULT_REGION := us-east-1
 endif
 export PORTAL_PORT EMULATOR_PORT
 
-.PHONY: help install run demo test lock clean
+.PHONY: help install run demo test bench lock clean
 
 help:
 	@echo "make run    start the portal at http://127.0.0.1:$(PORTAL_PORT) with a demo course"
 	@echo "make test   run the test suite against PostgreSQL and Redis"
 	@echo "make demo   reload the demo course and print its logins"
+	@echo "make bench  refresh docs/BENCHMARKS.md (PostgreSQL)"
 	@echo "make lock   re-pin requirements.lock from pyproject.toml"
 
 $(BIN)/activate:
@@ -47,6 +48,13 @@ demo: install
 test: install
 	scripts/ensure-services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	scripts/ensure-services
+	for script in bench/[a-z]*.py; do \
+	  [ "$$script" = bench/common.py ] || \
+	  DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python $$script || exit 1; \
+	done
 
 lock:
 	rm -rf .lock-venv

@@ -15,9 +15,6 @@ from accounts_app.roster_csv import RosterError, RosterRow, decode_roster, parse
 from accounts_app.services.audit import audit_record
 from accounts_app.services.invitations import invitations_enqueue
 
-BULK_BATCH_SIZE = 1000
-
-
 class RowOutcome(StrEnum):
     ADD = "add"
     UPDATE = "update"
@@ -28,6 +25,7 @@ class RowOutcome(StrEnum):
 class PlannedRow:
     row: RosterRow
     outcome: RowOutcome
+    member: Membership | None = None  # the roster entry the row matches, if any
     changes: tuple[str, ...] = ()  # human-readable, e.g. "role: student → ta"
 
 
@@ -77,7 +75,7 @@ def roster_plan(*, course: Course, text: str) -> RosterPlan:
         if row.name and row.name != member.name:
             changes.append(f"name: {member.name or '(none)'} → {row.name}")
         outcome = RowOutcome.UPDATE if changes else RowOutcome.UNCHANGED
-        plan.rows.append(PlannedRow(row, outcome, tuple(changes)))
+        plan.rows.append(PlannedRow(row, outcome, member, tuple(changes)))
 
     if plan.ok and not _keeps_an_instructor(existing, plan):
         plan.errors.append(
@@ -135,38 +133,28 @@ def roster_import(
     if not plan.ok:
         raise RosterImportError(plan.errors)
 
-    existing = {m.email: m for m in course.memberships.all()}
     now = timezone.now()
-
-    new_members = [
-        _new_member(course, planned.row, now)
-        for planned in plan.rows
-        if planned.outcome == RowOutcome.ADD
-    ]
-    changed_members = []
-    for planned in plan.rows:
-        if planned.outcome == RowOutcome.UPDATE:
-            member = existing[planned.row.email]
-            member.role = planned.row.role
-            member.name = planned.row.name or member.name
-            member.updated_at = now
-            changed_members.append(member)
-
-    Membership.objects.bulk_create(new_members, batch_size=BULK_BATCH_SIZE)
-    Membership.objects.bulk_update(
-        changed_members, ["role", "name", "updated_at"], batch_size=BULK_BATCH_SIZE
+    changed = [p for p in plan.rows if p.outcome != RowOutcome.UNCHANGED]
+    # One INSERT … ON CONFLICT for adds and updates alike: constant queries, no race between
+    # two imports of the same person.
+    Membership.objects.bulk_create(
+        [_member_after_import(course, planned, now) for planned in changed],
+        update_conflicts=True,
+        unique_fields=["course", "email"],
+        update_fields=["role", "name", "updated_at"],
     )
+    added = [p.row.email for p in changed if p.outcome == RowOutcome.ADD]
     audit_record(
         actor=actor,
         action=AuditAction.ROSTER_IMPORTED,
         course=course,
         target=course,
         summary=(
-            f"Imported {source_name}: {len(new_members)} added, {len(changed_members)} updated, "
+            f"Imported {source_name}: {len(added)} added, {plan.count(RowOutcome.UPDATE)} updated, "
             f"{plan.count(RowOutcome.UNCHANGED)} unchanged"
         ),
         data={
-            "added": [m.email for m in new_members],
+            "added": added,
             "updated": {
                 p.row.email: list(p.changes) for p in plan.rows if p.outcome == RowOutcome.UPDATE
             },
@@ -177,12 +165,13 @@ def roster_import(
     return plan
 
 
-def _new_member(course: Course, row: RosterRow, now: datetime) -> Membership:
+def _member_after_import(course: Course, planned: PlannedRow, now: datetime) -> Membership:
+    current_name = planned.member.name if planned.member else ""
     return Membership(
         course=course,
-        email=row.email,
-        name=row.name,
-        role=row.role,
+        email=planned.row.email,
+        name=planned.row.name or current_name,  # a blank name in the file keeps the known one
+        role=planned.row.role,
         source=MembershipSource.IMPORT,
         created_at=now,
         updated_at=now,

@@ -1,0 +1,16 @@
+FROM python:3.12-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PORTAL_VAR_DIR=/var/lib/portal
+WORKDIR /app
+
+COPY requirements.lock .
+RUN pip install --no-cache-dir -r requirements.lock
+
+COPY . .
+RUN python manage.py collectstatic --no-input \
+ && useradd --system --home /var/lib/portal portal \
+ && mkdir -p /var/lib/portal && chown portal /var/lib/portal
+USER portal
+
+EXPOSE 8000
+CMD ["gunicorn", "portal.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

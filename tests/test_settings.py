@@ -1,0 +1,66 @@
+"""The settings module as a fresh process sees it: production refuses to start without its
+secrets, and passes Django's deployment checks once they are given."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+PRODUCTION_ENV = {
+    "PORTAL_ENV": "production",
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "DJANGO_ALLOWED_HOSTS": "portal.example.edu",
+    "DATABASE_URL": "postgres://portal@db.example.edu/portal",
+    "REDIS_URL": "redis://cache.example.edu:6379/0",
+    "EMAIL_HOST": "smtp.example.edu",
+}
+
+
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PORTAL_"))}
+    clean.pop("DATABASE_URL", None)
+    clean.pop("REDIS_URL", None)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT,
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_production_settings_pass_the_deployment_checks():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
+
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "missing", ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL"]
+)
+def test_production_refuses_to_start_without_a_secret(missing):
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != missing}
+
+    result = manage("check", env=env)
+
+    assert result.returncode != 0
+    assert f"{missing} must be set when PORTAL_ENV=production." in result.stderr
+
+
+def test_development_starts_with_no_environment_at_all(tmp_path):
+    result = manage("check", env={"PORTAL_VAR_DIR": str(tmp_path)})
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_an_unknown_environment_name_is_refused():
+    result = manage("check", env={"PORTAL_ENV": "staging"})
+
+    assert result.returncode != 0
+    assert "PORTAL_ENV must be 'development' or 'production'." in result.stderr

@@ -51,3 +51,30 @@ class AuditAction(models.TextChoices):
     JOINED_WITH_CODE = "member.joined", "Joined with the course code"
     INSTRUCTOR_GRANTED = "user.instructor_granted", "Instructor rights granted"
     INSTRUCTOR_REVOKED = "user.instructor_revoked", "Instructor rights taken away"
+    ACCOUNT_REQUESTED = "account.requested", "AWS account requested"
+    ACCOUNT_RETRIED = "account.retried", "AWS account retried"
+    ACCOUNTS_PRECREATED = "account.precreated", "AWS accounts pre-created"
+    ACCOUNT_PASSWORD_REVEALED = "account.password_revealed", "First password shown"
+    GUARDRAILS_APPLIED = "course.guardrails_applied", "Guardrails applied"
+    AWS_BOOTSTRAPPED = "aws.bootstrapped", "AWS organization set up"
+
+
+class AccountState(models.TextChoices):
+    """Where a student's AWS account is in its life; see accounts_app/lifecycle.py."""
+
+    REQUESTED = "requested", "Waiting in the queue"
+    CREATING = "creating", "AWS is creating the account"
+    INVITING = "inviting", "Inviting your existing account"
+    INVITED = "invited", "Waiting for you to accept the invitation"
+    AWAITING_ACCESS_ROLE = "awaiting_access_role", "Waiting for you to create the access role"
+    CONFIGURING = "configuring", "Setting up guardrails and sign-in"
+    WAITING_FOR_DIRECTORY = "waiting_for_directory", "Waiting for the school directory"
+    WAITING_FOR_QUOTA = "waiting_for_quota", "Waiting for the organization's account quota"
+    POOLED = "pooled", "Ready in the pool"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Needs attention"
+
+
+class AccountOrigin(models.TextChoices):
+    CREATED = "created", "Created by the portal"
+    INVITED = "invited", "Existing account, invited"

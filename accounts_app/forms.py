@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from accounts_app.choices import CourseRole
 from accounts_app.models import Course, normalize_email
 from accounts_app.services.courses import COURSE_FIELDS
+from accounts_app.services.guardrails import course_policy_check
 from portal.aws.catalog import region_names, service_prefixes
 
 DEFAULT_REGIONS = ["us-east-1"]
@@ -23,6 +24,14 @@ DEFAULT_SERVICES = [
     "logs",
     "s3",
 ]
+
+
+INSTANCE_FAMILY = re.compile(r"^[a-z]+[0-9]+[a-z0-9-]*$")
+
+
+def split_names(text: str) -> list[str]:
+    """Names typed into a box, separated by commas, semicolons or blanks, in lower case."""
+    return [name.lower() for name in re.split(r"[\s,;]+", text) if name]
 
 
 class DateInput(forms.DateInput):
@@ -41,6 +50,11 @@ class CourseForm(forms.ModelForm):
         help_text="Service prefixes as in IAM actions, separated by commas or spaces, "
         "e.g. ec2, s3, lambda.",
     )
+    allowed_instance_families = forms.CharField(
+        label="Allowed EC2 instance families",
+        required=False,
+        help_text="e.g. t3, t4g, m5. Leave empty to allow every instance type.",
+    )
 
     class Meta:
         model = Course
@@ -58,6 +72,7 @@ class CourseForm(forms.ModelForm):
         ]
         if self.instance.pk:
             self.initial["allowed_services"] = ", ".join(self.instance.allowed_services)
+            self.initial["allowed_instance_families"] = ", ".join(self.instance.allowed_instance_families)
         else:
             self.initial.setdefault("allowed_regions", DEFAULT_REGIONS)
             self.initial.setdefault("allowed_services", ", ".join(DEFAULT_SERVICES))
@@ -73,7 +88,7 @@ class CourseForm(forms.ModelForm):
         return budget
 
     def clean_allowed_services(self) -> list[str]:
-        names = [n.lower() for n in re.split(r"[\s,;]+", self.cleaned_data["allowed_services"]) if n]
+        names = split_names(self.cleaned_data["allowed_services"])
         unknown = sorted(set(names) - service_prefixes())
         if unknown:
             raise ValidationError(
@@ -84,6 +99,16 @@ class CourseForm(forms.ModelForm):
             raise ValidationError("Allow at least one service.")
         return sorted(set(names))
 
+    def clean_allowed_instance_families(self) -> list[str]:
+        families = split_names(self.cleaned_data["allowed_instance_families"])
+        malformed = sorted(f for f in families if not INSTANCE_FAMILY.match(f))
+        if malformed:
+            raise ValidationError(
+                "Not an EC2 instance family: %(names)s. Write the family only, e.g. t3 or m5.",
+                params={"names": ", ".join(malformed)},
+            )
+        return sorted(set(families))
+
     def clean_allowed_regions(self) -> list[str]:
         return sorted(self.cleaned_data["allowed_regions"])
 
@@ -92,6 +117,11 @@ class CourseForm(forms.ModelForm):
         start, end = cleaned.get("start_date"), cleaned.get("end_date")
         if start and end and end < start:
             self.add_error("end_date", "The course must end on or after its start date.")
+        guardrails = ("allowed_regions", "allowed_services", "allowed_instance_families")
+        if all(name in cleaned for name in guardrails):
+            problem = course_policy_check(Course(**{name: cleaned[name] for name in guardrails}))
+            if problem:
+                self.add_error("allowed_services", problem)
         return cleaned
 
     def changes(self) -> dict:
@@ -138,3 +168,18 @@ class JoinCodeForm(forms.Form):
 
     def clean_code(self) -> str:
         return Course.normalize_join_code(self.cleaned_data["code"])
+
+
+class BringAccountForm(forms.Form):
+    aws_account_id = forms.RegexField(
+        regex=r"^\d{12}$",
+        label="Your AWS account id",
+        help_text="12 digits, shown in the account menu at the top right of the AWS console.",
+        error_messages={"invalid": "An AWS account id is exactly 12 digits."},
+    )
+
+
+class PrecreateForm(forms.Form):
+    count = forms.IntegerField(
+        min_value=1, max_value=500, initial=5, label="How many accounts to pre-create"
+    )

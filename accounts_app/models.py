@@ -10,6 +10,8 @@ from django.db.models import OuterRef, Q, Subquery
 
 from accounts_app.choices import (
     AccessMode,
+    AccountOrigin,
+    AccountState,
     AuditAction,
     CourseRole,
     EndPolicy,
@@ -104,8 +106,18 @@ class Course(models.Model):
     allowed_services = models.JSONField(
         default=list, help_text="AWS service prefixes students may use, e.g. ec2, s3, lambda."
     )
+    allowed_instance_families = models.JSONField(
+        "allowed EC2 instance families",
+        default=list,
+        blank=True,
+        help_text="e.g. t3, t4g. Empty allows every instance type.",
+    )
     billing_contact_email = models.EmailField()
     usage_alert_email = models.EmailField("usage-alert contact email")
+    aws_ou_id = models.CharField("AWS OU id", max_length=100, blank=True)
+    aws_scp_id = models.CharField("AWS SCP id", max_length=100, blank=True)
+    guardrails_applied_at = models.DateTimeField(null=True, blank=True)
+    guardrails_error = models.TextField(blank=True)
     join_code = models.CharField(max_length=20, unique=True, null=True, blank=True)
     join_code_enabled = models.BooleanField(default=False)
     archived_at = models.DateTimeField(null=True, blank=True)
@@ -262,3 +274,99 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValidationError("The audit log is append-only.")
+
+
+class AwsOrganization(models.Model):
+    """What `aws_bootstrap` found and set up in the school's organization. One row."""
+
+    organization_id = models.CharField(max_length=50, blank=True)
+    management_account_id = models.CharField(max_length=12, blank=True)
+    root_id = models.CharField(max_length=50, blank=True)
+    parent_ou_id = models.CharField("portal OU id", max_length=100, blank=True)
+    pool_ou_id = models.CharField("pool OU id", max_length=100, blank=True)
+    sso_instance_arn = models.CharField(max_length=200, blank=True)
+    identity_store_id = models.CharField(max_length=50, blank=True)
+    access_portal_url = models.URLField(blank=True)
+    permission_sets = models.JSONField(default=dict, blank=True, help_text="role → ARN")
+    baseline_policies = models.JSONField(default=dict, blank=True, help_text="name → SCP id")
+    trusted_services = models.JSONField(default=list, blank=True)
+    account_limit = models.PositiveIntegerField(null=True, blank=True)
+    bootstrapped_at = models.DateTimeField(null=True, blank=True)
+    last_reconciled_at = models.DateTimeField(null=True, blank=True)
+    drift = models.JSONField(default=list, blank=True, help_text="the reconciler's last findings")
+
+    class Meta:
+        verbose_name = "AWS organization"
+
+    def __str__(self) -> str:
+        return self.organization_id or "AWS organization (not set up)"
+
+    @classmethod
+    def load(cls) -> AwsOrganization:
+        organization, _ = cls.objects.get_or_create(pk=1)
+        return organization
+
+
+class MemberAccount(models.Model):
+    """A student's AWS account (or a pre-created one waiting in a course's pool)."""
+
+    course = models.ForeignKey(Course, on_delete=models.PROTECT, related_name="aws_accounts")
+    membership = models.OneToOneField(
+        Membership,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="aws_account",
+    )
+    state = models.CharField(
+        max_length=30, choices=AccountState.choices, default=AccountState.REQUESTED, db_index=True
+    )
+    origin = models.CharField(max_length=20, choices=AccountOrigin.choices, default=AccountOrigin.CREATED)
+    root_email = models.EmailField(unique=True)
+    account_name = models.CharField(max_length=50)
+    aws_account_id = models.CharField("AWS account id", max_length=12, unique=True, null=True, blank=True)
+    create_request_id = models.CharField(max_length=100, blank=True)
+    # Set, in its own transaction, just before CreateAccount is sent: the queue's rate limit
+    # counts it, and a later worker knows that the request may have reached AWS.
+    create_submitted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    handshake_id = models.CharField(max_length=100, blank=True)
+    identity_store_user_id = models.CharField(max_length=100, blank=True)
+    iam_user_name = models.CharField("IAM user name", max_length=64, blank=True)
+    account_alias = models.CharField(max_length=63, blank=True)
+    one_time_password = models.TextField(
+        blank=True, help_text="Encrypted; erased once shown to the student."
+    )
+    last_error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    state_changed_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["course", "created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.account_name} ({self.get_state_display()})"
+
+    @property
+    def is_pooled(self) -> bool:
+        return self.membership_id is None
+
+
+class AccountEvent(models.Model):
+    """One transition of a member account, written by lifecycle.transition() only."""
+
+    account = models.ForeignKey(MemberAccount, on_delete=models.CASCADE, related_name="events")
+    from_state = models.CharField(max_length=30, choices=AccountState.choices)
+    to_state = models.CharField(max_length=30, choices=AccountState.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=1000, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: {self.from_state} → {self.to_state}"

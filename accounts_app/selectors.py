@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 
-from accounts_app.choices import CourseRole
-from accounts_app.models import AuditEvent, Course, Membership
+from accounts_app.choices import AccessMode, AccountState, CourseRole
+from accounts_app.lifecycle import WORKING_STATES
+from accounts_app.models import AuditEvent, AwsOrganization, Course, MemberAccount, Membership
+from portal.aws.guardrails import PERMISSION_SETS
+from portal.aws.iam_users import signin_url
+from portal.aws.identity_center import console_deep_link
 
 
 def course_role_counts(*, course: Course) -> dict[str, int]:
@@ -19,7 +24,7 @@ def course_role_counts(*, course: Course) -> dict[str, int]:
 def roster_members(
     *, course: Course, role: str | None = None, search: str | None = None
 ) -> QuerySet[Membership]:
-    members = course.memberships.select_related("user").order_by("role", "name", "email")
+    members = course.memberships.select_related("user", "aws_account").order_by("role", "name", "email")
     if role in CourseRole.values:
         members = members.filter(role=role)
     if search:
@@ -29,3 +34,57 @@ def roster_members(
 
 def course_audit_events(*, course: Course) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(course=course).select_related("actor")
+
+
+def course_account_counts(*, course: Course) -> dict[str, int]:
+    """How many of the course's AWS accounts are in each state (pool accounts included)."""
+    rows = MemberAccount.objects.filter(course=course).values("state").annotate(n=Count("pk"))
+    return {row["state"]: row["n"] for row in rows}
+
+
+def course_vending_progress(*, course: Course) -> dict[str, int]:
+    """Pool size, and how many accounts are still being made (the roster refreshes while any are)."""
+    counts = MemberAccount.objects.filter(course=course).aggregate(
+        pool_count=Count("pk", filter=Q(membership__isnull=True, state=AccountState.POOLED)),
+        accounts_in_progress=Count("pk", filter=Q(state__in=WORKING_STATES)),
+    )
+    return counts
+
+
+def student_account(*, membership: Membership) -> MemberAccount | None:
+    return MemberAccount.objects.filter(membership=membership).first()
+
+
+def account_access(*, account: MemberAccount) -> dict[str, str]:
+    """How the student signs in to their account, for the status panel."""
+    organization = AwsOrganization.load()
+    if account.course.access_mode == AccessMode.IAM_USER:
+        target = account.account_alias or account.aws_account_id or ""
+        return {"signin_url": signin_url(target), "user_name": account.iam_user_name}
+    portal_url = organization.access_portal_url
+    return {
+        "portal_url": portal_url,
+        "deep_link": console_deep_link(portal_url, account.aws_account_id or "", PERMISSION_SETS["student"].name),
+        "user_name": account.membership.email if account.membership_id else "",
+    }
+
+
+def vending_overview() -> dict:
+    """The administrator's view of the organization: quota use and the vending queue."""
+    organization = AwsOrganization.load()
+    by_state = dict(
+        MemberAccount.objects.values_list("state").annotate(n=Count("pk")).values_list("state", "n")
+    )
+    with_account = MemberAccount.objects.exclude(aws_account_id=None).count()
+    return {
+        "organization": organization,
+        "by_state": [(AccountState(state).label, n) for state, n in sorted(by_state.items())],
+        "accounts_with_id": with_account,
+        "account_limit": organization.account_limit or settings.PORTAL_AWS_ACCOUNT_LIMIT,
+        "waiting_for_quota": MemberAccount.objects.filter(state=AccountState.WAITING_FOR_QUOTA)
+        .select_related("course", "membership")
+        .order_by("created_at"),
+        "failed": MemberAccount.objects.filter(state=AccountState.FAILED)
+        .select_related("course", "membership")
+        .order_by("-state_changed_at")[:50],
+    }

@@ -1,6 +1,20 @@
-"""Thin Celery tasks: ids in, one service call."""
+"""Thin Celery tasks: ids in, one service call. AWS hiccups (TransientAwsError, including lost
+answers) are retried with jittered exponential backoff; everything else is the service's to
+record on the account."""
 
 from celery import shared_task
+from django.core.cache import cache
+
+from portal.aws.errors import TransientAwsError
+
+AWS_TASK = {
+    "autoretry_for": (TransientAwsError,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 12,
+}
+DISPATCH_SCHEDULED_KEY = "vending:dispatch-scheduled"
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, retry_jitter=True, max_retries=5)
@@ -10,3 +24,73 @@ def invitations_send_task(member_ids: list[int], actor_id: int | None) -> int:
 
     actor = User.objects.filter(pk=actor_id).first() if actor_id else None
     return invitations_send(actor=actor, member_ids=member_ids)
+
+
+@shared_task(**AWS_TASK)
+def vending_dispatch_task() -> None:
+    from accounts_app.services.vending import vending_dispatch
+
+    result = vending_dispatch()
+    # One scheduled follow-up at a time, however many requests asked for a dispatch.
+    if result.retry_in is not None and cache.add(DISPATCH_SCHEDULED_KEY, 1, timeout=max(result.retry_in - 0.5, 0.5)):
+        vending_dispatch_task.apply_async(countdown=result.retry_in)
+
+
+@shared_task(**AWS_TASK)
+def account_poll_task(account_id: int) -> None:
+    from accounts_app.models import MemberAccount
+    from accounts_app.services.vending import account_poll_creation
+
+    account = MemberAccount.objects.filter(pk=account_id).first()
+    if account is None:
+        return
+    delay = account_poll_creation(account=account)
+    if delay is not None:
+        account_poll_task.apply_async((account_id,), countdown=delay)
+
+
+@shared_task(**AWS_TASK)
+def account_configure_task(account_id: int) -> None:
+    from accounts_app.models import MemberAccount
+    from accounts_app.services.vending import account_configure
+
+    account = MemberAccount.objects.filter(pk=account_id).first()
+    if account is not None:
+        account_configure(account=account)
+
+
+@shared_task(**AWS_TASK)
+def account_invite_task(account_id: int) -> None:
+    from accounts_app.models import MemberAccount
+    from accounts_app.services.vending import account_invite
+
+    account = MemberAccount.objects.filter(pk=account_id).first()
+    if account is not None:
+        account_invite(account=account)
+
+
+@shared_task(**AWS_TASK)
+def account_check_invitation_task(account_id: int) -> None:
+    from accounts_app.models import MemberAccount
+    from accounts_app.services.vending import account_check_invitation
+
+    account = MemberAccount.objects.filter(pk=account_id).first()
+    if account is not None:
+        account_check_invitation(account=account)
+
+
+@shared_task(**AWS_TASK)
+def course_guardrails_task(course_id: int) -> None:
+    from accounts_app.models import Course
+    from accounts_app.services.guardrails import course_guardrails_apply
+
+    course = Course.objects.filter(pk=course_id).first()
+    if course is not None:
+        course_guardrails_apply(actor=None, course=course)
+
+
+@shared_task(**AWS_TASK)
+def reconcile_task() -> None:
+    from accounts_app.services.reconcile import reconcile
+
+    reconcile()

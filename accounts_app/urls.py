@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from accounts_app.views import courses, invitations, roster
+from accounts_app.views import aws_accounts, courses, invitations, roster
 
 course_patterns = [
     path("", courses.course_list, name="list"),
@@ -27,6 +27,14 @@ course_patterns = [
     path(
         "<int:course_id>/roster/<int:member_id>/remove/", roster.member_remove, name="member_remove"
     ),
+    path("<int:course_id>/my-account/", aws_accounts.my_account, name="my_account"),
+    path("<int:course_id>/my-account/request/", aws_accounts.account_request, name="account_request"),
+    path("<int:course_id>/my-account/bring/", aws_accounts.account_bring, name="account_bring"),
+    path("<int:course_id>/my-account/check-role/", aws_accounts.account_check_role, name="account_check_role"),
+    path("<int:course_id>/my-account/password/", aws_accounts.account_password, name="account_password"),
+    path("<int:course_id>/accounts/provision/", aws_accounts.provision_all, name="provision_all"),
+    path("<int:course_id>/accounts/precreate/", aws_accounts.precreate, name="precreate"),
+    path("<int:course_id>/accounts/<int:account_id>/retry/", aws_accounts.account_retry, name="account_retry"),
 ]
 
 urlpatterns = [
@@ -34,4 +42,6 @@ urlpatterns = [
     path("invite/<str:token>/", invitations.invitation, name="invitation"),
     path("join/", invitations.join, name="join"),
     path("join/<str:code>/", invitations.join_course, name="join_course"),
+    path("aws/", aws_accounts.aws_overview, name="aws_overview"),
+    path("aws/access-role.yaml", aws_accounts.access_role_template, name="access_role_template"),
 ]

@@ -186,6 +186,38 @@ PORTAL_ROSTER_MAX_BYTES = 2 * 1024 * 1024
 PORTAL_ROSTER_MAX_ROWS = 5000
 PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://localhost:8000")
 
+# --- AWS ------------------------------------------------------------------------------------------
+# Credentials come from boto3's default chain; AWS_ENDPOINT_URL points every client at an emulator.
+PORTAL_AWS_REGION = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+# Assumed first when set: the role in the management account that the portal acts through.
+PORTAL_AWS_MANAGEMENT_ROLE_ARN = os.environ.get("PORTAL_AWS_MANAGEMENT_ROLE_ARN", "")
+# The role Organizations creates in every member account, assumed to work inside it.
+PORTAL_AWS_MEMBER_ROLE_NAME = os.environ.get("PORTAL_AWS_MEMBER_ROLE_NAME", "OrganizationAccountAccessRole")
+PORTAL_AWS_OU_NAME = os.environ.get("PORTAL_AWS_OU_NAME", "Classroom Cloud")
+# Root email of each student account: one deterministic address per (course, student).
+PORTAL_ROOT_EMAIL_PATTERN = os.environ.get(
+    "PORTAL_ROOT_EMAIL_PATTERN", "aws+{course}-{student}@school.example.edu"
+)
+# School-wide region allow-list (baseline SCP); each course narrows it further.
+PORTAL_AWS_SCHOOL_REGIONS = env_list(
+    "PORTAL_AWS_SCHOOL_REGIONS", "us-east-1,us-east-2,us-west-2,eu-west-1,eu-central-1"
+)
+# "portal": the portal creates Identity Center users; "external": they come from the school's
+# identity provider (SCIM) and the portal only looks them up.
+PORTAL_IDENTITY_SOURCE = os.environ.get("PORTAL_IDENTITY_SOURCE", "portal")
+# Organizations quotas (AWS's published values; the benchmark scales them).
+PORTAL_AWS_MAX_CREATIONS_IN_PROGRESS = int(os.environ.get("PORTAL_AWS_MAX_CREATIONS_IN_PROGRESS", "5"))
+PORTAL_AWS_CREATE_ACCOUNT_RATE = float(os.environ.get("PORTAL_AWS_CREATE_ACCOUNT_RATE", "0.1"))
+PORTAL_AWS_CREATE_ACCOUNT_BURST = int(os.environ.get("PORTAL_AWS_CREATE_ACCOUNT_BURST", "3"))
+# Used when Service Quotas cannot tell the organization's account limit.
+PORTAL_AWS_ACCOUNT_LIMIT = int(os.environ.get("PORTAL_AWS_ACCOUNT_LIMIT", "10"))
+# Where the CloudFormation template for the access role of an invited account is published
+# (an S3 URL; the template itself is served by the portal at /aws/access-role.yaml).
+PORTAL_ACCESS_ROLE_TEMPLATE_URL = os.environ.get("PORTAL_ACCESS_ROLE_TEMPLATE_URL", "")
+# Seconds between polls of an asynchronous AWS request, doubling up to the maximum.
+PORTAL_AWS_POLL_SECONDS = float(os.environ.get("PORTAL_AWS_POLL_SECONDS", "5"))
+PORTAL_AWS_POLL_MAX_SECONDS = float(os.environ.get("PORTAL_AWS_POLL_MAX_SECONDS", "60"))
+
 # --- Email ----------------------------------------------------------------------------------------
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Classroom Cloud <no-reply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL

@@ -56,3 +56,23 @@ def personas(db) -> Personas:
         users[persona] = user
     admin = UserFactory(email="admin@school.example", is_staff=True, is_superuser=True)
     return Personas(course=course, other_course=other_course, admin=admin, **users)
+
+
+@pytest.fixture
+def aws(settings):
+    """An emulated AWS organization (moto, in process) set up by aws_bootstrap, with AWS's
+    creation quotas raised so that tests do not wait for the rate limit."""
+    from moto import mock_aws
+
+    from accounts_app.services.bootstrap import aws_bootstrap
+    from portal.aws import session
+
+    settings.PORTAL_AWS_CREATE_ACCOUNT_RATE = 1000
+    settings.PORTAL_AWS_CREATE_ACCOUNT_BURST = 1000
+    settings.PORTAL_AWS_MAX_CREATIONS_IN_PROGRESS = 1000
+    with mock_aws():
+        session.reset()
+        session.client("organizations").create_organization(FeatureSet="ALL")
+        aws_bootstrap(actor=None)
+        yield session
+        session.reset()

@@ -8,6 +8,7 @@ from django.utils import timezone
 from accounts_app.choices import AuditAction, CourseRole, InviteStatus, MembershipSource
 from accounts_app.models import Course, Membership, User, normalize_email
 from accounts_app.services.audit import audit_record
+from accounts_app.services.guardrails import GUARDRAIL_FIELDS, course_guardrails_enqueue
 
 # The fields an instructor edits on the course settings page.
 COURSE_FIELDS = (
@@ -22,6 +23,7 @@ COURSE_FIELDS = (
     "end_policy",
     "allowed_regions",
     "allowed_services",
+    "allowed_instance_families",
     "billing_contact_email",
     "usage_alert_email",
 )
@@ -72,6 +74,8 @@ def course_update(*, actor: User, course: Course, changes: dict[str, Any]) -> Co
             summary=f"Edited {labels}",
             data={"changes": changed},
         )
+    if course.aws_ou_id and GUARDRAIL_FIELDS & changes.keys():
+        course_guardrails_enqueue(course)
     return course
 
 

@@ -15,6 +15,7 @@ from accounts_app.roster_csv import RosterError, RosterRow, decode_roster, parse
 from accounts_app.services.audit import audit_record
 from accounts_app.services.invitations import invitations_enqueue
 
+
 class RowOutcome(StrEnum):
     ADD = "add"
     UPDATE = "update"

@@ -7,10 +7,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts_app import selectors
+from accounts_app.choices import AccountState, CourseRole
 from accounts_app.forms import CourseForm
 from accounts_app.models import Course
 from accounts_app.permissions import can_create_courses, can_manage_course, can_view_roster
 from accounts_app.services import courses as course_services
+from accounts_app.views.aws_accounts import panel_context
 from accounts_app.views.common import managed_course, visible_course
 
 AUDIT_PAGE_SIZE = 50
@@ -55,6 +57,13 @@ def course_detail(request: HttpRequest, course_id: int) -> HttpResponse:
     }
     if context["can_view_roster"]:
         context["role_counts"] = selectors.course_role_counts(course=course)
+        context["account_counts"] = [
+            (AccountState(state).label, n)
+            for state, n in selectors.course_account_counts(course=course).items()
+        ]
+    membership = context["my_membership"]
+    if membership is not None and membership.role == CourseRole.STUDENT:
+        context.update(panel_context(course, membership), show_account_panel=True)
     return render(request, "courses/detail.html", context)
 
 

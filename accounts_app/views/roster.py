@@ -28,6 +28,7 @@ def roster(request: HttpRequest, course_id: int) -> HttpResponse:
         "selected_role": role,
         "search": search,
         "add_form": MemberAddForm(),
+        **selectors.course_vending_progress(course=course),
     }
     if request.htmx:
         return render(request, "roster/roster.html#roster-table", context)

@@ -1,0 +1,90 @@
+"""The member account's state machine: the only code that writes `MemberAccount.state`.
+
+Every change is a compare-and-swap (`UPDATE … WHERE id = … AND state = expected`) with an
+`AccountEvent` in the same transaction. When two workers (a redelivered Celery message, a double
+click, the reconciler) try the same step, exactly one UPDATE changes a row; the other caller sees
+False and stands back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts_app.choices import AccountState as S
+from accounts_app.models import AccountEvent, MemberAccount
+
+TRANSITIONS: dict[S, frozenset[S]] = {
+    S.REQUESTED: frozenset({S.CREATING, S.CONFIGURING, S.WAITING_FOR_QUOTA, S.FAILED}),
+    S.CREATING: frozenset({S.CONFIGURING, S.REQUESTED, S.WAITING_FOR_QUOTA, S.FAILED}),
+    S.INVITING: frozenset({S.INVITED, S.FAILED}),
+    S.INVITED: frozenset({S.AWAITING_ACCESS_ROLE, S.FAILED}),
+    S.AWAITING_ACCESS_ROLE: frozenset({S.CONFIGURING, S.FAILED}),
+    S.CONFIGURING: frozenset({S.READY, S.POOLED, S.WAITING_FOR_DIRECTORY, S.FAILED}),
+    S.WAITING_FOR_DIRECTORY: frozenset({S.CONFIGURING, S.FAILED}),
+    S.WAITING_FOR_QUOTA: frozenset({S.REQUESTED, S.FAILED}),
+    S.POOLED: frozenset({S.CONFIGURING}),
+    S.READY: frozenset({S.CONFIGURING}),
+    S.FAILED: frozenset({S.REQUESTED, S.INVITING, S.INVITED, S.AWAITING_ACCESS_ROLE, S.CONFIGURING}),
+}
+
+# States in which the portal, not a person, is expected to move the account on.
+WORKING_STATES = frozenset({S.REQUESTED, S.CREATING, S.INVITING, S.CONFIGURING})
+# States that wait for someone outside the portal (a student, AWS support, the school directory).
+WAITING_STATES = frozenset(
+    {S.INVITED, S.AWAITING_ACCESS_ROLE, S.WAITING_FOR_DIRECTORY, S.WAITING_FOR_QUOTA}
+)
+
+
+class IllegalTransition(ValueError):
+    pass
+
+
+def transition(
+    account: MemberAccount,
+    *,
+    expected: S | Iterable[S],
+    to: S,
+    actor=None,
+    reason: str = "",
+    **changes: Any,
+) -> bool:
+    """Move `account` from `expected` to `to` if, and only if, it is still in `expected`.
+
+    `changes` are other fields written in the same UPDATE (e.g. `last_error`). Returns whether
+    this caller made the change; `account` is updated in memory when it did.
+    """
+    expected_states = {expected} if isinstance(expected, str) else set(expected)
+    for state in expected_states:
+        if to not in TRANSITIONS.get(S(state), frozenset()):
+            raise IllegalTransition(f"{state} → {to} is not a transition of the account lifecycle.")
+
+    now = timezone.now()
+    with transaction.atomic():
+        current = (
+            MemberAccount.objects.filter(pk=account.pk, state__in=expected_states)
+            .values_list("state", flat=True)
+            .first()
+        )
+        if current is None:
+            return False
+        changed = MemberAccount.objects.filter(pk=account.pk, state=current).update(
+            state=to, state_changed_at=now, updated_at=now, **changes
+        )
+        if changed != 1:
+            return False
+        AccountEvent.objects.create(
+            account_id=account.pk,
+            from_state=current,
+            to_state=to,
+            actor=actor,
+            reason=reason[:1000],
+        )
+    account.state = to
+    account.state_changed_at = now
+    for name, value in changes.items():
+        setattr(account, name, value)
+    return True

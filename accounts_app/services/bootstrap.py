@@ -1,0 +1,99 @@
+"""`aws_bootstrap`: find or set up everything the portal needs in the school's organization.
+Every step looks first, so running it again changes nothing and says so."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts_app.choices import AuditAction
+from accounts_app.models import AwsOrganization
+from accounts_app.services.audit import audit_record
+from portal.aws import identity_center, organizations, quotas
+from portal.aws.errors import NotFound
+from portal.aws.guardrails import PERMISSION_SETS, baseline_policies
+
+TRUSTED_SERVICES = ["sso.amazonaws.com", "account.amazonaws.com"]
+POOL_OU_NAME = "Pool"
+
+
+class BootstrapError(Exception):
+    """The organization cannot host the portal as it is; the message says what to change."""
+
+
+def aws_bootstrap(*, actor) -> list[str]:
+    """Set up the organization for the portal. Returns what was found and done, line by line."""
+    report: list[str] = []
+    org = organizations.describe_organization()
+    if not org.all_features:
+        raise BootstrapError(
+            f"Organization {org.id} has only consolidated billing. Enable all features "
+            "(AWS Organizations console → Settings) and run aws_bootstrap again."
+        )
+    report.append(f"Organization {org.id} (management account {org.management_account_id}), all features on.")
+
+    root = organizations.root_id()
+    organizations.enable_policy_type(root)
+    parent_ou = organizations.ensure_ou(root, settings.PORTAL_AWS_OU_NAME)
+    pool_ou = organizations.ensure_ou(parent_ou, POOL_OU_NAME)
+    report.append(f"Portal OU “{settings.PORTAL_AWS_OU_NAME}” is {parent_ou}; pool OU is {pool_ou}.")
+
+    already = organizations.enabled_service_principals()
+    for service in TRUSTED_SERVICES:
+        if service in already:
+            report.append(f"Trusted access for {service}: already on.")
+        else:
+            organizations.enable_service_access(service)
+            report.append(f"Trusted access for {service}: turned on.")
+
+    try:
+        instance = identity_center.instance()
+    except NotFound as error:
+        raise BootstrapError(
+            "IAM Identity Center is not enabled. Enable it in the management account "
+            "(IAM Identity Center console → Enable), then run aws_bootstrap again."
+        ) from error
+    report.append(f"Identity Center {instance.arn}, identity store {instance.identity_store_id}.")
+    report.append(f"Access portal: {instance.access_portal_url}")
+
+    permission_sets = {
+        role: identity_center.ensure_permission_set(
+            instance.arn, name=spec.name, description=spec.description, managed_policy_arns=spec.managed_policy_arns
+        )
+        for role, spec in PERMISSION_SETS.items()
+    }
+    report.extend(f"Permission set {PERMISSION_SETS[r].name}: {arn}" for r, arn in permission_sets.items())
+
+    policies = {}
+    for name, document in baseline_policies(
+        member_role_name=settings.PORTAL_AWS_MEMBER_ROLE_NAME, allowed_regions=settings.PORTAL_AWS_SCHOOL_REGIONS
+    ).items():
+        policies[name] = organizations.ensure_policy(name=name, description="Classroom Cloud baseline", document=document)
+        organizations.attach_policy(policies[name], parent_ou)
+    report.append(f"Baseline SCPs attached to the portal OU: {', '.join(sorted(policies))}.")
+
+    limit = quotas.account_limit()
+    report.append(
+        f"Account quota: {limit}." if limit else
+        f"Account quota: not readable from Service Quotas; using PORTAL_AWS_ACCOUNT_LIMIT={settings.PORTAL_AWS_ACCOUNT_LIMIT}."
+    )
+
+    with transaction.atomic():
+        organization = AwsOrganization.load()
+        organization.organization_id = org.id
+        organization.management_account_id = org.management_account_id
+        organization.root_id = root
+        organization.parent_ou_id = parent_ou
+        organization.pool_ou_id = pool_ou
+        organization.sso_instance_arn = instance.arn
+        organization.identity_store_id = instance.identity_store_id
+        organization.access_portal_url = instance.access_portal_url
+        organization.permission_sets = permission_sets
+        organization.baseline_policies = policies
+        organization.trusted_services = TRUSTED_SERVICES
+        organization.account_limit = limit
+        organization.bootstrapped_at = timezone.now()
+        organization.save()
+        audit_record(actor=actor, action=AuditAction.AWS_BOOTSTRAPPED, summary=f"Set up AWS organization {org.id}", data={"report": report})
+    return report

@@ -1,0 +1,108 @@
+"""The reconciler (run by beat): compares the database with AWS and repairs what it can.
+
+It closes every gap a crash or a lost broker message can open: accounts stuck in a working state
+get their next step queued again, creations whose answer was lost are looked up, orphan accounts
+in the organization are adopted by their root email, accounts waiting for the quota or the
+school directory are tried again, and whatever cannot be repaired is listed for administrators.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from accounts_app.choices import AccountState as S
+from accounts_app.lifecycle import transition
+from accounts_app.models import AwsOrganization, MemberAccount
+from accounts_app.services import vending
+from accounts_app.services.guardrails import AwsNotBootstrapped, organization_ready
+from portal.aws import organizations
+
+logger = logging.getLogger(__name__)
+
+# A working state that has not moved for this long is considered stuck.
+STUCK_AFTER = timedelta(minutes=10)
+
+
+def reconcile() -> list[str]:
+    """Repair and report. Returns the drift found (also saved for the administrator page)."""
+    try:
+        organization = organization_ready()
+    except AwsNotBootstrapped:
+        return []
+    aws_accounts = list(organizations.list_accounts())
+    _requeue_stuck(timezone.now() - STUCK_AFTER)
+    _retry_waiting(accounts_in_use=len(aws_accounts))
+    drift = _compare_with_aws(aws_accounts)
+    AwsOrganization.objects.filter(pk=organization.pk).update(last_reconciled_at=timezone.now(), drift=drift)
+    return drift
+
+
+def _requeue_stuck(stale) -> None:
+    stuck = MemberAccount.objects.filter(
+        state__in=[S.CREATING, S.CONFIGURING, S.INVITING, S.INVITED], state_changed_at__lt=stale
+    )
+    for account in stuck:
+        vending.enqueue_next_step(account)
+    if MemberAccount.objects.filter(state=S.REQUESTED).exists():
+        vending.enqueue_dispatch()
+
+
+def _retry_waiting(*, accounts_in_use: int) -> None:
+    for account in MemberAccount.objects.filter(state=S.WAITING_FOR_DIRECTORY):
+        if transition(account, expected=S.WAITING_FOR_DIRECTORY, to=S.CONFIGURING, reason="Checking the directory again"):
+            vending.enqueue_next_step(account)
+    waiting_for_quota = MemberAccount.objects.filter(state=S.WAITING_FOR_QUOTA)
+    # Every account in the organization counts, closed ones too (AWS keeps them 90 days).
+    if waiting_for_quota.exists() and accounts_in_use < account_limit():
+        for account in waiting_for_quota:
+            transition(account, expected=S.WAITING_FOR_QUOTA, to=S.REQUESTED, reason="The organization has room again")
+        vending.enqueue_dispatch()
+
+
+def account_limit() -> int:
+    return AwsOrganization.load().account_limit or settings.PORTAL_AWS_ACCOUNT_LIMIT
+
+
+def _compare_with_aws(aws_accounts: list[organizations.Account]) -> list[str]:
+    drift: list[str] = []
+    known = {a.aws_account_id: a for a in MemberAccount.objects.exclude(aws_account_id=None)}
+    by_email = {a.root_email.lower(): a for a in MemberAccount.objects.filter(aws_account_id=None)}
+    for aws_account in aws_accounts:
+        if aws_account.id in known:
+            continue
+        orphan_of = by_email.get(aws_account.email.lower())
+        if orphan_of is not None:
+            _adopt_orphan(orphan_of, aws_account, drift)
+        elif _looks_like_ours(aws_account.email):
+            drift.append(f"Account {aws_account.id} ({aws_account.email}) has a portal root email but no record.")
+    in_organization = {a.id for a in aws_accounts}
+    for account_id, account in known.items():
+        if account.state in {S.READY, S.POOLED} and account_id not in in_organization:
+            drift.append(f"{account.account_name} ({account_id}) is {account.get_state_display().lower()} here but not in the organization.")
+    return drift
+
+
+def _adopt_orphan(account: MemberAccount, aws_account: organizations.Account, drift: list[str]) -> None:
+    if transition(
+        account,
+        expected={S.REQUESTED, S.CREATING},
+        to=S.CONFIGURING,
+        reason=f"Adopted {aws_account.id}, found in the organization by its root email",
+        aws_account_id=aws_account.id,
+    ):
+        vending.enqueue_next_step(account)
+    else:
+        drift.append(
+            f"{aws_account.id} ({aws_account.email}) belongs to {account.account_name}, which is "
+            f"{account.get_state_display().lower()} without an account id."
+        )
+
+
+def _looks_like_ours(email: str) -> bool:
+    prefix = settings.PORTAL_ROOT_EMAIL_PATTERN.split("{", 1)[0].lower()
+    domain = settings.PORTAL_ROOT_EMAIL_PATTERN.rsplit("@", 1)[-1].lower()
+    return email.lower().startswith(prefix) and email.lower().endswith("@" + domain)

@@ -1,0 +1,684 @@
+"""Vending: one AWS account per student, created (or taken from the course pool, or invited),
+placed in the course OU, tagged, and opened to the student.
+
+Each step looks at AWS before it acts and is safe to run twice; the account's state moves only
+through lifecycle.transition(). The queue never has more than
+PORTAL_AWS_MAX_CREATIONS_IN_PROGRESS creations in flight, nor sends CreateAccount faster than
+PORTAL_AWS_CREATE_ACCOUNT_RATE (with a burst of PORTAL_AWS_CREATE_ACCOUNT_BURST).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts_app.choices import AccessMode, AccountOrigin, AuditAction, CourseRole
+from accounts_app.choices import AccountState as S
+from accounts_app.crypto import encrypt
+from accounts_app.lifecycle import transition
+from accounts_app.models import AwsOrganization, Course, MemberAccount, Membership
+from accounts_app.services.audit import audit_record
+from accounts_app.services.guardrails import (
+    course_guardrails_apply,
+    course_profile,
+    organization_ready,
+)
+from portal.aws import iam_users, identity_center, organizations, sts
+from portal.aws.errors import AwsError, PermanentAwsError, TransientAwsError, UnknownOutcome
+from portal.aws.guardrails import iam_user_policy
+
+logger = logging.getLogger(__name__)
+
+MANAGED_BY_TAG = {"managed-by": "classroom-cloud-portal"}
+# A CreateAccount whose answer was lost and that AWS does not list after this long never
+# reached AWS; it is sent again (after looking once more).
+LOST_REQUEST_GRACE = timedelta(minutes=2)
+# Plain-language explanations of CreateAccount failure reasons for the people who must act.
+FAILURE_EXPLANATIONS = {
+    "ACCOUNT_LIMIT_EXCEEDED": "The organization has reached its account quota. Ask AWS Support for a "
+    "higher “Default maximum number of accounts” quota; the account is created once there is room.",
+    "EMAIL_ALREADY_EXISTS": "Another AWS account, outside this organization, already uses this root email "
+    "address. Change PORTAL_ROOT_EMAIL_PATTERN or free the address.",
+    "INVALID_EMAIL": "AWS refused the root email address as invalid. Check PORTAL_ROOT_EMAIL_PATTERN.",
+    "INVALID_ADDRESS": "AWS refused the management account's address. Fix it in the billing console.",
+    "INVALID_IDENTITY_FOR_BUSINESS_VALIDATION": "AWS could not validate the organization's identity. "
+    "Contact AWS Support.",
+    "MISSING_BUSINESS_VALIDATION": "The management account has not finished AWS's business validation.",
+    "MISSING_PAYMENT_INSTRUMENT": "The management account has no valid payment method.",
+    "FAILED_BUSINESS_VALIDATION": "The management account failed AWS's business validation. Contact AWS Support.",
+    "PENDING_BUSINESS_VALIDATION": "The management account's business validation is still pending.",
+    "UNKNOWN_BUSINESS_VALIDATION": "AWS reported an unknown business-validation problem. Contact AWS Support.",
+}
+# Failure reasons after which the same request can simply be made again.
+RETRYABLE_FAILURES = frozenset({"CONCURRENT_ACCOUNT_MODIFICATION", "INTERNAL_FAILURE"})
+
+
+class VendingError(Exception):
+    """A request the portal refuses; the message is for the person who asked."""
+
+
+# --- Names ----------------------------------------------------------------------------------------
+
+
+def _slug(text: str, length: int) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:length].strip("-")
+
+
+def student_key(email: str) -> str:
+    """A short, stable, readable key for a student: their mailbox name and a hash of the address."""
+    digest = hashlib.sha256(email.lower().encode()).hexdigest()[:6]
+    return f"{_slug(email.split('@')[0], 16)}-{digest}"
+
+
+def root_email_for(course: Course, student: str) -> str:
+    return settings.PORTAL_ROOT_EMAIL_PATTERN.format(course=_slug(course.code, 20), student=student)
+
+
+def account_name_for(course: Course, student: str) -> str:
+    return f"{_slug(course.code, 20)}-{student}"[:50]
+
+
+def account_tags(account: MemberAccount) -> dict[str, str]:
+    tags = {**MANAGED_BY_TAG, "course": account.course.code}
+    tags["student"] = account.membership.email if account.membership_id else "pool"
+    return tags
+
+
+# --- Requests from people -------------------------------------------------------------------------
+
+
+def _new_account(course: Course, membership: Membership | None, key: str) -> MemberAccount:
+    return MemberAccount(
+        course=course,
+        membership=membership,
+        root_email=root_email_for(course, key),
+        account_name=account_name_for(course, key),
+    )
+
+
+@transaction.atomic
+def account_request(*, actor, membership: Membership) -> MemberAccount:
+    """Give a student an account: their existing request, one from the course pool, or a new
+    one in the vending queue. Asking twice returns the same account."""
+    membership = Membership.objects.select_for_update().select_related("course").get(pk=membership.pk)
+    existing = MemberAccount.objects.filter(membership=membership).first()
+    if existing is not None:
+        return existing
+    if membership.role != CourseRole.STUDENT:
+        raise VendingError("Only students get an AWS account for the course.")
+    if membership.course.is_archived:
+        raise VendingError("This course is archived: no new AWS accounts.")
+
+    pooled = (
+        MemberAccount.objects.select_for_update(skip_locked=True)
+        .filter(course=membership.course, membership__isnull=True, state=S.POOLED)
+        .first()
+    )
+    if pooled is not None:
+        MemberAccount.objects.filter(pk=pooled.pk).update(membership=membership)
+        pooled.membership = membership
+        transition(pooled, expected=S.POOLED, to=S.CONFIGURING, actor=actor, reason="Taken from the pool")
+        _audit_request(actor, pooled, "from the pool")
+        _enqueue_configure(pooled)
+        return pooled
+
+    account = _new_account(membership.course, membership, student_key(membership.email))
+    account.save()
+    _audit_request(actor, account, "queued for creation")
+    enqueue_dispatch()
+    return account
+
+
+def course_provision_all(*, actor, course: Course) -> int:
+    """Request an account for every student of the course who has none. Returns how many."""
+    students = Membership.objects.filter(course=course, role=CourseRole.STUDENT, aws_account__isnull=True)
+    count = 0
+    for membership in students:
+        account_request(actor=actor, membership=membership)
+        count += 1
+    return count
+
+
+@transaction.atomic
+def course_precreate(*, actor, course: Course, count: int) -> list[MemberAccount]:
+    """Queue `count` accounts for the course pool, ready before students ask."""
+    if not 1 <= count <= 500:
+        raise VendingError("Pre-create between 1 and 500 accounts at a time.")
+    taken = MemberAccount.objects.filter(course=course, membership__isnull=True).count()
+    accounts = MemberAccount.objects.bulk_create(
+        [_new_account(course, None, f"pool-{taken + i + 1:03d}") for i in range(count)]
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.ACCOUNTS_PRECREATED,
+        course=course,
+        target=course,
+        summary=f"Queued {count} account(s) for the pool",
+    )
+    enqueue_dispatch()
+    return accounts
+
+
+@transaction.atomic
+def account_bring_existing(*, actor, membership: Membership, aws_account_id: str) -> MemberAccount:
+    """Invite a student's own AWS account into the organization instead of creating one."""
+    if not re.fullmatch(r"\d{12}", aws_account_id):
+        raise VendingError("An AWS account id is 12 digits, as shown in the console's account menu.")
+    if MemberAccount.objects.filter(membership=membership).exists():
+        raise VendingError("You already have an AWS account for this course.")
+    if MemberAccount.objects.filter(aws_account_id=aws_account_id).exists():
+        raise VendingError("That AWS account is already registered with the portal.")
+    key = student_key(membership.email)
+    account = MemberAccount.objects.create(
+        course=membership.course,
+        membership=membership,
+        origin=AccountOrigin.INVITED,
+        state=S.INVITING,
+        aws_account_id=aws_account_id,
+        root_email=f"existing-{aws_account_id}@{key}.invalid",
+        account_name=account_name_for(membership.course, key),
+    )
+    _audit_request(actor, account, f"bringing existing account {aws_account_id}")
+    _enqueue("account_invite_task", account)
+    return account
+
+
+def account_retry(*, actor, account: MemberAccount) -> bool:
+    """Send a failed account back to the step it failed in."""
+    if account.origin == AccountOrigin.INVITED:
+        resume = S.INVITING if not account.handshake_id else S.INVITED
+    else:
+        resume = S.CONFIGURING if account.aws_account_id else S.REQUESTED
+    with transaction.atomic():
+        moved = transition(account, expected=S.FAILED, to=resume, actor=actor, reason="Retry", last_error="")
+        if moved:
+            audit_record(
+                actor=actor,
+                action=AuditAction.ACCOUNT_RETRIED,
+                course=account.course,
+                target=account,
+                summary=f"Retried {account.account_name} from “{S(resume).label}”",
+            )
+            enqueue_next_step(account)
+    return moved
+
+
+def _audit_request(actor, account: MemberAccount, how: str) -> None:
+    who = account.membership.email if account.membership_id else "the pool"
+    audit_record(
+        actor=actor,
+        action=AuditAction.ACCOUNT_REQUESTED,
+        course=account.course,
+        target=account,
+        summary=f"AWS account for {who}: {how}",
+    )
+
+
+# --- The vending queue ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    submitted: int
+    waiting: int
+    retry_in: float | None  # seconds until the queue can move again, None when it is empty
+
+
+def vending_dispatch() -> DispatchResult:
+    """Send CreateAccount for as many queued accounts as AWS's quotas allow right now."""
+    organization = organization_ready()
+    now = timezone.now()
+    window = timedelta(seconds=settings.PORTAL_AWS_CREATE_ACCOUNT_BURST / settings.PORTAL_AWS_CREATE_ACCOUNT_RATE)
+    submitted = 0
+    with transaction.atomic():
+        # One dispatcher at a time, across every worker: the organization row is the lock.
+        AwsOrganization.objects.select_for_update().get(pk=organization.pk)
+        in_flight = MemberAccount.objects.filter(state=S.CREATING).count()
+        recent = list(
+            MemberAccount.objects.filter(create_submitted_at__gt=now - window)
+            .order_by("create_submitted_at")
+            .values_list("create_submitted_at", flat=True)
+        )
+        slots = min(
+            settings.PORTAL_AWS_MAX_CREATIONS_IN_PROGRESS - in_flight,
+            settings.PORTAL_AWS_CREATE_ACCOUNT_BURST - len(recent),
+        )
+        queued = list(
+            MemberAccount.objects.filter(state=S.REQUESTED).select_related("course", "membership").order_by("created_at")[: max(slots, 0)]
+        )
+        if queued:
+            directory = _AwsDirectory()
+            for account in queued:
+                if transition(account, expected=S.REQUESTED, to=S.CREATING, reason="Leaving the queue"):
+                    submitted += _submit_creation(account, directory)
+    waiting = MemberAccount.objects.filter(state=S.REQUESTED).count()
+    return DispatchResult(submitted, waiting, _next_dispatch_in(waiting, now, window) if waiting else None)
+
+
+def _next_dispatch_in(waiting: int, now, window: timedelta) -> float:
+    oldest = (
+        MemberAccount.objects.filter(create_submitted_at__gt=now - window)
+        .order_by("create_submitted_at")
+        .values_list("create_submitted_at", flat=True)
+        .first()
+    )
+    if oldest is None:
+        return settings.PORTAL_AWS_POLL_SECONDS
+    return max((oldest + window - timezone.now()).total_seconds(), 0.5)
+
+
+class _AwsDirectory:
+    """What the organization already holds, read once per dispatch round (two paginated lists)
+    instead of once per account."""
+
+    def __init__(self):
+        self._accounts: dict[str, organizations.Account] | None = None
+        self._statuses: dict[str, organizations.CreateStatus] | None = None
+
+    def account_by_email(self, email: str) -> organizations.Account | None:
+        if self._accounts is None:
+            self._accounts = {a.email.lower(): a for a in organizations.list_accounts()}
+        return self._accounts.get(email.lower())
+
+    def creation_by_name(self, name: str) -> organizations.CreateStatus | None:
+        if self._statuses is None:
+            # Oldest first, so the newest request for a name wins.
+            self._statuses = {s.account_name: s for s in organizations.list_create_statuses()}
+        return self._statuses.get(name)
+
+
+def _submit_creation(account: MemberAccount, directory: _AwsDirectory) -> int:
+    """CreateAccount for an account just moved to CREATING, unless AWS already has it.
+    Returns 1 if a request was sent."""
+    if _adopt_from_aws(account, directory):
+        return 0
+    MemberAccount.objects.filter(pk=account.pk).update(create_submitted_at=timezone.now(), attempts=account.attempts + 1)
+    try:
+        status = organizations.create_account(
+            email=account.root_email, account_name=account.account_name, tags=account_tags(account)
+        )
+    except UnknownOutcome as error:
+        # AWS may have the request: the poll looks it up before anything is sent again.
+        logger.warning("CreateAccount for %s: no answer (%s); will look it up", account.account_name, error)
+        MemberAccount.objects.filter(pk=account.pk).update(last_error=f"Waiting for AWS to confirm: {error}")
+        _enqueue_poll(account)
+        return 1
+    except AwsError as error:
+        _creation_refused(account, error)
+        return 1
+    MemberAccount.objects.filter(pk=account.pk).update(create_request_id=status.request_id, last_error="")
+    account.create_request_id = status.request_id
+    _enqueue_poll(account)
+    return 1
+
+
+def _adopt_from_aws(account: MemberAccount, directory: _AwsDirectory) -> bool:
+    """Take over an account or creation request that AWS already has for this student."""
+    existing = directory.account_by_email(account.root_email)
+    if existing is not None:
+        _creation_succeeded(account, existing.id, reason="Found in the organization")
+        return True
+    status = directory.creation_by_name(account.account_name)
+    if status is not None:
+        MemberAccount.objects.filter(pk=account.pk).update(create_request_id=status.request_id)
+        account.create_request_id = status.request_id
+        if status.state == "SUCCEEDED" and status.account_id:
+            _creation_succeeded(account, status.account_id, reason="Creation request found")
+        else:
+            _enqueue_poll(account)
+        return True
+    return False
+
+
+def _creation_refused(account: MemberAccount, error: AwsError) -> None:
+    if error.reason == "ACCOUNT_NUMBER_LIMIT_EXCEEDED":
+        transition(
+            account,
+            expected=S.CREATING,
+            to=S.WAITING_FOR_QUOTA,
+            reason=error.message,
+            last_error=FAILURE_EXPLANATIONS["ACCOUNT_LIMIT_EXCEEDED"],
+        )
+    elif not error.permanent:
+        # Throttled, or five creations already in flight: back in the queue.
+        transition(account, expected=S.CREATING, to=S.REQUESTED, reason=str(error), last_error=f"AWS asked us to slow down: {error.message}")
+    else:
+        transition(account, expected=S.CREATING, to=S.FAILED, reason=str(error), last_error=f"AWS refused to create the account: {error.message}")
+
+
+# --- Waiting for creation -------------------------------------------------------------------------
+
+
+def account_poll_creation(*, account: MemberAccount) -> float | None:
+    """Look at a creation in progress. Returns the seconds to wait before looking again, or
+    None when the account has left CREATING."""
+    account.refresh_from_db()
+    if account.state != S.CREATING:
+        return None
+    if not account.create_request_id:
+        return _resolve_unknown_creation(account)
+    status = organizations.describe_create_status(account.create_request_id)
+    if status.state == "IN_PROGRESS":
+        return _poll_delay(account)
+    if status.state == "SUCCEEDED":
+        _creation_succeeded(account, status.account_id, reason="AWS finished creating the account")
+    else:
+        _creation_failed(account, status.failure_reason)
+    enqueue_dispatch()  # a creation slot is free
+    return None
+
+
+def _resolve_unknown_creation(account: MemberAccount) -> float | None:
+    directory = _AwsDirectory()
+    if _adopt_from_aws(account, directory):
+        return _poll_delay(account) if not account.aws_account_id else None
+    submitted = account.create_submitted_at or account.state_changed_at
+    if timezone.now() - submitted < LOST_REQUEST_GRACE:
+        return _poll_delay(account)
+    # AWS never saw it: queue it again (the dispatcher looks once more before sending).
+    transition(account, expected=S.CREATING, to=S.REQUESTED, reason="The creation request never reached AWS")
+    enqueue_dispatch()
+    return None
+
+
+def _poll_delay(account: MemberAccount) -> float:
+    waited = (timezone.now() - (account.create_submitted_at or account.state_changed_at)).total_seconds()
+    return min(max(settings.PORTAL_AWS_POLL_SECONDS, waited / 4), settings.PORTAL_AWS_POLL_MAX_SECONDS)
+
+
+def _creation_succeeded(account: MemberAccount, aws_account_id: str, *, reason: str) -> None:
+    if transition(
+        account,
+        expected={S.REQUESTED, S.CREATING},
+        to=S.CONFIGURING,
+        reason=f"{reason}: {aws_account_id}",
+        aws_account_id=aws_account_id,
+        last_error="",
+    ):
+        _enqueue_configure(account)
+
+
+def _creation_failed(account: MemberAccount, failure_reason: str) -> None:
+    if failure_reason == "EMAIL_ALREADY_EXISTS":
+        # Our own earlier request may have created it (a lost answer): adopt it if it is ours.
+        existing = organizations.find_account_by_email(account.root_email)
+        if existing is not None:
+            _creation_succeeded(account, existing.id, reason="The account already existed in the organization")
+            return
+    if failure_reason in RETRYABLE_FAILURES:
+        transition(account, expected=S.CREATING, to=S.REQUESTED, reason=failure_reason, create_request_id="")
+        return
+    if failure_reason == "ACCOUNT_LIMIT_EXCEEDED":
+        transition(
+            account,
+            expected=S.CREATING,
+            to=S.WAITING_FOR_QUOTA,
+            reason=failure_reason,
+            create_request_id="",
+            last_error=FAILURE_EXPLANATIONS[failure_reason],
+        )
+        return
+    explanation = FAILURE_EXPLANATIONS.get(failure_reason, f"AWS could not create the account ({failure_reason}).")
+    transition(account, expected=S.CREATING, to=S.FAILED, reason=failure_reason, create_request_id="", last_error=explanation)
+
+
+# --- Configuring ----------------------------------------------------------------------------------
+
+
+def account_configure(*, account: MemberAccount) -> None:
+    """Put a created account in its course OU, tag it, open it to the student and the course
+    staff, and check that the portal can work inside it. Every step is idempotent."""
+    account = MemberAccount.objects.select_related("course", "membership__user").get(pk=account.pk)
+    if account.state != S.CONFIGURING:
+        return
+    organization = organization_ready()
+    course = account.course
+    try:
+        if not course.aws_ou_id:
+            course_guardrails_apply(actor=None, course=course)
+        organizations.move_account(account.aws_account_id, course.aws_ou_id)
+        organizations.tag_account(account.aws_account_id, account_tags(account))
+        if account.is_pooled:
+            transition(account, expected=S.CONFIGURING, to=S.POOLED, reason="Ready for a student")
+            return
+        if course.access_mode == AccessMode.IAM_USER:
+            _configure_iam_user(account)
+        elif not _configure_identity_center(account, organization):
+            return
+        _grant_course_staff(account, organization)
+        _verify_access(account)
+    except PermanentAwsError as error:
+        transition(account, expected=S.CONFIGURING, to=S.FAILED, reason=str(error), last_error=_plain(error))
+        return
+    transition(account, expected=S.CONFIGURING, to=S.READY, reason="Access verified", last_error="")
+
+
+def _plain(error: AwsError) -> str:
+    if error.code in {"AccessDenied", "AccessDeniedException"}:
+        return f"The portal is not allowed to {error.operation or 'do this'} in AWS. An administrator must check the portal's IAM policy."
+    return f"AWS refused {error.operation or 'a step'}: {error.message}"
+
+
+def _identity_user(organization: AwsOrganization, membership: Membership) -> str | None:
+    """The Identity Center user of a course member: found by user name, or created unless the
+    school's directory provisions users itself (then None until it has synced)."""
+    store = organization.identity_store_id
+    user_id = identity_center.find_user(store, membership.email)
+    if user_id is None and settings.PORTAL_IDENTITY_SOURCE == "portal":
+        user_id = identity_center.create_user(
+            store, user_name=membership.email, display_name=membership.display_name, email=membership.email
+        )
+    return user_id
+
+
+def _ensure_assignment(organization: AwsOrganization, account_id: str, role: str, user_id: str) -> None:
+    instance, permission_set = organization.sso_instance_arn, organization.permission_sets[role]
+    if identity_center.has_assignment(instance, account_id=account_id, permission_set_arn=permission_set, user_id=user_id):
+        return
+    try:
+        status = identity_center.create_assignment(
+            instance, account_id=account_id, permission_set_arn=permission_set, user_id=user_id
+        )
+    except UnknownOutcome:
+        if identity_center.has_assignment(instance, account_id=account_id, permission_set_arn=permission_set, user_id=user_id):
+            return
+        raise
+    if status.state == "IN_PROGRESS":
+        status = identity_center.assignment_creation_status(instance, status.request_id)
+    if status.state == "FAILED":
+        raise PermanentAwsError(status.failure_reason, code="AssignmentFailed", operation="CreateAccountAssignment")
+    if status.state == "IN_PROGRESS":
+        # Not done yet: the task retries, and the next run finds it with has_assignment().
+        raise TransientAwsError("The assignment is still being created.", operation="CreateAccountAssignment")
+
+
+def _configure_identity_center(account: MemberAccount, organization: AwsOrganization) -> bool:
+    user_id = _identity_user(organization, account.membership)
+    if user_id is None:
+        transition(
+            account,
+            expected=S.CONFIGURING,
+            to=S.WAITING_FOR_DIRECTORY,
+            reason="No Identity Center user yet",
+            last_error=f"{account.membership.email} has not been synced from the school's directory to "
+            "IAM Identity Center yet. The account opens once the directory has synced.",
+        )
+        return False
+    MemberAccount.objects.filter(pk=account.pk).update(identity_store_user_id=user_id)
+    account.identity_store_user_id = user_id
+    _ensure_assignment(organization, account.aws_account_id, "student", user_id)
+    return True
+
+
+def _grant_course_staff(account: MemberAccount, organization: AwsOrganization) -> None:
+    if account.course.access_mode != AccessMode.IDENTITY_CENTER:
+        return
+    staff = Membership.objects.filter(course=account.course, role__in=[CourseRole.TA, CourseRole.INSTRUCTOR])
+    for member in staff:
+        user_id = _identity_user(organization, member)
+        if user_id is not None:
+            _ensure_assignment(organization, account.aws_account_id, member.role, user_id)
+
+
+def _configure_iam_user(account: MemberAccount) -> None:
+    account_id = account.aws_account_id
+    user_name = _slug(account.membership.email.split("@")[0], 40) or "student"
+    iam_users.ensure_user(account_id, user_name, MANAGED_BY_TAG)
+    iam_users.put_guardrail_policy(account_id, user_name, iam_user_policy(course_profile(account.course)))
+    alias = iam_users.ensure_account_alias(account_id, f"{account.account_name}-{account_id[-4:]}"[:63])
+    updates = {"iam_user_name": user_name, "account_alias": alias}
+    if not account.iam_user_name or not iam_users.has_login_profile(account_id, user_name):
+        # First time (or the password was lost before it was saved): issue a new one.
+        updates["one_time_password"] = encrypt(iam_users.set_first_password(account_id, user_name))
+    MemberAccount.objects.filter(pk=account.pk).update(**updates)
+    for name, value in updates.items():
+        setattr(account, name, value)
+
+
+def _verify_access(account: MemberAccount) -> None:
+    reported = sts.caller_account(account.aws_account_id)
+    if reported != account.aws_account_id:
+        raise PermanentAwsError(
+            f"Signed in to {reported} instead of {account.aws_account_id}.", code="WrongAccount", operation="AssumeRole"
+        )
+
+
+# --- Existing accounts ----------------------------------------------------------------------------
+
+
+def account_invite(*, account: MemberAccount) -> None:
+    """Send the organization's invitation to a student's existing account, once."""
+    account.refresh_from_db()
+    if account.state != S.INVITING:
+        return
+    organization_ready()
+    handshake = organizations.find_open_handshake(account.aws_account_id)
+    try:
+        if handshake is None:
+            handshake = organizations.invite_account(
+                account.aws_account_id,
+                notes=f"{account.course.name} ({account.course.code}) invites this account to the school's AWS organization.",
+            )
+    except UnknownOutcome:
+        handshake = organizations.find_open_handshake(account.aws_account_id)
+        if handshake is None:
+            raise
+    except PermanentAwsError as error:
+        transition(account, expected=S.INVITING, to=S.FAILED, reason=str(error), last_error=_invitation_refused(error))
+        return
+    transition(account, expected=S.INVITING, to=S.INVITED, reason=f"Handshake {handshake.id}", handshake_id=handshake.id)
+
+
+def _invitation_refused(error: AwsError) -> str:
+    explanations = {
+        "DuplicateAccountException": "That account is already in this organization.",
+        "AccountOwnerNotVerifiedException": "The account's owner has not verified its email address yet.",
+        "HandshakeConstraintViolationException": "AWS will not invite that account now "
+        f"({error.reason or error.message}); it may already belong to another organization.",
+    }
+    return explanations.get(error.code, f"AWS refused the invitation: {error.message}")
+
+
+def account_check_invitation(*, account: MemberAccount) -> None:
+    """Follow the invitation: accepted → ask for the access role (and check it at once)."""
+    account.refresh_from_db()
+    if account.state != S.INVITED:
+        return
+    handshake = organizations.describe_handshake(account.handshake_id)
+    if handshake.state == "ACCEPTED":
+        transition(account, expected=S.INVITED, to=S.AWAITING_ACCESS_ROLE, reason="Invitation accepted")
+        account_verify_access_role(actor=None, account=account)
+    elif handshake.state in {"DECLINED", "CANCELED", "EXPIRED"}:
+        transition(
+            account,
+            expected=S.INVITED,
+            to=S.FAILED,
+            reason=f"Invitation {handshake.state.lower()}",
+            last_error=f"The invitation was {handshake.state.lower()}. Retry to send a new one.",
+            handshake_id="",
+        )
+
+
+def account_verify_access_role(*, actor, account: MemberAccount) -> bool:
+    """Check that the student created the access role in their account; continue if so."""
+    account.refresh_from_db()
+    if account.state != S.AWAITING_ACCESS_ROLE:
+        return False
+    try:
+        _verify_access(account)
+    except AwsError as error:
+        MemberAccount.objects.filter(pk=account.pk).update(
+            last_error=f"The portal cannot use the role {settings.PORTAL_AWS_MEMBER_ROLE_NAME} in your account yet: {error.message}"
+        )
+        return False
+    if transition(account, expected=S.AWAITING_ACCESS_ROLE, to=S.CONFIGURING, actor=actor, reason="Access role works", last_error=""):
+        _enqueue_configure(account)
+    return True
+
+
+# --- Showing the first password -------------------------------------------------------------------
+
+
+@transaction.atomic
+def account_password_reveal(*, actor, account: MemberAccount) -> str | None:
+    """The IAM user's first password, once: it is erased as it is shown."""
+    from accounts_app.crypto import decrypt
+
+    account = MemberAccount.objects.select_for_update().get(pk=account.pk)
+    if not account.one_time_password:
+        return None
+    password = decrypt(account.one_time_password)
+    MemberAccount.objects.filter(pk=account.pk).update(one_time_password="")
+    audit_record(
+        actor=actor,
+        action=AuditAction.ACCOUNT_PASSWORD_REVEALED,
+        course=account.course,
+        target=account,
+        summary=f"Showed the first console password of {account.iam_user_name}",
+    )
+    return password
+
+
+# --- Queueing the next step -----------------------------------------------------------------------
+
+
+def enqueue_dispatch() -> None:
+    from accounts_app.tasks import vending_dispatch_task
+
+    vending_dispatch_task.delay_on_commit()
+
+
+def _enqueue(task_name: str, account: MemberAccount) -> None:
+    from accounts_app import tasks
+
+    getattr(tasks, task_name).delay_on_commit(account.pk)
+
+
+def _enqueue_poll(account: MemberAccount) -> None:
+    _enqueue("account_poll_task", account)
+
+
+def _enqueue_configure(account: MemberAccount) -> None:
+    _enqueue("account_configure_task", account)
+
+
+def enqueue_next_step(account: MemberAccount) -> None:
+    step = {
+        S.REQUESTED: None,
+        S.CREATING: "account_poll_task",
+        S.INVITING: "account_invite_task",
+        S.INVITED: "account_check_invitation_task",
+        S.CONFIGURING: "account_configure_task",
+    }.get(S(account.state))
+    if account.state == S.REQUESTED:
+        enqueue_dispatch()
+    elif step:
+        _enqueue(step, account)
+

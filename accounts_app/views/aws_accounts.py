@@ -1,0 +1,197 @@
+"""Students' AWS accounts in the browser: requesting one, watching it being made, signing in;
+and, for instructors, provisioning a whole course and retrying what failed."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts_app import selectors
+from accounts_app.choices import AccountOrigin, AccountState, CourseRole
+from accounts_app.forms import BringAccountForm, PrecreateForm
+from accounts_app.lifecycle import WAITING_STATES, WORKING_STATES
+from accounts_app.models import MemberAccount
+from accounts_app.services import vending
+from accounts_app.services.guardrails import AwsNotBootstrapped
+from accounts_app.views.common import managed_course, visible_course
+
+# While the account is being made, the status panel asks for news this often (seconds).
+PANEL_REFRESH_SECONDS = 3
+
+
+def _my_membership(request: HttpRequest, course_id: int):
+    course = visible_course(request, course_id)
+    membership = course.memberships.filter(user=request.user).first()
+    if membership is None or membership.role != CourseRole.STUDENT:
+        raise Http404("Only students of the course have an AWS account in it.")
+    return course, membership
+
+
+def panel_context(course, membership) -> dict:
+    account = selectors.student_account(membership=membership)
+    context = {
+        "course": course,
+        "account": account,
+        "bring_form": BringAccountForm(),
+        "refresh_seconds": PANEL_REFRESH_SECONDS,
+        "access_role_name": settings.PORTAL_AWS_MEMBER_ROLE_NAME,
+        "access_role_template_url": settings.PORTAL_ACCESS_ROLE_TEMPLATE_URL,
+    }
+    if account is not None:
+        context["in_progress"] = account.state in WORKING_STATES or account.state in WAITING_STATES
+        context["steps"] = _progress_steps(account)
+        if account.state == AccountState.READY:
+            context["access"] = selectors.account_access(account=account)
+    return context
+
+
+# Waiting states shown as the step they wait in.
+SHOWN_AS = {AccountState.WAITING_FOR_QUOTA: AccountState.REQUESTED, AccountState.WAITING_FOR_DIRECTORY: AccountState.CONFIGURING}
+
+
+def _progress_steps(account: MemberAccount) -> list[tuple[str, str]]:
+    """The steps a student sees, each "done", "current" or "todo" (none for a failed account)."""
+    if account.origin == AccountOrigin.INVITED:
+        order = [AccountState.INVITING, AccountState.INVITED, AccountState.AWAITING_ACCESS_ROLE]
+    else:
+        order = [AccountState.REQUESTED, AccountState.CREATING]
+    order += [AccountState.CONFIGURING, AccountState.READY]
+    current = SHOWN_AS.get(account.state, account.state)
+    if current not in order:
+        return []
+    at = order.index(current)
+    finished = current == AccountState.READY
+    return [
+        (state.label, "done" if i < at or finished else "current" if i == at else "todo")
+        for i, state in enumerate(order)
+    ]
+
+
+@login_required
+def my_account(request: HttpRequest, course_id: int) -> HttpResponse:
+    """The student's status panel; htmx asks for it again while the account is in progress."""
+    course, membership = _my_membership(request, course_id)
+    return render(request, "accounts/_account_panel.html", panel_context(course, membership))
+
+
+@require_POST
+@login_required
+def account_request(request: HttpRequest, course_id: int) -> HttpResponse:
+    course, membership = _my_membership(request, course_id)
+    try:
+        vending.account_request(actor=request.user, membership=membership)
+    except vending.VendingError as error:
+        messages.error(request, str(error))
+    return _back_to_panel(request, course, membership)
+
+
+@require_POST
+@login_required
+def account_bring(request: HttpRequest, course_id: int) -> HttpResponse:
+    course, membership = _my_membership(request, course_id)
+    form = BringAccountForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["aws_account_id"]))
+    else:
+        try:
+            vending.account_bring_existing(
+                actor=request.user, membership=membership, aws_account_id=form.cleaned_data["aws_account_id"]
+            )
+        except vending.VendingError as error:
+            messages.error(request, str(error))
+    return _back_to_panel(request, course, membership)
+
+
+@require_POST
+@login_required
+def account_check_role(request: HttpRequest, course_id: int) -> HttpResponse:
+    course, membership = _my_membership(request, course_id)
+    account = get_object_or_404(MemberAccount, membership=membership)
+    if not vending.account_verify_access_role(actor=request.user, account=account):
+        messages.error(request, "The portal cannot use the access role yet. Check the steps below and try again.")
+    return _back_to_panel(request, course, membership)
+
+
+@require_POST
+@login_required
+def account_password(request: HttpRequest, course_id: int) -> HttpResponse:
+    course, membership = _my_membership(request, course_id)
+    account = get_object_or_404(MemberAccount, membership=membership, state=AccountState.READY)
+    password = vending.account_password_reveal(actor=request.user, account=account)
+    if password is None:
+        messages.info(request, "Your first password was already shown. If you lost it, ask your instructor to reset it.")
+        return redirect("courses:detail", course_id=course.pk)
+    context = {"course": course, "account": account, "password": password, **selectors.account_access(account=account)}
+    response = render(request, "accounts/password.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _back_to_panel(request: HttpRequest, course, membership) -> HttpResponse:
+    if request.htmx:
+        return render(request, "accounts/_account_panel.html", panel_context(course, membership))
+    return redirect("courses:detail", course_id=course.pk)
+
+
+@require_POST
+@login_required
+def provision_all(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = managed_course(request, course_id)
+    try:
+        count = vending.course_provision_all(actor=request.user, course=course)
+    except AwsNotBootstrapped as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Queued {count} account(s)." if count else "Every student already has an account.")
+    return redirect("courses:roster", course_id=course.pk)
+
+
+@require_POST
+@login_required
+def precreate(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = managed_course(request, course_id)
+    form = PrecreateForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["count"]))
+    else:
+        accounts = vending.course_precreate(actor=request.user, course=course, count=form.cleaned_data["count"])
+        messages.success(request, f"Pre-creating {len(accounts)} account(s) for the pool.")
+    return redirect("courses:roster", course_id=course.pk)
+
+
+@require_POST
+@login_required
+def account_retry(request: HttpRequest, course_id: int, account_id: int) -> HttpResponse:
+    course = managed_course(request, course_id)
+    account = get_object_or_404(MemberAccount, course=course, pk=account_id)
+    if vending.account_retry(actor=request.user, account=account):
+        messages.success(request, f"Retrying {account.account_name}.")
+    else:
+        messages.info(request, f"{account.account_name} is no longer failed.")
+    return redirect("courses:roster", course_id=course.pk)
+
+
+@login_required
+def access_role_template(request: HttpRequest) -> HttpResponse:
+    """The CloudFormation template that creates the portal's access role in an invited account."""
+    organization = selectors.vending_overview()["organization"]
+    if not organization.management_account_id:
+        raise Http404("The AWS organization is not set up yet.")
+    response = render(
+        request,
+        "accounts/access-role.yaml",
+        {"role_name": settings.PORTAL_AWS_MEMBER_ROLE_NAME, "management_account_id": organization.management_account_id},
+        content_type="text/yaml; charset=utf-8",
+    )
+    response["Content-Disposition"] = 'attachment; filename="classroom-cloud-access-role.yaml"'
+    return response
+
+
+@login_required
+def aws_overview(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_staff:
+        raise PermissionDenied("Only administrators can see the AWS organization.")
+    return render(request, "accounts/aws_overview.html", selectors.vending_overview())

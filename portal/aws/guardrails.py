@@ -1,0 +1,193 @@
+"""Policy documents: the portal's baseline SCPs, a course's SCP compiled from its guardrail
+profile, the IAM-user policy, and the permission sets. Pure functions; nothing here calls AWS."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+SCP_MAX_CHARACTERS = 10_240
+MANAGED_BUDGET_PREFIX = "classroom-cloud-"
+
+# Services that are not regional (or must work from anywhere for the console to work). A region
+# allow-list must not deny them, or students cannot even sign in.
+GLOBAL_SERVICES = [
+    "a4b:*", "account:*", "aws-portal:*", "billing:*", "budgets:*", "ce:*", "chime:*",
+    "cloudfront:*", "config:*", "cur:*", "directconnect:*", "ec2:DescribeRegions",
+    "ec2:DescribeTransitGateways", "ec2:DescribeVpnGateways", "fms:*", "globalaccelerator:*",
+    "health:*", "iam:*", "importexport:*", "kms:*", "mobileanalytics:*", "networkmanager:*",
+    "organizations:*", "pricing:*", "route53:*", "route53domains:*", "route53-recovery-cluster:*",
+    "route53-recovery-control-config:*", "route53-recovery-readiness:*", "s3:GetAccountPublic*",
+    "s3:ListAllMyBuckets", "s3:ListMultiRegionAccessPoints", "s3:PutAccountPublic*",
+    "shield:*", "sts:*", "support:*", "trustedadvisor:*", "waf-regional:*", "waf:*",
+    "wafv2:*", "wellarchitected:*", "consolidatedbilling:*", "freetier:*", "invoicing:*",
+    "payments:*", "tax:*", "sso:*", "signin:*", "notifications:*",
+]
+# What every student needs whatever the course allows: identity, billing pages, support.
+ESSENTIAL_SERVICES = [
+    "iam", "sts", "support", "aws-portal", "billing", "ce", "budgets", "cloudshell",
+    "health", "signin", "sso", "freetier", "payments", "invoicing", "tax", "notifications",
+    "resource-groups", "tag",
+]
+
+
+class GuardrailTooLarge(ValueError):
+    """The compiled SCP is over AWS's size limit; the message says what to trim."""
+
+
+@dataclass(frozen=True)
+class GuardrailProfile:
+    regions: list[str]
+    services: list[str]
+    instance_families: list[str]
+
+
+@dataclass(frozen=True)
+class PermissionSetSpec:
+    name: str
+    description: str
+    managed_policy_arns: list[str]
+
+
+PERMISSION_SETS = {
+    "student": PermissionSetSpec(
+        "ClassroomStudent",
+        "Students: build freely inside their own account, within the course SCP.",
+        ["arn:aws:iam::aws:policy/PowerUserAccess", "arn:aws:iam::aws:policy/IAMFullAccess"],
+    ),
+    "ta": PermissionSetSpec(
+        "ClassroomTA",
+        "Teaching assistants: read everything, including billing, change nothing.",
+        ["arn:aws:iam::aws:policy/ReadOnlyAccess", "arn:aws:iam::aws:policy/AWSBillingReadOnlyAccess"],
+    ),
+    "instructor": PermissionSetSpec(
+        "ClassroomInstructor",
+        "Instructors: administer student accounts.",
+        ["arn:aws:iam::aws:policy/AdministratorAccess"],
+    ),
+}
+
+
+def _policy(*statements: dict) -> dict:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def _minified(document: dict) -> str:
+    return json.dumps(document, separators=(",", ":"), sort_keys=True)
+
+
+def baseline_policies(*, member_role_name: str, allowed_regions: list[str]) -> dict[str, dict]:
+    """The SCPs on the portal's parent OU, by name."""
+    protected_role = f"arn:aws:iam::*:role/{member_role_name}"
+    return {
+        "classroom-cloud-deny-leaving": _policy(
+            {"Sid": "DenyLeavingTheOrganization", "Effect": "Deny", "Action": "organizations:LeaveOrganization", "Resource": "*"}
+        ),
+        "classroom-cloud-protect-portal": _policy(
+            {
+                "Sid": "ProtectThePortalRole",
+                "Effect": "Deny",
+                "Action": ["iam:*"],
+                "Resource": [protected_role],
+                "Condition": {"ArnNotLike": {"aws:PrincipalArn": protected_role}},
+            },
+            {
+                "Sid": "ProtectThePortalBudgets",
+                "Effect": "Deny",
+                "Action": ["budgets:ModifyBudget", "budgets:DeleteBudgetAction", "budgets:UpdateBudgetAction"],
+                "Resource": [f"arn:aws:budgets::*:budget/{MANAGED_BUDGET_PREFIX}*"],
+                "Condition": {"ArnNotLike": {"aws:PrincipalArn": protected_role}},
+            },
+        ),
+        "classroom-cloud-deny-root": _policy(
+            {
+                "Sid": "DenyRootUser",
+                "Effect": "Deny",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": {"StringLike": {"aws:PrincipalArn": "arn:aws:iam::*:root"}},
+            }
+        ),
+        "classroom-cloud-regions": _region_policy(allowed_regions, sid="SchoolRegions"),
+    }
+
+
+def _region_policy(regions: list[str], *, sid: str) -> dict:
+    return _policy(
+        {
+            "Sid": sid,
+            "Effect": "Deny",
+            "NotAction": GLOBAL_SERVICES,
+            "Resource": "*",
+            "Condition": {"StringNotEquals": {"aws:RequestedRegion": sorted(regions)}},
+        }
+    )
+
+
+def course_policy(profile: GuardrailProfile) -> dict:
+    """The course SCP: only the allowed services, in the allowed regions, on the allowed EC2
+    instance families. Raises GuardrailTooLarge when it would not fit in an SCP."""
+    allowed = sorted({f"{service}:*" for service in [*profile.services, *ESSENTIAL_SERVICES]})
+    statements = [
+        {"Sid": "OnlyAllowedServices", "Effect": "Deny", "NotAction": allowed, "Resource": "*"},
+        _region_policy(profile.regions, sid="OnlyAllowedRegions")["Statement"][0],
+    ]
+    if profile.instance_families:
+        statements.append(
+            {
+                "Sid": "OnlyAllowedInstanceTypes",
+                "Effect": "Deny",
+                "Action": ["ec2:RunInstances", "ec2:StartInstances", "ec2:ModifyInstanceAttribute"],
+                "Resource": "arn:aws:ec2:*:*:instance/*",
+                "Condition": {
+                    "StringNotLike": {"ec2:InstanceType": sorted(f"{f}.*" for f in profile.instance_families)}
+                },
+            }
+        )
+    document = _policy(*statements)
+    size = len(_minified(document))
+    if size > SCP_MAX_CHARACTERS:
+        raise GuardrailTooLarge(
+            f"The course's guardrails compile to {size:,} characters, over AWS's limit of "
+            f"{SCP_MAX_CHARACTERS:,} for one SCP. Allow fewer services ({len(profile.services)} now) "
+            "or fewer EC2 instance families."
+        )
+    return document
+
+
+def freeze_policy() -> dict:
+    """Everything denied except billing, support and reading cost pages."""
+    return _policy(
+        {
+            "Sid": "FrozenForBudget",
+            "Effect": "Deny",
+            "NotAction": [
+                "aws-portal:View*", "billing:Get*", "billing:List*", "budgets:View*",
+                "budgets:Describe*", "ce:Get*", "ce:Describe*", "ce:List*", "support:*",
+                "sts:GetCallerIdentity", "signin:*", "sso:*", "health:Describe*",
+            ],
+            "Resource": "*",
+        }
+    )
+
+
+def iam_user_policy(profile: GuardrailProfile) -> dict:
+    """The IAM-user mode's own policy: the allowed services in the allowed regions."""
+    return _policy(
+        {
+            "Sid": "AllowedServices",
+            "Effect": "Allow",
+            "Action": sorted({f"{service}:*" for service in profile.services}),
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:RequestedRegion": sorted(profile.regions)}},
+        },
+        {
+            "Sid": "GlobalReadAndOwnPassword",
+            "Effect": "Allow",
+            "Action": [
+                "iam:ChangePassword", "iam:GetAccountPasswordPolicy", "iam:ListAccountAliases",
+                "sts:GetCallerIdentity", "ce:Get*", "budgets:View*", "aws-portal:View*",
+            ],
+            "Resource": "*",
+        },
+    )

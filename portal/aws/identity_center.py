@@ -1,0 +1,213 @@
+"""IAM Identity Center: the instance, its identity store users, permission sets and account
+assignments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from portal.aws.errors import NotFound, PermanentAwsError, classify
+from portal.aws.session import client
+
+
+@dataclass(frozen=True)
+class Instance:
+    arn: str
+    identity_store_id: str
+
+    @property
+    def access_portal_url(self) -> str:
+        return access_portal_url(self.identity_store_id)
+
+
+@dataclass(frozen=True)
+class AssignmentStatus:
+    request_id: str
+    state: str  # IN_PROGRESS, FAILED, SUCCEEDED
+    failure_reason: str = ""
+
+
+def _call(service: str, operation: str, *, safe_to_repeat: bool = True, **params) -> dict:
+    api = client(service, safe_to_repeat=safe_to_repeat)
+    try:
+        return getattr(api, operation)(**params)
+    except Exception as error:
+        raise classify(error, operation=operation, safe_to_repeat=safe_to_repeat) from error
+
+
+def _pages(service: str, operation: str, key: str, **params):
+    try:
+        for page in client(service).get_paginator(operation).paginate(**params):
+            yield from page[key]
+    except Exception as error:
+        raise classify(error, operation=operation) from error
+
+
+def access_portal_url(identity_store_id: str) -> str:
+    return f"https://{identity_store_id}.awsapps.com/start"
+
+
+def console_deep_link(portal_url: str, account_id: str, permission_set_name: str) -> str:
+    """Opens the console in `account_id` with that permission set, through the access portal."""
+    query = urlencode({"account_id": account_id, "role_name": permission_set_name})
+    return f"{portal_url.rstrip('/')}/#/console?{query}"
+
+
+def instance() -> Instance:
+    instances = list(_pages("sso-admin", "list_instances", "Instances"))
+    if not instances:
+        raise NotFound(
+            "IAM Identity Center is not enabled in this organization.",
+            code="NoInstance",
+            operation="ListInstances",
+        )
+    first = instances[0]
+    return Instance(first["InstanceArn"], first["IdentityStoreId"])
+
+
+# --- Users ----------------------------------------------------------------------------------------
+
+
+def find_user(identity_store_id: str, user_name: str) -> str | None:
+    """The user id for `user_name`, or None."""
+    try:
+        found = _call(
+            "identitystore",
+            "get_user_id",
+            IdentityStoreId=identity_store_id,
+            AlternateIdentifier={"UniqueAttribute": {"AttributePath": "userName", "AttributeValue": user_name}},
+        )
+    except NotFound:
+        return None
+    return found["UserId"]
+
+
+def create_user(
+    identity_store_id: str, *, user_name: str, display_name: str, email: str
+) -> str:
+    given, _, family = display_name.partition(" ")
+    try:
+        created = _call(
+            "identitystore",
+            "create_user",
+            IdentityStoreId=identity_store_id,
+            UserName=user_name,
+            DisplayName=display_name or user_name,
+            Name={"GivenName": given or user_name, "FamilyName": family or "-"},
+            Emails=[{"Value": email, "Type": "work", "Primary": True}],
+        )
+    except PermanentAwsError as error:
+        if error.code != "ConflictException":
+            raise
+        # Created meanwhile (a retried task): the user name is unique, so look it up.
+        existing = find_user(identity_store_id, user_name)
+        if existing is None:
+            raise
+        return existing
+    return created["UserId"]
+
+
+def delete_user(identity_store_id: str, user_id: str) -> None:
+    try:
+        _call("identitystore", "delete_user", IdentityStoreId=identity_store_id, UserId=user_id)
+    except NotFound:
+        pass
+
+
+# --- Permission sets ------------------------------------------------------------------------------
+
+
+def ensure_permission_set(
+    instance_arn: str,
+    *,
+    name: str,
+    description: str,
+    managed_policy_arns: list[str],
+    session_duration: str = "PT8H",
+) -> str:
+    """The ARN of the permission set called `name`, created with these managed policies if
+    missing; missing policies are attached to an existing one."""
+    arn = _find_permission_set(instance_arn, name)
+    if arn is None:
+        created = _call(
+            "sso-admin",
+            "create_permission_set",
+            InstanceArn=instance_arn,
+            Name=name,
+            Description=description,
+            SessionDuration=session_duration,
+        )
+        arn = created["PermissionSet"]["PermissionSetArn"]
+    attached = {
+        p["Arn"]
+        for p in _pages(
+            "sso-admin",
+            "list_managed_policies_in_permission_set",
+            "AttachedManagedPolicies",
+            InstanceArn=instance_arn,
+            PermissionSetArn=arn,
+        )
+    }
+    for policy_arn in managed_policy_arns:
+        if policy_arn not in attached:
+            _call(
+                "sso-admin",
+                "attach_managed_policy_to_permission_set",
+                InstanceArn=instance_arn,
+                PermissionSetArn=arn,
+                ManagedPolicyArn=policy_arn,
+            )
+    return arn
+
+
+def _find_permission_set(instance_arn: str, name: str) -> str | None:
+    for arn in _pages("sso-admin", "list_permission_sets", "PermissionSets", InstanceArn=instance_arn):
+        described = _call("sso-admin", "describe_permission_set", InstanceArn=instance_arn, PermissionSetArn=arn)
+        if described["PermissionSet"]["Name"] == name:
+            return arn
+    return None
+
+
+# --- Account assignments --------------------------------------------------------------------------
+
+
+def has_assignment(instance_arn: str, *, account_id: str, permission_set_arn: str, user_id: str) -> bool:
+    return any(
+        a["PrincipalId"] == user_id and a["PrincipalType"] == "USER"
+        for a in _pages(
+            "sso-admin",
+            "list_account_assignments",
+            "AccountAssignments",
+            InstanceArn=instance_arn,
+            AccountId=account_id,
+            PermissionSetArn=permission_set_arn,
+        )
+    )
+
+
+def create_assignment(
+    instance_arn: str, *, account_id: str, permission_set_arn: str, user_id: str
+) -> AssignmentStatus:
+    """Not safe to repeat (sent once); check has_assignment() after an UnknownOutcome."""
+    raw = _call(
+        "sso-admin",
+        "create_account_assignment",
+        safe_to_repeat=False,
+        InstanceArn=instance_arn,
+        TargetId=account_id,
+        TargetType="AWS_ACCOUNT",
+        PermissionSetArn=permission_set_arn,
+        PrincipalType="USER",
+        PrincipalId=user_id,
+    )["AccountAssignmentCreationStatus"]
+    return AssignmentStatus(raw["RequestId"], raw["Status"], raw.get("FailureReason", ""))
+
+
+def assignment_creation_status(instance_arn: str, request_id: str) -> AssignmentStatus:
+    raw = _call(
+        "sso-admin",
+        "describe_account_assignment_creation_status",
+        InstanceArn=instance_arn,
+        AccountAssignmentCreationRequestId=request_id,
+    )["AccountAssignmentCreationStatus"]
+    return AssignmentStatus(raw["RequestId"], raw["Status"], raw.get("FailureReason", ""))

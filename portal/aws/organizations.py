@@ -1,0 +1,263 @@
+"""AWS Organizations: the organization, its OUs, member accounts, policies and invitations."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from portal.aws.errors import NotFound, PermanentAwsError, classify
+from portal.aws.session import client
+
+SERVICE = "organizations"
+
+
+@dataclass(frozen=True)
+class Organization:
+    id: str
+    feature_set: str
+    management_account_id: str
+
+    @property
+    def all_features(self) -> bool:
+        return self.feature_set == "ALL"
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    name: str
+    email: str
+    state: str  # ACTIVE, SUSPENDED, PENDING_CLOSURE, PENDING_ACTIVATION, CLOSED
+
+
+@dataclass(frozen=True)
+class CreateStatus:
+    request_id: str
+    state: str  # IN_PROGRESS, SUCCEEDED, FAILED
+    account_name: str
+    account_id: str = ""
+    failure_reason: str = ""
+
+
+@dataclass(frozen=True)
+class Handshake:
+    id: str
+    state: str  # REQUESTED, OPEN, CANCELED, ACCEPTED, DECLINED, EXPIRED
+    account_id: str
+
+
+def _call(operation: str, *, safe_to_repeat: bool = True, **params) -> dict:
+    api = client(SERVICE, safe_to_repeat=safe_to_repeat)
+    try:
+        return getattr(api, operation)(**params)
+    except Exception as error:
+        raise classify(error, operation=operation, safe_to_repeat=safe_to_repeat) from error
+
+
+def _pages(operation: str, key: str, **params) -> Iterator[dict]:
+    paginator = client(SERVICE).get_paginator(operation)
+    try:
+        for page in paginator.paginate(**params):
+            yield from page[key]
+    except Exception as error:
+        raise classify(error, operation=operation) from error
+
+
+# --- The organization -----------------------------------------------------------------------------
+
+
+def describe_organization() -> Organization:
+    org = _call("describe_organization")["Organization"]
+    return Organization(org["Id"], org["FeatureSet"], org["MasterAccountId"])
+
+
+def root_id() -> str:
+    return next(_pages("list_roots", "Roots"))["Id"]
+
+
+def enable_service_access(service_principal: str) -> None:
+    """Trusted access for an AWS service (e.g. sso.amazonaws.com). Enabling twice is harmless."""
+    _call("enable_aws_service_access", ServicePrincipal=service_principal)
+
+
+def enabled_service_principals() -> set[str]:
+    return {s["ServicePrincipal"] for s in _pages("list_aws_service_access_for_organization", "EnabledServicePrincipals")}
+
+
+def ensure_ou(parent_id: str, name: str) -> str:
+    """The id of the OU called `name` under `parent_id`, created if missing."""
+    for ou in _pages("list_organizational_units_for_parent", "OrganizationalUnits", ParentId=parent_id):
+        if ou["Name"] == name:
+            return ou["Id"]
+    try:
+        return _call("create_organizational_unit", ParentId=parent_id, Name=name)["OrganizationalUnit"]["Id"]
+    except PermanentAwsError as error:
+        if error.code != "DuplicateOrganizationalUnitException":
+            raise
+        # Created meanwhile by another worker: take it.
+        return ensure_ou(parent_id, name)
+
+
+# --- Member accounts ------------------------------------------------------------------------------
+
+
+def list_accounts() -> Iterator[Account]:
+    for a in _pages("list_accounts", "Accounts"):
+        yield Account(a["Id"], a["Name"], a["Email"], a.get("State") or a.get("Status", ""))
+
+
+def find_account_by_email(email: str) -> Account | None:
+    email = email.lower()
+    return next((a for a in list_accounts() if a.email.lower() == email), None)
+
+
+def describe_account(account_id: str) -> Account:
+    a = _call("describe_account", AccountId=account_id)["Account"]
+    return Account(a["Id"], a["Name"], a["Email"], a.get("State") or a.get("Status", ""))
+
+
+def _create_status(raw: dict) -> CreateStatus:
+    return CreateStatus(
+        request_id=raw["Id"],
+        state=raw["State"],
+        account_name=raw.get("AccountName", ""),
+        account_id=raw.get("AccountId", ""),
+        failure_reason=raw.get("FailureReason", ""),
+    )
+
+
+def list_create_statuses() -> Iterator[CreateStatus]:
+    """Creation requests that are running or succeeded, oldest first."""
+    for raw in _pages("list_create_account_status", "CreateAccountStatuses", States=["IN_PROGRESS", "SUCCEEDED"]):
+        yield _create_status(raw)
+
+
+def find_create_status_by_name(account_name: str) -> CreateStatus | None:
+    """The newest creation request for `account_name` that is running or succeeded.
+    Creation statuses carry no email, so the deterministic account name is the key."""
+    found = [status for status in list_create_statuses() if status.account_name == account_name]
+    return found[-1] if found else None
+
+
+def create_account(*, email: str, account_name: str, tags: dict[str, str]) -> CreateStatus:
+    """Ask for a new member account. Not safe to repeat: sent once; UnknownOutcome on a lost
+    answer, which the caller resolves with find_create_status_by_name / find_account_by_email."""
+    raw = _call(
+        "create_account",
+        safe_to_repeat=False,
+        Email=email,
+        AccountName=account_name,
+        IamUserAccessToBilling="ALLOW",
+        Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+    )["CreateAccountStatus"]
+    return _create_status(raw)
+
+
+def describe_create_status(request_id: str) -> CreateStatus:
+    raw = _call("describe_create_account_status", CreateAccountRequestId=request_id)
+    return _create_status(raw["CreateAccountStatus"])
+
+
+def parent_id(account_id: str) -> str:
+    return next(_pages("list_parents", "Parents", ChildId=account_id))["Id"]
+
+
+def move_account(account_id: str, destination_id: str) -> None:
+    """Put the account under `destination_id` unless it is there already."""
+    source = parent_id(account_id)
+    if source == destination_id:
+        return
+    try:
+        _call("move_account", AccountId=account_id, SourceParentId=source, DestinationParentId=destination_id)
+    except PermanentAwsError as error:
+        if error.code != "DuplicateAccountException":
+            raise
+
+
+def tag_account(account_id: str, tags: dict[str, str]) -> None:
+    _call("tag_resource", ResourceId=account_id, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+
+def account_tags(account_id: str) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in _pages("list_tags_for_resource", "Tags", ResourceId=account_id)}
+
+
+def untag_account(account_id: str, keys: list[str]) -> None:
+    if keys:
+        _call("untag_resource", ResourceId=account_id, TagKeys=keys)
+
+
+# --- Service control policies ---------------------------------------------------------------------
+
+
+def ensure_policy(*, name: str, description: str, document: dict) -> str:
+    """The id of the SCP called `name`, created or updated so that its content is `document`."""
+    content = json.dumps(document, separators=(",", ":"), sort_keys=True)
+    for summary in _pages("list_policies", "Policies", Filter="SERVICE_CONTROL_POLICY"):
+        if summary["Name"] == name:
+            current = _call("describe_policy", PolicyId=summary["Id"])["Policy"]["Content"]
+            if json.loads(current) != document:
+                _call("update_policy", PolicyId=summary["Id"], Content=content, Description=description)
+            return summary["Id"]
+    created = _call(
+        "create_policy", Name=name, Description=description, Type="SERVICE_CONTROL_POLICY", Content=content
+    )
+    return created["Policy"]["PolicySummary"]["Id"]
+
+
+def attach_policy(policy_id: str, target_id: str) -> None:
+    try:
+        _call("attach_policy", PolicyId=policy_id, TargetId=target_id)
+    except PermanentAwsError as error:
+        if error.code != "DuplicatePolicyAttachmentException":
+            raise
+
+
+def detach_policy(policy_id: str, target_id: str) -> None:
+    try:
+        _call("detach_policy", PolicyId=policy_id, TargetId=target_id)
+    except NotFound:
+        pass
+    except PermanentAwsError as error:
+        if error.code != "PolicyNotAttachedException":
+            raise
+
+
+def enable_policy_type(root: str, policy_type: str = "SERVICE_CONTROL_POLICY") -> None:
+    try:
+        _call("enable_policy_type", RootId=root, PolicyType=policy_type)
+    except PermanentAwsError as error:
+        if error.code != "PolicyTypeAlreadyEnabledException":
+            raise
+
+
+# --- Invitations of existing accounts -------------------------------------------------------------
+
+
+def _handshake(raw: dict) -> Handshake:
+    account = next((p["Id"] for p in raw.get("Parties", []) if p.get("Type") == "ACCOUNT"), "")
+    return Handshake(raw["Id"], raw["State"], account)
+
+
+def find_open_handshake(account_id: str) -> Handshake | None:
+    """A pending invitation of `account_id`, so that a retried invite does not send a second."""
+    for raw in _pages("list_handshakes_for_organization", "Handshakes"):
+        handshake = _handshake(raw)
+        if handshake.account_id == account_id and handshake.state in {"REQUESTED", "OPEN", "ACCEPTED"}:
+            return handshake
+    return None
+
+
+def invite_account(account_id: str, notes: str) -> Handshake:
+    raw = _call(
+        "invite_account_to_organization",
+        safe_to_repeat=False,
+        Target={"Id": account_id, "Type": "ACCOUNT"},
+        Notes=notes[:1024],
+    )["Handshake"]
+    return _handshake(raw)
+
+
+def describe_handshake(handshake_id: str) -> Handshake:
+    return _handshake(_call("describe_handshake", HandshakeId=handshake_id)["Handshake"])

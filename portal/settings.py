@@ -150,7 +150,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = 5 * 60
 CELERY_TASK_TIME_LIMIT = 6 * 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-CELERY_BEAT_SCHEDULE: dict = {}
+# Reviewed in code rather than edited in the admin: exactly one beat process runs these.
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-aws": {"task": "accounts_app.tasks.reconcile_task", "schedule": 5 * 60},
+    "vending-queue": {"task": "accounts_app.tasks.vending_dispatch_task", "schedule": 60},
+}
 
 # --- Sign-in (django-allauth) ---------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

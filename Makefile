@@ -13,6 +13,8 @@ export AWS_ENDPOINT_URL := http://127.0.0.1:$(EMULATOR_PORT)
 export AWS_ACCESS_KEY_ID := emulator
 export AWS_SECRET_ACCESS_KEY := emulator
 export AWS_DEFAULT_REGION := us-east-1
+# The emulator starts empty: give it an organization before setting it up.
+export AWS_SETUP_ARGS := --create-organization
 endif
 export PORTAL_PORT EMULATOR_PORT
 

@@ -26,6 +26,7 @@ from accounts_app.lifecycle import transition
 from accounts_app.models import AwsOrganization, Course, MemberAccount, Membership
 from accounts_app.services.audit import audit_record
 from accounts_app.services.guardrails import (
+    AwsNotBootstrapped,
     course_guardrails_apply,
     course_profile,
     organization_ready,
@@ -233,7 +234,11 @@ class DispatchResult:
 
 def vending_dispatch() -> DispatchResult:
     """Send CreateAccount for as many queued accounts as AWS's quotas allow right now."""
-    organization = organization_ready()
+    try:
+        organization = organization_ready()
+    except AwsNotBootstrapped:
+        logger.info("Vending queue idle: the AWS organization is not set up yet.")
+        return DispatchResult(0, MemberAccount.objects.filter(state=S.REQUESTED).count(), None)
     now = timezone.now()
     window = timedelta(seconds=settings.PORTAL_AWS_CREATE_ACCOUNT_BURST / settings.PORTAL_AWS_CREATE_ACCOUNT_RATE)
     submitted = 0

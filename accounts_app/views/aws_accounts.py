@@ -15,7 +15,6 @@ from accounts_app.forms import BringAccountForm, PrecreateForm
 from accounts_app.lifecycle import WAITING_STATES, WORKING_STATES
 from accounts_app.models import MemberAccount
 from accounts_app.services import vending
-from accounts_app.services.guardrails import AwsNotBootstrapped
 from accounts_app.views.common import managed_course, visible_course
 
 # While the account is being made, the status panel asks for news this often (seconds).
@@ -140,12 +139,8 @@ def _back_to_panel(request: HttpRequest, course, membership) -> HttpResponse:
 @login_required
 def provision_all(request: HttpRequest, course_id: int) -> HttpResponse:
     course = managed_course(request, course_id)
-    try:
-        count = vending.course_provision_all(actor=request.user, course=course)
-    except AwsNotBootstrapped as error:
-        messages.error(request, str(error))
-    else:
-        messages.success(request, f"Queued {count} account(s)." if count else "Every student already has an account.")
+    count = vending.course_provision_all(actor=request.user, course=course)
+    messages.success(request, f"Queued {count} account(s)." if count else "Every student already has an account.")
     return redirect("courses:roster", course_id=course.pk)
 
 

@@ -19,7 +19,12 @@ def region_names() -> dict[str, str]:
     return {code: regions[code].get("description", code) for code in sorted(regions)}
 
 
+# IAM action prefixes of services whose endpoint prefix is another name (CloudWatch: "monitoring").
+IAM_PREFIXES_NOT_IN_ENDPOINTS = frozenset({"cloudwatch"})
+
+
 @cache
 def service_prefixes() -> frozenset[str]:
     """Service names as they start IAM actions (ec2, s3, lambda, …), as endpoint prefixes give them."""
-    return frozenset(name.removeprefix("api.") for name in _aws_partition()["services"])
+    endpoint_prefixes = {name.removeprefix("api.") for name in _aws_partition()["services"]}
+    return frozenset(endpoint_prefixes) | IAM_PREFIXES_NOT_IN_ENDPOINTS

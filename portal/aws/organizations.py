@@ -261,3 +261,19 @@ def invite_account(account_id: str, notes: str) -> Handshake:
 
 def describe_handshake(handshake_id: str) -> Handshake:
     return _handshake(_call("describe_handshake", HandshakeId=handshake_id)["Handshake"])
+
+
+def create_organization() -> Organization:
+    """A new organization with all features, for an empty (emulated) management account."""
+    org = _call("create_organization", FeatureSet="ALL")["Organization"]
+    return Organization(org["Id"], org["FeatureSet"], org["MasterAccountId"])
+
+
+def organization_exists() -> bool:
+    try:
+        describe_organization()
+    except PermanentAwsError as error:
+        if error.code == "AWSOrganizationsNotInUseException":
+            return False
+        raise
+    return True

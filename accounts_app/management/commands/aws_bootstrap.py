@@ -1,7 +1,11 @@
+import os
+import time
+
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts_app.services.bootstrap import BootstrapError, aws_bootstrap
-from portal.aws.errors import AwsError
+from portal.aws import organizations
+from portal.aws.errors import AwsError, TransientAwsError
 
 
 class Command(BaseCommand):
@@ -10,11 +14,36 @@ class Command(BaseCommand):
         "trusted access, Identity Center, permission sets and baseline SCPs. Safe to re-run."
     )
 
-    def handle(self, **options) -> None:
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--wait", type=int, default=0, metavar="SECONDS", help="Wait this long for AWS to answer."
+        )
+        parser.add_argument(
+            "--create-organization",
+            action="store_true",
+            help="Create the organization if there is none. Only with AWS_ENDPOINT_URL (an emulator).",
+        )
+
+    def handle(self, wait: int, create_organization: bool, **options) -> None:
+        if create_organization and not os.environ.get("AWS_ENDPOINT_URL"):
+            raise CommandError("--create-organization is for emulators only: set AWS_ENDPOINT_URL.")
         try:
+            exists = self.organization_exists(wait)
+            if not exists and create_organization:
+                self.stdout.write(f"Created organization {organizations.create_organization().id}.")
             report = aws_bootstrap(actor=None)
         except (BootstrapError, AwsError) as error:
             raise CommandError(str(error)) from None
         for line in report:
             self.stdout.write(line)
         self.stdout.write(self.style.SUCCESS("The AWS organization is ready for the portal."))
+
+    def organization_exists(self, wait: int) -> bool:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return organizations.organization_exists()
+            except TransientAwsError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)

@@ -1,7 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts_app.models import Course
-from accounts_app.services.guardrails import AwsNotBootstrapped
 from accounts_app.services.vending import course_provision_all
 
 
@@ -15,8 +14,5 @@ class Command(BaseCommand):
         course = Course.objects.filter(code=course_code.lower()).first()
         if course is None:
             raise CommandError(f"No course has the code “{course_code}”.")
-        try:
-            count = course_provision_all(actor=None, course=course)
-        except AwsNotBootstrapped as error:
-            raise CommandError(str(error)) from None
+        count = course_provision_all(actor=None, course=course)
         self.stdout.write(self.style.SUCCESS(f"Queued {count} account(s) for {course.code}."))

@@ -291,6 +291,8 @@ class AwsOrganization(models.Model):
     baseline_policies = models.JSONField(default=dict, blank=True, help_text="name → SCP id")
     trusted_services = models.JSONField(default=list, blank=True)
     account_limit = models.PositiveIntegerField(null=True, blank=True)
+    # Every account in the organization counts against the quota, not only the portal's.
+    accounts_in_organization = models.PositiveIntegerField(null=True, blank=True)
     bootstrapped_at = models.DateTimeField(null=True, blank=True)
     last_reconciled_at = models.DateTimeField(null=True, blank=True)
     drift = models.JSONField(default=list, blank=True, help_text="the reconciler's last findings")

@@ -93,6 +93,7 @@ def aws_bootstrap(*, actor) -> list[str]:
         organization.baseline_policies = policies
         organization.trusted_services = TRUSTED_SERVICES
         organization.account_limit = limit
+        organization.accounts_in_organization = sum(1 for _ in organizations.list_accounts())
         organization.bootstrapped_at = timezone.now()
         organization.save()
         audit_record(actor=actor, action=AuditAction.AWS_BOOTSTRAPPED, summary=f"Set up AWS organization {org.id}", data={"report": report})

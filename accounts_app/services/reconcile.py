@@ -37,7 +37,9 @@ def reconcile() -> list[str]:
     _requeue_stuck(timezone.now() - STUCK_AFTER)
     _retry_waiting(accounts_in_use=len(aws_accounts))
     drift = _compare_with_aws(aws_accounts)
-    AwsOrganization.objects.filter(pk=organization.pk).update(last_reconciled_at=timezone.now(), drift=drift)
+    AwsOrganization.objects.filter(pk=organization.pk).update(
+        last_reconciled_at=timezone.now(), drift=drift, accounts_in_organization=len(aws_accounts)
+    )
     return drift
 
 

@@ -5,8 +5,8 @@ import logging
 from allauth.account.signals import email_confirmed, user_logged_in
 from django.dispatch import receiver
 
-from accounts_app.adapters import INVITATION_SESSION_KEY
 from accounts_app.services.invitations import (
+    INVITATION_SESSION_KEY,
     InvitationError,
     invitation_accept,
     invitation_member,

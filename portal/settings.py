@@ -174,7 +174,6 @@ ACCOUNT_RATE_LIMITS = {
     "signup": "20/m/ip",
     "reset_password": "20/m/ip,5/m/key",
 }
-ACCOUNT_ADAPTER = "accounts_app.adapters.PortalAccountAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Classroom Cloud Portal"
 LOGIN_URL = "account_login"

@@ -18,6 +18,8 @@ from accounts_app.models import Course, Membership, User
 from accounts_app.services.audit import audit_record
 
 INVITATION_SALT = "accounts_app.invitation"
+# Where an invitation opened by someone not yet signed in waits for their sign-in.
+INVITATION_SESSION_KEY = "invitation_token"
 
 
 class InvitationError(Exception):

@@ -161,8 +161,9 @@ def roster_import(
             },
         },
     )
-    if send_invitations:
-        invitations_enqueue(actor=actor, course=course)
+    if send_invitations and added:
+        added_ids = course.memberships.filter(email__in=added).values_list("pk", flat=True)
+        invitations_enqueue(actor=actor, course=course, member_ids=added_ids)
     return plan
 
 

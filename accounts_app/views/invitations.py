@@ -4,10 +4,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from accounts_app.adapters import INVITATION_SESSION_KEY
 from accounts_app.forms import JoinCodeForm
 from accounts_app.models import Course
 from accounts_app.services.invitations import (
+    INVITATION_SESSION_KEY,
     InvitationError,
     course_join_with_code,
     invitation_accept,
@@ -51,7 +51,7 @@ def join_course(request: HttpRequest, code: str) -> HttpResponse:
     code = Course.normalize_join_code(code)
     course = Course.objects.filter(join_code=code, join_code_enabled=True).first()
     if course is None or not course.join_is_open:
-        form = JoinCodeForm(initial={"code": code})
+        form = JoinCodeForm(data={"code": code})  # bound: add_error() needs a cleaned form
         form.add_error(
             None,
             f"No course is open for joining with the code “{code}”. "

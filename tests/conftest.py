@@ -10,6 +10,12 @@ from tests.factories import CourseFactory, MembershipFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Hashing at production strength costs seconds per user; tests need no such cost."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def celery_runs_tasks_inline():
     """Tasks run in the test process, after the transaction that queued them commits."""
     celery_app.conf.task_always_eager = True

@@ -19,12 +19,6 @@ ROSTER = (
 )
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """The default PBKDF2 costs most of a second per user; these tests do not test hashing."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def run(*args) -> tuple[str, str]:
     stdout, stderr = StringIO(), StringIO()
     call_command(*args, stdout=stdout, stderr=stderr)

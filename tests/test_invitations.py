@@ -13,7 +13,6 @@ from django.core.signing import TimestampSigner, b62_encode
 from django.test import Client
 from django.urls import reverse
 
-from accounts_app.services.invitations import INVITATION_SESSION_KEY
 from accounts_app.choices import AuditAction, CourseRole, InviteStatus, MembershipSource
 from accounts_app.models import AuditEvent, Membership, User
 from accounts_app.services.courses import (
@@ -22,7 +21,11 @@ from accounts_app.services.courses import (
     course_join_code_enable,
     course_join_code_rotate,
 )
-from accounts_app.services.invitations import invitation_token, memberships_claim_by_email
+from accounts_app.services.invitations import (
+    INVITATION_SESSION_KEY,
+    invitation_token,
+    memberships_claim_by_email,
+)
 from tests.factories import PASSWORD, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -36,12 +39,6 @@ NO_LONGER_VALID = (
     "This invitation is no longer valid: you were removed from the roster "
     "or your address changed. Ask your instructor for a new invitation."
 )
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """The default PBKDF2 costs most of a second per user; these tests do not test hashing."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)

@@ -27,12 +27,6 @@ from tests.factories import CourseFactory, MembershipFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """The default PBKDF2 costs most of a second per user; these tests do not test hashing."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 ROSTER = (
     "email,name,role\nann@school.example,Ann Arbor,student\nbob@school.example,Bob Builder,ta\n"
 )

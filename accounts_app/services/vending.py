@@ -152,7 +152,14 @@ def course_precreate(*, actor, course: Course, count: int) -> list[MemberAccount
     """Queue `count` accounts for the course pool, ready before students ask."""
     if not 1 <= count <= 500:
         raise VendingError("Pre-create between 1 and 500 accounts at a time.")
-    taken = MemberAccount.objects.filter(course=course, membership__isnull=True).count()
+    # Numbered after every pool account the course ever had, taken by a student or not: a
+    # count of the accounts still in the pool would reuse the name of one already taken.
+    prefix = account_name_for(course, "pool-")
+    names = MemberAccount.objects.filter(course=course, account_name__startswith=prefix).values_list(
+        "account_name", flat=True
+    )
+    numbers = [name[len(prefix):] for name in names]
+    taken = max((int(number) for number in numbers if number.isdigit()), default=0)
     accounts = MemberAccount.objects.bulk_create(
         [_new_account(course, None, f"pool-{taken + i + 1:03d}") for i in range(count)]
     )
@@ -324,8 +331,9 @@ def _submit_creation(account: MemberAccount, directory: _AwsDirectory) -> int:
     return 1
 
 
-def _adopt_from_aws(account: MemberAccount, directory: _AwsDirectory) -> bool:
-    """Take over an account or creation request that AWS already has for this student."""
+def _adopt_from_aws(account: MemberAccount, directory: _AwsDirectory, *, queue_poll: bool = True) -> bool:
+    """Take over an account or creation request that AWS already has for this student.
+    A request still in progress gets a poll queued unless `queue_poll` is False."""
     existing = directory.account_by_email(account.root_email)
     if existing is not None:
         _creation_succeeded(account, existing.id, reason="Found in the organization")
@@ -336,7 +344,7 @@ def _adopt_from_aws(account: MemberAccount, directory: _AwsDirectory) -> bool:
         account.create_request_id = status.request_id
         if status.state == "SUCCEEDED" and status.account_id:
             _creation_succeeded(account, status.account_id, reason="Creation request found")
-        else:
+        elif queue_poll:
             _enqueue_poll(account)
         return True
     return False
@@ -382,7 +390,8 @@ def account_poll_creation(*, account: MemberAccount) -> float | None:
 
 def _resolve_unknown_creation(account: MemberAccount) -> float | None:
     directory = _AwsDirectory()
-    if _adopt_from_aws(account, directory):
+    # The poll task schedules the next look from the delay returned here: no second poll queued.
+    if _adopt_from_aws(account, directory, queue_poll=False):
         return _poll_delay(account) if not account.aws_account_id else None
     submitted = account.create_submitted_at or account.state_changed_at
     if timezone.now() - submitted < LOST_REQUEST_GRACE:

@@ -24,7 +24,8 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"{course.code}: " + ", ".join(f"{n} {s}" for s, n in status["counts"].items()))
         for student in status["students"]:
-            line = f"  {student['email']:<40} {student['state']:<22} {student['account_id'] or ''}"
+            state = student["state"] or "no account"
+            line = f"  {student['email']:<40} {state:<22} {student['account_id'] or ''}"
             self.stdout.write(line + (f"  {student['last_error']}" if student["last_error"] else ""))
 
 

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts_app.models import Course
-from accounts_app.services.vending import course_provision_all
+from accounts_app.services.vending import VendingError, course_provision_all
 
 
 class Command(BaseCommand):
@@ -14,5 +14,8 @@ class Command(BaseCommand):
         course = Course.objects.filter(code=course_code.lower()).first()
         if course is None:
             raise CommandError(f"No course has the code “{course_code}”.")
-        count = course_provision_all(actor=None, course=course)
+        try:
+            count = course_provision_all(actor=None, course=course)
+        except VendingError as error:
+            raise CommandError(str(error)) from None
         self.stdout.write(self.style.SUCCESS(f"Queued {count} account(s) for {course.code}."))

@@ -57,6 +57,9 @@ class AuditAction(models.TextChoices):
     ACCOUNT_PASSWORD_REVEALED = "account.password_revealed", "First password shown"
     GUARDRAILS_APPLIED = "course.guardrails_applied", "Guardrails applied"
     AWS_BOOTSTRAPPED = "aws.bootstrapped", "AWS organization set up"
+    ACCOUNT_FROZEN = "account.frozen", "AWS account frozen"
+    ACCOUNT_UNFROZEN = "account.unfrozen", "AWS account unfrozen"
+    BUDGET_RAISED = "budget.raised", "Budget raised"
 
 
 class AccountState(models.TextChoices):
@@ -72,7 +75,13 @@ class AccountState(models.TextChoices):
     WAITING_FOR_QUOTA = "waiting_for_quota", "Waiting for the organization's account quota"
     POOLED = "pooled", "Ready in the pool"
     READY = "ready", "Ready"
+    FROZEN = "frozen", "Frozen: budget used up"
     FAILED = "failed", "Needs attention"
+
+
+class BudgetPeriod(models.TextChoices):
+    MONTHLY = "monthly", "Every month"
+    COURSE = "course", "The whole course"
 
 
 class AccountOrigin(models.TextChoices):

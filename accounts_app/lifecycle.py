@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts_app.choices import AccountState as S
 from accounts_app.models import AccountEvent, MemberAccount
+from accounts_app.signals import account_state_changed
 
 TRANSITIONS: dict[S, frozenset[S]] = {
     S.REQUESTED: frozenset({S.CREATING, S.CONFIGURING, S.WAITING_FOR_QUOTA, S.FAILED}),
@@ -27,7 +28,8 @@ TRANSITIONS: dict[S, frozenset[S]] = {
     S.WAITING_FOR_DIRECTORY: frozenset({S.CONFIGURING, S.FAILED}),
     S.WAITING_FOR_QUOTA: frozenset({S.REQUESTED, S.FAILED}),
     S.POOLED: frozenset({S.CONFIGURING}),
-    S.READY: frozenset({S.CONFIGURING}),
+    S.READY: frozenset({S.CONFIGURING, S.FROZEN}),
+    S.FROZEN: frozenset({S.READY}),
     S.FAILED: frozenset({S.REQUESTED, S.INVITING, S.INVITED, S.AWAITING_ACCESS_ROLE, S.CONFIGURING}),
 }
 
@@ -83,8 +85,9 @@ def transition(
             actor=actor,
             reason=reason[:1000],
         )
-    account.state = to
-    account.state_changed_at = now
-    for name, value in changes.items():
-        setattr(account, name, value)
+        account.state = to
+        account.state_changed_at = now
+        for name, value in changes.items():
+            setattr(account, name, value)
+        account_state_changed.send(MemberAccount, account=account, from_state=current, to_state=to)
     return True

@@ -10,6 +10,7 @@ from django.db.models import OuterRef, Q, Subquery
 
 from accounts_app.choices import (
     AccessMode,
+    BudgetPeriod,
     AccountOrigin,
     AccountState,
     AuditAction,
@@ -95,6 +96,32 @@ class Course(models.Model):
     description = models.TextField(blank=True)
     budget_per_student = models.DecimalField(
         "budget per student (USD)", max_digits=10, decimal_places=2
+    )
+    budget_period = models.CharField(
+        "budget applies to", max_length=10, choices=BudgetPeriod.choices, default=BudgetPeriod.COURSE
+    )
+    freeze_at_percent = models.PositiveSmallIntegerField(
+        "freeze at (% of budget)",
+        default=100,
+        help_text="An account is frozen when its spend reaches this share of its budget. 0 never freezes.",
+    )
+    budget_action_enabled = models.BooleanField(
+        "AWS Budget action as a second line of defence",
+        default=False,
+        help_text="AWS itself attaches the freeze policy at 100% of the budget, even if the portal is down.",
+    )
+    spike_multiple = models.DecimalField(
+        "daily spike alert (× recent median)",
+        max_digits=5,
+        decimal_places=2,
+        default=3,
+        help_text="Alert when a day's spend exceeds this multiple of the account's recent median.",
+    )
+    cost_tag_key = models.CharField(
+        "cost allocation tag",
+        max_length=128,
+        blank=True,
+        help_text="A tag key students put on their resources (e.g. project) to break spend down by.",
     )
     access_mode = models.CharField(
         max_length=20, choices=AccessMode.choices, default=AccessMode.IDENTITY_CENTER

@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class BillingAppConfig(AppConfig):
     name = "billing_app"
     verbose_name = "Costs and budgets"
+
+    def ready(self) -> None:
+        from billing_app import receivers  # noqa: F401  (creates budgets for new accounts)

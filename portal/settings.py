@@ -154,6 +154,8 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE = {
     "reconcile-aws": {"task": "accounts_app.tasks.reconcile_task", "schedule": 5 * 60},
     "vending-queue": {"task": "accounts_app.tasks.vending_dispatch_task", "schedule": 60},
+    # Cost Explorer updates about three times a day; each sync costs a few cents.
+    "sync-costs": {"task": "billing_app.tasks.costs_sync_task", "schedule": 8 * 60 * 60},
 }
 
 # --- Sign-in (django-allauth) ---------------------------------------------------------------------
@@ -220,6 +222,15 @@ PORTAL_ACCESS_ROLE_TEMPLATE_URL = os.environ.get("PORTAL_ACCESS_ROLE_TEMPLATE_UR
 # Seconds between polls of an asynchronous AWS request, doubling up to the maximum.
 PORTAL_AWS_POLL_SECONDS = float(os.environ.get("PORTAL_AWS_POLL_SECONDS", "5"))
 PORTAL_AWS_POLL_MAX_SECONDS = float(os.environ.get("PORTAL_AWS_POLL_MAX_SECONDS", "60"))
+
+# --- Costs ----------------------------------------------------------------------------------------
+# Days re-synced each time: Cost Explorer revises recent figures (month totals settle mid next month).
+PORTAL_COST_SYNC_DAYS = int(os.environ.get("PORTAL_COST_SYNC_DAYS", "14"))
+# HOURLY granularity is opt-in and billed by AWS; when on, the portal keeps its own hourly history.
+PORTAL_COST_HOURLY = env_bool("PORTAL_COST_HOURLY", False)
+# Role AWS Budgets assumes to attach the freeze SCP (budget actions); needed only when a course
+# turns budget actions on.
+PORTAL_AWS_BUDGET_ACTION_ROLE_ARN = os.environ.get("PORTAL_AWS_BUDGET_ACTION_ROLE_ARN", "")
 
 # --- Email ----------------------------------------------------------------------------------------
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Classroom Cloud <no-reply@localhost>")

@@ -10,4 +10,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("", include("accounts_app.urls")),
+    path("courses/", include("billing_app.urls")),
 ]

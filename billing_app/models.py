@@ -1,0 +1,147 @@
+"""What the portal knows about money: raw Cost Explorer rows, the rollups dashboards read,
+budgets, alerts, and a record of every sync."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from accounts_app.models import Course, MemberAccount
+
+AMOUNT = {"max_digits": 14, "decimal_places": 6}
+
+
+class CostKind(models.TextChoices):
+    USAGE = "usage", "Usage"
+    CREDIT = "credit", "Credit"
+    REFUND = "refund", "Refund"
+
+
+class CostRecord(models.Model):
+    """One Cost Explorer figure: an account's cost for one service (or its credits or refunds)
+    on one day. Re-syncs overwrite it while AWS still revises the figure."""
+
+    aws_account_id = models.CharField(max_length=12)
+    account = models.ForeignKey(
+        MemberAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="cost_records"
+    )
+    course = models.ForeignKey(Course, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    day = models.DateField()
+    kind = models.CharField(max_length=10, choices=CostKind.choices, default=CostKind.USAGE)
+    service = models.CharField(max_length=200)
+    amount = models.DecimalField(**AMOUNT)
+    currency = models.CharField(max_length=3, default="USD")
+    estimated = models.BooleanField(default=False)
+    sync = models.ForeignKey("CostSync", on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["aws_account_id", "day", "kind", "service"], name="cost_record_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["course", "day"]), models.Index(fields=["day"])]
+
+    def __str__(self) -> str:
+        return f"{self.aws_account_id} {self.day} {self.service}: {self.amount} {self.currency}"
+
+
+class AccountDailyCost(models.Model):
+    """Rollup: one account's day. Dashboards and budget checks read this, never raw rows."""
+
+    account = models.ForeignKey(MemberAccount, on_delete=models.CASCADE, related_name="daily_costs")
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    usage = models.DecimalField(**AMOUNT, default=0)
+    credits = models.DecimalField(**AMOUNT, default=0, help_text="Credits and refunds (negative).")
+    estimated = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "day"], name="account_day_unique")]
+        indexes = [models.Index(fields=["course", "day"])]
+
+
+class CourseServiceDailyCost(models.Model):
+    """Rollup: a course's spend on one service on one day, for the stacked chart and top services."""
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    service = models.CharField(max_length=200)
+    usage = models.DecimalField(**AMOUNT, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["course", "day", "service"], name="course_service_day_unique")
+        ]
+
+
+class CostSync(models.Model):
+    """One run of the Cost Explorer sync: what it asked, what it cost, what it stored."""
+
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    window_start = models.DateField()
+    window_end = models.DateField(help_text="Exclusive.")
+    requests = models.PositiveIntegerField(default=0, help_text="Cost Explorer requests ($0.01 each).")
+    rows = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"Sync {self.window_start}–{self.window_end}: {self.requests} requests, {self.rows} rows"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class StudentBudget(models.Model):
+    """An account's budget: the course's amount unless an instructor raised it, and the AWS
+    Budget that mirrors it."""
+
+    account = models.OneToOneField(MemberAccount, on_delete=models.CASCADE, related_name="budget")
+    amount_override = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    aws_budget_name = models.CharField(max_length=100, blank=True)
+    aws_action_id = models.CharField(max_length=100, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    def amount(self) -> object:
+        return self.amount_override or self.account.course.budget_per_student
+
+
+class AlertKind(models.TextChoices):
+    ACTUAL_50 = "actual_50", "50% of the budget spent"
+    ACTUAL_80 = "actual_80", "80% of the budget spent"
+    ACTUAL_100 = "actual_100", "The whole budget spent"
+    FORECAST_100 = "forecast_100", "Forecast to exceed the budget"
+    DAILY_SPIKE = "daily_spike", "Unusual daily spend"
+    FROZEN = "frozen", "Account frozen for its budget"
+
+
+class Alert(models.Model):
+    """Raised once per account, kind, period (a month, the course, or a day for spikes) and
+    budget: raising a budget lets its thresholds fire again, and keeps the old alerts."""
+
+    account = models.ForeignKey(MemberAccount, on_delete=models.CASCADE, related_name="alerts")
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=AlertKind.choices)
+    period = models.CharField(max_length=20, help_text="e.g. 2026-11, course, or a day for spikes")
+    message = models.CharField(max_length=500)
+    spend = models.DecimalField(max_digits=12, decimal_places=2)
+    budget = models.DecimalField(max_digits=12, decimal_places=2)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "kind", "period", "budget"], name="alert_once_per_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.message

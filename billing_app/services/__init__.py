@@ -1,0 +1,1 @@
+"""Every billing write: syncing costs, budgets, alerts, freezing and unfreezing accounts."""

@@ -1,0 +1,329 @@
+"""Budgets, alerts and the freeze.
+
+After each cost sync the portal checks every account against its budget itself (AWS Budgets
+also notify, but only a few times a day and only by email): alerts fire once per threshold and
+period, a day far above the account's recent median raises a spike alert, and an account that
+reaches its course's freeze threshold is frozen with a deny-all SCP until an instructor raises
+its budget and unfreezes it.
+"""
+
+from __future__ import annotations
+
+import calendar
+import statistics
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, mailers
+from django.db import transaction
+from django.db.models import Sum
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from accounts_app.choices import AccountState, AuditAction, BudgetPeriod, CourseRole
+from accounts_app.lifecycle import transition
+from accounts_app.models import AwsOrganization, Course, MemberAccount
+from accounts_app.services.audit import audit_record
+from billing_app.models import AccountDailyCost, Alert, AlertKind, StudentBudget
+from portal.aws import budgets as aws_budgets
+from portal.aws import organizations
+from portal.aws.guardrails import MANAGED_BUDGET_PREFIX, freeze_policy
+
+FREEZE_POLICY_NAME = "classroom-cloud-freeze"
+SPIKE_HISTORY_DAYS = 14
+SPIKE_MINIMUM_USD = Decimal("1.00")  # below this a "spike" is noise, whatever the ratio
+THRESHOLDS = ((100, AlertKind.ACTUAL_100), (80, AlertKind.ACTUAL_80), (50, AlertKind.ACTUAL_50))
+
+
+@dataclass(frozen=True)
+class Period:
+    key: str  # "2026-11" or "course"
+    start: date
+    end: date  # inclusive
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+
+def budget_period(course: Course, today: date) -> Period:
+    if course.budget_period == BudgetPeriod.MONTHLY:
+        last = calendar.monthrange(today.year, today.month)[1]
+        return Period(f"{today:%Y-%m}", today.replace(day=1), today.replace(day=last))
+    return Period("course", course.start_date, course.end_date)
+
+
+def budget_amount(account: MemberAccount) -> Decimal:
+    budget = getattr(account, "budget", None)
+    if budget is not None and budget.amount_override:
+        return budget.amount_override
+    return account.course.budget_per_student
+
+
+def budget_name(account: MemberAccount) -> str:
+    return f"{MANAGED_BUDGET_PREFIX}{account.aws_account_id}"
+
+
+# --- The AWS Budget of each account ---------------------------------------------------------------
+
+
+def budget_ensure(*, account: MemberAccount) -> StudentBudget:
+    """Create (or bring up to date) the account's AWS Budget with its 50/80/100% actual and
+    100% forecast notifications to the student and the course's usage contact."""
+    organization = AwsOrganization.load()
+    course = account.course
+    budget, _ = StudentBudget.objects.get_or_create(account=account)
+    recipients = [email for email in (account.membership and account.membership.email, course.usage_alert_email) if email]
+    monthly = course.budget_period == BudgetPeriod.MONTHLY
+    spec = aws_budgets.BudgetSpec(
+        name=budget_name(account),
+        account_id=account.aws_account_id,
+        amount=budget_amount(account),
+        time_unit="MONTHLY" if monthly else "ANNUALLY",
+        subscribers=recipients,
+        start=None if monthly else course.start_date,
+        end=None if monthly else course.end_date + timedelta(days=1),
+    )
+    aws_budgets.ensure_budget(organization.management_account_id, spec)
+    budget.aws_budget_name = spec.name
+    if course.budget_action_enabled and settings.PORTAL_AWS_BUDGET_ACTION_ROLE_ARN:
+        budget.aws_action_id = aws_budgets.ensure_scp_action(
+            organization.management_account_id,
+            budget_name=spec.name,
+            policy_id=freeze_policy_id(),
+            account_id=account.aws_account_id,
+            execution_role_arn=settings.PORTAL_AWS_BUDGET_ACTION_ROLE_ARN,
+            subscribers=recipients,
+        )
+    budget.synced_at = timezone.now()
+    budget.save()
+    return budget
+
+
+def freeze_policy_id() -> str:
+    return organizations.ensure_policy(
+        name=FREEZE_POLICY_NAME,
+        description="Classroom Cloud: budget used up; only billing, support and cost pages",
+        document=freeze_policy(),
+    )
+
+
+# --- Evaluating spend -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountSpend:
+    account: MemberAccount
+    period: Period
+    spend: Decimal
+    budget: Decimal
+
+    @property
+    def percent(self) -> Decimal:
+        return (self.spend / self.budget * 100) if self.budget else Decimal(0)
+
+    def forecast(self, today: date) -> Decimal:
+        elapsed = max((min(today, self.period.end) - self.period.start).days + 1, 1)
+        return self.spend / elapsed * self.period.days
+
+
+def budgets_evaluate(*, today: date | None = None) -> list[Alert]:
+    """Check every live account against its budget; raise alerts and freeze. Returns the new alerts."""
+    today = today or timezone.localdate()
+    accounts = list(
+        MemberAccount.objects.filter(state__in=[AccountState.READY, AccountState.FROZEN])
+        .exclude(membership=None)
+        .select_related("course", "membership", "budget")
+    )
+    spends = _spend_in_period(accounts, today)
+    history = _recent_days(accounts, today)
+    existing = set(
+        Alert.objects.filter(account__in=accounts).values_list("account_id", "kind", "period", "budget")
+    )
+    new_alerts: list[Alert] = []
+    for spend in spends:
+        new_alerts += _threshold_alerts(spend, today, existing)
+        new_alerts += _spike_alert(spend, history.get(spend.account.pk, {}), existing)
+    created = Alert.objects.bulk_create(new_alerts, ignore_conflicts=True)
+    for alert in created:
+        alert_notify(alert)
+    for spend in spends:
+        course = spend.account.course
+        if (
+            spend.account.state == AccountState.READY
+            and course.freeze_at_percent
+            and spend.percent >= course.freeze_at_percent
+        ):
+            account_freeze(actor=None, account=spend.account, reason=f"Spent ${spend.spend:.2f} of ${spend.budget:.2f}")
+    return created
+
+
+def _spend_in_period(accounts: list[MemberAccount], today: date) -> list[AccountSpend]:
+    periods = {a.pk: budget_period(a.course, today) for a in accounts}
+    earliest = min((p.start for p in periods.values()), default=today)
+    totals: dict[int, dict[date, Decimal]] = {}
+    rows = (
+        AccountDailyCost.objects.filter(account__in=accounts, day__gte=earliest, day__lte=today)
+        .values_list("account_id", "day", "usage")
+    )
+    for account_id, day, usage in rows:
+        totals.setdefault(account_id, {})[day] = usage
+    result = []
+    for account in accounts:
+        period = periods[account.pk]
+        days = totals.get(account.pk, {})
+        spend = sum((v for d, v in days.items() if period.start <= d <= period.end), Decimal(0))
+        result.append(AccountSpend(account, period, spend, budget_amount(account)))
+    return result
+
+
+def _recent_days(accounts: list[MemberAccount], today: date) -> dict[int, dict[date, Decimal]]:
+    since = today - timedelta(days=SPIKE_HISTORY_DAYS + 1)
+    history: dict[int, dict[date, Decimal]] = {}
+    for account_id, day, usage in AccountDailyCost.objects.filter(
+        account__in=accounts, day__gte=since, day__lte=today
+    ).values_list("account_id", "day", "usage"):
+        history.setdefault(account_id, {})[day] = usage
+    return history
+
+
+def _alert(spend: AccountSpend, kind: AlertKind, period: str, message: str) -> Alert:
+    return Alert(
+        account=spend.account,
+        course=spend.account.course,
+        kind=kind,
+        period=period,
+        message=message[:500],
+        spend=spend.spend.quantize(Decimal("0.01")),
+        budget=spend.budget,
+    )
+
+
+def _threshold_alerts(spend: AccountSpend, today: date, existing: set) -> list[Alert]:
+    alerts = []
+    key = spend.period.key
+    for threshold, kind in THRESHOLDS:
+        if spend.percent >= threshold and (spend.account.pk, kind, key, spend.budget) not in existing:
+            alerts.append(
+                _alert(spend, kind, key, f"{spend.account.membership.display_name} has spent ${spend.spend:.2f}, "
+                       f"{spend.percent:.0f}% of the ${spend.budget:.2f} budget.")
+            )
+    forecast = spend.forecast(today)
+    forecast_key = (spend.account.pk, AlertKind.FORECAST_100, key, spend.budget)
+    if forecast > spend.budget and spend.percent < 100 and forecast_key not in existing:
+        alerts.append(
+            _alert(spend, AlertKind.FORECAST_100, key, f"At this pace {spend.account.membership.display_name} will "
+                   f"spend about ${forecast:.2f} of the ${spend.budget:.2f} budget by {spend.period.end:%b %-d}.")
+        )
+    return alerts
+
+
+def _spike_alert(spend: AccountSpend, days: dict[date, Decimal], existing: set) -> list[Alert]:
+    if not days:
+        return []
+    latest = max(days)
+    before = [v for d, v in days.items() if d < latest]
+    if len(before) < 3:
+        return []
+    median = Decimal(statistics.median(before))
+    multiple = spend.account.course.spike_multiple
+    value = days[latest]
+    period = latest.isoformat()
+    seen = (spend.account.pk, AlertKind.DAILY_SPIKE, period, spend.budget) in existing
+    if value < SPIKE_MINIMUM_USD or value <= median * multiple or seen:
+        return []
+    return [
+        _alert(spend, AlertKind.DAILY_SPIKE, period, f"{spend.account.membership.display_name} spent ${value:.2f} "
+               f"on {latest:%b %-d}, more than {multiple}× the usual ${median:.2f} a day.")
+    ]
+
+
+def alert_notify(alert: Alert) -> None:
+    """Email the student and the course's usage contact (and instructors for freezes)."""
+    account, course = alert.account, alert.course
+    recipients = {account.membership.email, course.usage_alert_email}
+    if alert.kind in {AlertKind.ACTUAL_100, AlertKind.FROZEN}:
+        recipients |= set(course.memberships.filter(role=CourseRole.INSTRUCTOR).values_list("email", flat=True))
+    context = {"alert": alert, "account": account, "course": course, "base_url": settings.PORTAL_BASE_URL}
+    message = EmailMultiAlternatives(
+        subject=settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + render_to_string("emails/alert_subject.txt", context).strip(),
+        body=render_to_string("emails/alert.txt", context),
+        to=sorted(recipients),
+    )
+    message.attach_alternative(render_to_string("emails/alert.html", context), "text/html")
+    with mailers.default as connection:
+        connection.send_messages([message])
+
+
+# --- Freeze and unfreeze --------------------------------------------------------------------------
+
+
+def account_freeze(*, actor, account: MemberAccount, reason: str) -> bool:
+    """Attach the deny-all freeze SCP to the account, then mark it frozen. Safe to repeat."""
+    organizations.attach_policy(freeze_policy_id(), account.aws_account_id)
+    with transaction.atomic():
+        if not transition(account, expected=AccountState.READY, to=AccountState.FROZEN, actor=actor, reason=reason):
+            return False
+        audit_record(
+            actor=actor,
+            action=AuditAction.ACCOUNT_FROZEN,
+            course=account.course,
+            target=account,
+            summary=f"Froze {account.account_name}: {reason}",
+        )
+        spend = AccountDailyCost.objects.filter(account=account).aggregate(total=Sum("usage"))["total"] or 0
+        alert = Alert.objects.create(
+            account=account,
+            course=account.course,
+            kind=AlertKind.FROZEN,
+            period=timezone.now().isoformat(timespec="seconds"),
+            message=f"{account.membership.display_name}'s AWS account was frozen: {reason}.",
+            spend=Decimal(spend).quantize(Decimal("0.01")),
+            budget=budget_amount(account),
+        )
+    transaction.on_commit(lambda: alert_notify(alert))
+    return True
+
+
+def account_unfreeze(*, actor, account: MemberAccount, new_budget: Decimal | None = None) -> bool:
+    """Raise the budget if asked, detach the freeze SCP and give the account back."""
+    if new_budget is not None:
+        budget_raise(actor=actor, account=account, amount=new_budget)
+    organizations.detach_policy(freeze_policy_id(), account.aws_account_id)
+    with transaction.atomic():
+        if not transition(account, expected=AccountState.FROZEN, to=AccountState.READY, actor=actor, reason="Unfrozen by an instructor"):
+            return False
+        Alert.objects.filter(account=account, resolved_at=None).update(resolved_at=timezone.now())
+        audit_record(
+            actor=actor,
+            action=AuditAction.ACCOUNT_UNFROZEN,
+            course=account.course,
+            target=account,
+            summary=f"Unfroze {account.account_name}",
+        )
+    return True
+
+
+def budget_raise(*, actor, account: MemberAccount, amount: Decimal) -> StudentBudget:
+    if amount <= 0:
+        raise ValueError("A budget must be more than $0.")
+    with transaction.atomic():
+        budget, _ = StudentBudget.objects.get_or_create(account=account)
+        previous = budget_amount(account)
+        budget.amount_override = amount
+        budget.save(update_fields=["amount_override"])
+        account.budget = budget
+        # The old budget's alerts are settled; the new budget's thresholds fire on their own.
+        Alert.objects.filter(account=account, resolved_at=None).update(resolved_at=timezone.now())
+        audit_record(
+            actor=actor,
+            action=AuditAction.BUDGET_RAISED,
+            course=account.course,
+            target=account,
+            summary=f"Budget of {account.account_name}: ${previous} → ${amount}",
+        )
+    if budget.aws_budget_name:
+        budget_ensure(account=account)
+    return budget

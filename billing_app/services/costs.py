@@ -1,0 +1,121 @@
+"""Cost Explorer sync: one query family for the whole organization, upserted over a trailing
+window because AWS revises its figures for days (month totals settle mid next month)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Case, IntegerField, Max, Q, Sum, Value, When
+from django.utils import timezone
+
+from accounts_app.models import MemberAccount
+from billing_app.models import (
+    AccountDailyCost,
+    CostKind,
+    CostRecord,
+    CostSync,
+    CourseServiceDailyCost,
+)
+from portal.aws import costs
+
+BATCH = 5000
+KIND_OF_RECORD_TYPE = {"Credit": CostKind.CREDIT, "Refund": CostKind.REFUND}
+
+
+def costs_sync(*, days: int | None = None, today: date | None = None) -> CostSync:
+    """Pull the last `days` days (default PORTAL_COST_SYNC_DAYS) and make the database match.
+    Running it twice in a row changes no figure."""
+    today = today or timezone.localdate()
+    days = days or settings.PORTAL_COST_SYNC_DAYS
+    start, end = today - timedelta(days=days), today + timedelta(days=1)
+    sync = CostSync.objects.create(window_start=start, window_end=end)
+    try:
+        usage = costs.usage_by_account_and_service(start, end)
+        credits = costs.credits_by_account(start, end)
+    except Exception as error:
+        CostSync.objects.filter(pk=sync.pk).update(error=str(error)[:2000], finished_at=timezone.now())
+        raise
+    records = list(_records(sync, usage.rows, credits.rows))
+    with transaction.atomic():
+        _store(sync, records, start, end)
+        rollups_rebuild(start=start, end=end)
+        sync.requests = usage.requests + credits.requests
+        sync.rows = len(records)
+        sync.finished_at = timezone.now()
+        sync.save(update_fields=["requests", "rows", "finished_at"])
+    return sync
+
+
+def _records(sync: CostSync, usage: Iterable[costs.CostRow], credits: Iterable[costs.CostRow]):
+    owners = {
+        aws_id: (pk, course_id)
+        for pk, aws_id, course_id in MemberAccount.objects.exclude(aws_account_id=None).values_list(
+            "pk", "aws_account_id", "course_id"
+        )
+    }
+    for kind_of, rows in ((lambda r: CostKind.USAGE, usage), (lambda r: KIND_OF_RECORD_TYPE[r.key], credits)):
+        for row in rows:
+            account_pk, course_pk = owners.get(row.account_id, (None, None))
+            yield CostRecord(
+                aws_account_id=row.account_id,
+                account_id=account_pk,
+                course_id=course_pk,
+                day=row.day,
+                kind=kind_of(row),
+                service=row.key,
+                amount=row.amount,
+                currency=row.currency,
+                estimated=row.estimated,
+                sync=sync,
+            )
+
+
+def _store(sync: CostSync, records: list[CostRecord], start: date, end: date) -> None:
+    CostRecord.objects.bulk_create(
+        records,
+        batch_size=BATCH,
+        update_conflicts=True,
+        unique_fields=["aws_account_id", "day", "kind", "service"],
+        update_fields=["amount", "currency", "estimated", "sync", "account", "course"],
+    )
+    # What AWS no longer reports for the window (a revised-away charge) goes too.
+    CostRecord.objects.filter(day__gte=start, day__lt=end).exclude(sync=sync).delete()
+
+
+def rollups_rebuild(*, start: date, end: date) -> None:
+    """Recompute the per-account and per-course-service rollups of [start, end) from raw rows."""
+    window = Q(day__gte=start, day__lt=end)
+    AccountDailyCost.objects.filter(window).delete()
+    CourseServiceDailyCost.objects.filter(window).delete()
+    raw = CostRecord.objects.filter(window, account__isnull=False)
+    per_account = raw.values("account_id", "course_id", "day").annotate(
+        usage=Sum("amount", filter=Q(kind=CostKind.USAGE)),
+        credits=Sum("amount", filter=~Q(kind=CostKind.USAGE)),
+        estimated=_any_estimated(),
+    )
+    AccountDailyCost.objects.bulk_create(
+        [
+            AccountDailyCost(
+                account_id=row["account_id"],
+                course_id=row["course_id"],
+                day=row["day"],
+                usage=row["usage"] or 0,
+                credits=row["credits"] or 0,
+                estimated=row["estimated"] == 1,
+            )
+            for row in per_account
+        ],
+        batch_size=BATCH,
+    )
+    per_service = raw.filter(kind=CostKind.USAGE).values("course_id", "day", "service").annotate(usage=Sum("amount"))
+    CourseServiceDailyCost.objects.bulk_create(
+        [CourseServiceDailyCost(**row) for row in per_service], batch_size=BATCH
+    )
+
+
+def _any_estimated() -> Max:
+    """1 when any row of the group is still an estimate (portable: no boolean MAX in PostgreSQL)."""
+    return Max(Case(When(estimated=True, then=Value(1)), default=Value(0), output_field=IntegerField()))

@@ -1,0 +1,22 @@
+"""Thin Celery tasks for costs and budgets."""
+
+from celery import shared_task
+
+from accounts_app.tasks import AWS_TASK
+
+
+@shared_task(**AWS_TASK)
+def costs_sync_task(days: int | None = None) -> None:
+    from billing_app.services.refresh import costs_refresh
+
+    costs_refresh(days=days)
+
+
+@shared_task(**AWS_TASK)
+def budget_ensure_task(account_id: int) -> None:
+    from accounts_app.models import MemberAccount
+    from billing_app.services.budgets import budget_ensure
+
+    account = MemberAccount.objects.select_related("course", "membership").filter(pk=account_id).first()
+    if account is not None:
+        budget_ensure(account=account)

@@ -87,6 +87,18 @@ class CourseForm(forms.ModelForm):
             raise ValidationError("The budget per student must be more than $0.")
         return budget
 
+    def clean_freeze_at_percent(self) -> int:
+        percent = self.cleaned_data["freeze_at_percent"]
+        if percent > 1000:
+            raise ValidationError("Freeze at 1,000% of the budget at most (0 never freezes).")
+        return percent
+
+    def clean_spike_multiple(self) -> Decimal:
+        multiple = self.cleaned_data["spike_multiple"]
+        if multiple < 1:
+            raise ValidationError("A spike is at least 1× the usual daily spend.")
+        return multiple
+
     def clean_allowed_services(self) -> list[str]:
         names = split_names(self.cleaned_data["allowed_services"])
         unknown = sorted(set(names) - service_prefixes())

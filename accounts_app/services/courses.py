@@ -19,6 +19,11 @@ COURSE_FIELDS = (
     "end_date",
     "description",
     "budget_per_student",
+    "budget_period",
+    "freeze_at_percent",
+    "budget_action_enabled",
+    "spike_multiple",
+    "cost_tag_key",
     "access_mode",
     "end_policy",
     "allowed_regions",
@@ -59,6 +64,9 @@ def course_create(*, actor: User | None, instructor_email: str, **fields: Any) -
 @transaction.atomic
 def course_update(*, actor: User, course: Course, changes: dict[str, Any]) -> Course:
     """Apply the edited fields in `changes` and record what each was before."""
+    # A form marks a field changed when its text differs ("s3 ec2" for "ec2, s3"); only a
+    # different value is a change to record.
+    changes = {name: value for name, value in changes.items() if getattr(course, name) != value}
     before = {name: getattr(course, name) for name in changes}
     for name, value in changes.items():
         setattr(course, name, value)

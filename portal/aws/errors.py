@@ -15,6 +15,7 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    ParamValidationError,
     ReadTimeoutError,
 )
 
@@ -76,6 +77,9 @@ def classify(error: Exception, *, operation: str = "", safe_to_repeat: bool = Tr
         return error
     if isinstance(error, ClientError):
         return _classify_client_error(error, operation, safe_to_repeat)
+    if isinstance(error, ParamValidationError):
+        # Refused by botocore before sending: nothing to look up, and the same request fails again.
+        return PermanentAwsError(str(error), code="ParamValidationError", operation=operation)
     if isinstance(error, (ConnectTimeoutError, EndpointConnectionError)):
         # Nothing reached AWS: always safe to try again.
         return TransientAwsError(str(error), code=type(error).__name__, operation=operation)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from portal.aws.errors import NotFound, PermanentAwsError, classify
+from portal.aws.errors import NotFound, PermanentAwsError, TransientAwsError, classify
 from portal.aws.session import client
 
 
@@ -189,17 +189,24 @@ def create_assignment(
     instance_arn: str, *, account_id: str, permission_set_arn: str, user_id: str
 ) -> AssignmentStatus:
     """Not safe to repeat (sent once); check has_assignment() after an UnknownOutcome."""
-    raw = _call(
-        "sso-admin",
-        "create_account_assignment",
-        safe_to_repeat=False,
-        InstanceArn=instance_arn,
-        TargetId=account_id,
-        TargetType="AWS_ACCOUNT",
-        PermissionSetArn=permission_set_arn,
-        PrincipalType="USER",
-        PrincipalId=user_id,
-    )["AccountAssignmentCreationStatus"]
+    try:
+        raw = _call(
+            "sso-admin",
+            "create_account_assignment",
+            safe_to_repeat=False,
+            InstanceArn=instance_arn,
+            TargetId=account_id,
+            TargetType="AWS_ACCOUNT",
+            PermissionSetArn=permission_set_arn,
+            PrincipalType="USER",
+            PrincipalId=user_id,
+        )["AccountAssignmentCreationStatus"]
+    except PermanentAwsError as error:
+        if error.code != "ConflictException":
+            raise
+        # Identity Center's ConflictException: an earlier write has not propagated yet; AWS
+        # recommends retrying with backoff (unlike the identity store's, which means "exists").
+        raise TransientAwsError(error.message, code=error.code, operation=error.operation) from error
     return AssignmentStatus(raw["RequestId"], raw["Status"], raw.get("FailureReason", ""))
 
 

@@ -1,0 +1,495 @@
+"""Who may open which page and post which action, for every URL of accounts_app.
+
+MATRIX is the whole story: one line per (URL name, method) with the answer each of the seven
+personas gets. test_every_url_pattern_is_in_the_matrix fails when a URL is added to
+accounts_app/urls.py without a line here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django import forms
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import URLPattern, URLResolver, resolve, reverse
+from django.utils.html import escape
+
+from accounts_app import urls as accounts_urls
+from accounts_app.choices import AccountState, CourseRole
+from accounts_app.forms import CourseForm
+from accounts_app.models import (
+    AccountEvent,
+    AuditEvent,
+    AwsOrganization,
+    Course,
+    MemberAccount,
+    Membership,
+    RosterUpload,
+)
+from accounts_app.services.invitations import invitation_token
+from tests.factories import CourseFactory, MembershipFactory
+
+PERSONAS = (
+    "anonymous",
+    "student",
+    "other_student",
+    "ta",
+    "instructor",
+    "other_instructor",
+    "admin",
+)
+
+LOGIN = "login"  # 302 to the sign-in page, with ?next= back to the URL asked for
+DONE = "done"  # 302 to the page the action leads to on success (REQUESTS[...].redirects_to)
+GET, POST = "GET", "POST"
+
+JOIN_CODE = "K7QF-3MZP"
+
+# fmt: off
+MATRIX = [
+    # url name                   method  anonymous student other_student ta   instructor other_instructor admin
+    ("courses:list",             GET,    LOGIN,    200,    200,          200, 200,       200,             200),
+    ("courses:create",           GET,    LOGIN,    403,    403,          403, 200,       200,             200),
+    ("courses:create",           POST,   LOGIN,    403,    403,          403, DONE,      DONE,            DONE),
+    ("courses:detail",           GET,    LOGIN,    200,    404,          200, 200,       404,             200),
+    ("courses:edit",             GET,    LOGIN,    403,    404,          403, 200,       404,             200),
+    ("courses:edit",             POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("courses:archive",          POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("courses:join_code",        POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("courses:audit",            GET,    LOGIN,    403,    404,          403, 200,       404,             200),
+    ("courses:roster",           GET,    LOGIN,    403,    404,          200, 200,       404,             200),
+    ("courses:roster_export",    GET,    LOGIN,    403,    404,          200, 200,       404,             200),
+    ("courses:roster_import",    GET,    LOGIN,    403,    404,          403, 200,       404,             200),
+    ("courses:roster_import",    POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("courses:roster_preview",   GET,    LOGIN,    403,    404,          403, 200,       404,             200),
+    ("courses:roster_preview",   POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("courses:member_add",       POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("courses:invite_pending",   POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("courses:member_role",      POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("courses:member_resend",    POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("courses:member_remove",    POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    # A student's own AWS account: only students of the course have one, so for everyone else,
+    # course staff and administrators included, these pages do not exist (404).
+    ("courses:my_account",       GET,    LOGIN,    200,    404,          404, 404,       404,             404),
+    ("courses:account_request",  POST,   LOGIN,    DONE,   404,          404, 404,       404,             404),
+    ("courses:account_bring",    POST,   LOGIN,    DONE,   404,          404, 404,       404,             404),
+    ("courses:account_check_role", POST, LOGIN,    DONE,   404,          404, 404,       404,             404),
+    ("courses:account_password", POST,   LOGIN,    DONE,   404,          404, 404,       404,             404),
+    ("courses:provision_all",    POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("courses:precreate",        POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("courses:account_retry",    POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    # The invitation link is a bearer token: anyone holding it may open it. People already on
+    # cs101 cannot take a second place on its roster (409); anyone else is bound to the entry.
+    ("invitation",               GET,    200,      200,    200,          200, 200,       200,             200),
+    ("invitation",               POST,   200,      409,    DONE,         409, 409,       DONE,            DONE),
+    ("join",                     GET,    LOGIN,    200,    200,          200, 200,       200,             200),
+    ("join",                     POST,   LOGIN,    DONE,   DONE,         DONE, DONE,     DONE,            DONE),
+    # cs101's join code is on: self-enrolment is for people not on the course yet, outsiders too.
+    ("join_course",              GET,    LOGIN,    200,    200,          200, 200,       200,             200),
+    ("join_course",              POST,   LOGIN,    DONE,   DONE,         DONE, DONE,     DONE,            DONE),
+    ("aws_overview",             GET,    LOGIN,    403,    403,          403, 403,       403,             200),
+    # The CloudFormation template a student runs in an account they bring; it holds no secret.
+    ("access_role_template",     GET,    LOGIN,    200,    200,          200, 200,       200,             200),
+]
+# fmt: on
+
+
+@dataclass
+class Scene:
+    """cs101 and bio200 with everything the URLs need: a person not yet signed in, an upload
+    waiting for its preview, an open join code."""
+
+    personas: object
+    course: Course
+    other_course: Course
+    student_member: Membership
+    newcomer: Membership
+    upload: RosterUpload
+    other_member: Membership
+    other_upload: RosterUpload
+    failed_account: MemberAccount
+    other_failed_account: MemberAccount
+
+
+@pytest.fixture(autouse=True)
+def fast_test_settings(settings):
+    # The matrix is about course roles; test_mfa.py covers the second-factor requirement.
+    settings.PORTAL_REQUIRE_MFA_FOR_STAFF = False
+
+
+def member_account(course: Course, name: str, state: AccountState, **fields) -> MemberAccount:
+    return MemberAccount.objects.create(
+        course=course,
+        state=state,
+        account_name=name,
+        root_email=f"aws+{name}@school.example.edu",
+        **fields,
+    )
+
+
+@pytest.fixture
+def scene(personas) -> Scene:
+    course = personas.course
+    course.join_code, course.join_code_enabled = JOIN_CODE, True
+    course.save()
+    newcomer = MembershipFactory(
+        course=course, user=None, email="newcomer@school.example", name="New Comer"
+    )
+    upload = RosterUpload.objects.create(
+        course=course,
+        uploaded_by=personas.instructor,
+        filename="roster.csv",
+        content="email,name,role\nnew.person@school.example,New Person,student\n",
+    )
+    other_upload = RosterUpload.objects.create(
+        course=personas.other_course,
+        uploaded_by=personas.other_instructor,
+        filename="bio.csv",
+        content="email,name,role\nbio.person@school.example,Bio Person,student\n",
+    )
+    AwsOrganization.objects.create(
+        pk=1,
+        management_account_id="999999999999",
+        access_portal_url="https://d-1.awsapps.com/start",
+    )
+    student_member = Membership.objects.get(course=course, user=personas.student)
+    # The student's account is ready and its first password was already shown.
+    member_account(
+        course,
+        "cs101-student",
+        AccountState.READY,
+        membership=student_member,
+        aws_account_id="111111111111",
+    )
+    return Scene(
+        personas=personas,
+        course=course,
+        other_course=personas.other_course,
+        student_member=student_member,
+        newcomer=newcomer,
+        upload=upload,
+        other_member=Membership.objects.get(
+            course=personas.other_course, user=personas.other_student
+        ),
+        other_upload=other_upload,
+        failed_account=member_account(course, "cs101-pool-001", AccountState.FAILED),
+        other_failed_account=member_account(
+            personas.other_course, "bio200-pool-001", AccountState.FAILED
+        ),
+    )
+
+
+def browser_form_data(form: CourseForm, **overrides) -> dict:
+    """What a browser submits for `form` as it was shown, with `overrides` typed in. Built from
+    the form itself, so a new field with a default needs no change here."""
+    data = {}
+    for name, field in form.fields.items():
+        value = form[name].value()
+        if isinstance(field, forms.BooleanField):
+            if value:
+                data[name] = "on"
+        elif isinstance(value, (list, tuple)):
+            data[name] = [str(item) for item in value]
+        elif isinstance(value, date):
+            data[name] = value.isoformat()
+        else:
+            data[name] = "" if value is None else str(value)
+    data.update(overrides)
+    return data
+
+
+def course_form_data(course: Course | None = None, **overrides) -> dict:
+    if course is not None:
+        return browser_form_data(CourseForm(instance=course), **overrides)
+    typed = {
+        "name": "Serverless Systems",
+        "code": "cs999",
+        "term": "Spring 2027",
+        "start_date": "2027-01-15",
+        "end_date": "2027-05-01",
+        "budget_per_student": "75.00",
+        "billing_contact_email": "billing@school.example",
+        "usage_alert_email": "alerts@school.example",
+    }
+    return browser_form_data(CourseForm(), **{**typed, **overrides})
+
+
+@dataclass(frozen=True)
+class Request:
+    """How to call one URL: its arguments, what to post, and where success leads."""
+
+    kwargs: callable
+    data: callable = lambda scene: {}
+    redirects_to: str | None = None
+
+
+def in_course(scene: Scene) -> dict:
+    return {"course_id": scene.course.pk}
+
+
+REQUESTS = {
+    "courses:list": Request(kwargs=lambda s: {}),
+    "courses:create": Request(
+        kwargs=lambda s: {}, data=lambda s: course_form_data(), redirects_to="courses:roster"
+    ),
+    "courses:detail": Request(kwargs=in_course),
+    "courses:edit": Request(
+        kwargs=in_course,
+        data=lambda s: course_form_data(s.course, name="Cloud Computing II"),
+        redirects_to="courses:detail",
+    ),
+    "courses:archive": Request(kwargs=in_course, redirects_to="courses:detail"),
+    "courses:join_code": Request(
+        kwargs=in_course, data=lambda s: {"action": "rotate"}, redirects_to="courses:detail"
+    ),
+    "courses:audit": Request(kwargs=in_course),
+    "courses:roster": Request(kwargs=in_course),
+    "courses:roster_export": Request(kwargs=in_course),
+    "courses:roster_import": Request(
+        kwargs=in_course,
+        data=lambda s: {
+            "file": SimpleUploadedFile(
+                "spring.csv", b"email,name,role\nimported@school.example,Imported,student\n"
+            )
+        },
+        redirects_to="courses:roster_preview",
+    ),
+    "courses:roster_preview": Request(
+        kwargs=lambda s: {"course_id": s.course.pk, "upload_id": s.upload.pk},
+        data=lambda s: {"send_invitations": ""},
+        redirects_to="courses:roster",
+    ),
+    "courses:member_add": Request(
+        kwargs=in_course,
+        data=lambda s: {"email": "added@school.example", "name": "Added", "role": "student"},
+        redirects_to="courses:roster",
+    ),
+    "courses:invite_pending": Request(kwargs=in_course, redirects_to="courses:roster"),
+    "courses:member_role": Request(
+        kwargs=lambda s: {"course_id": s.course.pk, "member_id": s.student_member.pk},
+        data=lambda s: {"role": "ta"},
+        redirects_to="courses:roster",
+    ),
+    "courses:member_resend": Request(
+        kwargs=lambda s: {"course_id": s.course.pk, "member_id": s.newcomer.pk},
+        redirects_to="courses:roster",
+    ),
+    "courses:member_remove": Request(
+        kwargs=lambda s: {"course_id": s.course.pk, "member_id": s.student_member.pk},
+        redirects_to="courses:roster",
+    ),
+    "courses:my_account": Request(kwargs=in_course),
+    "courses:account_request": Request(kwargs=in_course, redirects_to="courses:detail"),
+    "courses:account_bring": Request(
+        kwargs=in_course,
+        data=lambda s: {"aws_account_id": "222222222222"},
+        redirects_to="courses:detail",
+    ),
+    "courses:account_check_role": Request(kwargs=in_course, redirects_to="courses:detail"),
+    "courses:account_password": Request(kwargs=in_course, redirects_to="courses:detail"),
+    "courses:provision_all": Request(kwargs=in_course, redirects_to="courses:roster"),
+    "courses:precreate": Request(
+        kwargs=in_course, data=lambda s: {"count": "2"}, redirects_to="courses:roster"
+    ),
+    "courses:account_retry": Request(
+        kwargs=lambda s: {"course_id": s.course.pk, "account_id": s.failed_account.pk},
+        redirects_to="courses:roster",
+    ),
+    "invitation": Request(
+        kwargs=lambda s: {"token": invitation_token(s.newcomer)}, redirects_to="courses:detail"
+    ),
+    "join": Request(
+        kwargs=lambda s: {}, data=lambda s: {"code": "k7qf3mzp"}, redirects_to="join_course"
+    ),
+    "join_course": Request(kwargs=lambda s: {"code": JOIN_CODE}, redirects_to="courses:detail"),
+    "aws_overview": Request(kwargs=lambda s: {}),
+    "access_role_template": Request(kwargs=lambda s: {}),
+}
+
+
+def url_names(patterns, namespace: str = "") -> set[str]:
+    """Every named URL under `patterns`, with its namespace, e.g. "courses:roster"."""
+    names = set()
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            names |= url_names(pattern.url_patterns, inner)
+        elif isinstance(pattern, URLPattern):
+            assert pattern.name, f"URL pattern {pattern.pattern} has no name"
+            names.add(f"{namespace}{pattern.name}")
+    return names
+
+
+def database_state() -> dict:
+    """Everything a refused request must leave as it was."""
+    return {
+        "courses": list(Course.objects.order_by("pk").values()),
+        "memberships": list(Membership.objects.order_by("pk").values()),
+        "uploads": list(RosterUpload.objects.order_by("pk").values()),
+        "aws_accounts": list(MemberAccount.objects.order_by("pk").values()),
+        "account_events": list(AccountEvent.objects.order_by("pk").values_list("pk", flat=True)),
+        "audit": list(AuditEvent.objects.order_by("pk").values_list("pk", flat=True)),
+    }
+
+
+def matrix_cases() -> list:
+    return [
+        pytest.param(name, method, persona, outcome, id=f"{name}-{method}-{persona}")
+        for name, method, *expected in MATRIX
+        for persona, outcome in zip(PERSONAS, expected, strict=True)
+    ]
+
+
+def test_every_url_pattern_is_in_the_matrix():
+    in_matrix = {name for name, *_ in MATRIX}
+
+    assert url_names(accounts_urls.urlpatterns) == in_matrix
+    assert set(REQUESTS) == in_matrix
+
+
+def test_every_matrix_line_has_one_answer_per_persona():
+    assert all(len(line) == 2 + len(PERSONAS) for line in MATRIX)
+    assert len({(name, method) for name, method, *_ in MATRIX}) == len(MATRIX)
+
+
+@pytest.mark.parametrize(("name", "method", "persona", "expected"), matrix_cases())
+def test_authorization_matrix(scene, name, method, persona, expected):
+    request = REQUESTS[name]
+    path = reverse(name, kwargs=request.kwargs(scene))
+    client = scene.personas.client(persona)
+    before = database_state()
+
+    if method == GET:
+        response = client.get(path)
+    else:
+        response = client.post(path, request.data(scene))
+
+    if expected == LOGIN:
+        assert response.status_code == 302
+        location = urlsplit(response["Location"])
+        assert location.path == reverse("account_login")
+        assert parse_qs(location.query) == {"next": [path]}
+    elif expected == DONE:
+        assert response.status_code == 302
+        assert resolve(urlsplit(response["Location"]).path).view_name == request.redirects_to
+    else:
+        assert response.status_code == expected
+    if expected != DONE:
+        assert database_state() == before, "a request that did not succeed changed the database"
+
+
+@pytest.mark.parametrize("persona", ["instructor", "admin"])
+@pytest.mark.parametrize(
+    "name", ["courses:member_role", "courses:member_resend", "courses:member_remove"]
+)
+def test_member_of_the_other_course_is_not_found_under_this_courses_url(scene, persona, name):
+    client = scene.personas.client(persona)
+    path = reverse(name, kwargs={"course_id": scene.course.pk, "member_id": scene.other_member.pk})
+    before = database_state()
+
+    response = client.post(path, {"role": "instructor"})
+
+    assert response.status_code == 404
+    assert database_state() == before
+
+
+@pytest.mark.parametrize("persona", ["instructor", "admin"])
+def test_aws_account_of_the_other_course_is_not_found_under_this_courses_url(scene, persona):
+    client = scene.personas.client(persona)
+    path = reverse(
+        "courses:account_retry",
+        kwargs={"course_id": scene.course.pk, "account_id": scene.other_failed_account.pk},
+    )
+    before = database_state()
+
+    response = client.post(path)
+
+    assert response.status_code == 404
+    assert database_state() == before
+
+
+@pytest.mark.parametrize("method", [GET, POST])
+def test_upload_of_the_other_course_is_not_found_under_this_courses_url(scene, method):
+    client = scene.personas.client("instructor")
+    path = reverse(
+        "courses:roster_preview",
+        kwargs={"course_id": scene.course.pk, "upload_id": scene.other_upload.pk},
+    )
+    before = database_state()
+
+    response = client.get(path) if method == GET else client.post(path, {"send_invitations": ""})
+
+    assert response.status_code == 404
+    assert database_state() == before
+
+
+@pytest.mark.parametrize("name", ["courses:detail", "courses:roster", "courses:edit"])
+def test_outsiders_get_the_same_answer_as_for_a_course_that_does_not_exist(scene, name):
+    client = scene.personas.client("other_instructor")
+    missing_id = Course.objects.order_by("-pk").first().pk + 1000
+
+    existing = client.get(reverse(name, kwargs={"course_id": scene.course.pk}))
+    missing = client.get(reverse(name, kwargs={"course_id": missing_id}))
+
+    assert existing.status_code == missing.status_code == 404
+    assert existing.content == missing.content
+
+
+@pytest.mark.parametrize(
+    ("persona", "name", "reason"),
+    [
+        ("student", "courses:roster", "Only the course's instructors and TAs can see the roster."),
+        ("ta", "courses:edit", "Only the course's instructors can do this."),
+        ("student", "courses:create", "Only instructors and administrators can create courses."),
+    ],
+)
+def test_refusal_page_says_why(scene, persona, name, reason):
+    kwargs = {} if name == "courses:create" else {"course_id": scene.course.pk}
+
+    response = scene.personas.client(persona).get(reverse(name, kwargs=kwargs))
+
+    assert response.status_code == 403
+    assert f'<p role="alert">{escape(reason)}</p>' in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("persona", "expected_codes"),
+    [
+        ("student", {"cs101"}),
+        ("ta", {"cs101"}),
+        ("instructor", {"cs101"}),
+        ("other_student", {"bio200"}),
+        ("other_instructor", {"bio200"}),
+        ("admin", {"cs101", "bio200", "geo300"}),
+    ],
+)
+def test_course_list_shows_only_the_users_own_courses(personas, persona, expected_codes):
+    CourseFactory(code="geo300", name="Geospatial Pipelines")  # nobody's course
+    client = personas.client(persona)
+
+    response = client.get(reverse("courses:list"))
+
+    assert response.status_code == 200
+    assert {course.code for course in response.context["active_courses"]} == expected_codes
+    listed_names = {
+        "cs101": "Cloud Computing",
+        "bio200": "Bioinformatics on AWS",
+        "geo300": "Geospatial Pipelines",
+    }
+    for code, name in listed_names.items():
+        assert (name in response.content.decode()) == (code in expected_codes), code
+
+
+def test_course_list_shows_each_members_role_and_archived_courses_separately(personas):
+    archived = CourseFactory(code="old100", name="Last Year's Cloud")
+    MembershipFactory(course=archived, user=personas.ta, role=CourseRole.STUDENT)
+    Course.objects.filter(pk=archived.pk).update(archived_at="2026-01-01T00:00:00Z")
+
+    response = personas.client("ta").get(reverse("courses:list"))
+
+    active = [(c.code, c.viewer_role) for c in response.context["active_courses"]]
+    assert active == [("cs101", "ta")]
+    assert [c.code for c in response.context["archived_courses"]] == ["old100"]

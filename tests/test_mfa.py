@@ -1,0 +1,225 @@
+"""Second factor for the people who hold other people's AWS accounts, and sign-in rate limits."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.internal.auth import (
+    SECRET_SESSION_KEY,
+    TOTP,
+    format_hotp_value,
+    generate_totp_secret,
+    hotp_value,
+)
+from django.core.cache import cache
+from django.urls import reverse
+
+from tests.factories import PASSWORD, UserFactory
+
+INVALID_LOGIN = "The email address and/or password you specified are not correct."
+TOO_MANY_FAILURES = "Too many failed login attempts. Try again later."
+
+
+@pytest.fixture
+def mfa_required(settings):
+    settings.PORTAL_REQUIRE_MFA_FOR_STAFF = True
+
+
+@pytest.fixture
+def empty_cache():
+    """Rate-limit counters live in the (Redis) cache, which outlives a test: start and end clean."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def activate_url() -> str:
+    return reverse("mfa_activate_totp")
+
+
+def give_totp(user) -> Authenticator:
+    return TOTP.activate(user, generate_totp_secret()).instance
+
+
+# --- The second-factor requirement ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("persona", ["instructor", "other_instructor", "admin"])
+def test_staff_without_an_authenticator_are_sent_to_set_one_up(personas, mfa_required, persona):
+    client = personas.client(persona)
+
+    response = client.get(reverse("courses:list"))
+
+    assert response.status_code == 302
+    assert response["Location"] == activate_url()
+
+
+def test_instructor_without_an_authenticator_cannot_open_any_course_page(personas, mfa_required):
+    client = personas.client("instructor")
+    course_id = personas.course.pk
+
+    for path in (
+        reverse("courses:detail", kwargs={"course_id": course_id}),
+        reverse("courses:roster", kwargs={"course_id": course_id}),
+        reverse("courses:create"),
+    ):
+        response = client.get(path)
+        assert (response.status_code, response["Location"]) == (302, activate_url()), path
+    archive = client.post(reverse("courses:archive", kwargs={"course_id": course_id}))
+    assert (archive.status_code, archive["Location"]) == (302, activate_url())
+    personas.course.refresh_from_db()
+    assert not personas.course.is_archived
+
+
+def test_instructor_rights_from_an_email_domain_also_require_a_second_factor(
+    db, settings, client, mfa_required
+):
+    settings.PORTAL_INSTRUCTOR_EMAIL_DOMAINS = ["faculty.example"]
+    client.force_login(UserFactory(email="prof@faculty.example"))
+
+    response = client.get(reverse("courses:list"))
+
+    assert (response.status_code, response["Location"]) == (302, activate_url())
+
+
+@pytest.mark.parametrize("persona", ["student", "other_student", "ta"])
+def test_students_and_tas_are_not_asked_for_a_second_factor(personas, mfa_required, persona):
+    client = personas.client(persona)
+
+    response = client.get(reverse("courses:list"))
+
+    assert response.status_code == 200
+
+
+def test_account_pages_stay_reachable_without_a_second_factor(personas, mfa_required):
+    client = personas.client("instructor")
+
+    email_page = client.get(reverse("account_email"))
+    activate_page = client.get(activate_url())
+
+    assert email_page.status_code == 200
+    # Setting up the authenticator asks for the password again first; that page is reachable too.
+    assert activate_page.status_code == 302
+    assert activate_page["Location"].startswith(reverse("account_reauthenticate"))
+    assert client.get(activate_page["Location"]).status_code == 200
+
+
+def test_health_check_is_not_behind_the_second_factor(personas, mfa_required):
+    client = personas.client("admin")
+
+    assert client.get("/healthz").status_code == 200
+
+
+def test_instructor_with_a_totp_authenticator_gets_through(personas, mfa_required):
+    give_totp(personas.instructor)
+    client = personas.client("instructor")
+
+    response = client.get(reverse("courses:list"))
+
+    assert response.status_code == 200
+    assert [c.code for c in response.context["active_courses"]] == ["cs101"]
+
+
+def test_admin_with_a_totp_authenticator_gets_through(personas, mfa_required):
+    give_totp(personas.admin)
+    client = personas.client("admin")
+
+    assert client.get(reverse("courses:list")).status_code == 200
+    assert client.get(reverse("aws_overview")).status_code == 200
+
+
+def test_without_the_setting_instructors_are_not_asked_for_a_second_factor(personas, settings):
+    settings.PORTAL_REQUIRE_MFA_FOR_STAFF = False
+
+    response = personas.client("instructor").get(reverse("courses:list"))
+
+    assert response.status_code == 200
+
+
+def test_instructor_signs_in_sets_up_totp_and_reaches_the_courses(
+    personas, mfa_required, settings, client, empty_cache
+):
+    # The code is computed here and checked a moment later by the server: allow the neighbouring
+    # 30-second period in case the two fall on either side of a boundary.
+    settings.MFA_TOTP_TOLERANCE = 1
+    signed_in = client.post(
+        reverse("account_login"), {"login": "instructor@school.example", "password": PASSWORD}
+    )
+    assert signed_in.status_code == 302
+    to_courses = client.get(signed_in["Location"])
+    assert (to_courses.status_code, to_courses["Location"]) == (302, activate_url())
+
+    # allauth asks for the password again before adding an authenticator.
+    asked_again = client.get(activate_url())
+    assert asked_again.status_code == 302
+    assert asked_again["Location"].startswith(reverse("account_reauthenticate"))
+    reauthenticated = client.post(asked_again["Location"], {"password": PASSWORD})
+    assert (reauthenticated.status_code, reauthenticated["Location"]) == (302, activate_url())
+    setup_page = client.get(activate_url())
+    assert setup_page.status_code == 200
+    secret = client.session[SECRET_SESSION_KEY]
+    code = format_hotp_value(hotp_value(secret, int(time.time()) // 30))
+    activated = client.post(activate_url(), {"code": code})
+
+    assert activated.status_code == 302
+    assert Authenticator.objects.filter(
+        user=personas.instructor, type=Authenticator.Type.TOTP
+    ).exists()
+    assert client.get(reverse("courses:list")).status_code == 200
+
+
+# --- Sign-in rate limits --------------------------------------------------------------------------
+
+
+def post_login(client, email: str, password: str):
+    return client.post(reverse("account_login"), {"login": email, "password": password})
+
+
+def test_sign_in_is_refused_after_five_wrong_passwords_even_with_the_right_one(
+    personas, client, empty_cache
+):
+    # ACCOUNT_RATE_LIMITS["login_failed"]: 5 failures per address in 5 minutes.
+    for attempt in range(1, 6):
+        response = post_login(client, "student@school.example", "wrong-password")
+        assert response.status_code == 200, attempt
+        assert response.context["form"].non_field_errors() == [INVALID_LOGIN], attempt
+
+    refused = post_login(client, "student@school.example", PASSWORD)
+
+    assert refused.status_code == 200
+    assert refused.context["form"].non_field_errors() == [TOO_MANY_FAILURES]
+    assert "_auth_user_id" not in client.session
+    # Another address from the same browser is still allowed to sign in.
+    other = post_login(client, "ta@school.example", PASSWORD)
+    assert other.status_code == 302
+    assert client.session["_auth_user_id"] == str(personas.ta.pk)
+
+
+def test_sign_in_failures_from_one_ip_are_limited_across_addresses(db, client, empty_cache):
+    # ACCOUNT_RATE_LIMITS["login_failed"]: 10 failures per IP address a minute.
+    for attempt in range(1, 11):
+        response = post_login(client, f"guess{attempt}@school.example", "wrong-password")
+        assert response.context["form"].non_field_errors() == [INVALID_LOGIN], attempt
+
+    refused = post_login(client, "guess11@school.example", "wrong-password")
+
+    assert refused.context["form"].non_field_errors() == [TOO_MANY_FAILURES]
+
+
+def test_repeated_wrong_passwords_end_in_429_too_many_requests(db, client, empty_cache):
+    """Past the failure limits, the form keeps refusing; past allauth's limit of 30 sign-in posts
+    a minute from one IP address, the page itself answers 429."""
+    UserFactory(email="target@school.example")
+    statuses = []
+    for _ in range(40):
+        response = post_login(client, "target@school.example", "wrong-password")
+        statuses.append(response.status_code)
+        if response.status_code == 429:
+            break
+
+    assert statuses == [200] * 30 + [429]
+    assert b"Too Many Requests" in response.content
+    assert "_auth_user_id" not in client.session
+    assert post_login(client, "target@school.example", PASSWORD).status_code == 429

@@ -15,6 +15,9 @@ export AWS_SECRET_ACCESS_KEY := emulator
 export AWS_DEFAULT_REGION := us-east-1
 # The emulator starts empty: give it an organization before setting it up.
 export AWS_SETUP_ARGS := --create-organization
+# The emulator has no creation quotas; the demo need not wait for AWS's.
+export PORTAL_AWS_CREATE_ACCOUNT_RATE := 5
+export PORTAL_AWS_CREATE_ACCOUNT_BURST := 10
 endif
 export PORTAL_PORT EMULATOR_PORT
 

@@ -200,9 +200,16 @@ def ensure_policy(*, name: str, description: str, document: dict) -> str:
             if json.loads(current) != document:
                 _call("update_policy", PolicyId=summary["Id"], Content=content, Description=description)
             return summary["Id"]
-    created = _call(
-        "create_policy", Name=name, Description=description, Type="SERVICE_CONTROL_POLICY", Content=content
-    )
+    try:
+        created = _call(
+            "create_policy", Name=name, Description=description, Type="SERVICE_CONTROL_POLICY", Content=content
+        )
+    except PermanentAwsError as error:
+        if error.code != "DuplicatePolicyException":
+            raise
+        # Created meanwhile by another worker, or by our own retried request whose first answer
+        # was lost: take it (and update it if its content differs).
+        return ensure_policy(name=name, description=description, document=document)
     return created["Policy"]["PolicySummary"]["Id"]
 
 

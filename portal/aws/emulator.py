@@ -1,0 +1,32 @@
+"""What only the local emulator (moto_server) offers: seeding Cost Explorer, which returns
+nothing unless told what to answer. Never used against real AWS."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+
+from portal.aws.session import client
+
+SEED_PATH = "/moto-api/static/ce/cost-and-usage-results"
+
+
+def endpoint() -> str:
+    """The emulator's address; ValueError when the portal is talking to real AWS."""
+    url = os.environ.get("AWS_ENDPOINT_URL", "")
+    if not url:
+        raise ValueError("AWS_ENDPOINT_URL is not set: this is real AWS, not the emulator.")
+    return url.rstrip("/")
+
+
+def seed_cost_explorer(results: list[dict]) -> None:
+    """Queue GetCostAndUsage answers: the emulator gives them out in order, one per distinct
+    request, so list them in the order the portal will ask."""
+    caller = client("sts").get_caller_identity()["Account"]
+    body = json.dumps({"account_id": caller, "results": results}, default=str).encode()
+    request = urllib.request.Request(
+        endpoint() + SEED_PATH, data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (local emulator)
+        response.read()

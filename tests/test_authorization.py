@@ -1,8 +1,8 @@
-"""Who may open which page and post which action, for every URL of accounts_app.
+"""Who may open which page and post which action, for every URL of accounts_app and billing_app.
 
 MATRIX is the whole story: one line per (URL name, method) with the answer each of the seven
 personas gets. test_every_url_pattern_is_in_the_matrix fails when a URL is added to
-accounts_app/urls.py without a line here.
+accounts_app/urls.py or billing_app/urls.py without a line here.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from django import forms
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, resolve, reverse
 from django.utils.html import escape
+from moto import mock_aws
 
 from accounts_app import urls as accounts_urls
 from accounts_app.choices import AccountState, CourseRole
@@ -30,6 +31,8 @@ from accounts_app.models import (
     RosterUpload,
 )
 from accounts_app.services.invitations import invitation_token
+from billing_app import urls as billing_urls
+from portal.aws import session as aws_session
 from tests.factories import CourseFactory, MembershipFactory
 
 PERSONAS = (
@@ -93,6 +96,14 @@ MATRIX = [
     ("aws_overview",             GET,    LOGIN,    403,    403,          403, 403,       403,             200),
     # The CloudFormation template a student runs in an account they bring; it holds no secret.
     ("access_role_template",     GET,    LOGIN,    200,    200,          200, 200,       200,             200),
+    # Money: TAs watch it, instructors act on it, a student sees only their own spend.
+    ("billing:costs",            GET,    LOGIN,    403,    404,          200, 200,       404,             200),
+    ("billing:costs_export",     GET,    LOGIN,    403,    404,          200, 200,       404,             200),
+    ("billing:statement",        GET,    LOGIN,    403,    404,          200, 200,       404,             200),
+    ("billing:student_costs",    GET,    LOGIN,    403,    404,          200, 200,       404,             200),
+    ("billing:freeze",           POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("billing:unfreeze",         POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("billing:my_costs",         GET,    LOGIN,    200,    404,          404, 404,       404,             404),
 ]
 # fmt: on
 
@@ -112,12 +123,24 @@ class Scene:
     other_upload: RosterUpload
     failed_account: MemberAccount
     other_failed_account: MemberAccount
+    student_account: MemberAccount
 
 
 @pytest.fixture(autouse=True)
 def fast_test_settings(settings):
     # The matrix is about course roles; test_mfa.py covers the second-factor requirement.
     settings.PORTAL_REQUIRE_MFA_FOR_STAFF = False
+
+
+@pytest.fixture
+def no_real_aws():
+    """Freezing calls AWS: here an emulated organization answers instead of the internet (it has
+    no member accounts, so AWS refuses, and the page says so)."""
+    with mock_aws():
+        aws_session.reset()
+        aws_session.client("organizations").create_organization(FeatureSet="ALL")
+        yield
+        aws_session.reset()
 
 
 def member_account(course: Course, name: str, state: AccountState, **fields) -> MemberAccount:
@@ -157,7 +180,7 @@ def scene(personas) -> Scene:
     )
     student_member = Membership.objects.get(course=course, user=personas.student)
     # The student's account is ready and its first password was already shown.
-    member_account(
+    student_account = member_account(
         course,
         "cs101-student",
         AccountState.READY,
@@ -179,6 +202,7 @@ def scene(personas) -> Scene:
         other_failed_account=member_account(
             personas.other_course, "bio200-pool-001", AccountState.FAILED
         ),
+        student_account=student_account,
     )
 
 
@@ -307,7 +331,25 @@ REQUESTS = {
     "join_course": Request(kwargs=lambda s: {"code": JOIN_CODE}, redirects_to="courses:detail"),
     "aws_overview": Request(kwargs=lambda s: {}),
     "access_role_template": Request(kwargs=lambda s: {}),
+    "billing:costs": Request(kwargs=in_course),
+    "billing:costs_export": Request(kwargs=in_course),
+    "billing:statement": Request(kwargs=lambda s: {"course_id": s.course.pk, "year": 2026, "month": 10}),
+    "billing:student_costs": Request(kwargs=lambda s: in_course(s) | {"account_id": s.student_account.pk}),
+    "billing:freeze": Request(
+        kwargs=lambda s: in_course(s) | {"account_id": s.student_account.pk},
+        redirects_to="billing:student_costs",
+    ),
+    "billing:unfreeze": Request(
+        kwargs=lambda s: in_course(s) | {"account_id": s.student_account.pk},
+        data=lambda s: {"budget": "120"},
+        redirects_to="billing:student_costs",
+    ),
+    "billing:my_costs": Request(kwargs=in_course),
 }
+
+
+# Actions that reach AWS when they are allowed.
+CALLS_AWS = {"billing:freeze", "billing:unfreeze"}
 
 
 def url_names(patterns, namespace: str = "") -> set[str]:
@@ -346,7 +388,7 @@ def matrix_cases() -> list:
 def test_every_url_pattern_is_in_the_matrix():
     in_matrix = {name for name, *_ in MATRIX}
 
-    assert url_names(accounts_urls.urlpatterns) == in_matrix
+    assert url_names(accounts_urls.urlpatterns) | url_names(billing_urls.urlpatterns, "billing:") == in_matrix
     assert set(REQUESTS) == in_matrix
 
 
@@ -356,16 +398,18 @@ def test_every_matrix_line_has_one_answer_per_persona():
 
 
 @pytest.mark.parametrize(("name", "method", "persona", "expected"), matrix_cases())
-def test_authorization_matrix(scene, name, method, persona, expected):
-    request = REQUESTS[name]
-    path = reverse(name, kwargs=request.kwargs(scene))
+def test_authorization_matrix(request, scene, name, method, persona, expected):
+    if name in CALLS_AWS:
+        request.getfixturevalue("no_real_aws")
+    call = REQUESTS[name]
+    path = reverse(name, kwargs=call.kwargs(scene))
     client = scene.personas.client(persona)
     before = database_state()
 
     if method == GET:
         response = client.get(path)
     else:
-        response = client.post(path, request.data(scene))
+        response = client.post(path, call.data(scene))
 
     if expected == LOGIN:
         assert response.status_code == 302
@@ -374,7 +418,7 @@ def test_authorization_matrix(scene, name, method, persona, expected):
         assert parse_qs(location.query) == {"next": [path]}
     elif expected == DONE:
         assert response.status_code == 302
-        assert resolve(urlsplit(response["Location"]).path).view_name == request.redirects_to
+        assert resolve(urlsplit(response["Location"]).path).view_name == call.redirects_to
     else:
         assert response.status_code == expected
     if expected != DONE:
@@ -406,6 +450,31 @@ def test_aws_account_of_the_other_course_is_not_found_under_this_courses_url(sce
     before = database_state()
 
     response = client.post(path)
+
+    assert response.status_code == 404
+    assert database_state() == before
+
+
+@pytest.mark.parametrize("persona", ["instructor", "admin"])
+@pytest.mark.parametrize(
+    ("name", "method"),
+    [("billing:student_costs", GET), ("billing:freeze", POST), ("billing:unfreeze", POST)],
+)
+def test_student_of_the_other_course_has_no_costs_under_this_courses_url(
+    scene, no_real_aws, persona, name, method
+):
+    other_account = member_account(
+        scene.other_course,
+        "bio200-student",
+        AccountState.READY,
+        membership=scene.other_member,
+        aws_account_id="333333333333",
+    )
+    client = scene.personas.client(persona)
+    path = reverse(name, kwargs={"course_id": scene.course.pk, "account_id": other_account.pk})
+    before = database_state()
+
+    response = client.get(path) if method == GET else client.post(path, {"budget": "99"})
 
     assert response.status_code == 404
     assert database_state() == before

@@ -10,10 +10,10 @@ from django.db.models import OuterRef, Q, Subquery
 
 from accounts_app.choices import (
     AccessMode,
-    BudgetPeriod,
     AccountOrigin,
     AccountState,
     AuditAction,
+    BudgetPeriod,
     CourseRole,
     EndPolicy,
     InviteStatus,

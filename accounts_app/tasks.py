@@ -94,3 +94,10 @@ def reconcile_task() -> None:
     from accounts_app.services.reconcile import reconcile
 
     reconcile()
+
+
+@shared_task(**AWS_TASK)
+def cost_tags_activate_task() -> None:
+    from accounts_app.services.bootstrap import cost_tags_activate
+
+    cost_tags_activate()

@@ -74,6 +74,36 @@ class CourseServiceDailyCost(models.Model):
         ]
 
 
+class TagDailyCost(models.Model):
+    """Spend of one account on one day per value of its course's cost allocation tag (only for
+    courses that name a tag; one tag-grouped query per such course)."""
+
+    account = models.ForeignKey(MemberAccount, on_delete=models.CASCADE, related_name="tag_costs")
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    tag_value = models.CharField(max_length=256, help_text="Empty for untagged spend.")
+    amount = models.DecimalField(**AMOUNT)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "day", "tag_value"], name="tag_cost_unique")
+        ]
+
+
+class HourlyCost(models.Model):
+    """An account's spend in one hour. AWS keeps hourly data for 14 days; the portal keeps it."""
+
+    aws_account_id = models.CharField(max_length=12)
+    account = models.ForeignKey(
+        MemberAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="hourly_costs"
+    )
+    hour = models.DateTimeField()
+    amount = models.DecimalField(**AMOUNT)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["aws_account_id", "hour"], name="hourly_cost_unique")]
+
+
 class CostSync(models.Model):
     """One run of the Cost Explorer sync: what it asked, what it cost, what it stored."""
 

@@ -12,7 +12,16 @@ from django.db.models import Count, Q, Sum
 
 from accounts_app.choices import AccountState
 from accounts_app.models import Course, MemberAccount
-from billing_app.models import AccountDailyCost, Alert, CostKind, CostRecord, CourseServiceDailyCost, StudentBudget
+from billing_app.models import (
+    AccountDailyCost,
+    Alert,
+    CostKind,
+    CostRecord,
+    CourseServiceDailyCost,
+    HourlyCost,
+    StudentBudget,
+    TagDailyCost,
+)
 
 TREND_DAYS = 7
 CHART_SERVICES = 6  # the rest is stacked as "Other"
@@ -186,6 +195,28 @@ def account_services(*, account: MemberAccount) -> list[tuple[str, Decimal]]:
     )
 
 
+def account_tag_breakdown(*, account: MemberAccount) -> list[tuple[str, Decimal]]:
+    """Spend per value of the course's cost allocation tag ("" is untagged)."""
+    return list(
+        TagDailyCost.objects.filter(account=account)
+        .values("tag_value")
+        .annotate(total=Sum("amount"))
+        .order_by("-total")
+        .values_list("tag_value", "total")
+    )
+
+
+def account_hourly(*, account: MemberAccount, since) -> dict | None:
+    """Chart data of the account's hourly spend since `since`, or None without hourly history."""
+    rows = list(HourlyCost.objects.filter(account=account, hour__gte=since).order_by("hour").values_list("hour", "amount"))
+    if not rows:
+        return None
+    return {
+        "labels": [hour.strftime("%b %d %H:00") for hour, _ in rows],
+        "series": [{"label": "Spend", "data": [float(amount) for _, amount in rows]}],
+    }
+
+
 def account_totals(*, account: MemberAccount) -> dict[str, Decimal]:
     totals = AccountDailyCost.objects.filter(account=account).aggregate(spend=Sum("usage"), credits=Sum("credits"))
     return {"spend": totals["spend"] or ZERO, "credits": totals["credits"] or ZERO}
@@ -193,6 +224,15 @@ def account_totals(*, account: MemberAccount) -> dict[str, Decimal]:
 
 def account_alerts(*, account: MemberAccount):
     return Alert.objects.filter(account=account)[:50]
+
+
+def statement_months(course: Course, today: date) -> list[date]:
+    """The first day of every month of the course up to now, newest first."""
+    months, month = [], course.start_date.replace(day=1)
+    while month <= min(today, course.end_date):
+        months.append(month)
+        month = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return months[::-1]
 
 
 def chart_window(course: Course, today: date) -> tuple[date, date]:

@@ -3,7 +3,7 @@ spend, CSV exports and monthly statements."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
@@ -21,6 +21,7 @@ from billing_app import selectors
 from billing_app.reports import report_lines
 from billing_app.services.budgets import account_freeze, account_unfreeze, budget_amount
 from portal.aws.errors import AwsError
+
 
 @login_required
 def course_costs(request: HttpRequest, course_id: int) -> HttpResponse:
@@ -41,6 +42,7 @@ def course_costs(request: HttpRequest, course_id: int) -> HttpResponse:
         "chart": selectors.course_daily_by_service(course=course, start=start, end=end),
         "top_services": selectors.course_top_services(course=course),
         "alerts": selectors.course_open_alerts(course=course),
+        "months": selectors.statement_months(course, today),
         "can_manage": can_manage_course(request.user, course),
         "can_view_roster": True,
     }
@@ -70,7 +72,9 @@ def _account_context(course, account: MemberAccount) -> dict:
         "budget": budget,
         "left": max(budget - totals["spend"], Decimal(0)),
         "chart": selectors.account_daily(account=account, start=start, end=end),
+        "hourly": selectors.account_hourly(account=account, since=timezone.now() - timedelta(hours=48)),
         "services": selectors.account_services(account=account),
+        "tags": selectors.account_tag_breakdown(account=account) if course.cost_tag_key else [],
         "alerts": selectors.account_alerts(account=account),
     }
 

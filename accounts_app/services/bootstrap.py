@@ -8,9 +8,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts_app.choices import AuditAction
-from accounts_app.models import AwsOrganization
+from accounts_app.models import AwsOrganization, Course
 from accounts_app.services.audit import audit_record
-from portal.aws import identity_center, organizations, quotas
+from portal.aws import costs, identity_center, organizations, quotas
 from portal.aws.errors import NotFound
 from portal.aws.guardrails import PERMISSION_SETS, baseline_policies
 
@@ -73,6 +73,10 @@ def aws_bootstrap(*, actor) -> list[str]:
         organizations.attach_policy(policies[name], parent_ou)
     report.append(f"Baseline SCPs attached to the portal OU: {', '.join(sorted(policies))}.")
 
+    tag_keys = cost_tags_activate()
+    if tag_keys:
+        report.append(f"Cost allocation tags active: {', '.join(tag_keys)}.")
+
     limit = quotas.account_limit()
     report.append(
         f"Account quota: {limit}." if limit else
@@ -98,3 +102,10 @@ def aws_bootstrap(*, actor) -> list[str]:
         organization.save()
         audit_record(actor=actor, action=AuditAction.AWS_BOOTSTRAPPED, summary=f"Set up AWS organization {org.id}", data={"report": report})
     return report
+
+
+def cost_tags_activate() -> list[str]:
+    """Activate, in Cost Explorer, the cost allocation tag keys that courses name."""
+    keys = sorted(set(Course.objects.active().exclude(cost_tag_key="").values_list("cost_tag_key", flat=True)))
+    costs.activate_cost_allocation_tags(keys)
+    return keys

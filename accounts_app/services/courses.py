@@ -84,6 +84,10 @@ def course_update(*, actor: User, course: Course, changes: dict[str, Any]) -> Co
         )
     if course.aws_ou_id and GUARDRAIL_FIELDS & changes.keys():
         course_guardrails_enqueue(course)
+    if course.cost_tag_key and "cost_tag_key" in changes:
+        from accounts_app.tasks import cost_tags_activate_task
+
+        cost_tags_activate_task.delay_on_commit()
     return course
 
 

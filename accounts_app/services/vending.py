@@ -13,7 +13,7 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -41,6 +41,10 @@ MANAGED_BY_TAG = {"managed-by": "classroom-cloud-portal"}
 # A CreateAccount whose answer was lost and that AWS does not list after this long never
 # reached AWS; it is sent again (after looking once more).
 LOST_REQUEST_GRACE = timedelta(minutes=2)
+# The CreateAccount token bucket is replayed over this many refills of the portal's requests,
+# and a request is taken to reach AWS up to ARRIVAL_MARGIN after it is timestamped.
+RATE_HISTORY_FILLS = 10
+ARRIVAL_MARGIN = timedelta(seconds=0.5)
 # Plain-language explanations of CreateAccount failure reasons for the people who must act.
 FAILURE_EXPLANATIONS = {
     "ACCOUNT_LIMIT_EXCEEDED": "The organization has reached its account quota. Ask AWS Support for a "
@@ -246,22 +250,13 @@ def vending_dispatch() -> DispatchResult:
     except AwsNotBootstrapped:
         logger.info("Vending queue idle: the AWS organization is not set up yet.")
         return DispatchResult(0, MemberAccount.objects.filter(state=S.REQUESTED).count(), None)
-    now = timezone.now()
-    window = timedelta(seconds=settings.PORTAL_AWS_CREATE_ACCOUNT_BURST / settings.PORTAL_AWS_CREATE_ACCOUNT_RATE)
     submitted = 0
     with transaction.atomic():
         # One dispatcher at a time, across every worker: the organization row is the lock.
         AwsOrganization.objects.select_for_update().get(pk=organization.pk)
         in_flight = MemberAccount.objects.filter(state=S.CREATING).count()
-        recent = list(
-            MemberAccount.objects.filter(create_submitted_at__gt=now - window)
-            .order_by("create_submitted_at")
-            .values_list("create_submitted_at", flat=True)
-        )
-        slots = min(
-            settings.PORTAL_AWS_MAX_CREATIONS_IN_PROGRESS - in_flight,
-            settings.PORTAL_AWS_CREATE_ACCOUNT_BURST - len(recent),
-        )
+        allowed, _ = _create_account_allowance(timezone.now())
+        slots = min(settings.PORTAL_AWS_MAX_CREATIONS_IN_PROGRESS - in_flight, allowed)
         queued = list(
             MemberAccount.objects.filter(state=S.REQUESTED).select_related("course", "membership").order_by("created_at")[: max(slots, 0)]
         )
@@ -271,19 +266,43 @@ def vending_dispatch() -> DispatchResult:
                 if transition(account, expected=S.REQUESTED, to=S.CREATING, reason="Leaving the queue"):
                     submitted += _submit_creation(account, directory)
     waiting = MemberAccount.objects.filter(state=S.REQUESTED).count()
-    return DispatchResult(submitted, waiting, _next_dispatch_in(waiting, now, window) if waiting else None)
+    return DispatchResult(submitted, waiting, _next_dispatch_in() if waiting else None)
 
 
-def _next_dispatch_in(waiting: int, now, window: timedelta) -> float:
-    oldest = (
-        MemberAccount.objects.filter(create_submitted_at__gt=now - window)
+def _next_dispatch_in() -> float:
+    allowed, wait = _create_account_allowance(timezone.now())
+    if allowed:
+        # Only creation slots are missing, and the poll that frees one dispatches at once:
+        # this follow-up is a safety net.
+        return settings.PORTAL_AWS_POLL_SECONDS
+    return max(wait, 0.5)
+
+
+def _create_account_allowance(now: datetime) -> tuple[int, float]:
+    """(CreateAccount requests AWS would accept now, seconds until it accepts one more).
+
+    AWS meters CreateAccount with a token bucket: PORTAL_AWS_CREATE_ACCOUNT_BURST tokens,
+    refilled at PORTAL_AWS_CREATE_ACCOUNT_RATE per second, one per request. It is replayed here
+    from the portal's own requests, wrong only on the safe side: the bucket is taken as empty
+    RATE_HISTORY_FILLS refills ago, and refilled only until ARRIVAL_MARGIN ago, since a request
+    reaches AWS a moment after it is timestamped. (Counting at most BURST requests per
+    BURST/RATE seconds would also be safe, but holds back requests the bucket would take.)
+    """
+    rate, burst = settings.PORTAL_AWS_CREATE_ACCOUNT_RATE, settings.PORTAL_AWS_CREATE_ACCOUNT_BURST
+    clock = now - timedelta(seconds=RATE_HISTORY_FILLS * burst / rate)
+    tokens = 0.0
+    sent = (
+        MemberAccount.objects.filter(create_submitted_at__gt=clock)
         .order_by("create_submitted_at")
         .values_list("create_submitted_at", flat=True)
-        .first()
     )
-    if oldest is None:
-        return settings.PORTAL_AWS_POLL_SECONDS
-    return max((oldest + window - timezone.now()).total_seconds(), 0.5)
+    for at in sent:
+        tokens = min(burst, tokens + rate * max((at - clock).total_seconds(), 0)) - 1
+        clock = at
+    available = min(burst, tokens + rate * max((now - ARRIVAL_MARGIN - clock).total_seconds(), 0))
+    if available >= 1:
+        return int(available), 0.0
+    return 0, (clock + ARRIVAL_MARGIN - now).total_seconds() + (1 - tokens) / rate
 
 
 class _AwsDirectory:
@@ -403,8 +422,10 @@ def _resolve_unknown_creation(account: MemberAccount) -> float | None:
 
 
 def _poll_delay(account: MemberAccount) -> float:
+    # A tenth of the time waited so far: AWS's answer is seen at most ~10% after it is ready,
+    # and so is the creation slot it frees, at one or two more polls per account than a quarter.
     waited = (timezone.now() - (account.create_submitted_at or account.state_changed_at)).total_seconds()
-    return min(max(settings.PORTAL_AWS_POLL_SECONDS, waited / 4), settings.PORTAL_AWS_POLL_MAX_SECONDS)
+    return min(max(settings.PORTAL_AWS_POLL_SECONDS, waited / 10), settings.PORTAL_AWS_POLL_MAX_SECONDS)
 
 
 def _creation_succeeded(account: MemberAccount, aws_account_id: str, *, reason: str) -> None:

@@ -278,7 +278,8 @@ def account_freeze(*, actor, account: MemberAccount, reason: str) -> bool:
             account=account,
             course=account.course,
             kind=AlertKind.FROZEN,
-            period=timezone.now().isoformat(timespec="seconds"),
+            # One per freeze; UTC to the second fits Alert.period (20 characters).
+            period=timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
             message=f"{account.membership.display_name}'s AWS account was frozen: {reason}.",
             spend=Decimal(spend).quantize(Decimal("0.01")),
             budget=budget_amount(account),

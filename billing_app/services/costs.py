@@ -11,17 +11,20 @@ from django.db import transaction
 from django.db.models import Case, IntegerField, Max, Q, Sum, Value, When
 from django.utils import timezone
 
-from accounts_app.models import MemberAccount
+from accounts_app.models import Course, MemberAccount
 from billing_app.models import (
     AccountDailyCost,
     CostKind,
     CostRecord,
     CostSync,
     CourseServiceDailyCost,
+    HourlyCost,
+    TagDailyCost,
 )
 from portal.aws import costs
 
 BATCH = 5000
+HOURLY_DAYS = 2
 KIND_OF_RECORD_TYPE = {"Credit": CostKind.CREDIT, "Refund": CostKind.REFUND}
 
 
@@ -39,10 +42,14 @@ def costs_sync(*, days: int | None = None, today: date | None = None) -> CostSyn
         CostSync.objects.filter(pk=sync.pk).update(error=str(error)[:2000], finished_at=timezone.now())
         raise
     records = list(_records(sync, usage.rows, credits.rows))
+    tag_rows, tag_requests = _tag_costs(start, end)
+    hourly, hourly_requests = _hourly_costs() if settings.PORTAL_COST_HOURLY else ([], 0)
     with transaction.atomic():
         _store(sync, records, start, end)
+        _store_tags(tag_rows, start, end)
+        _store_hourly(hourly)
         rollups_rebuild(start=start, end=end)
-        sync.requests = usage.requests + credits.requests
+        sync.requests = usage.requests + credits.requests + tag_requests + hourly_requests
         sync.rows = len(records)
         sync.finished_at = timezone.now()
         sync.save(update_fields=["requests", "rows", "finished_at"])
@@ -83,6 +90,56 @@ def _store(sync: CostSync, records: list[CostRecord], start: date, end: date) ->
     )
     # What AWS no longer reports for the window (a revised-away charge) goes too.
     CostRecord.objects.filter(day__gte=start, day__lt=end).exclude(sync=sync).delete()
+
+
+def _tag_costs(start: date, end: date) -> tuple[list[TagDailyCost], int]:
+    """One tag-grouped query per course that names a cost allocation tag."""
+    rows: list[TagDailyCost] = []
+    requests = 0
+    for course in Course.objects.exclude(cost_tag_key="").filter(archived_at__isnull=True):
+        accounts = dict(
+            MemberAccount.objects.filter(course=course).exclude(aws_account_id=None).values_list("aws_account_id", "pk")
+        )
+        if not accounts:
+            continue
+        result = costs.usage_by_tag(start, end, tag_key=course.cost_tag_key, account_ids=sorted(accounts))
+        requests += result.requests
+        rows += [
+            TagDailyCost(
+                account_id=accounts[row.account_id],
+                course=course,
+                day=row.day,
+                tag_value=row.key.split("$", 1)[-1],  # Cost Explorer answers "key$value"
+                amount=row.amount,
+            )
+            for row in result.rows
+            if row.account_id in accounts
+        ]
+    return rows, requests
+
+
+def _store_tags(rows: list[TagDailyCost], start: date, end: date) -> None:
+    TagDailyCost.objects.filter(day__gte=start, day__lt=end).delete()
+    TagDailyCost.objects.bulk_create(rows, batch_size=BATCH)
+
+
+def _hourly_costs() -> tuple[list[HourlyCost], int]:
+    """The last HOURLY_DAYS days hour by hour (re-read, since AWS revises recent hours)."""
+    end = timezone.now().replace(minute=0, second=0, microsecond=0)
+    rows, requests = costs.hourly_usage_by_account(end - timedelta(days=HOURLY_DAYS), end)
+    owners = dict(MemberAccount.objects.exclude(aws_account_id=None).values_list("aws_account_id", "pk"))
+    return [HourlyCost(aws_account_id=r.account_id, account_id=owners.get(r.account_id), hour=r.hour, amount=r.amount) for r in rows], requests
+
+
+def _store_hourly(rows: list[HourlyCost]) -> None:
+    # Upserted, never deleted: AWS forgets hours after 14 days, the portal's history does not.
+    HourlyCost.objects.bulk_create(
+        rows,
+        batch_size=BATCH,
+        update_conflicts=True,
+        unique_fields=["aws_account_id", "hour"],
+        update_fields=["amount", "account"],
+    )
 
 
 def rollups_rebuild(*, start: date, end: date) -> None:

@@ -23,6 +23,14 @@ GLOBAL_SERVICES = [
     "wafv2:*", "wellarchitected:*", "consolidatedbilling:*", "freetier:*", "invoicing:*",
     "payments:*", "tax:*", "sso:*", "signin:*", "notifications:*",
 ]
+# Even where a course allows SageMaker, only small instances: a large GPU endpoint left running
+# costs hundreds of dollars a day.
+SAGEMAKER_SMALL_INSTANCES = ["ml.t2.*", "ml.t3.*", "ml.m5.large", "ml.m5.xlarge"]
+SAGEMAKER_CREATE_ACTIONS = [
+    "sagemaker:CreateEndpointConfig", "sagemaker:CreateHyperParameterTuningJob",
+    "sagemaker:CreateNotebookInstance", "sagemaker:CreateProcessingJob",
+    "sagemaker:CreateTrainingJob", "sagemaker:CreateTransformJob",
+]
 # What every student needs whatever the course allows: identity, billing pages, support.
 ESSENTIAL_SERVICES = [
     "iam", "sts", "support", "aws-portal", "billing", "ce", "budgets", "cloudshell",
@@ -142,6 +150,16 @@ def course_policy(profile: GuardrailProfile) -> dict:
                 "Condition": {
                     "StringNotLike": {"ec2:InstanceType": sorted(f"{f}.*" for f in profile.instance_families)}
                 },
+            }
+        )
+    if "sagemaker" in profile.services:
+        statements.append(
+            {
+                "Sid": "OnlySmallSageMakerInstances",
+                "Effect": "Deny",
+                "Action": SAGEMAKER_CREATE_ACTIONS,
+                "Resource": "*",
+                "Condition": {"ForAnyValue:StringNotLike": {"sagemaker:InstanceTypes": SAGEMAKER_SMALL_INSTANCES}},
             }
         )
     document = _policy(*statements)

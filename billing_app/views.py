@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -23,6 +24,9 @@ from billing_app.services.budgets import account_freeze, account_unfreeze, budge
 from portal.aws.errors import AwsError
 
 
+STUDENTS_PER_PAGE = 100
+
+
 @login_required
 def course_costs(request: HttpRequest, course_id: int) -> HttpResponse:
     course = roster_course(request, course_id)
@@ -34,7 +38,10 @@ def course_costs(request: HttpRequest, course_id: int) -> HttpResponse:
     context = {
         "course": course,
         "costs": costs,
-        "rows": selectors.sorted_rows(costs.students, sort=sort, query=query, state=state),
+        # A page of the table: rendering a thousand rows would cost more than reading them.
+        "rows": Paginator(
+            selectors.sorted_rows(costs.students, sort=sort, query=query, state=state), STUDENTS_PER_PAGE
+        ).get_page(request.GET.get("page")),
         "sort": sort,
         "query": query,
         "state": state,

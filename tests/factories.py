@@ -3,6 +3,7 @@ from decimal import Decimal
 
 import factory
 from allauth.account.models import EmailAddress
+from django import forms
 
 from accounts_app.choices import CourseRole, MembershipSource
 from accounts_app.models import Course, Membership, User
@@ -53,3 +54,22 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     name = factory.LazyAttribute(lambda m: m.user.name if m.user else "")
     role = CourseRole.STUDENT
     source = MembershipSource.IMPORT
+
+
+def browser_form_data(form: forms.Form, **overrides) -> dict:
+    """What a browser submits for `form` as it was shown, with `overrides` typed in. Built from
+    the form itself, so a new field with a default needs no change here."""
+    data = {}
+    for name, field in form.fields.items():
+        value = form[name].value()
+        if isinstance(field, forms.BooleanField):
+            if value:
+                data[name] = "on"
+        elif isinstance(value, (list, tuple)):
+            data[name] = [str(item) for item in value]
+        elif isinstance(value, date):
+            data[name] = value.isoformat()
+        else:
+            data[name] = "" if value is None else str(value)
+    data.update(overrides)
+    return data

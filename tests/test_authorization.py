@@ -8,11 +8,9 @@ accounts_app/urls.py or billing_app/urls.py without a line here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from django import forms
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, resolve, reverse
 from django.utils.html import escape
@@ -33,7 +31,7 @@ from accounts_app.models import (
 from accounts_app.services.invitations import invitation_token
 from billing_app import urls as billing_urls
 from portal.aws import session as aws_session
-from tests.factories import CourseFactory, MembershipFactory
+from tests.factories import CourseFactory, MembershipFactory, browser_form_data
 
 PERSONAS = (
     "anonymous",
@@ -204,25 +202,6 @@ def scene(personas) -> Scene:
         ),
         student_account=student_account,
     )
-
-
-def browser_form_data(form: CourseForm, **overrides) -> dict:
-    """What a browser submits for `form` as it was shown, with `overrides` typed in. Built from
-    the form itself, so a new field with a default needs no change here."""
-    data = {}
-    for name, field in form.fields.items():
-        value = form[name].value()
-        if isinstance(field, forms.BooleanField):
-            if value:
-                data[name] = "on"
-        elif isinstance(value, (list, tuple)):
-            data[name] = [str(item) for item in value]
-        elif isinstance(value, date):
-            data[name] = value.isoformat()
-        else:
-            data[name] = "" if value is None else str(value)
-    data.update(overrides)
-    return data
 
 
 def course_form_data(course: Course | None = None, **overrides) -> dict:

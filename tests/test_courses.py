@@ -8,7 +8,6 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from django import forms
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.test import RequestFactory
@@ -19,7 +18,7 @@ from accounts_app.forms import CourseForm
 from accounts_app.models import AuditEvent, Course, Membership
 from accounts_app.services.audit import audit_record
 from accounts_app.views.common import managed_course
-from tests.factories import UserFactory
+from tests.factories import UserFactory, browser_form_data
 
 APPEND_ONLY = "The audit log is append-only."
 ARCHIVED_REFUSAL = "This course is archived. Restore it before making changes."
@@ -29,25 +28,6 @@ JOIN_CODE_PATTERN = re.compile(r"^[A-HJ-KM-NP-Z2-9]{4}-[A-HJ-KM-NP-Z2-9]{4}$")
 @pytest.fixture(autouse=True)
 def fast_test_settings(settings):
     settings.PORTAL_REQUIRE_MFA_FOR_STAFF = False
-
-
-def browser_form_data(form: CourseForm, **overrides) -> dict:
-    """What a browser submits for `form` as it was shown, with `overrides` typed in. Built from
-    the form itself, so a new field with a default needs no change here."""
-    data = {}
-    for name, field in form.fields.items():
-        value = form[name].value()
-        if isinstance(field, forms.BooleanField):
-            if value:
-                data[name] = "on"
-        elif isinstance(value, (list, tuple)):
-            data[name] = [str(item) for item in value]
-        elif isinstance(value, date):
-            data[name] = value.isoformat()
-        else:
-            data[name] = "" if value is None else str(value)
-    data.update(overrides)
-    return data
 
 
 def new_course_data(**overrides) -> dict:

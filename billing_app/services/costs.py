@@ -38,12 +38,12 @@ def costs_sync(*, days: int | None = None, today: date | None = None) -> CostSyn
     try:
         usage = costs.usage_by_account_and_service(start, end)
         credits = costs.credits_by_account(start, end)
+        tag_rows, tag_requests = _tag_costs(start, end)
+        hourly, hourly_requests = _hourly_costs() if settings.PORTAL_COST_HOURLY else ([], 0)
     except Exception as error:
         CostSync.objects.filter(pk=sync.pk).update(error=str(error)[:2000], finished_at=timezone.now())
         raise
     records = list(_records(sync, usage.rows, credits.rows))
-    tag_rows, tag_requests = _tag_costs(start, end)
-    hourly, hourly_requests = _hourly_costs() if settings.PORTAL_COST_HOURLY else ([], 0)
     with transaction.atomic():
         _store(sync, records, start, end)
         _store_tags(tag_rows, start, end)

@@ -1,0 +1,738 @@
+"""AWS Budgets, alerts, freezing and unfreezing.
+
+AWS is moto (the `aws` fixture: an organization set up by aws_bootstrap). moto implements
+CreateBudget, DescribeBudget(s) and DescribeNotificationsForBudget but neither UpdateBudget nor
+budget actions: those calls are checked with botocore's Stubber on the portal's Budgets client.
+"""
+
+import json
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from botocore.stub import Stubber
+from django.core import mail
+from moto.core import DEFAULT_ACCOUNT_ID
+
+from accounts_app.choices import AccountState, AuditAction, BudgetPeriod
+from accounts_app.lifecycle import transition
+from accounts_app.models import AccountEvent, AuditEvent, AwsOrganization, MemberAccount, Membership
+from accounts_app.services.vending import account_request
+from billing_app.models import AccountDailyCost, Alert, AlertKind, StudentBudget
+from billing_app.services.budgets import (
+    FREEZE_POLICY_NAME,
+    account_freeze,
+    account_unfreeze,
+    budget_ensure,
+    budget_raise,
+    budgets_evaluate,
+    freeze_policy_id,
+)
+from portal.aws import budgets as aws_budgets
+from portal.aws.guardrails import freeze_policy
+
+TODAY = date(2026, 10, 20)  # day 50 of a course running from Sep 1 to Dec 15 (106 days)
+ROLE_ARN = "arn:aws:iam::123456789012:role/classroom-cloud-budget-actions"
+IAM_ACTION, SCP_ACTION, NEW_ACTION = (
+    "0b7d3c1e-0000-4000-8000-000000000001",
+    "0b7d3c1e-0000-4000-8000-000000000002",
+    "0b7d3c1e-0000-4000-8000-000000000003",
+)
+
+
+def d(day: int, month: int = 10) -> date:
+    return date(2026, month, day)
+
+
+@pytest.fixture
+def student_account(personas, aws):
+    """The persona student's READY account, made in moto's organization (not vended: quicker)."""
+    status = aws.client("organizations").create_account(
+        Email="aws+cs101-student@school.example", AccountName="cs101-student"
+    )
+    return MemberAccount.objects.create(
+        course=personas.course,
+        membership=Membership.objects.get(user=personas.student),
+        state=AccountState.READY,
+        root_email="aws+cs101-student@school.example",
+        account_name="cs101-student",
+        aws_account_id=status["CreateAccountStatus"]["AccountId"],
+    )
+
+
+def spend(account: MemberAccount, days: dict[date, str]) -> None:
+    """What the cost sync's rollup would say about these days."""
+    for day, usage in days.items():
+        AccountDailyCost.objects.update_or_create(
+            account=account, day=day, defaults={"course": account.course, "usage": Decimal(usage)}
+        )
+
+
+def alerts(**filters) -> list[tuple]:
+    return sorted(Alert.objects.filter(**filters).values_list("kind", "period", "spend", "budget"))
+
+
+def attached_policies(aws, account_id: str) -> list[str]:
+    found = aws.client("organizations").list_policies_for_target(
+        TargetId=account_id, Filter="SERVICE_CONTROL_POLICY"
+    )
+    return sorted(policy["Name"] for policy in found["Policies"])
+
+
+def moto_budget(name: str) -> tuple[dict, list]:
+    """The budget as moto keeps it, and (notification, subscribers) pairs, which moto cannot describe."""
+    from moto.budgets.models import budgets_backends
+
+    management = AwsOrganization.load().management_account_id
+    stored = budgets_backends[DEFAULT_ACCOUNT_ID]["global"].budgets[management][name]
+    return stored.budget, [(n.details, n.subscribers) for n in stored.notifications]
+
+
+def notification(kind: str, threshold: int) -> dict:
+    return {
+        "NotificationType": kind,
+        "ComparisonOperator": "GREATER_THAN",
+        "Threshold": threshold,
+        "ThresholdType": "PERCENTAGE",
+    }
+
+
+STUDENT_AND_CONTACT = [
+    {"SubscriptionType": "EMAIL", "Address": "student@school.example"},
+    {"SubscriptionType": "EMAIL", "Address": "alerts@school.example"},
+]
+
+
+# --- The AWS Budget -------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_account_that_becomes_ready_gets_its_aws_budget_with_four_notifications(personas, aws):
+    student = Membership.objects.get(user=personas.student)
+
+    account_request(actor=personas.student, membership=student)
+
+    account = MemberAccount.objects.get(membership=student)
+    assert account.state == AccountState.READY
+    name = f"classroom-cloud-{account.aws_account_id}"
+    management = AwsOrganization.load().management_account_id
+    budgets = aws.client("budgets")
+    described = budgets.describe_budget(AccountId=management, BudgetName=name)["Budget"]
+    assert (
+        described["BudgetLimit"],
+        described["TimeUnit"],
+        described["BudgetType"],
+        described["CostFilters"],
+    ) == (
+        {"Amount": "100.00", "Unit": "USD"},
+        "ANNUALLY",
+        "COST",
+        {"LinkedAccount": [account.aws_account_id]},
+    )
+    # The whole course: Sep 1 up to Dec 15 included.
+    assert (described["TimePeriod"]["Start"].date(), described["TimePeriod"]["End"].date()) == (
+        d(1, 9),
+        d(16, 12),
+    )
+    assert budgets.describe_notifications_for_budget(AccountId=management, BudgetName=name)[
+        "Notifications"
+    ] == [
+        notification("ACTUAL", 50),
+        notification("ACTUAL", 80),
+        notification("ACTUAL", 100),
+        notification("FORECASTED", 100),
+    ]
+    assert [subscribers for _, subscribers in moto_budget(name)[1]] == [STUDENT_AND_CONTACT] * 4
+    budget = StudentBudget.objects.get(account=account)
+    assert (budget.aws_budget_name, budget.aws_action_id, budget.amount_override) == (
+        name,
+        "",
+        None,
+    )
+    assert budget.synced_at is not None
+
+
+@pytest.mark.django_db
+def test_only_the_configuring_to_ready_transition_queues_the_budget(
+    student_account, aws, django_capture_on_commit_callbacks
+):
+    MemberAccount.objects.filter(pk=student_account.pk).update(state=AccountState.CONFIGURING)
+    student_account.refresh_from_db()
+
+    with django_capture_on_commit_callbacks() as becoming_ready:
+        transition(student_account, expected=AccountState.CONFIGURING, to=AccountState.READY)
+    with django_capture_on_commit_callbacks() as freezing_and_back:
+        transition(student_account, expected=AccountState.READY, to=AccountState.FROZEN)
+        transition(student_account, expected=AccountState.FROZEN, to=AccountState.READY)
+
+    assert (len(becoming_ready), len(freezing_and_back)) == (1, 0)
+    assert StudentBudget.objects.count() == 0  # queued, not run yet
+    becoming_ready[0]()  # the commit: the task runs (eagerly)
+    assert (
+        StudentBudget.objects.get().aws_budget_name
+        == f"classroom-cloud-{student_account.aws_account_id}"
+    )
+
+
+@pytest.mark.django_db
+def test_budget_ensure_is_idempotent(student_account, aws):
+    first = budget_ensure(account=student_account)
+    again = budget_ensure(account=student_account)
+
+    management = AwsOrganization.load().management_account_id
+    described = aws.client("budgets").describe_budgets(AccountId=management)["Budgets"]
+    assert [b["BudgetName"] for b in described] == [
+        f"classroom-cloud-{student_account.aws_account_id}"
+    ]
+    assert len(moto_budget(described[0]["BudgetName"])[1]) == 4
+    assert first.pk == again.pk and StudentBudget.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_monthly_course_gets_a_monthly_aws_budget(personas, student_account, aws):
+    personas.course.budget_period = BudgetPeriod.MONTHLY
+    personas.course.save()
+    student_account.refresh_from_db()
+
+    budget = budget_ensure(account=student_account)
+
+    stored, notifications = moto_budget(budget.aws_budget_name)
+    assert (stored["TimeUnit"], stored["BudgetLimit"]) == (
+        "MONTHLY",
+        {"Amount": "100.00", "Unit": "USD"},
+    )
+    assert [n for n, _ in notifications] == [
+        notification("ACTUAL", 50),
+        notification("ACTUAL", 80),
+        notification("ACTUAL", 100),
+        notification("FORECASTED", 100),
+    ]
+
+
+@pytest.mark.django_db
+def test_raising_a_budget_updates_the_aws_budget_amount(personas, student_account, aws):
+    budget_ensure(account=student_account)
+    spend(student_account, {d(1): "60"})
+    budgets_evaluate(today=TODAY)  # a 50% alert, then the raise settles it
+    management = AwsOrganization.load().management_account_id
+    name = f"classroom-cloud-{student_account.aws_account_id}"
+    current = aws.client("budgets").describe_budget(AccountId=management, BudgetName=name)["Budget"]
+
+    with Stubber(aws.client("budgets")) as stubber:  # moto has no UpdateBudget
+        stubber.add_response(
+            "describe_budget", {"Budget": current}, {"AccountId": management, "BudgetName": name}
+        )
+        stubber.add_response(
+            "update_budget",
+            {},
+            {
+                "AccountId": management,
+                "NewBudget": {
+                    "BudgetName": name,
+                    "BudgetLimit": {"Amount": "250.00", "Unit": "USD"},
+                    "TimeUnit": "ANNUALLY",
+                    "BudgetType": "COST",
+                    "CostFilters": {"LinkedAccount": [student_account.aws_account_id]},
+                    "TimePeriod": {"Start": "2026-09-01", "End": "2026-12-16"},
+                },
+            },
+        )
+        budget = budget_raise(
+            actor=personas.instructor, account=student_account, amount=Decimal("250.00")
+        )
+        stubber.assert_no_pending_responses()
+
+    assert StudentBudget.objects.get(pk=budget.pk).amount_override == Decimal("250.00")
+    audit = AuditEvent.objects.get(action=AuditAction.BUDGET_RAISED)
+    assert (audit.actor, audit.summary) == (
+        personas.instructor,
+        "Budget of cs101-student: $100.00 → $250.00",
+    )
+    # The alerts of the old budget are settled.
+    assert sorted(
+        Alert.objects.filter(resolved_at__isnull=False).values_list("kind", flat=True)
+    ) == [AlertKind.ACTUAL_50, AlertKind.FORECAST_100]
+    assert not Alert.objects.filter(resolved_at=None).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("amount", ["0", "-5"])
+def test_a_budget_cannot_be_lowered_to_nothing(student_account, amount):
+    with pytest.raises(ValueError, match=r"A budget must be more than \$0."):
+        budget_raise(actor=None, account=student_account, amount=Decimal(amount))
+    assert StudentBudget.objects.count() == 0
+
+
+# --- Budget actions (Stubber: moto has none) ------------------------------------------------------
+
+
+def scp_action(action_id: str, action_type: str = "APPLY_SCP_POLICY") -> dict:
+    return {
+        "ActionId": action_id,
+        "BudgetName": "classroom-cloud-210987654321",
+        "NotificationType": "ACTUAL",
+        "ActionType": action_type,
+        "ActionThreshold": {"ActionThresholdValue": 100.0, "ActionThresholdType": "PERCENTAGE"},
+        "Definition": {
+            "ScpActionDefinition": {"PolicyId": "p-freeze0001", "TargetIds": ["210987654321"]}
+        },
+        "ExecutionRoleArn": ROLE_ARN,
+        "ApprovalModel": "AUTOMATIC",
+        "Status": "STANDBY",
+        "Subscribers": [{"SubscriptionType": "EMAIL", "Address": "student@school.example"}],
+    }
+
+
+def create_action_params(subscribers: list[str]) -> dict:
+    return {
+        "AccountId": "123456789012",
+        "BudgetName": "classroom-cloud-210987654321",
+        "NotificationType": "ACTUAL",
+        "ActionType": "APPLY_SCP_POLICY",
+        "ActionThreshold": {"ActionThresholdValue": 100.0, "ActionThresholdType": "PERCENTAGE"},
+        "Definition": {
+            "ScpActionDefinition": {"PolicyId": "p-freeze0001", "TargetIds": ["210987654321"]}
+        },
+        "ExecutionRoleArn": ROLE_ARN,
+        "ApprovalModel": "AUTOMATIC",
+        "Subscribers": [{"SubscriptionType": "EMAIL", "Address": email} for email in subscribers],
+    }
+
+
+def ensure_action() -> str:
+    return aws_budgets.ensure_scp_action(
+        "123456789012",
+        budget_name="classroom-cloud-210987654321",
+        policy_id="p-freeze0001",
+        account_id="210987654321",
+        execution_role_arn=ROLE_ARN,
+        subscribers=["student@school.example", "alerts@school.example"],
+    )
+
+
+@pytest.mark.django_db
+def test_ensure_scp_action_keeps_the_action_the_budget_already_has(aws):
+    with Stubber(aws.client("budgets")) as stubber:
+        stubber.add_response(
+            "describe_budget_actions_for_budget",
+            {"Actions": [scp_action(IAM_ACTION, "APPLY_IAM_POLICY"), scp_action(SCP_ACTION)]},
+            {"AccountId": "123456789012", "BudgetName": "classroom-cloud-210987654321"},
+        )
+        assert ensure_action() == SCP_ACTION
+        stubber.assert_no_pending_responses()  # and no CreateBudgetAction: the Stubber would refuse it
+
+
+@pytest.mark.django_db
+def test_ensure_scp_action_creates_the_freeze_action_when_the_budget_has_none(aws):
+    with Stubber(aws.client("budgets")) as stubber:
+        stubber.add_response(
+            "describe_budget_actions_for_budget",
+            {"Actions": [scp_action(IAM_ACTION, "APPLY_IAM_POLICY")]},
+            {"AccountId": "123456789012", "BudgetName": "classroom-cloud-210987654321"},
+        )
+        stubber.add_response(
+            "create_budget_action",
+            {
+                "AccountId": "123456789012",
+                "BudgetName": "classroom-cloud-210987654321",
+                "ActionId": NEW_ACTION,
+            },
+            create_action_params(["student@school.example", "alerts@school.example"]),
+        )
+        assert ensure_action() == NEW_ACTION
+        stubber.assert_no_pending_responses()
+
+
+@pytest.mark.django_db
+def test_budget_ensure_adds_the_budget_action_when_the_course_asks_for_it(
+    personas, student_account, aws, settings
+):
+    settings.PORTAL_AWS_BUDGET_ACTION_ROLE_ARN = ROLE_ARN
+    personas.course.budget_action_enabled = True
+    personas.course.save()
+    student_account.refresh_from_db()
+    management = AwsOrganization.load().management_account_id
+    name = f"classroom-cloud-{student_account.aws_account_id}"
+    policy_id = freeze_policy_id()
+
+    with Stubber(aws.client("budgets")) as stubber:
+        stubber.add_client_error(
+            "describe_budget", service_error_code="NotFoundException", http_status_code=404
+        )
+        stubber.add_response("create_budget", {})
+        stubber.add_response("describe_budget_actions_for_budget", {"Actions": []})
+        stubber.add_response(
+            "create_budget_action",
+            {"AccountId": management, "BudgetName": name, "ActionId": NEW_ACTION},
+            {
+                "AccountId": management,
+                "BudgetName": name,
+                "NotificationType": "ACTUAL",
+                "ActionType": "APPLY_SCP_POLICY",
+                "ActionThreshold": {
+                    "ActionThresholdValue": 100.0,
+                    "ActionThresholdType": "PERCENTAGE",
+                },
+                "Definition": {
+                    "ScpActionDefinition": {
+                        "PolicyId": policy_id,
+                        "TargetIds": [student_account.aws_account_id],
+                    }
+                },
+                "ExecutionRoleArn": ROLE_ARN,
+                "ApprovalModel": "AUTOMATIC",
+                "Subscribers": STUDENT_AND_CONTACT,
+            },
+        )
+        budget = budget_ensure(account=student_account)
+        stubber.assert_no_pending_responses()
+
+    assert (budget.aws_budget_name, budget.aws_action_id) == (name, NEW_ACTION)
+
+
+# --- Alerts ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_each_threshold_fires_once_and_a_course_that_never_freezes_keeps_the_account(
+    personas, student_account, aws
+):
+    personas.course.freeze_at_percent = 0
+    personas.course.save()
+    budget = Decimal("100.00")
+
+    spend(student_account, {d(1, 9): "55"})
+    first = budgets_evaluate(today=TODAY)
+    again = budgets_evaluate(today=TODAY)
+    spend(student_account, {d(2, 9): "30"})
+    at_85 = budgets_evaluate(today=TODAY)
+    spend(student_account, {d(3, 9): "35"})
+    at_120 = budgets_evaluate(today=TODAY)
+    after = budgets_evaluate(today=TODAY)
+
+    # 55 in 50 days is 116.60 over the course's 106: the forecast alert comes with the 50% one.
+    assert sorted(a.kind for a in first) == [AlertKind.ACTUAL_50, AlertKind.FORECAST_100]
+    assert (again, [a.kind for a in at_85], [a.kind for a in at_120], after) == (
+        [],
+        [AlertKind.ACTUAL_80],
+        [AlertKind.ACTUAL_100],
+        [],
+    )
+    assert alerts() == [
+        (AlertKind.ACTUAL_100, "course", Decimal("120.00"), budget),
+        (AlertKind.ACTUAL_50, "course", Decimal("55.00"), budget),
+        (AlertKind.ACTUAL_80, "course", Decimal("85.00"), budget),
+        (AlertKind.FORECAST_100, "course", Decimal("55.00"), budget),
+    ]
+    assert len(mail.outbox) == 4
+    student_account.refresh_from_db()
+    assert student_account.state == AccountState.READY
+    assert not AccountEvent.objects.filter(account=student_account).exists()
+    assert FREEZE_POLICY_NAME not in attached_policies(aws, student_account.aws_account_id)
+
+
+@pytest.mark.django_db
+def test_threshold_alerts_email_the_student_and_the_usage_contact(personas, student_account):
+    personas.course.freeze_at_percent = 0
+    personas.course.save()
+    name = "Siobhán O'Brien & co"
+    Membership.objects.filter(user=personas.student).update(name=name)
+    spend(student_account, {d(1, 9): "30", d(2, 9): "25"})
+
+    budgets_evaluate(today=TODAY)
+
+    half = next(m for m in mail.outbox if "50% of the budget spent" in m.subject)
+    assert half.subject == f"[Classroom Cloud] cs101: 50% of the budget spent ({name})"
+    assert half.to == ["alerts@school.example", "student@school.example"]
+    assert half.body.splitlines()[:3] == [
+        f"{name} has spent $55.00, 55% of the $100.00 budget.",
+        "",
+        "Course: Cloud Computing (cs101)",
+    ]
+    assert "Spend: $55.00 of a $100.00 budget" in half.body
+    assert f"See the details: http://localhost:8000/courses/{personas.course.pk}/" in half.body
+    assert "frozen" not in half.body
+    html, mimetype = half.alternatives[0]
+    assert (
+        mimetype == "text/html" and "<strong>Siobhán O&#x27;Brien &amp; co has spent $55.00" in html
+    )
+    forecast = next(m for m in mail.outbox if "Forecast" in m.subject)
+    assert forecast.body.splitlines()[0] == (
+        f"At this pace {name} will spend about $116.60 of the $100.00 budget by Dec 15."
+    )
+
+
+@pytest.mark.django_db
+def test_the_whole_budget_spent_also_emails_the_instructors(personas, student_account):
+    personas.course.freeze_at_percent = 0
+    personas.course.save()
+    spend(student_account, {d(1, 9): "100"})
+
+    budgets_evaluate(today=TODAY)
+
+    recipients = {m.subject.split(": ", 1)[1].split(" (")[0]: m.to for m in mail.outbox}
+    assert recipients == {
+        "50% of the budget spent": ["alerts@school.example", "student@school.example"],
+        "80% of the budget spent": ["alerts@school.example", "student@school.example"],
+        "The whole budget spent": [
+            "alerts@school.example",
+            "instructor@school.example",
+            "student@school.example",
+        ],
+    }
+
+
+@pytest.mark.django_db
+def test_a_pace_above_the_budget_raises_the_forecast_alert_alone(personas, student_account):
+    name = Membership.objects.get(user=personas.student).display_name
+    spend(student_account, {d(1, 9): "48"})
+
+    raised = budgets_evaluate(today=TODAY)
+
+    # 48 in 50 days is 101.76 over 106 days.
+    assert [(a.kind, a.message) for a in raised] == [
+        (
+            AlertKind.FORECAST_100,
+            f"At this pace {name} will spend about $101.76 of the $100.00 budget by Dec 15.",
+        )
+    ]
+    assert budgets_evaluate(today=TODAY) == []
+
+
+@pytest.mark.django_db
+def test_a_monthly_budget_counts_each_month_apart(personas, student_account):
+    personas.course.budget_period = BudgetPeriod.MONTHLY
+    personas.course.save()
+    spend(student_account, {d(10, 9): "60", d(5): "10"})
+
+    october = budgets_evaluate(today=TODAY)
+    september = budgets_evaluate(today=d(30, 9))
+
+    assert october == []
+    assert [(a.kind, a.period, a.spend) for a in september] == [
+        (AlertKind.ACTUAL_50, "2026-09", Decimal("60.00"))
+    ]
+
+
+@pytest.mark.django_db
+def test_a_day_far_above_the_recent_median_raises_one_spike_alert(personas, student_account):
+    name = Membership.objects.get(user=personas.student).display_name
+    spend(student_account, {d(10) + timedelta(days=i): "2.00" for i in range(10)} | {d(20): "7.00"})
+
+    raised = budgets_evaluate(today=TODAY)
+    again = budgets_evaluate(today=TODAY)
+
+    assert [(a.kind, a.period, a.spend, a.message) for a in raised] == [
+        (
+            AlertKind.DAILY_SPIKE,
+            "2026-10-20",
+            Decimal("27.00"),
+            f"{name} spent $7.00 on Oct 20, more than 3.00× the usual $2.00 a day.",
+        ),
+    ]
+    assert again == []
+    assert [m.subject for m in mail.outbox] == [
+        f"[Classroom Cloud] cs101: Unusual daily spend ({name})"
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("history", "latest", "spiked"),
+    [
+        ({d(i): "2.00" for i in range(10, 20)}, "6.01", True),
+        (
+            {d(i): "2.00" for i in range(10, 20)},
+            "6.00",
+            False,
+        ),  # exactly 3× the median is not above it
+        ({d(i): "0.10" for i in range(10, 20)}, "0.99", False),  # 9.9× the median, but under $1
+        ({d(i): "0.10" for i in range(10, 20)}, "1.00", True),
+        ({d(18): "0.50", d(19): "0.50"}, "5.00", False),  # two days are not a history
+        ({d(i): "2.00" for i in range(1, 5)}, "9.00", False),  # too long ago to count
+    ],
+)
+def test_spike_alert_thresholds(student_account, history, latest, spiked):
+    spend(student_account, history | {d(20): latest})
+
+    raised = budgets_evaluate(today=TODAY)
+
+    assert [a.kind for a in raised if a.kind == AlertKind.DAILY_SPIKE] == (
+        [AlertKind.DAILY_SPIKE] if spiked else []
+    )
+
+
+# --- Freeze and unfreeze --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_spending_the_whole_budget_freezes_the_account_with_the_freeze_scp(
+    personas, student_account, aws
+):
+    spend(student_account, {d(1, 9): "60", d(2, 9): "40"})
+
+    raised = budgets_evaluate(today=TODAY)
+
+    account = MemberAccount.objects.get(pk=student_account.pk)
+    assert account.state == AccountState.FROZEN
+    assert attached_policies(aws, account.aws_account_id) == ["FullAWSAccess", FREEZE_POLICY_NAME]
+    organizations = aws.client("organizations")
+    policy = next(
+        p
+        for p in organizations.list_policies(Filter="SERVICE_CONTROL_POLICY")["Policies"]
+        if p["Name"] == FREEZE_POLICY_NAME
+    )
+    assert (
+        json.loads(organizations.describe_policy(PolicyId=policy["Id"])["Policy"]["Content"])
+        == freeze_policy()
+    )
+    assert list(
+        AccountEvent.objects.filter(account=account).values_list(
+            "from_state", "to_state", "actor", "reason"
+        )
+    ) == [(AccountState.READY, AccountState.FROZEN, None, "Spent $100.00 of $100.00")]
+    audit = AuditEvent.objects.get(action=AuditAction.ACCOUNT_FROZEN)
+    assert (audit.actor_label, audit.course, audit.object_id, audit.summary) == (
+        "system",
+        personas.course,
+        str(account.pk),
+        "Froze cs101-student: Spent $100.00 of $100.00",
+    )
+    assert sorted(a.kind for a in raised) == [
+        AlertKind.ACTUAL_100,
+        AlertKind.ACTUAL_50,
+        AlertKind.ACTUAL_80,
+    ]
+    frozen = Alert.objects.get(kind=AlertKind.FROZEN)
+    assert (frozen.spend, frozen.budget, frozen.message) == (
+        Decimal("100.00"),
+        Decimal("100.00"),
+        f"{account.membership.display_name}'s AWS account was frozen: Spent $100.00 of $100.00.",
+    )
+    frozen_mail = mail.outbox[-1]
+    assert (
+        frozen_mail.subject
+        == f"[Classroom Cloud] cs101: Account frozen for its budget ({account.membership.display_name})"
+    )
+    assert frozen_mail.to == [
+        "alerts@school.example",
+        "instructor@school.example",
+        "student@school.example",
+    ]
+    assert (
+        "The account is frozen: everything except billing, support and cost pages is denied"
+        in frozen_mail.body
+    )
+
+    # Checking again changes nothing: no second freeze, alert or event.
+    assert budgets_evaluate(today=TODAY) == []
+    assert account_freeze(actor=None, account=account, reason="again") is False
+    assert AccountEvent.objects.filter(account=account).count() == 1
+    assert Alert.objects.filter(kind=AlertKind.FROZEN).count() == 1
+    assert len(mail.outbox) == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unfreezing_with_a_new_budget_detaches_the_scp_and_lets_the_thresholds_fire_again(
+    personas, student_account, aws
+):
+    budget_ensure(account=student_account)
+    spend(student_account, {d(1, 9): "100"})
+    budgets_evaluate(today=TODAY)
+    account = MemberAccount.objects.select_related("course", "membership").get(
+        pk=student_account.pk
+    )
+    assert account.state == AccountState.FROZEN
+    management = AwsOrganization.load().management_account_id
+    name = f"classroom-cloud-{account.aws_account_id}"
+    current = aws.client("budgets").describe_budget(AccountId=management, BudgetName=name)["Budget"]
+
+    with Stubber(aws.client("budgets")) as stubber:  # moto has no UpdateBudget
+        stubber.add_response("describe_budget", {"Budget": current})
+        stubber.add_response(
+            "update_budget",
+            {},
+            {
+                "AccountId": management,
+                "NewBudget": {
+                    "BudgetName": name,
+                    "BudgetLimit": {"Amount": "200", "Unit": "USD"},
+                    "TimeUnit": "ANNUALLY",
+                    "BudgetType": "COST",
+                    "CostFilters": {"LinkedAccount": [account.aws_account_id]},
+                    "TimePeriod": {"Start": "2026-09-01", "End": "2026-12-16"},
+                },
+            },
+        )
+        assert (
+            account_unfreeze(actor=personas.instructor, account=account, new_budget=Decimal(200))
+            is True
+        )
+        stubber.assert_no_pending_responses()
+
+    account.refresh_from_db()
+    assert account.state == AccountState.READY
+    assert attached_policies(aws, account.aws_account_id) == ["FullAWSAccess"]
+    assert list(AccountEvent.objects.filter(account=account).values_list("to_state", "actor")) == [
+        (AccountState.FROZEN, None),
+        (AccountState.READY, personas.instructor.pk),
+    ]
+    assert list(
+        AuditEvent.objects.filter(course=personas.course)
+        .order_by("id")
+        .values_list("action", "actor_label")
+    ) == [
+        (AuditAction.ACCOUNT_FROZEN, "system"),
+        (AuditAction.BUDGET_RAISED, "instructor@school.example"),
+        (AuditAction.ACCOUNT_UNFROZEN, "instructor@school.example"),
+    ]
+    assert not Alert.objects.filter(resolved_at=None).exists()
+
+    # $100 of the new $200 budget: the 50% threshold fires again, for this budget (with the
+    # forecast: $212 at this pace), and nothing freezes.
+    again = budgets_evaluate(today=TODAY)
+    assert sorted((a.kind, a.spend, a.budget) for a in again) == [
+        (AlertKind.ACTUAL_50, Decimal("100.00"), Decimal(200)),
+        (AlertKind.FORECAST_100, Decimal("100.00"), Decimal(200)),
+    ]
+    account.refresh_from_db()
+    assert account.state == AccountState.READY
+    # All of the new budget: frozen again.
+    spend(student_account, {d(2, 9): "100"})
+    budgets_evaluate(today=TODAY)
+    account.refresh_from_db()
+    assert account.state == AccountState.FROZEN
+    assert alerts(budget=Decimal(200), period="course") == [
+        (AlertKind.ACTUAL_100, "course", Decimal("200.00"), Decimal("200.00")),
+        (AlertKind.ACTUAL_50, "course", Decimal("100.00"), Decimal("200.00")),
+        (AlertKind.ACTUAL_80, "course", Decimal("200.00"), Decimal("200.00")),
+        (AlertKind.FORECAST_100, "course", Decimal("100.00"), Decimal("200.00")),
+    ]
+    assert sorted(Alert.objects.filter(kind=AlertKind.FROZEN).values_list("budget", flat=True)) == [
+        Decimal("100.00"),
+        Decimal("200.00"),
+    ]
+    assert attached_policies(aws, account.aws_account_id) == ["FullAWSAccess", FREEZE_POLICY_NAME]
+
+
+@pytest.mark.django_db
+def test_unfreezing_without_a_new_budget_keeps_the_budget(
+    personas, student_account, aws, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        assert account_freeze(
+            actor=personas.instructor, account=student_account, reason="Paused by the instructor"
+        )
+    assert attached_policies(aws, student_account.aws_account_id) == [
+        "FullAWSAccess",
+        FREEZE_POLICY_NAME,
+    ]
+
+    assert account_unfreeze(actor=personas.instructor, account=student_account) is True
+    assert account_unfreeze(actor=personas.instructor, account=student_account) is False
+
+    student_account.refresh_from_db()
+    assert student_account.state == AccountState.READY
+    assert attached_policies(aws, student_account.aws_account_id) == ["FullAWSAccess"]
+    assert StudentBudget.objects.count() == 0
+    assert not AuditEvent.objects.filter(action=AuditAction.BUDGET_RAISED).exists()

@@ -338,7 +338,7 @@ def test_a_creation_in_progress_is_polled_with_growing_delays_until_it_succeeds(
     safe.assert_no_pending_responses()
 
     assert first == 5.0  # PORTAL_AWS_POLL_SECONDS at first
-    assert second == 25.0  # a quarter of the 100 s waited so far
+    assert second == 10.0  # a tenth of the 100 s waited so far
     assert state_while_running == S.CREATING
     assert last is None
     account.refresh_from_db()
@@ -1069,12 +1069,12 @@ def test_the_queue_keeps_to_the_create_account_rate_and_to_five_creations_in_fli
     first = vending_dispatch()
     assert (first.submitted, first.waiting) == (3, 5)
     assert script.calls["CreateAccount"] == 3
-    assert first.retry_in == 30.0  # the burst of 3 refills at 0.1/s
+    assert first.retry_in == 10.5  # a token again 10 s later (0.1/s), + the arrival margin
 
     second = vending_dispatch()
     assert (second.submitted, second.waiting) == (0, 5)
     assert script.calls["CreateAccount"] == 3
-    assert second.retry_in == 30.0
+    assert second.retry_in == 10.5
 
     clock.advance(timedelta(seconds=31))
     third = vending_dispatch()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -182,7 +183,10 @@ def _read_row(
 
 
 def spreadsheet_safe(value: object) -> str:
-    """The cell as text, with a leading apostrophe where a spreadsheet would run it as a formula."""
+    """The cell as text, with a leading apostrophe where a spreadsheet would run it as a formula.
+    Numbers stay numbers: a negative amount is not a formula."""
+    if isinstance(value, (int, float, Decimal)):
+        return str(value)
     text = "" if value is None else str(value)
     return f"'{text}" if text.startswith(FORMULA_PREFIXES) else text
 

@@ -23,7 +23,6 @@ from billing_app.reports import report_lines
 from billing_app.services.budgets import account_freeze, account_unfreeze, budget_amount
 from portal.aws.errors import AwsError
 
-
 STUDENTS_PER_PAGE = 100
 
 

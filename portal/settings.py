@@ -222,6 +222,9 @@ PORTAL_AWS_SCHOOL_REGIONS = env_list(
 # "portal": the portal creates Identity Center users; "external": they come from the school's
 # identity provider (SCIM) and the portal only looks them up.
 PORTAL_IDENTITY_SOURCE = os.environ.get("PORTAL_IDENTITY_SOURCE", "portal")
+# The school's phone number for the alternate contacts of student accounts (AWS requires one);
+# without it the contacts are left as they are.
+PORTAL_CONTACT_PHONE = os.environ.get("PORTAL_CONTACT_PHONE", "")
 # Organizations quotas (AWS's published values; the benchmark scales them).
 PORTAL_AWS_MAX_CREATIONS_IN_PROGRESS = int(os.environ.get("PORTAL_AWS_MAX_CREATIONS_IN_PROGRESS", "5"))
 PORTAL_AWS_CREATE_ACCOUNT_RATE = float(os.environ.get("PORTAL_AWS_CREATE_ACCOUNT_RATE", "0.1"))

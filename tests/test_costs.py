@@ -12,6 +12,7 @@ from botocore.stub import Stubber
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts_app.models import MemberAccount, Membership
@@ -767,3 +768,15 @@ def test_the_monthly_statement_is_final_only_once_settled_and_with_no_estimated_
             "credits": Decimal(0),
         },
     ]
+
+
+@pytest.mark.django_db
+def test_administrators_see_every_sync_and_what_it_cost(personas):
+    CostSync.objects.create(window_start=date(2026, 11, 1), window_end=date(2026, 11, 15), requests=7, rows=90)
+    admin = personas.client("admin")
+
+    response = admin.get(reverse("admin:billing_app_costsync_changelist"))
+
+    assert response.status_code == 200
+    assert "$0.07" in response.content.decode()
+    assert personas.client("instructor").get(reverse("admin:billing_app_costsync_changelist")).status_code == 302

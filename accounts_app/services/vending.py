@@ -31,7 +31,7 @@ from accounts_app.services.guardrails import (
     course_profile,
     organization_ready,
 )
-from portal.aws import iam_users, identity_center, organizations, sts
+from portal.aws import account_mgmt, iam_users, identity_center, organizations, sts
 from portal.aws.errors import AwsError, PermanentAwsError, TransientAwsError, UnknownOutcome
 from portal.aws.guardrails import iam_user_policy
 
@@ -480,6 +480,7 @@ def account_configure(*, account: MemberAccount) -> None:
             course_guardrails_apply(actor=None, course=course)
         organizations.move_account(account.aws_account_id, course.aws_ou_id)
         organizations.tag_account(account.aws_account_id, account_tags(account))
+        _set_course_contacts(account)
         if account.is_pooled:
             transition(account, expected=S.CONFIGURING, to=S.POOLED, reason="Ready for a student")
             return
@@ -493,6 +494,25 @@ def account_configure(*, account: MemberAccount) -> None:
         transition(account, expected=S.CONFIGURING, to=S.FAILED, reason=str(error), last_error=_plain(error))
         return
     transition(account, expected=S.CONFIGURING, to=S.READY, reason="Access verified", last_error="")
+
+
+def _set_course_contacts(account: MemberAccount) -> None:
+    """AWS writes to an account's alternate contacts about its bills and operations: make them the
+    course's billing and usage-alert contacts. AWS requires a phone number, so this needs
+    PORTAL_CONTACT_PHONE (the school's)."""
+    phone = settings.PORTAL_CONTACT_PHONE
+    if not phone:
+        return
+    course = account.course
+    for kind, email in (("BILLING", course.billing_contact_email), ("OPERATIONS", course.usage_alert_email)):
+        account_mgmt.set_alternate_contact(
+            account.aws_account_id,
+            kind=kind,
+            name=f"{course.code} {kind.lower()} contact",
+            email=email,
+            phone=phone,
+            title=f"{course.name} ({course.code})"[:50],
+        )
 
 
 def _plain(error: AwsError) -> str:

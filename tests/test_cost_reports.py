@@ -1,0 +1,136 @@
+"""The CSV cost report (download and command) and activating cost allocation tags."""
+
+from datetime import date
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from botocore.stub import Stubber
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from accounts_app.models import MemberAccount, Membership
+from accounts_app.services.bootstrap import cost_tags_activate
+from billing_app.models import CostKind, CostRecord, CostSync
+
+HEADER = "email,name,aws_account_id,day,kind,service,amount,currency,estimated"
+
+
+@pytest.fixture
+def costs(personas):
+    student = Membership.objects.get(user=personas.student)
+    student.name = "=HYPERLINK(\"http://evil\")"
+    student.save()
+    account = MemberAccount.objects.create(
+        course=personas.course,
+        membership=student,
+        state="ready",
+        root_email="aws+cs101-student@school.example.edu",
+        account_name="cs101-student",
+        aws_account_id="111122223333",
+    )
+    sync = CostSync.objects.create(window_start=date(2026, 9, 1), window_end=date(2026, 9, 30))
+    for day, kind, service, amount in [
+        (date(2026, 9, 2), CostKind.USAGE, "Amazon Simple Storage Service", "0.25"),
+        (date(2026, 9, 1), CostKind.USAGE, "Amazon Elastic Compute Cloud - Compute", "1.50"),
+        (date(2026, 9, 1), CostKind.CREDIT, "Credit", "-0.40"),
+        (date(2026, 10, 5), CostKind.USAGE, "AWS Lambda", "9.99"),
+    ]:
+        CostRecord.objects.create(
+            aws_account_id="111122223333",
+            account=account,
+            course=personas.course,
+            day=day,
+            kind=kind,
+            service=service,
+            amount=Decimal(amount),
+            sync=sync,
+        )
+    return account
+
+
+EXPECTED = [
+    HEADER,
+    "student@school.example,\"'=HYPERLINK(\"\"http://evil\"\")\",111122223333,2026-09-01,credit,Credit,-0.400000,USD,False",
+    "student@school.example,\"'=HYPERLINK(\"\"http://evil\"\")\",111122223333,2026-09-01,usage,Amazon Elastic Compute Cloud - Compute,1.500000,USD,False",
+    "student@school.example,\"'=HYPERLINK(\"\"http://evil\"\")\",111122223333,2026-09-02,usage,Amazon Simple Storage Service,0.250000,USD,False",
+]
+
+
+@pytest.mark.django_db
+def test_cost_report_command_writes_the_csv_for_the_dates_asked(costs):
+    out = StringIO()
+
+    call_command("cost_report", "cs101", "--from", "2026-09-01", "--to", "2026-09-30", "--format", "csv", stdout=out)
+
+    assert out.getvalue().splitlines() == EXPECTED
+
+
+@pytest.mark.django_db
+def test_cost_report_command_writes_a_file(costs, tmp_path):
+    target = tmp_path / "report.csv"
+
+    call_command("cost_report", "cs101", "--from", "2026-09-01", "--to", "2026-09-30", "--output", str(target), stderr=StringIO())
+
+    assert target.read_text(encoding="utf-8").splitlines() == EXPECTED
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nope", "--from", "2026-09-01", "--to", "2026-09-30"], "No course has the code “nope”."),
+        (["cs101", "--from", "2026-09-30", "--to", "2026-09-01"], "--to must be on or after --from."),
+    ],
+)
+def test_cost_report_command_refuses_bad_input(personas, args, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("cost_report", *args, stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_the_downloaded_report_is_the_same_csv(costs, personas):
+    url = reverse("billing:costs_export", args=[personas.course.pk]) + "?from=2026-09-01&to=2026-09-30"
+
+    response = personas.client("ta").get(url)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert b"".join(response.streaming_content).decode().splitlines() == EXPECTED
+
+
+@pytest.mark.django_db
+def test_a_bad_date_in_the_download_is_refused(costs, personas):
+    url = reverse("billing:costs_export", args=[personas.course.pk]) + "?from=yesterday"
+
+    assert personas.client("instructor").get(url).status_code == 404
+
+
+@pytest.mark.django_db
+def test_bootstrap_activates_the_tag_keys_courses_name(personas, aws):
+    personas.course.cost_tag_key = "project"
+    personas.course.save()
+    personas.other_course.cost_tag_key = "team"
+    personas.other_course.save()
+    stub = Stubber(aws.client("ce"))
+    stub.add_response(
+        "update_cost_allocation_tags_status",
+        {"Errors": []},
+        {"CostAllocationTagsStatus": [{"TagKey": "project", "Status": "Active"}, {"TagKey": "team", "Status": "Active"}]},
+    )
+
+    with stub:
+        keys = cost_tags_activate()
+
+    stub.assert_no_pending_responses()
+    assert keys == ["project", "team"]
+
+
+@pytest.mark.django_db
+def test_no_tag_keys_means_no_request(personas, aws):
+    stub = Stubber(aws.client("ce"))
+
+    with stub:
+        assert cost_tags_activate() == []
+
+    stub.assert_no_pending_responses()

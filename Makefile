@@ -7,17 +7,18 @@ EMULATOR_PORT ?= 5055
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/portal
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-# Without real AWS configuration, the portal talks to the local emulator.
+# Without real AWS configuration, `make run` talks to the local emulator (tests never reach AWS:
+# they use moto in process).
 ifeq ($(strip $(AWS_ACCESS_KEY_ID)$(AWS_PROFILE)$(AWS_ENDPOINT_URL)),)
-export AWS_ENDPOINT_URL := http://127.0.0.1:$(EMULATOR_PORT)
-export AWS_ACCESS_KEY_ID := emulator
-export AWS_SECRET_ACCESS_KEY := emulator
-export AWS_DEFAULT_REGION := us-east-1
+run: export AWS_ENDPOINT_URL := http://127.0.0.1:$(EMULATOR_PORT)
+run: export AWS_ACCESS_KEY_ID := emulator
+run: export AWS_SECRET_ACCESS_KEY := emulator
+run: export AWS_DEFAULT_REGION := us-east-1
 # The emulator starts empty: give it an organization before setting it up.
-export AWS_SETUP_ARGS := --create-organization
+run: export AWS_SETUP_ARGS := --create-organization
 # The emulator has no creation quotas; the demo need not wait for AWS's.
-export PORTAL_AWS_CREATE_ACCOUNT_RATE := 5
-export PORTAL_AWS_CREATE_ACCOUNT_BURST := 10
+run: export PORTAL_AWS_CREATE_ACCOUNT_RATE := 5
+run: export PORTAL_AWS_CREATE_ACCOUNT_BURST := 10
 endif
 export PORTAL_PORT EMULATOR_PORT
 

@@ -1,3 +1,4 @@
+import os
 from dataclasses import dataclass
 
 import pytest
@@ -7,6 +8,14 @@ from accounts_app.choices import CourseRole
 from accounts_app.models import Course, User
 from portal.celery import app as celery_app
 from tests.factories import CourseFactory, MembershipFactory, UserFactory
+
+# Tests never reach AWS, whatever the shell they run in says: no endpoint (moto intercepts the
+# real AWS addresses in process), no profile, and credentials that open nothing.
+for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "PORTAL_AWS_MANAGEMENT_ROLE_ARN"):
+    os.environ.pop(name, None)
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
+)
 
 
 @pytest.fixture(autouse=True)

@@ -445,7 +445,7 @@ def test_threshold_alerts_email_the_student_and_the_usage_contact(personas, stud
     assert half.subject == f"[Classroom Cloud] cs101: 50% of the budget spent ({name})"
     assert half.to == ["alerts@school.example", "student@school.example"]
     assert half.body.splitlines()[:3] == [
-        f"{name} has spent $55.00, 55% of the $100.00 budget.",
+        f"{name} passed 50% of the $100.00 budget: $55.00 spent (55%).",
         "",
         "Course: Cloud Computing (cs101)",
     ]
@@ -454,7 +454,7 @@ def test_threshold_alerts_email_the_student_and_the_usage_contact(personas, stud
     assert "frozen" not in half.body
     html, mimetype = half.alternatives[0]
     assert (
-        mimetype == "text/html" and "<strong>Siobhán O&#x27;Brien &amp; co has spent $55.00" in html
+        mimetype == "text/html" and "<strong>Siobhán O&#x27;Brien &amp; co passed 50% of the $100.00 budget" in html
     )
     forecast = next(m for m in mail.outbox if "Forecast" in m.subject)
     assert forecast.body.splitlines()[0] == (

@@ -207,8 +207,13 @@ def _threshold_alerts(spend: AccountSpend, today: date, existing: set) -> list[A
     for threshold, kind in THRESHOLDS:
         if spend.percent >= threshold and (spend.account.pk, kind, key, spend.budget) not in existing:
             alerts.append(
-                _alert(spend, kind, key, f"{spend.account.membership.display_name} has spent ${spend.spend:.2f}, "
-                       f"{spend.percent:.0f}% of the ${spend.budget:.2f} budget.")
+                _alert(
+                    spend,
+                    kind,
+                    key,
+                    f"{spend.account.membership.display_name} passed {threshold}% of the "
+                    f"${spend.budget:.2f} budget: ${spend.spend:.2f} spent ({spend.percent:.0f}%).",
+                )
             )
     forecast = spend.forecast(today)
     forecast_key = (spend.account.pk, AlertKind.FORECAST_100, key, spend.budget)

@@ -76,7 +76,6 @@ class CourseForm(forms.ModelForm):
         else:
             self.initial.setdefault("allowed_regions", DEFAULT_REGIONS)
             self.initial.setdefault("allowed_services", ", ".join(DEFAULT_SERVICES))
-        self.fields["budget_per_student"].min_value = Decimal("0.01")
 
     def clean_code(self) -> str:
         return self.cleaned_data["code"].lower()

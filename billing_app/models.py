@@ -138,9 +138,6 @@ class StudentBudget(models.Model):
     aws_action_id = models.CharField(max_length=100, blank=True)
     synced_at = models.DateTimeField(null=True, blank=True)
 
-    def amount(self) -> object:
-        return self.amount_override or self.account.course.budget_per_student
-
 
 class AlertKind(models.TextChoices):
     ACTUAL_50 = "actual_50", "50% of the budget spent"

@@ -57,15 +57,6 @@ class CourseCosts:
         return (self.spend / self.budget * 100).quantize(Decimal("1")) if self.budget else ZERO
 
 
-def _budgets(course: Course) -> dict[int, Decimal]:
-    overrides = dict(
-        StudentBudget.objects.filter(account__course=course, amount_override__isnull=False).values_list(
-            "account_id", "amount_override"
-        )
-    )
-    return overrides
-
-
 def course_costs(*, course: Course, today: date) -> CourseCosts:
     """Totals and the per-student table of a course (five queries)."""
     accounts = list(
@@ -90,7 +81,11 @@ def course_costs(*, course: Course, today: date) -> CourseCosts:
             "account_id", "n"
         )
     )
-    overrides = _budgets(course)
+    overrides = dict(
+        StudentBudget.objects.filter(account__course=course, amount_override__isnull=False).values_list(
+            "account_id", "amount_override"
+        )
+    )
     days = [trend_start + timedelta(days=i) for i in range(TREND_DAYS)]
     rows = [
         StudentCostRow(

@@ -13,7 +13,7 @@ from accounts_app import selectors
 from accounts_app.choices import AccountOrigin, AccountState, CourseRole
 from accounts_app.forms import BringAccountForm, PrecreateForm
 from accounts_app.lifecycle import WAITING_STATES, WORKING_STATES
-from accounts_app.models import MemberAccount
+from accounts_app.models import AwsOrganization, MemberAccount
 from accounts_app.services import vending
 from accounts_app.views.common import managed_course, visible_course
 
@@ -172,7 +172,7 @@ def account_retry(request: HttpRequest, course_id: int, account_id: int) -> Http
 @login_required
 def access_role_template(request: HttpRequest) -> HttpResponse:
     """The CloudFormation template that creates the portal's access role in an invited account."""
-    organization = selectors.vending_overview()["organization"]
+    organization = AwsOrganization.load()
     if not organization.management_account_id:
         raise Http404("The AWS organization is not set up yet.")
     response = render(

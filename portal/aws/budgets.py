@@ -93,13 +93,6 @@ def ensure_budget(management_account_id: str, spec: BudgetSpec) -> bool:
     return True
 
 
-def delete_budget(management_account_id: str, name: str) -> None:
-    try:
-        _call("delete_budget", AccountId=management_account_id, BudgetName=name)
-    except NotFound:
-        pass
-
-
 def ensure_scp_action(
     management_account_id: str,
     *,

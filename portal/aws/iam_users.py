@@ -93,10 +93,6 @@ def put_guardrail_policy(account_id: str, user_name: str, document: dict) -> Non
     )
 
 
-def attach_managed_policy(account_id: str, user_name: str, policy_arn: str) -> None:
-    _call(account_id, "attach_user_policy", UserName=user_name, PolicyArn=policy_arn)
-
-
 def ensure_account_alias(account_id: str, alias: str) -> str:
     """The account's alias: the existing one if it has one, else `alias`."""
     existing = _call(account_id, "list_account_aliases")["AccountAliases"]
@@ -104,26 +100,3 @@ def ensure_account_alias(account_id: str, alias: str) -> str:
         return existing[0]
     _call(account_id, "create_account_alias", AccountAlias=alias)
     return alias
-
-
-def delete_user(account_id: str, user_name: str) -> None:
-    """Remove the user with everything IAM requires gone first. Missing pieces are skipped."""
-    steps = [
-        ("delete_login_profile", {"UserName": user_name}),
-        ("delete_user_policy", {"UserName": user_name, "PolicyName": POLICY_NAME}),
-    ]
-    for operation, params in steps:
-        try:
-            _call(account_id, operation, **params)
-        except NotFound:
-            pass
-    try:
-        attached = _call(account_id, "list_attached_user_policies", UserName=user_name)
-    except NotFound:
-        return
-    for policy in attached["AttachedPolicies"]:
-        _call(account_id, "detach_user_policy", UserName=user_name, PolicyArn=policy["PolicyArn"])
-    try:
-        _call(account_id, "delete_user", UserName=user_name)
-    except NotFound:
-        pass

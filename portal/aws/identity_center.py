@@ -107,13 +107,6 @@ def create_user(
     return created["UserId"]
 
 
-def delete_user(identity_store_id: str, user_id: str) -> None:
-    try:
-        _call("identitystore", "delete_user", IdentityStoreId=identity_store_id, UserId=user_id)
-    except NotFound:
-        pass
-
-
 # --- Permission sets ------------------------------------------------------------------------------
 
 

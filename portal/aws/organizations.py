@@ -133,16 +133,9 @@ def list_create_statuses() -> Iterator[CreateStatus]:
         yield _create_status(raw)
 
 
-def find_create_status_by_name(account_name: str) -> CreateStatus | None:
-    """The newest creation request for `account_name` that is running or succeeded.
-    Creation statuses carry no email, so the deterministic account name is the key."""
-    found = [status for status in list_create_statuses() if status.account_name == account_name]
-    return found[-1] if found else None
-
-
 def create_account(*, email: str, account_name: str, tags: dict[str, str]) -> CreateStatus:
     """Ask for a new member account. Not safe to repeat: sent once; UnknownOutcome on a lost
-    answer, which the caller resolves with find_create_status_by_name / find_account_by_email."""
+    answer, which the caller resolves by looking in list_create_statuses() and list_accounts()."""
     raw = _call(
         "create_account",
         safe_to_repeat=False,
@@ -181,11 +174,6 @@ def tag_account(account_id: str, tags: dict[str, str]) -> None:
 
 def account_tags(account_id: str) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in _pages("list_tags_for_resource", "Tags", ResourceId=account_id)}
-
-
-def untag_account(account_id: str, keys: list[str]) -> None:
-    if keys:
-        _call("untag_resource", ResourceId=account_id, TagKeys=keys)
 
 
 # --- Service control policies ---------------------------------------------------------------------

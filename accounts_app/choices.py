@@ -60,6 +60,21 @@ class AuditAction(models.TextChoices):
     ACCOUNT_FROZEN = "account.frozen", "AWS account frozen"
     ACCOUNT_UNFROZEN = "account.unfrozen", "AWS account unfrozen"
     BUDGET_RAISED = "budget.raised", "Budget raised"
+    COURSE_ENDING_NOTIFIED = "course.ending_notified", "Students told the course is ending"
+    COURSE_ENDED = "course.ended", "Course ended"
+    COURSE_EXTENDED = "course.extended", "Course extended"
+    ACCOUNT_EXCLUDED = "account.excluded_from_end", "Kept out of the end of course"
+    ACCOUNT_INCLUDED = "account.included_in_end", "Put back into the end of course"
+    ACCOUNT_ENDED = "account.ended", "End-of-course policy started"
+    ACCOUNT_CLEANED = "account.cleaned", "AWS account cleaned up"
+    ACCOUNT_CLOSE_REQUESTED = "account.close_requested", "AWS account closure requested"
+    ACCOUNT_CLOSED = "account.closed", "AWS account closed"
+    ACCOUNT_RECYCLED = "account.recycled", "AWS account returned to the pool"
+    HANDOVER_REQUESTED = "handover.requested", "Asked to keep the account"
+    HANDOVER_APPROVED = "handover.approved", "Handover approved"
+    HANDOVER_DECLINED = "handover.declined", "Handover declined"
+    HANDOVER_STEP = "handover.step", "Handover step done"
+    HANDOVER_COMPLETED = "handover.completed", "Account handed over"
 
 
 class AccountState(models.TextChoices):
@@ -76,6 +91,16 @@ class AccountState(models.TextChoices):
     POOLED = "pooled", "Ready in the pool"
     READY = "ready", "Ready"
     FROZEN = "frozen", "Frozen: budget used up"
+    HANDOVER_REQUESTED = "handover_requested", "Asked to keep the account"
+    HANDOVER = "handover", "Being handed over to the student"
+    HANDED_OVER = "handed_over", "Handed over to the student"
+    ENDED = "ended", "Frozen: the course has ended"
+    CLEANING = "cleaning", "Removing access and resources"
+    CLOSE_QUEUED = "close_queued", "Waiting to be closed"
+    CLOSING = "closing", "AWS is closing the account"
+    CLOSED = "closed", "Closed"
+    RECYCLED = "recycled", "Returned to the pool"
+    COOLING_DOWN = "cooling_down", "Cooling down before reuse"
     FAILED = "failed", "Needs attention"
 
 
@@ -87,3 +112,10 @@ class BudgetPeriod(models.TextChoices):
 class AccountOrigin(models.TextChoices):
     CREATED = "created", "Created by the portal"
     INVITED = "invited", "Existing account, invited"
+
+
+class HandoverStatus(models.TextChoices):
+    REQUESTED = "requested", "Waiting for an instructor"
+    APPROVED = "approved", "Approved: in progress"
+    DECLINED = "declined", "Declined"
+    COMPLETED = "completed", "Handed over"

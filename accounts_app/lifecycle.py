@@ -19,6 +19,7 @@ from accounts_app.models import AccountEvent, MemberAccount
 from accounts_app.signals import account_state_changed
 
 TRANSITIONS: dict[S, frozenset[S]] = {
+    # Vending
     S.REQUESTED: frozenset({S.CREATING, S.CONFIGURING, S.WAITING_FOR_QUOTA, S.FAILED}),
     S.CREATING: frozenset({S.CONFIGURING, S.REQUESTED, S.WAITING_FOR_QUOTA, S.FAILED}),
     S.INVITING: frozenset({S.INVITED, S.FAILED}),
@@ -27,18 +28,35 @@ TRANSITIONS: dict[S, frozenset[S]] = {
     S.CONFIGURING: frozenset({S.READY, S.POOLED, S.WAITING_FOR_DIRECTORY, S.FAILED}),
     S.WAITING_FOR_DIRECTORY: frozenset({S.CONFIGURING, S.FAILED}),
     S.WAITING_FOR_QUOTA: frozenset({S.REQUESTED, S.FAILED}),
-    S.POOLED: frozenset({S.CONFIGURING}),
-    S.READY: frozenset({S.CONFIGURING, S.FROZEN}),
-    S.FROZEN: frozenset({S.READY}),
-    S.FAILED: frozenset({S.REQUESTED, S.INVITING, S.INVITED, S.AWAITING_ACCESS_ROLE, S.CONFIGURING}),
+    S.POOLED: frozenset({S.CONFIGURING, S.CLEANING}),
+    # In use
+    S.READY: frozenset({S.CONFIGURING, S.FROZEN, S.ENDED, S.HANDOVER_REQUESTED}),
+    S.FROZEN: frozenset({S.READY, S.ENDED, S.HANDOVER_REQUESTED}),
+    # End of course: a course extended after its end gives the accounts back.
+    S.ENDED: frozenset({S.READY, S.FROZEN, S.CLEANING, S.HANDOVER_REQUESTED}),
+    S.CLEANING: frozenset({S.CLOSE_QUEUED, S.RECYCLED, S.FAILED}),
+    S.CLOSE_QUEUED: frozenset({S.CLOSING, S.FAILED}),
+    S.CLOSING: frozenset({S.CLOSED, S.CLOSE_QUEUED, S.FAILED}),
+    S.COOLING_DOWN: frozenset({S.POOLED}),
+    # Handover: a declined request puts the account back where it was.
+    S.HANDOVER_REQUESTED: frozenset({S.HANDOVER, S.READY, S.FROZEN, S.ENDED}),
+    S.HANDOVER: frozenset({S.HANDED_OVER}),
+    S.FAILED: frozenset(
+        {S.REQUESTED, S.INVITING, S.INVITED, S.AWAITING_ACCESS_ROLE, S.CONFIGURING, S.CLEANING, S.CLOSE_QUEUED}
+    ),
 }
 
 # States in which the portal, not a person, is expected to move the account on.
-WORKING_STATES = frozenset({S.REQUESTED, S.CREATING, S.INVITING, S.CONFIGURING})
-# States that wait for someone outside the portal (a student, AWS support, the school directory).
+WORKING_STATES = frozenset({S.REQUESTED, S.CREATING, S.INVITING, S.CONFIGURING, S.CLEANING, S.CLOSING})
+# States that wait for someone outside the portal (a student, AWS support, the school directory,
+# AWS's closure quota).
 WAITING_STATES = frozenset(
-    {S.INVITED, S.AWAITING_ACCESS_ROLE, S.WAITING_FOR_DIRECTORY, S.WAITING_FOR_QUOTA}
+    {S.INVITED, S.AWAITING_ACCESS_ROLE, S.WAITING_FOR_DIRECTORY, S.WAITING_FOR_QUOTA, S.CLOSE_QUEUED}
 )
+# States an account never leaves: its record is history.
+FINAL_STATES = frozenset({S.CLOSED, S.RECYCLED, S.HANDED_OVER})
+# States in which the student may use the account.
+IN_USE_STATES = frozenset({S.READY, S.FROZEN})
 
 
 class IllegalTransition(ValueError):

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import secrets
+from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import OuterRef, Q, Subquery
+from django.utils import timezone
 
 from accounts_app.choices import (
     AccessMode,
@@ -16,6 +18,7 @@ from accounts_app.choices import (
     BudgetPeriod,
     CourseRole,
     EndPolicy,
+    HandoverStatus,
     InviteStatus,
     MembershipSource,
 )
@@ -145,6 +148,25 @@ class Course(models.Model):
     aws_scp_id = models.CharField("AWS SCP id", max_length=100, blank=True)
     guardrails_applied_at = models.DateTimeField(null=True, blank=True)
     guardrails_error = models.TextField(blank=True)
+    end_notice_days = models.PositiveSmallIntegerField(
+        "warn students (days before the end)",
+        default=7,
+        help_text="Students are emailed this many days before the end date with what will happen to their account.",
+    )
+    grace_days = models.PositiveSmallIntegerField(
+        "grace period (days)",
+        default=14,
+        help_text="Accounts are frozen at the end date; the end-of-course policy runs this many days later.",
+    )
+    handover_allowed = models.BooleanField(
+        "students may ask to keep their account",
+        default=True,
+        help_text="Offers a “keep my account” button; an instructor approves each request.",
+    )
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="When the accounts were frozen for the end.")
+    end_notice_sent_for = models.DateField(
+        null=True, blank=True, help_text="The end date students were last warned about."
+    )
     join_code = models.CharField(max_length=20, unique=True, null=True, blank=True)
     join_code_enabled = models.BooleanField(default=False)
     archived_at = models.DateTimeField(null=True, blank=True)
@@ -173,6 +195,24 @@ class Course(models.Model):
     @property
     def is_archived(self) -> bool:
         return self.archived_at is not None
+
+    @property
+    def is_ended(self) -> bool:
+        return self.ended_at is not None
+
+    @property
+    def end_moment(self) -> datetime:
+        """The end date is the last day of the course: accounts freeze as it is over."""
+        day_after = self.end_date + timedelta(days=1)
+        return timezone.make_aware(datetime.combine(day_after, time.min))
+
+    @property
+    def notice_date(self) -> date:
+        return self.end_date - timedelta(days=self.end_notice_days)
+
+    @property
+    def grace_ends_at(self) -> datetime:
+        return (self.ended_at or self.end_moment) + timedelta(days=self.grace_days)
 
     @property
     def join_is_open(self) -> bool:
@@ -323,6 +363,9 @@ class AwsOrganization(models.Model):
     bootstrapped_at = models.DateTimeField(null=True, blank=True)
     last_reconciled_at = models.DateTimeField(null=True, blank=True)
     drift = models.JSONField(default=list, blank=True, help_text="the reconciler's last findings")
+    # AWS's closure quota said no: the close queue waits until then (back pressure, not failure).
+    close_paused_until = models.DateTimeField(null=True, blank=True)
+    close_pause_reason = models.CharField(max_length=300, blank=True)
 
     class Meta:
         verbose_name = "AWS organization"
@@ -337,9 +380,17 @@ class AwsOrganization(models.Model):
 
 
 class MemberAccount(models.Model):
-    """A student's AWS account (or a pre-created one waiting in a course's pool)."""
+    """A student's AWS account (or a pre-created one waiting in a course's pool).
 
-    course = models.ForeignKey(Course, on_delete=models.PROTECT, related_name="aws_accounts")
+    One AWS account may have several records over its life: a recycled account's record stays
+    with its course, its student and its costs (state RECYCLED), and a new record, without a
+    course, takes the account back into the organization's pool.
+    """
+
+    # None for the organization's pool of recycled accounts, which belongs to no course.
+    course = models.ForeignKey(
+        Course, null=True, blank=True, on_delete=models.PROTECT, related_name="aws_accounts"
+    )
     membership = models.OneToOneField(
         Membership,
         null=True,
@@ -351,9 +402,9 @@ class MemberAccount(models.Model):
         max_length=30, choices=AccountState.choices, default=AccountState.REQUESTED, db_index=True
     )
     origin = models.CharField(max_length=20, choices=AccountOrigin.choices, default=AccountOrigin.CREATED)
-    root_email = models.EmailField(unique=True)
+    root_email = models.EmailField()
     account_name = models.CharField(max_length=50)
-    aws_account_id = models.CharField("AWS account id", max_length=12, unique=True, null=True, blank=True)
+    aws_account_id = models.CharField("AWS account id", max_length=12, null=True, blank=True)
     create_request_id = models.CharField(max_length=100, blank=True)
     # Set, in its own transaction, just before CreateAccount is sent: the queue's rate limit
     # counts it, and a later worker knows that the request may have reached AWS.
@@ -367,12 +418,38 @@ class MemberAccount(models.Model):
     )
     last_error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    end_excluded = models.BooleanField(
+        "kept out of the end of course",
+        default=False,
+        help_text="The end-of-course workflow leaves this account alone until an instructor decides.",
+    )
+    # Costs of days before this date belong to the account's previous record (recycling).
+    costs_since = models.DateField(null=True, blank=True)
+    # A recycled account is not given to anyone before this moment (the billing cool-down).
+    available_from = models.DateTimeField(null=True, blank=True)
+    # Set, in its own transaction, just before CloseAccount is sent: the closure quota counts it.
+    close_submitted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    cleanup_report = models.JSONField(default=dict, blank=True)
     state_changed_at = models.DateTimeField(auto_now_add=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["course", "created_at"]
+        constraints = [
+            # A recycled record keeps the account's id and root email as history; every other
+            # record names a different account.
+            models.UniqueConstraint(
+                fields=["aws_account_id"],
+                condition=~Q(state=AccountState.RECYCLED),
+                name="member_account_unique_aws_id",
+            ),
+            models.UniqueConstraint(
+                fields=["root_email"],
+                condition=~Q(state=AccountState.RECYCLED),
+                name="member_account_unique_root_email",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.account_name} ({self.get_state_display()})"
@@ -399,3 +476,42 @@ class AccountEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id}: {self.from_state} → {self.to_state}"
+
+
+class Handover(models.Model):
+    """A student's request to keep their AWS account, and how far its handover has got.
+
+    Each step stamps its own time, so a crash or a retried task resumes where it stopped.
+    """
+
+    account = models.OneToOneField(MemberAccount, on_delete=models.CASCADE, related_name="handover")
+    status = models.CharField(max_length=20, choices=HandoverStatus.choices, default=HandoverStatus.REQUESTED)
+    new_root_email = models.EmailField("your own email address")
+    contact_name = models.CharField("your full name", max_length=64)
+    contact_phone = models.CharField(
+        "your phone number", max_length=25, help_text="With the country code, e.g. +1 555 0100. AWS may call it."
+    )
+    # The account's state before the request, restored if the request is declined.
+    previous_state = models.CharField(max_length=30, choices=AccountState.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decline_reason = models.TextField(blank=True)
+    code_sent_at = models.DateTimeField(null=True, blank=True)
+    root_email_moved_at = models.DateTimeField(null=True, blank=True)
+    contacts_set_at = models.DateTimeField(null=True, blank=True)
+    access_removed_at = models.DateTimeField(null=True, blank=True)
+    student_ready_at = models.DateTimeField(null=True, blank=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+    # What AWS said stops the account from leaving: [{"reason": …, "message": …}].
+    blockers = models.JSONField(default=list, blank=True)
+    last_error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Handover of {self.account.account_name} ({self.get_status_display()})"

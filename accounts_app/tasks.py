@@ -101,3 +101,91 @@ def cost_tags_activate_task() -> None:
     from accounts_app.services.bootstrap import cost_tags_activate
 
     cost_tags_activate()
+
+
+# --- End of course --------------------------------------------------------------------------------
+
+
+def _account(account_id: int):
+    from accounts_app.models import MemberAccount
+
+    return MemberAccount.objects.filter(pk=account_id).first()
+
+
+@shared_task(**AWS_TASK)
+def courses_end_tick_task() -> None:
+    from accounts_app.services.ending import courses_end_tick
+    from accounts_app.services.recycling import pool_release_cooled
+
+    courses_end_tick()
+    pool_release_cooled()
+
+
+@shared_task(**AWS_TASK)
+def account_end_task(account_id: int) -> None:
+    from accounts_app.services.ending import account_end
+
+    if account := _account(account_id):
+        account_end(account=account)
+
+
+@shared_task(**AWS_TASK)
+def account_unend_task(account_id: int) -> None:
+    from accounts_app.services.ending import account_unend
+
+    if account := _account(account_id):
+        account_unend(account=account)
+
+
+@shared_task(**AWS_TASK)
+def account_cleanup_preview_task(account_id: int) -> None:
+    from accounts_app.services.cleanup import account_cleanup_preview
+
+    if account := _account(account_id):
+        account_cleanup_preview(account=account)
+
+
+@shared_task(**AWS_TASK)
+def account_cleanup_task(account_id: int) -> None:
+    from accounts_app.services.cleanup import account_clean
+
+    if (account := _account(account_id)) and (delay := account_clean(account=account)) is not None:
+        account_cleanup_task.apply_async((account_id,), countdown=delay)
+
+
+@shared_task(**AWS_TASK)
+def account_recycle_task(account_id: int) -> None:
+    from accounts_app.services.recycling import account_recycle
+
+    if account := _account(account_id):
+        account_recycle(account=account)
+
+
+CLOSE_SCHEDULED_KEY = "closing:dispatch-scheduled"
+
+
+@shared_task(**AWS_TASK)
+def close_dispatch_task() -> None:
+    from accounts_app.services.closing import close_dispatch
+
+    retry_in = close_dispatch()
+    # One scheduled follow-up at a time, however many closures asked for a dispatch.
+    if retry_in is not None and cache.add(CLOSE_SCHEDULED_KEY, 1, timeout=max(retry_in - 0.5, 0.5)):
+        close_dispatch_task.apply_async(countdown=retry_in)
+
+
+@shared_task(**AWS_TASK)
+def account_poll_closure_task(account_id: int) -> None:
+    from accounts_app.services.closing import account_poll_closure
+
+    if (account := _account(account_id)) and (delay := account_poll_closure(account=account)) is not None:
+        account_poll_closure_task.apply_async((account_id,), countdown=delay)
+
+
+@shared_task(**AWS_TASK)
+def handover_advance_task(handover_id: int) -> None:
+    from accounts_app.models import Handover
+    from accounts_app.services.handover import handover_advance
+
+    if handover := Handover.objects.filter(pk=handover_id).first():
+        handover_advance(handover=handover)

@@ -163,6 +163,10 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE = {
     "reconcile-aws": {"task": "accounts_app.tasks.reconcile_task", "schedule": 5 * 60},
     "vending-queue": {"task": "accounts_app.tasks.vending_dispatch_task", "schedule": 60},
+    "close-queue": {"task": "accounts_app.tasks.close_dispatch_task", "schedule": 60},
+    # Course end notices, end-date freezes and grace periods are counted in days: a quarter of
+    # an hour is punctual enough.
+    "course-ends": {"task": "accounts_app.tasks.courses_end_tick_task", "schedule": 15 * 60},
     # Cost Explorer updates about three times a day; each sync costs a few cents.
     "sync-costs": {"task": "billing_app.tasks.costs_sync_task", "schedule": 8 * 60 * 60},
 }
@@ -235,6 +239,21 @@ PORTAL_AWS_ACCOUNT_LIMIT = int(os.environ.get("PORTAL_AWS_ACCOUNT_LIMIT", "10"))
 # (an S3 URL; the template itself is served by the portal at /aws/access-role.yaml).
 PORTAL_ACCESS_ROLE_TEMPLATE_URL = os.environ.get("PORTAL_ACCESS_ROLE_TEMPLATE_URL", "")
 # Seconds between polls of an asynchronous AWS request, doubling up to the maximum.
+# End of course. CloseAccount: 3 closures in progress, 0.05 requests a second, and at most
+# max(250, 20% of the members) per rolling 30 days (counted by the portal, capped at 1,000).
+PORTAL_AWS_MAX_CLOSURES_IN_PROGRESS = int(os.environ.get("PORTAL_AWS_MAX_CLOSURES_IN_PROGRESS", "3"))
+PORTAL_AWS_CLOSE_ACCOUNT_INTERVAL = float(os.environ.get("PORTAL_AWS_CLOSE_ACCOUNT_INTERVAL", "20"))
+PORTAL_AWS_CLOSE_QUOTA_BACKOFF_HOURS = float(os.environ.get("PORTAL_AWS_CLOSE_QUOTA_BACKOFF_HOURS", "6"))
+# Cleanup passes inside an ended account, spaced so that deletions AWS finishes in the
+# background (instances terminating, volumes detaching) free what depends on them.
+PORTAL_CLEANUP_MAX_PASSES = int(os.environ.get("PORTAL_CLEANUP_MAX_PASSES", "8"))
+PORTAL_CLEANUP_PASS_DELAY_SECONDS = float(os.environ.get("PORTAL_CLEANUP_PASS_DELAY_SECONDS", "60"))
+# A recycled account waits this long before its next student, so that the last days' costs
+# of the previous one (Cost Explorer lags up to a day) are not billed to the next.
+PORTAL_RECYCLE_COOLDOWN_DAYS = int(os.environ.get("PORTAL_RECYCLE_COOLDOWN_DAYS", "2"))
+# AWS lets a created account leave its organization this many days after its creation.
+PORTAL_HANDOVER_WAIT_DAYS = int(os.environ.get("PORTAL_HANDOVER_WAIT_DAYS", "4"))
+
 PORTAL_AWS_POLL_SECONDS = float(os.environ.get("PORTAL_AWS_POLL_SECONDS", "5"))
 PORTAL_AWS_POLL_MAX_SECONDS = float(os.environ.get("PORTAL_AWS_POLL_MAX_SECONDS", "60"))
 

@@ -19,14 +19,13 @@ from accounts_app.lifecycle import transition
 from accounts_app.models import AccountEvent, AuditEvent, AwsOrganization, MemberAccount, Membership
 from accounts_app.services.vending import account_request
 from billing_app.models import AccountDailyCost, Alert, AlertKind, StudentBudget
+from accounts_app.services.guardrails import FREEZE_POLICY_NAME, freeze_policy_id
 from billing_app.services.budgets import (
-    FREEZE_POLICY_NAME,
     account_freeze,
     account_unfreeze,
     budget_ensure,
     budget_raise,
     budgets_evaluate,
-    freeze_policy_id,
 )
 from portal.aws import budgets as aws_budgets
 from portal.aws.guardrails import freeze_policy

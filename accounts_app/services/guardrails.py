@@ -9,8 +9,9 @@ from accounts_app.choices import AuditAction
 from accounts_app.models import AwsOrganization, Course
 from accounts_app.services.audit import audit_record
 from portal.aws import organizations
-from portal.aws.guardrails import GuardrailProfile, GuardrailTooLarge, course_policy
+from portal.aws.guardrails import GuardrailProfile, GuardrailTooLarge, course_policy, freeze_policy
 
+FREEZE_POLICY_NAME = "classroom-cloud-freeze"
 GUARDRAIL_FIELDS = frozenset({"allowed_regions", "allowed_services", "allowed_instance_families"})
 
 
@@ -80,3 +81,12 @@ def course_guardrails_enqueue(course: Course) -> None:
     from accounts_app.tasks import course_guardrails_task
 
     course_guardrails_task.delay_on_commit(course.pk)
+
+
+def freeze_policy_id() -> str:
+    """The deny-all SCP attached to an account whose budget is used up or whose course ended."""
+    return organizations.ensure_policy(
+        name=FREEZE_POLICY_NAME,
+        description="Classroom Cloud: frozen; only billing, support and cost pages",
+        document=freeze_policy(),
+    )

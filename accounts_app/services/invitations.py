@@ -7,15 +7,15 @@ from collections.abc import Iterable
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core import signing
-from django.core.mail import EmailMultiAlternatives, mailers
+from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts_app.choices import AuditAction, CourseRole, InviteStatus, MembershipSource
 from accounts_app.models import Course, Membership, User
 from accounts_app.services.audit import audit_record
+from accounts_app.services.notifications import email_build, emails_send
 
 INVITATION_SALT = "accounts_app.invitation"
 # Where an invitation opened by someone not yet signed in waits for their sign-in.
@@ -85,8 +85,7 @@ def invitations_send(*, actor: User | None, member_ids: list[int]) -> int:
     )
     if not members:
         return 0
-    with mailers.default as connection:
-        connection.send_messages([_invitation_email(member) for member in members])
+    emails_send([_invitation_email(member) for member in members])
 
     now = timezone.now()
     for member in members:
@@ -120,14 +119,7 @@ def _invitation_email(member: Membership) -> EmailMultiAlternatives:
         "url": invitation_url(member),
         "max_age_days": settings.PORTAL_INVITATION_MAX_AGE_DAYS,
     }
-    subject = render_to_string("emails/invitation_subject.txt", context).strip()
-    message = EmailMultiAlternatives(
-        subject=settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + subject,
-        body=render_to_string("emails/invitation.txt", context),
-        to=[member.email],
-    )
-    message.attach_alternative(render_to_string("emails/invitation.html", context), "text/html")
-    return message
+    return email_build("invitation", context, [member.email])
 
 
 @transaction.atomic

@@ -14,6 +14,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from accounts_app import tasks
 from accounts_app.choices import AccountState as S
 from accounts_app.lifecycle import transition
 from accounts_app.models import AwsOrganization, MemberAccount
@@ -45,12 +46,15 @@ def reconcile() -> list[str]:
 
 def _requeue_stuck(stale) -> None:
     stuck = MemberAccount.objects.filter(
-        state__in=[S.CREATING, S.CONFIGURING, S.INVITING, S.INVITED], state_changed_at__lt=stale
+        state__in=[S.CREATING, S.CONFIGURING, S.INVITING, S.INVITED, S.CLEANING, S.CLOSING, S.HANDOVER],
+        state_changed_at__lt=stale,
     )
     for account in stuck:
         vending.enqueue_next_step(account)
     if MemberAccount.objects.filter(state=S.REQUESTED).exists():
         vending.enqueue_dispatch()
+    if MemberAccount.objects.filter(state=S.CLOSE_QUEUED).exists():
+        tasks.close_dispatch_task.delay_on_commit()
 
 
 def _retry_waiting(*, accounts_in_use: int) -> None:

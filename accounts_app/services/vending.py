@@ -23,7 +23,7 @@ from accounts_app.choices import AccessMode, AccountOrigin, AuditAction, CourseR
 from accounts_app.choices import AccountState as S
 from accounts_app.crypto import encrypt
 from accounts_app.lifecycle import transition
-from accounts_app.models import AwsOrganization, Course, MemberAccount, Membership
+from accounts_app.models import AccountEvent, AwsOrganization, Course, MemberAccount, Membership
 from accounts_app.services.audit import audit_record
 from accounts_app.services.guardrails import (
     AwsNotBootstrapped,
@@ -121,14 +121,10 @@ def account_request(*, actor, membership: Membership) -> MemberAccount:
     if membership.course.is_archived:
         raise VendingError("This course is archived: no new AWS accounts.")
 
-    pooled = (
-        MemberAccount.objects.select_for_update(skip_locked=True)
-        .filter(course=membership.course, membership__isnull=True, state=S.POOLED)
-        .first()
-    )
+    pooled = _pooled_account(membership.course)
     if pooled is not None:
-        MemberAccount.objects.filter(pk=pooled.pk).update(membership=membership)
-        pooled.membership = membership
+        MemberAccount.objects.filter(pk=pooled.pk).update(course=membership.course, membership=membership)
+        pooled.course, pooled.membership = membership.course, membership
         transition(pooled, expected=S.POOLED, to=S.CONFIGURING, actor=actor, reason="Taken from the pool")
         _audit_request(actor, pooled, "from the pool")
         _enqueue_configure(pooled)
@@ -139,6 +135,13 @@ def account_request(*, actor, membership: Membership) -> MemberAccount:
     _audit_request(actor, account, "queued for creation")
     enqueue_dispatch()
     return account
+
+
+def _pooled_account(course: Course) -> MemberAccount | None:
+    """An account ready for a student: one pre-created for the course, else a recycled one from
+    the organization's pool (whose cool-down is over, or it would not be POOLED)."""
+    free = MemberAccount.objects.select_for_update(skip_locked=True).filter(membership__isnull=True, state=S.POOLED)
+    return free.filter(course=course).first() or free.filter(course=None).order_by("available_from", "pk").first()
 
 
 def course_provision_all(*, actor, course: Course) -> int:
@@ -204,7 +207,17 @@ def account_bring_existing(*, actor, membership: Membership, aws_account_id: str
 
 def account_retry(*, actor, account: MemberAccount) -> bool:
     """Send a failed account back to the step it failed in."""
-    if account.origin == AccountOrigin.INVITED:
+    failed_in = (
+        AccountEvent.objects.filter(account=account, to_state=S.FAILED)
+        .order_by("-created_at", "-id")
+        .values_list("from_state", flat=True)
+        .first()
+    )
+    if failed_in == S.CLEANING:
+        resume = S.CLEANING
+    elif failed_in in {S.CLOSE_QUEUED, S.CLOSING}:
+        resume = S.CLOSE_QUEUED
+    elif account.origin == AccountOrigin.INVITED:
         resume = S.INVITING if not account.handshake_id else S.INVITED
     else:
         resume = S.CONFIGURING if account.aws_account_id else S.REQUESTED
@@ -218,7 +231,12 @@ def account_retry(*, actor, account: MemberAccount) -> bool:
                 target=account,
                 summary=f"Retried {account.account_name} from “{S(resume).label}”",
             )
-            enqueue_next_step(account)
+            if resume == S.CLOSE_QUEUED:
+                from accounts_app.tasks import close_dispatch_task
+
+                close_dispatch_task.delay_on_commit()
+            else:
+                enqueue_next_step(account)
     return moved
 
 
@@ -704,6 +722,17 @@ def account_password_reveal(*, actor, account: MemberAccount) -> str | None:
 # --- Queueing the next step -----------------------------------------------------------------------
 
 
+# The task that moves an account on from each working state.
+NEXT_STEP_TASKS = {
+    S.CREATING: "account_poll_task",
+    S.INVITING: "account_invite_task",
+    S.INVITED: "account_check_invitation_task",
+    S.CONFIGURING: "account_configure_task",
+    S.CLEANING: "account_cleanup_task",
+    S.CLOSING: "account_poll_closure_task",
+}
+
+
 def enqueue_dispatch() -> None:
     from accounts_app.tasks import vending_dispatch_task
 
@@ -725,15 +754,12 @@ def _enqueue_configure(account: MemberAccount) -> None:
 
 
 def enqueue_next_step(account: MemberAccount) -> None:
-    step = {
-        S.REQUESTED: None,
-        S.CREATING: "account_poll_task",
-        S.INVITING: "account_invite_task",
-        S.INVITED: "account_check_invitation_task",
-        S.CONFIGURING: "account_configure_task",
-    }.get(S(account.state))
     if account.state == S.REQUESTED:
         enqueue_dispatch()
-    elif step:
+    elif account.state == S.HANDOVER:
+        from accounts_app.tasks import handover_advance_task
+
+        handover_advance_task.delay_on_commit(account.handover.pk)
+    elif step := NEXT_STEP_TASKS.get(S(account.state)):
         _enqueue(step, account)
 

@@ -16,22 +16,21 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, mailers
 from django.db import transaction
 from django.db.models import Sum
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts_app.choices import AccountState, AuditAction, BudgetPeriod, CourseRole
 from accounts_app.lifecycle import transition
 from accounts_app.models import AwsOrganization, Course, MemberAccount
 from accounts_app.services.audit import audit_record
+from accounts_app.services.guardrails import freeze_policy_id
+from accounts_app.services.notifications import email_send
 from billing_app.models import AccountDailyCost, Alert, AlertKind, StudentBudget
 from portal.aws import budgets as aws_budgets
 from portal.aws import organizations
-from portal.aws.guardrails import MANAGED_BUDGET_PREFIX, freeze_policy
+from portal.aws.guardrails import MANAGED_BUDGET_PREFIX
 
-FREEZE_POLICY_NAME = "classroom-cloud-freeze"
 SPIKE_HISTORY_DAYS = 14
 SPIKE_MINIMUM_USD = Decimal("1.00")  # below this a "spike" is noise, whatever the ratio
 THRESHOLDS = ((100, AlertKind.ACTUAL_100), (80, AlertKind.ACTUAL_80), (50, AlertKind.ACTUAL_50))
@@ -100,14 +99,6 @@ def budget_ensure(*, account: MemberAccount) -> StudentBudget:
     budget.synced_at = timezone.now()
     budget.save()
     return budget
-
-
-def freeze_policy_id() -> str:
-    return organizations.ensure_policy(
-        name=FREEZE_POLICY_NAME,
-        description="Classroom Cloud: budget used up; only billing, support and cost pages",
-        document=freeze_policy(),
-    )
 
 
 # --- Evaluating spend -----------------------------------------------------------------------------
@@ -251,15 +242,7 @@ def alert_notify(alert: Alert) -> None:
     recipients = {account.membership.email, course.usage_alert_email}
     if alert.kind in {AlertKind.ACTUAL_100, AlertKind.FROZEN}:
         recipients |= set(course.memberships.filter(role=CourseRole.INSTRUCTOR).values_list("email", flat=True))
-    context = {"alert": alert, "account": account, "course": course, "base_url": settings.PORTAL_BASE_URL}
-    message = EmailMultiAlternatives(
-        subject=settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + render_to_string("emails/alert_subject.txt", context).strip(),
-        body=render_to_string("emails/alert.txt", context),
-        to=sorted(recipients),
-    )
-    message.attach_alternative(render_to_string("emails/alert.html", context), "text/html")
-    with mailers.default as connection:
-        connection.send_messages([message])
+    email_send("alert", {"alert": alert, "account": account, "course": course}, recipients)
 
 
 # --- Freeze and unfreeze --------------------------------------------------------------------------

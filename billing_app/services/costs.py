@@ -56,16 +56,34 @@ def costs_sync(*, days: int | None = None, today: date | None = None) -> CostSyn
     return sync
 
 
-def _records(sync: CostSync, usage: Iterable[costs.CostRow], credits: Iterable[costs.CostRow]):
-    owners = {
-        aws_id: (pk, course_id)
-        for pk, aws_id, course_id in MemberAccount.objects.exclude(aws_account_id=None).values_list(
-            "pk", "aws_account_id", "course_id"
+class AccountOwners:
+    """Which record a day's costs of an AWS account belong to. A recycled account has several
+    records; each owns the days from its `costs_since` on, until the next one's."""
+
+    def __init__(self):
+        self._records: dict[str, list[tuple[date, int, int | None]]] = {}
+        rows = MemberAccount.objects.exclude(aws_account_id=None).values_list(
+            "aws_account_id", "costs_since", "pk", "course_id"
         )
-    }
+        for aws_id, since, pk, course_id in rows:
+            self._records.setdefault(aws_id, []).append((since or date.min, pk, course_id))
+        for records in self._records.values():
+            records.sort()
+
+    def owner(self, aws_account_id: str, day: date) -> tuple[int | None, int | None]:
+        """(record pk, course pk) for that day, or (None, None) for an account not the portal's."""
+        records = self._records.get(aws_account_id)
+        if not records:
+            return None, None
+        _, pk, course_id = next((r for r in reversed(records) if r[0] <= day), records[0])
+        return pk, course_id
+
+
+def _records(sync: CostSync, usage: Iterable[costs.CostRow], credits: Iterable[costs.CostRow]):
+    owners = AccountOwners()
     for kind_of, rows in ((lambda r: CostKind.USAGE, usage), (lambda r: KIND_OF_RECORD_TYPE[r.key], credits)):
         for row in rows:
-            account_pk, course_pk = owners.get(row.account_id, (None, None))
+            account_pk, course_pk = owners.owner(row.account_id, row.day)
             yield CostRecord(
                 aws_account_id=row.account_id,
                 account_id=account_pk,
@@ -96,25 +114,27 @@ def _tag_costs(start: date, end: date) -> tuple[list[TagDailyCost], int]:
     """One tag-grouped query per course that names a cost allocation tag."""
     rows: list[TagDailyCost] = []
     requests = 0
+    owners = AccountOwners()
     for course in Course.objects.exclude(cost_tag_key="").filter(archived_at__isnull=True):
-        accounts = dict(
-            MemberAccount.objects.filter(course=course).exclude(aws_account_id=None).values_list("aws_account_id", "pk")
+        account_ids = set(
+            MemberAccount.objects.filter(course=course).exclude(aws_account_id=None).values_list("aws_account_id", flat=True)
         )
-        if not accounts:
+        if not account_ids:
             continue
-        result = costs.usage_by_tag(start, end, tag_key=course.cost_tag_key, account_ids=sorted(accounts))
+        result = costs.usage_by_tag(start, end, tag_key=course.cost_tag_key, account_ids=sorted(account_ids))
         requests += result.requests
-        rows += [
-            TagDailyCost(
-                account_id=accounts[row.account_id],
-                course=course,
-                day=row.day,
-                tag_value=row.key.split("$", 1)[-1],  # Cost Explorer answers "key$value"
-                amount=row.amount,
-            )
-            for row in result.rows
-            if row.account_id in accounts
-        ]
+        for row in result.rows:
+            account_pk, course_pk = owners.owner(row.account_id, row.day)
+            if course_pk == course.pk:
+                rows.append(
+                    TagDailyCost(
+                        account_id=account_pk,
+                        course=course,
+                        day=row.day,
+                        tag_value=row.key.split("$", 1)[-1],  # Cost Explorer answers "key$value"
+                        amount=row.amount,
+                    )
+                )
     return rows, requests
 
 
@@ -127,8 +147,11 @@ def _hourly_costs() -> tuple[list[HourlyCost], int]:
     """The last HOURLY_DAYS days hour by hour (re-read, since AWS revises recent hours)."""
     end = timezone.now().replace(minute=0, second=0, microsecond=0)
     rows, requests = costs.hourly_usage_by_account(end - timedelta(days=HOURLY_DAYS), end)
-    owners = dict(MemberAccount.objects.exclude(aws_account_id=None).values_list("aws_account_id", "pk"))
-    return [HourlyCost(aws_account_id=r.account_id, account_id=owners.get(r.account_id), hour=r.hour, amount=r.amount) for r in rows], requests
+    owners = AccountOwners()
+    return [
+        HourlyCost(aws_account_id=r.account_id, account_id=owners.owner(r.account_id, r.hour.date())[0], hour=r.hour, amount=r.amount)
+        for r in rows
+    ], requests
 
 
 def _store_hourly(rows: list[HourlyCost]) -> None:

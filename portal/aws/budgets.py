@@ -122,3 +122,11 @@ def ensure_scp_action(
         Subscribers=[{"SubscriptionType": "EMAIL", "Address": email} for email in subscribers],
     )
     return created["ActionId"]
+
+
+def delete_budget(management_account_id: str, name: str) -> None:
+    """Delete a budget with its notifications and actions; one already gone is fine."""
+    try:
+        _call("delete_budget", AccountId=management_account_id, BudgetName=name)
+    except NotFound:
+        pass

@@ -37,7 +37,9 @@ TRANSIENT_CODES = frozenset(
     }
 )
 # Constraint reasons that clear up by themselves when the caller waits.
-TRANSIENT_REASONS = frozenset({"ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED", "CLOSE_ACCOUNT_QUOTA_EXCEEDED"})
+TRANSIENT_REASONS = frozenset(
+    {"ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED", "CLOSE_ACCOUNT_QUOTA_EXCEEDED", "CLOSE_ACCOUNT_REQUESTS_LIMIT_EXCEEDED"}
+)
 
 
 class AwsError(Exception):

@@ -21,6 +21,13 @@ class Instance:
 
 
 @dataclass(frozen=True)
+class Assignment:
+    permission_set_arn: str
+    principal_type: str  # USER or GROUP
+    principal_id: str
+
+
+@dataclass(frozen=True)
 class AssignmentStatus:
     request_id: str
     state: str  # IN_PROGRESS, FAILED, SUCCEEDED
@@ -105,6 +112,14 @@ def create_user(
             raise
         return existing
     return created["UserId"]
+
+
+def delete_user(identity_store_id: str, user_id: str) -> None:
+    """Delete an identity store user; one already gone is fine."""
+    try:
+        _call("identitystore", "delete_user", IdentityStoreId=identity_store_id, UserId=user_id)
+    except NotFound:
+        pass
 
 
 # --- Permission sets ------------------------------------------------------------------------------
@@ -210,4 +225,68 @@ def assignment_creation_status(instance_arn: str, request_id: str) -> Assignment
         InstanceArn=instance_arn,
         AccountAssignmentCreationRequestId=request_id,
     )["AccountAssignmentCreationStatus"]
+    return AssignmentStatus(raw["RequestId"], raw["Status"], raw.get("FailureReason", ""))
+
+
+def account_assignments(instance_arn: str, *, account_id: str, permission_set_arns: list[str]) -> list[Assignment]:
+    """Everyone who can sign in to `account_id` through these permission sets."""
+    return [
+        Assignment(arn, raw["PrincipalType"], raw["PrincipalId"])
+        for arn in permission_set_arns
+        for raw in _pages(
+            "sso-admin",
+            "list_account_assignments",
+            "AccountAssignments",
+            InstanceArn=instance_arn,
+            AccountId=account_id,
+            PermissionSetArn=arn,
+        )
+    ]
+
+
+def user_assignments(instance_arn: str, user_id: str) -> list[dict]:
+    """Every account assignment of a user, across the organization."""
+    return list(
+        _pages(
+            "sso-admin",
+            "list_account_assignments_for_principal",
+            "AccountAssignments",
+            InstanceArn=instance_arn,
+            PrincipalId=user_id,
+            PrincipalType="USER",
+        )
+    )
+
+
+def delete_assignment(instance_arn: str, *, account_id: str, assignment: Assignment) -> AssignmentStatus | None:
+    """Start removing an assignment. Deleting again what is gone is harmless; None when there
+    was nothing to delete."""
+    try:
+        raw = _call(
+            "sso-admin",
+            "delete_account_assignment",
+            InstanceArn=instance_arn,
+            TargetId=account_id,
+            TargetType="AWS_ACCOUNT",
+            PermissionSetArn=assignment.permission_set_arn,
+            PrincipalType=assignment.principal_type,
+            PrincipalId=assignment.principal_id,
+        )["AccountAssignmentDeletionStatus"]
+    except NotFound:
+        return None
+    except PermanentAwsError as error:
+        if error.code != "ConflictException":
+            raise
+        # As for creation: an earlier change has not propagated yet; retry with backoff.
+        raise TransientAwsError(error.message, code=error.code, operation=error.operation) from error
+    return AssignmentStatus(raw["RequestId"], raw["Status"], raw.get("FailureReason", ""))
+
+
+def assignment_deletion_status(instance_arn: str, request_id: str) -> AssignmentStatus:
+    raw = _call(
+        "sso-admin",
+        "describe_account_assignment_deletion_status",
+        InstanceArn=instance_arn,
+        AccountAssignmentDeletionRequestId=request_id,
+    )["AccountAssignmentDeletionStatus"]
     return AssignmentStatus(raw["RequestId"], raw["Status"], raw.get("FailureReason", ""))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 from portal.aws.errors import NotFound, PermanentAwsError, classify
 from portal.aws.session import client
@@ -29,6 +30,7 @@ class Account:
     name: str
     email: str
     state: str  # ACTIVE, SUSPENDED, PENDING_CLOSURE, PENDING_ACTIVATION, CLOSED
+    joined: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -102,9 +104,14 @@ def ensure_ou(parent_id: str, name: str) -> str:
 # --- Member accounts ------------------------------------------------------------------------------
 
 
+def _account(raw: dict) -> Account:
+    # `State` replaces the retired `Status`; older answers (and the emulator) may carry only one.
+    return Account(raw["Id"], raw["Name"], raw["Email"], raw.get("State") or raw.get("Status", ""), raw.get("JoinedTimestamp"))
+
+
 def list_accounts() -> Iterator[Account]:
-    for a in _pages("list_accounts", "Accounts"):
-        yield Account(a["Id"], a["Name"], a["Email"], a.get("State") or a.get("Status", ""))
+    for raw in _pages("list_accounts", "Accounts"):
+        yield _account(raw)
 
 
 def find_account_by_email(email: str) -> Account | None:
@@ -113,8 +120,31 @@ def find_account_by_email(email: str) -> Account | None:
 
 
 def describe_account(account_id: str) -> Account:
-    a = _call("describe_account", AccountId=account_id)["Account"]
-    return Account(a["Id"], a["Name"], a["Email"], a.get("State") or a.get("Status", ""))
+    return _account(_call("describe_account", AccountId=account_id)["Account"])
+
+
+def find_account(account_id: str) -> Account | None:
+    """The account if it is (still) in the organization, else None."""
+    try:
+        return describe_account(account_id)
+    except NotFound:
+        return None
+
+
+def close_account(account_id: str) -> None:
+    """Ask AWS to close a member account. Not safe to repeat: sent once; after an UnknownOutcome
+    the caller looks at the account's state. Closing a closed account is not an error."""
+    try:
+        _call("close_account", safe_to_repeat=False, AccountId=account_id)
+    except PermanentAwsError as error:
+        if error.code != "AccountAlreadyClosedException":
+            raise
+
+
+def remove_account(account_id: str) -> None:
+    """Let a member account leave the organization (its handover). AWS answers with a
+    ConstraintViolationException whose reason says what the account still lacks."""
+    _call("remove_account_from_organization", AccountId=account_id)
 
 
 def _create_status(raw: dict) -> CreateStatus:
@@ -170,6 +200,10 @@ def move_account(account_id: str, destination_id: str) -> None:
 
 def tag_account(account_id: str, tags: dict[str, str]) -> None:
     _call("tag_resource", ResourceId=account_id, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+
+def untag_account(account_id: str, keys: list[str]) -> None:
+    _call("untag_resource", ResourceId=account_id, TagKeys=keys)
 
 
 def account_tags(account_id: str) -> dict[str, str]:

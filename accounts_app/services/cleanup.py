@@ -1,0 +1,243 @@
+"""Cleaning an account at the end of its course: access revoked, resources deleted.
+
+Nothing is deleted in an account the portal cannot prove is its own: it must be in the course's
+OU (or the pool's) and carry the portal's tag. Resources are deleted in passes, each one a task
+run: list everything in every enabled region, delete what is there, and come back a little later
+for what depended on it (a volume frees once its instance has terminated). Passes stop when
+nothing is left or a pass removes nothing; what remains is reported. Each pass starts from a
+fresh listing, so a pass that dies half-way simply resumes with the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts_app.choices import AccessMode, AuditAction, EndPolicy
+from accounts_app.choices import AccountState as S
+from accounts_app.lifecycle import FINAL_STATES, transition
+from accounts_app.models import AwsOrganization, MemberAccount
+from accounts_app.services.audit import audit_record
+from accounts_app.services.guardrails import organization_ready
+from accounts_app.services.vending import MANAGED_BY_TAG
+from portal.aws import cleanup as aws_cleanup
+from portal.aws import iam_users, identity_center, organizations
+from portal.aws.errors import AwsError, PermanentAwsError, TransientAwsError
+
+logger = logging.getLogger(__name__)
+
+
+class NotOurs(Exception):
+    """The account is not provably the portal's to clean or close; the message says why."""
+
+
+# --- Is it ours? ----------------------------------------------------------------------------------
+
+
+def expected_parent(account: MemberAccount, organization: AwsOrganization) -> str:
+    return account.course.aws_ou_id if account.course_id else organization.pool_ou_id
+
+
+def ownership_check(account: MemberAccount, organization: AwsOrganization) -> None:
+    """Raise NotOurs unless AWS shows the account in its course's OU with the portal's tag."""
+    account_id = account.aws_account_id
+    if not account_id or account_id == organization.management_account_id:
+        raise NotOurs("The record has no member account id.")
+    parent = organizations.parent_id(account_id)
+    wanted = expected_parent(account, organization)
+    if not wanted or parent != wanted:
+        raise NotOurs(
+            f"AWS account {account_id} is in {parent}, not in {wanted or 'a known OU'}: the portal "
+            "deletes and closes nothing outside its own OUs. Move it back or handle it by hand."
+        )
+    key, value = next(iter(MANAGED_BY_TAG.items()))
+    if organizations.account_tags(account_id).get(key) != value:
+        raise NotOurs(
+            f"AWS account {account_id} lacks the tag {key}={value}: the portal deletes and closes "
+            "only accounts it tagged as its own."
+        )
+
+
+# --- The dry run ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preview:
+    account: MemberAccount
+    resources: list[aws_cleanup.Resource]
+    error: str = ""
+
+
+def account_cleanup_preview(*, account: MemberAccount) -> Preview:
+    """List what cleanup would delete, without deleting anything; kept on the account for the
+    instructor to read."""
+    organization = organization_ready()
+    try:
+        ownership_check(account, organization)
+        account_id = account.aws_account_id
+        resources = aws_cleanup.inventory(account_id, aws_cleanup.enabled_regions(account_id))
+    except (NotOurs, PermanentAwsError) as error:
+        preview = Preview(account, [], str(error))
+    else:
+        preview = Preview(account, resources)
+    _report_update(
+        account,
+        preview={
+            "at": timezone.now().isoformat(),
+            "resources": [r.as_dict() for r in preview.resources],
+            "error": preview.error,
+        },
+    )
+    return preview
+
+
+# --- The cleanup ----------------------------------------------------------------------------------
+
+
+def account_clean(*, account: MemberAccount) -> float | None:
+    """Run one step of an account's cleanup. Returns seconds until the next pass is due, or
+    None when the account has moved on (to the close queue, the pool, or a person)."""
+    account = MemberAccount.objects.select_related("course", "membership").get(pk=account.pk)
+    if account.state != S.CLEANING:
+        return None
+    organization = organization_ready()
+    try:
+        ownership_check(account, organization)
+        if not account.cleanup_report.get("access_revoked_at"):
+            access_revoke(account, organization)
+            _report_update(account, access_revoked_at=timezone.now().isoformat())
+        if _resource_pass(account):
+            return settings.PORTAL_CLEANUP_PASS_DELAY_SECONDS
+    except NotOurs as error:
+        _fail(account, str(error))
+        return None
+    except PermanentAwsError as error:
+        _fail(account, f"Cleanup stopped: {error.message}")
+        return None
+    _cleanup_finished(account)
+    return None
+
+
+def _resource_pass(account: MemberAccount) -> bool:
+    """One pass over the account's resources. Returns whether another pass is worth it."""
+    account_id = account.aws_account_id
+    found = aws_cleanup.inventory(account_id, aws_cleanup.enabled_regions(account_id))
+    passes = account.cleanup_report.get("passes", [])
+    if not found:
+        _report_update(account, remaining=[])
+        return False
+    previous = passes[-1]["found"] if passes else None
+    keys = sorted(f"{r.region}/{r.kind}/{r.id}" for r in found)
+    if previous is not None and previous == keys and not passes[-1]["deleted"]:
+        # The same things as after the last pass, and nothing was deleted then: stop trying.
+        return False
+    if len(passes) >= settings.PORTAL_CLEANUP_MAX_PASSES:
+        return False
+    deleted, failed = [], []
+    for resource in found:
+        try:
+            aws_cleanup.delete(account_id, resource)
+        except TransientAwsError:
+            raise  # the task retries the pass with backoff
+        except AwsError as error:
+            failed.append({**resource.as_dict(), "error": error.message})
+        else:
+            deleted.append(resource.as_dict())
+    passes.append({"at": timezone.now().isoformat(), "found": keys, "deleted": deleted, "failed": failed})
+    _report_update(account, passes=passes, remaining=failed)
+    return True
+
+
+def _cleanup_finished(account: MemberAccount) -> None:
+    account_id = account.aws_account_id
+    remaining = aws_cleanup.inventory(account_id, aws_cleanup.enabled_regions(account_id))
+    errors = {(r["region"], r["kind"], r["id"]): r.get("error", "") for r in account.cleanup_report.get("remaining", [])}
+    left = [{**r.as_dict(), "error": errors.get((r.region, r.kind, r.id), "")} for r in remaining]
+    _report_update(account, remaining=left, finished_at=timezone.now().isoformat())
+    recycle = account.is_pooled or account.course.end_policy == EndPolicy.RECYCLE
+    if left and recycle:
+        # The next student must not inherit anything (or pay for it): a person decides.
+        _fail(account, f"{len(left)} resource(s) could not be deleted; see the cleanup report.")
+        return
+    with transaction.atomic():
+        audit_record(
+            actor=None,
+            action=AuditAction.ACCOUNT_CLEANED,
+            course=account.course,
+            target=account,
+            summary=f"Cleaned {account.account_name}"
+            + (f"; {len(left)} resource(s) left for the closure to remove" if left else ""),
+        )
+        if recycle:
+            _enqueue("account_recycle_task", account.pk)
+        elif transition(account, expected=S.CLEANING, to=S.CLOSE_QUEUED, reason="Cleaned up"):
+            _enqueue("close_dispatch_task")
+
+
+def _enqueue(task_name: str, *args) -> None:
+    from accounts_app import tasks
+
+    getattr(tasks, task_name).delay_on_commit(*args)
+
+
+def _fail(account: MemberAccount, message: str) -> None:
+    transition(account, expected=S.CLEANING, to=S.FAILED, reason=message[:1000], last_error=message)
+
+
+def _report_update(account: MemberAccount, **changes) -> None:
+    account.cleanup_report = {**account.cleanup_report, **changes}
+    MemberAccount.objects.filter(pk=account.pk).update(cleanup_report=account.cleanup_report)
+
+
+# --- Access -----------------------------------------------------------------------------------------
+
+
+def access_revoke(account: MemberAccount, organization: AwsOrganization) -> None:
+    """Nobody signs in through the portal any more: the IAM user goes (IAM-user mode), every
+    Identity Center assignment to the account goes (student, TAs, instructors), and the
+    student's Identity Center user goes too when they have no other course."""
+    account_id = account.aws_account_id
+    if account.course_id and account.course.access_mode == AccessMode.IAM_USER and account.iam_user_name:
+        iam_users.delete_user(account_id, account.iam_user_name)
+    if not organization.sso_instance_arn:
+        return
+    instance = organization.sso_instance_arn
+    assignments = identity_center.account_assignments(
+        instance, account_id=account_id, permission_set_arns=list(organization.permission_sets.values())
+    )
+    pending = [
+        status
+        for assignment in assignments
+        if (status := identity_center.delete_assignment(instance, account_id=account_id, assignment=assignment))
+        and status.state == "IN_PROGRESS"
+    ]
+    for status in pending:
+        _wait_for_deletion(instance, status)
+    if account.identity_store_user_id and not _user_still_needed(account, organization):
+        identity_center.delete_user(organization.identity_store_id, account.identity_store_user_id)
+
+
+def _wait_for_deletion(instance: str, status: identity_center.AssignmentStatus) -> None:
+    current = identity_center.assignment_deletion_status(instance, status.request_id)
+    if current.state == "FAILED":
+        raise PermanentAwsError(current.failure_reason, code="AssignmentDeletionFailed", operation="DeleteAccountAssignment")
+    if current.state == "IN_PROGRESS":
+        # The task retries; the next run lists the assignment again only if it still exists.
+        raise TransientAwsError("An assignment is still being removed.", operation="DeleteAccountAssignment")
+
+
+def _user_still_needed(account: MemberAccount, organization: AwsOrganization) -> bool:
+    """Whether the student's Identity Center user serves another course: another live account
+    in the database, or any assignment left in AWS."""
+    other_accounts = (
+        MemberAccount.objects.filter(identity_store_user_id=account.identity_store_user_id)
+        .exclude(pk=account.pk)
+        .exclude(state__in=FINAL_STATES)
+    )
+    if other_accounts.exists():
+        return True
+    return bool(identity_center.user_assignments(organization.sso_instance_arn, account.identity_store_user_id))

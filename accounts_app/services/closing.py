@@ -1,0 +1,216 @@
+"""The close queue: cleaned accounts closed within AWS's CloseAccount quotas.
+
+AWS allows 3 closures in progress, one CloseAccount every 20 seconds, and max(250, 20% of the
+organization's members) closures per rolling 30 days. The portal counts its own closures against
+these limits (`close_submitted_at`) so it never asks for what AWS would refuse; when AWS refuses
+anyway (CLOSE_ACCOUNT_QUOTA_EXCEEDED: other tools close accounts too), the queue pauses for a
+while: back pressure, not failure. The queue lives in the database, so it survives restarts;
+a closing account is followed from PENDING_CLOSURE to SUSPENDED.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts_app.choices import AccountState as S
+from accounts_app.choices import AuditAction
+from accounts_app.lifecycle import transition
+from accounts_app.models import AwsOrganization, MemberAccount
+from accounts_app.services.audit import audit_record
+from accounts_app.services.cleanup import NotOurs, ownership_check
+from accounts_app.services.guardrails import AwsNotBootstrapped, organization_ready
+from accounts_app.services.notifications import email_send
+from portal.aws import organizations
+from portal.aws.errors import PermanentAwsError, TransientAwsError, UnknownOutcome
+
+logger = logging.getLogger(__name__)
+
+QUOTA_WINDOW = timedelta(days=30)
+QUOTA_FLOOR, QUOTA_SHARE, QUOTA_CEILING = 250, 0.20, 1000
+# A CloseAccount whose answer was lost and whose account is still ACTIVE this long after was
+# never received: the account goes back to the queue.
+LOST_REQUEST_GRACE = timedelta(minutes=2)
+CLOSED_STATES = frozenset({"SUSPENDED", "CLOSED"})
+# Seconds between looks at a closing account: AWS takes minutes to hours.
+CLOSURE_POLL_SECONDS = 5 * 60
+
+
+@dataclass(frozen=True)
+class CloseQueue:
+    queued: int
+    in_progress: int
+    closed_in_window: int
+    quota: int
+    paused_until: datetime | None
+    pause_reason: str
+
+    @property
+    def quota_left(self) -> int:
+        return max(self.quota - self.closed_in_window, 0)
+
+
+def closure_quota(organization: AwsOrganization) -> int:
+    members = organization.accounts_in_organization or 0
+    return min(QUOTA_CEILING, max(QUOTA_FLOOR, math.floor(members * QUOTA_SHARE)))
+
+
+def close_queue_status(now: datetime | None = None) -> CloseQueue:
+    now = now or timezone.now()
+    organization = AwsOrganization.load()
+    paused = organization.close_paused_until if (organization.close_paused_until or now) > now else None
+    return CloseQueue(
+        queued=MemberAccount.objects.filter(state=S.CLOSE_QUEUED).count(),
+        in_progress=MemberAccount.objects.filter(state=S.CLOSING).count(),
+        closed_in_window=MemberAccount.objects.filter(close_submitted_at__gt=now - QUOTA_WINDOW).count(),
+        quota=closure_quota(organization),
+        paused_until=paused,
+        pause_reason=organization.close_pause_reason if paused else "",
+    )
+
+
+# --- Dispatching ----------------------------------------------------------------------------------
+
+
+def close_dispatch(*, now: datetime | None = None) -> float | None:
+    """Close as many queued accounts as the quotas allow now. Returns seconds until the queue can
+    move again, or None when it is empty."""
+    now = now or timezone.now()
+    try:
+        organization = organization_ready()
+    except AwsNotBootstrapped:
+        return None
+    with transaction.atomic():
+        # One dispatcher at a time, across every worker: the organization row is the lock.
+        organization = AwsOrganization.objects.select_for_update().get(pk=organization.pk)
+        status = close_queue_status(now)
+        if not status.queued:
+            return None
+        if status.paused_until:
+            return (status.paused_until - now).total_seconds()
+        wait = _rate_wait(now)
+        slots = min(settings.PORTAL_AWS_MAX_CLOSURES_IN_PROGRESS - status.in_progress, status.quota_left)
+        if wait > 0 or slots <= 0:
+            return max(wait, settings.PORTAL_AWS_POLL_SECONDS)
+        account = (
+            MemberAccount.objects.filter(state=S.CLOSE_QUEUED)
+            .select_related("course", "membership")
+            .order_by("state_changed_at", "pk")
+            .first()
+        )
+        _close_one(account, organization, now)
+    return settings.PORTAL_AWS_CLOSE_ACCOUNT_INTERVAL
+
+
+def _rate_wait(now: datetime) -> float:
+    last = MemberAccount.objects.exclude(close_submitted_at=None).order_by("-close_submitted_at").first()
+    if last is None:
+        return 0.0
+    return settings.PORTAL_AWS_CLOSE_ACCOUNT_INTERVAL - (now - last.close_submitted_at).total_seconds()
+
+
+def _close_one(account: MemberAccount, organization: AwsOrganization, now: datetime) -> None:
+    try:
+        ownership_check(account, organization)
+    except NotOurs as error:
+        transition(account, expected=S.CLOSE_QUEUED, to=S.FAILED, reason=str(error)[:1000], last_error=str(error))
+        return
+    aws_account = organizations.describe_account(account.aws_account_id)
+    if aws_account.state in CLOSED_STATES | {"PENDING_CLOSURE"}:
+        # Already closing (an earlier request whose answer was lost): follow it.
+        transition(
+            account, expected=S.CLOSE_QUEUED, to=S.CLOSING, reason=f"AWS shows it {aws_account.state}", close_submitted_at=now
+        )
+        _enqueue_poll(account)
+        return
+    if not transition(
+        account, expected=S.CLOSE_QUEUED, to=S.CLOSING, reason="CloseAccount sent", close_submitted_at=now
+    ):
+        return
+    try:
+        organizations.close_account(account.aws_account_id)
+    except UnknownOutcome:
+        pass  # the poll looks at the account's state
+    except TransientAwsError as error:
+        _back_to_queue(account, organization, error)
+        return
+    except PermanentAwsError as error:
+        message = f"AWS refused to close the account: {error.message}"
+        transition(account, expected=S.CLOSING, to=S.FAILED, reason=str(error)[:1000], last_error=message, close_submitted_at=None)
+        return
+    audit_record(
+        actor=None,
+        action=AuditAction.ACCOUNT_CLOSE_REQUESTED,
+        course=account.course,
+        target=account,
+        summary=f"Asked AWS to close {account.account_name} ({account.aws_account_id})",
+    )
+    _enqueue_poll(account)
+
+
+def _back_to_queue(account: MemberAccount, organization: AwsOrganization, error: TransientAwsError) -> None:
+    """AWS did not take the request: it does not count against the quota, and the account waits."""
+    transition(account, expected=S.CLOSING, to=S.CLOSE_QUEUED, reason=str(error)[:1000], close_submitted_at=None)
+    if error.reason == "CLOSE_ACCOUNT_QUOTA_EXCEEDED":
+        until = timezone.now() + timedelta(hours=settings.PORTAL_AWS_CLOSE_QUOTA_BACKOFF_HOURS)
+        AwsOrganization.objects.filter(pk=organization.pk).update(
+            close_paused_until=until,
+            close_pause_reason="AWS says the organization has used its closure quota for the last 30 days "
+            "(accounts closed outside the portal count too). Closures resume by themselves.",
+        )
+        logger.warning("Close queue paused until %s: %s", until, error)
+
+
+# --- Following a closure --------------------------------------------------------------------------
+
+
+def account_poll_closure(*, account: MemberAccount) -> float | None:
+    """Look at a closing account. Returns seconds until the next look, None when done."""
+    account = MemberAccount.objects.select_related("course", "membership").get(pk=account.pk)
+    if account.state != S.CLOSING:
+        return None
+    aws_account = organizations.find_account(account.aws_account_id)
+    # Closed accounts leave the organization's list after 90 days: gone counts as closed.
+    if aws_account is None or aws_account.state in CLOSED_STATES:
+        _closed(account)
+        return None
+    if aws_account.state == "PENDING_CLOSURE":
+        return CLOSURE_POLL_SECONDS
+    submitted = account.close_submitted_at or account.state_changed_at
+    if timezone.now() - submitted < LOST_REQUEST_GRACE:
+        return settings.PORTAL_AWS_POLL_SECONDS
+    transition(account, expected=S.CLOSING, to=S.CLOSE_QUEUED, reason="The close request never reached AWS", close_submitted_at=None)
+    _enqueue("close_dispatch_task")
+    return None
+
+
+def _closed(account: MemberAccount) -> None:
+    with transaction.atomic():
+        if not transition(account, expected=S.CLOSING, to=S.CLOSED, reason="AWS suspended the account"):
+            return
+        audit_record(
+            actor=None,
+            action=AuditAction.ACCOUNT_CLOSED,
+            course=account.course,
+            target=account,
+            summary=f"Closed {account.account_name} ({account.aws_account_id})",
+        )
+    if account.membership_id:
+        email_send("account_closed", {"account": account, "course": account.course}, [account.membership.email])
+    _enqueue("close_dispatch_task")
+
+
+def _enqueue_poll(account: MemberAccount) -> None:
+    _enqueue("account_poll_closure_task", account.pk)
+
+
+def _enqueue(task_name: str, *args) -> None:
+    from accounts_app import tasks
+
+    getattr(tasks, task_name).delay_on_commit(*args)

@@ -1,0 +1,334 @@
+"""Handover: a student keeps their AWS account and takes it over with their own billing.
+
+A student asks, an instructor approves (or declines, with a reason), then the portal walks both
+through a checklist that advances by itself:
+
+1. the root email moves to the student's own address (AWS sends them a code they type here);
+2. the alternate contacts become the student's;
+3. the portal's access, the course staff's access, the budget and the school's tags go;
+4. the student resets the root password, adds a payment method and verifies a phone number;
+5. the account leaves the organization; what AWS says is missing becomes a checklist item and
+   the step is tried again when the student says it is done;
+6. handed over: the record, its costs and its audit trail stay.
+
+Each step stamps its own time on the Handover, so `handover_advance` resumes after a crash and
+running it twice does nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts_app.choices import AccountOrigin, AuditAction, CourseRole, EndPolicy, HandoverStatus
+from accounts_app.choices import AccountState as S
+from accounts_app.lifecycle import transition
+from accounts_app.models import Handover, MemberAccount
+from accounts_app.services.audit import audit_record
+from accounts_app.services.cleanup import access_revoke
+from accounts_app.services.guardrails import organization_ready
+from accounts_app.services.notifications import email_send
+from accounts_app.services.vending import MANAGED_BY_TAG
+from portal.aws import account_mgmt, organizations
+from portal.aws import budgets as aws_budgets
+from portal.aws.errors import PermanentAwsError
+from portal.aws.guardrails import MANAGED_BUDGET_PREFIX
+
+# States from which a student may ask to keep their account.
+REQUESTABLE_STATES = frozenset({S.READY, S.FROZEN, S.ENDED})
+SCHOOL_TAG_KEYS = [*MANAGED_BY_TAG, "course", "student"]
+CONTACT_TYPES = ("BILLING", "OPERATIONS", "SECURITY")
+
+# What each reason AWS gives for refusing RemoveAccountFromOrganization asks of the student.
+REMOVAL_BLOCKERS = {
+    "MEMBER_ACCOUNT_PAYMENT_INSTRUMENT_REQUIRED": "Add a payment method (a credit or debit card) to the account: "
+    "sign in as the root user, open Billing and Cost Management → Payment preferences.",
+    "ACCOUNT_CANNOT_LEAVE_WITHOUT_PHONE_VERIFICATION": "Verify a phone number: sign in as the root user and "
+    "follow the “Complete your account setup” steps; AWS calls or texts the number you give.",
+    "ACCOUNT_CANNOT_LEAVE_WITHOUT_EULA": "Accept the AWS Customer Agreement: sign in as the root user and "
+    "follow the “Complete your account setup” steps.",
+    "WAIT_PERIOD_ACTIVE": "AWS lets a newly created account leave its organization only {days} days after it "
+    "was created: possible from {date}.",
+}
+
+
+class HandoverError(Exception):
+    """A handover request or step the portal refuses; the message is for the person who asked."""
+
+
+# --- Requests and decisions -----------------------------------------------------------------------
+
+
+def handover_offered(account: MemberAccount | None) -> bool:
+    return (
+        account is not None
+        and account.course_id is not None
+        and account.course.handover_allowed
+        and account.state in REQUESTABLE_STATES
+        and not account.end_excluded
+    )
+
+
+def handover_request(
+    *, actor, account: MemberAccount, new_root_email: str, contact_name: str, contact_phone: str
+) -> Handover:
+    """Ask to keep the account. Where the course's end policy is "keep", the request is approved
+    at once."""
+    if not handover_offered(account):
+        raise HandoverError("This account cannot be handed over now.")
+    if new_root_email.lower() == account.root_email.lower():
+        raise HandoverError("Give your own email address, not the account's current one.")
+    with transaction.atomic():
+        previous_state = account.state
+        if not transition(account, expected=REQUESTABLE_STATES, to=S.HANDOVER_REQUESTED, actor=actor, reason="Asked to keep it"):
+            raise HandoverError("The account changed meanwhile; reload the page.")
+        # A new request after a declined one starts afresh.
+        Handover.objects.filter(account=account).delete()
+        handover = Handover.objects.create(
+            account=account,
+            new_root_email=new_root_email,
+            contact_name=contact_name,
+            contact_phone=contact_phone,
+            previous_state=previous_state,
+            requested_by=actor,
+        )
+        _audit(actor, handover, AuditAction.HANDOVER_REQUESTED, f"{account.membership.email} asked to keep {account.account_name}")
+    if account.course.end_policy == EndPolicy.KEEP:
+        handover_approve(actor=None, handover=handover)
+    else:
+        instructors = account.course.memberships.filter(role=CourseRole.INSTRUCTOR).values_list("email", flat=True)
+        email_send("handover_requested", {"handover": handover, "account": account, "course": account.course}, instructors)
+    return handover
+
+
+def handover_approve(*, actor, handover: Handover) -> bool:
+    account = handover.account
+    with transaction.atomic():
+        claimed = Handover.objects.filter(pk=handover.pk, status=HandoverStatus.REQUESTED).update(
+            status=HandoverStatus.APPROVED, decided_by=actor, decided_at=timezone.now()
+        )
+        if not claimed or not transition(
+            account, expected=S.HANDOVER_REQUESTED, to=S.HANDOVER, actor=actor, reason="Handover approved"
+        ):
+            transaction.set_rollback(True)
+            return False
+        handover.refresh_from_db()
+        _audit(actor, handover, AuditAction.HANDOVER_APPROVED, f"Approved the handover of {account.account_name}")
+        _enqueue_advance(handover)
+    email_send("handover_approved", _context(handover), [account.membership.email])
+    return True
+
+
+def handover_decline(*, actor, handover: Handover, reason: str) -> bool:
+    reason = reason.strip()
+    if not reason:
+        raise HandoverError("Say why the request is declined: the student reads it.")
+    account = handover.account
+    with transaction.atomic():
+        claimed = Handover.objects.filter(pk=handover.pk, status=HandoverStatus.REQUESTED).update(
+            status=HandoverStatus.DECLINED, decided_by=actor, decided_at=timezone.now(), decline_reason=reason
+        )
+        if not claimed or not transition(
+            account, expected=S.HANDOVER_REQUESTED, to=S(handover.previous_state), actor=actor, reason="Handover declined"
+        ):
+            transaction.set_rollback(True)
+            return False
+        handover.refresh_from_db()
+        _audit(actor, handover, AuditAction.HANDOVER_DECLINED, f"Declined the handover of {account.account_name}: {reason}")
+    email_send("handover_declined", _context(handover), [account.membership.email])
+    return True
+
+
+# --- The checklist --------------------------------------------------------------------------------
+
+
+def handover_advance(*, handover: Handover) -> None:
+    """Do every step that is due and can be done without the student; stop at the first one
+    that waits for them."""
+    handover = Handover.objects.select_related("account__course", "account__membership").get(pk=handover.pk)
+    account = handover.account
+    if handover.status != HandoverStatus.APPROVED or account.state != S.HANDOVER:
+        return
+    if not handover.root_email_moved_at:
+        _root_email_start(handover)
+        return
+    if not handover.contacts_set_at:
+        _contacts_set(handover)
+    if not handover.access_removed_at:
+        _school_detach(handover)
+    if handover.student_ready_at:
+        _leave_organization(handover)
+
+
+def _root_email_start(handover: Handover) -> None:
+    account = handover.account
+    if account_mgmt.primary_email(account.aws_account_id).lower() == handover.new_root_email.lower():
+        # Moved already (the answer to an accepted code was lost): carry on.
+        _stamp(handover, "root_email_moved_at", "Root email moved")
+        handover_advance(handover=handover)
+        return
+    if handover.code_sent_at:
+        return  # waiting for the student to type the code
+    account_mgmt.start_primary_email_update(account.aws_account_id, handover.new_root_email)
+    _stamp(handover, "code_sent_at", f"AWS sent a code to {handover.new_root_email}")
+    email_send("handover_code", _context(handover), [account.membership.email])
+
+
+def handover_resend_code(*, actor, handover: Handover) -> None:
+    if handover.status != HandoverStatus.APPROVED or handover.root_email_moved_at:
+        raise HandoverError("There is no code to send now.")
+    account_mgmt.start_primary_email_update(handover.account.aws_account_id, handover.new_root_email)
+    _stamp(handover, "code_sent_at", f"AWS sent a new code to {handover.new_root_email}", actor=actor)
+
+
+def handover_submit_code(*, actor, handover: Handover, code: str) -> None:
+    """The student typed the code AWS sent to their address."""
+    code = "".join(code.split())
+    if handover.status != HandoverStatus.APPROVED or not handover.code_sent_at or handover.root_email_moved_at:
+        raise HandoverError("No code is expected now.")
+    if not code.isdigit():
+        raise HandoverError("The code is the number in the email AWS sent you.")
+    try:
+        account_mgmt.accept_primary_email_update(handover.account.aws_account_id, handover.new_root_email, code)
+    except PermanentAwsError as error:
+        raise HandoverError(
+            f"AWS did not accept the code ({error.message}). Check the latest email from AWS, or send a new code."
+        ) from error
+    _stamp(handover, "root_email_moved_at", f"Root email moved to {handover.new_root_email}", actor=actor)
+    _enqueue_advance(handover)
+
+
+def handover_student_ready(*, actor, handover: Handover) -> None:
+    """The student says they have reset the root password and added billing details."""
+    if handover.status != HandoverStatus.APPROVED or not handover.access_removed_at:
+        raise HandoverError("Finish the earlier steps first.")
+    with transaction.atomic():
+        Handover.objects.filter(pk=handover.pk).update(student_ready_at=timezone.now(), blockers=[], last_error="")
+        handover.refresh_from_db()
+        _audit(actor, handover, AuditAction.HANDOVER_STEP, "The student finished their steps; trying to leave the organization")
+        _enqueue_advance(handover)
+
+
+def _contacts_set(handover: Handover) -> None:
+    account = handover.account
+    for kind in CONTACT_TYPES:
+        account_mgmt.set_alternate_contact(
+            account.aws_account_id,
+            kind=kind,
+            name=handover.contact_name,
+            email=handover.new_root_email,
+            phone=handover.contact_phone,
+            title="Account owner",
+        )
+    _stamp(handover, "contacts_set_at", "Alternate contacts set to the student's")
+
+
+def _school_detach(handover: Handover) -> None:
+    """What must not follow the account: the portal's and the staff's access, the school's
+    budget and tags. (The course's guardrails sit on the course OU and the freeze SCP on the
+    account: both stop applying when it leaves the organization.)"""
+    account = handover.account
+    organization = organization_ready()
+    access_revoke(account, organization)
+    aws_budgets.delete_budget(organization.management_account_id, f"{MANAGED_BUDGET_PREFIX}{account.aws_account_id}")
+    organizations.untag_account(account.aws_account_id, SCHOOL_TAG_KEYS)
+    _stamp(handover, "access_removed_at", "The school's access, budget and tags removed")
+    email_send("handover_your_turn", _context(handover), [account.membership.email])
+
+
+def _leave_organization(handover: Handover) -> None:
+    account = handover.account
+    if organizations.find_account(account.aws_account_id) is not None:
+        try:
+            organizations.remove_account(account.aws_account_id)
+        except PermanentAwsError as error:
+            _blocked(handover, error)
+            return
+    with transaction.atomic():
+        Handover.objects.filter(pk=handover.pk).update(
+            removed_at=timezone.now(), status=HandoverStatus.COMPLETED, blockers=[], last_error=""
+        )
+        handover.refresh_from_db()
+        if transition(account, expected=S.HANDOVER, to=S.HANDED_OVER, reason="Left the organization"):
+            _audit(None, handover, AuditAction.HANDOVER_COMPLETED, f"{account.account_name} left the organization: handed over")
+    email_send("handover_done", _context(handover), [account.membership.email])
+
+
+def _blocked(handover: Handover, error: PermanentAwsError) -> None:
+    blocker = {"reason": error.reason or error.code, "message": removal_blocker_message(handover.account, error)}
+    Handover.objects.filter(pk=handover.pk).update(student_ready_at=None, blockers=[blocker], last_error=error.message)
+    handover.refresh_from_db()
+    _audit(None, handover, AuditAction.HANDOVER_STEP, f"AWS would not let the account leave yet: {blocker['reason']}")
+    email_send("handover_blocked", _context(handover), [handover.account.membership.email])
+
+
+def removal_blocker_message(account: MemberAccount, error: PermanentAwsError) -> str:
+    template = REMOVAL_BLOCKERS.get(error.reason)
+    if template is None:
+        return f"AWS would not let the account leave the organization yet: {error.message}"
+    if error.reason != "WAIT_PERIOD_ACTIVE":
+        return template
+    days = settings.PORTAL_HANDOVER_WAIT_DAYS
+    joined = organizations.describe_account(account.aws_account_id).joined
+    if joined is None or account.origin == AccountOrigin.INVITED:
+        return template.format(days=days, date="a few days after its creation")
+    return template.format(days=days, date=f"{timezone.localtime(joined + timedelta(days=days)):%b %-d, %Y, %H:%M}")
+
+
+# --- What the checklist shows ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    status: str  # done, current (the portal works on it), yours (the student must act), todo
+    detail: str = ""
+
+
+def handover_steps(handover: Handover) -> list[Step]:
+    steps = [
+        ("Move the root email to your address", handover.root_email_moved_at, "yours" if handover.code_sent_at else "current"),
+        ("Make you the account's contact", handover.contacts_set_at, "current"),
+        ("Remove the school's access, budget and tags", handover.access_removed_at, "current"),
+        ("Reset the root password and add your billing details", handover.student_ready_at or handover.removed_at, "yours"),
+        ("Leave the school's organization", handover.removed_at, "current"),
+    ]
+    result: list[Step] = []
+    waiting = handover.status == HandoverStatus.APPROVED
+    for title, done_at, active_status in steps:
+        if done_at:
+            result.append(Step(title, "done"))
+        elif waiting:
+            result.append(Step(title, active_status))
+            waiting = False
+        else:
+            result.append(Step(title, "todo"))
+    return result
+
+
+# --- Helpers ----------------------------------------------------------------------------------------
+
+
+def _context(handover: Handover) -> dict:
+    return {"handover": handover, "account": handover.account, "course": handover.account.course}
+
+
+def _stamp(handover: Handover, field: str, summary: str, *, actor=None) -> None:
+    with transaction.atomic():
+        Handover.objects.filter(pk=handover.pk).update(**{field: timezone.now()})
+        handover.refresh_from_db()
+        _audit(actor, handover, AuditAction.HANDOVER_STEP, f"{handover.account.account_name}: {summary}")
+
+
+def _audit(actor, handover: Handover, action: AuditAction, summary: str) -> None:
+    audit_record(actor=actor, action=action, course=handover.account.course, target=handover.account, summary=summary)
+
+
+def _enqueue_advance(handover: Handover) -> None:
+    from accounts_app.tasks import handover_advance_task
+
+    handover_advance_task.delay_on_commit(handover.pk)

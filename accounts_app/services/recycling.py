@@ -1,0 +1,87 @@
+"""Recycling: a cleaned account goes back to the organization's pool for another course.
+
+The account leaves its course entirely: it moves to the pool OU, its tags say "pool", its budget
+and freeze are removed. Its record stays with the course, the student and their costs (state
+RECYCLED); a new record without a course takes the account into the pool. Costs lag by up to a
+day and are revised for days, so the new record waits out a billing cool-down before anyone can
+have it, and costs are split between the records by day (`costs_since`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts_app.choices import AccountState as S
+from accounts_app.choices import AuditAction
+from accounts_app.lifecycle import transition
+from accounts_app.models import MemberAccount
+from accounts_app.services.audit import audit_record
+from accounts_app.services.cleanup import NotOurs, ownership_check
+from accounts_app.services.guardrails import freeze_policy_id, organization_ready
+from accounts_app.services.vending import MANAGED_BY_TAG
+from portal.aws import budgets as aws_budgets
+from portal.aws import organizations
+from portal.aws.guardrails import MANAGED_BUDGET_PREFIX
+
+POOL_TAGS = {**MANAGED_BY_TAG, "course": "pool", "student": "pool"}
+
+
+def cooldown_end(now: datetime) -> datetime:
+    """Midnight (UTC, Cost Explorer's day) after the cool-down: the next holder's costs start on
+    a day of their own."""
+    later = (now + timedelta(days=settings.PORTAL_RECYCLE_COOLDOWN_DAYS)).astimezone(UTC)
+    return datetime.combine(later.date() + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+def account_recycle(*, account: MemberAccount) -> MemberAccount | None:
+    """Put a cleaned account into the organization's pool. Returns the pool record."""
+    account = MemberAccount.objects.select_related("course").get(pk=account.pk)
+    if account.state != S.CLEANING:
+        return MemberAccount.objects.filter(aws_account_id=account.aws_account_id, course=None).first()
+    organization = organization_ready()
+    account_id = account.aws_account_id
+    try:
+        ownership_check(account, organization)
+    except NotOurs as error:
+        transition(account, expected=S.CLEANING, to=S.FAILED, reason=str(error)[:1000], last_error=str(error))
+        return None
+    organizations.detach_policy(freeze_policy_id(), account_id)
+    aws_budgets.delete_budget(organization.management_account_id, f"{MANAGED_BUDGET_PREFIX}{account_id}")
+    organizations.move_account(account_id, organization.pool_ou_id)
+    organizations.tag_account(account_id, POOL_TAGS)
+    available = cooldown_end(timezone.now())
+    with transaction.atomic():
+        if not transition(account, expected=S.CLEANING, to=S.RECYCLED, reason="Returned to the organization's pool"):
+            return None
+        pooled = MemberAccount.objects.create(
+            course=None,
+            membership=None,
+            state=S.COOLING_DOWN,
+            origin=account.origin,
+            aws_account_id=account_id,
+            root_email=account.root_email,
+            account_name=f"pool-{account_id}",
+            available_from=available,
+            costs_since=available.date(),
+        )
+        audit_record(
+            actor=None,
+            action=AuditAction.ACCOUNT_RECYCLED,
+            course=account.course,
+            target=account,
+            summary=f"Returned {account.account_name} ({account_id}) to the pool; usable from {available:%b %-d, %Y}",
+        )
+    return pooled
+
+
+def pool_release_cooled(*, now: datetime | None = None) -> int:
+    """Accounts whose cool-down is over become available to any course."""
+    now = now or timezone.now()
+    released = 0
+    for account in MemberAccount.objects.filter(state=S.COOLING_DOWN, available_from__lte=now):
+        released += transition(account, expected=S.COOLING_DOWN, to=S.POOLED, reason="Cool-down over")
+    return released

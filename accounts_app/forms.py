@@ -194,3 +194,48 @@ class PrecreateForm(forms.Form):
     count = forms.IntegerField(
         min_value=1, max_value=500, initial=5, label="How many accounts to pre-create"
     )
+
+
+class ExtendForm(forms.Form):
+    end_date = forms.DateField(label="New end date", widget=DateInput)
+
+
+class HandoverRequestForm(forms.Form):
+    new_root_email = forms.EmailField(
+        label="Your own email address",
+        help_text="Not your school address: the account's root user signs in with it after the course.",
+    )
+    contact_name = forms.CharField(label="Your full name", max_length=64)
+    contact_phone = forms.CharField(
+        label="Your phone number",
+        max_length=25,
+        help_text="With the country code, e.g. +1 555 0100. AWS uses it as the account's contact.",
+    )
+
+    def clean_new_root_email(self) -> str:
+        email = normalize_email(self.cleaned_data["new_root_email"])
+        domain = settings.PORTAL_ROOT_EMAIL_PATTERN.rsplit("@", 1)[-1].lower()
+        if email.endswith("@" + domain):
+            raise ValidationError("Use an address of your own: the school's mailbox stays with the school.")
+        return email
+
+    def clean_contact_phone(self) -> str:
+        phone = self.cleaned_data["contact_phone"].strip()
+        if not re.fullmatch(r"\+?[0-9][0-9 ()\-.]{5,23}", phone):
+            raise ValidationError("Write the number with digits, e.g. +1 555 0100.")
+        return phone
+
+
+class HandoverCodeForm(forms.Form):
+    code = forms.CharField(
+        label="Code from AWS",
+        max_length=12,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}),
+    )
+
+
+class HandoverDeclineForm(forms.Form):
+    reason = forms.CharField(
+        label="Why not?", max_length=1000, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="The student reads this.",
+    )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
 from accounts_app.choices import AccessMode, AccountState, CourseRole
 from accounts_app.lifecycle import WORKING_STATES
 from accounts_app.models import AuditEvent, AwsOrganization, Course, MemberAccount, Membership
+from accounts_app.services.closing import close_queue_status
 from portal.aws.guardrails import PERMISSION_SETS
 from portal.aws.iam_users import signin_url
 from portal.aws.identity_center import console_deep_link
@@ -51,6 +52,22 @@ def course_vending_progress(*, course: Course) -> dict[str, int]:
     return counts
 
 
+# Accounts with something in them to clean (for the dry-run listing).
+CLEANABLE_STATES = frozenset(
+    {AccountState.READY, AccountState.FROZEN, AccountState.ENDED, AccountState.POOLED, AccountState.CLEANING, AccountState.FAILED}
+)
+
+
+def course_end_accounts(*, course: Course) -> QuerySet[MemberAccount]:
+    """Every account of the course with what the end page shows of it: student, handover,
+    cleanup report. Pool accounts last."""
+    return (
+        MemberAccount.objects.filter(course=course)
+        .select_related("membership", "handover")
+        .order_by(F("membership__name").asc(nulls_last=True), "membership__email", "account_name")
+    )
+
+
 def student_account(*, membership: Membership) -> MemberAccount | None:
     return MemberAccount.objects.filter(membership=membership).first()
 
@@ -77,6 +94,10 @@ def vending_overview() -> dict:
     )
     with_account = MemberAccount.objects.exclude(aws_account_id=None).count()
     return {
+        "close_queue": close_queue_status(),
+        "closing": MemberAccount.objects.filter(state__in=[AccountState.CLOSE_QUEUED, AccountState.CLOSING])
+        .select_related("course", "membership")
+        .order_by("state", "state_changed_at")[:100],
         "organization": organization,
         "by_state": [(AccountState(state).label, n) for state, n in sorted(by_state.items())],
         "accounts_with_id": with_account,

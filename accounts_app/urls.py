@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from accounts_app.views import aws_accounts, courses, invitations, roster
+from accounts_app.views import aws_accounts, courses, ending, invitations, roster
 
 course_patterns = [
     path("", courses.course_list, name="list"),
@@ -35,6 +35,23 @@ course_patterns = [
     path("<int:course_id>/accounts/provision/", aws_accounts.provision_all, name="provision_all"),
     path("<int:course_id>/accounts/precreate/", aws_accounts.precreate, name="precreate"),
     path("<int:course_id>/accounts/<int:account_id>/retry/", aws_accounts.account_retry, name="account_retry"),
+    path("<int:course_id>/end/", ending.course_end, name="end"),
+    path("<int:course_id>/end/now/", ending.course_end_now, name="end_now"),
+    path("<int:course_id>/end/extend/", ending.course_extend, name="end_extend"),
+    path("<int:course_id>/end/preview/", ending.cleanup_preview, name="cleanup_preview"),
+    path("<int:course_id>/accounts/<int:account_id>/exclude/", ending.account_exclude, name="account_exclude"),
+    path("<int:course_id>/accounts/<int:account_id>/handover/", ending.handover_review, name="handover_review"),
+    path(
+        "<int:course_id>/accounts/<int:account_id>/handover/approve/", ending.handover_approve, name="handover_approve"
+    ),
+    path(
+        "<int:course_id>/accounts/<int:account_id>/handover/decline/", ending.handover_decline, name="handover_decline"
+    ),
+    path("<int:course_id>/my-account/keep/", ending.handover_start, name="handover_start"),
+    path("<int:course_id>/my-account/handover/", ending.my_handover, name="my_handover"),
+    path("<int:course_id>/my-account/handover/code/", ending.my_handover_code, name="my_handover_code"),
+    path("<int:course_id>/my-account/handover/resend/", ending.my_handover_resend, name="my_handover_resend"),
+    path("<int:course_id>/my-account/handover/ready/", ending.my_handover_ready, name="my_handover_ready"),
 ]
 
 urlpatterns = [

@@ -13,17 +13,19 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, resolve, reverse
+from django.utils import timezone
 from django.utils.html import escape
 from moto import mock_aws
 
 from accounts_app import urls as accounts_urls
-from accounts_app.choices import AccountState, CourseRole
+from accounts_app.choices import AccountState, CourseRole, HandoverStatus
 from accounts_app.forms import CourseForm
 from accounts_app.models import (
     AccountEvent,
     AuditEvent,
     AwsOrganization,
     Course,
+    Handover,
     MemberAccount,
     Membership,
     RosterUpload,
@@ -82,6 +84,21 @@ MATRIX = [
     ("courses:provision_all",    POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
     ("courses:precreate",        POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
     ("courses:account_retry",    POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    # End of course: the staff page, the instructors' actions, the student's handover
+    ("courses:end",              GET,    LOGIN,    403,    404,          200, 200,       404,             200),
+    ("courses:end_now",          POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("courses:end_extend",       POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("courses:cleanup_preview",  POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("courses:account_exclude",  POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("courses:handover_review",  GET,    LOGIN,    403,    404,          200, 200,       404,             200),
+    ("courses:handover_approve", POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("courses:handover_decline", POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("courses:handover_start",   GET,    LOGIN,    200,    404,          404, 404,       404,             404),
+    ("courses:handover_start",   POST,   LOGIN,    DONE,   404,          404, 404,       404,             404),
+    ("courses:my_handover",      GET,    LOGIN,    200,    404,          404, 404,       404,             404),
+    ("courses:my_handover_code", POST,   LOGIN,    DONE,   404,          404, 404,       404,             404),
+    ("courses:my_handover_resend", POST, LOGIN,    DONE,   404,          404, 404,       404,             404),
+    ("courses:my_handover_ready", POST,  LOGIN,    DONE,   404,          404, 404,       404,             404),
     # The invitation link is a bearer token: anyone holding it may open it. People already on
     # cs101 cannot take a second place on its roster (409); anyone else is bound to the entry.
     ("invitation",               GET,    200,      200,    200,          200, 200,       200,             200),
@@ -227,10 +244,28 @@ class Request:
     kwargs: callable
     data: callable = lambda scene: {}
     redirects_to: str | None = None
+    prepare: callable = lambda scene: None  # what the URL needs to exist beyond the scene
 
 
 def in_course(scene: Scene) -> dict:
     return {"course_id": scene.course.pk}
+
+
+def handover_of(scene: Scene, *, approved: bool = False) -> Handover:
+    """The student asked to keep their account; approved, its root email has already moved."""
+    account = scene.student_account
+    state = AccountState.HANDOVER if approved else AccountState.HANDOVER_REQUESTED
+    MemberAccount.objects.filter(pk=account.pk).update(state=state)
+    return Handover.objects.create(
+        account=account,
+        status=HandoverStatus.APPROVED if approved else HandoverStatus.REQUESTED,
+        new_root_email="me@personal.example",
+        contact_name="Stu Dent",
+        contact_phone="+1 555 0100",
+        previous_state=AccountState.READY,
+        code_sent_at=timezone.now() if approved else None,
+        root_email_moved_at=timezone.now() if approved else None,
+    )
 
 
 REQUESTS = {
@@ -300,6 +335,50 @@ REQUESTS = {
     "courses:account_retry": Request(
         kwargs=lambda s: {"course_id": s.course.pk, "account_id": s.failed_account.pk},
         redirects_to="courses:roster",
+    ),
+    "courses:end": Request(kwargs=in_course),
+    "courses:end_now": Request(kwargs=in_course, redirects_to="courses:end"),
+    "courses:end_extend": Request(
+        kwargs=in_course, data=lambda s: {"end_date": "2099-01-31"}, redirects_to="courses:end"
+    ),
+    "courses:cleanup_preview": Request(kwargs=in_course, redirects_to="courses:end"),
+    "courses:account_exclude": Request(
+        kwargs=lambda s: in_course(s) | {"account_id": s.student_account.pk},
+        data=lambda s: {"excluded": "1"},
+        redirects_to="courses:end",
+    ),
+    "courses:handover_review": Request(
+        kwargs=lambda s: in_course(s) | {"account_id": s.student_account.pk}, prepare=lambda s: handover_of(s)
+    ),
+    "courses:handover_approve": Request(
+        kwargs=lambda s: in_course(s) | {"account_id": s.student_account.pk},
+        prepare=lambda s: handover_of(s),
+        redirects_to="courses:handover_review",
+    ),
+    "courses:handover_decline": Request(
+        kwargs=lambda s: in_course(s) | {"account_id": s.student_account.pk},
+        data=lambda s: {"reason": "The account holds the course's shared data."},
+        prepare=lambda s: handover_of(s),
+        redirects_to="courses:handover_review",
+    ),
+    "courses:handover_start": Request(
+        kwargs=in_course,
+        data=lambda s: {"new_root_email": "me@personal.example", "contact_name": "Stu Dent", "contact_phone": "+1 555 0100"},
+        redirects_to="courses:my_handover",
+    ),
+    # An approved handover whose root email has moved: the student's actions answer without AWS.
+    "courses:my_handover": Request(kwargs=in_course, prepare=lambda s: handover_of(s, approved=True)),
+    "courses:my_handover_code": Request(
+        kwargs=in_course,
+        data=lambda s: {"code": "123456"},
+        prepare=lambda s: handover_of(s, approved=True),
+        redirects_to="courses:my_handover",
+    ),
+    "courses:my_handover_resend": Request(
+        kwargs=in_course, prepare=lambda s: handover_of(s, approved=True), redirects_to="courses:my_handover"
+    ),
+    "courses:my_handover_ready": Request(
+        kwargs=in_course, prepare=lambda s: handover_of(s, approved=True), redirects_to="courses:my_handover"
     ),
     "invitation": Request(
         kwargs=lambda s: {"token": invitation_token(s.newcomer)}, redirects_to="courses:detail"
@@ -381,6 +460,7 @@ def test_authorization_matrix(request, scene, name, method, persona, expected):
     if name in CALLS_AWS:
         request.getfixturevalue("no_real_aws")
     call = REQUESTS[name]
+    call.prepare(scene)
     path = reverse(name, kwargs=call.kwargs(scene))
     client = scene.personas.client(persona)
     before = database_state()

@@ -26,6 +26,9 @@ COURSE_FIELDS = (
     "cost_tag_key",
     "access_mode",
     "end_policy",
+    "end_notice_days",
+    "grace_days",
+    "handover_allowed",
     "allowed_regions",
     "allowed_services",
     "allowed_instance_families",
@@ -82,6 +85,10 @@ def course_update(*, actor: User, course: Course, changes: dict[str, Any]) -> Co
             summary=f"Edited {labels}",
             data={"changes": changed},
         )
+    if "end_date" in changes:
+        from accounts_app.services.ending import course_reopen_if_extended
+
+        course_reopen_if_extended(actor=actor, course=course)
     if course.aws_ou_id and GUARDRAIL_FIELDS & changes.keys():
         course_guardrails_enqueue(course)
     if course.cost_tag_key and "cost_tag_key" in changes:

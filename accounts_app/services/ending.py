@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts_app.choices import AccountState as S
-from accounts_app.choices import AuditAction, CourseRole, EndPolicy
+from accounts_app.choices import AuditAction, EndPolicy
 from accounts_app.lifecycle import IN_USE_STATES, transition
 from accounts_app.models import AccountEvent, Course, MemberAccount
 from accounts_app.services.audit import audit_record
@@ -172,36 +172,46 @@ def course_accounts_retire(*, course: Course) -> int:
 def course_extend(*, actor, course: Course, end_date: date) -> int:
     """Move the end date later. Accounts already frozen for the end come back as they were
     (frozen for their budget, or ready). Returns how many came back."""
-    today = timezone.localdate()
-    if end_date < today:
+    if end_date < timezone.localdate():
         raise EndingError("The new end date is in the past. Pick today or a later day.")
     if end_date < course.start_date:
         raise EndingError("The new end date is before the course starts.")
     with transaction.atomic():
         previous = course.end_date
-        Course.objects.filter(pk=course.pk).update(end_date=end_date, ended_at=None, end_notice_sent_for=None)
-        course.end_date, course.ended_at, course.end_notice_sent_for = end_date, None, None
-        ended = list(MemberAccount.objects.filter(course=course, state=S.ENDED))
+        Course.objects.filter(pk=course.pk).update(end_date=end_date)
+        course.end_date = end_date
         audit_record(
             actor=actor,
             action=AuditAction.COURSE_EXTENDED,
             course=course,
             target=course,
-            summary=f"End date {previous:%b %-d, %Y} → {end_date:%b %-d, %Y}; {len(ended)} account(s) given back",
+            summary=f"End date {previous:%b %-d, %Y} → {end_date:%b %-d, %Y}",
         )
+        return course_reopen_if_extended(actor=actor, course=course)
+
+
+def course_reopen_if_extended(*, actor, course: Course) -> int:
+    """After a change of end date: an ended course whose new end is still ahead goes on, and its
+    ended accounts come back. Returns how many accounts came back."""
+    if not course.is_ended or timezone.now() >= course.end_moment:
+        return 0
+    with transaction.atomic():
+        Course.objects.filter(pk=course.pk).update(ended_at=None)
+        course.ended_at = None
+        ended = list(MemberAccount.objects.filter(course=course, state=S.ENDED))
         for account in ended:
             _enqueue("account_unend_task", account)
     return len(ended)
 
 
-def account_unend(*, account: MemberAccount, actor=None) -> bool:
+def account_unend(*, account: MemberAccount) -> bool:
     """Give an ended account back: frozen if its budget had frozen it before, ready otherwise."""
     if account.state != S.ENDED:
         return False
     before = _state_before_end(account)
     if before == S.READY:
         organizations.detach_policy(freeze_policy_id(), account.aws_account_id)
-    return transition(account, expected=S.ENDED, to=before, actor=actor, reason="The course goes on")
+    return transition(account, expected=S.ENDED, to=before, reason="The course goes on")
 
 
 def _state_before_end(account: MemberAccount) -> S:
@@ -229,10 +239,6 @@ def account_exclude(*, actor, account: MemberAccount, excluded: bool) -> None:
             _enqueue("account_unend_task", account)
         elif not excluded and account.course.is_ended and account.state in IN_USE_STATES:
             _enqueue("account_end_task", account)
-
-
-def course_instructor_emails(course: Course) -> list[str]:
-    return list(course.memberships.filter(role=CourseRole.INSTRUCTOR).values_list("email", flat=True))
 
 
 def _enqueue(task_name: str, account: MemberAccount) -> None:

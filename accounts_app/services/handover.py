@@ -80,14 +80,14 @@ def handover_request(
     at once."""
     if not handover_offered(account):
         raise HandoverError("This account cannot be handed over now.")
+    if Handover.objects.filter(account=account).exists():
+        raise HandoverError("You have already asked to keep this account.")
     if new_root_email.lower() == account.root_email.lower():
         raise HandoverError("Give your own email address, not the account's current one.")
     with transaction.atomic():
         previous_state = account.state
         if not transition(account, expected=REQUESTABLE_STATES, to=S.HANDOVER_REQUESTED, actor=actor, reason="Asked to keep it"):
             raise HandoverError("The account changed meanwhile; reload the page.")
-        # A new request after a declined one starts afresh.
-        Handover.objects.filter(account=account).delete()
         handover = Handover.objects.create(
             account=account,
             new_root_email=new_root_email,

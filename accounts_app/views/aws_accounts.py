@@ -15,13 +15,15 @@ from accounts_app.forms import BringAccountForm, PrecreateForm
 from accounts_app.lifecycle import WAITING_STATES, WORKING_STATES
 from accounts_app.models import AwsOrganization, MemberAccount
 from accounts_app.services import vending
+from accounts_app.services.ending import end_outcome, end_schedule
+from accounts_app.services.handover import handover_offered
 from accounts_app.views.common import managed_course, visible_course
 
 # While the account is being made, the status panel asks for news this often (seconds).
 PANEL_REFRESH_SECONDS = 3
 
 
-def _my_membership(request: HttpRequest, course_id: int):
+def my_student_membership(request: HttpRequest, course_id: int):
     course = visible_course(request, course_id)
     membership = course.memberships.filter(user=request.user).first()
     if membership is None or membership.role != CourseRole.STUDENT:
@@ -44,6 +46,9 @@ def panel_context(course, membership) -> dict:
         context["steps"] = _progress_steps(account)
         if account.state == AccountState.READY:
             context["access"] = selectors.account_access(account=account)
+        context["handover_offered"] = handover_offered(account) and not hasattr(account, "handover")
+        context["schedule"] = end_schedule(course)
+        context["outcome"] = end_outcome(course)
     return context
 
 
@@ -72,14 +77,14 @@ def _progress_steps(account: MemberAccount) -> list[tuple[str, str]]:
 @login_required
 def my_account(request: HttpRequest, course_id: int) -> HttpResponse:
     """The student's status panel; htmx asks for it again while the account is in progress."""
-    course, membership = _my_membership(request, course_id)
+    course, membership = my_student_membership(request, course_id)
     return render(request, "accounts/_account_panel.html", panel_context(course, membership))
 
 
 @require_POST
 @login_required
 def account_request(request: HttpRequest, course_id: int) -> HttpResponse:
-    course, membership = _my_membership(request, course_id)
+    course, membership = my_student_membership(request, course_id)
     try:
         vending.account_request(actor=request.user, membership=membership)
     except vending.VendingError as error:
@@ -90,7 +95,7 @@ def account_request(request: HttpRequest, course_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def account_bring(request: HttpRequest, course_id: int) -> HttpResponse:
-    course, membership = _my_membership(request, course_id)
+    course, membership = my_student_membership(request, course_id)
     form = BringAccountForm(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(form.errors["aws_account_id"]))
@@ -107,7 +112,7 @@ def account_bring(request: HttpRequest, course_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def account_check_role(request: HttpRequest, course_id: int) -> HttpResponse:
-    course, membership = _my_membership(request, course_id)
+    course, membership = my_student_membership(request, course_id)
     account = get_object_or_404(MemberAccount, membership=membership)
     if not vending.account_verify_access_role(actor=request.user, account=account):
         messages.error(request, "The portal cannot use the access role yet. Check the steps below and try again.")
@@ -117,7 +122,7 @@ def account_check_role(request: HttpRequest, course_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def account_password(request: HttpRequest, course_id: int) -> HttpResponse:
-    course, membership = _my_membership(request, course_id)
+    course, membership = my_student_membership(request, course_id)
     account = get_object_or_404(MemberAccount, membership=membership, state=AccountState.READY)
     password = vending.account_password_reveal(actor=request.user, account=account)
     if password is None:

@@ -72,18 +72,21 @@ class Preview:
     error: str = ""
 
 
-def account_cleanup_preview(*, account: MemberAccount) -> Preview:
-    """List what cleanup would delete, without deleting anything; kept on the account for the
-    instructor to read."""
+def cleanup_inventory(account: MemberAccount) -> Preview:
+    """What cleanup would delete in the account; reads AWS, changes nothing."""
     organization = organization_ready()
     try:
         ownership_check(account, organization)
         account_id = account.aws_account_id
         resources = aws_cleanup.inventory(account_id, aws_cleanup.enabled_regions(account_id))
     except (NotOurs, PermanentAwsError) as error:
-        preview = Preview(account, [], str(error))
-    else:
-        preview = Preview(account, resources)
+        return Preview(account, [], str(error))
+    return Preview(account, resources)
+
+
+def account_cleanup_preview(*, account: MemberAccount) -> Preview:
+    """The dry run, kept on the account for the instructor to read."""
+    preview = cleanup_inventory(account)
     _report_update(
         account,
         preview={

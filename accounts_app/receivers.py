@@ -1,10 +1,16 @@
-"""Sign-in hooks: whoever signs in is joined to the roster entries that are theirs."""
+"""Signal hooks: whoever signs in is joined to the roster entries that are theirs, and a student
+whose AWS account is ready is told how to sign in to it."""
 
 import logging
+from functools import partial
 
 from allauth.account.signals import email_confirmed, user_logged_in
+from django.db import transaction
 from django.dispatch import receiver
 
+from accounts_app.choices import AccountState
+from accounts_app.models import AccountEvent, MemberAccount
+from accounts_app.selectors import account_access
 from accounts_app.services.invitations import (
     INVITATION_SESSION_KEY,
     InvitationError,
@@ -12,6 +18,8 @@ from accounts_app.services.invitations import (
     invitation_member,
     memberships_claim_by_email,
 )
+from accounts_app.services.notifications import email_send
+from accounts_app.signals import account_state_changed
 
 logger = logging.getLogger(__name__)
 
@@ -30,3 +38,33 @@ def claim_memberships_on_login(sender, request, user, **kwargs) -> None:
 @receiver(email_confirmed)
 def claim_memberships_on_confirmation(sender, request, email_address, **kwargs) -> None:
     memberships_claim_by_email(user=email_address.user)
+
+
+@receiver(account_state_changed)
+def email_student_when_ready(sender, account, from_state, to_state, **kwargs) -> None:
+    """The end of vending (CONFIGURING → READY) for a student's account: tell them how to sign in,
+    once the change is committed. Pool accounts have nobody to tell, an unfrozen account is not
+    news, and an account configured again after it was ready does not announce itself twice."""
+    if from_state != AccountState.CONFIGURING or to_state != AccountState.READY or account.membership_id is None:
+        return
+    # This transition's own event is already written: any other READY means it was ready before.
+    if AccountEvent.objects.filter(account_id=account.pk, to_state=AccountState.READY).count() > 1:
+        return
+    transaction.on_commit(partial(_account_ready_send, account.pk))
+
+
+def _account_ready_send(account_id: int) -> None:
+    account = (
+        MemberAccount.objects.select_related("course", "membership")
+        .filter(pk=account_id, state=AccountState.READY)
+        .exclude(membership=None)
+        .first()
+    )
+    if account is None:
+        return
+    context = {"account": account, "course": account.course, "access": account_access(account=account)}
+    try:
+        email_send("account_ready", context, [account.membership.email])
+    except Exception:
+        # The account is ready whether or not the mail went out; the course page says so too.
+        logger.exception("Could not email %s that their AWS account is ready", account.membership.email)

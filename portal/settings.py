@@ -247,6 +247,8 @@ PORTAL_AWS_CLOSE_QUOTA_BACKOFF_HOURS = float(os.environ.get("PORTAL_AWS_CLOSE_QU
 # Cleanup passes inside an ended account, spaced so that deletions AWS finishes in the
 # background (instances terminating, volumes detaching) free what depends on them.
 PORTAL_CLEANUP_MAX_PASSES = int(os.environ.get("PORTAL_CLEANUP_MAX_PASSES", "8"))
+# Regions cleanup looks in; empty means every region enabled in the account.
+PORTAL_CLEANUP_REGIONS = env_list("PORTAL_CLEANUP_REGIONS")
 PORTAL_CLEANUP_PASS_DELAY_SECONDS = float(os.environ.get("PORTAL_CLEANUP_PASS_DELAY_SECONDS", "60"))
 # A recycled account waits this long before its next student, so that the last days' costs
 # of the previous one (Cost Explorer lags up to a day) are not billed to the next.

@@ -14,7 +14,12 @@ from tests.factories import CourseFactory, MembershipFactory, UserFactory
 for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "PORTAL_AWS_MANAGEMENT_ROLE_ARN"):
     os.environ.pop(name, None)
 os.environ.update(
-    AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    # moto's stock AMIs come with snapshots it reports as the member account's own: cleanup
+    # would find hundreds of them in every region.
+    MOTO_EC2_LOAD_DEFAULT_AMIS="false",
 )
 
 
@@ -85,6 +90,9 @@ def aws(settings):
     settings.PORTAL_AWS_CREATE_ACCOUNT_RATE = 1000
     settings.PORTAL_AWS_CREATE_ACCOUNT_BURST = 1000
     settings.PORTAL_AWS_MAX_CREATIONS_IN_PROGRESS = 1000
+    settings.PORTAL_AWS_CLOSE_ACCOUNT_INTERVAL = 0
+    # Two regions prove cleanup goes region by region; all thirty would only be slower.
+    settings.PORTAL_CLEANUP_REGIONS = ["us-east-1", "eu-west-1"]
     with mock_aws():
         session.reset()
         session.client("organizations").create_organization(FeatureSet="ALL")

@@ -1,0 +1,127 @@
+"""A student's way in: the invitation email, signing up, verifying their address, finding the
+course, asking for an AWS account and watching it being made, then, once Cost Explorer has
+reported on it, reading what they spent and the alert it raised."""
+
+import re
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from accounts_app.choices import AccountState, CourseRole, MembershipSource
+from accounts_app.models import AwsOrganization, MemberAccount, Membership
+from accounts_app.services.invitations import invitations_enqueue
+from billing_app.models import Alert, AlertKind
+from portal.aws.guardrails import PERMISSION_SETS
+from tests.browser.journey import VENDING_TIMEOUT_MS, links_in, wait_for_mail
+from tests.browser.people import course_around, daily_usage, enrol, person, seed_costs, sync_costs
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+STUDENT = "sam@school.example"
+NEW_PASSWORD = "violet-lantern-harbour-42"
+EC2 = "Amazon Elastic Compute Cloud - Compute"
+
+
+def test_an_invited_student_signs_up_gets_an_account_and_sees_their_spend(open_journey, aws_stack, term):
+    course = course_around(*term, code="cs101", name="Cloud Computing", budget_per_student=Decimal("100.00"))
+    instructor = person("prof@school.example", "Prof Ada Byron", is_instructor=True)
+    enrol(course, instructor, CourseRole.INSTRUCTOR)
+    member = Membership.objects.create(
+        course=course, email=STUDENT, name="Sam Student", role=CourseRole.STUDENT, source=MembershipSource.IMPORT
+    )
+    # What "Invite" on the roster does: the worker sends the email.
+    invitations_enqueue(actor=instructor, course=course, member_ids=[member.pk])
+    invitation = wait_for_mail(STUDENT, "You are invited to cs101")
+    (invitation_link,) = [link for link in links_in(invitation) if "/invite/" in link]
+
+    journey = open_journey("student")
+    page = journey.page
+
+    # --- Invitation, sign-up, email verification -------------------------------------------------
+    page.goto(invitation_link)
+    expect(page.get_by_role("heading", name="You are invited to Cloud Computing")).to_be_visible()
+    journey.check("invitation")
+    journey.press(page.get_by_role("main").get_by_role("link", name="Create an account"))
+    expect(page.locator("input[name=email]")).to_have_value(STUDENT)
+    journey.check("sign-up")
+    page.locator("input[name=password1]").fill(NEW_PASSWORD)
+    page.locator("input[name=password2]").fill(NEW_PASSWORD)
+    journey.press(page.get_by_role("button", name="Sign Up"))
+    expect(page.get_by_role("heading", name="Verify Your Email Address")).to_be_visible()
+    journey.check("verification-sent")
+
+    confirmation = wait_for_mail(STUDENT, "Please Confirm Your Email Address")
+    (confirm_link,) = [link for link in links_in(confirmation) if "/accounts/confirm-email/" in link]
+    page.goto(confirm_link)
+    expect(page.get_by_role("heading", name="Confirm Email Address")).to_be_visible()
+    journey.check("confirm-email")
+    journey.press(page.get_by_role("button", name="Confirm"))
+
+    # Signed in by the confirmation, joined to the course the invitation was for, and taken there.
+    expect(page.get_by_text("Welcome to Cloud Computing.")).to_be_visible()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Cloud Computing")
+    journey.check("welcome")
+    journey.press(page.get_by_role("navigation", name="Main").get_by_role("link", name="My courses"))
+    course_link = page.get_by_role("link", name="Cloud Computing")
+    expect(course_link).to_be_visible()
+    journey.check("my-courses")
+    member.refresh_from_db()
+    assert member.user is not None and member.user.email == STUDENT
+
+    # --- An AWS account, made while the student watches -------------------------------------------
+    journey.press(course_link)
+    panel = page.locator("#account-panel")
+    expect(panel.get_by_role("heading", name="Your AWS account")).to_be_visible()
+    journey.check("course")
+    panel_refreshes = []
+    page.on("request", lambda r: r.url.endswith("/my-account/") and panel_refreshes.append(r.method))
+    journey.press(panel.get_by_role("button", name="Request my AWS account"))
+
+    # Creating an account takes AWS a while (CREATION_SECONDS here): the panel shows the steps.
+    expect(panel.locator(".step-current")).to_have_count(1)
+    expect(panel.get_by_text("This takes a few minutes.")).to_be_visible()
+    journey.check("account-in-progress")
+    expect(panel.get_by_text("Account id")).to_be_visible(timeout=VENDING_TIMEOUT_MS)
+    assert "GET" in panel_refreshes, "the panel asked for news by itself (htmx)"
+
+    account = MemberAccount.objects.get(membership=member)
+    assert account.state == AccountState.READY and re.fullmatch(r"\d{12}", account.aws_account_id)
+    expect(panel.locator("dd.code").first).to_have_text(account.aws_account_id)
+    console = panel.get_by_role("link", name="Open the AWS console")
+    access_portal = AwsOrganization.load().access_portal_url
+    expect(console).to_have_attribute(
+        "href", f"{access_portal.rstrip('/')}/#/console?account_id={account.aws_account_id}&role_name={PERMISSION_SETS['student'].name}"
+    )
+    expect(panel.get_by_role("link", name=access_portal)).to_be_visible()
+    expect(panel.locator(".step-done")).to_have_count(4)
+    journey.check("account-ready")
+    ready = wait_for_mail(STUDENT, "cs101: your AWS account is ready")
+    assert account.aws_account_id in ready.body
+    assert console.get_attribute("href") in ready.body
+
+    # --- Later: what they spent -------------------------------------------------------------------
+    journey.press(panel.get_by_role("link", name="See what you have spent"))
+    expect(page.get_by_role("heading", name="Your spend")).to_be_visible()
+    expect(page.locator(".stat").first).to_contain_text("$0.00")
+    journey.check("spend-before-costs")
+
+    today = timezone.localdate()
+    seed_costs(
+        aws_stack.moto_url,
+        daily_usage(account.aws_account_id, today=today, amounts=["10.00", "12.00", "11.00", "13.00", "14.00"], service=EC2),
+    )
+    sync_costs()  # what beat runs a few times a day
+    alert = Alert.objects.get(account=account, kind=AlertKind.ACTUAL_50)
+
+    page.reload()
+    spent = page.locator(".stat").first
+    expect(spent).to_contain_text("$60.00")
+    expect(spent).to_contain_text("of a $100.00 budget")
+    expect(page.get_by_role("row", name=EC2)).to_contain_text("$60.00")
+    expect(page.locator(".alerts")).to_contain_text(alert.message)
+    assert "passed 50% of the $100.00 budget" in alert.message
+    assert page.evaluate("() => Boolean(Chart.getChart(document.getElementById('account-chart')))")
+    journey.check("spend-and-alert")
+    wait_for_mail(STUDENT, "cs101: 50% of the budget spent")

@@ -26,8 +26,8 @@ from django.utils import timezone
 
 from accounts_app.choices import AccountOrigin, AuditAction, CourseRole, EndPolicy, HandoverStatus
 from accounts_app.choices import AccountState as S
-from accounts_app.lifecycle import transition
-from accounts_app.models import Handover, MemberAccount
+from accounts_app.lifecycle import IN_USE_STATES, transition
+from accounts_app.models import Course, Handover, MemberAccount
 from accounts_app.services.audit import audit_record
 from accounts_app.services.cleanup import access_revoke
 from accounts_app.services.guardrails import organization_ready
@@ -35,7 +35,7 @@ from accounts_app.services.notifications import email_send
 from accounts_app.services.vending import MANAGED_BY_TAG
 from portal.aws import account_mgmt, organizations
 from portal.aws import budgets as aws_budgets
-from portal.aws.errors import PermanentAwsError
+from portal.aws.errors import AwsError, PermanentAwsError
 from portal.aws.guardrails import MANAGED_BUDGET_PREFIX
 
 # States from which a student may ask to keep their account.
@@ -139,8 +139,21 @@ def handover_decline(*, actor, handover: Handover, reason: str) -> bool:
             return False
         handover.refresh_from_db()
         _audit(actor, handover, AuditAction.HANDOVER_DECLINED, f"Declined the handover of {account.account_name}: {reason}")
+        _follow_course_end(account)
     email_send("handover_declined", _context(handover), [account.membership.email])
     return True
+
+
+def _follow_course_end(account: MemberAccount) -> None:
+    """The course may have ended (or been extended) while the request waited, and its end passed
+    over the account: a declined account goes where the others went."""
+    from accounts_app import tasks
+
+    ended = Course.objects.filter(pk=account.course_id, ended_at__isnull=False).exists()
+    if ended and account.state in IN_USE_STATES:
+        tasks.account_end_task.delay_on_commit(account.pk)
+    elif not ended and account.state == S.ENDED:
+        tasks.account_unend_task.delay_on_commit(account.pk)
 
 
 # --- The checklist --------------------------------------------------------------------------------
@@ -181,7 +194,10 @@ def _root_email_start(handover: Handover) -> None:
 def handover_resend_code(*, actor, handover: Handover) -> None:
     if handover.status != HandoverStatus.APPROVED or handover.root_email_moved_at:
         raise HandoverError("There is no code to send now.")
-    account_mgmt.start_primary_email_update(handover.account.aws_account_id, handover.new_root_email)
+    try:
+        account_mgmt.start_primary_email_update(handover.account.aws_account_id, handover.new_root_email)
+    except AwsError as error:
+        raise HandoverError(f"AWS could not send a new code now ({error.message}). Try again in a few minutes.") from error
     _stamp(handover, "code_sent_at", f"AWS sent a new code to {handover.new_root_email}", actor=actor)
 
 
@@ -194,12 +210,24 @@ def handover_submit_code(*, actor, handover: Handover, code: str) -> None:
         raise HandoverError("The code is the number in the email AWS sent you.")
     try:
         account_mgmt.accept_primary_email_update(handover.account.aws_account_id, handover.new_root_email, code)
-    except PermanentAwsError as error:
-        raise HandoverError(
-            f"AWS did not accept the code ({error.message}). Check the latest email from AWS, or send a new code."
-        ) from error
+    except AwsError as error:
+        # AWS may have accepted the code and lost (or, retried, refused again) its answer: look.
+        if not _root_email_moved(handover):
+            if not error.permanent:
+                raise HandoverError("AWS did not answer in time. Type the code again in a minute.") from error
+            raise HandoverError(
+                f"AWS did not accept the code ({error.message}). Check the latest email from AWS, or send a new code."
+            ) from error
     _stamp(handover, "root_email_moved_at", f"Root email moved to {handover.new_root_email}", actor=actor)
     _enqueue_advance(handover)
+
+
+def _root_email_moved(handover: Handover) -> bool:
+    try:
+        current = account_mgmt.primary_email(handover.account.aws_account_id)
+    except AwsError:
+        return False
+    return current.lower() == handover.new_root_email.lower()
 
 
 def handover_student_ready(*, actor, handover: Handover) -> None:

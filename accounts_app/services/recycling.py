@@ -15,8 +15,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts_app.choices import AccountOrigin, AuditAction
 from accounts_app.choices import AccountState as S
-from accounts_app.choices import AuditAction
 from accounts_app.lifecycle import transition
 from accounts_app.models import MemberAccount
 from accounts_app.services.audit import audit_record
@@ -44,11 +44,20 @@ def account_recycle(*, account: MemberAccount) -> MemberAccount | None:
         return MemberAccount.objects.filter(aws_account_id=account.aws_account_id, course=None).first()
     organization = organization_ready()
     account_id = account.aws_account_id
+    if account.origin == AccountOrigin.INVITED:
+        # Its root user is the student's own: whoever got it next would share it with them.
+        message = (
+            f"AWS account {account_id} is the student's own (invited into the organization): its root user is "
+            "theirs, so it is not given to another student. Return it to them or handle it by hand."
+        )
+        transition(account, expected=S.CLEANING, to=S.FAILED, reason=message, last_error=message)
+        return None
     try:
         ownership_check(account, organization)
     except NotOurs as error:
-        transition(account, expected=S.CLEANING, to=S.FAILED, reason=str(error)[:1000], last_error=str(error))
-        return None
+        if not _moved_to_pool_already(account_id, organization):
+            transition(account, expected=S.CLEANING, to=S.FAILED, reason=str(error)[:1000], last_error=str(error))
+            return None
     organizations.detach_policy(freeze_policy_id(), account_id)
     aws_budgets.delete_budget(organization.management_account_id, f"{MANAGED_BUDGET_PREFIX}{account_id}")
     organizations.move_account(account_id, organization.pool_ou_id)
@@ -76,6 +85,15 @@ def account_recycle(*, account: MemberAccount) -> MemberAccount | None:
             summary=f"Returned {account.account_name} ({account_id}) to the pool; usable from {available:%b %-d, %Y}",
         )
     return pooled
+
+
+def _moved_to_pool_already(account_id: str, organization) -> bool:
+    """An earlier run moved the account to the pool OU and died before its record changed: the
+    account is still the portal's (in its pool OU, with its tag), and the retry carries on."""
+    if organizations.parent_id(account_id) != organization.pool_ou_id:
+        return False
+    key, value = next(iter(MANAGED_BY_TAG.items()))
+    return organizations.account_tags(account_id).get(key) == value
 
 
 def pool_release_cooled(*, now: datetime | None = None) -> int:

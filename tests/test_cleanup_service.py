@@ -1,0 +1,288 @@
+"""Cleaning an ended account against moto: access revoked, resources deleted in repeated passes,
+a pass that dies half-way and resumes, what cannot be deleted reported, and nothing touched in an
+account the portal cannot prove is its own. Services are called directly; the transaction is
+rolled back, so queued follow-ups never run by themselves."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+
+from accounts_app.choices import AccessMode, EndPolicy
+from accounts_app.choices import AccountState as S
+from accounts_app.lifecycle import transition
+from accounts_app.models import AwsOrganization, Course, Membership
+from accounts_app.services.cleanup import account_clean, account_cleanup_preview
+from accounts_app.services.vending import (
+    MANAGED_BY_TAG,
+    account_configure,
+    account_poll_creation,
+    account_request,
+    vending_dispatch,
+)
+from tests.factories import CourseFactory, MembershipFactory
+from tests.support.aws_script import AwsScript, Fault
+
+
+class WorkerKilled(BaseException):
+    """The worker dies: nothing after this point runs."""
+
+
+@pytest.fixture
+def script(aws) -> AwsScript:
+    return AwsScript(aws)
+
+
+def ready_account(membership: Membership):
+    """Vend an account through the real steps (the tasks do not run here by themselves)."""
+    account = account_request(actor=None, membership=membership)
+    vending_dispatch()
+    account.refresh_from_db()
+    account_poll_creation(account=account)
+    account.refresh_from_db()
+    account_configure(account=account)
+    account.refresh_from_db()
+    assert account.state == S.READY, account.last_error
+    return account
+
+
+def cleaning(account):
+    transition(account, expected=S.READY, to=S.ENDED)
+    transition(account, expected=S.ENDED, to=S.CLEANING)
+    return account
+
+
+def run_cleanup(account, passes: int = 10) -> None:
+    """What the cleanup task does: run steps while another pass is due."""
+    for _ in range(passes):
+        if account_clean(account=account) is None:
+            return
+    raise AssertionError("cleanup did not finish")
+
+
+@pytest.fixture
+def student_account(personas, aws):
+    return cleaning(ready_account(Membership.objects.get(user=personas.student)))
+
+
+def lab_resources(aws, account_id: str) -> dict:
+    """A student's leftovers: an instance with an attached volume and an Elastic IP in one
+    region, a versioned bucket, a table and a function in another."""
+    ec2 = aws.client("ec2", account_id=account_id, region="us-east-1")
+    image = ec2.register_image(Name="lab-image", RootDeviceName="/dev/sda1")["ImageId"]
+    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]
+    volume = ec2.create_volume(AvailabilityZone="us-east-1a", Size=8)["VolumeId"]
+    ec2.attach_volume(VolumeId=volume, InstanceId=instance["InstanceId"], Device="/dev/sdf")
+    address = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    ec2.associate_address(AllocationId=address, InstanceId=instance["InstanceId"])
+    s3 = aws.client("s3", account_id=account_id, region="eu-west-1")
+    s3.create_bucket(Bucket="lab-results-2026", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_bucket_versioning(Bucket="lab-results-2026", VersioningConfiguration={"Status": "Enabled"})
+    for body in (b"v1", b"v2"):
+        s3.put_object(Bucket="lab-results-2026", Key="data.csv", Body=body)
+    s3.delete_object(Bucket="lab-results-2026", Key="data.csv")  # a delete marker on top
+    aws.client("dynamodb", account_id=account_id, region="eu-west-1").create_table(
+        TableName="lab-scores",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return {"instance": instance["InstanceId"], "volume": volume, "address": address}
+
+
+def assignments(aws, account_id: str) -> list[dict]:
+    organization = AwsOrganization.load()
+    found = []
+    for arn in organization.permission_sets.values():
+        found += aws.client("sso-admin").list_account_assignments(
+            InstanceArn=organization.sso_instance_arn, AccountId=account_id, PermissionSetArn=arn
+        )["AccountAssignments"]
+    return found
+
+
+def identity_user_exists(aws, user_id: str) -> bool:
+    try:
+        aws.client("identitystore").describe_user(IdentityStoreId=AwsOrganization.load().identity_store_id, UserId=user_id)
+    except ClientError:
+        return False
+    return True
+
+
+@pytest.mark.django_db
+def test_the_dry_run_lists_everything_in_every_region_and_deletes_nothing(student_account, aws):
+    made = lab_resources(aws, student_account.aws_account_id)
+
+    preview = account_cleanup_preview(account=student_account)
+
+    listed = {(r.region, r.kind, r.id) for r in preview.resources}
+    assert ("us-east-1", "ec2:instance", made["instance"]) in listed
+    assert ("us-east-1", "ec2:volume", made["volume"]) in listed
+    assert ("us-east-1", "ec2:elastic-ip", made["address"]) in listed
+    assert ("eu-west-1", "s3:bucket", "lab-results-2026") in listed
+    assert ("eu-west-1", "dynamodb:table", "lab-scores") in listed
+    student_account.refresh_from_db()
+    assert len(student_account.cleanup_report["preview"]["resources"]) == len(preview.resources)
+    assert account_cleanup_preview(account=student_account).resources == preview.resources  # still there
+
+
+@pytest.mark.django_db
+def test_cleanup_revokes_access_deletes_everything_and_queues_the_closure(student_account, aws, personas):
+    account_id = student_account.aws_account_id
+    lab_resources(aws, account_id)
+    assert assignments(aws, account_id)  # the student, the TA and the instructor
+    user_id = student_account.identity_store_user_id
+
+    run_cleanup(student_account)
+
+    student_account.refresh_from_db()
+    assert student_account.state == S.CLOSE_QUEUED
+    assert assignments(aws, account_id) == []
+    assert not identity_user_exists(aws, user_id)  # no other course
+    report = student_account.cleanup_report
+    assert report["remaining"] == []
+    deleted = {r["kind"] for r in report["passes"][0]["deleted"]}
+    assert {"ec2:instance", "ec2:volume", "s3:bucket", "dynamodb:table"} <= deleted
+    assert account_cleanup_preview(account=student_account).resources == []
+    s3 = aws.client("s3", account_id=account_id, region="eu-west-1")
+    assert "lab-results-2026" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+@pytest.mark.django_db
+def test_a_students_identity_center_user_stays_while_another_course_needs_it(personas, aws):
+    other_course = CourseFactory(code="cs202")
+    here = ready_account(Membership.objects.get(user=personas.student))
+    MembershipFactory(course=other_course, user=personas.student, email=personas.student.email)
+    there = ready_account(Membership.objects.get(user=personas.student, course=other_course))
+    assert here.identity_store_user_id == there.identity_store_user_id
+
+    run_cleanup(cleaning(here))
+
+    assert identity_user_exists(aws, here.identity_store_user_id)
+    assert assignments(aws, here.aws_account_id) == []
+    assert assignments(aws, there.aws_account_id) != []
+
+
+@pytest.mark.django_db
+def test_in_iam_user_mode_the_iam_user_and_its_password_go(personas, aws):
+    personas.course.access_mode = AccessMode.IAM_USER
+    personas.course.save()
+    account = cleaning(ready_account(Membership.objects.get(user=personas.student)))
+    iam = aws.client("iam", account_id=account.aws_account_id)
+    assert iam.get_login_profile(UserName=account.iam_user_name)
+
+    run_cleanup(account)
+
+    with pytest.raises(ClientError, match="NoSuchEntity"):
+        iam.get_user(UserName=account.iam_user_name)
+
+
+@pytest.mark.django_db
+def test_a_pass_that_dies_half_way_resumes_with_the_next_one(student_account, aws, script):
+    lab_resources(aws, student_account.aws_account_id)
+    # The worker dies while deleting the table: nothing of this pass is recorded.
+    script.answer("dynamodb", "DeleteTable", WorkerKilled())
+
+    with pytest.raises(WorkerKilled):
+        account_clean(account=student_account)
+
+    student_account.refresh_from_db()
+    assert student_account.state == S.CLEANING
+    assert "passes" not in student_account.cleanup_report
+    run_cleanup(student_account)  # the redelivered task
+
+    student_account.refresh_from_db()
+    assert student_account.state == S.CLOSE_QUEUED
+    assert student_account.cleanup_report["remaining"] == []
+    assert script.calls["DeleteTable"] == 2
+
+
+@pytest.mark.django_db
+def test_throttling_in_a_pass_is_retried_by_the_task(student_account, aws, script):
+    from portal.aws.errors import TransientAwsError
+
+    lab_resources(aws, student_account.aws_account_id)
+    script.answer("dynamodb", "DeleteTable", Fault("ThrottlingException", "Rate exceeded"))
+
+    with pytest.raises(TransientAwsError):
+        account_clean(account=student_account)
+
+    run_cleanup(student_account)
+    student_account.refresh_from_db()
+    assert student_account.state == S.CLOSE_QUEUED
+
+
+@pytest.mark.django_db
+def test_what_cannot_be_deleted_is_reported_and_the_closure_removes_it(student_account, aws, script):
+    lab_resources(aws, student_account.aws_account_id)
+    script.always("dynamodb", "DeleteTable", Fault("AccessDeniedException", "Denied by a resource policy"))
+
+    run_cleanup(student_account)
+
+    student_account.refresh_from_db()
+    remaining = student_account.cleanup_report["remaining"]
+    assert [(r["kind"], r["id"]) for r in remaining] == [("dynamodb:table", "lab-scores")]
+    assert "Denied by a resource policy" in remaining[0]["error"]
+    # A closed account loses everything anyway: closing goes ahead.
+    assert student_account.state == S.CLOSE_QUEUED
+    # It stopped once a pass removed nothing new, not after the maximum.
+    assert len(student_account.cleanup_report["passes"]) < 8
+
+
+@pytest.mark.django_db
+def test_an_account_for_recycling_with_leftovers_waits_for_a_person(student_account, aws, script, personas):
+    Course.objects.filter(pk=personas.course.pk).update(end_policy=EndPolicy.RECYCLE)
+    student_account.refresh_from_db()
+    lab_resources(aws, student_account.aws_account_id)
+    script.always("dynamodb", "DeleteTable", Fault("AccessDeniedException", "Denied by a resource policy"))
+
+    run_cleanup(student_account)
+
+    student_account.refresh_from_db()
+    assert student_account.state == S.FAILED
+    assert "1 resource(s) could not be deleted" in student_account.last_error
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("tampering", ["moved", "untagged"])
+def test_nothing_is_deleted_in_an_account_the_portal_cannot_prove_is_its_own(student_account, aws, personas, tampering):
+    account_id = student_account.aws_account_id
+    made = lab_resources(aws, account_id)
+    organizations = aws.client("organizations")
+    if tampering == "moved":
+        root = organizations.list_roots()["Roots"][0]["Id"]
+        course_ou = student_account.course.aws_ou_id
+        organizations.move_account(AccountId=account_id, SourceParentId=course_ou, DestinationParentId=root)
+    else:
+        organizations.untag_resource(ResourceId=account_id, TagKeys=list(MANAGED_BY_TAG))
+
+    run_cleanup(student_account)
+
+    student_account.refresh_from_db()
+    assert student_account.state == S.FAILED
+    assert account_id in student_account.last_error
+    assert assignments(aws, account_id)  # access untouched
+    ec2 = aws.client("ec2", account_id=account_id, region="us-east-1")
+    state = ec2.describe_instances(InstanceIds=[made["instance"]])["Reservations"][0]["Instances"][0]["State"]["Name"]
+    assert state == "running"
+
+
+@pytest.mark.django_db
+def test_a_failed_cleanup_is_retried_from_where_it_failed(student_account, aws, personas, script):
+    from accounts_app.services.vending import account_retry
+
+    organizations = aws.client("organizations")
+    organizations.untag_resource(ResourceId=student_account.aws_account_id, TagKeys=list(MANAGED_BY_TAG))
+    run_cleanup(student_account)
+    student_account.refresh_from_db()
+    assert student_account.state == S.FAILED
+    organizations.tag_resource(
+        ResourceId=student_account.aws_account_id, Tags=[{"Key": k, "Value": v} for k, v in MANAGED_BY_TAG.items()]
+    )
+
+    assert account_retry(actor=personas.instructor, account=student_account)
+
+    student_account.refresh_from_db()
+    assert student_account.state == S.CLEANING
+    run_cleanup(student_account)
+    student_account.refresh_from_db()
+    assert student_account.state == S.CLOSE_QUEUED

@@ -34,7 +34,8 @@ TRANSITIONS: dict[S, frozenset[S]] = {
     S.FROZEN: frozenset({S.READY, S.ENDED, S.HANDOVER_REQUESTED}),
     # End of course: a course extended after its end gives the accounts back.
     S.ENDED: frozenset({S.READY, S.FROZEN, S.CLEANING, S.HANDOVER_REQUESTED}),
-    S.CLEANING: frozenset({S.CLOSE_QUEUED, S.RECYCLED, S.FAILED}),
+    # A student's own (invited) account is given back to them rather than closed.
+    S.CLEANING: frozenset({S.CLOSE_QUEUED, S.RECYCLED, S.HANDED_OVER, S.FAILED}),
     S.CLOSE_QUEUED: frozenset({S.CLOSING, S.FAILED}),
     S.CLOSING: frozenset({S.CLOSED, S.CLOSE_QUEUED, S.FAILED}),
     S.COOLING_DOWN: frozenset({S.POOLED}),

@@ -286,3 +286,24 @@ def test_a_failed_cleanup_is_retried_from_where_it_failed(student_account, aws, 
     run_cleanup(student_account)
     student_account.refresh_from_db()
     assert student_account.state == S.CLOSE_QUEUED
+
+
+@pytest.mark.django_db
+def test_a_students_own_invited_account_is_given_back_not_cleaned_or_closed(student_account, aws, script):
+    from accounts_app.choices import AccountOrigin
+    from accounts_app.models import MemberAccount
+
+    MemberAccount.objects.filter(pk=student_account.pk).update(origin=AccountOrigin.INVITED)
+    student_account.refresh_from_db()
+    account_id = student_account.aws_account_id
+    lab_resources(aws, account_id)
+
+    run_cleanup(student_account)
+
+    student_account.refresh_from_db()
+    assert student_account.state == S.HANDED_OVER
+    assert assignments(aws, account_id) == []
+    listed = {a["Id"] for a in aws.client("organizations").list_accounts()["Accounts"]}
+    assert account_id not in listed
+    assert script.calls["DeleteTable"] == 0
+    assert script.calls["CloseAccount"] == 0

@@ -13,7 +13,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError
 from django.utils import timezone
 
 from accounts_app.choices import AccountOrigin, AccountState, AuditAction, EndPolicy
@@ -519,13 +518,6 @@ def test_the_cost_sync_gives_days_before_costs_since_to_the_old_record_and_later
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IntegrityError,
-    reason="billing_app/services/costs.py rollups_rebuild() writes AccountDailyCost and "
-    "CourseServiceDailyCost rows with course=None for the days a pool record (no course) owns, "
-    "violating their NOT NULL course column: the whole sync fails",
-)
 @pytest.mark.django_db
 def test_costs_of_an_account_still_in_the_pool_do_not_break_the_cost_sync(cost_explorer):
     first_course = CourseFactory(code="cs101")

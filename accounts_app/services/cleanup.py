@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts_app.choices import AccessMode, AuditAction, EndPolicy
+from accounts_app.choices import AccessMode, AccountOrigin, AuditAction, EndPolicy
 from accounts_app.choices import AccountState as S
 from accounts_app.lifecycle import FINAL_STATES, transition
 from accounts_app.models import AwsOrganization, MemberAccount
@@ -122,6 +122,9 @@ def account_clean(*, account: MemberAccount) -> float | None:
         if not account.cleanup_report.get("access_revoked_at"):
             access_revoke(account, organization)
             _report_update(account, access_revoked_at=timezone.now().isoformat())
+        if account.origin == AccountOrigin.INVITED:
+            _return_to_owner(account)
+            return None
         if _resource_pass(account):
             return settings.PORTAL_CLEANUP_PASS_DELAY_SECONDS
     except NotOurs as error:
@@ -162,6 +165,24 @@ def _resource_pass(account: MemberAccount) -> bool:
     passes.append({"at": timezone.now().isoformat(), "found": keys, "deleted": deleted, "failed": failed})
     _report_update(account, passes=passes, remaining=failed)
     return True
+
+
+def _return_to_owner(account: MemberAccount) -> None:
+    """A student's own account, invited into the course: its resources are theirs. It leaves the
+    organization as it came in, with the school's access removed, and is neither cleaned nor
+    closed."""
+    if organizations.find_account(account.aws_account_id) is not None:
+        organizations.remove_account(account.aws_account_id)
+    with transaction.atomic():
+        if transition(account, expected=S.CLEANING, to=S.HANDED_OVER, reason="Returned to its owner"):
+            audit_record(
+                actor=None,
+                action=AuditAction.ACCOUNT_CLEANED,
+                course=account.course,
+                target=account,
+                summary=f"Returned {account.account_name} ({account.aws_account_id}) to its owner: "
+                "the school's access removed, the account out of the organization",
+            )
 
 
 def _cleanup_finished(account: MemberAccount) -> None:

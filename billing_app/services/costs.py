@@ -170,7 +170,8 @@ def rollups_rebuild(*, start: date, end: date) -> None:
     window = Q(day__gte=start, day__lt=end)
     AccountDailyCost.objects.filter(window).delete()
     CourseServiceDailyCost.objects.filter(window).delete()
-    raw = CostRecord.objects.filter(window, account__isnull=False)
+    # Costs of a recycled account while it waits in the organization's pool belong to no course.
+    raw = CostRecord.objects.filter(window, account__isnull=False, course__isnull=False)
     per_account = raw.values("account_id", "course_id", "day").annotate(
         usage=Sum("amount", filter=Q(kind=CostKind.USAGE)),
         credits=Sum("amount", filter=~Q(kind=CostKind.USAGE)),

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from accounts_app.choices import AccountState, EndPolicy
+from accounts_app.choices import AccountOrigin, AccountState, EndPolicy
 from accounts_app.lifecycle import IN_USE_STATES
 from accounts_app.models import Course, MemberAccount
 from accounts_app.services import ending
@@ -78,6 +78,8 @@ def fate(account: MemberAccount) -> str:
         return "kept out of the end of the course"
     if account.is_pooled:
         return "unused pool account: cleaned and returned to the organization's pool"
+    if account.origin == AccountOrigin.INVITED:
+        return "the student's own account: the school's access removed, then it leaves the organization"
     state = AccountState(account.state)
     if state in IN_USE_STATES | {AccountState.ENDED}:
         return "frozen, then " + POLICY_FATES[EndPolicy(account.course.end_policy)]

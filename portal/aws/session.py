@@ -32,7 +32,7 @@ ONCE_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, **TI
 MAX_CACHED_CLIENTS = 512
 
 _lock = threading.Lock()
-_clients: OrderedDict[tuple[str, bool, int], object] = OrderedDict()
+_clients: OrderedDict[tuple[str, bool, int, str], object] = OrderedDict()
 _sessions: dict[str, tuple[boto3.Session, datetime | None]] = {}
 _hooks: list[tuple[str, Callable]] = []
 
@@ -86,16 +86,20 @@ def _assumed_session(role_arn: str) -> boto3.Session:
     return session
 
 
-def client(service: str, *, safe_to_repeat: bool = True, account_id: str = ""):
-    """A cached client of the management account (or of `account_id`'s member role)."""
+def client(service: str, *, safe_to_repeat: bool = True, account_id: str = "", region: str = ""):
+    """A cached client of the management account (or of `account_id`'s member role), in `region`
+    (default: the portal's region)."""
     session = member_session(account_id) if account_id else management_session()
+    region = region or session.region_name
     # Keyed by the session, so that renewed credentials get fresh clients.
-    key = (service, safe_to_repeat, id(session))
+    key = (service, safe_to_repeat, id(session), region)
     with _lock:
         if key in _clients:
             _clients.move_to_end(key)
             return _clients[key]
-    made = session.client(service, config=SAFE_CONFIG if safe_to_repeat else ONCE_CONFIG)
+    made = session.client(
+        service, region_name=region, config=SAFE_CONFIG if safe_to_repeat else ONCE_CONFIG
+    )
     with _lock:
         for event, handler in _hooks:
             made.meta.events.register(event, handler)

@@ -98,6 +98,7 @@ class AccountApi:
         self.refusals: deque[str] = deque()
         self.lose_accept_answer = ""  # "timeout" or "refused on the retry", for the next Accept
         self.throttled: set[str] = set()  # operations AWS answers with ThrottlingException
+        self.start_refusal: Fault | None = None  # AWS's answer to the next StartPrimaryEmailUpdate
         self._codes = iter(range(310_001, 999_999))
         aws.add_hook("before-parameter-build", self._record)
         aws.add_hook("before-call.account.GetPrimaryEmail", self._get_primary_email)
@@ -131,6 +132,9 @@ class AccountApi:
     def _start_update(self, params, **kwargs):
         if throttled := self._throttled("StartPrimaryEmailUpdate"):
             return throttled
+        if self.start_refusal is not None:
+            refusal, self.start_refusal = self.start_refusal, None
+            return refusal.response()
         body = json.loads(params["body"])
         self.pending[body["AccountId"]] = (body["PrimaryEmail"], str(next(self._codes)))
         return _answer({"Status": "PENDING"})
@@ -1095,3 +1099,25 @@ def test_an_account_already_out_of_the_organization_completes_the_handover(
     assert record.account.state == AccountState.HANDED_OVER
     assert handover_audit(record.account)[-1] == (AuditAction.HANDOVER_COMPLETED, "system")
     assert AuditEvent.objects.filter(action=AuditAction.HANDOVER_COMPLETED).count() == 1
+
+
+@pytest.mark.django_db
+def test_aws_refusing_to_send_the_code_is_shown_on_the_checklist_and_retried(personas, aws, account_api):
+    account = moto_account(personas, aws)
+    record = handover_request(actor=personas.student, account=account, **CONTACT)
+    account_api.start_refusal = Fault("ConflictException", "The email address is already in use by another account.")
+    assert handover_approve(actor=personas.instructor, handover=record)
+
+    handover_advance(handover=record)
+
+    record.refresh_from_db()
+    assert record.code_sent_at is None
+    assert "already in use by another account" in record.last_error
+    page = personas.client("student").get(reverse("courses:my_handover", args=[personas.course.pk]))
+    assert "AWS would not send a code" in text(page)
+
+    handover_advance(handover=record)  # the reconciler's next try, once AWS agrees
+
+    record.refresh_from_db()
+    assert record.code_sent_at is not None
+    assert record.last_error == ""

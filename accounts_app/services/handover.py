@@ -186,7 +186,16 @@ def _root_email_start(handover: Handover) -> None:
         return
     if handover.code_sent_at:
         return  # waiting for the student to type the code
-    account_mgmt.start_primary_email_update(account.aws_account_id, handover.new_root_email)
+    try:
+        account_mgmt.start_primary_email_update(account.aws_account_id, handover.new_root_email)
+    except PermanentAwsError as error:
+        # E.g. the address is already another AWS account's root email: the student and the
+        # instructor read why on the checklist.
+        Handover.objects.filter(pk=handover.pk).update(
+            last_error=f"AWS would not send a code to {handover.new_root_email}: {error.message}"
+        )
+        return
+    Handover.objects.filter(pk=handover.pk).update(last_error="")
     _stamp(handover, "code_sent_at", f"AWS sent a code to {handover.new_root_email}")
     email_send("handover_code", _context(handover), [account.membership.email])
 

@@ -17,9 +17,9 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from accounts_app.choices import AccountState, AuditAction, BudgetPeriod
 from accounts_app.lifecycle import transition
 from accounts_app.models import AccountEvent, AuditEvent, AwsOrganization, MemberAccount, Membership
+from accounts_app.services.guardrails import FREEZE_POLICY_NAME, freeze_policy_id, portal_role
 from accounts_app.services.vending import account_request
 from billing_app.models import AccountDailyCost, Alert, AlertKind, StudentBudget
-from accounts_app.services.guardrails import FREEZE_POLICY_NAME, freeze_policy_id
 from billing_app.services.budgets import (
     account_freeze,
     account_unfreeze,
@@ -587,7 +587,7 @@ def test_spending_the_whole_budget_freezes_the_account_with_the_freeze_scp(
     )
     assert (
         json.loads(organizations.describe_policy(PolicyId=policy["Id"])["Policy"]["Content"])
-        == freeze_policy()
+        == freeze_policy(portal_role=portal_role())
     )
     assert list(
         AccountEvent.objects.filter(account=account).values_list(

@@ -14,7 +14,7 @@ from accounts_app.forms import CourseForm
 from accounts_app.models import AuditEvent, AwsOrganization, Course, MemberAccount, Membership
 from accounts_app.services import reconcile as reconcile_service
 from accounts_app.services.courses import course_update
-from accounts_app.services.guardrails import course_guardrails_apply, course_profile
+from accounts_app.services.guardrails import course_guardrails_apply, course_profile, portal_role
 from accounts_app.services.vending import (
     account_password_reveal,
     account_request,
@@ -110,7 +110,7 @@ def test_identity_center_request_creates_and_attaches_the_course_scp(personas, a
     assert course.aws_scp_id in {p["Id"] for p in attached["Policies"]}
     policy = organizations.describe_policy(PolicyId=course.aws_scp_id)["Policy"]
     assert policy["PolicySummary"]["Name"] == "classroom-cloud-course-cs101"
-    assert json.loads(policy["Content"]) == course_policy(course_profile(course))
+    assert json.loads(policy["Content"]) == course_policy(course_profile(course), portal_role=portal_role())
     assert course.guardrails_applied_at is not None
     assert course.guardrails_error == ""
 
@@ -331,7 +331,7 @@ def test_editing_allowed_services_reapplies_the_course_scp(personas, aws):
     after = scp_content(aws, course.aws_scp_id)
     assert after != before
     assert "lambda:*" in after["Statement"][0]["NotAction"]
-    assert after == course_policy(course_profile(course))
+    assert after == course_policy(course_profile(course), portal_role=portal_role())
     assert (
         AuditEvent.objects.filter(course=course, action=AuditAction.GUARDRAILS_APPLIED).count() == 2
     )
@@ -359,6 +359,8 @@ def course_form_data(**overrides) -> dict:
         "spike_multiple": "3",
         "access_mode": AccessMode.IDENTITY_CENTER,
         "end_policy": "close",
+        "end_notice_days": 7,
+        "grace_days": 14,
         "allowed_regions": ["us-east-1"],
         "allowed_services": "ec2, s3",
         "allowed_instance_families": "",

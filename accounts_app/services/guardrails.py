@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -9,7 +10,13 @@ from accounts_app.choices import AuditAction
 from accounts_app.models import AwsOrganization, Course
 from accounts_app.services.audit import audit_record
 from portal.aws import organizations
-from portal.aws.guardrails import GuardrailProfile, GuardrailTooLarge, course_policy, freeze_policy
+from portal.aws.guardrails import (
+    GuardrailProfile,
+    GuardrailTooLarge,
+    course_policy,
+    freeze_policy,
+    portal_role_arn,
+)
 
 FREEZE_POLICY_NAME = "classroom-cloud-freeze"
 GUARDRAIL_FIELDS = frozenset({"allowed_regions", "allowed_services", "allowed_instance_families"})
@@ -29,6 +36,11 @@ def organization_ready() -> AwsOrganization:
     return organization
 
 
+def portal_role() -> str:
+    """The ARN pattern of the portal's role in member accounts, which the guardrails exempt."""
+    return portal_role_arn(settings.PORTAL_AWS_MEMBER_ROLE_NAME)
+
+
 def course_profile(course: Course) -> GuardrailProfile:
     return GuardrailProfile(
         regions=list(course.allowed_regions),
@@ -40,7 +52,7 @@ def course_profile(course: Course) -> GuardrailProfile:
 def course_policy_check(course: Course) -> str:
     """An empty string when the course's guardrails fit in one SCP, else what to trim."""
     try:
-        course_policy(course_profile(course))
+        course_policy(course_profile(course), portal_role=portal_role())
     except GuardrailTooLarge as error:
         return str(error)
     return ""
@@ -50,7 +62,7 @@ def course_guardrails_apply(*, actor, course: Course) -> Course:
     """Create the course OU if needed and (re)apply its SCP. Safe to run any number of times."""
     organization = organization_ready()
     try:
-        document = course_policy(course_profile(course))
+        document = course_policy(course_profile(course), portal_role=portal_role())
     except GuardrailTooLarge as error:
         Course.objects.filter(pk=course.pk).update(guardrails_error=str(error))
         raise
@@ -88,5 +100,5 @@ def freeze_policy_id() -> str:
     return organizations.ensure_policy(
         name=FREEZE_POLICY_NAME,
         description="Classroom Cloud: frozen; only billing, support and cost pages",
-        document=freeze_policy(),
+        document=freeze_policy(portal_role=portal_role()),
     )

@@ -80,13 +80,24 @@ def _policy(*statements: dict) -> dict:
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
 
+def _unless_portal(statement: dict, portal_role: str) -> dict:
+    """The statement, not applied to the portal's own role in the account: the portal must still
+    configure, clean up and close an account that is frozen or outside its regions."""
+    condition = {**statement.get("Condition", {}), "ArnNotLike": {"aws:PrincipalArn": portal_role}}
+    return {**statement, "Condition": condition}
+
+
+def portal_role_arn(member_role_name: str) -> str:
+    return f"arn:aws:iam::*:role/{member_role_name}"
+
+
 def _minified(document: dict) -> str:
     return json.dumps(document, separators=(",", ":"), sort_keys=True)
 
 
 def baseline_policies(*, member_role_name: str, allowed_regions: list[str]) -> dict[str, dict]:
     """The SCPs on the portal's parent OU, by name."""
-    protected_role = f"arn:aws:iam::*:role/{member_role_name}"
+    protected_role = portal_role_arn(member_role_name)
     return {
         "classroom-cloud-deny-leaving": _policy(
             {"Sid": "DenyLeavingTheOrganization", "Effect": "Deny", "Action": "organizations:LeaveOrganization", "Resource": "*"}
@@ -116,29 +127,31 @@ def baseline_policies(*, member_role_name: str, allowed_regions: list[str]) -> d
                 "Condition": {"StringLike": {"aws:PrincipalArn": "arn:aws:iam::*:root"}},
             }
         ),
-        "classroom-cloud-regions": _region_policy(allowed_regions, sid="SchoolRegions"),
+        "classroom-cloud-regions": _policy(
+            _unless_portal(_region_statement(allowed_regions, sid="SchoolRegions"), protected_role)
+        ),
     }
 
 
-def _region_policy(regions: list[str], *, sid: str) -> dict:
-    return _policy(
-        {
-            "Sid": sid,
-            "Effect": "Deny",
-            "NotAction": GLOBAL_SERVICES,
-            "Resource": "*",
-            "Condition": {"StringNotEquals": {"aws:RequestedRegion": sorted(regions)}},
-        }
-    )
+def _region_statement(regions: list[str], *, sid: str) -> dict:
+    return {
+        "Sid": sid,
+        "Effect": "Deny",
+        "NotAction": GLOBAL_SERVICES,
+        "Resource": "*",
+        "Condition": {"StringNotEquals": {"aws:RequestedRegion": sorted(regions)}},
+    }
 
 
-def course_policy(profile: GuardrailProfile) -> dict:
+def course_policy(profile: GuardrailProfile, *, portal_role: str) -> dict:
     """The course SCP: only the allowed services, in the allowed regions, on the allowed EC2
-    instance families. Raises GuardrailTooLarge when it would not fit in an SCP."""
+    instance families; the portal's own role excepted, which cleans up in every service and
+    region. Raises GuardrailTooLarge when it would not fit in an SCP."""
     allowed = sorted({f"{service}:*" for service in [*profile.services, *ESSENTIAL_SERVICES]})
+    only_allowed = {"Sid": "OnlyAllowedServices", "Effect": "Deny", "NotAction": allowed, "Resource": "*"}
     statements = [
-        {"Sid": "OnlyAllowedServices", "Effect": "Deny", "NotAction": allowed, "Resource": "*"},
-        _region_policy(profile.regions, sid="OnlyAllowedRegions")["Statement"][0],
+        _unless_portal(only_allowed, portal_role),
+        _unless_portal(_region_statement(profile.regions, sid="OnlyAllowedRegions"), portal_role),
     ]
     if profile.instance_families:
         statements.append(
@@ -173,20 +186,18 @@ def course_policy(profile: GuardrailProfile) -> dict:
     return document
 
 
-def freeze_policy() -> dict:
-    """Everything denied except billing, support and reading cost pages."""
-    return _policy(
-        {
-            "Sid": "FrozenForBudget",
-            "Effect": "Deny",
-            "NotAction": [
-                "aws-portal:View*", "billing:Get*", "billing:List*", "budgets:View*",
-                "budgets:Describe*", "ce:Get*", "ce:Describe*", "ce:List*", "support:*",
-                "sts:GetCallerIdentity", "signin:*", "sso:*", "health:Describe*",
-            ],
-            "Resource": "*",
-        }
-    )
+FROZEN_ALLOWED_ACTIONS = [
+    "aws-portal:View*", "billing:Get*", "billing:List*", "budgets:View*",
+    "budgets:Describe*", "ce:Get*", "ce:Describe*", "ce:List*", "support:*",
+    "sts:GetCallerIdentity", "signin:*", "sso:*", "health:Describe*",
+]
+
+
+def freeze_policy(*, portal_role: str) -> dict:
+    """Everything denied except billing, support and reading cost pages; the portal's own role
+    excepted, which unfreezes, cleans up and closes the account."""
+    frozen = {"Sid": "FrozenForBudget", "Effect": "Deny", "NotAction": FROZEN_ALLOWED_ACTIONS, "Resource": "*"}
+    return _policy(_unless_portal(frozen, portal_role))
 
 
 def iam_user_policy(profile: GuardrailProfile) -> dict:

@@ -3,6 +3,7 @@ from datetime import date, timedelta
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts_app.forms import DEFAULT_REGIONS, DEFAULT_SERVICES, CourseForm
+from accounts_app.models import Course
 from accounts_app.services.courses import course_create
 from accounts_app.services.invitations import invitations_enqueue
 
@@ -12,6 +13,10 @@ DEFAULT_LENGTH = timedelta(weeks=15)
 def term_of(day: date) -> str:
     season = "Spring" if day.month <= 5 else "Summer" if day.month <= 8 else "Fall"
     return f"{season} {day.year}"
+
+
+# Left at the model's defaults; an instructor changes them in the course settings.
+END_OF_COURSE_FIELDS = ("end_notice_days", "grace_days", "handover_allowed")
 
 
 class Command(BaseCommand):
@@ -42,6 +47,7 @@ class Command(BaseCommand):
                 "spike_multiple": "3",
                 "access_mode": "identity_center",
                 "end_policy": "close",
+                **{name: Course._meta.get_field(name).default for name in END_OF_COURSE_FIELDS},
                 "allowed_regions": DEFAULT_REGIONS,
                 "allowed_services": ", ".join(DEFAULT_SERVICES),
                 "billing_contact_email": options["instructor"],

@@ -307,3 +307,30 @@ def test_a_students_own_invited_account_is_given_back_not_cleaned_or_closed(stud
     assert account_id not in listed
     assert script.calls["DeleteTable"] == 0
     assert script.calls["CloseAccount"] == 0
+
+
+def test_the_guardrails_that_freeze_or_fence_an_account_let_the_portals_role_clean_it():
+    """SCPs bind OrganizationAccountAccessRole too: without the exemption, cleanup in a frozen
+    account (or outside the course's services and regions) is denied in real AWS, which moto
+    never enforces."""
+    from portal.aws.guardrails import (
+        GuardrailProfile,
+        baseline_policies,
+        course_policy,
+        freeze_policy,
+        portal_role_arn,
+    )
+
+    role = portal_role_arn("OrganizationAccountAccessRole")
+    profile = GuardrailProfile(regions=["us-east-1"], services=["s3"], instance_families=["t3"])
+    fences = [
+        *freeze_policy(portal_role=role)["Statement"],
+        *[s for s in course_policy(profile, portal_role=role)["Statement"] if s["Sid"] != "OnlyAllowedInstanceTypes"],
+        *baseline_policies(member_role_name="OrganizationAccountAccessRole", allowed_regions=["us-east-1"])[
+            "classroom-cloud-regions"
+        ]["Statement"],
+    ]
+
+    assert [s["Sid"] for s in fences] == ["FrozenForBudget", "OnlyAllowedServices", "OnlyAllowedRegions", "SchoolRegions"]
+    for statement in fences:
+        assert statement["Condition"]["ArnNotLike"] == {"aws:PrincipalArn": role}, statement["Sid"]

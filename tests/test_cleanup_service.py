@@ -10,9 +10,9 @@ from botocore.exceptions import ClientError
 
 from accounts_app.choices import AccessMode, EndPolicy
 from accounts_app.choices import AccountState as S
-from accounts_app.lifecycle import transition
-from accounts_app.models import AwsOrganization, Course, Membership
+from accounts_app.models import AwsOrganization, Course, MemberAccount, Membership
 from accounts_app.services.cleanup import account_clean, account_cleanup_preview
+from accounts_app.services.ending import account_retire
 from accounts_app.services.vending import (
     MANAGED_BY_TAG,
     account_configure,
@@ -47,8 +47,7 @@ def ready_account(membership: Membership):
 
 
 def cleaning(account):
-    transition(account, expected=S.READY, to=S.ENDED)
-    transition(account, expected=S.ENDED, to=S.CLEANING)
+    assert account_retire(actor=None, account=account, reason="End of course")
     return account
 
 
@@ -231,6 +230,7 @@ def test_what_cannot_be_deleted_is_reported_and_the_closure_removes_it(student_a
 @pytest.mark.django_db
 def test_an_account_for_recycling_with_leftovers_waits_for_a_person(student_account, aws, script, personas):
     Course.objects.filter(pk=personas.course.pk).update(end_policy=EndPolicy.RECYCLE)
+    MemberAccount.objects.filter(pk=student_account.pk).update(cleanup_report={"destination": "recycle"})
     student_account.refresh_from_db()
     lab_resources(aws, student_account.aws_account_id)
     script.always("dynamodb", "DeleteTable", Fault("AccessDeniedException", "Denied by a resource policy"))

@@ -269,3 +269,22 @@ def test_end_course_names_an_unknown_course(db):
 
     with pytest.raises(CommandError, match="No course has the code"):
         call_command("end_course", "nope101", "--dry-run")
+
+
+@moto_db
+def test_removing_a_student_from_the_roster_cleans_up_and_closes_their_account(course_with_accounts, personas, aws):
+    course, (account, other) = course_with_accounts
+    member = account.membership
+
+    response = personas.client("instructor").post(
+        reverse("courses:member_remove", kwargs={"course_id": course.pk, "member_id": member.pk})
+    )
+
+    assert response.status_code == 302
+    account.refresh_from_db()
+    other.refresh_from_db()
+    assert account.membership is None
+    assert account.state == S.CLOSED
+    assert aws_state(aws, account.aws_account_id) == "SUSPENDED"
+    assert other.state == S.READY
+    assert AuditEvent.objects.filter(action=AuditAction.ACCOUNT_ENDED, actor=personas.instructor).exists()

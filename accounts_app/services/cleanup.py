@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts_app.choices import AccessMode, AccountOrigin, AuditAction, EndPolicy
+from accounts_app.choices import AccessMode, AccountOrigin, AuditAction
 from accounts_app.choices import AccountState as S
 from accounts_app.lifecycle import FINAL_STATES, transition
 from accounts_app.models import AwsOrganization, MemberAccount
@@ -191,7 +191,7 @@ def _cleanup_finished(account: MemberAccount) -> None:
     errors = {(r["region"], r["kind"], r["id"]): r.get("error", "") for r in account.cleanup_report.get("remaining", [])}
     left = [{**r.as_dict(), "error": errors.get((r.region, r.kind, r.id), "")} for r in remaining]
     _report_update(account, remaining=left, finished_at=timezone.now().isoformat())
-    recycle = account.is_pooled or account.course.end_policy == EndPolicy.RECYCLE
+    recycle = account.cleanup_report.get("destination") == "recycle"
     if left and recycle:
         # The next student must not inherit anything (or pay for it): a person decides.
         _fail(account, f"{len(left)} resource(s) could not be deleted; see the cleanup report.")

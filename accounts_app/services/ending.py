@@ -153,17 +153,46 @@ def course_accounts_retire(*, course: Course) -> int:
     )
     started = 0
     for account in accounts:
-        if transition(account, expected={S.ENDED, S.POOLED}, to=S.CLEANING, reason="End of course"):
-            audit_record(
-                actor=None,
-                action=AuditAction.ACCOUNT_ENDED,
-                course=course,
-                target=account,
-                summary=f"Cleaning up {account.account_name} for the end of the course",
-            )
-            _enqueue("account_cleanup_task", account)
-            started += 1
+        started += account_retire(actor=None, account=account, reason="End of course")
     return started
+
+
+def end_destination(account: MemberAccount) -> str:
+    """Where a cleaned account goes: an unused pool account back to the organization's pool, a
+    student's account where the course's end policy says."""
+    if account.state == S.POOLED or account.course.end_policy == EndPolicy.RECYCLE:
+        return "recycle"
+    return "close"
+
+
+def account_retire(*, actor, account: MemberAccount, reason: str) -> bool:
+    """Start the end policy of one account (ended, pooled, or in use when its student leaves
+    the course): cleanup first, then closing or the pool."""
+    destination = end_destination(account)
+    with transaction.atomic():
+        if account.state in IN_USE_STATES and not transition(
+            account, expected=IN_USE_STATES, to=S.ENDED, actor=actor, reason=reason
+        ):
+            return False
+        if not transition(
+            account,
+            expected={S.ENDED, S.POOLED},
+            to=S.CLEANING,
+            actor=actor,
+            reason=reason,
+            cleanup_report={"destination": destination},
+        ):
+            return False
+        audit_record(
+            actor=actor,
+            action=AuditAction.ACCOUNT_ENDED,
+            course=account.course,
+            target=account,
+            summary=f"Cleaning up {account.account_name} ({reason.lower()}); then "
+            + ("back to the pool" if destination == "recycle" else "closing"),
+        )
+        _enqueue("account_cleanup_task", account)
+    return True
 
 
 # --- Changes of plan ------------------------------------------------------------------------------

@@ -10,9 +10,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts_app.choices import AuditAction, CourseRole, MembershipSource
-from accounts_app.models import Course, Membership, RosterUpload, User, normalize_email
+from accounts_app.lifecycle import IN_USE_STATES
+from accounts_app.models import (
+    Course,
+    MemberAccount,
+    Membership,
+    RosterUpload,
+    User,
+    normalize_email,
+)
 from accounts_app.roster_csv import RosterError, RosterRow, decode_roster, parse_roster
 from accounts_app.services.audit import audit_record
+from accounts_app.services.ending import account_retire
 from accounts_app.services.invitations import invitations_enqueue
 
 
@@ -232,8 +241,13 @@ def member_change_role(*, actor: User, member: Membership, role: CourseRole) -> 
 
 @transaction.atomic
 def member_remove(*, actor: User, member: Membership) -> None:
+    """Take a person off the roster. A student's AWS account does not stay behind unowned: its
+    end-of-course policy starts now (cleanup, then closing or the pool)."""
     member = Membership.objects.select_for_update().get(pk=member.pk)
     _refuse_losing_last_instructor(member)
+    account = MemberAccount.objects.filter(membership=member, state__in=IN_USE_STATES).select_related("course").first()
+    if account is not None:
+        account_retire(actor=actor, account=account, reason=f"{member.email} left the course")
     audit_record(
         actor=actor,
         action=AuditAction.MEMBER_REMOVED,

@@ -10,15 +10,15 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 # Without real AWS configuration, `make run` talks to the local emulator (tests never reach AWS:
 # they use moto in process).
 ifeq ($(strip $(AWS_ACCESS_KEY_ID)$(AWS_PROFILE)$(AWS_ENDPOINT_URL)),)
-run: export AWS_ENDPOINT_URL := http://127.0.0.1:$(EMULATOR_PORT)
-run: export AWS_ACCESS_KEY_ID := emulator
-run: export AWS_SECRET_ACCESS_KEY := emulator
-run: export AWS_DEFAULT_REGION := us-east-1
+run demo: export AWS_ENDPOINT_URL := http://127.0.0.1:$(EMULATOR_PORT)
+run demo: export AWS_ACCESS_KEY_ID := emulator
+run demo: export AWS_SECRET_ACCESS_KEY := emulator
+run demo: export AWS_DEFAULT_REGION := us-east-1
 # The emulator starts empty: give it an organization before setting it up.
-run: export AWS_SETUP_ARGS := --create-organization
+run demo: export AWS_SETUP_ARGS := --create-organization
 # The emulator has no creation quotas; the demo need not wait for AWS's.
-run: export PORTAL_AWS_CREATE_ACCOUNT_RATE := 5
-run: export PORTAL_AWS_CREATE_ACCOUNT_BURST := 10
+run demo: export PORTAL_AWS_CREATE_ACCOUNT_RATE := 5
+run demo: export PORTAL_AWS_CREATE_ACCOUNT_BURST := 10
 endif
 export PORTAL_PORT EMULATOR_PORT
 
@@ -27,7 +27,7 @@ export PORTAL_PORT EMULATOR_PORT
 help:
 	@echo "make run    start the portal at http://127.0.0.1:$(PORTAL_PORT) with a demo course"
 	@echo "make test   run the test suite against PostgreSQL and Redis"
-	@echo "make demo   reload the demo course and print its logins"
+	@echo "make demo   reset the demo (while make run is running) and print its logins"
 	@echo "make bench  refresh docs/BENCHMARKS.md (PostgreSQL)"
 	@echo "make lock   re-pin requirements.lock from pyproject.toml"
 
@@ -50,6 +50,7 @@ run: install
 demo: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo --reset
+	$(BIN)/python manage.py demo_aws
 
 test: install
 	scripts/ensure-services

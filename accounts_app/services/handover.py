@@ -179,18 +179,18 @@ def handover_advance(*, handover: Handover) -> None:
 
 def _root_email_start(handover: Handover) -> None:
     account = handover.account
-    if account_mgmt.primary_email(account.aws_account_id).lower() == handover.new_root_email.lower():
-        # Moved already (the answer to an accepted code was lost): carry on.
-        _stamp(handover, "root_email_moved_at", "Root email moved")
-        handover_advance(handover=handover)
-        return
-    if handover.code_sent_at:
-        return  # waiting for the student to type the code
     try:
+        if account_mgmt.primary_email(account.aws_account_id).lower() == handover.new_root_email.lower():
+            # Moved already (the answer to an accepted code was lost): carry on.
+            _stamp(handover, "root_email_moved_at", "Root email moved")
+            handover_advance(handover=handover)
+            return
+        if handover.code_sent_at:
+            return  # waiting for the student to type the code
         account_mgmt.start_primary_email_update(account.aws_account_id, handover.new_root_email)
     except PermanentAwsError as error:
-        # E.g. the address is already another AWS account's root email: the student and the
-        # instructor read why on the checklist.
+        # E.g. the address is already another AWS account's root email, or the portal may not
+        # use the Account Management API: the student and the instructor read why.
         Handover.objects.filter(pk=handover.pk).update(
             last_error=f"AWS would not send a code to {handover.new_root_email}: {error.message}"
         )

@@ -20,6 +20,14 @@ def endpoint() -> str:
     return url.rstrip("/")
 
 
+def is_running() -> bool:
+    try:
+        with urllib.request.urlopen(endpoint() + "/moto-api/data.json", timeout=2) as response:  # noqa: S310
+            return response.status == 200
+    except (OSError, ValueError):
+        return False
+
+
 def seed_cost_explorer(results: list[dict]) -> None:
     """Queue GetCostAndUsage answers: the emulator gives them out in order, one per distinct
     request, so list them in the order the portal will ask."""

@@ -18,7 +18,15 @@ DEMO_COURSE_CODE = "cloud101-demo"
 STUDENT_NAMES = [
     "Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra", "Barbara Liskov",
     "Donald Knuth", "Frances Allen", "Ken Thompson", "Margaret Hamilton", "Tim Berners-Lee",
+    "Radia Perlman", "Leslie Lamport",
 ]
+# The demo's story (billing_app/management/commands/demo_aws.py): Alan blows his budget (see
+# billing_app/demo.py), Grace asks to keep her account, Ken drops the course, and the last two
+# join late.
+OVER_BUDGET = "Alan Turing"
+KEEPER = "Grace Hopper"
+DROPPED = "Ken Thompson"
+LATE_JOINERS = ["Radia Perlman", "Leslie Lamport"]
 
 
 def demo_email(name: str) -> str:
@@ -52,7 +60,7 @@ class Command(BaseCommand):
         for label, user in [("administrator", admin), ("instructor", instructor), ("TA", ta),
                             ("student", students[0])]:
             self.stdout.write(f"  {label:<14} {user.email}")
-        self.stdout.write(f"  (and nine more students @{DEMO_DOMAIN})")
+        self.stdout.write(f"  (and {len(students) - 1} more students @{DEMO_DOMAIN})")
 
 
 def demo_user(email: str, name: str, **flags) -> User:

@@ -1,9 +1,12 @@
-"""Give the demo course real AWS accounts in the emulator and a month of costs.
+"""Give the demo course real AWS accounts in the emulator, a month of costs, and a story.
 
 The emulator keeps nothing between runs, so this starts the demo's AWS side afresh each time
-`make run` starts: it forgets the accounts of the previous emulator, provisions every demo
-student through the normal vending path (the Celery worker does the work), then seeds Cost
-Explorer with a month of believable spend and syncs it.
+`make run` starts: it forgets the accounts of the previous emulator, provisions the demo
+students through the normal vending path (the Celery worker does the work), seeds Cost Explorer
+with a month of believable spend and syncs it (one student blows their budget and is frozen).
+Then the term moves on, through the portal's own services: one student asks to keep their
+account, one drops the course (their account is cleaned up and closed), and two late joiners
+ask for accounts (requested, then creating, then ready while you watch the roster).
 """
 
 import time
@@ -12,9 +15,18 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from accounts_app.choices import AccountState
-from accounts_app.models import Course, MemberAccount
-from accounts_app.services.vending import course_provision_all
+from accounts_app.choices import AccountState, CourseRole
+from accounts_app.management.commands.seed_demo import (
+    DROPPED,
+    KEEPER,
+    LATE_JOINERS,
+    OVER_BUDGET,
+    demo_email,
+)
+from accounts_app.models import Course, MemberAccount, Membership
+from accounts_app.services.handover import handover_request
+from accounts_app.services.rosters import member_remove
+from accounts_app.services.vending import account_request
 from billing_app.demo import cost_explorer_results, daily_costs
 from billing_app.models import CostRecord
 from billing_app.services.refresh import costs_refresh
@@ -34,14 +46,22 @@ class Command(BaseCommand):
         except ValueError:
             self.stdout.write("Not using the emulator: the demo's AWS side is left alone.")
             return
+        if not emulator.is_running():
+            self.stdout.write("The emulator is not running: `make run` sets up the demo's AWS side as it starts.")
+            return
         course = Course.objects.filter(code=DEMO_COURSE_CODE).first()
         if course is None:
             raise CommandError("No demo course: run `python manage.py seed_demo` first.")
         self.forget_previous_emulator()
-        queued = course_provision_all(actor=None, course=course)
-        self.stdout.write(f"Provisioning {queued} demo accounts…")
+        late_joiners = list(
+            course.memberships.filter(email__in=[demo_email(name) for name in LATE_JOINERS])
+        )
+        for member in course.memberships.filter(role=CourseRole.STUDENT).exclude(pk__in=[m.pk for m in late_joiners]):
+            account_request(actor=member.user, membership=member)
+        self.stdout.write("Provisioning the demo accounts…")
         accounts = self.wait_until_ready(course)
         self.seed_costs(accounts)
+        self.tell_the_story(course, late_joiners)
 
     def forget_previous_emulator(self) -> None:
         CostRecord.objects.all().delete()
@@ -51,16 +71,38 @@ class Command(BaseCommand):
     def wait_until_ready(self, course: Course) -> list[MemberAccount]:
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         accounts = MemberAccount.objects.filter(course=course)
-        while accounts.exclude(state=AccountState.READY).exists():
+        while not accounts.exists() or accounts.exclude(state=AccountState.READY).exists():
             if time.monotonic() > deadline:
                 raise CommandError("The demo accounts were not ready in time; is the Celery worker running?")
             time.sleep(2)
         return list(accounts.select_related("membership"))
 
+    def tell_the_story(self, course: Course, late_joiners: list[Membership]) -> None:
+        keeper = course.memberships.get(email=demo_email(KEEPER))
+        handover_request(
+            actor=keeper.user,
+            account=keeper.aws_account,
+            new_root_email=f"{keeper.email.split('@')[0]}@personal.example",
+            contact_name=keeper.name,
+            contact_phone="+1 555 0100",
+        )
+        dropped = course.memberships.get(email=demo_email(DROPPED))
+        instructor = course.memberships.filter(role=CourseRole.INSTRUCTOR).first()
+        member_remove(actor=instructor.user, member=dropped)
+        for member in late_joiners:
+            account_request(actor=member.user, membership=member)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{keeper.name} asks to keep their account; {dropped.name} left the course (account closing); "
+                f"{len(late_joiners)} late joiners' accounts are being created."
+            )
+        )
+
     def seed_costs(self, accounts: list[MemberAccount]) -> None:
         ids = [a.aws_account_id for a in accounts]
         start = timezone.localdate() - timedelta(days=DEMO_DAYS - 1)
-        usage, credits = daily_costs(ids, start=start, days=DEMO_DAYS, over_budget=ids[1] if len(ids) > 1 else None)
+        over_budget = next((a.aws_account_id for a in accounts if a.membership.email == demo_email(OVER_BUDGET)), None)
+        usage, credits = daily_costs(ids, start=start, days=DEMO_DAYS, over_budget=over_budget)
         emulator.seed_cost_explorer(cost_explorer_results(usage, credits, start=start, days=DEMO_DAYS))
         sync = costs_refresh(days=DEMO_DAYS - 1)
         self.stdout.write(self.style.SUCCESS(f"Seeded a month of costs: {sync.rows} Cost Explorer rows."))

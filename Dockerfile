@@ -7,7 +7,11 @@ COPY requirements.lock .
 RUN pip install --no-cache-dir -r requirements.lock
 
 COPY . .
-RUN python manage.py collectstatic --no-input \
+# Collected with production's storage (hashed names and their manifest), which needs production
+# settings; these placeholders exist only for this build step, never at run time.
+RUN PORTAL_ENV=production DJANGO_SECRET_KEY=collectstatic-only DJANGO_ALLOWED_HOSTS=build \
+    DATABASE_URL=postgres://build/build REDIS_URL=redis://build:6379/0 EMAIL_HOST=build \
+    python manage.py collectstatic --no-input \
  && useradd --system --home /var/lib/portal portal \
  && mkdir -p /var/lib/portal && chown portal /var/lib/portal
 USER portal

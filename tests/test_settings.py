@@ -64,3 +64,15 @@ def test_an_unknown_environment_name_is_refused():
 
     assert result.returncode != 0
     assert "PORTAL_ENV must be 'development' or 'production'." in result.stderr
+
+
+def test_production_static_files_collect_into_a_manifest(tmp_path):
+    """WhiteNoise's manifest storage refuses a file that names another one it cannot find (a
+    vendored script pointing at a source map, say): production would then answer every page
+    with an error. The Dockerfile runs exactly this at build time."""
+    result = manage("collectstatic", "--no-input", env=PRODUCTION_ENV | {"PORTAL_VAR_DIR": str(tmp_path)})
+
+    assert result.returncode == 0, result.stderr
+    manifest = (tmp_path / "static" / "staticfiles.json").read_text()
+    assert "vendor/chartjs-4.6.1/chart.umd.min.js" in manifest
+    assert "css/portal.css" in manifest

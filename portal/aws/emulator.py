@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import urllib.request
+from urllib.parse import urlsplit
 
 from portal.aws.session import client
 
@@ -21,9 +23,11 @@ def endpoint() -> str:
 
 
 def is_running() -> bool:
+    """Whether something listens at the emulator's address."""
     try:
-        with urllib.request.urlopen(endpoint() + "/moto-api/data.json", timeout=2) as response:  # noqa: S310
-            return response.status == 200
+        address = urlsplit(endpoint())
+        with socket.create_connection((address.hostname, address.port or 80), timeout=2):
+            return True
     except (OSError, ValueError):
         return False
 

@@ -11,11 +11,29 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
 AXE_PATH = Path(__file__).resolve().parents[1] / "assets" / "axe" / "axe.min.js"
 # What fails a test. "moderate" and "minor" findings are not reported.
 FAILING_IMPACTS = ("serious", "critical")
+
+
+# Runs axe in the page and returns its violations as plain data.
+RUN_AXE = """async () => {
+    const results = await axe.run(document, {resultTypes: ["violations"]});
+    return results.violations.map((v) => ({
+        id: v.id,
+        impact: v.impact,
+        help: v.help,
+        helpUrl: v.helpUrl,
+        nodes: v.nodes.map((n) => ({
+            target: n.target.map(String).join(" "),
+            html: n.html,
+            summary: n.failureSummary || "",
+        })),
+    }));
+}"""
 
 
 @cache
@@ -25,24 +43,17 @@ def axe_source() -> str:
 
 def axe_violations(page: Page) -> list[dict]:
     """axe's violations on the page as it is now (WCAG 2.x A/AA and best practices)."""
-    if not page.evaluate("() => typeof window.axe === 'object'"):
-        page.evaluate(axe_source())
-    return page.evaluate(
-        """async () => {
-            const results = await axe.run(document, {resultTypes: ["violations"]});
-            return results.violations.map((v) => ({
-                id: v.id,
-                impact: v.impact,
-                help: v.help,
-                helpUrl: v.helpUrl,
-                nodes: v.nodes.map((n) => ({
-                    target: n.target.map(String).join(" "),
-                    html: n.html,
-                    summary: n.failureSummary || "",
-                })),
-            }));
-        }"""
-    )
+    attempts = 3
+    for attempt in range(1, attempts + 1):
+        try:
+            if not page.evaluate("() => typeof window.axe === 'object'"):
+                page.evaluate(axe_source())
+            return page.evaluate(RUN_AXE)
+        except PlaywrightError:
+            # htmx swapped part of the page (a self-refreshing panel) while axe walked it.
+            if attempt == attempts:
+                raise
+    return []
 
 
 def serious_violations(page: Page) -> list[dict]:

@@ -68,6 +68,16 @@ class Journey:
             f"GET {path}: {response.status if response else 'no response'}, expected {status}"
         )
 
+    def chart_series(self, canvas_id: str) -> list[str]:
+        """The series Chart.js drew on the canvas, once the deferred chart scripts have run."""
+        self.page.wait_for_function(
+            "id => window.Chart !== undefined && Chart.getChart(document.getElementById(id)) !== undefined",
+            arg=canvas_id,
+        )
+        return self.page.evaluate(
+            "id => Chart.getChart(document.getElementById(id)).data.datasets.map(d => d.label)", canvas_id
+        )
+
     def reload_until(self, condition: Callable[[Page], Locator], *, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
         """Reload until `condition(page)` is visible: for pages that do not refresh themselves."""
         deadline = time.monotonic() + timeout_ms / 1000

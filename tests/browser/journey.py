@@ -52,6 +52,8 @@ class Journey:
         assert not errors, f"Script or Content-Security-Policy errors by step {label}:\n" + "\n".join(errors)
         violations = serious_violations(self.page)
         assert not violations, describe(violations, f"{self.page.url} ({self.viewport}, step {label})")
+        overflow = self.page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 1, f"{self.page.url} ({self.viewport}, step {label}) scrolls sideways by {overflow}px"
 
     def press(self, target: Locator) -> None:
         """A tap on a touch screen, a click elsewhere."""

@@ -1,6 +1,11 @@
 """A student's way in: the invitation email, signing up, verifying their address, finding the
 course, asking for an AWS account and watching it being made, then, once Cost Explorer has
-reported on it, reading what they spent and the alert it raised."""
+reported on it, reading what they spent and the alert it raised; and at the end, keeping the
+account: the request, the one-time code from AWS typed into the portal, the student's own steps,
+a first refusal by AWS (no payment method) and the account leaving the organization.
+
+AWS Account Management's primary-email API, which moto lacks, and AWS's refusal to let an account
+without a payment method leave are played by tests/support/account_api.py."""
 
 import re
 from decimal import Decimal
@@ -10,21 +15,25 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from accounts_app.choices import AccountState, CourseRole, MembershipSource
-from accounts_app.models import AwsOrganization, MemberAccount, Membership
+from accounts_app.models import AwsOrganization, Handover, MemberAccount, Membership
+from accounts_app.services.handover import handover_approve
 from accounts_app.services.invitations import invitations_enqueue
 from billing_app.models import Alert, AlertKind
+from portal.aws import organizations, session
 from portal.aws.guardrails import PERMISSION_SETS
 from tests.browser.journey import VENDING_TIMEOUT_MS, links_in, wait_for_mail
 from tests.browser.people import course_around, daily_usage, enrol, person, seed_costs, sync_costs
+from tests.support.account_api import AccountApi
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 STUDENT = "sam@school.example"
 NEW_PASSWORD = "violet-lantern-harbour-42"
+OWN_EMAIL = "sam@home.example"
 EC2 = "Amazon Elastic Compute Cloud - Compute"
 
 
-def test_an_invited_student_signs_up_gets_an_account_and_sees_their_spend(open_journey, aws_stack, term):
+def test_an_invited_student_signs_up_gets_an_account_sees_their_spend_and_keeps_it(open_journey, aws_stack, term):
     course = course_around(*term, code="cs101", name="Cloud Computing", budget_per_student=Decimal("100.00"))
     instructor = person("prof@school.example", "Prof Ada Byron", is_instructor=True)
     enrol(course, instructor, CourseRole.INSTRUCTOR)
@@ -125,3 +134,47 @@ def test_an_invited_student_signs_up_gets_an_account_and_sees_their_spend(open_j
     assert journey.chart_series("account-chart") == [EC2]
     journey.check("spend-and-alert")
     wait_for_mail(STUDENT, "cs101: 50% of the budget spent")
+
+    # --- The end of the course: keeping the account -----------------------------------------------
+    account_api = AccountApi(session)
+    journey.goto(f"/courses/{course.pk}/")
+    journey.press(page.get_by_role("link", name="Keep my account after the course"))
+    expect(page.get_by_role("heading", name="Keep your AWS account")).to_be_visible()
+    journey.check("keep-my-account")
+    page.get_by_label("Your own email address").fill(OWN_EMAIL)
+    page.get_by_label("Your full name").fill("Sam Student")
+    page.get_by_label("Your phone number").fill("+1 555 0100")
+    journey.press(page.get_by_role("button", name="Ask to keep my account"))
+    checklist = page.locator("#handover-checklist")
+    expect(checklist).to_contain_text("waiting for an instructor")
+    journey.check("handover-requested")
+    wait_for_mail("prof@school.example", "asks to keep their AWS account")
+
+    handover = Handover.objects.get(account=account)
+    assert handover_approve(actor=instructor, handover=handover)  # the instructor's button
+    page.reload()
+    # The worker asks AWS to send the code; the checklist refreshes itself until it is asked for.
+    expect(checklist.get_by_role("heading", name="Type the code from AWS")).to_be_visible(timeout=VENDING_TIMEOUT_MS)
+    journey.check("handover-code")
+    page.get_by_label("Code from AWS").fill(account_api.code(account.aws_account_id))
+    journey.press(page.get_by_role("button", name="Confirm the code"))
+    expect(page.get_by_text("AWS accepted the code")).to_be_visible()
+    expect(checklist.get_by_role("heading", name="Your turn: make the account stand on its own")).to_be_visible(
+        timeout=VENDING_TIMEOUT_MS
+    )
+    journey.check("handover-your-turn")
+
+    account_api.refusals.append("MEMBER_ACCOUNT_PAYMENT_INSTRUMENT_REQUIRED")
+    journey.press(page.get_by_role("button", name="I've done these steps"))
+    blocker = checklist.get_by_text("Add a payment method (a credit or debit card)")
+    journey.reload_until(lambda page: blocker, timeout_ms=VENDING_TIMEOUT_MS)
+    journey.check("handover-blocked")
+
+    journey.press(page.get_by_role("button", name="I've done these steps"))
+    journey.reload_until(lambda page: page.get_by_text("The account is yours."), timeout_ms=VENDING_TIMEOUT_MS)
+    journey.check("handed-over")
+    account.refresh_from_db()
+    assert account.state == AccountState.HANDED_OVER
+    assert account.aws_account_id not in {a.id for a in organizations.list_accounts()}
+    assert account_api.root_email[account.aws_account_id] == OWN_EMAIL
+    wait_for_mail(STUDENT, "your AWS account is yours now")

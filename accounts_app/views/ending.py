@@ -37,7 +37,6 @@ def course_end(request: HttpRequest, course_id: int) -> HttpResponse:
         "can_manage": can_manage_course(request.user, course),
         "can_view_roster": True,
         "schedule": ending.end_schedule(course),
-        "outcome": ending.end_outcome(course),
         "accounts": selectors.course_end_accounts(course=course),
         "extend_form": ExtendForm(initial={"end_date": course.end_date}),
         "close_queue": close_queue_status(),

@@ -145,3 +145,12 @@ def test_an_instructor_sets_up_a_course_and_provisions_every_student(
         "t3.*",
         "t4g.*",
     ]
+
+    # --- Looking ahead to the end of term -----------------------------------------------------------
+    journey.press(page.get_by_role("navigation", name="Course").get_by_role("link", name="End of course"))
+    expect(page.get_by_role("heading", name="Schedule")).to_be_visible()
+    journey.press(page.get_by_role("button", name="List what cleanup would delete"))
+    # The dry run lists every region of every account in the worker; the empty accounts say so.
+    journey.reload_until(lambda page: page.get_by_text("Nothing to delete").nth(2), timeout_ms=VENDING_TIMEOUT_MS)
+    journey.check("end-of-course")
+    assert {a.state for a in MemberAccount.objects.filter(course=course, membership__isnull=False)} == {AccountState.READY}

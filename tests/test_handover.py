@@ -1018,3 +1018,22 @@ def test_aws_refusing_to_send_the_code_is_shown_on_the_checklist_and_retried(per
     record.refresh_from_db()
     assert record.code_sent_at is not None
     assert record.last_error == ""
+
+
+@pytest.mark.django_db
+def test_the_roster_shows_a_pending_handover_to_the_courses_staff(personas):
+    account = MemberAccount.objects.create(
+        course=personas.course,
+        membership=Membership.objects.get(user=personas.student),
+        state=AccountState.READY,
+        root_email="aws+cs101-student@school.example",
+        account_name="cs101-student",
+        aws_account_id="111122223333",
+    )
+    handover_request(actor=personas.student, account=account, **CONTACT)
+    review = reverse("courses:handover_review", args=[personas.course.pk, account.pk])
+
+    for persona in ("instructor", "ta"):
+        roster = personas.client(persona).get(reverse("courses:roster", args=[personas.course.pk]))
+        assert "Asked to keep the account" in text(roster)
+        assert f'href="{review}"' in roster.content.decode()

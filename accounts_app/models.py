@@ -356,6 +356,9 @@ class AwsOrganization(models.Model):
     access_portal_url = models.URLField(blank=True)
     permission_sets = models.JSONField(default=dict, blank=True, help_text="role → ARN")
     baseline_policies = models.JSONField(default=dict, blank=True, help_text="name → SCP id")
+    freeze_policy_id = models.CharField(
+        "freeze SCP id", max_length=100, blank=True, help_text="attached to frozen accounts, never to an OU"
+    )
     trusted_services = models.JSONField(default=list, blank=True)
     account_limit = models.PositiveIntegerField(null=True, blank=True)
     # Every account in the organization counts against the quota, not only the portal's.

@@ -78,9 +78,11 @@ def test_aws_bootstrap_run_again_creates_nothing_and_says_trusted_access_is_alre
         "FullAWSAccess",
         "classroom-cloud-deny-leaving",
         "classroom-cloud-deny-root",
+        "classroom-cloud-freeze",  # made ready for frozen accounts, attached to none
         "classroom-cloud-protect-portal",
         "classroom-cloud-regions",
     ]
+    assert recorded.freeze_policy_id
     lines = output.splitlines()
     assert "Trusted access for sso.amazonaws.com: already on." in lines
     assert "Trusted access for account.amazonaws.com: already on." in lines
@@ -92,11 +94,13 @@ def test_aws_bootstrap_run_again_creates_nothing_and_says_trusted_access_is_alre
         again.pool_ou_id,
         again.permission_sets,
         again.baseline_policies,
+        again.freeze_policy_id,
     ) == (
         recorded.parent_ou_id,
         recorded.pool_ou_id,
         recorded.permission_sets,
         recorded.baseline_policies,
+        recorded.freeze_policy_id,
     )
     assert AuditEvent.objects.filter(action=AuditAction.AWS_BOOTSTRAPPED).count() == 2
 

@@ -288,3 +288,17 @@ def test_removing_a_student_from_the_roster_cleans_up_and_closes_their_account(c
     assert aws_state(aws, account.aws_account_id) == "SUSPENDED"
     assert other.state == S.READY
     assert AuditEvent.objects.filter(action=AuditAction.ACCOUNT_ENDED, actor=personas.instructor).exists()
+
+
+@moto_db
+def test_freezing_a_course_attaches_the_freeze_scp_without_searching_for_it_per_account(course_with_accounts, aws):
+    from tests.support.aws_script import AwsScript
+
+    course, accounts = course_with_accounts
+    script = AwsScript(aws)
+
+    ending.course_end(actor=None, course=course)
+
+    assert {a.state for a in MemberAccount.objects.filter(pk__in=[a.pk for a in accounts])} == {S.ENDED}
+    assert script.calls["AttachPolicy"] == 2
+    assert script.calls["ListPolicies"] == 0  # aws_bootstrap stored the freeze SCP's id

@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts_app.choices import AuditAction
 from accounts_app.models import AwsOrganization, Course
 from accounts_app.services.audit import audit_record
+from accounts_app.services.guardrails import freeze_policy_ensure
 from portal.aws import costs, identity_center, organizations, quotas
 from portal.aws.errors import NotFound
 from portal.aws.guardrails import PERMISSION_SETS, baseline_policies
@@ -72,6 +73,8 @@ def aws_bootstrap(*, actor) -> list[str]:
         policies[name] = organizations.ensure_policy(name=name, description="Classroom Cloud baseline", document=document)
         organizations.attach_policy(policies[name], parent_ou)
     report.append(f"Baseline SCPs attached to the portal OU: {', '.join(sorted(policies))}.")
+    freeze_id = freeze_policy_ensure()
+    report.append(f"Freeze SCP (for frozen accounts, attached to none yet): {freeze_id}.")
 
     tag_keys = cost_tags_activate()
     if tag_keys:
@@ -95,6 +98,7 @@ def aws_bootstrap(*, actor) -> list[str]:
         organization.access_portal_url = instance.access_portal_url
         organization.permission_sets = permission_sets
         organization.baseline_policies = policies
+        organization.freeze_policy_id = freeze_id
         organization.trusted_services = TRUSTED_SERVICES
         organization.account_limit = limit
         organization.accounts_in_organization = sum(1 for _ in organizations.list_accounts())

@@ -95,10 +95,21 @@ def course_guardrails_enqueue(course: Course) -> None:
     course_guardrails_task.delay_on_commit(course.pk)
 
 
-def freeze_policy_id() -> str:
-    """The deny-all SCP attached to an account whose budget is used up or whose course ended."""
+def freeze_policy_ensure() -> str:
+    """Create (or bring up to date) the deny-all SCP of frozen accounts; aws_bootstrap runs it."""
     return organizations.ensure_policy(
         name=FREEZE_POLICY_NAME,
         description="Classroom Cloud: frozen; only billing, support and cost pages",
         document=freeze_policy(portal_role=portal_role()),
     )
+
+
+def freeze_policy_id() -> str:
+    """The id of the SCP attached to an account whose budget is used up or whose course ended,
+    kept on the organization: freezing a whole course then costs one call per account, not a
+    search through the organization's policies for each."""
+    organization = AwsOrganization.load()
+    if not organization.freeze_policy_id:
+        organization.freeze_policy_id = freeze_policy_ensure()
+        AwsOrganization.objects.filter(pk=organization.pk).update(freeze_policy_id=organization.freeze_policy_id)
+    return organization.freeze_policy_id

@@ -125,7 +125,7 @@ def test_the_dry_run_lists_everything_in_every_region_and_deletes_nothing(studen
 
 
 @pytest.mark.django_db
-def test_cleanup_revokes_access_deletes_everything_and_queues_the_closure(student_account, aws, personas):
+def test_cleanup_revokes_access_deletes_everything_and_queues_the_closure(student_account, aws, personas, script):
     account_id = student_account.aws_account_id
     lab_resources(aws, account_id)
     assert assignments(aws, account_id)  # the student, the TA and the instructor
@@ -141,6 +141,8 @@ def test_cleanup_revokes_access_deletes_everything_and_queues_the_closure(studen
     assert report["remaining"] == []
     deleted = {r["kind"] for r in report["passes"][0]["deleted"]}
     assert {"ec2:instance", "ec2:volume", "s3:bucket", "dynamodb:table"} <= deleted
+    # One listing per pass, plus the one that finds nothing left: each region listed once each time.
+    assert script.calls["ListTables"] == 2 * (len(report["passes"]) + 1)
     assert account_cleanup_preview(account=student_account).resources == []
     s3 = aws.client("s3", account_id=account_id, region="eu-west-1")
     assert "lab-results-2026" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]

@@ -125,33 +125,34 @@ def account_clean(*, account: MemberAccount) -> float | None:
         if account.origin == AccountOrigin.INVITED:
             _return_to_owner(account)
             return None
-        if _resource_pass(account):
-            return settings.PORTAL_CLEANUP_PASS_DELAY_SECONDS
+        remaining = _resource_pass(account)
     except NotOurs as error:
         _fail(account, str(error))
         return None
     except PermanentAwsError as error:
         _fail(account, f"Cleanup stopped: {error.message}")
         return None
-    _cleanup_finished(account)
+    if remaining is None:
+        return settings.PORTAL_CLEANUP_PASS_DELAY_SECONDS
+    _cleanup_finished(account, remaining)
     return None
 
 
-def _resource_pass(account: MemberAccount) -> bool:
-    """One pass over the account's resources. Returns whether another pass is worth it."""
+def _resource_pass(account: MemberAccount) -> list[aws_cleanup.Resource] | None:
+    """One pass over the account's resources. Returns None when another pass is worth it, else
+    what is left: this pass's listing, when it is empty or not worth trying again."""
     account_id = account.aws_account_id
     found = aws_cleanup.inventory(account_id, cleanup_regions(account_id))
     passes = account.cleanup_report.get("passes", [])
     if not found:
-        _report_update(account, remaining=[])
-        return False
+        return found
     previous = passes[-1]["found"] if passes else None
     keys = sorted(f"{r.region}/{r.kind}/{r.id}" for r in found)
     if previous is not None and previous == keys and not passes[-1]["deleted"]:
         # The same things as after the last pass, and nothing was deleted then: stop trying.
-        return False
+        return found
     if len(passes) >= settings.PORTAL_CLEANUP_MAX_PASSES:
-        return False
+        return found
     deleted, failed = [], []
     for resource in found:
         try:
@@ -164,7 +165,7 @@ def _resource_pass(account: MemberAccount) -> bool:
             deleted.append(resource.as_dict())
     passes.append({"at": timezone.now().isoformat(), "found": keys, "deleted": deleted, "failed": failed})
     _report_update(account, passes=passes, remaining=failed)
-    return True
+    return None
 
 
 def _return_to_owner(account: MemberAccount) -> None:
@@ -185,9 +186,8 @@ def _return_to_owner(account: MemberAccount) -> None:
             )
 
 
-def _cleanup_finished(account: MemberAccount) -> None:
-    account_id = account.aws_account_id
-    remaining = aws_cleanup.inventory(account_id, cleanup_regions(account_id))
+def _cleanup_finished(account: MemberAccount, remaining: list[aws_cleanup.Resource]) -> None:
+    # Why each leftover is left: AWS's answer when the last pass tried to delete it.
     errors = {(r["region"], r["kind"], r["id"]): r.get("error", "") for r in account.cleanup_report.get("remaining", [])}
     left = [{**r.as_dict(), "error": errors.get((r.region, r.kind, r.id), "")} for r in remaining]
     _report_update(account, remaining=left, finished_at=timezone.now().isoformat())

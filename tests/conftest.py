@@ -62,16 +62,20 @@ class Personas:
 def personas(db) -> Personas:
     course = CourseFactory(code="cs101", name="Cloud Computing")
     other_course = CourseFactory(code="bio200", name="Bioinformatics on AWS")
+    # Fixed names, not random ones: rosters sort by name, and a test's expected order must not
+    # depend on what Faker picked for this run.
     people = {
-        "instructor": (course, CourseRole.INSTRUCTOR),
-        "ta": (course, CourseRole.TA),
-        "student": (course, CourseRole.STUDENT),
-        "other_instructor": (other_course, CourseRole.INSTRUCTOR),
-        "other_student": (other_course, CourseRole.STUDENT),
+        "instructor": (course, CourseRole.INSTRUCTOR, "Ines Instructor"),
+        "ta": (course, CourseRole.TA, "Theo Assistant"),
+        "student": (course, CourseRole.STUDENT, "Stella Student"),
+        "other_instructor": (other_course, CourseRole.INSTRUCTOR, "Otto Instructor"),
+        "other_student": (other_course, CourseRole.STUDENT, "Olga Student"),
     }
     users = {}
-    for persona, (persona_course, role) in people.items():
-        user = UserFactory(email=f"{persona}@school.example", is_instructor=role == CourseRole.INSTRUCTOR)
+    for persona, (persona_course, role, name) in people.items():
+        user = UserFactory(
+            email=f"{persona}@school.example", name=name, is_instructor=role == CourseRole.INSTRUCTOR
+        )
         MembershipFactory(course=persona_course, user=user, role=role)
         users[persona] = user
     admin = UserFactory(email="admin@school.example", is_staff=True, is_superuser=True)

@@ -75,7 +75,7 @@ def test_students_are_told_once_when_the_notice_period_starts(course_with_accoun
     notice = mail.outbox[0]
     assert "cs101" in notice.subject
     assert "Keep my account" in notice.body
-    assert AuditEvent.objects.filter(action=AuditAction.COURSE_ENDING_NOTIFIED).count() == 1
+    assert AuditEvent.objects.filter(action=AuditAction.COURSE_ENDING_NOTIFIED, course=course).count() == 1
     assert {a.state for a in MemberAccount.objects.all()} == {S.READY}
 
 

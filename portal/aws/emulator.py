@@ -1,5 +1,6 @@
-"""What only the local emulator (moto_server) offers: seeding Cost Explorer, which returns
-nothing unless told what to answer. Never used against real AWS."""
+"""What only the local emulator (moto_server, run by portal/aws/emulator_server.py) offers:
+seeding Cost Explorer, which returns nothing unless told what to answer, and the time an
+account takes to create. Never used against real AWS."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 from portal.aws.session import client
 
 SEED_PATH = "/moto-api/static/ce/cost-and-usage-results"
+PACE_PATH = "/portal-emulator/creation-seconds"  # see emulator_server.py
 
 
 def endpoint() -> str:
@@ -36,9 +38,18 @@ def seed_cost_explorer(results: list[dict]) -> None:
     """Queue GetCostAndUsage answers: the emulator gives them out in order, one per distinct
     request, so list them in the order the portal will ask."""
     caller = client("sts").get_caller_identity()["Account"]
-    body = json.dumps({"account_id": caller, "results": results}, default=str).encode()
+    _post(SEED_PATH, {"account_id": caller, "results": results})
+
+
+def set_creation_seconds(seconds: float) -> None:
+    """How long the accounts created from now on stay IN_PROGRESS, as on AWS (0: at once)."""
+    _post(PACE_PATH, {"creation_seconds": seconds})
+
+
+def _post(path: str, payload: dict) -> None:
+    body = json.dumps(payload, default=str).encode()
     request = urllib.request.Request(
-        endpoint() + SEED_PATH, data=body, method="POST", headers={"Content-Type": "application/json"}
+        endpoint() + path, data=body, method="POST", headers={"Content-Type": "application/json"}
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (local emulator)
         response.read()

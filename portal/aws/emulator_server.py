@@ -1,0 +1,248 @@
+"""The local AWS emulator: moto's server, with two things moto lacks put back.
+
+- AWS's pace for new accounts. moto finishes a CreateAccount in its first answer; AWS takes
+  minutes: the request stays IN_PROGRESS, without an account id, and the new account is not
+  listed until it is done. This server puts that wait back, for as long as `creation_seconds`
+  says (0, moto's pace, unless told otherwise), so that the demo shows accounts being created
+  and, while AWS's creations in progress are all taken, others waiting in the portal's queue.
+  The demo sets the pace through `emulator.set_creation_seconds`.
+- Account Management's primary-email API, with which a student takes over their account's root
+  email. The one-time code AWS would email to the new address is printed instead, as the
+  portal's own emails are printed in development.
+
+Never used against real AWS.
+
+    python -m portal.aws.emulator_server -H 127.0.0.1 -p 5055
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.organizations.exceptions import AccountNotFoundException
+from moto.organizations.models import FakeAccount, organizations_backends
+from werkzeug.serving import run_simple
+
+PACE_PATH = "/portal-emulator/creation-seconds"
+ORGANIZATIONS_TARGET = "AWSOrganizationsV20161128."
+LISTS_OF_ACCOUNTS = {"ListAccounts", "ListAccountsForParent"}
+
+type StartResponse = Callable[..., object]
+
+
+class AccountCreationPace:
+    """WSGI middleware in front of moto that keeps each new account "in progress" for
+    `creation_seconds` after its CreateAccount."""
+
+    def __init__(self, app, *, creation_seconds: float = 0.0, clock: Callable[[], float] = time.monotonic):
+        self.app = app
+        self.creation_seconds = creation_seconds
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._ready_at: dict[str, float] = {}  # CreateAccount request id → when AWS would be done
+        self._account_ready_at: dict[str, float] = {}  # the same, by the new account's id
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == PACE_PATH:
+            return self._pace_setting(environ, start_response)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith(ORGANIZATIONS_TARGET):
+            return self.app(environ, start_response)
+        operation = target.removeprefix(ORGANIZATIONS_TARGET)
+        request = _read_body(environ)
+        if operation == "DescribeAccount" and json.loads(request or b"{}").get("AccountId") in self._unfinished_accounts():
+            return _error(
+                start_response, "400 Bad Request", "AccountNotFoundException", "You specified an account that doesn't exist."
+            )
+        if operation == "ListCreateAccountStatus":
+            # moto filters by its own state, SUCCEEDED at once: ask for all and filter here.
+            _replace_body(environ, {k: v for k, v in json.loads(request or b"{}").items() if k != "States"})
+        status, headers, body = _answer(self.app, environ)
+        if status.startswith("200 "):
+            body = json.dumps(self._at_pace(operation, json.loads(request or b"{}"), json.loads(body))).encode()
+            headers = [(name, value) for name, value in headers if name.lower() != "content-length"]
+            headers.append(("Content-Length", str(len(body))))
+        start_response(status, headers)
+        return [body]
+
+    def _at_pace(self, operation: str, request: dict, answer: dict) -> dict:
+        """moto's answer to an Organizations call as AWS would give it now."""
+        if operation == "CreateAccount":
+            self._started(answer["CreateAccountStatus"])
+            return {**answer, "CreateAccountStatus": self._as_now(answer["CreateAccountStatus"])}
+        if operation == "DescribeCreateAccountStatus":
+            return {**answer, "CreateAccountStatus": self._as_now(answer["CreateAccountStatus"])}
+        if operation == "ListCreateAccountStatus":
+            wanted = request.get("States") or ["IN_PROGRESS", "SUCCEEDED", "FAILED"]
+            statuses = [self._as_now(status) for status in answer.get("CreateAccountStatuses", [])]
+            return {**answer, "CreateAccountStatuses": [s for s in statuses if s["State"] in wanted]}
+        if operation in LISTS_OF_ACCOUNTS:
+            unfinished = self._unfinished_accounts()
+            return {**answer, "Accounts": [a for a in answer["Accounts"] if a["Id"] not in unfinished]}
+        return answer
+
+    def _started(self, status: dict) -> None:
+        if self.creation_seconds <= 0:
+            return
+        ready_at = self.clock() + self.creation_seconds
+        with self._lock:
+            self._ready_at[status["Id"]] = ready_at
+            if status.get("AccountId"):
+                self._account_ready_at[status["AccountId"]] = ready_at
+
+    def _as_now(self, status: dict) -> dict:
+        with self._lock:
+            ready_at = self._ready_at.get(status.get("Id", ""))
+        if ready_at is None or self.clock() >= ready_at:
+            return status
+        unfinished = {k: v for k, v in status.items() if k not in {"AccountId", "CompletedTimestamp"}}
+        return {**unfinished, "State": "IN_PROGRESS"}
+
+    def _unfinished_accounts(self) -> set[str]:
+        now = self.clock()
+        with self._lock:
+            return {account for account, ready_at in self._account_ready_at.items() if now < ready_at}
+
+    def _pace_setting(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        """GET answers the creation time; POST {"creation_seconds": N} sets it for the
+        creations that follow."""
+        if environ["REQUEST_METHOD"] == "POST":
+            try:
+                seconds = float(json.loads(_read_body(environ))["creation_seconds"])
+            except (ValueError, KeyError, TypeError):
+                start_response("400 Bad Request", [("Content-Type", "text/plain")])
+                return [b'Send {"creation_seconds": <a number>}.']
+            self.creation_seconds = max(seconds, 0.0)
+        body = json.dumps({"creation_seconds": self.creation_seconds}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+class PrimaryEmailUpdates:
+    """WSGI middleware in front of moto that answers AWS Account Management's primary-email API
+    for the organization's member accounts, as AWS does: StartPrimaryEmailUpdate sends a new
+    one-time code to the address (printed here), AcceptPrimaryEmailUpdate with that code makes
+    the address the account's root email, which Organizations then shows too."""
+
+    PATHS = {"/getPrimaryEmail", "/startPrimaryEmailUpdate", "/acceptPrimaryEmailUpdate"}
+
+    def __init__(self, app, *, announce: Callable[[str], None] = lambda line: print(line, flush=True)):
+        self.app = app
+        self.announce = announce
+        self._lock = threading.Lock()
+        self._pending: dict[str, tuple[str, str]] = {}  # account id → (new address, its code)
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path not in self.PATHS or environ.get("REQUEST_METHOD") != "POST":
+            return self.app(environ, start_response)
+        request = json.loads(_read_body(environ) or b"{}")
+        try:
+            account = _member_account(request.get("AccountId", ""))
+        except (KeyError, AccountNotFoundException):
+            return _error(start_response, "404 Not Found", "ResourceNotFoundException", "The account was not found.")
+        if path == "/getPrimaryEmail":
+            return _reply(start_response, "200 OK", {"PrimaryEmail": account.email})
+        if path == "/startPrimaryEmailUpdate":
+            return self._start(start_response, account, request.get("PrimaryEmail", ""))
+        return self._accept(start_response, account, request.get("PrimaryEmail", ""), request.get("Otp", ""))
+
+    def _start(self, start_response: StartResponse, account: FakeAccount, email: str) -> Iterable[bytes]:
+        if "@" not in email:
+            return _error(start_response, "400 Bad Request", "ValidationException", "PrimaryEmail is not a valid email address.")
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        with self._lock:
+            self._pending[account.id] = (email, code)
+        self.announce(f"AWS emails {email}: the code to make it the root email of account {account.id} is {code}")
+        return _reply(start_response, "200 OK", {"Status": "PENDING"})
+
+    def _accept(self, start_response: StartResponse, account: FakeAccount, email: str, code: str) -> Iterable[bytes]:
+        with self._lock:
+            pending = self._pending.get(account.id)
+            if pending is None:
+                return _error(
+                    start_response, "404 Not Found", "ResourceNotFoundException", "There is no pending primary email update for this account."
+                )
+            if pending != (email, code):
+                return _error(start_response, "400 Bad Request", "ValidationException", "The one-time password is not valid.")
+            del self._pending[account.id]
+        account.email = email
+        return _reply(start_response, "200 OK", {"Status": "ACCEPTED"})
+
+
+def _member_account(account_id: str) -> FakeAccount:
+    """moto's record of a member account of an organization; KeyError or AccountNotFoundException."""
+    management_account, partition = organizations_backends.master_accounts[account_id]
+    return organizations_backends[management_account][partition].get_account_by_id(account_id)
+
+
+def _read_body(environ: dict) -> bytes:
+    """The request body, read once and put back for the application behind."""
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def _replace_body(environ: dict, payload: dict) -> None:
+    body = json.dumps(payload).encode()
+    environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+
+
+def _answer(app, environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
+    started: list = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info=None) -> None:
+        started[:] = [status, headers]
+
+    chunks = app(environ, start_response)
+    try:
+        body = b"".join(chunks)
+    finally:
+        getattr(chunks, "close", lambda: None)()
+    return started[0], list(started[1]), body
+
+
+def _reply(start_response: StartResponse, status: str, payload: dict, *, error_type: str = "") -> Iterable[bytes]:
+    body = json.dumps(payload).encode()
+    headers = [
+        ("Content-Type", "application/x-amz-json-1.1"),
+        ("x-amzn-RequestId", str(uuid.uuid4())),
+        ("Content-Length", str(len(body))),
+    ]
+    if error_type:
+        headers.append(("x-amzn-ErrorType", error_type))
+    start_response(status, headers)
+    return [body]
+
+
+def _error(start_response: StartResponse, status: str, code: str, message: str) -> Iterable[bytes]:
+    return _reply(start_response, status, {"__type": code, "message": message}, error_type=code)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=5055)
+    arguments = parser.parse_args()
+    os.environ.setdefault("MOTO_PORT", str(arguments.port))  # moto writes it into the URLs it returns
+    moto = DomainDispatcherApplication(create_backend_app)
+    run_simple(
+        arguments.host,
+        arguments.port,
+        PrimaryEmailUpdates(AccountCreationPace(moto)),
+        threaded=True,
+        request_handler=MotoRequestHandler,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -5,13 +5,17 @@ The emulator keeps nothing between runs, so this starts the demo's AWS side afre
 students through the normal vending path (the Celery worker does the work), seeds Cost Explorer
 with a month of believable spend and syncs it (one student blows their budget and is frozen).
 Then the term moves on, through the portal's own services: one student asks to keep their
-account, one drops the course (their account is cleaned up and closed), and two late joiners
-ask for accounts (requested, then creating, then ready while you watch the roster).
+account, one drops the course (their account is cleaned up and closed), the instructor
+pre-creates spare accounts for late adds, and two late joiners ask for accounts. From then on
+the emulator takes DEMO_CREATION_SECONDS per account, as AWS takes minutes: the spares and the
+first late joiner fill AWS's creations in progress, so the second waits in the queue
+(requested), then is created (creating), then is ready while you watch the roster.
 """
 
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
@@ -26,7 +30,7 @@ from accounts_app.management.commands.seed_demo import (
 from accounts_app.models import Course, MemberAccount, Membership
 from accounts_app.services.handover import handover_request
 from accounts_app.services.rosters import member_remove
-from accounts_app.services.vending import account_request
+from accounts_app.services.vending import account_request, course_precreate
 from billing_app.demo import cost_explorer_results, daily_costs
 from billing_app.models import CostRecord
 from billing_app.services.refresh import costs_refresh
@@ -35,6 +39,8 @@ from portal.aws import emulator
 DEMO_COURSE_CODE = "cloud101-demo"
 DEMO_DAYS = 31
 READY_TIMEOUT_SECONDS = 300
+# Longer than AWS's usual few minutes, so that there is time to look at every state.
+DEMO_CREATION_SECONDS = 600
 
 
 class Command(BaseCommand):
@@ -53,6 +59,7 @@ class Command(BaseCommand):
         if course is None:
             raise CommandError("No demo course: run `python manage.py seed_demo` first.")
         self.forget_previous_emulator()
+        emulator.set_creation_seconds(0)  # the term's accounts exist already when the demo opens
         late_joiners = list(
             course.memberships.filter(email__in=[demo_email(name) for name in LATE_JOINERS])
         )
@@ -61,6 +68,7 @@ class Command(BaseCommand):
         self.stdout.write("Provisioning the demo accounts…")
         accounts = self.wait_until_ready(course)
         self.seed_costs(accounts)
+        emulator.set_creation_seconds(DEMO_CREATION_SECONDS)
         self.tell_the_story(course, late_joiners)
 
     def forget_previous_emulator(self) -> None:
@@ -89,12 +97,18 @@ class Command(BaseCommand):
         dropped = course.memberships.get(email=demo_email(DROPPED))
         instructor = course.memberships.filter(role=CourseRole.INSTRUCTOR).first()
         member_remove(actor=instructor.user, member=dropped)
+        # All but one of AWS's creations in progress, so that the second late joiner waits.
+        spares = course_precreate(
+            actor=instructor.user, course=course, count=settings.PORTAL_AWS_MAX_CREATIONS_IN_PROGRESS - 1
+        )
         for member in late_joiners:
             account_request(actor=member.user, membership=member)
         self.stdout.write(
             self.style.SUCCESS(
                 f"{keeper.name} asks to keep their account; {dropped.name} left the course (account closing); "
-                f"{len(late_joiners)} late joiners' accounts are being created."
+                f"{len(spares)} spare accounts and {len(late_joiners)} late joiners' accounts are being created, "
+                f"{DEMO_CREATION_SECONDS // 60} minutes each, at most "
+                f"{settings.PORTAL_AWS_MAX_CREATIONS_IN_PROGRESS} at a time."
             )
         )
 

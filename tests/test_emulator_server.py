@@ -40,7 +40,9 @@ def emails() -> list[str]:
 def pace(clock, emails) -> Iterator[AccountCreationPace]:
     """The emulator server on a free loopback port, with a fresh moto behind it."""
     paced = AccountCreationPace(DomainDispatcherApplication(create_backend_app), clock=clock)
-    server = make_server("127.0.0.1", 0, PrimaryEmailUpdates(paced, announce=emails.append), threaded=True)
+    server = make_server(
+        "127.0.0.1", 0, PrimaryEmailUpdates(paced, announce=emails.append), threaded=True
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     paced.endpoint = f"http://127.0.0.1:{server.server_port}"
@@ -69,11 +71,15 @@ def organizations(pace):
 
 
 def set_pace(pace: AccountCreationPace, seconds) -> requests.Response:
-    return requests.post(f"{pace.endpoint}{PACE_PATH}", json={"creation_seconds": seconds}, timeout=10)
+    return requests.post(
+        f"{pace.endpoint}{PACE_PATH}", json={"creation_seconds": seconds}, timeout=10
+    )
 
 
 def create(organizations, name: str) -> dict:
-    return organizations.create_account(Email=f"{name}@school.example", AccountName=name)["CreateAccountStatus"]
+    return organizations.create_account(Email=f"{name}@school.example", AccountName=name)[
+        "CreateAccountStatus"
+    ]
 
 
 def listed_names(organizations) -> set[str]:
@@ -99,9 +105,13 @@ def test_a_paced_account_stays_in_progress_and_unlisted_until_its_time(pace, clo
     assert described["CreateAccountStatus"]["State"] == "IN_PROGRESS"
     assert "AccountId" not in described["CreateAccountStatus"]
     assert "ada" not in listed_names(organizations)
-    running = organizations.list_create_account_status(States=["IN_PROGRESS"])["CreateAccountStatuses"]
+    running = organizations.list_create_account_status(States=["IN_PROGRESS"])[
+        "CreateAccountStatuses"
+    ]
     assert [s["AccountName"] for s in running] == ["ada"]
-    succeeded = organizations.list_create_account_status(States=["SUCCEEDED"])["CreateAccountStatuses"]
+    succeeded = organizations.list_create_account_status(States=["SUCCEEDED"])[
+        "CreateAccountStatuses"
+    ]
     assert "ada" not in [s["AccountName"] for s in succeeded]
 
 
@@ -142,7 +152,9 @@ def test_the_pace_applies_to_creations_that_follow_it(pace, organizations):
     quick = create(organizations, "alan")
 
     assert (slow["State"], quick["State"]) == ("IN_PROGRESS", "SUCCEEDED")
-    assert requests.get(f"{pace.endpoint}{PACE_PATH}", timeout=10).json() == {"creation_seconds": 0.0}
+    assert requests.get(f"{pace.endpoint}{PACE_PATH}", timeout=10).json() == {
+        "creation_seconds": 0.0
+    }
 
 
 @pytest.mark.parametrize("payload", [{"creation_seconds": "soon"}, {"seconds": 60}, ["60"]])
@@ -184,15 +196,22 @@ def test_a_root_email_moves_to_the_address_that_received_the_code(organizations,
     account = aws_client(pace, "account")
     account_id = create(organizations, "ada")["AccountId"]
 
-    status = account.start_primary_email_update(AccountId=account_id, PrimaryEmail="ada@home.example")["Status"]
+    status = account.start_primary_email_update(
+        AccountId=account_id, PrimaryEmail="ada@home.example"
+    )["Status"]
     accepted = account.accept_primary_email_update(
         AccountId=account_id, PrimaryEmail="ada@home.example", Otp=code_in(emails[-1])
     )["Status"]
 
     assert (status, accepted) == ("PENDING", "ACCEPTED")
-    assert emails[-1].startswith(f"AWS emails ada@home.example: the code to make it the root email of account {account_id}")
+    assert emails[-1].startswith(
+        f"AWS emails ada@home.example: the code to make it the root email of account {account_id}"
+    )
     assert account.get_primary_email(AccountId=account_id)["PrimaryEmail"] == "ada@home.example"
-    assert organizations.describe_account(AccountId=account_id)["Account"]["Email"] == "ada@home.example"
+    assert (
+        organizations.describe_account(AccountId=account_id)["Account"]["Email"]
+        == "ada@home.example"
+    )
 
 
 def test_a_wrong_code_is_refused_and_the_root_email_stays(organizations, pace, emails):
@@ -202,18 +221,24 @@ def test_a_wrong_code_is_refused_and_the_root_email_stays(organizations, pace, e
     wrong = f"{(int(code_in(emails[-1])) + 1) % 1_000_000:06d}"
 
     with pytest.raises(ClientError) as refused:
-        account.accept_primary_email_update(AccountId=account_id, PrimaryEmail="ada@home.example", Otp=wrong)
+        account.accept_primary_email_update(
+            AccountId=account_id, PrimaryEmail="ada@home.example", Otp=wrong
+        )
 
     assert refused.value.response["Error"]["Code"] == "ValidationException"
     assert account.get_primary_email(AccountId=account_id)["PrimaryEmail"] == "ada@school.example"
 
 
-def test_accepting_without_a_pending_update_or_for_an_unknown_account_is_not_found(organizations, pace):
+def test_accepting_without_a_pending_update_or_for_an_unknown_account_is_not_found(
+    organizations, pace
+):
     account = aws_client(pace, "account")
     account_id = create(organizations, "ada")["AccountId"]
 
     for unknown in (
-        lambda: account.accept_primary_email_update(AccountId=account_id, PrimaryEmail="ada@home.example", Otp="123456"),
+        lambda: account.accept_primary_email_update(
+            AccountId=account_id, PrimaryEmail="ada@home.example", Otp="123456"
+        ),
         lambda: account.get_primary_email(AccountId="999999999999"),
     ):
         with pytest.raises(ClientError) as refused:

@@ -27,14 +27,21 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
 from moto.organizations.exceptions import AccountNotFoundException
 from moto.organizations.models import FakeAccount, organizations_backends
 from werkzeug.serving import run_simple
 
 PACE_PATH = "/portal-emulator/creation-seconds"
 ORGANIZATIONS_TARGET = "AWSOrganizationsV20161128."
-LISTS_OF_ACCOUNTS = {"ListAccounts", "ListAccountsForParent"}
+LISTS_OF_ACCOUNTS = frozenset({"ListAccounts", "ListAccountsForParent"})
+PRIMARY_EMAIL_PATHS = frozenset(
+    {"/getPrimaryEmail", "/startPrimaryEmailUpdate", "/acceptPrimaryEmailUpdate"}
+)
 
 type StartResponse = Callable[..., object]
 
@@ -43,7 +50,9 @@ class AccountCreationPace:
     """WSGI middleware in front of moto that keeps each new account "in progress" for
     `creation_seconds` after its CreateAccount."""
 
-    def __init__(self, app, *, creation_seconds: float = 0.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, app, *, creation_seconds: float = 0.0, clock: Callable[[], float] = time.monotonic
+    ):
         self.app = app
         self.creation_seconds = creation_seconds
         self.clock = clock
@@ -59,16 +68,26 @@ class AccountCreationPace:
             return self.app(environ, start_response)
         operation = target.removeprefix(ORGANIZATIONS_TARGET)
         request = _read_body(environ)
-        if operation == "DescribeAccount" and json.loads(request or b"{}").get("AccountId") in self._unfinished_accounts():
+        if (
+            operation == "DescribeAccount"
+            and json.loads(request or b"{}").get("AccountId") in self._unfinished_accounts()
+        ):
             return _error(
-                start_response, "400 Bad Request", "AccountNotFoundException", "You specified an account that doesn't exist."
+                start_response,
+                "400 Bad Request",
+                "AccountNotFoundException",
+                "You specified an account that doesn't exist.",
             )
         if operation == "ListCreateAccountStatus":
             # moto filters by its own state, SUCCEEDED at once: ask for all and filter here.
-            _replace_body(environ, {k: v for k, v in json.loads(request or b"{}").items() if k != "States"})
+            _replace_body(
+                environ, {k: v for k, v in json.loads(request or b"{}").items() if k != "States"}
+            )
         status, headers, body = _answer(self.app, environ)
         if status.startswith("200 "):
-            body = json.dumps(self._at_pace(operation, json.loads(request or b"{}"), json.loads(body))).encode()
+            body = json.dumps(
+                self._at_pace(operation, json.loads(request or b"{}"), json.loads(body))
+            ).encode()
             headers = [(name, value) for name, value in headers if name.lower() != "content-length"]
             headers.append(("Content-Length", str(len(body))))
         start_response(status, headers)
@@ -84,10 +103,16 @@ class AccountCreationPace:
         if operation == "ListCreateAccountStatus":
             wanted = request.get("States") or ["IN_PROGRESS", "SUCCEEDED", "FAILED"]
             statuses = [self._as_now(status) for status in answer.get("CreateAccountStatuses", [])]
-            return {**answer, "CreateAccountStatuses": [s for s in statuses if s["State"] in wanted]}
+            return {
+                **answer,
+                "CreateAccountStatuses": [s for s in statuses if s["State"] in wanted],
+            }
         if operation in LISTS_OF_ACCOUNTS:
             unfinished = self._unfinished_accounts()
-            return {**answer, "Accounts": [a for a in answer["Accounts"] if a["Id"] not in unfinished]}
+            return {
+                **answer,
+                "Accounts": [a for a in answer["Accounts"] if a["Id"] not in unfinished],
+            }
         return answer
 
     def _started(self, status: dict) -> None:
@@ -104,13 +129,17 @@ class AccountCreationPace:
             ready_at = self._ready_at.get(status.get("Id", ""))
         if ready_at is None or self.clock() >= ready_at:
             return status
-        unfinished = {k: v for k, v in status.items() if k not in {"AccountId", "CompletedTimestamp"}}
+        unfinished = {
+            k: v for k, v in status.items() if k not in {"AccountId", "CompletedTimestamp"}
+        }
         return {**unfinished, "State": "IN_PROGRESS"}
 
     def _unfinished_accounts(self) -> set[str]:
         now = self.clock()
         with self._lock:
-            return {account for account, ready_at in self._account_ready_at.items() if now < ready_at}
+            return {
+                account for account, ready_at in self._account_ready_at.items() if now < ready_at
+            }
 
     def _pace_setting(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         """GET answers the creation time; POST {"creation_seconds": N} sets it for the
@@ -123,7 +152,9 @@ class AccountCreationPace:
                 return [b'Send {"creation_seconds": <a number>}.']
             self.creation_seconds = max(seconds, 0.0)
         body = json.dumps({"creation_seconds": self.creation_seconds}).encode()
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        start_response(
+            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
         return [body]
 
 
@@ -133,9 +164,9 @@ class PrimaryEmailUpdates:
     one-time code to the address (printed here), AcceptPrimaryEmailUpdate with that code makes
     the address the account's root email, which Organizations then shows too."""
 
-    PATHS = {"/getPrimaryEmail", "/startPrimaryEmailUpdate", "/acceptPrimaryEmailUpdate"}
-
-    def __init__(self, app, *, announce: Callable[[str], None] = lambda line: print(line, flush=True)):
+    def __init__(
+        self, app, *, announce: Callable[[str], None] = lambda line: print(line, flush=True)
+    ):
         self.app = app
         self.announce = announce
         self._lock = threading.Lock()
@@ -143,37 +174,63 @@ class PrimaryEmailUpdates:
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path not in self.PATHS or environ.get("REQUEST_METHOD") != "POST":
+        if path not in PRIMARY_EMAIL_PATHS or environ.get("REQUEST_METHOD") != "POST":
             return self.app(environ, start_response)
         request = json.loads(_read_body(environ) or b"{}")
         try:
             account = _member_account(request.get("AccountId", ""))
         except (KeyError, AccountNotFoundException):
-            return _error(start_response, "404 Not Found", "ResourceNotFoundException", "The account was not found.")
+            return _error(
+                start_response,
+                "404 Not Found",
+                "ResourceNotFoundException",
+                "The account was not found.",
+            )
         if path == "/getPrimaryEmail":
             return _reply(start_response, "200 OK", {"PrimaryEmail": account.email})
         if path == "/startPrimaryEmailUpdate":
             return self._start(start_response, account, request.get("PrimaryEmail", ""))
-        return self._accept(start_response, account, request.get("PrimaryEmail", ""), request.get("Otp", ""))
+        return self._accept(
+            start_response, account, request.get("PrimaryEmail", ""), request.get("Otp", "")
+        )
 
-    def _start(self, start_response: StartResponse, account: FakeAccount, email: str) -> Iterable[bytes]:
+    def _start(
+        self, start_response: StartResponse, account: FakeAccount, email: str
+    ) -> Iterable[bytes]:
         if "@" not in email:
-            return _error(start_response, "400 Bad Request", "ValidationException", "PrimaryEmail is not a valid email address.")
+            return _error(
+                start_response,
+                "400 Bad Request",
+                "ValidationException",
+                "PrimaryEmail is not a valid email address.",
+            )
         code = f"{secrets.randbelow(1_000_000):06d}"
         with self._lock:
             self._pending[account.id] = (email, code)
-        self.announce(f"AWS emails {email}: the code to make it the root email of account {account.id} is {code}")
+        self.announce(
+            f"AWS emails {email}: the code to make it the root email of account {account.id} is {code}"
+        )
         return _reply(start_response, "200 OK", {"Status": "PENDING"})
 
-    def _accept(self, start_response: StartResponse, account: FakeAccount, email: str, code: str) -> Iterable[bytes]:
+    def _accept(
+        self, start_response: StartResponse, account: FakeAccount, email: str, code: str
+    ) -> Iterable[bytes]:
         with self._lock:
             pending = self._pending.get(account.id)
             if pending is None:
                 return _error(
-                    start_response, "404 Not Found", "ResourceNotFoundException", "There is no pending primary email update for this account."
+                    start_response,
+                    "404 Not Found",
+                    "ResourceNotFoundException",
+                    "There is no pending primary email update for this account.",
                 )
             if pending != (email, code):
-                return _error(start_response, "400 Bad Request", "ValidationException", "The one-time password is not valid.")
+                return _error(
+                    start_response,
+                    "400 Bad Request",
+                    "ValidationException",
+                    "The one-time password is not valid.",
+                )
             del self._pending[account.id]
         account.email = email
         return _reply(start_response, "200 OK", {"Status": "ACCEPTED"})
@@ -211,7 +268,9 @@ def _answer(app, environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
     return started[0], list(started[1]), body
 
 
-def _reply(start_response: StartResponse, status: str, payload: dict, *, error_type: str = "") -> Iterable[bytes]:
+def _reply(
+    start_response: StartResponse, status: str, payload: dict, *, error_type: str = ""
+) -> Iterable[bytes]:
     body = json.dumps(payload).encode()
     headers = [
         ("Content-Type", "application/x-amz-json-1.1"),
@@ -233,7 +292,9 @@ def main() -> None:
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5055)
     arguments = parser.parse_args()
-    os.environ.setdefault("MOTO_PORT", str(arguments.port))  # moto writes it into the URLs it returns
+    os.environ.setdefault(
+        "MOTO_PORT", str(arguments.port)
+    )  # moto writes it into the URLs it returns
     moto = DomainDispatcherApplication(create_backend_app)
     run_simple(
         arguments.host,

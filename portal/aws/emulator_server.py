@@ -67,10 +67,10 @@ class AccountCreationPace:
         if not target.startswith(ORGANIZATIONS_TARGET):
             return self.app(environ, start_response)
         operation = target.removeprefix(ORGANIZATIONS_TARGET)
-        request = _read_body(environ)
+        request = json.loads(_read_body(environ) or b"{}")
         if (
             operation == "DescribeAccount"
-            and json.loads(request or b"{}").get("AccountId") in self._unfinished_accounts()
+            and request.get("AccountId") in self._unfinished_accounts()
         ):
             return _error(
                 start_response,
@@ -80,14 +80,10 @@ class AccountCreationPace:
             )
         if operation == "ListCreateAccountStatus":
             # moto filters by its own state, SUCCEEDED at once: ask for all and filter here.
-            _replace_body(
-                environ, {k: v for k, v in json.loads(request or b"{}").items() if k != "States"}
-            )
+            _replace_body(environ, {k: v for k, v in request.items() if k != "States"})
         status, headers, body = _answer(self.app, environ)
         if status.startswith("200 "):
-            body = json.dumps(
-                self._at_pace(operation, json.loads(request or b"{}"), json.loads(body))
-            ).encode()
+            body = json.dumps(self._at_pace(operation, request, json.loads(body))).encode()
             headers = [(name, value) for name, value in headers if name.lower() != "content-length"]
             headers.append(("Content-Length", str(len(body))))
         start_response(status, headers)
@@ -129,10 +125,7 @@ class AccountCreationPace:
             ready_at = self._ready_at.get(status.get("Id", ""))
         if ready_at is None or self.clock() >= ready_at:
             return status
-        unfinished = {
-            k: v for k, v in status.items() if k not in {"AccountId", "CompletedTimestamp"}
-        }
-        return {**unfinished, "State": "IN_PROGRESS"}
+        return in_progress(status)
 
     def _unfinished_accounts(self) -> set[str]:
         now = self.clock()
@@ -156,6 +149,12 @@ class AccountCreationPace:
             "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         )
         return [body]
+
+
+def in_progress(status: dict) -> dict:
+    """A CreateAccountStatus as AWS shows it before the account exists."""
+    unfinished = {k: v for k, v in status.items() if k not in {"AccountId", "CompletedTimestamp"}}
+    return {**unfinished, "State": "IN_PROGRESS"}
 
 
 class PrimaryEmailUpdates:

@@ -4,6 +4,7 @@ accounts and Account Management's primary-email API."""
 import re
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import boto3
 import pytest
@@ -36,27 +37,32 @@ def emails() -> list[str]:
     return []
 
 
+@dataclass(frozen=True)
+class RunningEmulator:
+    endpoint: str
+    pace: AccountCreationPace
+
+
 @pytest.fixture
-def pace(clock, emails) -> Iterator[AccountCreationPace]:
+def emulator(clock, emails) -> Iterator[RunningEmulator]:
     """The emulator server on a free loopback port, with a fresh moto behind it."""
-    paced = AccountCreationPace(DomainDispatcherApplication(create_backend_app), clock=clock)
+    pace = AccountCreationPace(DomainDispatcherApplication(create_backend_app), clock=clock)
     server = make_server(
-        "127.0.0.1", 0, PrimaryEmailUpdates(paced, announce=emails.append), threaded=True
+        "127.0.0.1", 0, PrimaryEmailUpdates(pace, announce=emails.append), threaded=True
     )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    paced.endpoint = f"http://127.0.0.1:{server.server_port}"
-    requests.post(f"{paced.endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    running = RunningEmulator(endpoint=f"http://127.0.0.1:{server.server_port}", pace=pace)
+    requests.post(f"{running.endpoint}/moto-api/reset", timeout=10).raise_for_status()
     try:
-        yield paced
+        yield running
     finally:
         server.shutdown()
 
 
-def aws_client(pace: AccountCreationPace, service: str):
+def aws_client(emulator: RunningEmulator, service: str):
     return boto3.client(
         service,
-        endpoint_url=pace.endpoint,
+        endpoint_url=emulator.endpoint,
         region_name="us-east-1",
         aws_access_key_id="emulator",
         aws_secret_access_key="emulator",
@@ -64,15 +70,15 @@ def aws_client(pace: AccountCreationPace, service: str):
 
 
 @pytest.fixture
-def organizations(pace):
-    client = aws_client(pace, "organizations")
+def organizations(emulator):
+    client = aws_client(emulator, "organizations")
     client.create_organization(FeatureSet="ALL")
     return client
 
 
-def set_pace(pace: AccountCreationPace, seconds) -> requests.Response:
+def set_pace(emulator: RunningEmulator, seconds) -> requests.Response:
     return requests.post(
-        f"{pace.endpoint}{PACE_PATH}", json={"creation_seconds": seconds}, timeout=10
+        f"{emulator.endpoint}{PACE_PATH}", json={"creation_seconds": seconds}, timeout=10
     )
 
 
@@ -94,8 +100,10 @@ def test_without_a_pace_accounts_are_created_at_once_as_moto_does(organizations)
     assert "ada" in listed_names(organizations)
 
 
-def test_a_paced_account_stays_in_progress_and_unlisted_until_its_time(pace, clock, organizations):
-    set_pace(pace, CREATION_SECONDS).raise_for_status()
+def test_a_paced_account_stays_in_progress_and_unlisted_until_its_time(
+    emulator, clock, organizations
+):
+    set_pace(emulator, CREATION_SECONDS).raise_for_status()
 
     status = create(organizations, "ada")
     clock.now += CREATION_SECONDS - 1
@@ -115,8 +123,8 @@ def test_a_paced_account_stays_in_progress_and_unlisted_until_its_time(pace, clo
     assert "ada" not in [s["AccountName"] for s in succeeded]
 
 
-def test_a_paced_account_is_there_once_its_time_has_come(pace, clock, organizations):
-    set_pace(pace, CREATION_SECONDS).raise_for_status()
+def test_a_paced_account_is_there_once_its_time_has_come(emulator, clock, organizations):
+    set_pace(emulator, CREATION_SECONDS).raise_for_status()
 
     status = create(organizations, "ada")
     clock.now += CREATION_SECONDS
@@ -128,8 +136,8 @@ def test_a_paced_account_is_there_once_its_time_has_come(pace, clock, organizati
     assert "ada" in listed_names(organizations)
 
 
-def test_an_unfinished_account_is_not_found_by_its_id(pace, clock, organizations):
-    set_pace(pace, CREATION_SECONDS).raise_for_status()
+def test_an_unfinished_account_is_not_found_by_its_id(emulator, clock, organizations):
+    set_pace(emulator, CREATION_SECONDS).raise_for_status()
     started = clock.now
     status = create(organizations, "ada")
     clock.now += CREATION_SECONDS
@@ -144,33 +152,33 @@ def test_an_unfinished_account_is_not_found_by_its_id(pace, clock, organizations
     assert refused.value.response["Error"]["Code"] == "AccountNotFoundException"
 
 
-def test_the_pace_applies_to_creations_that_follow_it(pace, organizations):
-    set_pace(pace, CREATION_SECONDS).raise_for_status()
+def test_the_pace_applies_to_creations_that_follow_it(emulator, organizations):
+    set_pace(emulator, CREATION_SECONDS).raise_for_status()
     slow = create(organizations, "ada")
 
-    set_pace(pace, 0).raise_for_status()
+    set_pace(emulator, 0).raise_for_status()
     quick = create(organizations, "alan")
 
     assert (slow["State"], quick["State"]) == ("IN_PROGRESS", "SUCCEEDED")
-    assert requests.get(f"{pace.endpoint}{PACE_PATH}", timeout=10).json() == {
+    assert requests.get(f"{emulator.endpoint}{PACE_PATH}", timeout=10).json() == {
         "creation_seconds": 0.0
     }
 
 
 @pytest.mark.parametrize("payload", [{"creation_seconds": "soon"}, {"seconds": 60}, ["60"]])
-def test_a_pace_that_is_not_a_number_is_refused_and_changes_nothing(pace, payload):
-    set_pace(pace, CREATION_SECONDS).raise_for_status()
+def test_a_pace_that_is_not_a_number_is_refused_and_changes_nothing(emulator, payload):
+    set_pace(emulator, CREATION_SECONDS).raise_for_status()
 
-    answer = requests.post(f"{pace.endpoint}{PACE_PATH}", json=payload, timeout=10)
+    answer = requests.post(f"{emulator.endpoint}{PACE_PATH}", json=payload, timeout=10)
 
     assert answer.status_code == 400
     assert "creation_seconds" in answer.text
-    assert pace.creation_seconds == CREATION_SECONDS
+    assert emulator.pace.creation_seconds == CREATION_SECONDS
 
 
-def test_other_services_pass_through_untouched(pace, organizations):
-    set_pace(pace, CREATION_SECONDS).raise_for_status()
-    account = aws_client(pace, "account")
+def test_other_services_pass_through_untouched(emulator, organizations):
+    set_pace(emulator, CREATION_SECONDS).raise_for_status()
+    account = aws_client(emulator, "account")
 
     account.put_alternate_contact(
         AlternateContactType="BILLING",
@@ -180,7 +188,7 @@ def test_other_services_pass_through_untouched(pace, organizations):
         Title="Billing office",
     )
 
-    assert aws_client(pace, "sts").get_caller_identity()["Account"].isdigit()
+    assert aws_client(emulator, "sts").get_caller_identity()["Account"].isdigit()
     contact = account.get_alternate_contact(AlternateContactType="BILLING")["AlternateContact"]
     assert contact["EmailAddress"] == "billing@school.example"
 
@@ -192,8 +200,8 @@ def code_in(email: str) -> str:
     return re.search(r"is (\d{6})$", email).group(1)
 
 
-def test_a_root_email_moves_to_the_address_that_received_the_code(organizations, pace, emails):
-    account = aws_client(pace, "account")
+def test_a_root_email_moves_to_the_address_that_received_the_code(organizations, emulator, emails):
+    account = aws_client(emulator, "account")
     account_id = create(organizations, "ada")["AccountId"]
 
     status = account.start_primary_email_update(
@@ -214,8 +222,8 @@ def test_a_root_email_moves_to_the_address_that_received_the_code(organizations,
     )
 
 
-def test_a_wrong_code_is_refused_and_the_root_email_stays(organizations, pace, emails):
-    account = aws_client(pace, "account")
+def test_a_wrong_code_is_refused_and_the_root_email_stays(organizations, emulator, emails):
+    account = aws_client(emulator, "account")
     account_id = create(organizations, "ada")["AccountId"]
     account.start_primary_email_update(AccountId=account_id, PrimaryEmail="ada@home.example")
     wrong = f"{(int(code_in(emails[-1])) + 1) % 1_000_000:06d}"
@@ -230,9 +238,9 @@ def test_a_wrong_code_is_refused_and_the_root_email_stays(organizations, pace, e
 
 
 def test_accepting_without_a_pending_update_or_for_an_unknown_account_is_not_found(
-    organizations, pace
+    organizations, emulator
 ):
-    account = aws_client(pace, "account")
+    account = aws_client(emulator, "account")
     account_id = create(organizations, "ada")["AccountId"]
 
     for unknown in (

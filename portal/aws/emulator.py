@@ -1,4 +1,4 @@
-"""What only the local emulator (moto_server, run by portal/aws/emulator_server.py) offers:
+"""What only the local emulator (portal/aws/emulator_server.py, around moto) offers:
 seeding Cost Explorer, which returns nothing unless told what to answer, and the time an
 account takes to create. Never used against real AWS."""
 
@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from portal.aws.session import client
 
 SEED_PATH = "/moto-api/static/ce/cost-and-usage-results"
-PACE_PATH = "/portal-emulator/creation-seconds"  # see emulator_server.py
+PACE_PATH = "/portal-emulator/creation-seconds"  # answered by emulator_server.py
 
 
 def endpoint() -> str:

@@ -36,7 +36,8 @@ from moto.organizations.exceptions import AccountNotFoundException
 from moto.organizations.models import FakeAccount, organizations_backends
 from werkzeug.serving import run_simple
 
-PACE_PATH = "/portal-emulator/creation-seconds"
+from portal.aws.emulator import PACE_PATH
+
 ORGANIZATIONS_TARGET = "AWSOrganizationsV20161128."
 LISTS_OF_ACCOUNTS = frozenset({"ListAccounts", "ListAccountsForParent"})
 PRIMARY_EMAIL_PATHS = frozenset(

@@ -13,8 +13,8 @@ from accounts_app.choices import AccountState as S
 from accounts_app.models import AwsOrganization, Course, MemberAccount, Membership
 from accounts_app.services.cleanup import account_clean, account_cleanup_preview
 from accounts_app.services.ending import account_retire
+from accounts_app.services.ownership import MANAGED_BY_TAG
 from accounts_app.services.vending import (
-    MANAGED_BY_TAG,
     account_configure,
     account_poll_creation,
     account_request,

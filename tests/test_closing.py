@@ -23,7 +23,7 @@ from accounts_app.services.closing import (
     close_queue_status,
     closure_quota,
 )
-from accounts_app.services.vending import MANAGED_BY_TAG
+from accounts_app.services.ownership import MANAGED_BY_TAG
 from tests.factories import MembershipFactory
 from tests.support.aws_script import LOST_AFTER_AWS, AwsScript, Clock, Edit, Fault
 

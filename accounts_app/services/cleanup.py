@@ -23,43 +23,12 @@ from accounts_app.lifecycle import FINAL_STATES, transition
 from accounts_app.models import AwsOrganization, MemberAccount
 from accounts_app.services.audit import audit_record
 from accounts_app.services.guardrails import organization_ready
-from accounts_app.services.vending import MANAGED_BY_TAG
+from accounts_app.services.ownership import NotOurs, ownership_check
 from portal.aws import cleanup as aws_cleanup
 from portal.aws import iam_users, identity_center, organizations
 from portal.aws.errors import AwsError, PermanentAwsError, TransientAwsError
 
 logger = logging.getLogger(__name__)
-
-
-class NotOurs(Exception):
-    """The account is not provably the portal's to clean or close; the message says why."""
-
-
-# --- Is it ours? ----------------------------------------------------------------------------------
-
-
-def expected_parent(account: MemberAccount, organization: AwsOrganization) -> str:
-    return account.course.aws_ou_id if account.course_id else organization.pool_ou_id
-
-
-def ownership_check(account: MemberAccount, organization: AwsOrganization) -> None:
-    """Raise NotOurs unless AWS shows the account in its course's OU with the portal's tag."""
-    account_id = account.aws_account_id
-    if not account_id or account_id == organization.management_account_id:
-        raise NotOurs("The record has no member account id.")
-    parent = organizations.parent_id(account_id)
-    wanted = expected_parent(account, organization)
-    if not wanted or parent != wanted:
-        raise NotOurs(
-            f"AWS account {account_id} is in {parent}, not in {wanted or 'a known OU'}: the portal "
-            "deletes and closes nothing outside its own OUs. Move it back or handle it by hand."
-        )
-    key, value = next(iter(MANAGED_BY_TAG.items()))
-    if organizations.account_tags(account_id).get(key) != value:
-        raise NotOurs(
-            f"AWS account {account_id} lacks the tag {key}={value}: the portal deletes and closes "
-            "only accounts it tagged as its own."
-        )
 
 
 def cleanup_regions(account_id: str) -> list[str]:

@@ -24,7 +24,7 @@ from accounts_app.choices import AuditAction
 from accounts_app.lifecycle import transition
 from accounts_app.models import AwsOrganization, MemberAccount
 from accounts_app.services.audit import audit_record
-from accounts_app.services.cleanup import NotOurs, ownership_check
+from accounts_app.services.ownership import NotOurs, ownership_check
 from accounts_app.services.guardrails import AwsNotBootstrapped, organization_ready
 from accounts_app.services.notifications import email_send
 from portal.aws import organizations

@@ -32,7 +32,7 @@ from accounts_app.services.audit import audit_record
 from accounts_app.services.cleanup import access_revoke
 from accounts_app.services.guardrails import organization_ready
 from accounts_app.services.notifications import email_send
-from accounts_app.services.vending import MANAGED_BY_TAG
+from accounts_app.services.ownership import MANAGED_BY_TAG
 from portal.aws import account_mgmt, organizations
 from portal.aws import budgets as aws_budgets
 from portal.aws.errors import AwsError, PermanentAwsError

@@ -20,9 +20,8 @@ from accounts_app.choices import AccountState as S
 from accounts_app.lifecycle import transition
 from accounts_app.models import MemberAccount
 from accounts_app.services.audit import audit_record
-from accounts_app.services.cleanup import NotOurs, ownership_check
 from accounts_app.services.guardrails import freeze_policy_id, organization_ready
-from accounts_app.services.vending import MANAGED_BY_TAG
+from accounts_app.services.ownership import MANAGED_BY_TAG, NotOurs, ownership_check
 from portal.aws import budgets as aws_budgets
 from portal.aws import organizations
 from portal.aws.guardrails import MANAGED_BUDGET_PREFIX

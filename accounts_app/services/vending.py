@@ -25,6 +25,7 @@ from accounts_app.crypto import encrypt
 from accounts_app.lifecycle import transition
 from accounts_app.models import AccountEvent, AwsOrganization, Course, MemberAccount, Membership
 from accounts_app.services.audit import audit_record
+from accounts_app.services.ownership import MANAGED_BY_TAG
 from accounts_app.services.guardrails import (
     AwsNotBootstrapped,
     course_guardrails_apply,
@@ -37,7 +38,6 @@ from portal.aws.guardrails import iam_user_policy
 
 logger = logging.getLogger(__name__)
 
-MANAGED_BY_TAG = {"managed-by": "classroom-cloud-portal"}
 # A CreateAccount whose answer was lost and that AWS does not list after this long never
 # reached AWS; it is sent again (after looking once more).
 LOST_REQUEST_GRACE = timedelta(minutes=2)

@@ -71,17 +71,18 @@ def identity_user_release(organization: AwsOrganization, *, user_id: str, releas
 # --- Account assignments --------------------------------------------------------------------------
 
 
-def assignment_ensure(organization: AwsOrganization, *, account_id: str, permission_set_arn: str, user_id: str) -> None:
+def assignment_ensure(
+    organization: AwsOrganization, *, account_id: str, permission_set_arn: str, user_id: str
+) -> None:
     """Let `user_id` sign in to `account_id` through the permission set; nothing if they can."""
     instance = organization.sso_instance_arn
-    if identity_center.has_assignment(instance, account_id=account_id, permission_set_arn=permission_set_arn, user_id=user_id):
+    target = {"account_id": account_id, "permission_set_arn": permission_set_arn, "user_id": user_id}
+    if identity_center.has_assignment(instance, **target):
         return
     try:
-        status = identity_center.create_assignment(
-            instance, account_id=account_id, permission_set_arn=permission_set_arn, user_id=user_id
-        )
+        status = identity_center.create_assignment(instance, **target)
     except UnknownOutcome:
-        if identity_center.has_assignment(instance, account_id=account_id, permission_set_arn=permission_set_arn, user_id=user_id):
+        if identity_center.has_assignment(instance, **target):
             return
         raise
     if status.state == "IN_PROGRESS":
@@ -93,7 +94,9 @@ def assignment_ensure(organization: AwsOrganization, *, account_id: str, permiss
         raise TransientAwsError("The assignment is still being created.", operation="CreateAccountAssignment")
 
 
-def assignment_remove(organization: AwsOrganization, *, account_id: str, assignment: identity_center.Assignment) -> None:
+def assignment_remove(
+    organization: AwsOrganization, *, account_id: str, assignment: identity_center.Assignment
+) -> None:
     """Take an assignment away; one already gone is fine."""
     instance = organization.sso_instance_arn
     status = identity_center.delete_assignment(instance, account_id=account_id, assignment=assignment)
@@ -102,7 +105,9 @@ def assignment_remove(organization: AwsOrganization, *, account_id: str, assignm
     if status.state == "IN_PROGRESS":
         status = identity_center.assignment_deletion_status(instance, status.request_id)
     if status.state == "FAILED":
-        raise PermanentAwsError(status.failure_reason, code="AssignmentDeletionFailed", operation="DeleteAccountAssignment")
+        raise PermanentAwsError(
+            status.failure_reason, code="AssignmentDeletionFailed", operation="DeleteAccountAssignment"
+        )
     if status.state == "IN_PROGRESS":
         # The task retries; its next run lists the assignment again only if it still exists.
         raise TransientAwsError("An assignment is still being removed.", operation="DeleteAccountAssignment")

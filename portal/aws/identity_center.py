@@ -203,7 +203,13 @@ def ensure_permission_set(
         arn = found["PermissionSetArn"]
     description_updated = found is not None and found.get("Description", "") != description
     if description_updated:
-        _call("sso-admin", "update_permission_set", InstanceArn=instance_arn, PermissionSetArn=arn, Description=description)
+        _call(
+            "sso-admin",
+            "update_permission_set",
+            InstanceArn=instance_arn,
+            PermissionSetArn=arn,
+            Description=description,
+        )
     attached_now = {
         p["Arn"]
         for p in _pages(
@@ -354,7 +360,9 @@ def account_assignments(instance_arn: str, *, account_id: str, permission_set_ar
     ]
 
 
-def principal_assignments(instance_arn: str, principal_id: str, *, principal_type: str = "USER") -> list[HeldAssignment]:
+def principal_assignments(
+    instance_arn: str, principal_id: str, *, principal_type: str = "USER"
+) -> list[HeldAssignment]:
     """Every account assignment of a user (or a group), across the organization."""
     return [
         HeldAssignment(raw["AccountId"], raw["PermissionSetArn"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
+from django.urls import reverse
 
 from accounts_app.models import AwsOrganization, IdentityCenterUser, Membership
 from tests.test_cleanup_service import cleaning, ready_account, run_cleanup
@@ -134,3 +135,19 @@ def test_a_user_assigned_directly_elsewhere_survives_cleanup(aws, student):
 
     assert identity_user_exists(aws, account.identity_store_user_id)
     assert IdentityCenterUser.objects.filter(user_id=account.identity_store_user_id).exists()
+
+
+@pytest.mark.django_db
+def test_administrators_read_the_record_of_created_users_and_nobody_writes_it(personas):
+    IdentityCenterUser.objects.create(identity_store_id="d-1234567890", user_id="u-1", email="ann@school.example")
+    admin = personas.client("admin")
+
+    listed = admin.get(reverse("admin:accounts_app_identitycenteruser_changelist"))
+
+    assert listed.status_code == 200
+    assert "ann@school.example" in listed.content.decode()
+    assert admin.get(reverse("admin:accounts_app_identitycenteruser_add")).status_code == 403
+    record = IdentityCenterUser.objects.get()
+    delete_url = reverse("admin:accounts_app_identitycenteruser_delete", args=[record.pk])
+    assert admin.post(delete_url, {"post": "yes"}).status_code == 403
+    assert IdentityCenterUser.objects.filter(pk=record.pk).exists()

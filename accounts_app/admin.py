@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from accounts_app.models import AuditEvent, Course, Membership, User
+from accounts_app.models import AuditEvent, Course, IdentityCenterUser, Membership, User
 from accounts_app.services.users import user_set_instructor
 
 
@@ -52,6 +52,24 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_display = ["created_at", "actor_label", "course", "action", "summary"]
     list_filter = ["action"]
     search_fields = ["actor_label", "summary"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(IdentityCenterUser)
+class IdentityCenterUserAdmin(admin.ModelAdmin):
+    """The record that lets the portal delete a user: written by the portal only, when it creates
+    the user, so that nobody can make it delete one it did not create."""
+
+    list_display = ["email", "user_id", "identity_store_id", "created_by_portal_at"]
+    search_fields = ["email", "user_id"]
 
     def has_add_permission(self, request) -> bool:
         return False

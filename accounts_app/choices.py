@@ -75,6 +75,7 @@ class AuditAction(models.TextChoices):
     HANDOVER_DECLINED = "handover.declined", "Handover declined"
     HANDOVER_STEP = "handover.step", "Handover step done"
     HANDOVER_COMPLETED = "handover.completed", "Account handed over"
+    STAFF_ACCESS_CHANGED = "staff.access_changed", "Staff AWS access changed"
 
 
 class AccountState(models.TextChoices):

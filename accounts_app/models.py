@@ -148,6 +148,8 @@ class Course(models.Model):
     aws_scp_id = models.CharField("AWS SCP id", max_length=100, blank=True)
     guardrails_applied_at = models.DateTimeField(null=True, blank=True)
     guardrails_error = models.TextField(blank=True)
+    # When the reconciler last compared the staff's Identity Center access with the roster.
+    staff_access_checked_at = models.DateTimeField(null=True, blank=True)
     end_notice_days = models.PositiveSmallIntegerField(
         "warn students (days before the end)",
         default=7,
@@ -380,6 +382,28 @@ class AwsOrganization(models.Model):
     def load(cls) -> AwsOrganization:
         organization, _ = cls.objects.get_or_create(pk=1)
         return organization
+
+
+class IdentityCenterUser(models.Model):
+    """An IAM Identity Center user the portal created itself (PORTAL_IDENTITY_SOURCE=portal).
+
+    The portal deletes no other user: not one synced from the school's directory, made by an
+    administrator, or found already there when the portal first needed it.
+    """
+
+    identity_store_id = models.CharField(max_length=50)
+    user_id = models.CharField(max_length=100)
+    email = models.EmailField()
+    created_by_portal_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "Identity Center user created by the portal"
+        constraints = [
+            models.UniqueConstraint(fields=["identity_store_id", "user_id"], name="identity_center_user_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.user_id})"
 
 
 class MemberAccount(models.Model):

@@ -90,6 +90,15 @@ def course_guardrails_task(course_id: int) -> None:
 
 
 @shared_task(**AWS_TASK)
+def staff_access_sync_task(course_id: int, email: str) -> None:
+    from accounts_app.models import Course
+    from accounts_app.services.staff_access import staff_access_sync
+
+    if course := Course.objects.filter(pk=course_id).first():
+        staff_access_sync(course=course, email=email)
+
+
+@shared_task(**AWS_TASK)
 def reconcile_task() -> None:
     from accounts_app.services.reconcile import reconcile
 

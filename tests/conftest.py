@@ -6,6 +6,7 @@ from django.test import Client
 
 from accounts_app.choices import CourseRole
 from accounts_app.models import Course, User
+from portal.aws.emulator_server import honour_managed_policy_paths
 from portal.celery import app as celery_app
 from tests.factories import CourseFactory, MembershipFactory, UserFactory
 
@@ -21,6 +22,8 @@ os.environ.update(
     # would find hundreds of them in every region.
     MOTO_EC2_LOAD_DEFAULT_AMIS="false",
 )
+# As AWS, attach managed policies that live under a path (the TAs' job-function/ViewOnlyAccess).
+honour_managed_policy_paths()
 
 
 @pytest.fixture(autouse=True)

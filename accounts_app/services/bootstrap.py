@@ -3,6 +3,8 @@ Every step looks first, so running it again changes nothing and says so."""
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -17,6 +19,9 @@ from portal.aws.guardrails import PERMISSION_SETS, baseline_policies
 
 TRUSTED_SERVICES = ["sso.amazonaws.com", "account.amazonaws.com"]
 POOL_OU_NAME = "Pool"
+# How long aws_bootstrap waits for AWS to provision a changed permission set again.
+PROVISIONING_CHECKS = 30
+PROVISIONING_CHECK_SECONDS = 2.0
 
 
 class BootstrapError(Exception):
@@ -58,13 +63,15 @@ def aws_bootstrap(*, actor) -> list[str]:
     report.append(f"Identity Center {instance.arn}, identity store {instance.identity_store_id}.")
     report.append(f"Access portal: {instance.access_portal_url}")
 
-    permission_sets = {
-        role: identity_center.ensure_permission_set(
+    permission_sets = {}
+    for role, spec in PERMISSION_SETS.items():
+        update = identity_center.ensure_permission_set(
             instance.arn, name=spec.name, description=spec.description, managed_policy_arns=spec.managed_policy_arns
         )
-        for role, spec in PERMISSION_SETS.items()
-    }
-    report.extend(f"Permission set {PERMISSION_SETS[r].name}: {arn}" for r, arn in permission_sets.items())
+        permission_sets[role] = update.arn
+        report.append(_permission_set_line(spec.name, update))
+        if not update.created:
+            report.extend(permission_set_push(instance.arn, spec.name, update.arn))
 
     policies = {}
     for name, document in baseline_policies(
@@ -106,6 +113,47 @@ def aws_bootstrap(*, actor) -> list[str]:
         organization.save()
         audit_record(actor=actor, action=AuditAction.AWS_BOOTSTRAPPED, summary=f"Set up AWS organization {org.id}", data={"report": report})
     return report
+
+
+def _permission_set_line(name: str, update: identity_center.PermissionSetUpdate) -> str:
+    if update.created:
+        return f"Permission set {name}: created, {update.arn}."
+    changes = [f"attached {_short_policy_name(arn)}" for arn in update.attached]
+    changes += [f"detached {_short_policy_name(arn)}" for arn in update.detached]
+    if update.description_updated:
+        changes.append("description updated")
+    return f"Permission set {name}: {', '.join(changes) if changes else 'up to date'}, {update.arn}."
+
+
+def _short_policy_name(policy_arn: str) -> str:
+    return policy_arn.split(":policy/", 1)[-1]
+
+
+def permission_set_push(instance_arn: str, name: str, permission_set_arn: str) -> list[str]:
+    """Provision a permission set again to the accounts that still have an earlier version of it
+    (after its policies changed, here or in an interrupted earlier run): until then, people keep
+    the old permissions there. One ProvisionPermissionSet covers every such account; the
+    portal waits for it up to PROVISIONING_CHECKS times PROVISIONING_CHECK_SECONDS."""
+    outdated = identity_center.outdated_account_ids(instance_arn, permission_set_arn)
+    if not outdated:
+        return []
+    status = identity_center.provision_to_assigned(instance_arn, permission_set_arn)
+    for _ in range(PROVISIONING_CHECKS):
+        if status.state != "IN_PROGRESS":
+            break
+        time.sleep(PROVISIONING_CHECK_SECONDS)
+        status = identity_center.provisioning_status(instance_arn, status.request_id)
+    if status.state == "FAILED":
+        raise BootstrapError(
+            f"AWS could not provision the permission set {name} again to {len(outdated)} account(s): "
+            f"{status.failure_reason or 'no reason given'}. Fix that and run aws_bootstrap again."
+        )
+    if status.state == "IN_PROGRESS":
+        return [
+            f"Permission set {name}: being provisioned again to {len(outdated)} account(s) "
+            f"(request {status.request_id}); AWS finishes on its own, run aws_bootstrap again to check."
+        ]
+    return [f"Permission set {name}: provisioned again to {len(outdated)} account(s) that had an earlier version."]
 
 
 def cost_tags_activate() -> list[str]:

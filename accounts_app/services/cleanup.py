@@ -19,10 +19,11 @@ from django.utils import timezone
 
 from accounts_app.choices import AccessMode, AccountOrigin, AuditAction
 from accounts_app.choices import AccountState as S
-from accounts_app.lifecycle import FINAL_STATES, transition
+from accounts_app.lifecycle import transition
 from accounts_app.models import AwsOrganization, MemberAccount
 from accounts_app.services.audit import audit_record
 from accounts_app.services.guardrails import organization_ready
+from accounts_app.services.identity_access import identity_user_release
 from accounts_app.services.ownership import NotOurs, ownership_check
 from portal.aws import cleanup as aws_cleanup
 from portal.aws import iam_users, identity_center, organizations
@@ -201,7 +202,8 @@ def _report_update(account: MemberAccount, **changes) -> None:
 def access_revoke(account: MemberAccount, organization: AwsOrganization) -> None:
     """Nobody signs in through the portal any more: the IAM user goes (IAM-user mode), every
     Identity Center assignment to the account goes (student, TAs, instructors), and the
-    student's Identity Center user goes too when they have no other course."""
+    student's Identity Center user goes too when the portal created it and nothing else needs it
+    (identity_access.identity_user_release)."""
     account_id = account.aws_account_id
     if account.course_id and account.course.access_mode == AccessMode.IAM_USER and account.iam_user_name:
         iam_users.delete_user(account_id, account.iam_user_name)
@@ -219,8 +221,8 @@ def access_revoke(account: MemberAccount, organization: AwsOrganization) -> None
     ]
     for status in pending:
         _wait_for_deletion(instance, status)
-    if account.identity_store_user_id and not _user_still_needed(account, organization):
-        identity_center.delete_user(organization.identity_store_id, account.identity_store_user_id)
+    if account.identity_store_user_id:
+        identity_user_release(organization, user_id=account.identity_store_user_id, released_by=account)
 
 
 def _wait_for_deletion(instance: str, status: identity_center.AssignmentStatus) -> None:
@@ -230,16 +232,3 @@ def _wait_for_deletion(instance: str, status: identity_center.AssignmentStatus) 
     if current.state == "IN_PROGRESS":
         # The task retries; the next run lists the assignment again only if it still exists.
         raise TransientAwsError("An assignment is still being removed.", operation="DeleteAccountAssignment")
-
-
-def _user_still_needed(account: MemberAccount, organization: AwsOrganization) -> bool:
-    """Whether the student's Identity Center user serves another course: another live account
-    in the database, or any assignment left in AWS."""
-    other_accounts = (
-        MemberAccount.objects.filter(identity_store_user_id=account.identity_store_user_id)
-        .exclude(pk=account.pk)
-        .exclude(state__in=FINAL_STATES)
-    )
-    if other_accounts.exists():
-        return True
-    return bool(identity_center.user_assignments(organization.sso_instance_arn, account.identity_store_user_id))

@@ -23,6 +23,7 @@ from accounts_app.roster_csv import RosterError, RosterRow, decode_roster, parse
 from accounts_app.services.audit import audit_record
 from accounts_app.services.ending import account_retire
 from accounts_app.services.invitations import invitations_enqueue
+from accounts_app.services.staff_access import RoleChange, staff_access_follow
 
 
 class RowOutcome(StrEnum):
@@ -173,6 +174,13 @@ def roster_import(
     if send_invitations and added:
         added_ids = course.memberships.filter(email__in=added).values_list("pk", flat=True)
         invitations_enqueue(actor=actor, course=course, member_ids=added_ids)
+    staff_access_follow(
+        course=course,
+        changes=[
+            RoleChange(planned.row.email, planned.member.role if planned.member else None, planned.row.role)
+            for planned in changed
+        ],
+    )
     return plan
 
 
@@ -217,6 +225,7 @@ def member_add(
         target=member,
         summary=f"Added {email} as {member.get_role_display()}",
     )
+    staff_access_follow(course=course, changes=[RoleChange(email, None, member.role)])
     return member
 
 
@@ -226,7 +235,7 @@ def member_change_role(*, actor: User, member: Membership, role: CourseRole) -> 
     if member.role == role:
         return member
     _refuse_losing_last_instructor(member)
-    previous = member.get_role_display()
+    previous, previous_role = member.get_role_display(), member.role
     member.role = role
     member.save(update_fields=["role", "updated_at"])
     audit_record(
@@ -236,6 +245,7 @@ def member_change_role(*, actor: User, member: Membership, role: CourseRole) -> 
         target=member,
         summary=f"Changed {member.email} from {previous} to {member.get_role_display()}",
     )
+    staff_access_follow(course=member.course, changes=[RoleChange(member.email, previous_role, role)])
     return member
 
 
@@ -255,6 +265,7 @@ def member_remove(*, actor: User, member: Membership) -> None:
         target=member,
         summary=f"Removed {member.email} ({member.get_role_display()}) from the roster",
     )
+    staff_access_follow(course=member.course, changes=[RoleChange(member.email, member.role, None)])
     member.delete()
 
 

@@ -25,6 +25,7 @@ from accounts_app.crypto import encrypt
 from accounts_app.lifecycle import transition
 from accounts_app.models import AccountEvent, AwsOrganization, Course, MemberAccount, Membership
 from accounts_app.services.audit import audit_record
+from accounts_app.services.identity_access import assignment_ensure, identity_user_for
 from accounts_app.services.ownership import MANAGED_BY_TAG
 from accounts_app.services.guardrails import (
     AwsNotBootstrapped,
@@ -32,8 +33,8 @@ from accounts_app.services.guardrails import (
     course_profile,
     organization_ready,
 )
-from portal.aws import account_mgmt, iam_users, identity_center, organizations, sts
-from portal.aws.errors import AwsError, PermanentAwsError, TransientAwsError, UnknownOutcome
+from portal.aws import account_mgmt, iam_users, organizations, sts
+from portal.aws.errors import AwsError, PermanentAwsError, UnknownOutcome
 from portal.aws.guardrails import iam_user_policy
 
 logger = logging.getLogger(__name__)
@@ -539,41 +540,9 @@ def _plain(error: AwsError) -> str:
     return f"AWS refused {error.operation or 'a step'}: {error.message}"
 
 
-def _identity_user(organization: AwsOrganization, membership: Membership) -> str | None:
-    """The Identity Center user of a course member: found by user name, or created unless the
-    school's directory provisions users itself (then None until it has synced)."""
-    store = organization.identity_store_id
-    user_id = identity_center.find_user(store, membership.email)
-    if user_id is None and settings.PORTAL_IDENTITY_SOURCE == "portal":
-        user_id = identity_center.create_user(
-            store, user_name=membership.email, display_name=membership.display_name, email=membership.email
-        )
-    return user_id
-
-
-def _ensure_assignment(organization: AwsOrganization, account_id: str, role: str, user_id: str) -> None:
-    instance, permission_set = organization.sso_instance_arn, organization.permission_sets[role]
-    if identity_center.has_assignment(instance, account_id=account_id, permission_set_arn=permission_set, user_id=user_id):
-        return
-    try:
-        status = identity_center.create_assignment(
-            instance, account_id=account_id, permission_set_arn=permission_set, user_id=user_id
-        )
-    except UnknownOutcome:
-        if identity_center.has_assignment(instance, account_id=account_id, permission_set_arn=permission_set, user_id=user_id):
-            return
-        raise
-    if status.state == "IN_PROGRESS":
-        status = identity_center.assignment_creation_status(instance, status.request_id)
-    if status.state == "FAILED":
-        raise PermanentAwsError(status.failure_reason, code="AssignmentFailed", operation="CreateAccountAssignment")
-    if status.state == "IN_PROGRESS":
-        # Not done yet: the task retries, and the next run finds it with has_assignment().
-        raise TransientAwsError("The assignment is still being created.", operation="CreateAccountAssignment")
-
-
 def _configure_identity_center(account: MemberAccount, organization: AwsOrganization) -> bool:
-    user_id = _identity_user(organization, account.membership)
+    student = account.membership
+    user_id = identity_user_for(organization, email=student.email, display_name=student.display_name)
     if user_id is None:
         transition(
             account,
@@ -586,7 +555,12 @@ def _configure_identity_center(account: MemberAccount, organization: AwsOrganiza
         return False
     MemberAccount.objects.filter(pk=account.pk).update(identity_store_user_id=user_id)
     account.identity_store_user_id = user_id
-    _ensure_assignment(organization, account.aws_account_id, "student", user_id)
+    assignment_ensure(
+        organization,
+        account_id=account.aws_account_id,
+        permission_set_arn=organization.permission_sets["student"],
+        user_id=user_id,
+    )
     return True
 
 
@@ -595,9 +569,14 @@ def _grant_course_staff(account: MemberAccount, organization: AwsOrganization) -
         return
     staff = Membership.objects.filter(course=account.course, role__in=[CourseRole.TA, CourseRole.INSTRUCTOR])
     for member in staff:
-        user_id = _identity_user(organization, member)
+        user_id = identity_user_for(organization, email=member.email, display_name=member.display_name)
         if user_id is not None:
-            _ensure_assignment(organization, account.aws_account_id, member.role, user_id)
+            assignment_ensure(
+                organization,
+                account_id=account.aws_account_id,
+                permission_set_arn=organization.permission_sets[member.role],
+                user_id=user_id,
+            )
 
 
 def _configure_iam_user(account: MemberAccount) -> None:

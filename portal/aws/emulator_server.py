@@ -9,6 +9,8 @@
 - Account Management's primary-email API, with which a student takes over their account's root
   email. The one-time code AWS would email to the new address is printed instead, as the
   portal's own emails are printed in development.
+- AWS managed policies under a path, such as `job-function/ViewOnlyAccess` (the TAs'
+  permission set): moto's Identity Center refuses them (`honour_managed_policy_paths`).
 
 Never used against real AWS.
 
@@ -33,7 +35,10 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from moto.organizations.exceptions import AccountNotFoundException
+from moto.iam.aws_managed_policies import aws_managed_policies_data
 from moto.organizations.models import FakeAccount, organizations_backends
+from moto.ssoadmin.exceptions import ResourceNotFoundException
+from moto.ssoadmin.models import ManagedPolicy, SSOAdminBackend
 from werkzeug.serving import run_simple
 
 from portal.aws.emulator import PACE_PATH
@@ -287,6 +292,28 @@ def _error(start_response: StartResponse, status: str, code: str, message: str) 
     return _reply(start_response, status, {"__type": code, "message": message}, error_type=code)
 
 
+def honour_managed_policy_paths() -> None:
+    """Let moto's Identity Center attach AWS managed policies that live under a path.
+
+    moto checks a managed policy ARN against the policy's path read from a "path" key, which its
+    own copy of AWS's policies spells "Path": every policy under a path, such as
+    arn:aws:iam::aws:policy/job-function/ViewOnlyAccess, is refused as missing, where AWS attaches
+    it. Called by main() and by the tests, which run moto in process."""
+
+    def find_managed_policy(backend: SSOAdminBackend, managed_policy_arn: str) -> ManagedPolicy:
+        if backend.aws_managed_policies is None:
+            backend.aws_managed_policies = json.loads(aws_managed_policies_data)
+        policy_name = managed_policy_arn.rsplit("/", 1)[-1]
+        policy = backend.aws_managed_policies.get(policy_name)
+        if policy is not None:
+            path = policy.get("Path", "/")
+            if managed_policy_arn == f"arn:{backend.partition}:iam::aws:policy{path}{policy_name}":
+                return ManagedPolicy(managed_policy_arn, policy_name)
+        raise ResourceNotFoundException(f"Policy does not exist with ARN: {managed_policy_arn}")
+
+    SSOAdminBackend._find_managed_policy = find_managed_policy
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -295,6 +322,7 @@ def main() -> None:
     os.environ.setdefault(
         "MOTO_PORT", str(arguments.port)
     )  # moto writes it into the URLs it returns
+    honour_managed_policy_paths()
     moto = DomainDispatcherApplication(create_backend_app)
     run_simple(
         arguments.host,

@@ -63,10 +63,16 @@ PERMISSION_SETS = {
         "Students: build freely inside their own account, within the course SCP.",
         ["arn:aws:iam::aws:policy/PowerUserAccess", "arn:aws:iam::aws:policy/IAMFullAccess"],
     ),
+    # View-only, not ReadOnlyAccess: ReadOnlyAccess reads the data itself (s3:GetObject,
+    # dynamodb:GetItem, logs:GetLogEvents…); ViewOnlyAccess lists and describes
+    # resources without reading their contents.
     "ta": PermissionSetSpec(
         "ClassroomTA",
-        "Teaching assistants: read everything, including billing, change nothing.",
-        ["arn:aws:iam::aws:policy/ReadOnlyAccess", "arn:aws:iam::aws:policy/AWSBillingReadOnlyAccess"],
+        "Teaching assistants: see resources, settings and billing; read no student data, change nothing.",
+        [
+            "arn:aws:iam::aws:policy/job-function/ViewOnlyAccess",
+            "arn:aws:iam::aws:policy/AWSBillingReadOnlyAccess",
+        ],
     ),
     "instructor": PermissionSetSpec(
         "ClassroomInstructor",

@@ -34,6 +34,36 @@ class AssignmentStatus:
     failure_reason: str = ""
 
 
+@dataclass(frozen=True)
+class HeldAssignment:
+    """One account a principal can sign in to, and through which permission set."""
+
+    account_id: str
+    permission_set_arn: str
+
+
+@dataclass(frozen=True)
+class PermissionSetUpdate:
+    """What ensure_permission_set() found and changed."""
+
+    arn: str
+    created: bool
+    attached: tuple[str, ...]  # managed policy ARNs attached now
+    detached: tuple[str, ...]  # managed policy ARNs taken off now
+    description_updated: bool  # the description was out of date
+
+    @property
+    def policies_changed(self) -> bool:
+        return bool(self.attached or self.detached)
+
+
+@dataclass(frozen=True)
+class ProvisioningStatus:
+    request_id: str
+    state: str  # IN_PROGRESS, FAILED, SUCCEEDED
+    failure_reason: str = ""
+
+
 def _call(service: str, operation: str, *, safe_to_repeat: bool = True, **params) -> dict:
     api = client(service, safe_to_repeat=safe_to_repeat)
     try:
@@ -114,6 +144,29 @@ def create_user(
     return created["UserId"]
 
 
+def user_name(identity_store_id: str, user_id: str) -> str | None:
+    """The user name of a user id (the portal names users by email address), or None."""
+    try:
+        described = _call("identitystore", "describe_user", IdentityStoreId=identity_store_id, UserId=user_id)
+    except NotFound:
+        return None
+    return described["UserName"]
+
+
+def group_ids_of(identity_store_id: str, user_id: str) -> list[str]:
+    """The groups a user belongs to."""
+    return [
+        membership["GroupId"]
+        for membership in _pages(
+            "identitystore",
+            "list_group_memberships_for_member",
+            "GroupMemberships",
+            IdentityStoreId=identity_store_id,
+            MemberId={"UserId": user_id},
+        )
+    ]
+
+
 def delete_user(identity_store_id: str, user_id: str) -> None:
     """Delete an identity store user; one already gone is fine."""
     try:
@@ -132,21 +185,32 @@ def ensure_permission_set(
     description: str,
     managed_policy_arns: list[str],
     session_duration: str = "PT8H",
-) -> str:
-    """The ARN of the permission set called `name`, created with these managed policies if
-    missing; missing policies are attached to an existing one."""
-    arn = _find_permission_set(instance_arn, name)
-    if arn is None:
-        created = _call(
+) -> PermissionSetUpdate:
+    """The permission set called `name`, created if missing, brought to exactly these AWS
+    managed policies (missing ones attached, any other detached) and this description.
+    Accounts it is already provisioned to keep the old policies until provision_to_assigned()."""
+    found = _find_permission_set(instance_arn, name)
+    if found is None:
+        arn = _call(
             "sso-admin",
             "create_permission_set",
             InstanceArn=instance_arn,
             Name=name,
             Description=description,
             SessionDuration=session_duration,
+        )["PermissionSet"]["PermissionSetArn"]
+    else:
+        arn = found["PermissionSetArn"]
+    description_updated = found is not None and found.get("Description", "") != description
+    if description_updated:
+        _call(
+            "sso-admin",
+            "update_permission_set",
+            InstanceArn=instance_arn,
+            PermissionSetArn=arn,
+            Description=description,
         )
-        arn = created["PermissionSet"]["PermissionSetArn"]
-    attached = {
+    attached_now = {
         p["Arn"]
         for p in _pages(
             "sso-admin",
@@ -156,23 +220,75 @@ def ensure_permission_set(
             PermissionSetArn=arn,
         )
     }
-    for policy_arn in managed_policy_arns:
-        if policy_arn not in attached:
+    to_attach = [policy_arn for policy_arn in managed_policy_arns if policy_arn not in attached_now]
+    to_detach = sorted(attached_now - set(managed_policy_arns))
+    # Attach before detaching: people signed in meanwhile never have less than either set gives.
+    for policy_arn in to_attach:
+        _call(
+            "sso-admin",
+            "attach_managed_policy_to_permission_set",
+            InstanceArn=instance_arn,
+            PermissionSetArn=arn,
+            ManagedPolicyArn=policy_arn,
+        )
+    for policy_arn in to_detach:
+        try:
             _call(
                 "sso-admin",
-                "attach_managed_policy_to_permission_set",
+                "detach_managed_policy_from_permission_set",
                 InstanceArn=instance_arn,
                 PermissionSetArn=arn,
                 ManagedPolicyArn=policy_arn,
             )
-    return arn
+        except NotFound:
+            pass  # detached meanwhile
+    return PermissionSetUpdate(arn, found is None, tuple(to_attach), tuple(to_detach), description_updated)
 
 
-def _find_permission_set(instance_arn: str, name: str) -> str | None:
+def outdated_account_ids(instance_arn: str, permission_set_arn: str) -> list[str]:
+    """The accounts the permission set is provisioned to with an earlier version of itself:
+    their roles still have the policies it had then."""
+    return list(
+        _pages(
+            "sso-admin",
+            "list_accounts_for_provisioned_permission_set",
+            "AccountIds",
+            InstanceArn=instance_arn,
+            PermissionSetArn=permission_set_arn,
+            ProvisioningStatus="LATEST_PERMISSION_SET_NOT_PROVISIONED",
+        )
+    )
+
+
+def provision_to_assigned(instance_arn: str, permission_set_arn: str) -> ProvisioningStatus:
+    """Push a changed permission set to every account it is provisioned to: until then, their
+    roles keep the policies they were provisioned with."""
+    raw = _call(
+        "sso-admin",
+        "provision_permission_set",
+        InstanceArn=instance_arn,
+        PermissionSetArn=permission_set_arn,
+        TargetType="ALL_PROVISIONED_ACCOUNTS",
+    )["PermissionSetProvisioningStatus"]
+    return ProvisioningStatus(raw["RequestId"], raw["Status"], raw.get("FailureReason", ""))
+
+
+def provisioning_status(instance_arn: str, request_id: str) -> ProvisioningStatus:
+    raw = _call(
+        "sso-admin",
+        "describe_permission_set_provisioning_status",
+        InstanceArn=instance_arn,
+        ProvisionPermissionSetRequestId=request_id,
+    )["PermissionSetProvisioningStatus"]
+    return ProvisioningStatus(raw["RequestId"], raw["Status"], raw.get("FailureReason", ""))
+
+
+def _find_permission_set(instance_arn: str, name: str) -> dict | None:
+    """The permission set called `name`, as DescribePermissionSet gives it, or None."""
     for arn in _pages("sso-admin", "list_permission_sets", "PermissionSets", InstanceArn=instance_arn):
         described = _call("sso-admin", "describe_permission_set", InstanceArn=instance_arn, PermissionSetArn=arn)
         if described["PermissionSet"]["Name"] == name:
-            return arn
+            return described["PermissionSet"]
     return None
 
 
@@ -244,18 +360,21 @@ def account_assignments(instance_arn: str, *, account_id: str, permission_set_ar
     ]
 
 
-def user_assignments(instance_arn: str, user_id: str) -> list[dict]:
-    """Every account assignment of a user, across the organization."""
-    return list(
-        _pages(
+def principal_assignments(
+    instance_arn: str, principal_id: str, *, principal_type: str = "USER"
+) -> list[HeldAssignment]:
+    """Every account assignment of a user (or a group), across the organization."""
+    return [
+        HeldAssignment(raw["AccountId"], raw["PermissionSetArn"])
+        for raw in _pages(
             "sso-admin",
             "list_account_assignments_for_principal",
             "AccountAssignments",
             InstanceArn=instance_arn,
-            PrincipalId=user_id,
-            PrincipalType="USER",
+            PrincipalId=principal_id,
+            PrincipalType=principal_type,
         )
-    )
+    ]
 
 
 def delete_assignment(instance_arn: str, *, account_id: str, assignment: Assignment) -> AssignmentStatus | None:

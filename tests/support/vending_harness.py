@@ -186,8 +186,11 @@ def _moto_server(log_path: Path) -> Iterator[str]:
     port = _free_port()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            # The portal's emulator: moto_server with what moto lacks put back (at moto's pace
+            # for new accounts unless told otherwise), as `make run` starts it.
+            [sys.executable, "-m", "portal.aws.emulator_server", "-H", "127.0.0.1", "-p", str(port)],
             env={**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},
+            cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

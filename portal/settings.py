@@ -43,6 +43,9 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", "development-only-secret-key-never-use-in-production")
+# Older keys, still accepted for signatures and encrypted secrets while sessions, links and
+# authenticators made with them remain: set the old key here when changing DJANGO_SECRET_KEY.
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS")
 DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS") or (
     [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"]
@@ -79,6 +82,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "accounts_app.middleware.StaffIdleTimeoutMiddleware",
     "accounts_app.middleware.RequireMFAMiddleware",
 ]
 
@@ -193,6 +197,8 @@ ACCOUNT_RATE_LIMITS = {
 # to skip, or every login would share the proxy's rate limit.
 ALLAUTH_TRUSTED_PROXY_COUNT = int(os.environ.get("PORTAL_TRUSTED_PROXY_COUNT", "0"))
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# Stores authenticator secrets and recovery-code seeds encrypted with a key derived from SECRET_KEY.
+MFA_ADAPTER = "accounts_app.mfa_adapter.PortalMFAAdapter"
 MFA_TOTP_ISSUER = "Classroom Cloud Portal"
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "courses:list"
@@ -200,6 +206,10 @@ ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
 
 # Administrators and instructors must enrol an authenticator before they can use the portal.
 PORTAL_REQUIRE_MFA_FOR_STAFF = env_bool("PORTAL_REQUIRE_MFA_FOR_STAFF", PRODUCTION)
+# Administrators, instructors and TAs are signed out after this long without a request.
+PORTAL_STAFF_IDLE_TIMEOUT_MINUTES = int(os.environ.get("PORTAL_STAFF_IDLE_TIMEOUT_MINUTES", "30"))
+if PORTAL_STAFF_IDLE_TIMEOUT_MINUTES < 1:
+    raise ImproperlyConfigured("PORTAL_STAFF_IDLE_TIMEOUT_MINUTES must be a whole number of minutes, 1 or more.")
 # People signing in with a verified address at these domains may create courses.
 PORTAL_INSTRUCTOR_EMAIL_DOMAINS = env_list("PORTAL_INSTRUCTOR_EMAIL_DOMAINS")
 PORTAL_INVITATION_MAX_AGE_DAYS = int(os.environ.get("PORTAL_INVITATION_MAX_AGE_DAYS", "14"))

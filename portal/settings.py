@@ -192,6 +192,9 @@ ACCOUNT_RATE_LIMITS = {
     "login_failed": "10/m/ip,5/5m/key",
     "signup": "20/m/ip",
     "reset_password": "20/m/ip,5/m/key",
+    # Wrong join codes (accounts_app/views/invitations.py): enough for typos, even from a whole
+    # classroom behind one address, far too few to guess a code among 31^8.
+    "join_code_failed": "30/10m/ip,10/10m/user",
 }
 # Behind a load balancer the client address is in X-Forwarded-For: tell allauth how many proxies
 # to skip, or every login would share the proxy's rate limit.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import time
@@ -17,6 +18,7 @@ from allauth.mfa.totp.internal.auth import (
     generate_totp_secret,
     hotp_value,
 )
+from django.apps import apps as django_apps
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
@@ -348,6 +350,29 @@ def test_a_changed_secret_key_keeps_authenticators_working_with_the_old_key_as_f
     settings.SECRET_KEY_FALLBACKS = []
     with pytest.raises(ImproperlyConfigured, match="DJANGO_SECRET_KEY_FALLBACKS"):
         TOTP(totp).validate_code(current_code(secret))
+
+
+def test_the_migration_encrypts_the_secrets_stored_before_it(db, empty_cache, totp_tolerance):
+    migration = importlib.import_module("accounts_app.migrations.0007_join_code_limits")
+    user = UserFactory()
+    secret = generate_totp_secret()
+    seed = RecoveryCodes.generate_seed()
+    totp = Authenticator.objects.create(user=user, type=Authenticator.Type.TOTP, data={"secret": secret})
+    recovery = Authenticator.objects.create(
+        user=user, type=Authenticator.Type.RECOVERY_CODES, data={"seed": seed, "used_mask": 0}
+    )
+
+    migration.encrypt_authenticator_secrets(django_apps, None)
+
+    assert secret not in stored_text(totp)
+    assert seed not in stored_text(recovery)
+    assert TOTP(totp).validate_code(current_code(secret))
+    assert decrypt(recovery.data["seed"], purpose=MFA_PURPOSE) == seed
+    migration.decrypt_authenticator_secrets(django_apps, None)
+    assert (stored_text(totp), stored_text(recovery)) == (
+        json.dumps({"secret": secret}),
+        json.dumps({"seed": seed, "used_mask": 0}),
+    )
 
 
 # --- Sign-in rate limits --------------------------------------------------------------------------

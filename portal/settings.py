@@ -42,11 +42,23 @@ def env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-SECRET_KEY = env("DJANGO_SECRET_KEY", "development-only-secret-key-never-use-in-production")
+# Public (it is in this file): good for nothing but a developer's own machine with DEBUG on.
+DEVELOPMENT_SECRET_KEY = "development-only-secret-key-never-use-in-production"
+SECRET_KEY = env("DJANGO_SECRET_KEY", DEVELOPMENT_SECRET_KEY)
 # Older keys, still accepted for signatures and encrypted secrets while sessions, links and
 # authenticators made with them remain: set the old key here when changing DJANGO_SECRET_KEY.
 SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS")
 DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured(
+        "DJANGO_DEBUG must be off when PORTAL_ENV=production: debug pages show settings and code."
+    )
+if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY must be set to a secret of your own whenever DJANGO_DEBUG is off: the "
+        "development key is public. Make one with: "
+        'python -c "import secrets; print(secrets.token_urlsafe(50))"'
+    )
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS") or (
     [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"]
 )
@@ -221,7 +233,14 @@ PORTAL_ROSTER_MAX_ROWS = 5000
 PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://localhost:8000")
 
 # --- AWS ------------------------------------------------------------------------------------------
-# Credentials come from boto3's default chain; AWS_ENDPOINT_URL points every client at an emulator.
+# Credentials come from boto3's default chain; AWS_ENDPOINT_URL points every client at an emulator
+# (AWS_ENDPOINT_URL_<SERVICE>, one service). Production talks to AWS itself, never to an emulator.
+aws_endpoint_variables = sorted(name for name in os.environ if name.startswith("AWS_ENDPOINT_URL"))
+if PRODUCTION and aws_endpoint_variables:
+    raise ImproperlyConfigured(
+        f"{', '.join(aws_endpoint_variables)} must not be set when PORTAL_ENV=production: an "
+        "endpoint URL points the portal at an AWS emulator instead of AWS."
+    )
 PORTAL_AWS_REGION = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
 # Assumed first when set: the role in the management account that the portal acts through.
 PORTAL_AWS_MANAGEMENT_ROLE_ARN = os.environ.get("PORTAL_AWS_MANAGEMENT_ROLE_ARN", "")

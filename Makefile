@@ -19,7 +19,12 @@ run demo: export AWS_SETUP_ARGS := --create-organization
 # The emulator has no creation quotas; the demo need not wait for AWS's.
 run demo: export PORTAL_AWS_CREATE_ACCOUNT_RATE := 5
 run demo: export PORTAL_AWS_CREATE_ACCOUNT_BURST := 10
+# The demo (people with a published password, a story that rewrites account records) exists
+# only on the emulator: seed_demo and demo_aws refuse anything else.
+DEMO := yes
 endif
+# With real AWS configuration, `make run` starts the portal alone: no emulator, no demo.
+PROCESSES := $(if $(DEMO),,web worker beat)
 export PORTAL_PORT EMULATOR_PORT
 
 .PHONY: help install run demo test bench lock clean
@@ -44,8 +49,8 @@ install: $(VENV)/.installed
 run: install
 	mkdir -p var/broker var/broker-control
 	$(BIN)/python manage.py migrate --no-input
-	$(BIN)/python manage.py seed_demo
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start -f Procfile
+	$(if $(DEMO),$(BIN)/python manage.py seed_demo)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start -f Procfile $(PROCESSES)
 
 demo: install
 	$(BIN)/python manage.py migrate --no-input

@@ -6,10 +6,11 @@ from decimal import Decimal
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from accounts_app.choices import CourseRole
 from accounts_app.models import Course, normalize_email
-from accounts_app.services.courses import COURSE_FIELDS
+from accounts_app.services.courses import COURSE_FIELDS, JoinCodeLimits
 from accounts_app.services.guardrails import course_policy_check
 from portal.aws.catalog import region_names, service_prefixes
 
@@ -179,6 +180,70 @@ class JoinCodeForm(forms.Form):
 
     def clean_code(self) -> str:
         return Course.normalize_join_code(self.cleaned_data["code"])
+
+
+# A domain name: labels of letters, digits and inner hyphens, at least two of them.
+EMAIL_DOMAIN = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+class DateTimeInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%Y-%m-%dT%H:%M", **kwargs)
+
+
+class JoinCodeLimitsForm(forms.Form):
+    """The limits an instructor sets where they turn the join code on or change it."""
+
+    expires_at = forms.DateTimeField(
+        label="Code works until",
+        required=False,
+        widget=DateTimeInput(),
+        help_text="Leave empty for a code that works until you turn it off.",
+    )
+    max_joins = forms.IntegerField(
+        label="Most people who can join with it",
+        required=False,
+        min_value=1,
+        help_text="Counted from when the code was made. Leave empty for no limit.",
+    )
+    email_domains = forms.CharField(
+        label="Only addresses at",
+        required=False,
+        help_text="e.g. school.edu (subdomains included), separated by commas. Leave empty for any address.",
+    )
+
+    def __init__(self, *args, course: Course, **kwargs):
+        initial = {
+            "expires_at": course.join_code_expires_at,
+            "max_joins": course.join_code_max_joins,
+            "email_domains": ", ".join(course.join_email_domains),
+        }
+        super().__init__(*args, initial=initial, **kwargs)
+
+    def clean_expires_at(self):
+        expires_at = self.cleaned_data["expires_at"]
+        if expires_at is not None and expires_at <= timezone.now():
+            raise ValidationError("Choose a moment in the future, or leave it empty.")
+        return expires_at
+
+    def clean_email_domains(self) -> tuple[str, ...]:
+        domains = tuple(dict.fromkeys(name.lstrip("@") for name in split_names(self.cleaned_data["email_domains"])))
+        malformed = [domain for domain in domains if not EMAIL_DOMAIN.match(domain)]
+        if malformed:
+            raise ValidationError(
+                "Not an email domain: %(names)s. Type domains such as school.edu.",
+                params={"names": ", ".join(malformed)},
+            )
+        return domains
+
+    def limits(self) -> JoinCodeLimits:
+        return JoinCodeLimits(
+            expires_at=self.cleaned_data["expires_at"],
+            max_joins=self.cleaned_data["max_joins"],
+            email_domains=self.cleaned_data["email_domains"],
+        )
 
 
 class BringAccountForm(forms.Form):

@@ -171,6 +171,23 @@ class Course(models.Model):
     )
     join_code = models.CharField(max_length=20, unique=True, null=True, blank=True)
     join_code_enabled = models.BooleanField(default=False)
+    join_code_expires_at = models.DateTimeField(
+        "code works until", null=True, blank=True, help_text="Empty: until you turn it off."
+    )
+    join_code_max_joins = models.PositiveIntegerField(
+        "most people who can join with the code",
+        null=True,
+        blank=True,
+        help_text="Counted from when the code was made. Empty: no limit.",
+    )
+    join_code_joins = models.PositiveIntegerField(default=0, help_text="People who joined with the current code.")
+    join_email_domains = models.JSONField(
+        "email domains allowed to join",
+        default=list,
+        blank=True,
+        help_text="e.g. school.edu: only people with a verified address there (or at a subdomain) "
+        "can join with the code. Empty: any address.",
+    )
     archived_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"

@@ -32,6 +32,17 @@ def must_use_mfa(user) -> bool:
     )
 
 
+def holds_staff_role(user) -> bool:
+    """Administrators, instructors (by flag, email domain or roster role) and TAs: they see other
+    people's data, so their sessions end when left idle."""
+    if not user.is_authenticated:
+        return False
+    return (
+        can_create_courses(user)
+        or Membership.objects.filter(user=user, role__in=STAFF_ROLES).exists()
+    )
+
+
 def can_manage_course(user, course: Course) -> bool:
     """Instructors of the course, and administrators, may change it."""
     return user.is_staff or course.viewer_role == CourseRole.INSTRUCTOR

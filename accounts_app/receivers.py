@@ -1,10 +1,15 @@
-"""Signal hooks: whoever signs in is joined to the roster entries that are theirs, and a student
-whose AWS account is ready is told how to sign in to it."""
+"""Signal hooks: whoever signs in is joined to the roster entries that are theirs, enrolling an
+authenticator counts as passing it, and a student whose AWS account is ready is told how to sign
+in to it."""
 
 import logging
 from functools import partial
 
+# allauth's own record of the steps of a sign-in (RequireMFAMiddleware reads it); not re-exported.
+from allauth.account.internal.flows.login import record_authentication
 from allauth.account.signals import email_confirmed, user_logged_in
+from allauth.mfa.models import Authenticator
+from allauth.mfa.signals import authenticator_added
 from django.db import transaction
 from django.dispatch import receiver
 
@@ -38,6 +43,14 @@ def claim_memberships_on_login(sender, request, user, **kwargs) -> None:
 @receiver(email_confirmed)
 def claim_memberships_on_confirmation(sender, request, email_address, **kwargs) -> None:
     memberships_claim_by_email(user=email_address.user)
+
+
+@receiver(authenticator_added)
+def count_enrolment_as_second_factor(sender, request, user, authenticator, **kwargs) -> None:
+    """Activating an authenticator app takes a code from it, the same proof a sign-in asks for:
+    this session has passed the second factor, and need not be asked again at once."""
+    if authenticator.type == Authenticator.Type.TOTP and request is not None:
+        record_authentication(request, user, "mfa", id=authenticator.pk, type=authenticator.type, enrolled=True)
 
 
 @receiver(account_state_changed)

@@ -42,8 +42,23 @@ def env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-SECRET_KEY = env("DJANGO_SECRET_KEY", "development-only-secret-key-never-use-in-production")
+# Public (it is in this file): good for nothing but a developer's own machine with DEBUG on.
+DEVELOPMENT_SECRET_KEY = "development-only-secret-key-never-use-in-production"
+SECRET_KEY = env("DJANGO_SECRET_KEY", DEVELOPMENT_SECRET_KEY)
+# Older keys, still accepted for signatures and encrypted secrets while sessions, links and
+# authenticators made with them remain: set the old key here when changing DJANGO_SECRET_KEY.
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS")
 DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured(
+        "DJANGO_DEBUG must be off when PORTAL_ENV=production: debug pages show settings and code."
+    )
+if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY must be set to a secret of your own whenever DJANGO_DEBUG is off: the "
+        "development key is public. Make one with: "
+        'python -c "import secrets; print(secrets.token_urlsafe(50))"'
+    )
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS") or (
     [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"]
 )
@@ -79,6 +94,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "accounts_app.middleware.StaffIdleTimeoutMiddleware",
     "accounts_app.middleware.RequireMFAMiddleware",
 ]
 
@@ -188,11 +204,16 @@ ACCOUNT_RATE_LIMITS = {
     "login_failed": "10/m/ip,5/5m/key",
     "signup": "20/m/ip",
     "reset_password": "20/m/ip,5/m/key",
+    # Wrong join codes (accounts_app/views/invitations.py): enough for typos, even from a whole
+    # classroom behind one address, far too few to guess a code among 31^8.
+    "join_code_failed": "30/10m/ip,10/10m/user",
 }
 # Behind a load balancer the client address is in X-Forwarded-For: tell allauth how many proxies
 # to skip, or every login would share the proxy's rate limit.
 ALLAUTH_TRUSTED_PROXY_COUNT = int(os.environ.get("PORTAL_TRUSTED_PROXY_COUNT", "0"))
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# Stores authenticator secrets and recovery-code seeds encrypted with a key derived from SECRET_KEY.
+MFA_ADAPTER = "accounts_app.mfa_adapter.PortalMFAAdapter"
 MFA_TOTP_ISSUER = "Classroom Cloud Portal"
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "courses:list"
@@ -200,6 +221,10 @@ ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
 
 # Administrators and instructors must enrol an authenticator before they can use the portal.
 PORTAL_REQUIRE_MFA_FOR_STAFF = env_bool("PORTAL_REQUIRE_MFA_FOR_STAFF", PRODUCTION)
+# Administrators, instructors and TAs are signed out after this long without a request.
+PORTAL_STAFF_IDLE_TIMEOUT_MINUTES = int(os.environ.get("PORTAL_STAFF_IDLE_TIMEOUT_MINUTES", "30"))
+if PORTAL_STAFF_IDLE_TIMEOUT_MINUTES < 1:
+    raise ImproperlyConfigured("PORTAL_STAFF_IDLE_TIMEOUT_MINUTES must be a whole number of minutes, 1 or more.")
 # People signing in with a verified address at these domains may create courses.
 PORTAL_INSTRUCTOR_EMAIL_DOMAINS = env_list("PORTAL_INSTRUCTOR_EMAIL_DOMAINS")
 PORTAL_INVITATION_MAX_AGE_DAYS = int(os.environ.get("PORTAL_INVITATION_MAX_AGE_DAYS", "14"))
@@ -208,7 +233,14 @@ PORTAL_ROSTER_MAX_ROWS = 5000
 PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://localhost:8000")
 
 # --- AWS ------------------------------------------------------------------------------------------
-# Credentials come from boto3's default chain; AWS_ENDPOINT_URL points every client at an emulator.
+# Credentials come from boto3's default chain; AWS_ENDPOINT_URL points every client at an emulator
+# (AWS_ENDPOINT_URL_<SERVICE>, one service). Production talks to AWS itself, never to an emulator.
+aws_endpoint_variables = sorted(name for name in os.environ if name.startswith("AWS_ENDPOINT_URL"))
+if PRODUCTION and aws_endpoint_variables:
+    raise ImproperlyConfigured(
+        f"{', '.join(aws_endpoint_variables)} must not be set when PORTAL_ENV=production: an "
+        "endpoint URL points the portal at an AWS emulator instead of AWS."
+    )
 PORTAL_AWS_REGION = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
 # Assumed first when set: the role in the management account that the portal acts through.
 PORTAL_AWS_MANAGEMENT_ROLE_ARN = os.environ.get("PORTAL_AWS_MANAGEMENT_ROLE_ARN", "")

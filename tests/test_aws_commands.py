@@ -158,8 +158,9 @@ def test_aws_bootstrap_create_organization_needs_an_emulator_endpoint(monkeypatc
     with pytest.raises(CommandError) as refused:
         run("aws_bootstrap", "--create-organization")
 
-    assert (
-        str(refused.value) == "--create-organization is for emulators only: set AWS_ENDPOINT_URL."
+    assert str(refused.value) == (
+        "--create-organization is for the local AWS emulator only: "
+        "AWS_ENDPOINT_URL is not set: this is real AWS, not the local emulator."
     )
 
 

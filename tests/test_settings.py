@@ -21,7 +21,9 @@ PRODUCTION_ENV = {
 
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PORTAL_"))}
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PORTAL_", "AWS_ENDPOINT_URL"))
+    }
     clean.pop("DATABASE_URL", None)
     clean.pop("REDIS_URL", None)
     return subprocess.run(
@@ -76,3 +78,57 @@ def test_production_static_files_collect_into_a_manifest(tmp_path):
     manifest = (tmp_path / "static" / "staticfiles.json").read_text()
     assert "vendor/chartjs-4.6.1/chart.umd.min.js" in manifest
     assert "css/portal.css" in manifest
+
+
+# --- Defaults that cannot go wrong ----------------------------------------------------------------
+
+DEVELOPMENT_KEY_REFUSED = "DJANGO_SECRET_KEY must be set to a secret of your own whenever DJANGO_DEBUG is off"
+
+
+def test_development_refuses_its_public_secret_key_once_debug_is_off(tmp_path):
+    result = manage("check", env={"PORTAL_VAR_DIR": str(tmp_path), "DJANGO_DEBUG": "false"})
+
+    assert result.returncode != 0
+    assert DEVELOPMENT_KEY_REFUSED in result.stderr
+
+
+def test_development_with_debug_off_starts_with_a_secret_key_of_its_own(tmp_path):
+    env = {"PORTAL_VAR_DIR": str(tmp_path), "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": secrets.token_urlsafe(50)}
+
+    result = manage("check", env=env)
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_production_refuses_the_development_secret_key():
+    env = PRODUCTION_ENV | {"DJANGO_SECRET_KEY": "development-only-secret-key-never-use-in-production"}
+
+    result = manage("check", env=env)
+
+    assert result.returncode != 0
+    assert DEVELOPMENT_KEY_REFUSED in result.stderr
+
+
+def test_production_refuses_debug():
+    result = manage("check", env=PRODUCTION_ENV | {"DJANGO_DEBUG": "true"})
+
+    assert result.returncode != 0
+    assert "DJANGO_DEBUG must be off when PORTAL_ENV=production" in result.stderr
+
+
+@pytest.mark.parametrize("variable", ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ORGANIZATIONS"])
+def test_production_refuses_an_aws_emulator(variable):
+    result = manage("check", env=PRODUCTION_ENV | {variable: "http://127.0.0.1:5055"})
+
+    assert result.returncode != 0
+    assert (
+        f"{variable} must not be set when PORTAL_ENV=production: an endpoint URL points the portal "
+        "at an AWS emulator instead of AWS."
+    ) in result.stderr
+
+
+def test_the_staff_idle_timeout_must_be_a_minute_or_more(tmp_path):
+    result = manage("check", env={"PORTAL_VAR_DIR": str(tmp_path), "PORTAL_STAFF_IDLE_TIMEOUT_MINUTES": "0"})
+
+    assert result.returncode != 0
+    assert "PORTAL_STAFF_IDLE_TIMEOUT_MINUTES must be a whole number of minutes, 1 or more." in result.stderr

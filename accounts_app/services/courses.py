@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -36,6 +38,7 @@ COURSE_FIELDS = (
     "usage_alert_email",
 )
 JOIN_CODE_ATTEMPTS = 5
+JOIN_LIMIT_FIELDS = ("join_code_expires_at", "join_code_max_joins", "join_email_domains")
 
 
 @transaction.atomic
@@ -126,22 +129,62 @@ def course_unarchive(*, actor: User, course: Course) -> Course:
     return course
 
 
-def course_join_code_enable(*, actor: User, course: Course) -> Course:
+@dataclass(frozen=True)
+class JoinCodeLimits:
+    """What an instructor sets beside the join code: when it stops working, how many people can
+    join with it, and which email domains they must have a verified address at."""
+
+    expires_at: datetime | None = None
+    max_joins: int | None = None
+    email_domains: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """e.g. "until 2026-09-15 09:00 UTC, at most 40 people, only school.edu"."""
+        parts = []
+        if self.expires_at:
+            parts.append(f"until {timezone.localtime(self.expires_at):%Y-%m-%d %H:%M %Z}")
+        if self.max_joins is not None:
+            parts.append(f"at most {self.max_joins} people")
+        if self.email_domains:
+            parts.append(f"only {', '.join(self.email_domains)}")
+        return ", ".join(parts) or "no limits"
+
+
+def course_join_code_enable(
+    *, actor: User, course: Course, limits: JoinCodeLimits | None = None
+) -> Course:
     """Turn self-enrolment on, keeping the existing code if there is one."""
     if course.join_code:
-        return _set_join_code(actor, course, course.join_code, AuditAction.JOIN_CODE_ENABLED)
-    return course_join_code_rotate(actor=actor, course=course)
+        return _set_join_code(actor, course, course.join_code, AuditAction.JOIN_CODE_ENABLED, limits)
+    return course_join_code_rotate(actor=actor, course=course, limits=limits)
 
 
-def course_join_code_rotate(*, actor: User, course: Course) -> Course:
+def course_join_code_rotate(
+    *, actor: User, course: Course, limits: JoinCodeLimits | None = None
+) -> Course:
     """Give the course a fresh code; the old one stops working at once."""
     action = AuditAction.JOIN_CODE_ROTATED if course.join_code else AuditAction.JOIN_CODE_ENABLED
     for _ in range(JOIN_CODE_ATTEMPTS):
         try:
-            return _set_join_code(actor, course, Course.new_join_code(), action)
+            return _set_join_code(actor, course, Course.new_join_code(), action, limits)
         except IntegrityError:
             continue  # another course drew the same code; draw again
     raise RuntimeError("Could not find an unused join code.")
+
+
+@transaction.atomic
+def course_join_code_limits_set(*, actor: User, course: Course, limits: JoinCodeLimits) -> Course:
+    """Change the limits of the code in use, keeping the code and the joins counted so far."""
+    _apply_limits(course, limits)
+    course.save(update_fields=[*JOIN_LIMIT_FIELDS, "updated_at"])
+    audit_record(
+        actor=actor,
+        action=AuditAction.COURSE_UPDATED,
+        course=course,
+        target=course,
+        summary=f"Set the join code's limits: {limits.describe()}",
+    )
+    return course
 
 
 @transaction.atomic
@@ -159,18 +202,29 @@ def course_join_code_disable(*, actor: User, course: Course) -> Course:
 
 
 @transaction.atomic
-def _set_join_code(actor: User, course: Course, code: str, action: AuditAction) -> Course:
+def _set_join_code(
+    actor: User, course: Course, code: str, action: AuditAction, limits: JoinCodeLimits | None
+) -> Course:
+    if code != course.join_code:
+        course.join_code_joins = 0  # a cap counts the joins with this code, not with older ones
     course.join_code = code
     course.join_code_enabled = True
-    course.save(update_fields=["join_code", "join_code_enabled", "updated_at"])
-    audit_record(
-        actor=actor,
-        action=action,
-        course=course,
-        target=course,
-        summary=f"Join code is now {code}",
+    summary = f"Join code is now {code}"
+    if limits is not None:
+        _apply_limits(course, limits)
+        if limits != JoinCodeLimits():
+            summary += f"; {limits.describe()}"
+    course.save(
+        update_fields=["join_code", "join_code_enabled", "join_code_joins", *JOIN_LIMIT_FIELDS, "updated_at"]
     )
+    audit_record(actor=actor, action=action, course=course, target=course, summary=summary)
     return course
+
+
+def _apply_limits(course: Course, limits: JoinCodeLimits) -> None:
+    course.join_code_expires_at = limits.expires_at
+    course.join_code_max_joins = limits.max_joins
+    course.join_email_domains = list(limits.email_domains)
 
 
 def _plain(value: Any) -> Any:

@@ -9,8 +9,9 @@ from django.conf import settings
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.db.models import F
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import dateformat, timezone
 
 from accounts_app.choices import AuditAction, CourseRole, InviteStatus, MembershipSource
 from accounts_app.models import Course, Membership, User
@@ -168,12 +169,56 @@ def memberships_claim_by_email(*, user: User) -> int:
     return claimed
 
 
+class JoinCodeUnknown(Exception):
+    """No course is open for joining with this code (never was, changed, turned off, archived)."""
+
+    def __init__(self, code: str):
+        self.code = code
+        super().__init__(
+            f"No course is open for joining with the code “{code}”. Check the code with your instructor."
+        )
+
+
+class JoinRefused(Exception):
+    """The code is right, but this person cannot join with it; the message says why. `status` is
+    the HTTP status the page answers with."""
+
+    status = 403
+
+
+class JoinCodeExpired(JoinRefused):
+    status = 410
+
+
+class JoinCodeFull(JoinRefused):
+    status = 409
+
+
+def join_code_course(*, user: User, code: str) -> Course:
+    """The course `user` would join with `code` (typed loosely), or JoinCodeUnknown, or the
+    JoinRefused that says why they cannot. Someone already on the course is never refused:
+    joining again changes nothing."""
+    code = Course.normalize_join_code(code)
+    course = Course.objects.filter(join_code=code, join_code_enabled=True).first()
+    if course is None or not course.join_is_open:
+        raise JoinCodeUnknown(code)
+    if not Membership.objects.filter(course=course, user=user).exists():
+        _check_join_limits(user, course)
+    return course
+
+
 @transaction.atomic
 def course_join_with_code(*, user: User, course: Course) -> Membership:
     """Enrol `user` as a student through the course's join code. Joining twice is harmless."""
     existing = Membership.objects.filter(course=course, user=user).first()
     if existing is not None:
         return existing
+    # Locked, so that two people taking the last place of a capped code do not both get it.
+    locked = Course.objects.select_for_update().get(pk=course.pk)
+    if not locked.join_is_open or locked.join_code != course.join_code:
+        raise JoinCodeUnknown(course.join_code or "")
+    _check_join_limits(user, locked)
+    Course.objects.filter(pk=locked.pk).update(join_code_joins=F("join_code_joins") + 1)
     unbound = Membership.objects.filter(course=course, email=user.email, user__isnull=True).first()
     if unbound is not None:
         return invitation_accept(user=user, member=unbound)
@@ -193,6 +238,37 @@ def course_join_with_code(*, user: User, course: Course) -> Membership:
         summary=f"{user.email} joined as a student with the course code",
     )
     return member
+
+
+def _check_join_limits(user: User, course: Course) -> None:
+    if course.join_code_expires_at is not None and course.join_code_expires_at <= timezone.now():
+        expired_at = dateformat.format(timezone.localtime(course.join_code_expires_at), r"F j, Y \a\t H:i T")
+        raise JoinCodeExpired(
+            f"This course code stopped working on {expired_at}. "
+            "Ask your instructor for a new code or an invitation."
+        )
+    if course.join_code_max_joins is not None and course.join_code_joins >= course.join_code_max_joins:
+        raise JoinCodeFull(
+            "This course code has been used by as many people as your instructor allowed. "
+            "Ask your instructor for a new code or an invitation."
+        )
+    if course.join_email_domains and not _has_verified_address_at(user, course.join_email_domains):
+        raise JoinRefused(
+            f"This course is open only to people with an address at {', '.join(course.join_email_domains)}. "
+            "Add that address to your account (Account → Email), confirm it from the email you "
+            "receive, then use the code again."
+        )
+
+
+def _has_verified_address_at(user: User, domains: list[str]) -> bool:
+    """Whether one of `user`'s verified addresses is at one of `domains` or a subdomain of one
+    (school.edu admits cs.school.edu, never school.edu.example.com)."""
+    verified = EmailAddress.objects.filter(user=user, verified=True).values_list("email", flat=True)
+    for email in verified:
+        domain = email.rsplit("@", 1)[-1].lower()
+        if any(domain == allowed or domain.endswith("." + allowed) for allowed in domains):
+            return True
+    return False
 
 
 def _bind(member: Membership, user: User) -> None:

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 
 from accounts_app import selectors
 from accounts_app.choices import AccountState, CourseRole
-from accounts_app.forms import CourseForm
+from accounts_app.forms import CourseForm, JoinCodeLimitsForm
 from accounts_app.models import Course
 from accounts_app.permissions import can_create_courses, can_manage_course, can_view_roster
 from accounts_app.services import courses as course_services
@@ -49,9 +49,11 @@ def course_create(request: HttpRequest) -> HttpResponse:
 @login_required
 def course_detail(request: HttpRequest, course_id: int) -> HttpResponse:
     course = visible_course(request, course_id)
+    can_manage = can_manage_course(request.user, course)
     context = {
         "course": course,
-        "can_manage": can_manage_course(request.user, course),
+        "can_manage": can_manage,
+        "join_limits_form": JoinCodeLimitsForm(course=course) if can_manage else None,
         "can_view_roster": can_view_roster(request.user, course),
         "my_membership": course.memberships.filter(user=request.user).first(),
     }
@@ -96,17 +98,26 @@ def course_archive(request: HttpRequest, course_id: int) -> HttpResponse:
 @login_required
 def course_join_code(request: HttpRequest, course_id: int) -> HttpResponse:
     course = managed_course(request, course_id)
+    action = request.POST.get("action", "")
+    if action == "disable":
+        course_services.course_join_code_disable(actor=request.user, course=course)
+        messages.success(request, "Turned the join code off.")
+        return redirect("courses:detail", course_id=course.pk)
     actions = {
         "enable": course_services.course_join_code_enable,
         "rotate": course_services.course_join_code_rotate,
-        "disable": course_services.course_join_code_disable,
+        "limits": course_services.course_join_code_limits_set,
     }
-    action = actions.get(request.POST.get("action", ""))
-    if action is None:
+    if action not in actions:
         messages.error(request, "Choose to turn the join code on, change it or turn it off.")
-    else:
-        action(actor=request.user, course=course)
-        messages.success(request, "Updated the join code.")
+        return redirect("courses:detail", course_id=course.pk)
+    form = JoinCodeLimitsForm(request.POST, course=course)
+    if not form.is_valid():
+        problems = [f"{form[name].label}: {' '.join(errors)}" for name, errors in form.errors.items()]
+        messages.error(request, "The join code was not changed. " + " ".join(problems))
+        return redirect("courses:detail", course_id=course.pk)
+    actions[action](actor=request.user, course=course, limits=form.limits())
+    messages.success(request, "Updated the join code.")
     return redirect("courses:detail", course_id=course.pk)
 
 

@@ -1,3 +1,4 @@
+from allauth.core.internal import ratelimit
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -5,14 +6,19 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from accounts_app.forms import JoinCodeForm
-from accounts_app.models import Course
 from accounts_app.services.invitations import (
     INVITATION_SESSION_KEY,
     InvitationError,
+    JoinCodeUnknown,
+    JoinRefused,
     course_join_with_code,
     invitation_accept,
     invitation_member,
+    join_code_course,
 )
+
+# The rate limit on wrong join codes, in ACCOUNT_RATE_LIMITS.
+JOIN_CODE_FAILURES = "join_code_failed"
 
 
 @require_http_methods(["GET", "POST"])
@@ -48,18 +54,32 @@ def join(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def join_course(request: HttpRequest, code: str) -> HttpResponse:
-    code = Course.normalize_join_code(code)
-    course = Course.objects.filter(join_code=code, join_code_enabled=True).first()
-    if course is None or not course.join_is_open:
-        form = JoinCodeForm(data={"code": code})  # bound: add_error() needs a cleaned form
-        form.add_error(
-            None,
-            f"No course is open for joining with the code “{code}”. "
-            "Check the code with your instructor.",
-        )
+    # Checked before the code is looked up: once over the limit, a right code answers as a wrong
+    # one does, so that guessing on cannot tell them apart.
+    if not _join_failures(request, dry_run=True):
+        return render(request, "invitations/too_many_codes.html", status=429)
+    try:
+        course = join_code_course(user=request.user, code=code)
+        if request.method == "POST":
+            course_join_with_code(user=request.user, course=course)
+            messages.success(request, f"You joined {course.name}.")
+            return redirect("courses:detail", course_id=course.pk)
+    except JoinCodeUnknown as unknown:
+        _join_failures(request, dry_run=False)
+        form = JoinCodeForm(data={"code": unknown.code})  # bound: add_error() needs a cleaned form
+        form.add_error(None, str(unknown))
         return render(request, "invitations/join.html", {"form": form}, status=404)
-    if request.method == "POST":
-        course_join_with_code(user=request.user, course=course)
-        messages.success(request, f"You joined {course.name}.")
-        return redirect("courses:detail", course_id=course.pk)
+    except JoinRefused as refused:
+        return render(request, "invitations/join_refused.html", {"error": refused}, status=refused.status)
     return render(request, "invitations/join_confirm.html", {"course": course})
+
+
+def _join_failures(request: HttpRequest, *, dry_run: bool) -> bool:
+    """Count a wrong join code against this person and their address (ACCOUNT_RATE_LIMITS
+    ["join_code_failed"]), or with `dry_run` only ask whether they may try another; False once
+    they have had too many. allauth's limiter, through its internal module: the public
+    `allauth.core.ratelimit.consume` never counts GET requests, and /join/<code>/ is opened by GET."""
+    usage = ratelimit.consume(
+        request, app="allauth.account", action=JOIN_CODE_FAILURES, limit_get=True, dry_run=dry_run
+    )
+    return usage is not None

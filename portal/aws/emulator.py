@@ -4,6 +4,7 @@ account takes to create. Never used against real AWS."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import socket
@@ -17,11 +18,28 @@ PACE_PATH = "/portal-emulator/creation-seconds"  # answered by emulator_server.p
 
 
 def endpoint() -> str:
-    """The emulator's address; ValueError when the portal is talking to real AWS."""
+    """The local emulator's address. ValueError unless AWS_ENDPOINT_URL, and every
+    AWS_ENDPOINT_URL_<SERVICE>, points at this machine (loopback): any other address may be real
+    AWS, or someone else's, which the demo commands must never touch."""
     url = os.environ.get("AWS_ENDPOINT_URL", "")
     if not url:
-        raise ValueError("AWS_ENDPOINT_URL is not set: this is real AWS, not the emulator.")
+        raise ValueError("AWS_ENDPOINT_URL is not set: this is real AWS, not the local emulator.")
+    for name in sorted(name for name in os.environ if name.startswith("AWS_ENDPOINT_URL")):
+        if not is_loopback(os.environ[name]):
+            raise ValueError(f"{name}={os.environ[name]} is not on this machine: only the local emulator is.")
     return url.rstrip("/")
+
+
+def is_loopback(url: str) -> bool:
+    """Whether `url` names this machine: localhost, 127.0.0.0/8 or ::1. Other names are not
+    resolved: what they point at can change."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def is_running() -> bool:

@@ -1,10 +1,9 @@
-import os
 import time
 
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts_app.services.bootstrap import BootstrapError, aws_bootstrap
-from portal.aws import organizations
+from portal.aws import emulator, organizations
 from portal.aws.errors import AwsError, TransientAwsError
 
 
@@ -21,12 +20,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--create-organization",
             action="store_true",
-            help="Create the organization if there is none. Only with AWS_ENDPOINT_URL (an emulator).",
+            help="Create the organization if there is none. Only on the local emulator (AWS_ENDPOINT_URL on loopback).",
         )
 
     def handle(self, wait: int, create_organization: bool, **options) -> None:
-        if create_organization and not os.environ.get("AWS_ENDPOINT_URL"):
-            raise CommandError("--create-organization is for emulators only: set AWS_ENDPOINT_URL.")
+        if create_organization:
+            try:
+                emulator.endpoint()
+            except ValueError as error:
+                raise CommandError(f"--create-organization is for the local AWS emulator only: {error}") from None
         try:
             exists = self.organization_exists(wait)
             if not exists and create_organization:

@@ -4,13 +4,14 @@ from datetime import timedelta
 from decimal import Decimal
 
 from allauth.account.models import EmailAddress
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
 from accounts_app.choices import AccessMode, CourseRole, EndPolicy, InviteStatus, MembershipSource
 from accounts_app.models import Course, Membership, User
 from accounts_app.services.courses import course_create
+from portal.aws import emulator
 
 DEMO_PASSWORD = "classroom-demo"
 DEMO_DOMAIN = "demo.example.edu"
@@ -34,13 +35,14 @@ def demo_email(name: str) -> str:
 
 
 class Command(BaseCommand):
-    help = "Create (or with --reset, recreate) the demo course and its people, and print logins."
+    help = "Local emulator only: create (or with --reset, recreate) the demo course and its people, and print logins."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--reset", action="store_true", help="Delete the demo and load it anew.")
 
     @transaction.atomic
     def handle(self, reset: bool, **options) -> None:
+        refuse_unless_local_emulator("seed_demo")
         if reset:
             Membership.objects.filter(course__code=DEMO_COURSE_CODE).delete()
             User.objects.filter(email__endswith=f"@{DEMO_DOMAIN}").delete()
@@ -61,6 +63,16 @@ class Command(BaseCommand):
                             ("student", students[0])]:
             self.stdout.write(f"  {label:<14} {user.email}")
         self.stdout.write(f"  (and {len(students) - 1} more students @{DEMO_DOMAIN})")
+
+
+def refuse_unless_local_emulator(command: str) -> None:
+    """The demo's people share a published password, an administrator among them, and its story
+    deletes and rewrites account records: it belongs on the local emulator only, never on an
+    installation that holds real accounts."""
+    try:
+        emulator.endpoint()
+    except ValueError as error:
+        raise CommandError(f"{command} runs only against the local AWS emulator (`make run`): {error}") from None
 
 
 def demo_user(email: str, name: str, **flags) -> User:

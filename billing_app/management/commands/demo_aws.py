@@ -26,6 +26,7 @@ from accounts_app.management.commands.seed_demo import (
     LATE_JOINERS,
     OVER_BUDGET,
     demo_email,
+    refuse_unless_local_emulator,
 )
 from accounts_app.models import Course, MemberAccount, Membership
 from accounts_app.services.handover import handover_request
@@ -47,11 +48,7 @@ class Command(BaseCommand):
     help = "Emulator only: provision the demo course's accounts and seed a month of costs."
 
     def handle(self, **options) -> None:
-        try:
-            emulator.endpoint()
-        except ValueError:
-            self.stdout.write("Not using the emulator: the demo's AWS side is left alone.")
-            return
+        refuse_unless_local_emulator("demo_aws")
         if not emulator.is_running():
             self.stdout.write("The emulator is not running: `make run` sets up the demo's AWS side as it starts.")
             return

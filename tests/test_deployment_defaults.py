@@ -1,0 +1,221 @@
+"""Defaults that cannot go wrong: the demo commands run only against the local emulator, and the
+compose files start a deployment only with its secrets, or the demo only on this machine.
+(The settings' own refusals are tested in fresh processes in test_settings.py.)"""
+
+from __future__ import annotations
+
+import re
+import socket
+from io import StringIO
+from pathlib import Path
+
+import pytest
+import yaml
+from django.core.management import CommandError, call_command
+
+from accounts_app.choices import AccountState
+from accounts_app.models import Course, MemberAccount, User
+from portal.aws.emulator import is_loopback
+from tests.test_settings import PRODUCTION_ENV, manage
+
+PROJECT = Path(__file__).resolve().parent.parent
+LOCAL_EMULATOR = "http://127.0.0.1:5055"
+
+
+def run(*args: str) -> str:
+    stdout = StringIO()
+    call_command(*args, stdout=stdout)
+    return stdout.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("http://127.0.0.1:5055", True),
+        ("http://127.8.0.1:5055", True),
+        ("http://localhost:5055/", True),
+        ("http://[::1]:5000", True),
+        ("http://moto:5000", False),
+        ("http://localhost.example.com:5055", False),
+        ("http://0.0.0.0:5055", False),
+        ("https://organizations.us-east-1.amazonaws.com", False),
+        ("", False),
+    ],
+)
+def test_only_this_machine_counts_as_the_local_emulator(url, loopback):
+    assert is_loopback(url) == loopback
+
+
+# --- The demo commands ----------------------------------------------------------------------------
+
+ELSEWHERE = [
+    pytest.param({}, "AWS_ENDPOINT_URL is not set: this is real AWS, not the local emulator.", id="real-aws"),
+    pytest.param(
+        {"AWS_ENDPOINT_URL": "http://moto:5000"},
+        "AWS_ENDPOINT_URL=http://moto:5000 is not on this machine: only the local emulator is.",
+        id="remote-endpoint",
+    ),
+    pytest.param(
+        {
+            "AWS_ENDPOINT_URL": LOCAL_EMULATOR,
+            "AWS_ENDPOINT_URL_ORGANIZATIONS": "https://organizations.us-east-1.amazonaws.com",
+        },
+        "AWS_ENDPOINT_URL_ORGANIZATIONS=https://organizations.us-east-1.amazonaws.com is not on this "
+        "machine: only the local emulator is.",
+        id="one-service-elsewhere",
+    ),
+]
+
+
+def point_aws_at(monkeypatch, endpoints: dict[str, str]) -> None:
+    for name, value in endpoints.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("endpoints", "reason"), ELSEWHERE)
+def test_seed_demo_creates_no_one_anywhere_but_on_the_local_emulator(monkeypatch, endpoints, reason):
+    point_aws_at(monkeypatch, endpoints)
+
+    with pytest.raises(CommandError) as refused:
+        run("seed_demo")
+
+    assert str(refused.value) == f"seed_demo runs only against the local AWS emulator (`make run`): {reason}"
+    assert not User.objects.exists()
+    assert not Course.objects.exists()
+
+
+@pytest.mark.django_db
+def test_seed_demo_loads_the_demo_on_the_local_emulator(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", LOCAL_EMULATOR)
+
+    output = run("seed_demo")
+
+    assert "Every demo login uses the password: classroom-demo" in output
+    assert User.objects.filter(email="admin@demo.example.edu", is_superuser=True).exists()
+    assert Course.objects.filter(code="cloud101-demo").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("endpoints", "reason"), ELSEWHERE)
+def test_demo_aws_leaves_the_account_records_alone_anywhere_but_on_the_local_emulator(
+    personas, monkeypatch, endpoints, reason
+):
+    """demo_aws starts by forgetting every account record (the emulator's are gone): on a real
+    installation that would lose track of every student's account."""
+    account = MemberAccount.objects.create(
+        course=personas.course,
+        state=AccountState.READY,
+        account_name="cs101-student",
+        root_email="aws+cs101-student@school.example.edu",
+        aws_account_id="111111111111",
+    )
+    point_aws_at(monkeypatch, endpoints)
+
+    with pytest.raises(CommandError) as refused:
+        run("demo_aws")
+
+    assert str(refused.value) == f"demo_aws runs only against the local AWS emulator (`make run`): {reason}"
+    assert MemberAccount.objects.filter(pk=account.pk, state=AccountState.READY).exists()
+
+
+@pytest.mark.django_db
+def test_demo_aws_waits_for_the_emulator_to_run(monkeypatch):
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+
+    assert "The emulator is not running" in run("demo_aws")
+
+
+@pytest.mark.parametrize(("endpoints", "reason"), ELSEWHERE)
+def test_aws_bootstrap_creates_an_organization_only_on_the_local_emulator(monkeypatch, endpoints, reason):
+    point_aws_at(monkeypatch, endpoints)
+
+    with pytest.raises(CommandError) as refused:
+        run("aws_bootstrap", "--create-organization")
+
+    assert str(refused.value) == f"--create-organization is for the local AWS emulator only: {reason}"
+
+
+# --- The compose files ----------------------------------------------------------------------------
+
+
+def compose(name: str) -> dict:
+    return yaml.safe_load((PROJECT / name).read_text())
+
+
+def published_ports(services: dict) -> list[str]:
+    return [port for service in services.values() for port in service.get("ports", [])]
+
+
+def commands(services: dict) -> str:
+    return " ".join(str(service.get("command", "")) for service in services.values())
+
+
+PORTAL_SERVICES = ("web", "worker", "beat")
+
+
+def test_the_deployment_compose_file_is_production_with_required_secrets_and_no_demo():
+    deployment = compose("docker-compose.yml")
+    services = deployment["services"]
+    environment = deployment["x-portal"]["environment"]
+
+    assert published_ports(services) == ["127.0.0.1:8000:8000"]
+    assert environment["PORTAL_ENV"] == "production"
+    for required in ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "PORTAL_BASE_URL", "EMAIL_HOST"):
+        assert re.fullmatch(rf"\$\{{{required}:\?[^}}]+\}}", environment[required]), required
+    assert re.search(r"\$\{POSTGRES_PASSWORD:\?[^}]+\}", environment["DATABASE_URL"])
+    assert re.fullmatch(r"\$\{POSTGRES_PASSWORD:\?[^}]+\}", services["postgres"]["environment"]["POSTGRES_PASSWORD"])
+    assert not any(name.startswith("AWS_") for name in environment)
+    assert "seed_demo" not in commands(services) and "demo_aws" not in commands(services)
+    assert "emulator" not in commands(services) and "moto" not in yaml.safe_dump(services)
+    assert set(PORTAL_SERVICES) <= set(services)
+
+
+def interpolated(value: str, given: dict[str, str]) -> str:
+    """${NAME:?message} and ${NAME:-default} as Compose reads them, with `given` as the shell."""
+    def one(match: re.Match) -> str:
+        name, operator, rest = match.groups()
+        if name in given:
+            return given[name]
+        assert operator == ":-", f"{name} is required"
+        return rest
+
+    return re.sub(r"\$\{([A-Z_]+)(:\?|:-)([^}]*)\}", one, value)
+
+
+def test_the_deployment_compose_environment_passes_the_deployment_checks(tmp_path):
+    environment = compose("docker-compose.yml")["x-portal"]["environment"]
+    secrets_given = {
+        name: PRODUCTION_ENV[name]
+        for name in ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "EMAIL_HOST")
+    } | {"POSTGRES_PASSWORD": "S3cretPassw0rd", "PORTAL_BASE_URL": "https://portal.example.edu"}
+    env = {name: interpolated(str(value), secrets_given) for name, value in environment.items()}
+
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env | {"PORTAL_VAR_DIR": str(tmp_path)})
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_demo_compose_file_stays_on_this_machine_with_the_local_emulator():
+    demo = compose("docker-compose.demo.yml")
+    services = demo["services"]
+    portal = demo["x-portal"]
+
+    assert published_ports(services) == ["127.0.0.1:8000:8000"]
+    assert is_loopback(portal["environment"]["AWS_ENDPOINT_URL"])
+    assert portal["network_mode"] == "service:aws"
+    # The emulator listens on loopback, at the address the portal's containers are given.
+    assert services["aws"]["command"] == ["python", "-m", "portal.aws.emulator_server", "-H", "127.0.0.1", "-p", "5055"]
+    assert portal["environment"]["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5055"
+    assert all(services[name].get("network_mode", portal["network_mode"]) == "service:aws" for name in PORTAL_SERVICES)
+    assert "seed_demo" in services["web"]["command"] and "demo_aws" in services["demo-aws"]["command"]
+
+
+def test_the_dockerfile_builds_no_secret_and_no_demo_into_the_image():
+    dockerfile = (PROJECT / "Dockerfile").read_text()
+
+    assert "DJANGO_SECRET_KEY" not in "".join(line for line in dockerfile.splitlines() if line.startswith("ENV"))
+    assert "seed_demo" not in dockerfile

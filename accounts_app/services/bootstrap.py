@@ -11,6 +11,7 @@ from accounts_app.choices import AuditAction
 from accounts_app.models import AwsOrganization, Course
 from accounts_app.services.audit import audit_record
 from accounts_app.services.guardrails import freeze_policy_ensure
+from accounts_app.services.ownership import MANAGED_BY_TAG
 from portal.aws import costs, identity_center, organizations, quotas
 from portal.aws.errors import NotFound
 from portal.aws.guardrails import PERMISSION_SETS, baseline_policies
@@ -36,8 +37,8 @@ def aws_bootstrap(*, actor) -> list[str]:
 
     root = organizations.root_id()
     organizations.enable_policy_type(root)
-    parent_ou = organizations.ensure_ou(root, settings.PORTAL_AWS_OU_NAME)
-    pool_ou = organizations.ensure_ou(parent_ou, POOL_OU_NAME)
+    parent_ou = organizations.ensure_ou(root, settings.PORTAL_AWS_OU_NAME, tags=MANAGED_BY_TAG)
+    pool_ou = organizations.ensure_ou(parent_ou, POOL_OU_NAME, tags=MANAGED_BY_TAG)
     report.append(f"Portal OU “{settings.PORTAL_AWS_OU_NAME}” is {parent_ou}; pool OU is {pool_ou}.")
 
     already = organizations.enabled_service_principals()
@@ -70,7 +71,9 @@ def aws_bootstrap(*, actor) -> list[str]:
     for name, document in baseline_policies(
         member_role_name=settings.PORTAL_AWS_MEMBER_ROLE_NAME, allowed_regions=settings.PORTAL_AWS_SCHOOL_REGIONS
     ).items():
-        policies[name] = organizations.ensure_policy(name=name, description="Classroom Cloud baseline", document=document)
+        policies[name] = organizations.ensure_policy(
+            name=name, description="Classroom Cloud baseline", document=document, tags=MANAGED_BY_TAG
+        )
         organizations.attach_policy(policies[name], parent_ou)
     report.append(f"Baseline SCPs attached to the portal OU: {', '.join(sorted(policies))}.")
     freeze_id = freeze_policy_ensure()
@@ -113,3 +116,4 @@ def cost_tags_activate() -> list[str]:
     keys = sorted(set(Course.objects.active().exclude(cost_tag_key="").values_list("cost_tag_key", flat=True)))
     costs.activate_cost_allocation_tags(keys)
     return keys
+

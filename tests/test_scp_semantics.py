@@ -129,7 +129,8 @@ def test_the_root_user_of_a_member_account_can_do_nothing():
 
 
 def test_students_work_in_the_courses_region():
-    assert decide(STUDENT, "ec2:RunInstances", instance(), region=COURSE_REGION, ec2__InstanceType="t3.micro") == ALLOWED
+    run = decide(STUDENT, "ec2:RunInstances", instance(), region=COURSE_REGION, ec2__InstanceType="t3.micro")
+    assert run == ALLOWED
     assert decide(STUDENT, "s3:CreateBucket", "arn:aws:s3:::cs101-student-bucket", region=COURSE_REGION) == ALLOWED
 
 
@@ -199,7 +200,9 @@ def test_only_the_courses_instance_families_start(action, instance_type, expecte
 
 
 @pytest.mark.parametrize(("instance_types", "expected"), [
-    (["ml.t3.medium"], ALLOWED), (["ml.p3.2xlarge"], EXPLICITLY_DENIED), (["ml.t3.medium", "ml.g5.12xlarge"], EXPLICITLY_DENIED),
+    (["ml.t3.medium"], ALLOWED),
+    (["ml.p3.2xlarge"], EXPLICITLY_DENIED),
+    (["ml.t3.medium", "ml.g5.12xlarge"], EXPLICITLY_DENIED),
 ])
 def test_sagemaker_is_limited_to_small_instances_where_allowed(instance_types, expected):
     scps = hierarchy(course(allowed_services=["ec2", "sagemaker"]))

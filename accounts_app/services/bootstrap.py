@@ -3,6 +3,8 @@ Every step looks first, so running it again changes nothing and says so."""
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -18,6 +20,17 @@ from portal.aws.guardrails import PERMISSION_SETS, baseline_policies
 
 TRUSTED_SERVICES = ["sso.amazonaws.com", "account.amazonaws.com"]
 POOL_OU_NAME = "Pool"
+
+ROLE_POLICIES = {
+    "bootstrap": settings.BASE_DIR / "docs" / "iam" / "bootstrap-role.json",
+    "runtime": settings.BASE_DIR / "docs" / "iam" / "runtime-role.json",
+}
+# What docs/iam/runtime-role.json names by example, to be replaced by the organization's own.
+PLACEHOLDER_ORG_PATH = "o-EXAMPLE/r-EXAMPLE/ou-EXAMPLE-PORTAL/"
+PLACEHOLDER_ACCOUNT = "111122223333"
+PLACEHOLDER_IDENTITY_STORE = "d-EXAMPLE"
+PLACEHOLDER_BUDGET_ACTION_ROLE = f"arn:aws:iam::{PLACEHOLDER_ACCOUNT}:role/EXAMPLE-BUDGET-ACTION-ROLE"
+PLACEHOLDER_MEMBER_ROLE = ":role/OrganizationAccountAccessRole"
 
 
 class BootstrapError(Exception):
@@ -117,3 +130,32 @@ def cost_tags_activate() -> list[str]:
     costs.activate_cost_allocation_tags(keys)
     return keys
 
+
+def role_policy(role: str) -> dict:
+    """The IAM policy of the portal's `role` ("bootstrap" or "runtime"), as docs/iam/ keeps it,
+    with the runtime role's examples replaced by this organization's values: its OU path, its
+    management account, identity store, budget action role and member role name."""
+    if role not in ROLE_POLICIES:
+        raise BootstrapError(f"No role “{role}”: choose {' or '.join(ROLE_POLICIES)}.")
+    text = ROLE_POLICIES[role].read_text()
+    if role == "bootstrap":
+        return json.loads(text)
+    organization = AwsOrganization.load()
+    if not organization.parent_ou_id or not organization.identity_store_id:
+        raise BootstrapError(
+            "The runtime role names the portal's OU and identity store: run `python manage.py aws_bootstrap` first."
+        )
+    path = f"{organization.organization_id}/{organization.root_id}/{organization.parent_ou_id}/"
+    budget_action_role = settings.PORTAL_AWS_BUDGET_ACTION_ROLE_ARN or PLACEHOLDER_BUDGET_ACTION_ROLE
+    text = (
+        text.replace(PLACEHOLDER_ORG_PATH, path)
+        .replace(PLACEHOLDER_BUDGET_ACTION_ROLE, budget_action_role)
+        .replace(PLACEHOLDER_ACCOUNT, organization.management_account_id)
+        .replace(PLACEHOLDER_IDENTITY_STORE, organization.identity_store_id)
+        .replace(PLACEHOLDER_MEMBER_ROLE, f":role/{settings.PORTAL_AWS_MEMBER_ROLE_NAME}")
+    )
+    policy = json.loads(text)
+    if not settings.PORTAL_AWS_BUDGET_ACTION_ROLE_ARN:
+        # No budget actions: the portal passes no role at all.
+        policy["Statement"] = [s for s in policy["Statement"] if "iam:PassRole" not in s["Action"]]
+    return policy

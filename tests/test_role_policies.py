@@ -36,9 +36,11 @@ from tests.support.policy_eval import (
     describe_actions,
     global_condition_keys,
 )
-from tests.test_iam_policy import BOOTSTRAP_ROLE_PATH, RUNTIME_ROLE_PATH
+from tests.test_iam_policy import BOOTSTRAP_ROLE_PATH, ROOT, RUNTIME_ROLE_PATH
 
-ROLES = {"runtime": RUNTIME_ROLE_PATH, "bootstrap": BOOTSTRAP_ROLE_PATH}
+# The role AWS Budgets assumes to run a course's budget action (PORTAL_AWS_BUDGET_ACTION_ROLE_ARN).
+BUDGET_ACTION_ROLE_PATH = ROOT / "docs" / "iam" / "budget-action-role.json"
+ROLES = {"runtime": RUNTIME_ROLE_PATH, "bootstrap": BOOTSTRAP_ROLE_PATH, "budget-action": BUDGET_ACTION_ROLE_PATH}
 MANAGEMENT = PLACEHOLDER_ACCOUNT
 MEMBER = "222233334444"
 PORTAL = f"arn:aws:iam::{MANAGEMENT}:role/ClassroomCloudPortal"
@@ -72,14 +74,15 @@ def condition_keys(statement: dict) -> set[str]:
 
 
 def ask(action: str, resource: str, role_policy: dict | None = None, **context) -> str:
-    """The decision for the portal's role in the management account (which SCPs never bind)."""
+    """The decision for a role of the management account (which SCPs never bind) holding
+    `role_policy`, by default the runtime role's."""
     member_role = resource.startswith("arn:aws:iam::") and ":role/" in resource and action == "sts:AssumeRole"
     return decision(
         principal_arn=PORTAL,
         action=action,
         resource=resource,
         resource_account=resource.split(":")[4] if member_role else MANAGEMENT,
-        identity_policies={"runtime": role_policy or policy("runtime")},
+        identity_policies={"role": role_policy or policy("runtime")},
         resource_policy=MEMBER_ROLE_TRUST if member_role else None,
         context=context,
     )
@@ -294,6 +297,15 @@ def test_the_runtime_role_cannot_set_up_the_organization_or_make_roles_in_the_ma
     action, resource, context
 ):
     assert ask(action, resource, **context) == IMPLICITLY_DENIED
+
+
+@pytest.mark.parametrize("action", ["organizations:AttachPolicy", "organizations:DetachPolicy"])
+def test_a_budget_action_freezes_only_the_portals_accounts_with_its_scps(action):
+    budget_action = policy("budget-action")
+    for resource in (PORTAL_ACCOUNT, COURSE_SCP):
+        assert ask(action, resource, budget_action, **OURS, **SCP) == ALLOWED
+        assert ask(action, resource, budget_action, **SCP) == IMPLICITLY_DENIED
+    assert ask(action, COURSE_OU, budget_action, **OURS, **SCP) == IMPLICITLY_DENIED  # accounts, not OUs
 
 
 def test_the_bootstrap_role_trusts_only_the_portals_services():

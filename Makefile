@@ -6,6 +6,9 @@ PORTAL_PORT ?= 8000
 EMULATOR_PORT ?= 5055
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/portal
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+# The IAM policy evaluator the guardrail tests use (tests/support/policy_eval.py), pinned by its
+# package-lock.json; installed again only when the lock file changes.
+IAM_SIMULATE := tests/support/iam_simulate
 
 # Without real AWS configuration, `make run` talks to the local emulator (tests never reach AWS:
 # they use moto in process).
@@ -27,7 +30,7 @@ endif
 PROCESSES := $(if $(DEMO),,web worker beat)
 export PORTAL_PORT EMULATOR_PORT
 
-.PHONY: help install run demo test bench lock clean
+.PHONY: help install test-tools run demo test bench lock clean
 
 help:
 	@echo "make run    start the portal at http://127.0.0.1:$(PORTAL_PORT) with a demo course"
@@ -46,6 +49,12 @@ $(VENV)/.installed: $(BIN)/activate requirements.lock
 
 install: $(VENV)/.installed
 
+$(IAM_SIMULATE)/node_modules/.installed: $(IAM_SIMULATE)/package-lock.json
+	npm ci --prefix $(IAM_SIMULATE) --no-audit --no-fund --loglevel=error
+	touch $@
+
+test-tools: $(IAM_SIMULATE)/node_modules/.installed
+
 run: install
 	mkdir -p var/broker var/broker-control
 	$(BIN)/python manage.py migrate --no-input
@@ -57,7 +66,7 @@ demo: install
 	$(BIN)/python manage.py seed_demo --reset
 	$(BIN)/python manage.py demo_aws
 
-test: install
+test: install test-tools
 	scripts/ensure-services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -76,4 +85,4 @@ lock:
 	rm -rf .lock-venv build *.egg-info
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var $(IAM_SIMULATE)/node_modules

@@ -105,6 +105,38 @@ def test_aws_bootstrap_run_again_creates_nothing_and_says_trusted_access_is_alre
     assert AuditEvent.objects.filter(action=AuditAction.AWS_BOOTSTRAPPED).count() == 2
 
 
+def tags_of(aws, resource_id: str) -> dict[str, str]:
+    listed = aws.client("organizations").list_tags_for_resource(ResourceId=resource_id)["Tags"]
+    return {tag["Key"]: tag["Value"] for tag in listed}
+
+
+@pytest.mark.django_db
+def test_aws_bootstrap_tags_the_ous_and_scps_it_makes_as_the_portals(aws):
+    """The portal's runtime IAM role moves accounts only into OUs, and attaches only SCPs, that
+    carry the portal's tag (docs/iam/runtime-role.json)."""
+    recorded = AwsOrganization.load()
+    made = [recorded.parent_ou_id, recorded.pool_ou_id, *recorded.baseline_policies.values(), recorded.freeze_policy_id]
+
+    assert len(made) == 7
+    for resource_id in made:
+        assert tags_of(aws, resource_id) == {"managed-by": "classroom-cloud-portal"}, resource_id
+
+
+@pytest.mark.django_db
+def test_aws_bootstrap_tags_ous_and_scps_made_before_it_tagged_them(aws):
+    recorded = AwsOrganization.load()
+    organizations = aws.client("organizations")
+    untagged = [recorded.pool_ou_id, recorded.baseline_policies["classroom-cloud-deny-leaving"]]
+    for resource_id in untagged:
+        organizations.untag_resource(ResourceId=resource_id, TagKeys=["managed-by"])
+
+    run("aws_bootstrap")
+
+    for resource_id in untagged:
+        assert tags_of(aws, resource_id) == {"managed-by": "classroom-cloud-portal"}, resource_id
+    assert (AwsOrganization.load().pool_ou_id, len(organization_units(aws))) == (recorded.pool_ou_id, 2)
+
+
 @pytest.fixture
 def consolidated_billing_organization():
     """An organization with consolidated billing only, in its own emulator (not the `aws` one)."""

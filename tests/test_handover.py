@@ -572,7 +572,9 @@ def test_an_approved_handover_goes_from_the_code_to_leaving_the_organization(
     assert {"ta@school.example", "instructor@school.example"} <= identity_user_names(aws)
     assert student_user
     assert f"classroom-cloud-{account_id}" not in budget_names(aws)
-    assert tags_of(aws, account_id) == {}
+    # The course's tags are gone; the portal's own stays until the account has left, as the
+    # portal's IAM role removes only accounts that carry it.
+    assert tags_of(aws, account_id) == {"managed-by": "classroom-cloud-portal"}
     assert sent("your turn to set up") == [["student@school.example"]]
     account.refresh_from_db()
     assert account.state == AccountState.HANDOVER
@@ -880,7 +882,7 @@ def test_a_worker_killed_mid_advance_resumes_without_repeating_done_steps(
         contact["EmailAddress"] == OWN_EMAIL
         for contact in contacts_of(account.aws_account_id).values()
     )
-    assert tags_of(aws, account.aws_account_id) == {}
+    assert tags_of(aws, account.aws_account_id) == {"managed-by": "classroom-cloud-portal"}  # until it leaves
     assert f"classroom-cloud-{account.aws_account_id}" not in budget_names(aws)
     summaries = list(
         AuditEvent.objects.filter(

@@ -1,4 +1,7 @@
-"""docs/iam-policy.json grants exactly what the portal calls with management-account credentials.
+"""The portal's two IAM roles grant exactly what the code calls with management-account credentials:
+docs/iam/bootstrap-role.json what `manage.py aws_bootstrap` calls, docs/iam/runtime-role.json
+what everything else (web, workers, other commands) calls, and the runtime role nothing that only
+aws_bootstrap needs.
 
 The scan reads every module of portal/aws/ with `ast` (no AWS, no import of the modules) and
 finds each AWS operation, however it is written there:
@@ -17,13 +20,20 @@ A client made with `client(..., account_id=...)` acts inside a member account th
 OrganizationAccountAccessRole, which is administrator there: those calls need nothing in the
 policy, only `sts:AssumeRole` on that role (session.py's own call). A management-account call
 whose operation the scan cannot name fails the test rather than being skipped.
+
+Which role needs a call follows from who can reach it: the scan records the calls each function
+of portal/aws/ makes, then follows references (imports, calls, functions passed as values) from
+every function of accounts_app, billing_app and portal: those of the bootstrap modules
+(BOOTSTRAP_MODULES) reach the bootstrap role's calls, all others the runtime role's. A bootstrap
+function that runtime code uses (cost_tags_activate, from a task) is runtime too.
 """
 
 from __future__ import annotations
 
 import ast
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -32,7 +42,8 @@ from botocore import xform_name
 
 ROOT = Path(__file__).resolve().parent.parent
 AWS_PACKAGE = ROOT / "portal" / "aws"
-POLICY_PATH = ROOT / "docs" / "iam-policy.json"
+BOOTSTRAP_ROLE_PATH = ROOT / "docs" / "iam" / "bootstrap-role.json"
+RUNTIME_ROLE_PATH = ROOT / "docs" / "iam" / "runtime-role.json"
 
 # boto3 service name → IAM action prefix. Services not listed use the model's signing name,
 # which is the prefix for most services.
@@ -72,35 +83,27 @@ ACTION_NAMES = {
     "budgets:DescribeBudgetNotificationsForAccount": "budgets:ViewBudget",
 }
 # Identity Center provisions a permission set into an account as the role
-# aws-reserved/sso.amazonaws.com/AWSReservedSSO_<set>_<id> with a SAML provider, and removes them
-# with the account's last assignment of that set. Where it acts with the caller's permissions
-# (the management account) the caller needs these on that path; AWS's own
-# AWSSSOMasterAccountAdministrator policy grants them there; docs/iam-policy.json, only there.
-SSO_ROLE_CREATION = frozenset(
-    {
-        "iam:GetRole", "iam:CreateRole", "iam:AttachRolePolicy", "iam:PutRolePolicy",
-        "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:GetSAMLProvider",
-        "iam:CreateSAMLProvider",
-    }
-)
-SSO_ROLE_DELETION = frozenset(
-    {
-        "iam:GetRole", "iam:DeleteRole", "iam:DetachRolePolicy", "iam:DeleteRolePolicy",
-        "iam:ListAttachedRolePolicies", "iam:ListRolePolicies",
-    }
-)
+# aws-reserved/sso.amazonaws.com/AWSReservedSSO_<set>_<id>. In a member account it does so through
+# its own service-linked role there; only in the management account does it act with the
+# caller's IAM permissions (iam:CreateRole, iam:PutRolePolicy... on that path). The portal assigns
+# permission sets in member accounts only, and the runtime role denies assignments in the
+# management account (tests/test_role_policies.py), so neither role holds those IAM permissions:
+# with them a compromised portal could create an administrator role in the management account.
 EXTRA_ACTIONS = {
     # CreateAccount: "If you enabled all features in the organization, Organizations creates the
     # required service-linked role" (iam:CreateServiceLinkedRole, AccessDeniedForDependency
     # without it) and "If the request includes tags, the requester must have the
     # organizations:TagResource permission".
     "organizations:CreateAccount": {"iam:CreateServiceLinkedRole", "organizations:TagResource"},
-    "organizations:InviteAccountToOrganization": {"iam:CreateServiceLinkedRole"},
+    "organizations:InviteAccountToOrganization": {"iam:CreateServiceLinkedRole", "organizations:TagResource"},
     # A budget action runs as the role it is given: creating one passes that role to Budgets.
     "budgets:CreateBudgetAction": {"iam:PassRole"},
     "budgets:UpdateBudgetAction": {"iam:PassRole"},
-    "sso:CreateAccountAssignment": SSO_ROLE_CREATION,
-    "sso:DeleteAccountAssignment": SSO_ROLE_DELETION,
+    # "If the request includes tags, the requester must also have organizations:TagResource"
+    # (CreateOrganizationalUnit, CreatePolicy and InviteAccountToOrganization API references):
+    # everything the portal creates or invites carries its tag.
+    "organizations:CreateOrganizationalUnit": {"organizations:TagResource"},
+    "organizations:CreatePolicy": {"organizations:TagResource"},
 }
 # STS answers GetCallerIdentity without any permission ("No permissions are required to perform
 # this operation", STS API reference).
@@ -128,6 +131,9 @@ class Call:
 class Scan:
     calls: frozenset[Call]
     unresolved: tuple[str, ...]  # management-account calls whose operation the scan cannot name
+    # The calls each function makes, itself or through the module's helpers: keyed by module and
+    # function ("portal.aws.organizations", "ensure_ou"), a method as "_Place.call".
+    by_function: Mapping[tuple[str, str], frozenset[Call]] = field(default_factory=dict)
 
     def management_calls(self) -> set[Call]:
         return {c for c in self.calls if not c.member}
@@ -158,6 +164,7 @@ class _ModuleScan:
     def __init__(self, path: Path, source: str | None = None):
         self.path = path
         self.label = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.name
+        self.module = module_name(path) if path.is_relative_to(ROOT) else path.stem
         self.tree = ast.parse(source if source is not None else path.read_text(), str(path))
         self.constants: dict[str, str] = {}
         self.functions: dict[str, ast.FunctionDef] = {}
@@ -179,6 +186,7 @@ class _ModuleScan:
                     self.names[method] = f"{node.name}.{method.name}"
                     self.owner[method] = node.name
         self.calls: set[Call] = set()
+        self.by_root: dict[str, set[Call]] = {}
         self.unresolved: list[str] = []
         self.helpers: set[str] = set()  # functions whose operation comes from a parameter
         self.bound: set[str] = set()  # functions read with their parameters bound by a caller
@@ -308,7 +316,7 @@ class _ModuleScan:
         function whose reading led here (blamed when an operation stays a parameter) and `site`
         the line in it that did (0: none, the call is in `root` itself)."""
         values = tuple(sorted((k, v if isinstance(v, str) else id(v)) for k, v in env.items()))
-        key = (id(function), values)
+        key = (root, id(function), values)  # per root: each function's calls are its own
         if key in self._seen or depth > MAX_DEPTH:
             return
         self._seen.add(key)
@@ -351,7 +359,7 @@ class _ModuleScan:
         if found.member:
             # Inside a member account: listed when the scan can name it, never required.
             if isinstance(operation, str) and isinstance(found.service, str):
-                self.calls.add(Call(found.service, operation, True, where))
+                self.add(root, Call(found.service, operation, True, where))
             return
         if found.member is None or _Param in (type(operation), type(found.service)):
             self.helpers.add(root)  # a helper: resolved at each of its calls
@@ -359,7 +367,11 @@ class _ModuleScan:
         if not isinstance(operation, str) or not isinstance(found.service, str):
             self.unresolved.append(f"{where} (in {root}, through {self.names[function]})")
             return
-        self.calls.add(Call(found.service, operation, False, where))
+        self.add(root, Call(found.service, operation, False, where))
+
+    def add(self, root: str, call: Call) -> None:
+        self.calls.add(call)
+        self.by_root.setdefault(root, set()).add(call)
 
     def scan(self) -> None:
         for function, name in self.names.items():
@@ -377,17 +389,208 @@ class _ModuleScan:
 def scan_sources(paths_and_sources: list[tuple[Path, str | None]]) -> Scan:
     calls: set[Call] = set()
     unresolved: list[str] = []
+    by_function: dict[tuple[str, str], frozenset[Call]] = {}
     for path, source in paths_and_sources:
         module = _ModuleScan(path, source)
         module.scan()
         calls |= module.calls
         unresolved += module.unresolved
-    return Scan(frozenset(calls), tuple(unresolved))
+        by_function |= {(module.module, root): frozenset(found) for root, found in module.by_root.items()}
+    return Scan(frozenset(calls), tuple(unresolved), by_function)
 
 
 @cache
 def scan_portal() -> Scan:
     return scan_sources([(path, None) for path in sorted(AWS_PACKAGE.glob("*.py"))])
+
+
+# --- Who reaches which calls: aws_bootstrap or everything else ------------------------------------
+
+PROJECT_PACKAGES = ("accounts_app", "billing_app", "portal")
+# `manage.py aws_bootstrap`: run by an administrator with the bootstrap role, never by the portal.
+BOOTSTRAP_MODULES = frozenset({"accounts_app.services.bootstrap", "accounts_app.management.commands.aws_bootstrap"})
+AWS_PREFIX = "portal.aws."
+# session.py assumes roles: the member role for calls inside member accounts (counted from those
+# calls), the management role from the identity the portal starts with (ADMINISTRATOR.md).
+SESSION_MODULE = "portal.aws.session"
+MODULE_BODY = "<module>"
+
+Node = tuple[str, str]  # (module, top-level function or class, or MODULE_BODY)
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def project_sources() -> dict[str, str]:
+    return {
+        module_name(path): path.read_text()
+        for package in PROJECT_PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if "migrations" not in path.parts
+    }
+
+
+class _References:
+    """What each top-level function, class and module body of the project names: functions it
+    calls, passes or decorates with, in its own module or imported (at the top or inside a
+    function, directly or as `module.function`, through re-exports)."""
+
+    def __init__(self, sources: Mapping[str, str]):
+        self.trees = {module: ast.parse(source) for module, source in sources.items()}
+        # Every package, with or without an __init__ of its own: "portal", "portal.aws", ...
+        self.packages = {".".join(m.split(".")[:end]) for m in self.trees for end in range(1, m.count(".") + 1)}
+        self.defined = {
+            module: {
+                node.name: node
+                for node in tree.body
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            }
+            for module, tree in self.trees.items()
+        }
+        self.imports = {module: self._imports(module, tree) for module, tree in self.trees.items()}
+
+    def _imports(self, module: str, tree: ast.Module) -> dict[str, Node]:
+        """Local name → (module, name), or (module, "") where the name is a module."""
+        found: dict[str, Node] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    bound = alias.asname or alias.name.split(".")[0]
+                    found[bound] = (alias.name if alias.asname else bound, "")
+            elif isinstance(node, ast.ImportFrom):
+                source = node.module or ""
+                if node.level:
+                    package = module.split(".")
+                    package = package if module in self.packages else package[:-1]
+                    base = package[: len(package) - node.level + 1]
+                    source = ".".join([*base, *([source] if source else [])])
+                for alias in node.names:
+                    submodule = f"{source}.{alias.name}"
+                    is_module = submodule in self.trees
+                    found[alias.asname or alias.name] = (submodule, "") if is_module else (source, alias.name)
+        return found
+
+    def definition(self, module: str, name: str, depth: int = 0) -> Node | None:
+        if module not in self.trees or depth > MAX_DEPTH:
+            return None
+        if name in self.defined[module]:
+            return (module, name)
+        source, imported = self.imports[module].get(name, ("", ""))
+        return self.definition(source, imported, depth + 1) if imported else None
+
+    def nodes(self, module: str) -> dict[str, ast.AST]:
+        tree = self.trees[module]
+        body = [n for n in tree.body if n not in self.defined[module].values()]
+        return {**self.defined[module], MODULE_BODY: ast.Module(body=body, type_ignores=[])}
+
+    def named_in(self, module: str, body: ast.AST) -> set[Node]:
+        found: set[Node] = set()
+
+        def visit(node: ast.AST, local: frozenset[str]) -> None:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                outer = [*getattr(node, "decorator_list", []), *node.args.defaults, *node.args.kw_defaults]
+                for expression in filter(None, outer):
+                    visit(expression, local)
+                inner = local | _local_names(node)
+                for statement in node.body if isinstance(node.body, list) else [node.body]:
+                    visit(statement, inner)
+                return
+            chain = _dotted(node)
+            if chain:
+                if chain[0] not in local:  # a parameter or variable named like a function is not one
+                    found.add(self.resolve(module, chain) or ("", ""))
+                return
+            for child in ast.iter_child_nodes(node):
+                visit(child, local)
+
+        visit(body, frozenset())
+        found.discard(("", ""))
+        return found
+
+    def resolve(self, module: str, chain: list[str]) -> Node | None:
+        head, *rest = chain
+        if head in self.defined[module]:
+            return (module, head)
+        where, name = self.imports[module].get(head, ("", ""))
+        if name:
+            return self.definition(where, name)
+        for part in rest if where in self.trees or where in self.packages else ():
+            if f"{where}.{part}" not in self.trees and f"{where}.{part}" not in self.packages:
+                return self.definition(where, part)
+            where = f"{where}.{part}"
+        return None
+
+    def edges(self) -> dict[Node, set[Node]]:
+        return {
+            (module, name): self.named_in(module, body)
+            for module in self.trees
+            for name, body in self.nodes(module).items()
+        }
+
+
+def _local_names(function: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> frozenset[str]:
+    """The function's parameters and the names it assigns."""
+    args = function.args
+    every = [*args.posonlyargs, *args.args, *args.kwonlyargs, *filter(None, [args.vararg, args.kwarg])]
+    assigned = {
+        node.id for node in ast.walk(function) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+    }
+    return frozenset({arg.arg for arg in every} | assigned)
+
+
+def _dotted(node: ast.AST) -> list[str]:
+    """["organizations", "ensure_ou"] for `organizations.ensure_ou`; [] for anything else."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return [node.id, *reversed(parts)] if isinstance(node, ast.Name) else []
+
+
+def _reach(edges: Mapping[Node, set[Node]], roots: Iterable[Node]) -> set[Node]:
+    seen: set[Node] = set()
+    todo = list(roots)
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(edges.get(node, ()))
+    return seen
+
+
+@dataclass(frozen=True)
+class CodePaths:
+    bootstrap: frozenset[Call]  # what aws_bootstrap reaches
+    runtime: frozenset[Call]  # what everything else reaches
+
+
+def code_paths(sources: Mapping[str, str], scan: Scan, bootstrap_modules: frozenset[str]) -> CodePaths:
+    references = _References(sources)
+    edges = references.edges()
+    runtime_roots = {
+        (module, name)
+        for module in references.trees
+        if module not in bootstrap_modules and not module.startswith(AWS_PREFIX)
+        for name in references.nodes(module)
+    }
+    bootstrap_roots = {(module, name) for module in bootstrap_modules for name in references.nodes(module)}
+
+    def calls(reached: set[Node]) -> frozenset[Call]:
+        found: set[Call] = set()
+        for (module, function), made in scan.by_function.items():
+            owner = (module, function.split(".")[0])  # a method belongs to its class
+            if owner in reached and module != SESSION_MODULE:
+                found |= made
+        return frozenset(found)
+
+    return CodePaths(calls(_reach(edges, bootstrap_roots)), calls(_reach(edges, runtime_roots)))
+
+
+@cache
+def portal_code_paths() -> CodePaths:
+    return code_paths(project_sources(), scan_portal(), BOOTSTRAP_MODULES)
 
 
 # --- From calls to IAM actions --------------------------------------------------------------------
@@ -412,10 +615,14 @@ def api_action(call: Call) -> str:
     return f"{_prefix(call.service)}:{names[call.operation]}"
 
 
-def required_actions(scan: Scan) -> dict[str, set[str]]:
-    """Each IAM action the management-account credentials need → where the code needs it."""
+def required_actions(calls: Iterable[Call]) -> dict[str, set[str]]:
+    """Each IAM action the management-account credentials need for `calls` → where the code
+    needs it. A call inside a member account needs sts:AssumeRole on the member role."""
     needed: dict[str, set[str]] = {}
-    for call in scan.management_calls():
+    for call in calls:
+        if call.member:
+            needed.setdefault("sts:AssumeRole", set()).add(call.where)
+            continue
         api = api_action(call)
         if api in NO_PERMISSION_NEEDED or api in EMULATOR_ONLY:
             continue
@@ -424,44 +631,131 @@ def required_actions(scan: Scan) -> dict[str, set[str]]:
     return needed
 
 
-def policy_actions() -> set[str]:
-    policy = json.loads(POLICY_PATH.read_text())
+def allowed_actions(path: Path) -> set[str]:
+    """The actions a role's policy allows (its Deny statements narrow them, tested elsewhere)."""
+    policy = json.loads(path.read_text())
     actions: set[str] = set()
     for statement in policy["Statement"]:
-        assert statement["Effect"] == "Allow", f"{statement['Sid']}: the policy only allows"
-        listed = statement["Action"]
-        actions |= {listed} if isinstance(listed, str) else set(listed)
+        if statement["Effect"] == "Allow":
+            listed = statement["Action"]
+            actions |= {listed} if isinstance(listed, str) else set(listed)
     return actions
+
+
+def drift(path: Path, needed: Mapping[str, set[str]]) -> str:
+    """What `path` lacks and what it grants beyond `needed`, in words; "" when it matches."""
+    granted = allowed_actions(path)
+    label = path.relative_to(ROOT)
+    report = []
+    if wildcards := sorted(a for a in granted if "*" in a):
+        report.append(f"{label} lists actions with a wildcard, which hides drift: {wildcards}")
+    if missing := sorted(set(needed) - granted):
+        report.append(f"Missing from {label} (the code calls them):")
+        report += [f"  {action}  ← {', '.join(sorted(needed[action]))}" for action in missing]
+    if unused := sorted(granted - set(needed)):
+        report.append(f"In {label} but not needed by its code path:")
+        report += [f"  {action}" for action in unused]
+    return "\n".join(report)
 
 
 # --- Tests ----------------------------------------------------------------------------------------
 
 
-def test_policy_grants_exactly_what_the_code_calls():
+def test_the_scan_names_every_management_account_call():
     scan = scan_portal()
     assert not scan.unresolved, (
         "The scan cannot name the AWS operation of these management-account calls; write the "
         "operation as a string literal (or teach tests/test_iam_policy.py the new pattern):\n  "
         + "\n  ".join(scan.unresolved)
     )
-    needed = required_actions(scan)
-    granted = policy_actions()
-    assert not [a for a in granted if "*" in a], "Actions one by one: a wildcard hides drift."
-    missing = sorted(set(needed) - granted)
-    unused = sorted(granted - set(needed))
-    report = []
-    if missing:
-        report.append("Missing from docs/iam-policy.json (the code calls them):")
-        report += [f"  {action}  ← {', '.join(sorted(needed[action]))}" for action in missing]
-    if unused:
-        report.append("In docs/iam-policy.json but no longer needed by the code:")
-        report += [f"  {action}" for action in unused]
-    assert not report, "\n".join(report)
+
+
+def test_the_runtime_role_grants_exactly_what_the_portal_calls():
+    """Web, workers and every command but aws_bootstrap run with the runtime role."""
+    assert not (report := drift(RUNTIME_ROLE_PATH, required_actions(portal_code_paths().runtime))), report
+
+
+def test_the_bootstrap_role_grants_exactly_what_aws_bootstrap_calls():
+    assert not (report := drift(BOOTSTRAP_ROLE_PATH, required_actions(portal_code_paths().bootstrap))), report
+
+
+# Setting the organization up is aws_bootstrap's alone: if the portal ever calls one of these
+# while it runs, the test below says where.
+BOOTSTRAP_ONLY = frozenset(
+    {
+        "organizations:EnableAWSServiceAccess", "organizations:EnablePolicyType",
+        "sso:CreatePermissionSet", "sso:AttachManagedPolicyToPermissionSet",
+    }
+)
+
+
+def test_the_runtime_role_holds_nothing_only_aws_bootstrap_needs():
+    paths = portal_code_paths()
+    runtime = required_actions(paths.runtime)
+    bootstrap_only = set(required_actions(paths.bootstrap)) - set(runtime)
+    reached_at_runtime = {action: runtime[action] for action in BOOTSTRAP_ONLY if action in runtime}
+    assert not reached_at_runtime, f"Runtime code reaches aws_bootstrap's calls: {reached_at_runtime}"
+    assert BOOTSTRAP_ONLY <= bootstrap_only
+    assert not allowed_actions(RUNTIME_ROLE_PATH) & bootstrap_only
+
+
+def test_the_code_paths_split_where_the_code_does():
+    paths = portal_code_paths()
+    runtime, bootstrap = required_actions(paths.runtime), required_actions(paths.bootstrap)
+    # Vending, closing, the freeze: the portal's daily work.
+    assert {"organizations:CreateAccount", "organizations:CloseAccount", "organizations:AttachPolicy"} <= set(runtime)
+    assert "organizations:CreateAccount" not in bootstrap
+    # Course OUs and SCPs are made when a course first gets accounts (course_guardrails_apply).
+    assert {"organizations:CreateOrganizationalUnit", "organizations:CreatePolicy"} <= set(runtime) & set(bootstrap)
+    # cost_tags_activate lives in bootstrap.py but a task calls it when a course's tag key changes.
+    assert any("costs.py" in where for where in runtime["ce:UpdateCostAllocationTagsStatus"])
+    # Work inside member accounts (cleanup, IAM users) assumes the member role; aws_bootstrap never does.
+    assert "sts:AssumeRole" in runtime and "sts:AssumeRole" not in bootstrap
+
+
+def test_code_paths_follow_imports_helpers_and_reexports():
+    aws = """
+from portal.aws.session import client
+
+def _call(operation, **params):
+    return getattr(client("organizations"), operation)(**params)
+
+def enable(service):
+    _call("enable_aws_service_access", ServicePrincipal=service)
+
+def close(account_id):
+    _call("close_account", AccountId=account_id)
+
+def tag(account_id):
+    _call("tag_resource", ResourceId=account_id, Tags=[])
+
+class Sweeper:
+    def sweep(self, account_id):
+        return client("ec2", account_id=account_id).describe_instances()
+"""
+    sources = {
+        "portal.aws.example": aws,
+        "app.services.bootstrap": "from portal.aws import example\n\ndef setup():\n    example.enable('sso')\n"
+        "\n\ndef shared():\n    example.tag('1')\n",
+        "app.services": "from app.services.bootstrap import shared as reexported\n",
+        "app.tasks": "def task():\n    from app.services import reexported\n    reexported()\n",
+        "app.views": "import portal.aws.example\n\nHANDLERS = [portal.aws.example.close]\n",
+        "app.cleanup": "from portal.aws.example import Sweeper\n\ndef run():\n    Sweeper().sweep('1')\n",
+    }
+    scan = scan_sources([(AWS_PACKAGE / "example.py", aws)])
+    paths = code_paths(sources, scan, frozenset({"app.services.bootstrap"}))
+
+    def operations(calls):
+        return {call.operation for call in calls}
+
+    assert operations(paths.bootstrap) == {"enable_aws_service_access", "tag_resource"}
+    assert operations(paths.runtime) == {"tag_resource", "close_account", "describe_instances"}
+    assert "sts:AssumeRole" in required_actions(paths.runtime)
 
 
 def test_scan_finds_known_calls_and_leaves_member_accounts_out():
     scan = scan_portal()
-    needed = required_actions(scan)
+    needed = required_actions(scan.management_calls())
     # Through organizations._call and identity_center._call("sso-admin", ...).
     assert "organizations:CreateAccount" in needed
     assert "sso:CreateAccountAssignment" in needed
@@ -531,23 +825,3 @@ def unknown(name):
         ("s3", "list_buckets"),
     }
     assert len(scan.unresolved) == 1 and "unknown" in scan.unresolved[0]
-
-
-def test_policy_resources_use_the_codes_names():
-    from django.conf import settings
-
-    from portal.aws.guardrails import MANAGED_BUDGET_PREFIX
-    from portal.aws.quotas import ORGANIZATIONS_ACCOUNT_QUOTA
-
-    statements = json.loads(POLICY_PATH.read_text())["Statement"]
-    sids = [s["Sid"] for s in statements]
-    assert len(sids) == len(set(sids)), "Every statement has a Sid of its own."
-    everything = set()
-    for statement in statements:
-        listed = statement["Resource"]
-        everything |= {listed} if isinstance(listed, str) else set(listed)
-    # The member role, the budgets and the quota the policy is scoped to are the code's.
-    assert f"arn:aws:iam::*:role/{settings.PORTAL_AWS_MEMBER_ROLE_NAME}" in everything
-    assert f"arn:aws:budgets::*:budget/{MANAGED_BUDGET_PREFIX}*" in everything
-    service_code, quota_code = ORGANIZATIONS_ACCOUNT_QUOTA
-    assert f"arn:aws:servicequotas:*:*:{service_code}/{quota_code}" in everything

@@ -1024,7 +1024,7 @@ def invited_account(personas, aws) -> MemberAccount:
     once.add_response(
         "invite_account_to_organization",
         {"Handshake": handshake("OPEN")},
-        {"Target": {"Id": EXISTING_ID, "Type": "ACCOUNT"}, "Notes": ANY},
+        {"Target": {"Id": EXISTING_ID, "Type": "ACCOUNT"}, "Notes": ANY, "Tags": ANY},
     )
     with safe, once:
         account_invite(account=account)
@@ -1045,7 +1045,7 @@ def test_an_existing_account_is_invited_once(personas, aws, script, queued):
     once.add_response(
         "invite_account_to_organization",
         {"Handshake": handshake("OPEN")},
-        {"Target": {"Id": EXISTING_ID, "Type": "ACCOUNT"}, "Notes": ANY},
+        {"Target": {"Id": EXISTING_ID, "Type": "ACCOUNT"}, "Notes": ANY, "Tags": ANY},
     )
 
     with safe, once:
@@ -1058,7 +1058,12 @@ def test_an_existing_account_is_invited_once(personas, aws, script, queued):
     assert account.state == S.INVITED
     assert account.handshake_id == "h-0a1b2c3d4e5f6a7b"
     assert script.log == ["ListHandshakesForOrganization", "InviteAccountToOrganization"]
-    assert "Cloud Computing (cs101)" in script.params["InviteAccountToOrganization"][0]["Notes"]
+    invitation = script.params["InviteAccountToOrganization"][0]
+    assert "Cloud Computing (cs101)" in invitation["Notes"]
+    # AWS tags the account as it joins: it arrives as the portal's, which the portal's IAM role
+    # requires before it moves or tags an account.
+    tags = {tag["Key"]: tag["Value"] for tag in invitation["Tags"]}
+    assert tags == {"managed-by": "classroom-cloud-portal", "course": "cs101", "student": account.membership.email}
     assert transitions(account) == [(S.INVITING, S.INVITED)]
 
 

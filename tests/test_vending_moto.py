@@ -113,6 +113,10 @@ def test_identity_center_request_creates_and_attaches_the_course_scp(personas, a
     assert json.loads(policy["Content"]) == course_policy(course_profile(course), portal_role=portal_role())
     assert course.guardrails_applied_at is not None
     assert course.guardrails_error == ""
+    # The portal's runtime IAM role attaches only SCPs, and moves accounts only into OUs, that
+    # carry the portal's tag: what it makes carries it from the start.
+    for made in (course.aws_ou_id, course.aws_scp_id):
+        assert account_tags(aws, made)["managed-by"] == "classroom-cloud-portal"
 
 
 @moto_db

@@ -3,6 +3,7 @@ Every step looks first, so running it again changes nothing and says so."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from django.conf import settings
@@ -13,6 +14,7 @@ from accounts_app.choices import AuditAction
 from accounts_app.models import AwsOrganization, Course
 from accounts_app.services.audit import audit_record
 from accounts_app.services.guardrails import freeze_policy_ensure
+from accounts_app.services.ownership import MANAGED_BY_TAG
 from portal.aws import costs, identity_center, organizations, quotas
 from portal.aws.errors import NotFound
 from portal.aws.guardrails import PERMISSION_SETS, baseline_policies
@@ -22,6 +24,17 @@ POOL_OU_NAME = "Pool"
 # How long aws_bootstrap waits for AWS to provision a changed permission set again.
 PROVISIONING_CHECKS = 30
 PROVISIONING_CHECK_SECONDS = 2.0
+
+ROLE_POLICIES = {
+    "bootstrap": settings.BASE_DIR / "docs" / "iam" / "bootstrap-role.json",
+    "runtime": settings.BASE_DIR / "docs" / "iam" / "runtime-role.json",
+}
+# What docs/iam/runtime-role.json names by example, to be replaced by the organization's own.
+PLACEHOLDER_ORG_PATH = "o-EXAMPLE/r-EXAMPLE/ou-EXAMPLE-PORTAL/"
+PLACEHOLDER_ACCOUNT = "111122223333"
+PLACEHOLDER_IDENTITY_STORE = "d-EXAMPLE"
+PLACEHOLDER_BUDGET_ACTION_ROLE = f"arn:aws:iam::{PLACEHOLDER_ACCOUNT}:role/EXAMPLE-BUDGET-ACTION-ROLE"
+PLACEHOLDER_MEMBER_ROLE = ":role/OrganizationAccountAccessRole"
 
 
 class BootstrapError(Exception):
@@ -41,8 +54,8 @@ def aws_bootstrap(*, actor) -> list[str]:
 
     root = organizations.root_id()
     organizations.enable_policy_type(root)
-    parent_ou = organizations.ensure_ou(root, settings.PORTAL_AWS_OU_NAME)
-    pool_ou = organizations.ensure_ou(parent_ou, POOL_OU_NAME)
+    parent_ou = organizations.ensure_ou(root, settings.PORTAL_AWS_OU_NAME, tags=MANAGED_BY_TAG)
+    pool_ou = organizations.ensure_ou(parent_ou, POOL_OU_NAME, tags=MANAGED_BY_TAG)
     report.append(f"Portal OU “{settings.PORTAL_AWS_OU_NAME}” is {parent_ou}; pool OU is {pool_ou}.")
 
     already = organizations.enabled_service_principals()
@@ -77,7 +90,9 @@ def aws_bootstrap(*, actor) -> list[str]:
     for name, document in baseline_policies(
         member_role_name=settings.PORTAL_AWS_MEMBER_ROLE_NAME, allowed_regions=settings.PORTAL_AWS_SCHOOL_REGIONS
     ).items():
-        policies[name] = organizations.ensure_policy(name=name, description="Classroom Cloud baseline", document=document)
+        policies[name] = organizations.ensure_policy(
+            name=name, description="Classroom Cloud baseline", document=document, tags=MANAGED_BY_TAG
+        )
         organizations.attach_policy(policies[name], parent_ou)
     report.append(f"Baseline SCPs attached to the portal OU: {', '.join(sorted(policies))}.")
     freeze_id = freeze_policy_ensure()
@@ -161,3 +176,33 @@ def cost_tags_activate() -> list[str]:
     keys = sorted(set(Course.objects.active().exclude(cost_tag_key="").values_list("cost_tag_key", flat=True)))
     costs.activate_cost_allocation_tags(keys)
     return keys
+
+
+def role_policy(role: str) -> dict:
+    """The IAM policy of the portal's `role` ("bootstrap" or "runtime"), as docs/iam/ keeps it,
+    with the runtime role's examples replaced by this organization's values: its OU path, its
+    management account, identity store, budget action role and member role name."""
+    if role not in ROLE_POLICIES:
+        raise BootstrapError(f"No role “{role}”: choose {' or '.join(ROLE_POLICIES)}.")
+    text = ROLE_POLICIES[role].read_text()
+    if role == "bootstrap":
+        return json.loads(text)
+    organization = AwsOrganization.load()
+    if not organization.parent_ou_id or not organization.identity_store_id:
+        raise BootstrapError(
+            "The runtime role names the portal's OU and identity store: run `python manage.py aws_bootstrap` first."
+        )
+    path = f"{organization.organization_id}/{organization.root_id}/{organization.parent_ou_id}/"
+    budget_action_role = settings.PORTAL_AWS_BUDGET_ACTION_ROLE_ARN or PLACEHOLDER_BUDGET_ACTION_ROLE
+    text = (
+        text.replace(PLACEHOLDER_ORG_PATH, path)
+        .replace(PLACEHOLDER_BUDGET_ACTION_ROLE, budget_action_role)
+        .replace(PLACEHOLDER_ACCOUNT, organization.management_account_id)
+        .replace(PLACEHOLDER_IDENTITY_STORE, organization.identity_store_id)
+        .replace(PLACEHOLDER_MEMBER_ROLE, f":role/{settings.PORTAL_AWS_MEMBER_ROLE_NAME}")
+    )
+    policy = json.loads(text)
+    if not settings.PORTAL_AWS_BUDGET_ACTION_ROLE_ARN:
+        # No budget actions: the portal passes no role at all.
+        policy["Statement"] = [s for s in policy["Statement"] if "iam:PassRole" not in s["Action"]]
+    return policy

@@ -9,6 +9,7 @@ from django.utils import timezone
 from accounts_app.choices import AuditAction
 from accounts_app.models import AwsOrganization, Course
 from accounts_app.services.audit import audit_record
+from accounts_app.services.ownership import MANAGED_BY_TAG
 from portal.aws import organizations
 from portal.aws.guardrails import (
     GuardrailProfile,
@@ -66,11 +67,12 @@ def course_guardrails_apply(*, actor, course: Course) -> Course:
     except GuardrailTooLarge as error:
         Course.objects.filter(pk=course.pk).update(guardrails_error=str(error))
         raise
-    ou_id = course.aws_ou_id or organizations.ensure_ou(organization.parent_ou_id, course.code)
+    ou_id = course.aws_ou_id or organizations.ensure_ou(organization.parent_ou_id, course.code, tags=MANAGED_BY_TAG)
     policy_id = organizations.ensure_policy(
         name=f"classroom-cloud-course-{course.code}",
         description=f"Guardrails of course {course.code}",
         document=document,
+        tags=MANAGED_BY_TAG,
     )
     organizations.attach_policy(policy_id, ou_id)
     with transaction.atomic():
@@ -101,6 +103,7 @@ def freeze_policy_ensure() -> str:
         name=FREEZE_POLICY_NAME,
         description="Classroom Cloud: frozen; only billing, support and cost pages",
         document=freeze_policy(portal_role=portal_role()),
+        tags=MANAGED_BY_TAG,
     )
 
 

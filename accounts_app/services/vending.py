@@ -617,6 +617,7 @@ def account_invite(*, account: MemberAccount) -> None:
             handshake = organizations.invite_account(
                 account.aws_account_id,
                 notes=f"{account.course.name} ({account.course.code}) invites this account to the school's AWS organization.",
+                tags=account_tags(account),
             )
     except UnknownOutcome:
         handshake = organizations.find_open_handshake(account.aws_account_id)

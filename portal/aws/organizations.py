@@ -87,18 +87,21 @@ def enabled_service_principals() -> set[str]:
     return {s["ServicePrincipal"] for s in _pages("list_aws_service_access_for_organization", "EnabledServicePrincipals")}
 
 
-def ensure_ou(parent_id: str, name: str) -> str:
-    """The id of the OU called `name` under `parent_id`, created if missing."""
+def ensure_ou(parent_id: str, name: str, *, tags: dict[str, str]) -> str:
+    """The id of the OU called `name` under `parent_id`, created with `tags` if missing (an
+    existing one is given those it lacks: the portal's IAM role acts only on what carries them)."""
     for ou in _pages("list_organizational_units_for_parent", "OrganizationalUnits", ParentId=parent_id):
         if ou["Name"] == name:
+            tag_missing(ou["Id"], tags)
             return ou["Id"]
     try:
-        return _call("create_organizational_unit", ParentId=parent_id, Name=name)["OrganizationalUnit"]["Id"]
+        created = _call("create_organizational_unit", ParentId=parent_id, Name=name, Tags=_tag_list(tags))
     except PermanentAwsError as error:
         if error.code != "DuplicateOrganizationalUnitException":
             raise
         # Created meanwhile by another worker: take it.
-        return ensure_ou(parent_id, name)
+        return ensure_ou(parent_id, name, tags=tags)
+    return created["OrganizationalUnit"]["Id"]
 
 
 # --- Member accounts ------------------------------------------------------------------------------
@@ -172,7 +175,7 @@ def create_account(*, email: str, account_name: str, tags: dict[str, str]) -> Cr
         Email=email,
         AccountName=account_name,
         IamUserAccessToBilling="ALLOW",
-        Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        Tags=_tag_list(tags),
     )["CreateAccountStatus"]
     return _create_status(raw)
 
@@ -199,7 +202,19 @@ def move_account(account_id: str, destination_id: str) -> None:
 
 
 def tag_account(account_id: str, tags: dict[str, str]) -> None:
-    _call("tag_resource", ResourceId=account_id, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+    _call("tag_resource", ResourceId=account_id, Tags=_tag_list(tags))
+
+
+def tag_missing(resource_id: str, tags: dict[str, str]) -> None:
+    """Give an account, OU or policy those of `tags` it does not carry with the same value."""
+    current = {t["Key"]: t["Value"] for t in _pages("list_tags_for_resource", "Tags", ResourceId=resource_id)}
+    missing = {key: value for key, value in tags.items() if current.get(key) != value}
+    if missing:
+        _call("tag_resource", ResourceId=resource_id, Tags=_tag_list(missing))
+
+
+def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in tags.items()]
 
 
 def untag_account(account_id: str, keys: list[str]) -> None:
@@ -213,25 +228,32 @@ def account_tags(account_id: str) -> dict[str, str]:
 # --- Service control policies ---------------------------------------------------------------------
 
 
-def ensure_policy(*, name: str, description: str, document: dict) -> str:
-    """The id of the SCP called `name`, created or updated so that its content is `document`."""
+def ensure_policy(*, name: str, description: str, document: dict, tags: dict[str, str]) -> str:
+    """The id of the SCP called `name`, created with `tags` or updated so that its content is
+    `document` (and its tags include `tags`: the portal's IAM role changes only what carries them)."""
     content = json.dumps(document, separators=(",", ":"), sort_keys=True)
     for summary in _pages("list_policies", "Policies", Filter="SERVICE_CONTROL_POLICY"):
         if summary["Name"] == name:
+            tag_missing(summary["Id"], tags)
             current = _call("describe_policy", PolicyId=summary["Id"])["Policy"]["Content"]
             if json.loads(current) != document:
                 _call("update_policy", PolicyId=summary["Id"], Content=content, Description=description)
             return summary["Id"]
     try:
         created = _call(
-            "create_policy", Name=name, Description=description, Type="SERVICE_CONTROL_POLICY", Content=content
+            "create_policy",
+            Name=name,
+            Description=description,
+            Type="SERVICE_CONTROL_POLICY",
+            Content=content,
+            Tags=_tag_list(tags),
         )
     except PermanentAwsError as error:
         if error.code != "DuplicatePolicyException":
             raise
         # Created meanwhile by another worker, or by our own retried request whose first answer
         # was lost: take it (and update it if its content differs).
-        return ensure_policy(name=name, description=description, document=document)
+        return ensure_policy(name=name, description=description, document=document, tags=tags)
     return created["Policy"]["PolicySummary"]["Id"]
 
 
@@ -278,12 +300,15 @@ def find_open_handshake(account_id: str) -> Handshake | None:
     return None
 
 
-def invite_account(account_id: str, notes: str) -> Handshake:
+def invite_account(account_id: str, notes: str, tags: dict[str, str]) -> Handshake:
+    """Invite an existing account; AWS puts `tags` on it when it joins, so that it arrives as the
+    portal's (the portal's IAM role moves and tags only accounts that carry its tag)."""
     raw = _call(
         "invite_account_to_organization",
         safe_to_repeat=False,
         Target={"Id": account_id, "Type": "ACCOUNT"},
         Notes=notes[:1024],
+        Tags=_tag_list(tags),
     )["Handshake"]
     return _handshake(raw)
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts_app', '0006_freeze_policy_id'),
+        ('accounts_app', '0007_join_code_limits'),
     ]
 
     operations = [

@@ -31,8 +31,8 @@ from accounts_app.models import Course, Handover, MemberAccount
 from accounts_app.services.audit import audit_record
 from accounts_app.services.cleanup import access_revoke
 from accounts_app.services.guardrails import organization_ready
+from accounts_app.services.identity import SCHOOL_TAG_KEYS
 from accounts_app.services.notifications import email_send
-from accounts_app.services.ownership import MANAGED_BY_TAG
 from portal.aws import account_mgmt, organizations
 from portal.aws import budgets as aws_budgets
 from portal.aws.errors import AwsError, PermanentAwsError
@@ -40,7 +40,6 @@ from portal.aws.guardrails import MANAGED_BUDGET_PREFIX
 
 # States from which a student may ask to keep their account.
 REQUESTABLE_STATES = frozenset({S.READY, S.FROZEN, S.ENDED})
-SCHOOL_TAG_KEYS = [*MANAGED_BY_TAG, "course", "student"]
 CONTACT_TYPES = ("BILLING", "OPERATIONS", "SECURITY")
 
 # What each reason AWS gives for refusing RemoveAccountFromOrganization asks of the student.

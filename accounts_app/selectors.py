@@ -43,6 +43,14 @@ def course_account_counts(*, course: Course) -> dict[str, int]:
     return {row["state"]: row["n"] for row in rows}
 
 
+def course_code_locked(*, course: Course) -> bool:
+    """Whether the course has anything in AWS (its OU or SCP, or any account record): its code
+    is in those accounts' root emails, names and tags, so it can no longer change."""
+    if course.aws_ou_id or course.aws_scp_id:
+        return True
+    return MemberAccount.objects.filter(course=course).exists()
+
+
 def course_vending_progress(*, course: Course) -> dict[str, int]:
     """Pool size, and how many accounts are still being made (the roster refreshes while any are)."""
     counts = MemberAccount.objects.filter(course=course).aggregate(

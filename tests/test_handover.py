@@ -783,7 +783,8 @@ def test_aws_not_answering_the_code_or_the_resend_gives_a_message_not_an_error_p
 
     assert code.status_code == resend.status_code == 200
     assert "AWS did not answer in time. Type the code again in a minute." in text(code)
-    assert "AWS could not send a new code now (Rate exceeded)" in text(resend)
+    assert "AWS could not send a new code now. Try again in a few minutes." in text(resend)
+    assert "Rate exceeded" not in text(resend)  # AWS's own words are not for the student
     record = Handover.objects.get(account=account)
     assert record.root_email_moved_at is None
     assert account_api.primary_email(account.aws_account_id) == account.root_email
@@ -953,8 +954,9 @@ def test_the_wait_period_message_names_the_day_the_account_may_leave(personas, a
             "CANNOT_REMOVE_DELEGATED_ADMINISTRATOR_FROM_ORG",
             AccountOrigin.CREATED,
             (
-                "AWS would not let the account leave the organization yet: "
-                "You cannot remove this account from the organization."
+                "AWS would not let the account leave the organization yet "
+                "(CANNOT_REMOVE_DELEGATED_ADMINISTRATOR_FROM_ORG). Your instructor can see AWS's "
+                "explanation and help."
             ),
         ),
     ],

@@ -103,7 +103,7 @@ NOT_THIS_RECORDS = {
         **record_tags(account),
         "course-id": str(personas.other_course.pk),
     },
-    "another record's": lambda account, personas: {**record_tags(account), "portal-record": str(account.pk + 1)},
+    "another record's": lambda account, personas: {**record_tags(account), "record-key": "0123456789abcdef"},
     "another portal's": lambda account, personas: {**record_tags(account), "portal-ou": "ou-abcd-otherportal"},
 }
 

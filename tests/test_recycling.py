@@ -26,6 +26,7 @@ from accounts_app.models import (
     Membership,
 )
 from accounts_app.services.guardrails import freeze_policy_id
+from accounts_app.services.identity import record_key
 from accounts_app.services.recycling import account_recycle, cooldown_end, pool_release_cooled
 from accounts_app.services.vending import account_request, course_precreate
 from billing_app.models import AccountDailyCost, CostRecord
@@ -45,7 +46,7 @@ def pool_tags() -> dict[str, str]:
         "managed-by": "classroom-cloud-portal",
         "portal-ou": AwsOrganization.load().parent_ou_id,
         "course-id": "pool",
-        "portal-record": "pool",
+        "record-key": "pool",
         "course": "pool",
         "student": "pool",
     }
@@ -391,7 +392,7 @@ def test_after_the_cool_down_a_student_of_another_course_gets_the_pooled_account
         "managed-by": "classroom-cloud-portal",
         "portal-ou": AwsOrganization.load().parent_ou_id,
         "course-id": str(other_course.pk),
-        "portal-record": str(given.pk),
+        "record-key": record_key(given),
         "course": "bio200",
         "student": "other_student@school.example",
     }

@@ -15,6 +15,7 @@ from accounts_app.models import AuditEvent, AwsOrganization, Course, MemberAccou
 from accounts_app.services import reconcile as reconcile_service
 from accounts_app.services.courses import course_update
 from accounts_app.services.guardrails import course_guardrails_apply, course_profile, portal_role
+from accounts_app.services.identity import record_key
 from accounts_app.services.vending import (
     account_password_reveal,
     account_request,
@@ -102,7 +103,7 @@ def test_identity_center_request_makes_a_ready_account_in_the_course_ou_with_its
         "managed-by": "classroom-cloud-portal",
         "portal-ou": portal_ou,
         "course-id": str(course.pk),
-        "portal-record": str(account.pk),
+        "record-key": record_key(account),
         "course": "cs101",
         "student": "student@school.example",
     }

@@ -8,7 +8,8 @@ takes nothing it finds by name or email for its own unless AWS shows them:
 - `managed-by: classroom-cloud-portal`;
 - `portal-ou`: the id of the portal's OU, which marks this installation of the portal;
 - `course-id`: the course's database id, which never changes and is never reused (codes are);
-- on an account, `portal-record`: the id of the record it was created for.
+- on an account, `record-key`: a hash of the root email its record asked for, which binds the
+  tags to that one record (a record, and a course's, root email holds the course's id).
 
 Course OUs and SCPs are named after the course's id, not its code, in a form no course code can
 take (codes are slugs, these names hold spaces).
@@ -16,13 +17,15 @@ take (codes are slugs, these names hold spaces).
 
 from __future__ import annotations
 
+import hashlib
+
 from accounts_app.models import AwsOrganization, Course, MemberAccount
 from accounts_app.services.ownership import MANAGED_BY_TAG
 from portal.aws import organizations
 
 PORTAL_OU_TAG = "portal-ou"
 COURSE_ID_TAG = "course-id"
-RECORD_TAG = "portal-record"
+RECORD_TAG = "record-key"
 # For people reading the Organizations console; never used to find or trust anything.
 COURSE_CODE_TAG = "course"
 STUDENT_TAG = "student"
@@ -41,6 +44,12 @@ def portal_marker() -> str:
     return AwsOrganization.load().parent_ou_id
 
 
+def record_key(account: MemberAccount) -> str:
+    # Not the record's database id: a demo reset or a restored backup makes new records for the
+    # same course and student, which should find the accounts the portal made for them.
+    return hashlib.sha256(account.root_email.lower().encode()).hexdigest()[:16]
+
+
 def record_tags(account: MemberAccount) -> dict[str, str]:
     """The tags that make an account this record's: the portal's, this portal's, the course's
     and the record's own."""
@@ -48,7 +57,7 @@ def record_tags(account: MemberAccount) -> dict[str, str]:
         **MANAGED_BY_TAG,
         PORTAL_OU_TAG: portal_marker(),
         COURSE_ID_TAG: str(account.course_id) if account.course_id else POOL,
-        RECORD_TAG: str(account.pk),
+        RECORD_TAG: record_key(account),
     }
 
 

@@ -1014,6 +1014,12 @@ def test_aws_refusing_to_send_the_code_is_shown_on_the_checklist_and_retried(per
     assert "already in use by another account" in record.last_error
     page = personas.client("student").get(reverse("courses:my_handover", args=[personas.course.pk]))
     assert "AWS would not send a code" in text(page)
+    assert "already in use by another account" not in text(page)  # AWS's words are for the staff
+    review = personas.client("instructor").get(
+        reverse("courses:handover_review", args=[personas.course.pk, account.pk])
+    )
+    assert "AWS said: AWS would not send a code" in text(review)
+    assert "already in use by another account" in text(review)
 
     handover_advance(handover=record)  # the reconciler's next try, once AWS agrees
 

@@ -378,7 +378,7 @@ def _adopt_from_aws(account: MemberAccount, directory: _AwsDirectory, *, queue_p
     A request still in progress gets a poll queued unless `queue_poll` is False."""
     existing = directory.account_by_email(account.root_email)
     if existing is not None:
-        _creation_succeeded(account, existing.id, reason="Found in the organization")
+        account_adopt(account=account, aws_account_id=existing.id, reason="Found in the organization")
         return True
     status = directory.creation_by_name(account.account_name)
     if status is None:
@@ -433,7 +433,7 @@ def account_poll_creation(*, account: MemberAccount) -> float | None:
     if status.state == "IN_PROGRESS":
         return _poll_delay(account)
     if status.state == "SUCCEEDED":
-        _creation_succeeded(account, status.account_id, reason="AWS finished creating the account")
+        account_adopt(account=account, aws_account_id=status.account_id, reason="AWS finished creating the account")
     else:
         _creation_failed(account, status.failure_reason)
     enqueue_dispatch()  # a creation slot is free
@@ -459,10 +459,6 @@ def _poll_delay(account: MemberAccount) -> float:
     # and so is the creation slot it frees, at one or two more polls per account than a quarter.
     waited = (timezone.now() - (account.create_submitted_at or account.state_changed_at)).total_seconds()
     return min(max(settings.PORTAL_AWS_POLL_SECONDS, waited / 10), settings.PORTAL_AWS_POLL_MAX_SECONDS)
-
-
-def _creation_succeeded(account: MemberAccount, aws_account_id: str, *, reason: str) -> None:
-    account_adopt(account=account, aws_account_id=aws_account_id, reason=reason)
 
 
 def account_adopt(*, account: MemberAccount, aws_account_id: str, reason: str) -> bool:
@@ -505,7 +501,8 @@ def _creation_failed(account: MemberAccount, failure_reason: str) -> None:
         # it is this record's.
         existing = organizations.find_account_by_email(account.root_email)
         if existing is not None:
-            _creation_succeeded(account, existing.id, reason="The account already existed in the organization")
+            reason = "The account already existed in the organization"
+            account_adopt(account=account, aws_account_id=existing.id, reason=reason)
             return
     if failure_reason in RETRYABLE_FAILURES:
         transition(account, expected=S.CREATING, to=S.REQUESTED, reason=failure_reason, create_request_id="")

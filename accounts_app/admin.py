@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from accounts_app.models import AuditEvent, Course, IdentityCenterUser, Membership, User
+from accounts_app.selectors import course_code_locked
 from accounts_app.services.users import user_set_instructor
 
 
@@ -45,6 +46,12 @@ class CourseAdmin(admin.ModelAdmin):
     list_display = ["code", "name", "term", "start_date", "end_date", "archived_at"]
     search_fields = ["code", "name"]
     inlines = [MembershipInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        # The code is in the AWS names and tags of the course's accounts once it has any.
+        if obj is not None and course_code_locked(course=obj):
+            return [*super().get_readonly_fields(request, obj), "code"]
+        return super().get_readonly_fields(request, obj)
 
 
 @admin.register(AuditEvent)

@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from accounts_app.choices import CourseRole
 from accounts_app.models import Course, normalize_email
-from accounts_app.services.courses import COURSE_FIELDS, JoinCodeLimits
+from accounts_app.selectors import course_code_locked
+from accounts_app.services.courses import CODE_LOCKED, COURSE_FIELDS, JoinCodeLimits
 from accounts_app.services.guardrails import course_policy_check
 from portal.aws.catalog import region_names, service_prefixes
 
@@ -74,6 +75,10 @@ class CourseForm(forms.ModelForm):
         if self.instance.pk:
             self.initial["allowed_services"] = ", ".join(self.instance.allowed_services)
             self.initial["allowed_instance_families"] = ", ".join(self.instance.allowed_instance_families)
+            if course_code_locked(course=self.instance):
+                # A disabled field keeps its value whatever is posted, and is never "changed".
+                self.fields["code"].disabled = True
+                self.fields["code"].help_text = CODE_LOCKED
         else:
             self.initial.setdefault("allowed_regions", DEFAULT_REGIONS)
             self.initial.setdefault("allowed_services", ", ".join(DEFAULT_SERVICES))

@@ -43,6 +43,14 @@ def course_account_counts(*, course: Course) -> dict[str, int]:
     return {row["state"]: row["n"] for row in rows}
 
 
+def course_code_locked(*, course: Course) -> bool:
+    """Whether the course has anything in AWS (its OU or SCP, or any account record): its code
+    is in those accounts' root emails, names and tags, so it can no longer change."""
+    if course.aws_ou_id or course.aws_scp_id:
+        return True
+    return MemberAccount.objects.filter(course=course).exists()
+
+
 def course_vending_progress(*, course: Course) -> dict[str, int]:
     """Pool size, and how many accounts are still being made (the roster refreshes while any are)."""
     counts = MemberAccount.objects.filter(course=course).aggregate(
@@ -70,6 +78,34 @@ def course_end_accounts(*, course: Course) -> QuerySet[MemberAccount]:
 
 def student_account(*, membership: Membership) -> MemberAccount | None:
     return MemberAccount.objects.filter(membership=membership).first()
+
+
+# What a student reads when a step of their account met a problem. `last_error` is for staff: it
+# may quote AWS, with ARNs and the school's account ids; students get a plain sentence by state.
+STUDENT_NOTES = {
+    AccountState.REQUESTED: "AWS is busy creating other accounts. Yours stays in the queue and is created "
+    "as soon as AWS accepts more; nothing to do.",
+    AccountState.CREATING: "AWS has not confirmed your account yet. The portal checks again by itself; "
+    "nothing to do.",
+    AccountState.AWAITING_ACCESS_ROLE: "The portal cannot use the role {role} in your account yet. Check that "
+    "the CloudFormation stack finished creating it (status CREATE_COMPLETE) in your account, then try again.",
+}
+STUDENT_NOTE_OTHERWISE = (
+    "A step of your account's setup did not work yet. The portal tries again; your course staff can see "
+    "the details."
+)
+# States whose panel text already says all a student needs to know.
+STATES_THAT_EXPLAIN_THEMSELVES = frozenset(
+    {AccountState.FAILED, AccountState.WAITING_FOR_QUOTA, AccountState.WAITING_FOR_DIRECTORY}
+)
+
+
+def student_account_note(*, account: MemberAccount) -> str:
+    """A plain note for the student about the account's last problem, or "" if there is none."""
+    if not account.last_error or account.state in STATES_THAT_EXPLAIN_THEMSELVES:
+        return ""
+    note = STUDENT_NOTES.get(AccountState(account.state), STUDENT_NOTE_OTHERWISE)
+    return note.format(role=settings.PORTAL_AWS_MEMBER_ROLE_NAME)
 
 
 def account_access(*, account: MemberAccount) -> dict[str, str]:

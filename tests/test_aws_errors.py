@@ -325,6 +325,7 @@ def _create():
         email="aws+cs101-student-1a2b3c@school.example.edu",
         account_name="cs101-student-1a2b3c",
         tags={"course": "cs101"},
+        role_name="OrganizationAccountAccessRole",
     )
 
 

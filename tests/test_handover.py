@@ -785,7 +785,8 @@ def test_aws_not_answering_the_code_or_the_resend_gives_a_message_not_an_error_p
 
     assert code.status_code == resend.status_code == 200
     assert "AWS did not answer in time. Type the code again in a minute." in text(code)
-    assert "AWS could not send a new code now (Rate exceeded)" in text(resend)
+    assert "AWS could not send a new code now. Try again in a few minutes." in text(resend)
+    assert "Rate exceeded" not in text(resend)  # AWS's own words are not for the student
     record = Handover.objects.get(account=account)
     assert record.root_email_moved_at is None
     assert account_api.primary_email(account.aws_account_id) == account.root_email
@@ -955,8 +956,9 @@ def test_the_wait_period_message_names_the_day_the_account_may_leave(personas, a
             "CANNOT_REMOVE_DELEGATED_ADMINISTRATOR_FROM_ORG",
             AccountOrigin.CREATED,
             (
-                "AWS would not let the account leave the organization yet: "
-                "You cannot remove this account from the organization."
+                "AWS would not let the account leave the organization yet "
+                "(CANNOT_REMOVE_DELEGATED_ADMINISTRATOR_FROM_ORG). Your instructor can see AWS's "
+                "explanation and help."
             ),
         ),
     ],
@@ -1014,6 +1016,12 @@ def test_aws_refusing_to_send_the_code_is_shown_on_the_checklist_and_retried(per
     assert "already in use by another account" in record.last_error
     page = personas.client("student").get(reverse("courses:my_handover", args=[personas.course.pk]))
     assert "AWS would not send a code" in text(page)
+    assert "already in use by another account" not in text(page)  # AWS's words are for the staff
+    review = personas.client("instructor").get(
+        reverse("courses:handover_review", args=[personas.course.pk, account.pk])
+    )
+    assert "AWS said: AWS would not send a code" in text(review)
+    assert "already in use by another account" in text(review)
 
     handover_advance(handover=record)  # the reconciler's next try, once AWS agrees
 

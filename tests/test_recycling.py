@@ -26,6 +26,7 @@ from accounts_app.models import (
     Membership,
 )
 from accounts_app.services.guardrails import freeze_policy_id
+from accounts_app.services.identity import record_key
 from accounts_app.services.recycling import account_recycle, cooldown_end, pool_release_cooled
 from accounts_app.services.vending import account_request, course_precreate
 from billing_app.models import AccountDailyCost, CostRecord
@@ -37,7 +38,19 @@ from tests.support.cost_explorer import page, period, seed
 
 moto_db = pytest.mark.django_db(transaction=True)
 
-POOL_TAGS = {"managed-by": "classroom-cloud-portal", "course": "pool", "student": "pool"}
+
+
+def pool_tags() -> dict[str, str]:
+    """An account in the pool: still the portal's (and this portal's), no course's, no record's."""
+    return {
+        "managed-by": "classroom-cloud-portal",
+        "portal-ou": AwsOrganization.load().parent_ou_id,
+        "course-id": "pool",
+        "record-key": "pool",
+        "course": "pool",
+        "student": "pool",
+    }
+
 EC2 = "Amazon Elastic Compute Cloud - Compute"
 
 
@@ -153,7 +166,7 @@ def test_a_cleaned_account_goes_to_the_pool_and_its_record_stays_with_the_course
     assert MemberAccount.objects.filter(aws_account_id=account_id).count() == 2
     # In AWS: in the pool OU, tagged for the pool, without the course's budget or the freeze.
     assert parent_of(aws, account_id) == AwsOrganization.load().pool_ou_id
-    assert tags_of(aws, account_id) == POOL_TAGS
+    assert tags_of(aws, account_id) == pool_tags()
     assert f"classroom-cloud-{account_id}" not in budget_names(aws)
     assert freeze_policy_id() not in attached_policy_ids(aws, account_id)
     assert AccountEvent.objects.filter(
@@ -234,7 +247,7 @@ def test_a_recycle_killed_after_moving_the_account_resumes_on_the_retry(personas
     assert account.last_error == ""
     assert pooled is not None and pooled.state == AccountState.COOLING_DOWN
     assert parent_of(aws, account.aws_account_id) == AwsOrganization.load().pool_ou_id
-    assert tags_of(aws, account.aws_account_id) == POOL_TAGS
+    assert tags_of(aws, account.aws_account_id) == pool_tags()
 
 
 # --- What is not the portal's is not recycled -----------------------------------------------------
@@ -342,7 +355,7 @@ def test_an_unused_account_of_the_courses_own_pool_is_recycled_too(personas, aws
         spare.aws_account_id,
     )
     assert parent_of(aws, spare.aws_account_id) == AwsOrganization.load().pool_ou_id
-    assert tags_of(aws, spare.aws_account_id) == POOL_TAGS
+    assert tags_of(aws, spare.aws_account_id) == pool_tags()
 
 
 # --- Out of the pool ------------------------------------------------------------------------------
@@ -377,6 +390,9 @@ def test_after_the_cool_down_a_student_of_another_course_gets_the_pooled_account
     assert parent_of(aws, account_id) == other_course.aws_ou_id
     assert tags_of(aws, account_id) == {
         "managed-by": "classroom-cloud-portal",
+        "portal-ou": AwsOrganization.load().parent_ou_id,
+        "course-id": str(other_course.pk),
+        "record-key": record_key(given),
         "course": "bio200",
         "student": "other_student@school.example",
     }

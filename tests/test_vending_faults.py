@@ -123,6 +123,13 @@ def in_progress_instead_of_succeeded(parsed: dict) -> None:
     status.pop("CompletedTimestamp", None)
 
 
+def tags_sent_for(script, account: MemberAccount) -> dict:
+    """AWS's answer to ListTagsForResource for the account a scripted creation made: the tags its
+    CreateAccount carried (moto never saw that request, so it does not know the account)."""
+    sent = [p["Tags"] for p in script.params["CreateAccount"] if p["AccountName"] == account.account_name]
+    return {"Tags": sent[-1]}
+
+
 def student_membership(personas) -> Membership:
     return Membership.objects.get(user=personas.student)
 
@@ -193,6 +200,7 @@ def test_a_creation_in_progress_is_polled_with_growing_delays_until_it_succeeds(
     assert account.state == S.CREATING
     assert queued["account_poll_task"] == [account.pk]
 
+    tags = aws.client("organizations").list_tags_for_resource(ResourceId=created.id)
     safe = Stubber(aws.client("organizations"))
     asked = {"CreateAccountRequestId": account.create_request_id}
     running = creation_status(
@@ -207,6 +215,9 @@ def test_a_creation_in_progress_is_polled_with_growing_delays_until_it_succeeds(
         AccountId=created.id,
     )
     safe.add_response("describe_create_account_status", done, asked)
+    # Before taking the account, the portal checks that it carries this record's tags.
+    tags.pop("ResponseMetadata")
+    safe.add_response("list_tags_for_resource", tags, {"ResourceId": created.id})
     with safe:
         first = account_poll_creation(account=account)
         clock.advance(timedelta(seconds=100))
@@ -252,9 +263,11 @@ def test_email_already_exists_adopts_the_account_when_it_is_in_the_organization(
     personas, aws, script, queued
 ):
     account = creating_account(personas, script)
-    # Our own earlier request (whose answer was lost) created it meanwhile.
+    # Our own earlier request (whose answer was lost) created it meanwhile, with this record's tags.
     earlier = aws.client("organizations").create_account(
-        Email=account.root_email, AccountName=account.account_name
+        Email=account.root_email,
+        AccountName=account.account_name,
+        Tags=[{"Key": k, "Value": v} for k, v in vending.account_tags(account).items()],
     )
     existing_id = earlier["CreateAccountStatus"]["AccountId"]
     script.answer(
@@ -783,6 +796,7 @@ def test_a_poll_message_delivered_twice_moves_the_account_once(personas, aws, sc
         "DescribeCreateAccountStatus",
         described("SUCCEEDED", AccountId="210987654321"),
     )
+    script.always("organizations", "ListTagsForResource", tags_sent_for(script, account))
 
     tasks.account_poll_task(account.pk)
     tasks.account_poll_task(account.pk)
@@ -804,6 +818,7 @@ def test_two_overlapping_polls_of_a_finished_creation_move_the_account_once(
         "DescribeCreateAccountStatus",
         described("SUCCEEDED", AccountId="210987654321"),
     )
+    script.always("organizations", "ListTagsForResource", tags_sent_for(script, account))
     outcomes = []
     real_transition = vending.transition
 
@@ -973,6 +988,7 @@ def test_the_queue_keeps_to_the_create_account_rate_and_to_five_creations_in_fli
         "DescribeCreateAccountStatus",
         described("SUCCEEDED", AccountId="210987654321"),
     )
+    script.answer("organizations", "ListTagsForResource", tags_sent_for(script, finished))
     account_poll_creation(account=finished)
     assert creating() == 4
 

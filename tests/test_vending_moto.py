@@ -15,6 +15,7 @@ from accounts_app.models import AuditEvent, AwsOrganization, Course, MemberAccou
 from accounts_app.services import reconcile as reconcile_service
 from accounts_app.services.courses import course_update
 from accounts_app.services.guardrails import course_guardrails_apply, course_profile, portal_role
+from accounts_app.services.identity import record_key
 from accounts_app.services.vending import (
     account_password_reveal,
     account_request,
@@ -90,9 +91,19 @@ def test_identity_center_request_makes_a_ready_account_in_the_course_ou_with_its
     course_ou = aws.client("organizations").describe_organizational_unit(
         OrganizationalUnitId=course.aws_ou_id
     )
-    assert course_ou["OrganizationalUnit"]["Name"] == "cs101"
+    # Named and tagged after the course's id, which never changes nor is reused (its code may be).
+    assert course_ou["OrganizationalUnit"]["Name"] == f"Course {course.pk}"
+    portal_ou = AwsOrganization.load().parent_ou_id
+    assert account_tags(aws, course.aws_ou_id) == {
+        "managed-by": "classroom-cloud-portal",
+        "portal-ou": portal_ou,
+        "course-id": str(course.pk),
+    }
     assert account_tags(aws, account.aws_account_id) == {
         "managed-by": "classroom-cloud-portal",
+        "portal-ou": portal_ou,
+        "course-id": str(course.pk),
+        "record-key": record_key(account),
         "course": "cs101",
         "student": "student@school.example",
     }
@@ -109,7 +120,13 @@ def test_identity_center_request_creates_and_attaches_the_course_scp(personas, a
     )
     assert course.aws_scp_id in {p["Id"] for p in attached["Policies"]}
     policy = organizations.describe_policy(PolicyId=course.aws_scp_id)["Policy"]
-    assert policy["PolicySummary"]["Name"] == "classroom-cloud-course-cs101"
+    portal_ou = AwsOrganization.load().parent_ou_id
+    assert policy["PolicySummary"]["Name"] == f"Classroom Cloud course {course.pk} in {portal_ou}"
+    assert account_tags(aws, course.aws_scp_id) == {
+        "managed-by": "classroom-cloud-portal",
+        "portal-ou": portal_ou,
+        "course-id": str(course.pk),
+    }
     assert json.loads(policy["Content"]) == course_policy(course_profile(course), portal_role=portal_role())
     assert course.guardrails_applied_at is not None
     assert course.guardrails_error == ""
@@ -346,7 +363,7 @@ def test_editing_allowed_services_reapplies_the_course_scp(personas, aws):
             "Policies"
         ]
     ]
-    assert names.count("classroom-cloud-course-cs101") == 1
+    assert names.count(f"Classroom Cloud course {course.pk} in {AwsOrganization.load().parent_ou_id}") == 1
 
 
 def course_form_data(**overrides) -> dict:
@@ -438,7 +455,7 @@ def test_pool_can_be_refilled_after_a_student_took_an_account(personas, aws):
 
     refill = course_precreate(actor=personas.instructor, course=course, count=1)
 
-    assert [a.account_name for a in refill] == ["cs101-pool-003"]
+    assert [a.account_name for a in refill] == [f"cs101-{course.pk}-pool-003"]
     assert MemberAccount.objects.filter(course=course).count() == 3
     assert (
         MemberAccount.objects.filter(

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts_app.choices import AuditAction, CourseRole, InviteStatus, MembershipSource
 from accounts_app.models import Course, Membership, User, normalize_email
+from accounts_app.selectors import course_code_locked
 from accounts_app.services.audit import audit_record
 from accounts_app.services.guardrails import GUARDRAIL_FIELDS, course_guardrails_enqueue
 
@@ -39,6 +40,14 @@ COURSE_FIELDS = (
 )
 JOIN_CODE_ATTEMPTS = 5
 JOIN_LIMIT_FIELDS = ("join_code_expires_at", "join_code_max_joins", "join_email_domains")
+CODE_LOCKED = (
+    "The course code cannot change any more: the course has AWS accounts or an OU, and their root "
+    "emails, names and tags carry it."
+)
+
+
+class CourseError(Exception):
+    """A change the portal refuses; the message is for the person who asked."""
 
 
 @transaction.atomic
@@ -73,6 +82,8 @@ def course_update(*, actor: User, course: Course, changes: dict[str, Any]) -> Co
     # A form marks a field changed when its text differs ("s3 ec2" for "ec2, s3"); only a
     # different value is a change to record.
     changes = {name: value for name, value in changes.items() if getattr(course, name) != value}
+    if "code" in changes and course_code_locked(course=course):
+        raise CourseError(CODE_LOCKED)
     before = {name: getattr(course, name) for name in changes}
     for name, value in changes.items():
         setattr(course, name, value)

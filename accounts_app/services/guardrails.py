@@ -1,4 +1,8 @@
-"""A course's place in the organization: its OU and the SCP compiled from its guardrails."""
+"""A course's place in the organization: its OU and the SCP compiled from its guardrails.
+
+Both are named after the course's id and tagged with it (services/identity.py), never found by
+the course's code: a freed code gives a new course nothing of the old one's. Their ids are kept
+on the course, and courses set up before they were named this way keep theirs."""
 
 from __future__ import annotations
 
@@ -9,8 +13,16 @@ from django.utils import timezone
 from accounts_app.choices import AuditAction
 from accounts_app.models import AwsOrganization, Course
 from accounts_app.services.audit import audit_record
+from accounts_app.services.identity import (
+    NotThePortals,
+    course_ou_name,
+    course_policy_name,
+    course_resource_check,
+    course_tags,
+)
 from accounts_app.services.ownership import MANAGED_BY_TAG
 from portal.aws import organizations
+from portal.aws.errors import NotFound, PermanentAwsError
 from portal.aws.guardrails import (
     GuardrailProfile,
     GuardrailTooLarge,
@@ -60,20 +72,21 @@ def course_policy_check(course: Course) -> str:
 
 
 def course_guardrails_apply(*, actor, course: Course) -> Course:
-    """Create the course OU if needed and (re)apply its SCP. Safe to run any number of times."""
+    """Create the course OU if needed and (re)apply its SCP. Safe to run any number of times.
+    Raises NotThePortals (and records why on the course) if an OU or SCP with the course's name
+    exists without the course's tags."""
     organization = organization_ready()
     try:
         document = course_policy(course_profile(course), portal_role=portal_role())
     except GuardrailTooLarge as error:
         Course.objects.filter(pk=course.pk).update(guardrails_error=str(error))
         raise
-    ou_id = course.aws_ou_id or organizations.ensure_ou(organization.parent_ou_id, course.code, tags=MANAGED_BY_TAG)
-    policy_id = organizations.ensure_policy(
-        name=f"classroom-cloud-course-{course.code}",
-        description=f"Guardrails of course {course.code}",
-        document=document,
-        tags=MANAGED_BY_TAG,
-    )
+    try:
+        ou_id = _course_ou(course, organization)
+        policy_id = _course_policy(course, organization, document)
+    except NotThePortals as refusal:
+        Course.objects.filter(pk=course.pk).update(guardrails_error=str(refusal))
+        raise
     organizations.attach_policy(policy_id, ou_id)
     with transaction.atomic():
         Course.objects.filter(pk=course.pk).update(
@@ -89,6 +102,51 @@ def course_guardrails_apply(*, actor, course: Course) -> Course:
         )
     course.aws_ou_id, course.aws_scp_id = ou_id, policy_id
     return course
+
+
+def _course_ou(course: Course, organization: AwsOrganization) -> str:
+    """The course's OU: the one whose id the course keeps, else the one named after its id under
+    the portal's OU (created if missing; one found there must carry the course's tags)."""
+    tags = course_tags(course, organization)
+    if course.aws_ou_id:
+        # Ours by the database's word; tagged for the courses set up before OUs carried tags.
+        organizations.tag_resource(course.aws_ou_id, tags)
+        return course.aws_ou_id
+    name = course_ou_name(course)
+    ou_id = organizations.find_ou(organization.parent_ou_id, name)
+    if ou_id is None:
+        return organizations.ensure_ou(organization.parent_ou_id, name, tags=tags)
+    # Created by an earlier run whose answer, or whose save, was lost; or by someone else.
+    course_resource_check("OU", ou_id, course, organization)
+    return ou_id
+
+
+def _course_policy(course: Course, organization: AwsOrganization, document: dict) -> str:
+    """The course's SCP, with `document` as its content: the one whose id the course keeps, else
+    the one named after its id (created if missing; one found must carry the course's tags)."""
+    description = f"Guardrails of course {course.pk} ({course.code})"
+    tags = course_tags(course, organization)
+    if course.aws_scp_id:
+        try:
+            organizations.update_policy(course.aws_scp_id, description=description, document=document)
+        except NotFound:
+            pass  # deleted by hand: the course gets a new one
+        else:
+            organizations.tag_resource(course.aws_scp_id, tags)
+            return course.aws_scp_id
+    name = course_policy_name(course, organization)
+    policy_id = organizations.find_policy(name)
+    if policy_id is None:
+        try:
+            return organizations.create_policy(name=name, description=description, document=document, tags=tags)
+        except PermanentAwsError as error:
+            if error.code != "DuplicatePolicyException":
+                raise
+            # Created meanwhile by another worker, or by our own retried request.
+            policy_id = organizations.find_policy(name)
+    course_resource_check("SCP", policy_id, course, organization)
+    organizations.update_policy(policy_id, description=description, document=document)
+    return policy_id
 
 
 def course_guardrails_enqueue(course: Course) -> None:

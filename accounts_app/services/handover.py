@@ -17,6 +17,7 @@ running it twice does nothing twice.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -31,17 +32,17 @@ from accounts_app.models import Course, Handover, MemberAccount
 from accounts_app.services.audit import audit_record
 from accounts_app.services.cleanup import access_revoke
 from accounts_app.services.guardrails import organization_ready
+from accounts_app.services.identity import SCHOOL_TAG_KEYS
 from accounts_app.services.notifications import email_send
 from portal.aws import account_mgmt, organizations
 from portal.aws import budgets as aws_budgets
 from portal.aws.errors import AwsError, PermanentAwsError
 from portal.aws.guardrails import MANAGED_BUDGET_PREFIX
 
+logger = logging.getLogger(__name__)
+
 # States from which a student may ask to keep their account.
 REQUESTABLE_STATES = frozenset({S.READY, S.FROZEN, S.ENDED})
-# The course's tags go before the account leaves; the portal's own tag stays until it has left:
-# the portal's IAM role removes from the organization only accounts that carry it.
-SCHOOL_TAG_KEYS = ["course", "student"]
 CONTACT_TYPES = ("BILLING", "OPERATIONS", "SECURITY")
 
 # What each reason AWS gives for refusing RemoveAccountFromOrganization asks of the student.
@@ -207,7 +208,9 @@ def handover_resend_code(*, actor, handover: Handover) -> None:
     try:
         account_mgmt.start_primary_email_update(handover.account.aws_account_id, handover.new_root_email)
     except AwsError as error:
-        raise HandoverError(f"AWS could not send a new code now ({error.message}). Try again in a few minutes.") from error
+        # The student reads the message: AWS's own words go to the log (and the chained exception).
+        logger.warning("StartPrimaryEmailUpdate for handover %s: %s", handover.pk, error)
+        raise HandoverError("AWS could not send a new code now. Try again in a few minutes.") from error
     _stamp(handover, "code_sent_at", f"AWS sent a new code to {handover.new_root_email}", actor=actor)
 
 
@@ -226,7 +229,7 @@ def handover_submit_code(*, actor, handover: Handover, code: str) -> None:
             if not error.permanent:
                 raise HandoverError("AWS did not answer in time. Type the code again in a minute.") from error
             raise HandoverError(
-                f"AWS did not accept the code ({error.message}). Check the latest email from AWS, or send a new code."
+                "AWS did not accept the code. Check the latest email from AWS, or send a new code."
             ) from error
     _stamp(handover, "root_email_moved_at", f"Root email moved to {handover.new_root_email}", actor=actor)
     _enqueue_advance(handover)
@@ -307,7 +310,11 @@ def _blocked(handover: Handover, error: PermanentAwsError) -> None:
 def removal_blocker_message(account: MemberAccount, error: PermanentAwsError) -> str:
     template = REMOVAL_BLOCKERS.get(error.reason)
     if template is None:
-        return f"AWS would not let the account leave the organization yet: {error.message}"
+        # The student reads this: AWS's own words (kept in last_error) are for the staff.
+        return (
+            f"AWS would not let the account leave the organization yet ({error.reason or error.code}). "
+            "Your instructor can see AWS's explanation and help."
+        )
     if error.reason != "WAIT_PERIOD_ACTIVE":
         return template
     days = settings.PORTAL_HANDOVER_WAIT_DAYS

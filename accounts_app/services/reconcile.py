@@ -2,8 +2,9 @@
 
 It closes every gap a crash or a lost broker message can open: accounts stuck in a working state
 get their next step queued again, creations whose answer was lost are looked up, orphan accounts
-in the organization are adopted by their root email, accounts waiting for the quota or the
-school directory are tried again, and whatever cannot be repaired is listed for administrators.
+in the organization with a record's root email are adopted once their tags show they are that
+record's, accounts waiting for the quota or the school directory are tried again, and whatever
+cannot be repaired is listed for administrators.
 """
 
 from __future__ import annotations
@@ -95,19 +96,17 @@ def _compare_with_aws(aws_accounts: list[organizations.Account]) -> list[str]:
 
 
 def _adopt_orphan(account: MemberAccount, aws_account: organizations.Account, drift: list[str]) -> None:
-    if transition(
-        account,
-        expected={S.REQUESTED, S.CREATING},
-        to=S.CONFIGURING,
-        reason=f"Adopted {aws_account.id}, found in the organization by its root email",
-        aws_account_id=aws_account.id,
-    ):
-        vending.enqueue_next_step(account)
-    else:
+    if account.state not in {S.REQUESTED, S.CREATING}:
         drift.append(
-            f"{aws_account.id} ({aws_account.email}) belongs to {account.account_name}, which is "
+            f"{aws_account.id} ({aws_account.email}) has the root email of {account.account_name}, which is "
             f"{account.get_state_display().lower()} without an account id."
         )
+        return
+    reason = f"Adopted {aws_account.id}, found in the organization by its root email"
+    if not vending.account_adopt(account=account, aws_account_id=aws_account.id, reason=reason):
+        account.refresh_from_db()
+        if account.state == S.FAILED:
+            drift.append(f"{account.account_name}: {account.last_error}")
 
 
 def _looks_like_ours(email: str) -> bool:

@@ -21,13 +21,11 @@ from accounts_app.lifecycle import transition
 from accounts_app.models import MemberAccount
 from accounts_app.services.audit import audit_record
 from accounts_app.services.guardrails import freeze_policy_id, organization_ready
+from accounts_app.services.identity import POOL_TAGS
 from accounts_app.services.ownership import MANAGED_BY_TAG, NotOurs, ownership_check
 from portal.aws import budgets as aws_budgets
 from portal.aws import organizations
 from portal.aws.guardrails import MANAGED_BUDGET_PREFIX
-
-POOL_TAGS = {**MANAGED_BY_TAG, "course": "pool", "student": "pool"}
-
 
 def cooldown_end(now: datetime) -> datetime:
     """Midnight (UTC, Cost Explorer's day) after the cool-down: the next holder's costs start on

@@ -25,14 +25,15 @@ from accounts_app.crypto import encrypt
 from accounts_app.lifecycle import transition
 from accounts_app.models import AccountEvent, AwsOrganization, Course, MemberAccount, Membership
 from accounts_app.services.audit import audit_record
-from accounts_app.services.identity_access import assignment_ensure, identity_user_for
-from accounts_app.services.ownership import MANAGED_BY_TAG
 from accounts_app.services.guardrails import (
     AwsNotBootstrapped,
     course_guardrails_apply,
     course_profile,
     organization_ready,
 )
+from accounts_app.services.identity import NotThePortals, account_adoption_check, account_tags
+from accounts_app.services.identity_access import assignment_ensure, identity_user_for
+from accounts_app.services.ownership import MANAGED_BY_TAG
 from portal.aws import account_mgmt, iam_users, organizations, sts
 from portal.aws.errors import AwsError, PermanentAwsError, UnknownOutcome
 from portal.aws.guardrails import iam_user_policy
@@ -83,18 +84,19 @@ def student_key(email: str) -> str:
     return f"{_slug(email.split('@')[0], 16)}-{digest}"
 
 
+def course_key(course: Course) -> str:
+    """The course in root emails and account names: its code for people, its id for uniqueness.
+    A code can be freed and taken by a new course; the id cannot, so the new course's students
+    never get an old student's root email or account name (nor, looked up, their account)."""
+    return f"{_slug(course.code, 16)}-{course.pk}"
+
+
 def root_email_for(course: Course, student: str) -> str:
-    return settings.PORTAL_ROOT_EMAIL_PATTERN.format(course=_slug(course.code, 20), student=student)
+    return settings.PORTAL_ROOT_EMAIL_PATTERN.format(course=course_key(course), student=student)
 
 
 def account_name_for(course: Course, student: str) -> str:
-    return f"{_slug(course.code, 20)}-{student}"[:50]
-
-
-def account_tags(account: MemberAccount) -> dict[str, str]:
-    tags = {**MANAGED_BY_TAG, "course": account.course.code}
-    tags["student"] = account.membership.email if account.membership_id else "pool"
-    return tags
+    return f"{course_key(course)}-{student}"[:50]
 
 
 # --- Requests from people -------------------------------------------------------------------------
@@ -352,7 +354,10 @@ def _submit_creation(account: MemberAccount, directory: _AwsDirectory) -> int:
     MemberAccount.objects.filter(pk=account.pk).update(create_submitted_at=timezone.now(), attempts=account.attempts + 1)
     try:
         status = organizations.create_account(
-            email=account.root_email, account_name=account.account_name, tags=account_tags(account)
+            email=account.root_email,
+            account_name=account.account_name,
+            tags=account_tags(account),
+            role_name=settings.PORTAL_AWS_MEMBER_ROLE_NAME,
         )
     except UnknownOutcome as error:
         # AWS may have the request: the poll looks it up before anything is sent again.
@@ -374,18 +379,28 @@ def _adopt_from_aws(account: MemberAccount, directory: _AwsDirectory, *, queue_p
     A request still in progress gets a poll queued unless `queue_poll` is False."""
     existing = directory.account_by_email(account.root_email)
     if existing is not None:
-        _creation_succeeded(account, existing.id, reason="Found in the organization")
+        account_adopt(account=account, aws_account_id=existing.id, reason="Found in the organization")
         return True
     status = directory.creation_by_name(account.account_name)
-    if status is not None:
+    if status is None:
+        return False
+    if status.state == "SUCCEEDED" and status.account_id:
+        try:
+            account_adoption_check(account, status.account_id)
+        except NotThePortals as refusal:
+            # Account names are not unique in AWS: this one is someone else's, is left alone, and
+            # does not stop this record's own creation (its root email would).
+            logger.warning("Not adopting %s for %s: %s", status.account_id, account.account_name, refusal)
+            return False
         MemberAccount.objects.filter(pk=account.pk).update(create_request_id=status.request_id)
         account.create_request_id = status.request_id
-        if status.state == "SUCCEEDED" and status.account_id:
-            _creation_succeeded(account, status.account_id, reason="Creation request found")
-        elif queue_poll:
-            _enqueue_poll(account)
+        _take_account(account, status.account_id, reason="Creation request found")
         return True
-    return False
+    MemberAccount.objects.filter(pk=account.pk).update(create_request_id=status.request_id)
+    account.create_request_id = status.request_id
+    if queue_poll:
+        _enqueue_poll(account)
+    return True
 
 
 def _creation_refused(account: MemberAccount, error: AwsError) -> None:
@@ -419,7 +434,7 @@ def account_poll_creation(*, account: MemberAccount) -> float | None:
     if status.state == "IN_PROGRESS":
         return _poll_delay(account)
     if status.state == "SUCCEEDED":
-        _creation_succeeded(account, status.account_id, reason="AWS finished creating the account")
+        account_adopt(account=account, aws_account_id=status.account_id, reason="AWS finished creating the account")
     else:
         _creation_failed(account, status.failure_reason)
     enqueue_dispatch()  # a creation slot is free
@@ -447,24 +462,48 @@ def _poll_delay(account: MemberAccount) -> float:
     return min(max(settings.PORTAL_AWS_POLL_SECONDS, waited / 10), settings.PORTAL_AWS_POLL_MAX_SECONDS)
 
 
-def _creation_succeeded(account: MemberAccount, aws_account_id: str, *, reason: str) -> None:
-    if transition(
+def account_adopt(*, account: MemberAccount, aws_account_id: str, reason: str) -> bool:
+    """Give a record waiting for its account (queued or being created) the account AWS has for
+    it, once the account's tags show it is this record's: an account found by root email, or made
+    by a creation request found by name, could be anyone's. If it is not, the record fails with
+    why and nothing in AWS is touched. Returns whether it was adopted."""
+    try:
+        account_adoption_check(account, aws_account_id)
+    except NotThePortals as refusal:
+        transition(
+            account,
+            expected={S.REQUESTED, S.CREATING},
+            to=S.FAILED,
+            reason=str(refusal)[:1000],
+            create_request_id="",
+            last_error=str(refusal),
+        )
+        return False
+    return _take_account(account, aws_account_id, reason=reason)
+
+
+def _take_account(account: MemberAccount, aws_account_id: str, *, reason: str) -> bool:
+    taken = transition(
         account,
         expected={S.REQUESTED, S.CREATING},
         to=S.CONFIGURING,
         reason=f"{reason}: {aws_account_id}",
         aws_account_id=aws_account_id,
         last_error="",
-    ):
+    )
+    if taken:
         _enqueue_configure(account)
+    return taken
 
 
 def _creation_failed(account: MemberAccount, failure_reason: str) -> None:
     if failure_reason == "EMAIL_ALREADY_EXISTS":
-        # Our own earlier request may have created it (a lost answer): adopt it if it is ours.
+        # Our own earlier request may have created it (a lost answer): adopt it if its tags say
+        # it is this record's.
         existing = organizations.find_account_by_email(account.root_email)
         if existing is not None:
-            _creation_succeeded(account, existing.id, reason="The account already existed in the organization")
+            reason = "The account already existed in the organization"
+            account_adopt(account=account, aws_account_id=existing.id, reason=reason)
             return
     if failure_reason in RETRYABLE_FAILURES:
         transition(account, expected=S.CREATING, to=S.REQUESTED, reason=failure_reason, create_request_id="")
@@ -511,6 +550,9 @@ def account_configure(*, account: MemberAccount) -> None:
         _verify_access(account)
     except PermanentAwsError as error:
         transition(account, expected=S.CONFIGURING, to=S.FAILED, reason=str(error), last_error=_plain(error))
+        return
+    except NotThePortals as refusal:
+        transition(account, expected=S.CONFIGURING, to=S.FAILED, reason=str(refusal)[:1000], last_error=str(refusal))
         return
     transition(account, expected=S.CONFIGURING, to=S.READY, reason="Access verified", last_error="")
 

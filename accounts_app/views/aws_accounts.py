@@ -44,6 +44,7 @@ def panel_context(course, membership) -> dict:
     if account is not None:
         context["in_progress"] = account.state in WORKING_STATES or account.state in WAITING_STATES
         context["steps"] = _progress_steps(account)
+        context["account_note"] = selectors.student_account_note(account=account)
         if account.state == AccountState.READY:
             context["access"] = selectors.account_access(account=account)
         context["handover_offered"] = handover_offered(account) and not hasattr(account, "handover")

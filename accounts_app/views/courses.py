@@ -75,9 +75,13 @@ def course_edit(request: HttpRequest, course_id: int) -> HttpResponse:
     # The form validates on its own copy, so `course` still holds the old values for the audit log.
     form = CourseForm(request.POST or None, instance=Course.objects.get(pk=course.pk))
     if request.method == "POST" and form.is_valid():
-        course_services.course_update(actor=request.user, course=course, changes=form.changes())
-        messages.success(request, "Saved the course settings.")
-        return redirect("courses:detail", course_id=course.pk)
+        try:
+            course_services.course_update(actor=request.user, course=course, changes=form.changes())
+        except course_services.CourseError as error:
+            form.add_error("code", str(error))
+        else:
+            messages.success(request, "Saved the course settings.")
+            return redirect("courses:detail", course_id=course.pk)
     return render(request, "courses/form.html", {"form": form, "course": course})
 
 

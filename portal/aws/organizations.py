@@ -89,11 +89,13 @@ def enabled_service_principals() -> set[str]:
 
 def ensure_ou(parent_id: str, name: str, *, tags: dict[str, str]) -> str:
     """The id of the OU called `name` under `parent_id`, created with `tags` if missing (an
-    existing one is given those it lacks: the portal's IAM role acts only on what carries them)."""
-    for ou in _pages("list_organizational_units_for_parent", "OrganizationalUnits", ParentId=parent_id):
-        if ou["Name"] == name:
-            tag_missing(ou["Id"], tags)
-            return ou["Id"]
+    existing one is given those it lacks: the portal's IAM role acts only on what carries them).
+    An OU found by its name is not proof of anything: callers that care whose it is look first
+    with find_ou() and check its tags."""
+    found = find_ou(parent_id, name)
+    if found is not None:
+        tag_missing(found, tags)
+        return found
     try:
         created = _call("create_organizational_unit", ParentId=parent_id, Name=name, Tags=_tag_list(tags))
     except PermanentAwsError as error:
@@ -102,6 +104,13 @@ def ensure_ou(parent_id: str, name: str, *, tags: dict[str, str]) -> str:
         # Created meanwhile by another worker: take it.
         return ensure_ou(parent_id, name, tags=tags)
     return created["OrganizationalUnit"]["Id"]
+
+
+def find_ou(parent_id: str, name: str) -> str | None:
+    for ou in _pages("list_organizational_units_for_parent", "OrganizationalUnits", ParentId=parent_id):
+        if ou["Name"] == name:
+            return ou["Id"]
+    return None
 
 
 # --- Member accounts ------------------------------------------------------------------------------
@@ -166,14 +175,16 @@ def list_create_statuses() -> Iterator[CreateStatus]:
         yield _create_status(raw)
 
 
-def create_account(*, email: str, account_name: str, tags: dict[str, str]) -> CreateStatus:
-    """Ask for a new member account. Not safe to repeat: sent once; UnknownOutcome on a lost
-    answer, which the caller resolves by looking in list_create_statuses() and list_accounts()."""
+def create_account(*, email: str, account_name: str, tags: dict[str, str], role_name: str) -> CreateStatus:
+    """Ask for a new member account whose administrator role, trusted by the management account,
+    is `role_name`. Not safe to repeat: sent once; UnknownOutcome on a lost answer, which the
+    caller resolves by looking in list_create_statuses() and list_accounts()."""
     raw = _call(
         "create_account",
         safe_to_repeat=False,
         Email=email,
         AccountName=account_name,
+        RoleName=role_name,
         IamUserAccessToBilling="ALLOW",
         Tags=_tag_list(tags),
     )["CreateAccountStatus"]
@@ -201,8 +212,17 @@ def move_account(account_id: str, destination_id: str) -> None:
             raise
 
 
+def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def tag_resource(resource_id: str, tags: dict[str, str]) -> None:
+    """Add or overwrite tags on an account, OU, policy or root; other tags stay."""
+    _call("tag_resource", ResourceId=resource_id, Tags=_tag_list(tags))
+
+
 def tag_account(account_id: str, tags: dict[str, str]) -> None:
-    _call("tag_resource", ResourceId=account_id, Tags=_tag_list(tags))
+    tag_resource(account_id, tags)
 
 
 def tag_missing(resource_id: str, tags: dict[str, str]) -> None:
@@ -210,19 +230,20 @@ def tag_missing(resource_id: str, tags: dict[str, str]) -> None:
     current = {t["Key"]: t["Value"] for t in _pages("list_tags_for_resource", "Tags", ResourceId=resource_id)}
     missing = {key: value for key, value in tags.items() if current.get(key) != value}
     if missing:
-        _call("tag_resource", ResourceId=resource_id, Tags=_tag_list(missing))
-
-
-def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
-    return [{"Key": key, "Value": value} for key, value in tags.items()]
+        tag_resource(resource_id, missing)
 
 
 def untag_account(account_id: str, keys: list[str]) -> None:
     _call("untag_resource", ResourceId=account_id, TagKeys=keys)
 
 
+def resource_tags(resource_id: str) -> dict[str, str]:
+    """The tags of an account, OU, policy or root."""
+    return {t["Key"]: t["Value"] for t in _pages("list_tags_for_resource", "Tags", ResourceId=resource_id)}
+
+
 def account_tags(account_id: str) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in _pages("list_tags_for_resource", "Tags", ResourceId=account_id)}
+    return resource_tags(account_id)
 
 
 # --- Service control policies ---------------------------------------------------------------------
@@ -230,31 +251,54 @@ def account_tags(account_id: str) -> dict[str, str]:
 
 def ensure_policy(*, name: str, description: str, document: dict, tags: dict[str, str]) -> str:
     """The id of the SCP called `name`, created with `tags` or updated so that its content is
-    `document` (and its tags include `tags`: the portal's IAM role changes only what carries them)."""
-    content = json.dumps(document, separators=(",", ":"), sort_keys=True)
-    for summary in _pages("list_policies", "Policies", Filter="SERVICE_CONTROL_POLICY"):
-        if summary["Name"] == name:
-            tag_missing(summary["Id"], tags)
-            current = _call("describe_policy", PolicyId=summary["Id"])["Policy"]["Content"]
-            if json.loads(current) != document:
-                _call("update_policy", PolicyId=summary["Id"], Content=content, Description=description)
-            return summary["Id"]
+    `document` (and its tags include `tags`: the portal's IAM role changes only what carries them).
+    For the organization-wide policies aws_bootstrap sets up; a course's policy is found by its
+    stored id, or by name only once its tags say it is that course's."""
+    found = find_policy(name)
+    if found is not None:
+        tag_missing(found, tags)
+        update_policy(found, description=description, document=document)
+        return found
     try:
-        created = _call(
-            "create_policy",
-            Name=name,
-            Description=description,
-            Type="SERVICE_CONTROL_POLICY",
-            Content=content,
-            Tags=_tag_list(tags),
-        )
+        return create_policy(name=name, description=description, document=document, tags=tags)
     except PermanentAwsError as error:
         if error.code != "DuplicatePolicyException":
             raise
         # Created meanwhile by another worker, or by our own retried request whose first answer
         # was lost: take it (and update it if its content differs).
         return ensure_policy(name=name, description=description, document=document, tags=tags)
+
+
+def find_policy(name: str) -> str | None:
+    """The id of the SCP called `name`, if there is one."""
+    for summary in _pages("list_policies", "Policies", Filter="SERVICE_CONTROL_POLICY"):
+        if summary["Name"] == name:
+            return summary["Id"]
+    return None
+
+
+def create_policy(*, name: str, description: str, document: dict, tags: dict[str, str]) -> str:
+    """A new SCP. PermanentAwsError DuplicatePolicyException if the name is taken."""
+    created = _call(
+        "create_policy",
+        Name=name,
+        Description=description,
+        Type="SERVICE_CONTROL_POLICY",
+        Content=_policy_content(document),
+        Tags=_tag_list(tags),
+    )
     return created["Policy"]["PolicySummary"]["Id"]
+
+
+def update_policy(policy_id: str, *, description: str, document: dict) -> None:
+    """Make the SCP's content `document`, unless it is already (NotFound if it was deleted)."""
+    current = _call("describe_policy", PolicyId=policy_id)["Policy"]["Content"]
+    if json.loads(current) != document:
+        _call("update_policy", PolicyId=policy_id, Content=_policy_content(document), Description=description)
+
+
+def _policy_content(document: dict) -> str:
+    return json.dumps(document, separators=(",", ":"), sort_keys=True)
 
 
 def attach_policy(policy_id: str, target_id: str) -> None:

@@ -9,6 +9,8 @@ from django.utils import timezone
 from accounts_app.choices import AuditAction
 from accounts_app.models import AwsOrganization, Course
 from accounts_app.services.audit import audit_record
+from accounts_app.services.gates import course_ou_check
+from accounts_app.services.ownership import NotOurs
 from portal.aws import organizations
 from portal.aws.guardrails import (
     GuardrailProfile,
@@ -72,6 +74,11 @@ def course_guardrails_apply(*, actor, course: Course) -> Course:
         description=f"Guardrails of course {course.code}",
         document=document,
     )
+    try:
+        course_ou_check(course, organization, ou_id)
+    except NotOurs as error:
+        Course.objects.filter(pk=course.pk).update(guardrails_error=str(error))
+        raise
     organizations.attach_policy(policy_id, ou_id)
     with transaction.atomic():
         Course.objects.filter(pk=course.pk).update(

@@ -23,24 +23,32 @@ from django.utils import timezone
 
 from accounts_app.choices import AccountState as S
 from accounts_app.choices import HandoverStatus
-from accounts_app.models import AccountEvent, AwsOrganization, Course, Handover, MemberAccount, Membership
+from accounts_app.models import (
+    AccountEvent,
+    AuditEvent,
+    AwsOrganization,
+    Course,
+    Handover,
+    MemberAccount,
+    Membership,
+)
 from accounts_app.services.cleanup import account_cleanup_preview
 from accounts_app.services.freezing import account_freeze_sync, freeze_reconcile
 from accounts_app.services.gates import ALLOWED_STATES
 from accounts_app.services.guardrails import course_guardrails_apply, freeze_policy_id
-from accounts_app.services.handover import handover_advance
+from accounts_app.services.handover import GATE_REFUSED, handover_advance
 from accounts_app.services.ownership import MANAGED_BY_TAG, NotOurs
 from accounts_app.services.reconcile import reconcile
 from accounts_app.tasks import account_freeze_sync_task
 from billing_app.models import StudentBudget
 from billing_app.services.budgets import account_freeze, account_unfreeze, budget_ensure
-from tests.support.account_api import AccountApi
-from tests.support.aws_calls import NoAwsCalls, place_as_configured
 from portal.aws import organizations
 from portal.aws.errors import TransientAwsError
 from portal.aws.session import client
-from tests.support.aws_script import AwsScript, Fault
 from tests import test_authorization as authorization
+from tests.support.account_api import AccountApi
+from tests.support.aws_calls import NoAwsCalls, place_as_configured
+from tests.support.aws_script import AwsScript, Fault
 from tests.test_authorization import DONE, MATRIX, PERSONAS, REQUESTS
 
 # The authorization matrix's scene (and its settings), fixtures of this module too.
@@ -132,7 +140,9 @@ def test_the_freeze_of_an_account_that_is_not_the_portals_attaches_nothing(
     if where == "another course's OU":
         other = course_guardrails_apply(actor=None, course=personas.other_course)
         organizations.move_account(
-            AccountId=account.aws_account_id, SourceParentId=personas.course.aws_ou_id, DestinationParentId=other.aws_ou_id
+            AccountId=account.aws_account_id,
+            SourceParentId=personas.course.aws_ou_id,
+            DestinationParentId=other.aws_ou_id,
         )
     elif where == "the organization's root":
         root = organizations.list_roots()["Roots"][0]["Id"]
@@ -372,7 +382,9 @@ def test_a_handover_stops_when_the_account_is_no_longer_in_the_courses_ou(person
     )
     organizations = aws.client("organizations")
     root = organizations.list_roots()["Roots"][0]["Id"]
-    organizations.move_account(AccountId=account.aws_account_id, SourceParentId=personas.course.aws_ou_id, DestinationParentId=root)
+    organizations.move_account(
+        AccountId=account.aws_account_id, SourceParentId=personas.course.aws_ou_id, DestinationParentId=root
+    )
     script.log.clear()
 
     handover_advance(handover=handover)
@@ -380,8 +392,15 @@ def test_a_handover_stops_when_the_account_is_no_longer_in_the_courses_ou(person
     assert writes(script) == []
     handover.refresh_from_db()
     assert handover.code_sent_at is None
-    assert handover.last_error.startswith("The handover is stopped:")
-    assert account.aws_account_id in handover.last_error
+    assert handover.last_error == GATE_REFUSED
+    assert account.aws_account_id not in handover.last_error  # the student reads it
+    [stopped] = AuditEvent.objects.filter(course=personas.course, summary__startswith="Handover stopped")
+    assert account.aws_account_id in stopped.summary  # the staff read why
+
+    handover_advance(handover=handover)  # the reconciler's next try: still stopped, said once
+
+    assert AuditEvent.objects.filter(course=personas.course, summary__startswith="Handover stopped").count() == 1
+    assert writes(script) == []
 
 
 @pytest.mark.django_db
@@ -559,8 +578,10 @@ FORMERLY_AWS = [
     ("billing:freeze", "instructor", lambda s: None, {}, ["accounts_app.tasks.account_freeze_sync_task"]),
     ("billing:unfreeze", "instructor", frozen, {"budget": "120"},
      ["billing_app.tasks.budget_ensure_task", "accounts_app.tasks.account_freeze_sync_task"]),
-    ("courses:account_check_role", "student", awaiting_role, {}, ["accounts_app.tasks.account_verify_access_role_task"]),
-    ("courses:my_handover_code", "student", code_sent, {"code": "123456"}, ["accounts_app.tasks.handover_code_check_task"]),
+    ("courses:account_check_role", "student", awaiting_role, {},
+     ["accounts_app.tasks.account_verify_access_role_task"]),
+    ("courses:my_handover_code", "student", code_sent, {"code": "123456"},
+     ["accounts_app.tasks.handover_code_check_task"]),
     ("courses:my_handover_resend", "student", code_sent, {}, ["accounts_app.tasks.handover_advance_task"]),
 ]
 

@@ -75,7 +75,8 @@ def account_freeze_sync(*, account: MemberAccount) -> bool:
         except PermanentAwsError as error:
             return _refused(record, f"AWS refused to {wanted} the account: {error.message}")
         # Done only if the state is still the one acted on; otherwise the next round follows it.
-        if MemberAccount.objects.filter(pk=record.pk, state=record.state).update(freeze_sync_pending=False, last_error=""):
+        done = MemberAccount.objects.filter(pk=record.pk, state=record.state)
+        if done.update(freeze_sync_pending=False, last_error=""):
             return True
     return False
 
@@ -105,11 +106,13 @@ def freeze_reconcile(*, now: datetime | None = None) -> list[str]:
             # the freeze. Taking the SCP off would undo the course's budget action.
             drift.append(f"{where} here, but AWS Budgets' action has frozen it in AWS.")
             continue
-        drift.append(f"{where} here, but its freeze SCP is {'on' if frozen_in_aws else 'off'} in AWS: setting it right.")
+        scp = "on" if frozen_in_aws else "off"
+        drift.append(f"{where} here, but its freeze SCP is {scp} in AWS: setting it right.")
         MemberAccount.objects.filter(pk=account.pk).update(freeze_sync_pending=True)
         freeze_sync_enqueue(account)
     return drift
 
 
 def _budget_action_on(account: MemberAccount) -> bool:
-    return bool(account.course_id and account.course.budget_action_enabled and settings.PORTAL_AWS_BUDGET_ACTION_ROLE_ARN)
+    course = account.course
+    return bool(course and course.budget_action_enabled and settings.PORTAL_AWS_BUDGET_ACTION_ROLE_ARN)

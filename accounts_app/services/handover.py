@@ -28,9 +28,9 @@ from django.utils import timezone
 
 from accounts_app.choices import AccountOrigin, AuditAction, CourseRole, EndPolicy, HandoverStatus
 from accounts_app.choices import AccountState as S
+from accounts_app.crypto import decrypt, encrypt
 from accounts_app.lifecycle import IN_USE_STATES, transition
 from accounts_app.models import Course, Handover, MemberAccount
-from accounts_app.crypto import decrypt, encrypt
 from accounts_app.services.audit import audit_record
 from accounts_app.services.cleanup import access_revoke
 from accounts_app.services.gates import REFUSED, Action, action_gate
@@ -60,6 +60,12 @@ REMOVAL_BLOCKERS = {
     "WAIT_PERIOD_ACTIVE": "AWS lets a newly created account leave its organization only {days} days after it "
     "was created: possible from {date}.",
 }
+
+
+GATE_REFUSED = (
+    "The handover is stopped: the portal cannot confirm that the account is still where the school put "
+    "it. The course's staff can see why in the course's audit log."
+)
 
 
 class HandoverError(Exception):
@@ -266,12 +272,17 @@ def handover_code_check(*, actor, handover: Handover) -> None:
 
 
 def _gate_passes(handover: Handover) -> bool:
-    """The gate before a step that calls AWS; a refusal is shown on the checklist."""
+    """The gate before a step that calls AWS. A refusal stops the checklist with a plain message
+    (the student reads it); why, with the account's and OUs' ids, goes to the course's audit log
+    for its staff, once."""
     try:
         action_gate(handover.account, action=Action.HANDOVER, organization=organization_ready())
     except (*REFUSED, PermanentAwsError) as error:
-        Handover.objects.filter(pk=handover.pk).update(last_error=f"The handover is stopped: {error}")
-        handover.refresh_from_db()
+        if handover.last_error != GATE_REFUSED:
+            with transaction.atomic():
+                Handover.objects.filter(pk=handover.pk).update(last_error=GATE_REFUSED)
+                handover.refresh_from_db()
+                _audit(None, handover, AuditAction.HANDOVER_STEP, f"Handover stopped: {error}")
         return False
     return True
 
@@ -386,7 +397,12 @@ def handover_steps(handover: Handover) -> list[Step]:
         ("Move the root email to your address", handover.root_email_moved_at, code_status, code_detail),
         ("Make you the account's contact", handover.contacts_set_at, "current", ""),
         ("Remove the school's access, budget and tags", handover.access_removed_at, "current", ""),
-        ("Reset the root password and add your billing details", handover.student_ready_at or handover.removed_at, "yours", ""),
+        (
+            "Reset the root password and add your billing details",
+            handover.student_ready_at or handover.removed_at,
+            "yours",
+            "",
+        ),
         ("Leave the school's organization", handover.removed_at, "current", ""),
     ]
     result: list[Step] = []

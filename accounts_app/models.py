@@ -462,6 +462,9 @@ class MemberAccount(models.Model):
     )
     last_error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Set with a transition that changes whether the freeze SCP belongs on the account (frozen,
+    # ended, ready again); cleared by the task that made AWS match (services/freezing.py).
+    freeze_sync_pending = models.BooleanField(default=False)
     end_excluded = models.BooleanField(
         "kept out of the end of course",
         default=False,
@@ -555,6 +558,8 @@ class Handover(models.Model):
     # What AWS said stops the account from leaving: [{"reason": …, "message": …}].
     blockers = models.JSONField(default=list, blank=True)
     last_error = models.TextField(blank=True)
+    # The one-time code the student typed (encrypted), until the task that gives it to AWS takes it.
+    pending_code = models.TextField(blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -9,6 +9,7 @@ from accounts_app.choices import AccessMode, AccountState, CourseRole
 from accounts_app.lifecycle import WORKING_STATES
 from accounts_app.models import AuditEvent, AwsOrganization, Course, MemberAccount, Membership
 from accounts_app.services.closing import close_queue_status
+from accounts_app.services.gates import ALLOWED_STATES, Action
 from portal.aws.guardrails import PERMISSION_SETS
 from portal.aws.iam_users import signin_url
 from portal.aws.identity_center import console_deep_link
@@ -60,10 +61,8 @@ def course_vending_progress(*, course: Course) -> dict[str, int]:
     return counts
 
 
-# Accounts with something in them to clean (for the dry-run listing).
-CLEANABLE_STATES = frozenset(
-    {AccountState.READY, AccountState.FROZEN, AccountState.ENDED, AccountState.POOLED, AccountState.CLEANING, AccountState.FAILED}
-)
+# Accounts with something in them to clean that the gate lets the dry run list.
+CLEANABLE_STATES = ALLOWED_STATES[Action.PREVIEW]
 
 
 def course_end_accounts(*, course: Course) -> QuerySet[MemberAccount]:

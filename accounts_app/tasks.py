@@ -70,6 +70,17 @@ def account_invite_task(account_id: int) -> None:
 
 
 @shared_task(**AWS_TASK)
+def account_verify_access_role_task(account_id: int, actor_id: int | None) -> None:
+    from accounts_app.models import MemberAccount, User
+    from accounts_app.services.vending import account_verify_access_role
+
+    account = MemberAccount.objects.filter(pk=account_id).first()
+    if account is not None:
+        actor = User.objects.filter(pk=actor_id).first() if actor_id else None
+        account_verify_access_role(actor=actor, account=account)
+
+
+@shared_task(**AWS_TASK)
 def account_check_invitation_task(account_id: int) -> None:
     from accounts_app.models import MemberAccount
     from accounts_app.services.vending import account_check_invitation
@@ -147,6 +158,14 @@ def account_unend_task(account_id: int) -> None:
 
 
 @shared_task(**AWS_TASK)
+def account_freeze_sync_task(account_id: int) -> None:
+    from accounts_app.services.freezing import account_freeze_sync
+
+    if account := _account(account_id):
+        account_freeze_sync(account=account)
+
+
+@shared_task(**AWS_TASK)
 def account_cleanup_preview_task(account_id: int) -> None:
     from accounts_app.services.cleanup import account_cleanup_preview
 
@@ -198,3 +217,13 @@ def handover_advance_task(handover_id: int) -> None:
 
     if handover := Handover.objects.filter(pk=handover_id).first():
         handover_advance(handover=handover)
+
+
+@shared_task(**AWS_TASK)
+def handover_code_check_task(handover_id: int, actor_id: int | None) -> None:
+    from accounts_app.models import Handover, User
+    from accounts_app.services.handover import handover_code_check
+
+    if handover := Handover.objects.filter(pk=handover_id).first():
+        actor = User.objects.filter(pk=actor_id).first() if actor_id else None
+        handover_code_check(actor=actor, handover=handover)

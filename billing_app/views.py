@@ -21,7 +21,6 @@ from accounts_app.views.common import managed_course, roster_course, visible_cou
 from billing_app import selectors
 from billing_app.reports import report_lines
 from billing_app.services.budgets import account_freeze, account_unfreeze, budget_amount
-from portal.aws.errors import AwsError
 
 STUDENTS_PER_PAGE = 100
 
@@ -91,6 +90,8 @@ def student_costs(request: HttpRequest, course_id: int, account_id: int) -> Http
     account = _course_account(request, course, account_id)
     context = _account_context(course, account)
     context.update(can_manage=can_manage_course(request.user, course), can_view_roster=True, staff_view=True)
+    if request.htmx:
+        return render(request, "billing/student.html#freeze-panel", context)
     return render(request, "billing/student.html", context)
 
 
@@ -111,15 +112,10 @@ def my_costs(request: HttpRequest, course_id: int) -> HttpResponse:
 def freeze(request: HttpRequest, course_id: int, account_id: int) -> HttpResponse:
     course = managed_course(request, course_id)
     account = _course_account(request, course, account_id)
-    try:
-        frozen = account_freeze(actor=request.user, account=account, reason="Frozen by an instructor")
-    except AwsError as error:
-        messages.error(request, f"AWS refused to freeze the account: {error.message}")
+    if account_freeze(actor=request.user, account=account, reason="Frozen by an instructor"):
+        messages.success(request, f"Freezing {account.membership.display_name}'s account… the page updates.")
     else:
-        if frozen:
-            messages.success(request, f"Froze {account.membership.display_name}'s account.")
-        else:
-            messages.info(request, "Only a ready account can be frozen.")
+        messages.info(request, "Only a ready account can be frozen.")
     return redirect("billing:student_costs", course_id=course.pk, account_id=account.pk)
 
 
@@ -136,15 +132,10 @@ def unfreeze(request: HttpRequest, course_id: int, account_id: int) -> HttpRespo
     if new_budget is not None and new_budget <= 0:
         messages.error(request, "The new budget must be a positive amount in USD, e.g. 75 or 120.50.")
         return redirect("billing:student_costs", course_id=course.pk, account_id=account.pk)
-    try:
-        done = account_unfreeze(actor=request.user, account=account, new_budget=new_budget)
-    except AwsError as error:
-        messages.error(request, f"AWS refused to unfreeze the account: {error.message}")
+    if account_unfreeze(actor=request.user, account=account, new_budget=new_budget):
+        messages.success(request, f"Unfreezing {account.membership.display_name}'s account… the page updates.")
     else:
-        if done:
-            messages.success(request, f"Unfroze {account.membership.display_name}'s account.")
-        else:
-            messages.info(request, "The account is not frozen.")
+        messages.info(request, "The account is not frozen.")
     return redirect("billing:student_costs", course_id=course.pk, account_id=account.pk)
 
 

@@ -16,7 +16,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, resolve, reverse
 from django.utils import timezone
 from django.utils.html import escape
-from moto import mock_aws
 
 from accounts_app import urls as accounts_urls
 from accounts_app.choices import AccountState, CourseRole, HandoverStatus
@@ -33,7 +32,6 @@ from accounts_app.models import (
 )
 from accounts_app.services.invitations import invitation_token
 from billing_app import urls as billing_urls
-from portal.aws import session as aws_session
 from tests.factories import CourseFactory, MembershipFactory, browser_form_data
 
 PERSONAS = (
@@ -146,17 +144,6 @@ class Scene:
 def fast_test_settings(settings):
     # The matrix is about course roles; test_mfa.py covers the second-factor requirement.
     settings.PORTAL_REQUIRE_MFA_FOR_STAFF = False
-
-
-@pytest.fixture
-def no_real_aws():
-    """Freezing calls AWS: here an emulated organization answers instead of the internet (it has
-    no member accounts, so AWS refuses, and the page says so)."""
-    with mock_aws():
-        aws_session.reset()
-        aws_session.client("organizations").create_organization(FeatureSet="ALL")
-        yield
-        aws_session.reset()
 
 
 def member_account(course: Course, name: str, state: AccountState, **fields) -> MemberAccount:
@@ -407,10 +394,6 @@ REQUESTS = {
 }
 
 
-# Actions that reach AWS when they are allowed.
-CALLS_AWS = {"billing:freeze", "billing:unfreeze"}
-
-
 def url_names(patterns, namespace: str = "") -> set[str]:
     """Every named URL under `patterns`, with its namespace, e.g. "courses:roster"."""
     names = set()
@@ -457,9 +440,7 @@ def test_every_matrix_line_has_one_answer_per_persona():
 
 
 @pytest.mark.parametrize(("name", "method", "persona", "expected"), matrix_cases())
-def test_authorization_matrix(request, scene, name, method, persona, expected):
-    if name in CALLS_AWS:
-        request.getfixturevalue("no_real_aws")
+def test_authorization_matrix(scene, name, method, persona, expected):
     call = REQUESTS[name]
     call.prepare(scene)
     path = reverse(name, kwargs=call.kwargs(scene))
@@ -520,9 +501,7 @@ def test_aws_account_of_the_other_course_is_not_found_under_this_courses_url(sce
     ("name", "method"),
     [("billing:student_costs", GET), ("billing:freeze", POST), ("billing:unfreeze", POST)],
 )
-def test_student_of_the_other_course_has_no_costs_under_this_courses_url(
-    scene, no_real_aws, persona, name, method
-):
+def test_student_of_the_other_course_has_no_costs_under_this_courses_url(scene, persona, name, method):
     other_account = member_account(
         scene.other_course,
         "bio200-student",

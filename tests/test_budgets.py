@@ -29,6 +29,7 @@ from billing_app.services.budgets import (
 )
 from portal.aws import budgets as aws_budgets
 from portal.aws.guardrails import freeze_policy
+from tests.support.aws_calls import place_as_configured
 
 TODAY = date(2026, 10, 20)  # day 50 of a course running from Sep 1 to Dec 15 (106 days)
 ROLE_ARN = "arn:aws:iam::123456789012:role/classroom-cloud-budget-actions"
@@ -45,11 +46,12 @@ def d(day: int, month: int = 10) -> date:
 
 @pytest.fixture
 def student_account(personas, aws):
-    """The persona student's READY account, made in moto's organization (not vended: quicker)."""
+    """The persona student's READY account, made in moto's organization (not vended: quicker)
+    and placed where vending puts it: in the course's OU, with the portal's tags."""
     status = aws.client("organizations").create_account(
         Email="aws+cs101-student@school.example", AccountName="cs101-student"
     )
-    return MemberAccount.objects.create(
+    account = MemberAccount.objects.create(
         course=personas.course,
         membership=Membership.objects.get(user=personas.student),
         state=AccountState.READY,
@@ -57,6 +59,7 @@ def student_account(personas, aws):
         account_name="cs101-student",
         aws_account_id=status["CreateAccountStatus"]["AccountId"],
     )
+    return place_as_configured(account)
 
 
 def spend(account: MemberAccount, days: dict[date, str]) -> None:
@@ -213,7 +216,9 @@ def test_a_monthly_course_gets_a_monthly_aws_budget(personas, student_account, a
 
 
 @pytest.mark.django_db
-def test_raising_a_budget_updates_the_aws_budget_amount(personas, student_account, aws):
+def test_raising_a_budget_updates_the_aws_budget_amount(
+    personas, student_account, aws, django_capture_on_commit_callbacks
+):
     budget_ensure(account=student_account)
     spend(student_account, {d(1): "60"})
     budgets_evaluate(today=TODAY)  # a 50% alert, then the raise settles it
@@ -240,9 +245,11 @@ def test_raising_a_budget_updates_the_aws_budget_amount(personas, student_accoun
                 },
             },
         )
-        budget = budget_raise(
-            actor=personas.instructor, account=student_account, amount=Decimal("250.00")
-        )
+        # The raise is saved, then a task brings the AWS Budget in line once it commits.
+        with django_capture_on_commit_callbacks(execute=True):
+            budget = budget_raise(
+                actor=personas.instructor, account=student_account, amount=Decimal("250.00")
+            )
         stubber.assert_no_pending_responses()
 
     assert StudentBudget.objects.get(pk=budget.pk).amount_override == Decimal("250.00")
@@ -659,7 +666,7 @@ def test_unfreezing_with_a_new_budget_detaches_the_scp_and_lets_the_thresholds_f
                 "AccountId": management,
                 "NewBudget": {
                     "BudgetName": name,
-                    "BudgetLimit": {"Amount": "200", "Unit": "USD"},
+                    "BudgetLimit": {"Amount": "200.00", "Unit": "USD"},
                     "TimeUnit": "ANNUALLY",
                     "BudgetType": "COST",
                     "CostFilters": {"LinkedAccount": [account.aws_account_id]},
@@ -682,6 +689,7 @@ def test_unfreezing_with_a_new_budget_detaches_the_scp_and_lets_the_thresholds_f
     ]
     assert list(
         AuditEvent.objects.filter(course=personas.course)
+        .exclude(action=AuditAction.GUARDRAILS_APPLIED)  # the fixture's course OU
         .order_by("id")
         .values_list("action", "actor_label")
     ) == [
@@ -731,7 +739,8 @@ def test_unfreezing_without_a_new_budget_keeps_the_budget(
         FREEZE_POLICY_NAME,
     ]
 
-    assert account_unfreeze(actor=personas.instructor, account=student_account) is True
+    with django_capture_on_commit_callbacks(execute=True):
+        assert account_unfreeze(actor=personas.instructor, account=student_account) is True
     assert account_unfreeze(actor=personas.instructor, account=student_account) is False
 
     student_account.refresh_from_db()

@@ -33,24 +33,28 @@ from accounts_app.models import (
     Membership,
 )
 from accounts_app.services.ending import course_end, course_extend
+from accounts_app.services.ownership import MANAGED_BY_TAG
 from accounts_app.services.guardrails import freeze_policy_id
 from accounts_app.services.handover import (
     REMOVAL_BLOCKERS,
     HandoverError,
     handover_advance,
     handover_approve,
+    handover_code_check,
     handover_decline,
     handover_request,
     handover_resend_code,
     handover_student_ready,
     handover_submit_code,
 )
-from accounts_app.services.vending import account_request, account_tags
+from accounts_app.services.vending import account_request
 from billing_app.models import AccountDailyCost
 from billing_app.services.budgets import budget_ensure
-from portal.aws import account_mgmt, organizations
+from portal.aws import account_mgmt
+from portal.aws.errors import TransientAwsError
 from tests.factories import MembershipFactory
 from tests.support.account_api import AccountApi
+from tests.support.aws_calls import place_as_configured
 from tests.support.aws_script import Fault
 
 moto_db = pytest.mark.django_db(transaction=True)
@@ -104,8 +108,8 @@ def db_account(personas, *, state: str = AccountState.READY) -> MemberAccount:
 
 
 def moto_account(personas, aws, *, origin: str = AccountOrigin.CREATED) -> MemberAccount:
-    """The student's READY account, created in moto's organization with the portal's tags and its
-    AWS Budget (not vended through the queue: quicker, and no task runs)."""
+    """The student's READY account, created in moto's organization, in the course's OU with the
+    portal's tags and its AWS Budget (not vended through the queue: quicker, and no task runs)."""
     email = "aws+cs101-student@school.example"
     created = aws.client("organizations").create_account(Email=email, AccountName="cs101-student")
     account = MemberAccount.objects.create(
@@ -117,7 +121,7 @@ def moto_account(personas, aws, *, origin: str = AccountOrigin.CREATED) -> Membe
         account_name="cs101-student",
         aws_account_id=created["CreateAccountStatus"]["AccountId"],
     )
-    organizations.tag_account(account.aws_account_id, account_tags(account))
+    place_as_configured(account)
     budget_ensure(account=account)
     return account
 
@@ -140,12 +144,17 @@ def approved(personas, account: MemberAccount, account_api: AccountApi) -> Hando
     return record
 
 
+def code_given(personas, record: Handover, code: str) -> None:
+    """The student types the code; the task gives it to AWS (its run, done by hand)."""
+    handover_submit_code(actor=personas.student, handover=record, code=code)
+    handover_code_check(actor=personas.student, handover=record)
+    record.refresh_from_db()
+
+
 def detached(personas, account: MemberAccount, account_api: AccountApi) -> Handover:
     """Up to the student's turn: root email moved, contacts set, the school's access gone."""
     record = approved(personas, account, account_api)
-    handover_submit_code(
-        actor=personas.student, handover=record, code=account_api.code(account.aws_account_id)
-    )
+    code_given(personas, record, account_api.code(account.aws_account_id))
     handover_advance(handover=record)
     record.refresh_from_db()
     assert record.access_removed_at is not None
@@ -572,9 +581,9 @@ def test_an_approved_handover_goes_from_the_code_to_leaving_the_organization(
     assert {"ta@school.example", "instructor@school.example"} <= identity_user_names(aws)
     assert student_user
     assert f"classroom-cloud-{account_id}" not in budget_names(aws)
-    # The course's tags are gone; the portal's own stays until the account has left, as the
-    # portal's IAM role removes only accounts that carry it.
-    assert tags_of(aws, account_id) == {"managed-by": "classroom-cloud-portal"}
+    # The portal's own tag stays until the account leaves (AWS deletes it then): the gate asks
+    # for it before the last step too.
+    assert tags_of(aws, account_id) == MANAGED_BY_TAG
     assert sent("your turn to set up") == [["student@school.example"]]
     account.refresh_from_db()
     assert account.state == AccountState.HANDOVER
@@ -673,24 +682,29 @@ def test_the_students_identity_center_user_stays_while_they_have_another_course(
 
 
 @pytest.mark.django_db
-def test_a_new_code_can_be_sent_until_the_root_email_has_moved(personas, aws, account_api):
+def test_a_new_code_can_be_sent_until_the_root_email_has_moved(
+    personas, aws, account_api, django_capture_on_commit_callbacks
+):
     account = moto_account(personas, aws)
     record = approved(personas, account, account_api)
     first = account_api.code(account.aws_account_id)
+    student = personas.client("student")
+    checklist = reverse("courses:my_handover", args=[personas.course.pk])
 
-    resent = personas.client("student").post(
-        reverse("courses:my_handover_resend", args=[personas.course.pk]), follow=True
-    )
+    with django_capture_on_commit_callbacks(execute=True):  # the task runs as the request commits
+        student.post(reverse("courses:my_handover_resend", args=[personas.course.pk]))
 
-    assert f"AWS is sending a new code to {OWN_EMAIL}" in text(resent)
+    assert f"AWS is sending a new code to {OWN_EMAIL}" in text(student.get(checklist))
     assert account_api.calls["StartPrimaryEmailUpdate"] == 2
     second = account_api.code(account.aws_account_id)
     assert second != first
-    with pytest.raises(HandoverError, match="AWS did not accept the code"):
-        handover_submit_code(actor=personas.student, handover=record, code=first)
-    handover_submit_code(actor=personas.student, handover=record, code=second)
-    record.refresh_from_db()
+    code_given(personas, record, first)
+    assert record.root_email_moved_at is None
+    assert "AWS did not accept the code" in record.last_error
+    assert "AWS did not accept the code" in text(student.get(checklist))
+    code_given(personas, record, second)
     assert record.root_email_moved_at is not None
+    assert record.last_error == ""
     with pytest.raises(HandoverError, match="no code to send"):
         handover_resend_code(actor=personas.student, handover=record)
     with pytest.raises(HandoverError, match="No code is expected"):
@@ -746,18 +760,20 @@ def test_a_root_email_already_moved_is_taken_as_done_without_sending_a_code(
     ],
 )
 def test_a_lost_answer_to_the_students_code_is_resolved_by_looking(
-    personas, aws, account_api, answer
+    personas, aws, account_api, answer, django_capture_on_commit_callbacks
 ):
     account = moto_account(personas, aws)
     approved(personas, account, account_api)
     account_api.lose_accept_answer = answer
+    student = personas.client("student")
 
-    response = personas.client("student").post(
-        reverse("courses:my_handover_code", args=[personas.course.pk]),
-        {"code": account_api.code(account.aws_account_id)},
-        follow=True,
-    )
+    with django_capture_on_commit_callbacks(execute=True):  # the tasks run as the request commits
+        student.post(
+            reverse("courses:my_handover_code", args=[personas.course.pk]),
+            {"code": account_api.code(account.aws_account_id)},
+        )
 
+    response = student.get(reverse("courses:my_handover", args=[personas.course.pk]))
     assert response.status_code == 200
     assert "AWS accepted the code" in text(response)
     record = Handover.objects.get(account=account)
@@ -767,28 +783,33 @@ def test_a_lost_answer_to_the_students_code_is_resolved_by_looking(
 
 @pytest.mark.django_db
 def test_aws_not_answering_the_code_or_the_resend_gives_a_message_not_an_error_page(
-    personas, aws, account_api
+    personas, aws, account_api, django_capture_on_commit_callbacks
 ):
     account = moto_account(personas, aws)
-    approved(personas, account, account_api)
+    record = approved(personas, account, account_api)
     account_api.throttled = {"AcceptPrimaryEmailUpdate", "StartPrimaryEmailUpdate"}
     student = personas.client("student")
+    checklist = reverse("courses:my_handover", args=[personas.course.pk])
 
-    code = student.post(
-        reverse("courses:my_handover_code", args=[personas.course.pk]),
-        {"code": account_api.code(account.aws_account_id)},
-        follow=True,
-    )
-    resend = student.post(
-        reverse("courses:my_handover_resend", args=[personas.course.pk]), follow=True
-    )
+    with django_capture_on_commit_callbacks(execute=True):  # the task runs as the request commits
+        code = student.post(
+            reverse("courses:my_handover_code", args=[personas.course.pk]),
+            {"code": account_api.code(account.aws_account_id)},
+        )
+    after_code = student.get(checklist)
+    resend = student.post(reverse("courses:my_handover_resend", args=[personas.course.pk]), follow=True)
+    # The task asking AWS for the new code meets the throttling: it is retried with backoff.
+    with pytest.raises(TransientAwsError):
+        handover_advance(handover=record)
 
-    assert code.status_code == resend.status_code == 200
-    assert "AWS did not answer in time. Type the code again in a minute." in text(code)
-    assert "AWS could not send a new code now. Try again in a few minutes." in text(resend)
-    assert "Rate exceeded" not in text(resend)  # AWS's own words are not for the student
-    record = Handover.objects.get(account=account)
+    assert code.status_code == 302
+    assert after_code.status_code == resend.status_code == 200
+    assert "AWS did not answer in time. Type the code again in a minute." in text(after_code)
+    assert f"AWS is sending a new code to {OWN_EMAIL}" in text(resend)
+    assert "the portal is on it" in text(student.get(checklist))
+    record.refresh_from_db()
     assert record.root_email_moved_at is None
+    assert record.code_sent_at is None  # until AWS takes the request
     assert account_api.primary_email(account.aws_account_id) == account.root_email
 
 
@@ -856,9 +877,7 @@ def test_a_worker_killed_mid_advance_resumes_without_repeating_done_steps(
 ):
     account = moto_account(personas, aws)
     record = approved(personas, account, account_api)
-    handover_submit_code(
-        actor=personas.student, handover=record, code=account_api.code(account.aws_account_id)
-    )
+    code_given(personas, record, account_api.code(account.aws_account_id))
     killed = []
 
     def kill_once(**kwargs):  # after AWS did the work, before the worker could go on
@@ -883,7 +902,7 @@ def test_a_worker_killed_mid_advance_resumes_without_repeating_done_steps(
         contact["EmailAddress"] == OWN_EMAIL
         for contact in contacts_of(account.aws_account_id).values()
     )
-    assert tags_of(aws, account.aws_account_id) == {"managed-by": "classroom-cloud-portal"}  # until it leaves
+    assert tags_of(aws, account.aws_account_id) == MANAGED_BY_TAG
     assert f"classroom-cloud-{account.aws_account_id}" not in budget_names(aws)
     summaries = list(
         AuditEvent.objects.filter(

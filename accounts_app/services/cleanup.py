@@ -1,7 +1,8 @@
 """Cleaning an account at the end of its course: access revoked, resources deleted.
 
-Nothing is deleted in an account the portal cannot prove is its own: it must be in the course's
-OU (or the pool's) and carry the portal's tag. Resources are deleted in passes, each one a task
+Nothing is deleted in an account the portal cannot prove is its own: its record must be in
+the cleaning state, and the account in the course's OU (or the pool's) with the portal's tag
+(accounts_app/services/gates.py). Resources are deleted in passes, each one a task
 run: list everything in every enabled region, delete what is there, and come back a little later
 for what depended on it (a volume frees once its instance has terminated). Passes stop when
 nothing is left or a pass removes nothing; what remains is reported. Each pass starts from a
@@ -22,9 +23,10 @@ from accounts_app.choices import AccountState as S
 from accounts_app.lifecycle import transition
 from accounts_app.models import AwsOrganization, MemberAccount
 from accounts_app.services.audit import audit_record
+from accounts_app.services.gates import Action, StateRefused, action_gate
 from accounts_app.services.guardrails import organization_ready
 from accounts_app.services.identity_access import identity_user_release
-from accounts_app.services.ownership import NotOurs, ownership_check
+from accounts_app.services.ownership import NotOurs
 from portal.aws import cleanup as aws_cleanup
 from portal.aws import iam_users, identity_center, organizations
 from portal.aws.errors import AwsError, PermanentAwsError, TransientAwsError
@@ -55,10 +57,10 @@ def cleanup_inventory(account: MemberAccount) -> Preview:
     """What cleanup would delete in the account; reads AWS, changes nothing."""
     organization = organization_ready()
     try:
-        ownership_check(account, organization)
+        action_gate(account, action=Action.PREVIEW, organization=organization)
         account_id = account.aws_account_id
         resources = aws_cleanup.inventory(account_id, cleanup_regions(account_id))
-    except (NotOurs, PermanentAwsError) as error:
+    except (StateRefused, NotOurs, PermanentAwsError) as error:
         return Preview(account, [], str(error))
     return Preview(account, resources)
 
@@ -88,7 +90,7 @@ def account_clean(*, account: MemberAccount) -> float | None:
         return None
     organization = organization_ready()
     try:
-        ownership_check(account, organization)
+        action_gate(account, action=Action.CLEANUP, organization=organization)
         if not account.cleanup_report.get("access_revoked_at"):
             access_revoke(account, organization)
             _report_update(account, access_revoked_at=timezone.now().isoformat())
@@ -96,6 +98,8 @@ def account_clean(*, account: MemberAccount) -> float | None:
             _return_to_owner(account)
             return None
         remaining = _resource_pass(account)
+    except StateRefused:
+        return None  # moved on meanwhile (a person failed it, or another worker finished it)
     except NotOurs as error:
         _fail(account, str(error))
         return None

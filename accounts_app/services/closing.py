@@ -24,7 +24,7 @@ from accounts_app.choices import AuditAction
 from accounts_app.lifecycle import transition
 from accounts_app.models import AwsOrganization, MemberAccount
 from accounts_app.services.audit import audit_record
-from accounts_app.services.ownership import NotOurs, ownership_check
+from accounts_app.services.gates import REFUSED, Action, action_gate
 from accounts_app.services.guardrails import AwsNotBootstrapped, organization_ready
 from accounts_app.services.notifications import email_send
 from portal.aws import organizations
@@ -117,8 +117,8 @@ def _rate_wait(now: datetime) -> float:
 
 def _close_one(account: MemberAccount, organization: AwsOrganization, now: datetime) -> None:
     try:
-        ownership_check(account, organization)
-    except NotOurs as error:
+        action_gate(account, action=Action.CLOSE, organization=organization)
+    except REFUSED as error:
         transition(account, expected=S.CLOSE_QUEUED, to=S.FAILED, reason=str(error)[:1000], last_error=str(error))
         return
     aws_account = organizations.describe_account(account.aws_account_id)

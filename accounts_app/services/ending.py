@@ -21,9 +21,8 @@ from accounts_app.choices import AuditAction, EndPolicy
 from accounts_app.lifecycle import IN_USE_STATES, transition
 from accounts_app.models import AccountEvent, Course, MemberAccount
 from accounts_app.services.audit import audit_record
-from accounts_app.services.guardrails import freeze_policy_id
+from accounts_app.services.freezing import freeze_sync_enqueue
 from accounts_app.services.notifications import email_build, emails_send
-from portal.aws import organizations
 
 
 class EndingError(Exception):
@@ -125,13 +124,17 @@ def course_end(*, actor, course: Course, now: datetime | None = None) -> int:
 
 
 def account_end(*, account: MemberAccount) -> bool:
-    """Freeze one account for the end of its course (the freeze SCP first, then the state)."""
+    """Freeze one account for the end of its course: the state first, then a task attaches the
+    freeze SCP."""
     account = MemberAccount.objects.select_related("course", "membership").get(pk=account.pk)
     if account.state not in IN_USE_STATES or account.end_excluded or not account.course.is_ended:
         return False
-    organizations.attach_policy(freeze_policy_id(), account.aws_account_id)
-    if not transition(account, expected=IN_USE_STATES, to=S.ENDED, reason="The course has ended"):
-        return False
+    with transaction.atomic():
+        if not transition(
+            account, expected=IN_USE_STATES, to=S.ENDED, reason="The course has ended", freeze_sync_pending=True
+        ):
+            return False
+        freeze_sync_enqueue(account)
     course = account.course
     emails_send(
         [
@@ -234,13 +237,16 @@ def course_reopen_if_extended(*, actor, course: Course) -> int:
 
 
 def account_unend(*, account: MemberAccount) -> bool:
-    """Give an ended account back: frozen if its budget had frozen it before, ready otherwise."""
+    """Give an ended account back: frozen if its budget had frozen it before, ready otherwise
+    (then a task takes the freeze SCP off)."""
     if account.state != S.ENDED:
         return False
     before = _state_before_end(account)
-    if before == S.READY:
-        organizations.detach_policy(freeze_policy_id(), account.aws_account_id)
-    return transition(account, expected=S.ENDED, to=before, reason="The course goes on")
+    with transaction.atomic():
+        if not transition(account, expected=S.ENDED, to=before, reason="The course goes on", freeze_sync_pending=True):
+            return False
+        freeze_sync_enqueue(account)
+    return True
 
 
 def _state_before_end(account: MemberAccount) -> S:

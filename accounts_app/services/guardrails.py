@@ -20,7 +20,8 @@ from accounts_app.services.identity import (
     course_resource_check,
     course_tags,
 )
-from accounts_app.services.ownership import MANAGED_BY_TAG
+from accounts_app.services.gates import course_ou_check
+from accounts_app.services.ownership import MANAGED_BY_TAG, NotOurs
 from portal.aws import organizations
 from portal.aws.errors import NotFound, PermanentAwsError
 from portal.aws.guardrails import (
@@ -84,7 +85,8 @@ def course_guardrails_apply(*, actor, course: Course) -> Course:
     try:
         ou_id = _course_ou(course, organization)
         policy_id = _course_policy(course, organization, document)
-    except NotThePortals as refusal:
+        course_ou_check(course, organization, ou_id)
+    except (NotThePortals, NotOurs) as refusal:
         Course.objects.filter(pk=course.pk).update(guardrails_error=str(refusal))
         raise
     organizations.attach_policy(policy_id, ou_id)

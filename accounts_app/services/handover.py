@@ -12,7 +12,9 @@ through a checklist that advances by itself:
 6. handed over: the record, its costs and its audit trail stay.
 
 Each step stamps its own time on the Handover, so `handover_advance` resumes after a crash and
-running it twice does nothing twice.
+running it twice does nothing twice. Every step that calls AWS runs in a task, behind the gate
+(the record still in HANDOVER, the account still in the course's OU with the portal's tag): the
+pages only record what the student typed or asked for and queue the task.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from django.utils import timezone
 
 from accounts_app.choices import AccountOrigin, AuditAction, CourseRole, EndPolicy, HandoverStatus
 from accounts_app.choices import AccountState as S
+from accounts_app.crypto import decrypt, encrypt
 from accounts_app.lifecycle import IN_USE_STATES, transition
 from accounts_app.models import Course, Handover, MemberAccount
 from accounts_app.services.audit import audit_record
 from accounts_app.services.cleanup import access_revoke
+from accounts_app.services.gates import REFUSED, Action, action_gate
 from accounts_app.services.guardrails import organization_ready
 from accounts_app.services.identity import SCHOOL_TAG_KEYS
 from accounts_app.services.notifications import email_send
@@ -56,6 +60,12 @@ REMOVAL_BLOCKERS = {
     "WAIT_PERIOD_ACTIVE": "AWS lets a newly created account leave its organization only {days} days after it "
     "was created: possible from {date}.",
 }
+
+
+GATE_REFUSED = (
+    "The handover is stopped: the portal cannot confirm that the account is still where the school put "
+    "it. The course's staff can see why in the course's audit log."
+)
 
 
 class HandoverError(Exception):
@@ -168,6 +178,11 @@ def handover_advance(*, handover: Handover) -> None:
     account = handover.account
     if handover.status != HandoverStatus.APPROVED or account.state != S.HANDOVER:
         return
+    if handover.student_ready_at and organizations.find_account(account.aws_account_id) is None:
+        _handed_over(handover)  # it left already: the answer to an earlier removal was lost
+        return
+    if not _gate_passes(handover):
+        return
     if not handover.root_email_moved_at:
         _root_email_start(handover)
         return
@@ -203,36 +218,74 @@ def _root_email_start(handover: Handover) -> None:
 
 
 def handover_resend_code(*, actor, handover: Handover) -> None:
+    """The student asks for a new code: the step starts again, and the task asks AWS for one."""
     if handover.status != HandoverStatus.APPROVED or handover.root_email_moved_at:
         raise HandoverError("There is no code to send now.")
-    try:
-        account_mgmt.start_primary_email_update(handover.account.aws_account_id, handover.new_root_email)
-    except AwsError as error:
-        # The student reads the message: AWS's own words go to the log (and the chained exception).
-        logger.warning("StartPrimaryEmailUpdate for handover %s: %s", handover.pk, error)
-        raise HandoverError("AWS could not send a new code now. Try again in a few minutes.") from error
-    _stamp(handover, "code_sent_at", f"AWS sent a new code to {handover.new_root_email}", actor=actor)
+    with transaction.atomic():
+        Handover.objects.filter(pk=handover.pk).update(code_sent_at=None, pending_code="", last_error="")
+        handover.refresh_from_db()
+        _audit(actor, handover, AuditAction.HANDOVER_STEP, f"Asked for a new code to {handover.new_root_email}")
+        _enqueue_advance(handover)
 
 
 def handover_submit_code(*, actor, handover: Handover, code: str) -> None:
-    """The student typed the code AWS sent to their address."""
+    """The student typed the code AWS sent to their address: kept (encrypted) for the task that
+    gives it to AWS."""
+    from accounts_app.tasks import handover_code_check_task
+
     code = "".join(code.split())
     if handover.status != HandoverStatus.APPROVED or not handover.code_sent_at or handover.root_email_moved_at:
         raise HandoverError("No code is expected now.")
     if not code.isdigit():
         raise HandoverError("The code is the number in the email AWS sent you.")
+    with transaction.atomic():
+        Handover.objects.filter(pk=handover.pk).update(pending_code=encrypt(code), last_error="")
+        handover.refresh_from_db()
+        handover_code_check_task.delay_on_commit(handover.pk, actor.pk if actor else None)
+
+
+def handover_code_check(*, actor, handover: Handover) -> None:
+    """Give the code the student typed to AWS (the task's half of `handover_submit_code`)."""
+    handover = Handover.objects.select_related("account__course").get(pk=handover.pk)
+    token = handover.pending_code
+    # Taken once: a redelivered task, or a second one for the same code, finds nothing to do.
+    if not token or not Handover.objects.filter(pk=handover.pk, pending_code=token).update(pending_code=""):
+        return
+    if handover.status != HandoverStatus.APPROVED or handover.root_email_moved_at or not _gate_passes(handover):
+        return
+    code = decrypt(token) or ""
     try:
         account_mgmt.accept_primary_email_update(handover.account.aws_account_id, handover.new_root_email, code)
     except AwsError as error:
         # AWS may have accepted the code and lost (or, retried, refused again) its answer: look.
         if not _root_email_moved(handover):
-            if not error.permanent:
-                raise HandoverError("AWS did not answer in time. Type the code again in a minute.") from error
-            raise HandoverError(
-                "AWS did not accept the code. Check the latest email from AWS, or send a new code."
-            ) from error
+            if error.permanent:
+                # The student reads the message: AWS's own words go to the log.
+                logger.warning("AcceptPrimaryEmailUpdate for handover %s: %s", handover.pk, error)
+                message = "AWS did not accept the code. Check the latest email from AWS, or send a new code."
+            else:
+                message = "AWS did not answer in time. Type the code again in a minute."
+            Handover.objects.filter(pk=handover.pk).update(last_error=message)
+            return
+    Handover.objects.filter(pk=handover.pk).update(last_error="")
     _stamp(handover, "root_email_moved_at", f"Root email moved to {handover.new_root_email}", actor=actor)
     _enqueue_advance(handover)
+
+
+def _gate_passes(handover: Handover) -> bool:
+    """The gate before a step that calls AWS. A refusal stops the checklist with a plain message
+    (the student reads it); why, with the account's and OUs' ids, goes to the course's audit log
+    for its staff, once."""
+    try:
+        action_gate(handover.account, action=Action.HANDOVER, organization=organization_ready())
+    except (*REFUSED, PermanentAwsError) as error:
+        if handover.last_error != GATE_REFUSED:
+            with transaction.atomic():
+                Handover.objects.filter(pk=handover.pk).update(last_error=GATE_REFUSED)
+                handover.refresh_from_db()
+                _audit(None, handover, AuditAction.HANDOVER_STEP, f"Handover stopped: {error}")
+        return False
+    return True
 
 
 def _root_email_moved(handover: Handover) -> bool:
@@ -282,13 +335,16 @@ def _school_detach(handover: Handover) -> None:
 
 
 def _leave_organization(handover: Handover) -> None:
+    try:
+        organizations.remove_account(handover.account.aws_account_id)
+    except PermanentAwsError as error:
+        _blocked(handover, error)
+        return
+    _handed_over(handover)
+
+
+def _handed_over(handover: Handover) -> None:
     account = handover.account
-    if organizations.find_account(account.aws_account_id) is not None:
-        try:
-            organizations.remove_account(account.aws_account_id)
-        except PermanentAwsError as error:
-            _blocked(handover, error)
-            return
     with transaction.atomic():
         Handover.objects.filter(pk=handover.pk).update(
             removed_at=timezone.now(), status=HandoverStatus.COMPLETED, blockers=[], last_error=""
@@ -334,19 +390,31 @@ class Step:
     detail: str = ""
 
 
+CODE_ACCEPTED = "AWS accepted the code."
+
+
 def handover_steps(handover: Handover) -> list[Step]:
+    # The code step is the student's while AWS's email waits for them, the portal's while it
+    # asks AWS for a code or gives AWS the one they typed.
+    code_status = "yours" if handover.code_sent_at and not handover.pending_code else "current"
+    code_detail = CODE_ACCEPTED if handover.code_sent_at else ""
     steps = [
-        ("Move the root email to your address", handover.root_email_moved_at, "yours" if handover.code_sent_at else "current"),
-        ("Make you the account's contact", handover.contacts_set_at, "current"),
-        ("Remove the school's access, budget and tags", handover.access_removed_at, "current"),
-        ("Reset the root password and add your billing details", handover.student_ready_at or handover.removed_at, "yours"),
-        ("Leave the school's organization", handover.removed_at, "current"),
+        ("Move the root email to your address", handover.root_email_moved_at, code_status, code_detail),
+        ("Make you the account's contact", handover.contacts_set_at, "current", ""),
+        ("Remove the school's access, budget and tags", handover.access_removed_at, "current", ""),
+        (
+            "Reset the root password and add your billing details",
+            handover.student_ready_at or handover.removed_at,
+            "yours",
+            "",
+        ),
+        ("Leave the school's organization", handover.removed_at, "current", ""),
     ]
     result: list[Step] = []
     waiting = handover.status == HandoverStatus.APPROVED
-    for title, done_at, active_status in steps:
+    for title, done_at, active_status, done_detail in steps:
         if done_at:
-            result.append(Step(title, "done"))
+            result.append(Step(title, "done", done_detail))
         elif waiting:
             result.append(Step(title, active_status))
             waiting = False

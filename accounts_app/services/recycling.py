@@ -20,9 +20,10 @@ from accounts_app.choices import AccountState as S
 from accounts_app.lifecycle import transition
 from accounts_app.models import MemberAccount
 from accounts_app.services.audit import audit_record
+from accounts_app.services.gates import Action, StateRefused, action_gate
 from accounts_app.services.guardrails import freeze_policy_id, organization_ready
 from accounts_app.services.identity import POOL_TAGS
-from accounts_app.services.ownership import MANAGED_BY_TAG, NotOurs, ownership_check
+from accounts_app.services.ownership import MANAGED_BY_TAG, NotOurs
 from portal.aws import budgets as aws_budgets
 from portal.aws import organizations
 from portal.aws.guardrails import MANAGED_BUDGET_PREFIX
@@ -50,7 +51,9 @@ def account_recycle(*, account: MemberAccount) -> MemberAccount | None:
         transition(account, expected=S.CLEANING, to=S.FAILED, reason=message, last_error=message)
         return None
     try:
-        ownership_check(account, organization)
+        action_gate(account, action=Action.RECYCLE, organization=organization)
+    except StateRefused:
+        return None  # moved on meanwhile (another worker recycled it, or a person failed it)
     except NotOurs as error:
         if not _moved_to_pool_already(account_id, organization):
             transition(account, expected=S.CLEANING, to=S.FAILED, reason=str(error)[:1000], last_error=str(error))

@@ -701,6 +701,17 @@ def account_check_invitation(*, account: MemberAccount) -> None:
         )
 
 
+def access_role_check_request(*, actor, account: MemberAccount) -> bool:
+    """The student says the access role is in place: a task checks it (the web tier makes no AWS
+    call). Returns whether a check was queued."""
+    from accounts_app.tasks import account_verify_access_role_task
+
+    if account.state != S.AWAITING_ACCESS_ROLE:
+        return False
+    account_verify_access_role_task.delay_on_commit(account.pk, actor.pk if actor else None)
+    return True
+
+
 def account_verify_access_role(*, actor, account: MemberAccount) -> bool:
     """Check that the student created the access role in their account; continue if so."""
     account.refresh_from_db()

@@ -115,8 +115,10 @@ def account_bring(request: HttpRequest, course_id: int) -> HttpResponse:
 def account_check_role(request: HttpRequest, course_id: int) -> HttpResponse:
     course, membership = my_student_membership(request, course_id)
     account = get_object_or_404(MemberAccount, membership=membership)
-    if not vending.account_verify_access_role(actor=request.user, account=account):
-        messages.error(request, "The portal cannot use the access role yet. Check the steps below and try again.")
+    if vending.access_role_check_request(actor=request.user, account=account):
+        messages.info(request, "Checking the access role in your account… this page updates by itself.")
+    else:
+        messages.info(request, "Your account is not waiting for its access role.")
     return _back_to_panel(request, course, membership)
 
 

@@ -22,8 +22,10 @@ from accounts_app.services.closing import close_queue_status
 from accounts_app.views.aws_accounts import my_student_membership
 from accounts_app.views.common import managed_course, roster_course
 
-# While a handover waits for the portal, its checklist asks for news this often (seconds).
+# While a handover waits for the portal, its checklist asks for news this often (seconds); more
+# often while the code the student just typed is with AWS.
 CHECKLIST_REFRESH_SECONDS = 5
+CODE_CHECK_REFRESH_SECONDS = 2
 
 
 # --- Staff ----------------------------------------------------------------------------------------
@@ -202,7 +204,7 @@ def my_handover(request: HttpRequest, course_id: int) -> HttpResponse:
         "steps": steps,
         "code_form": HandoverCodeForm(),
         "portal_working": any(step.status == "current" for step in steps),
-        "refresh_seconds": CHECKLIST_REFRESH_SECONDS,
+        "refresh_seconds": CODE_CHECK_REFRESH_SECONDS if record.pending_code else CHECKLIST_REFRESH_SECONDS,
     }
     template = "ending/_checklist.html" if request.htmx else "ending/my_handover.html"
     return render(request, template, context)
@@ -221,7 +223,7 @@ def my_handover_code(request: HttpRequest, course_id: int) -> HttpResponse:
         except handover.HandoverError as error:
             messages.error(request, str(error))
         else:
-            messages.success(request, "AWS accepted the code: the account's root email is now yours.")
+            messages.info(request, "Checking the code with AWS…")
     return redirect("courses:my_handover", course_id=course_id)
 
 

@@ -5,6 +5,10 @@ also notify, but only a few times a day and only by email): alerts fire once per
 period, a day far above the account's recent median raises a spike alert, and an account that
 reaches its course's freeze threshold is frozen with a deny-all SCP until an instructor raises
 its budget and unfreezes it.
+
+Freezing, unfreezing and raising a budget change the database only (the state by a
+compare-and-swap first) and queue the tasks that bring AWS in line, each behind the gate of
+accounts_app/services/gates.py: the web tier never calls AWS.
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ from accounts_app.choices import AccountState, AuditAction, BudgetPeriod, Course
 from accounts_app.lifecycle import transition
 from accounts_app.models import AwsOrganization, Course, MemberAccount
 from accounts_app.services.audit import audit_record
+from accounts_app.services.freezing import freeze_sync_enqueue
+from accounts_app.services.gates import REFUSED, Action, action_gate
 from accounts_app.services.guardrails import freeze_policy_id
 from accounts_app.services.notifications import email_send
 from billing_app.models import AccountDailyCost, Alert, AlertKind, StudentBudget
 from portal.aws import budgets as aws_budgets
-from portal.aws import organizations
 from portal.aws.guardrails import MANAGED_BUDGET_PREFIX
 
 SPIKE_HISTORY_DAYS = 14
@@ -68,10 +73,16 @@ def budget_name(account: MemberAccount) -> str:
 # --- The AWS Budget of each account ---------------------------------------------------------------
 
 
-def budget_ensure(*, account: MemberAccount) -> StudentBudget:
+def budget_ensure(*, account: MemberAccount) -> StudentBudget | None:
     """Create (or bring up to date) the account's AWS Budget with its 50/80/100% actual and
-    100% forecast notifications to the student and the course's usage contact."""
+    100% forecast notifications to the student and the course's usage contact. Returns None,
+    with the reason in the account's `last_error`, when the gate refuses."""
     organization = AwsOrganization.load()
+    try:
+        action_gate(account, action=Action.BUDGET, organization=organization)
+    except REFUSED as error:
+        MemberAccount.objects.filter(pk=account.pk).update(last_error=f"AWS Budget not changed: {error}")
+        return None
     course = account.course
     budget, _ = StudentBudget.objects.get_or_create(account=account)
     recipients = [email for email in (account.membership and account.membership.email, course.usage_alert_email) if email]
@@ -249,11 +260,19 @@ def alert_notify(alert: Alert) -> None:
 
 
 def account_freeze(*, actor, account: MemberAccount, reason: str) -> bool:
-    """Attach the deny-all freeze SCP to the account, then mark it frozen. Safe to repeat."""
-    organizations.attach_policy(freeze_policy_id(), account.aws_account_id)
+    """Mark a ready account frozen, then queue the task that attaches the deny-all freeze SCP.
+    Returns whether this call froze it (False: it was not ready)."""
     with transaction.atomic():
-        if not transition(account, expected=AccountState.READY, to=AccountState.FROZEN, actor=actor, reason=reason):
+        if not transition(
+            account,
+            expected=AccountState.READY,
+            to=AccountState.FROZEN,
+            actor=actor,
+            reason=reason,
+            freeze_sync_pending=True,
+        ):
             return False
+        freeze_sync_enqueue(account)
         audit_record(
             actor=actor,
             action=AuditAction.ACCOUNT_FROZEN,
@@ -277,13 +296,24 @@ def account_freeze(*, actor, account: MemberAccount, reason: str) -> bool:
 
 
 def account_unfreeze(*, actor, account: MemberAccount, new_budget: Decimal | None = None) -> bool:
-    """Raise the budget if asked, detach the freeze SCP and give the account back."""
-    if new_budget is not None:
-        budget_raise(actor=actor, account=account, amount=new_budget)
-    organizations.detach_policy(freeze_policy_id(), account.aws_account_id)
+    """Give a frozen account back, raising its budget if asked, then queue the task that detaches
+    the freeze SCP. Returns whether this call unfroze it (False, and nothing changed: it was not
+    frozen)."""
+    if new_budget is not None and new_budget <= 0:
+        raise ValueError("A budget must be more than $0.")
     with transaction.atomic():
-        if not transition(account, expected=AccountState.FROZEN, to=AccountState.READY, actor=actor, reason="Unfrozen by an instructor"):
+        if not transition(
+            account,
+            expected=AccountState.FROZEN,
+            to=AccountState.READY,
+            actor=actor,
+            reason="Unfrozen by an instructor",
+            freeze_sync_pending=True,
+        ):
             return False
+        if new_budget is not None:
+            budget_raise(actor=actor, account=account, amount=new_budget)
+        freeze_sync_enqueue(account)
         Alert.objects.filter(account=account, resolved_at=None).update(resolved_at=timezone.now())
         audit_record(
             actor=actor,
@@ -296,6 +326,7 @@ def account_unfreeze(*, actor, account: MemberAccount, new_budget: Decimal | Non
 
 
 def budget_raise(*, actor, account: MemberAccount, amount: Decimal) -> StudentBudget:
+    """Set the account's budget, then queue the task that updates its AWS Budget."""
     if amount <= 0:
         raise ValueError("A budget must be more than $0.")
     with transaction.atomic():
@@ -313,6 +344,8 @@ def budget_raise(*, actor, account: MemberAccount, amount: Decimal) -> StudentBu
             target=account,
             summary=f"Budget of {account.account_name}: ${previous} → ${amount}",
         )
-    if budget.aws_budget_name:
-        budget_ensure(account=account)
+        if budget.aws_budget_name:
+            from billing_app.tasks import budget_ensure_task
+
+            budget_ensure_task.delay_on_commit(account.pk)
     return budget

@@ -319,6 +319,11 @@ def detach_policy(policy_id: str, target_id: str) -> None:
             raise
 
 
+def policy_targets(policy_id: str) -> set[str]:
+    """The ids of every account, OU and root the policy is attached to."""
+    return {target["TargetId"] for target in _pages("list_targets_for_policy", "Targets", PolicyId=policy_id)}
+
+
 def enable_policy_type(root: str, policy_type: str = "SERVICE_CONTROL_POLICY") -> None:
     try:
         _call("enable_policy_type", RootId=root, PolicyType=policy_type)

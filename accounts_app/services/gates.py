@@ -1,0 +1,87 @@
+"""The gate in front of every AWS call that changes a member account.
+
+Two questions, both asked before the call, every time:
+
+1. Does the record's state allow the action? The state is read afresh from the database: a
+   task queued an hour ago acts on what the record says now, not on what it said then. Where an
+   action changes the state (freeze, unfreeze, end, cleanup, close, handover), the
+   compare-and-swap transition has already happened before the task that calls AWS was queued;
+   the gate checks that the record is still where that transition put it.
+2. Is the account the portal's? `ownership_check` asks AWS whether the account is in the OU the
+   record expects, with the portal's tag.
+
+A record that is recycled, handed over, closed or failed, or that never got as far as an AWS
+account, is in no action's states: it cannot steer a call. That is what keeps the instructor of
+a course that ended from reaching an account that now serves another course: their record stays
+RECYCLED, and the account's new life is another record.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from accounts_app.choices import AccountState as S
+from accounts_app.models import AwsOrganization, Course, MemberAccount
+from accounts_app.services.ownership import NotOurs, ownership_check
+from portal.aws import organizations
+
+
+class Action(StrEnum):
+    FREEZE = "freeze"
+    UNFREEZE = "unfreeze"
+    BUDGET = "budget change"
+    PREVIEW = "resource listing"
+    CLEANUP = "cleanup"
+    RECYCLE = "recycling"
+    CLOSE = "closure"
+    HANDOVER = "handover"
+
+
+# The record states in which each action may call AWS about the account.
+ALLOWED_STATES: dict[Action, frozenset[S]] = {
+    Action.FREEZE: frozenset({S.FROZEN, S.ENDED}),
+    Action.UNFREEZE: frozenset({S.READY}),
+    Action.BUDGET: frozenset({S.READY, S.FROZEN}),
+    Action.PREVIEW: frozenset({S.READY, S.FROZEN, S.ENDED, S.POOLED, S.CLEANING}),
+    Action.CLEANUP: frozenset({S.CLEANING}),
+    Action.RECYCLE: frozenset({S.CLEANING}),
+    Action.CLOSE: frozenset({S.CLOSE_QUEUED}),
+    Action.HANDOVER: frozenset({S.HANDOVER}),
+}
+
+
+class StateRefused(Exception):
+    """The record's state does not allow the action; the message says why."""
+
+
+# What a refused gate raises: callers catch both.
+REFUSED = (StateRefused, NotOurs)
+
+
+def state_gate(account: MemberAccount, *, action: Action) -> None:
+    """Raise StateRefused unless the record, as the database has it now, allows `action`."""
+    current = MemberAccount.objects.filter(pk=account.pk).values("state", "aws_account_id").first()
+    if current is None or current["aws_account_id"] != account.aws_account_id:
+        raise StateRefused(f"The record of {account.account_name} changed meanwhile: no {action}.")
+    if not current["aws_account_id"] or current["state"] not in ALLOWED_STATES[action]:
+        label = S(current["state"]).label.lower()
+        raise StateRefused(f"{account.account_name} is {label}, a state that allows no {action}.")
+
+
+def action_gate(account: MemberAccount, *, action: Action, organization: AwsOrganization) -> None:
+    """Both checks, before an AWS call that changes the account: its record's state allows the
+    action (StateRefused otherwise), and AWS shows the account in the OU the record expects with
+    the portal's tag (NotOurs otherwise)."""
+    state_gate(account, action=action)
+    ownership_check(account, organization)
+
+
+def course_ou_check(course: Course, organization: AwsOrganization, ou_id: str) -> None:
+    """Raise NotOurs unless `ou_id` sits directly under the portal's OU: a course's SCP is
+    attached to its own OU and nowhere else, whatever id the database holds."""
+    parent = organizations.parent_id(ou_id)
+    if parent != organization.parent_ou_id:
+        raise NotOurs(
+            f"OU {ou_id} of course {course.code} is under {parent}, not under the portal's OU "
+            f"{organization.parent_ou_id}: the portal attaches its SCPs to its own OUs only."
+        )

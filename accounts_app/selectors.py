@@ -72,6 +72,26 @@ def student_account(*, membership: Membership) -> MemberAccount | None:
     return MemberAccount.objects.filter(membership=membership).first()
 
 
+def student_bring_requests(*, membership: Membership) -> dict:
+    """The student's requests to bring their own account: how many they may still make, and
+    whether the last one was declined (a declined request no longer belongs to their place)."""
+    requests = MemberAccount.objects.filter(brought_by=membership)
+    last = requests.order_by("-created_at", "-pk").values_list("state", flat=True).first()
+    return {
+        "left": max(settings.PORTAL_BRING_REQUESTS_PER_STUDENT - requests.count(), 0),
+        "last_declined": last == AccountState.DECLINED,
+    }
+
+
+def course_bring_requests(*, course: Course) -> QuerySet[MemberAccount]:
+    """Students' requests to bring their own account that wait for an instructor."""
+    return (
+        MemberAccount.objects.filter(course=course, state=AccountState.AWAITING_APPROVAL)
+        .select_related("membership")
+        .order_by("created_at")
+    )
+
+
 def account_access(*, account: MemberAccount) -> dict[str, str]:
     """How the student signs in to their account, for the status panel."""
     organization = AwsOrganization.load()

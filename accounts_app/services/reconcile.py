@@ -19,6 +19,7 @@ from accounts_app.choices import AccountState as S
 from accounts_app.lifecycle import transition
 from accounts_app.models import AwsOrganization, MemberAccount
 from accounts_app.services import vending
+from accounts_app.services.access_roles import brought_access_roles_check
 from accounts_app.services.guardrails import AwsNotBootstrapped, organization_ready
 from portal.aws import organizations
 
@@ -38,6 +39,7 @@ def reconcile() -> list[str]:
     _requeue_stuck(timezone.now() - STUCK_AFTER)
     _retry_waiting(accounts_in_use=len(aws_accounts))
     drift = _compare_with_aws(aws_accounts)
+    drift += brought_access_roles_check()
     AwsOrganization.objects.filter(pk=organization.pk).update(
         last_reconciled_at=timezone.now(), drift=drift, accounts_in_organization=len(aws_accounts)
     )

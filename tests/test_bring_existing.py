@@ -526,7 +526,8 @@ def test_an_accepted_invitation_waits_for_the_access_role_until_the_student_crea
             refused.append(True)
             return Fault(
                 "AccessDenied",
-                f"User is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::{EXISTING_ID}:role/{ROLE}",
+                "User is not authorized to perform: sts:AssumeRole on resource: "
+                f"arn:aws:iam::{EXISTING_ID}:role/{ROLE}",
                 status=403,
             ).response()
         return None

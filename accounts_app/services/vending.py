@@ -767,7 +767,9 @@ def _reference_note(reference: str) -> str:
     return f"Portal reference {reference}."
 
 
-def _is_open_and_ours(handshake: organizations.Handshake, account: MemberAccount, organization: AwsOrganization) -> bool:
+def _is_open_and_ours(
+    handshake: organizations.Handshake, account: MemberAccount, organization: AwsOrganization
+) -> bool:
     return (
         handshake.state in OPEN_HANDSHAKE_STATES
         and handshake.action == "INVITE"

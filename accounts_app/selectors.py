@@ -60,9 +60,11 @@ CLEANABLE_STATES = frozenset(
 
 def course_end_accounts(*, course: Course) -> QuerySet[MemberAccount]:
     """Every account of the course with what the end page shows of it: student, handover,
-    cleanup report. Pool accounts last."""
+    cleanup report. Pool accounts last; declined requests to bring an account, which never
+    were the course's, left out."""
     return (
         MemberAccount.objects.filter(course=course)
+        .exclude(state=AccountState.DECLINED)
         .select_related("membership", "handover")
         .order_by(F("membership__name").asc(nulls_last=True), "membership__email", "account_name")
     )

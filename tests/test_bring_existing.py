@@ -32,6 +32,7 @@ from accounts_app.models import (
     Membership,
     OrganizationInvitation,
 )
+from accounts_app.selectors import course_end_accounts
 from accounts_app.services.reconcile import reconcile
 from accounts_app.services.vending import (
     VendingError,
@@ -183,6 +184,7 @@ def test_a_declined_request_frees_the_students_place_and_still_counts(personas):
         f"Declined bringing AWS account {EXISTING_ID} for student@school.example"
     )
     assert account_bring_decline(actor=personas.instructor, account=account) is False
+    assert account not in course_end_accounts(course=personas.course)  # never the course's account
     # The same account may be asked for again, and a new account requested instead.
     again = bring(personas)
     assert account_bring_decline(actor=personas.instructor, account=again) is True

@@ -108,6 +108,10 @@ def sent_notes(script: AwsScript, index: int = 0) -> str:
     return script.params["InviteAccountToOrganization"][index]["Notes"]
 
 
+def without_reference(notes: str) -> str:
+    return notes.split(" Portal reference ")[0]
+
+
 def student_membership(personas) -> Membership:
     return Membership.objects.get(user=personas.student)
 
@@ -287,13 +291,15 @@ def test_after_a_lost_answer_only_a_handshake_with_the_portals_reference_sent_by
         ReadTimeoutError(endpoint_url="https://organizations.us-east-1.amazonaws.com/"),
     )
     # AWS lists handshakes that carry the very notes the portal sent, but not from its organization
-    # or its management account, or no longer open: none of them is its invitation.
+    # or its management account, for another account, or closed; and an accepted one of the account
+    # without the portal's reference: none of them is its invitation.
     lookalikes = lambda params: {  # noqa: E731
         "Handshakes": [
             handshake("OPEN", notes=sent_notes(script), handshake_id="h-otherorg000001", organization_id="o-someone1"),
             handshake("OPEN", notes=sent_notes(script), handshake_id="h-othersend00001", sender="444455556666"),
-            handshake("ACCEPTED", notes=sent_notes(script), handshake_id="h-accepted000001"),
             handshake("OPEN", notes=sent_notes(script), handshake_id="h-otheracct00001", account_id="999988887777"),
+            handshake("CANCELED", notes=sent_notes(script), handshake_id="h-canceled000001"),
+            handshake("ACCEPTED", notes=without_reference(sent_notes(script)), handshake_id="h-accept00001"),
         ]
     }
     script.answer("organizations", "ListHandshakesForOrganization", lookalikes)
@@ -316,6 +322,31 @@ def test_after_a_lost_answer_only_a_handshake_with_the_portals_reference_sent_by
     assert (account.state, account.handshake_id) == (S.INVITED, NEW_HANDSHAKE)
     assert script.calls["InviteAccountToOrganization"] == 1
     assert OrganizationInvitation.objects.get(account=account).handshake_id == NEW_HANDSHAKE
+
+
+@pytest.mark.django_db
+def test_an_invitation_accepted_before_its_lost_answer_was_read_is_the_portals(personas, aws, script):
+    account = approved(personas)
+    script.answer(
+        "organizations",
+        "InviteAccountToOrganization",
+        ReadTimeoutError(endpoint_url="https://organizations.us-east-1.amazonaws.com/"),
+    )
+    script.answer("organizations", "ListHandshakesForOrganization", {"Handshakes": []})
+    with pytest.raises(UnknownOutcome):
+        account_invite(account=account)
+
+    # Meanwhile the student accepted the invitation the portal sent for this request.
+    script.answer(
+        "organizations",
+        "ListHandshakesForOrganization",
+        lambda params: {"Handshakes": [handshake("ACCEPTED", notes=sent_notes(script))]},
+    )
+    account_invite(account=account)
+
+    account.refresh_from_db()
+    assert (account.state, account.handshake_id) == (S.INVITED, NEW_HANDSHAKE)
+    assert script.calls["InviteAccountToOrganization"] == 1
 
 
 @pytest.mark.django_db

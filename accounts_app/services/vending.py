@@ -57,7 +57,9 @@ RATE_HISTORY_FILLS = 10
 ARRIVAL_MARGIN = timedelta(seconds=0.5)
 # An invitation stays open this long at AWS; an older one is never taken as the portal's own.
 HANDSHAKE_LIFETIME = timedelta(days=15)
-OPEN_HANDSHAKE_STATES = frozenset({"REQUESTED", "OPEN"})
+# A handshake proven the portal's (its stored id, or its reference) is taken while open, or once
+# the student accepted it before the portal read AWS's answer; never one found by account id alone.
+OWN_HANDSHAKE_STATES = frozenset({"REQUESTED", "OPEN", "ACCEPTED"})
 # AWS's invitation quota is counted over a rolling day.
 INVITATION_WINDOW = timedelta(hours=24)
 # After AWS refused an invitation for the daily quota, the next one waits this long.
@@ -725,16 +727,17 @@ def account_invite(*, account: MemberAccount) -> None:
     daily invitation quota.
 
     Only an invitation the portal sent for this request is ever taken as its own: one whose
-    handshake id it stored, or, after a lost answer, one whose notes carry the reference the
-    portal wrote, sent by this organization's management account and still open. An accepted or
-    foreign handshake for the same account id proves nothing: taking it would let a student name
-    an account that is already in the organization, another student's, and be given it.
+    handshake id it stored, or, after a lost answer, one whose notes carry the random reference the
+    portal wrote for this request, sent by this organization's management account, and open (or
+    accepted by the student before the portal read AWS's answer). A handshake of the same account
+    id that is accepted, or sent by someone else, proves nothing: taking it would let a student
+    name an account already in the organization, another student's, and be given it.
     """
     account = MemberAccount.objects.select_related("course").get(pk=account.pk)
     if account.state != S.INVITING:
         return
     organization = organization_ready()
-    handshake = _own_open_handshake(account, organization)
+    handshake = _own_handshake(account, organization)
     if handshake is None:
         if organizations.find_account(account.aws_account_id) is not None:
             transition(
@@ -767,11 +770,11 @@ def _reference_note(reference: str) -> str:
     return f"Portal reference {reference}."
 
 
-def _is_open_and_ours(
-    handshake: organizations.Handshake, account: MemberAccount, organization: AwsOrganization
-) -> bool:
+def _is_ours(handshake: organizations.Handshake, account: MemberAccount, organization: AwsOrganization) -> bool:
+    """Sent by this organization's management account to this account (the caller has proven
+    that it is this request's, by its stored id or its reference) and not closed."""
     return (
-        handshake.state in OPEN_HANDSHAKE_STATES
+        handshake.state in OWN_HANDSHAKE_STATES
         and handshake.action == "INVITE"
         and handshake.account_id == account.aws_account_id
         and handshake.organization_id == organization.organization_id
@@ -779,8 +782,8 @@ def _is_open_and_ours(
     )
 
 
-def _own_open_handshake(account: MemberAccount, organization: AwsOrganization) -> organizations.Handshake | None:
-    """The open invitation the portal already sent for this request, if any."""
+def _own_handshake(account: MemberAccount, organization: AwsOrganization) -> organizations.Handshake | None:
+    """The invitation the portal already sent for this request, if it is not closed."""
     recent = list(account.invitations.filter(sent_at__gte=timezone.now() - HANDSHAKE_LIFETIME, rate_limited=False))
     for invitation in reversed(recent):
         if not invitation.handshake_id:
@@ -789,7 +792,7 @@ def _own_open_handshake(account: MemberAccount, organization: AwsOrganization) -
             handshake = organizations.describe_handshake(invitation.handshake_id)
         except NotFound:
             continue
-        if _is_open_and_ours(handshake, account, organization):
+        if _is_ours(handshake, account, organization):
             return handshake
     unanswered = [invitation for invitation in recent if not invitation.handshake_id]
     return _find_by_reference(account, organization, unanswered) if unanswered else None
@@ -798,10 +801,10 @@ def _own_open_handshake(account: MemberAccount, organization: AwsOrganization) -
 def _find_by_reference(
     account: MemberAccount, organization: AwsOrganization, invitations: list[OrganizationInvitation]
 ) -> organizations.Handshake | None:
-    """An open handshake of this organization whose notes carry one of `invitations`' references
-    (sent, its answer lost); its id is stored on the invitation."""
+    """A handshake of this organization, not closed, whose notes carry one of `invitations`'
+    references (sent, its answer lost); its id is stored on the invitation."""
     for handshake in organizations.invitation_handshakes():
-        if not _is_open_and_ours(handshake, account, organization):
+        if not _is_ours(handshake, account, organization):
             continue
         for invitation in invitations:
             if _reference_note(invitation.reference) in handshake.notes:
@@ -878,7 +881,7 @@ def _invitation_refused(
     if error.code == "DuplicateHandshakeException":
         # An invitation of this account is open: the portal's own from an earlier lost answer,
         # or someone else's, which the portal never takes.
-        handshake = _own_open_handshake(account, organization)
+        handshake = _own_handshake(account, organization)
         if handshake is not None:
             return handshake
     transition(account, expected=S.INVITING, to=S.FAILED, reason=str(error), last_error=_refusal_explained(error))

@@ -53,6 +53,9 @@ class AuditAction(models.TextChoices):
     INSTRUCTOR_REVOKED = "user.instructor_revoked", "Instructor rights taken away"
     ACCOUNT_REQUESTED = "account.requested", "AWS account requested"
     ACCOUNT_RETRIED = "account.retried", "AWS account retried"
+    ACCOUNT_BRING_APPROVED = "account.bring_approved", "Existing AWS account approved"
+    ACCOUNT_BRING_DECLINED = "account.bring_declined", "Existing AWS account declined"
+    ACCESS_ROLE_SECURED = "account.access_role_secured", "Access role locked to the portal"
     ACCOUNTS_PRECREATED = "account.precreated", "AWS accounts pre-created"
     ACCOUNT_PASSWORD_REVEALED = "account.password_revealed", "First password shown"
     GUARDRAILS_APPLIED = "course.guardrails_applied", "Guardrails applied"
@@ -82,6 +85,7 @@ class AccountState(models.TextChoices):
     """Where a student's AWS account is in its life; see accounts_app/lifecycle.py."""
 
     REQUESTED = "requested", "Waiting in the queue"
+    AWAITING_APPROVAL = "awaiting_approval", "Waiting for your instructor to approve"
     CREATING = "creating", "AWS is creating the account"
     INVITING = "inviting", "Inviting your existing account"
     INVITED = "invited", "Waiting for you to accept the invitation"
@@ -103,6 +107,7 @@ class AccountState(models.TextChoices):
     RECYCLED = "recycled", "Returned to the pool"
     COOLING_DOWN = "cooling_down", "Cooling down before reuse"
     FAILED = "failed", "Needs attention"
+    DECLINED = "declined", "Declined by the instructor"
 
 
 class BudgetPeriod(models.TextChoices):

@@ -22,6 +22,9 @@ TRANSITIONS: dict[S, frozenset[S]] = {
     # Vending
     S.REQUESTED: frozenset({S.CREATING, S.CONFIGURING, S.WAITING_FOR_QUOTA, S.FAILED}),
     S.CREATING: frozenset({S.CONFIGURING, S.REQUESTED, S.WAITING_FOR_QUOTA, S.FAILED}),
+    # A student's own account: an instructor approves the request before anything reaches AWS
+    # (see vending.account_bring_existing); a declined request frees the student's place.
+    S.AWAITING_APPROVAL: frozenset({S.INVITING, S.DECLINED}),
     S.INVITING: frozenset({S.INVITED, S.FAILED}),
     S.INVITED: frozenset({S.AWAITING_ACCESS_ROLE, S.FAILED}),
     S.AWAITING_ACCESS_ROLE: frozenset({S.CONFIGURING, S.FAILED}),
@@ -42,20 +45,37 @@ TRANSITIONS: dict[S, frozenset[S]] = {
     # Handover: a declined request puts the account back where it was.
     S.HANDOVER_REQUESTED: frozenset({S.HANDOVER, S.READY, S.FROZEN, S.ENDED}),
     S.HANDOVER: frozenset({S.HANDED_OVER}),
+    # A brought account that failed before it joined the organization may be declined instead.
     S.FAILED: frozenset(
-        {S.REQUESTED, S.INVITING, S.INVITED, S.AWAITING_ACCESS_ROLE, S.CONFIGURING, S.CLEANING, S.CLOSE_QUEUED}
+        {
+            S.REQUESTED,
+            S.INVITING,
+            S.INVITED,
+            S.AWAITING_ACCESS_ROLE,
+            S.CONFIGURING,
+            S.CLEANING,
+            S.CLOSE_QUEUED,
+            S.DECLINED,
+        }
     ),
 }
 
 # States in which the portal, not a person, is expected to move the account on.
 WORKING_STATES = frozenset({S.REQUESTED, S.CREATING, S.INVITING, S.CONFIGURING, S.CLEANING, S.CLOSING})
 # States that wait for someone outside the portal (a student, AWS support, the school directory,
-# AWS's closure quota).
+# AWS's closure quota, an instructor's approval).
 WAITING_STATES = frozenset(
-    {S.INVITED, S.AWAITING_ACCESS_ROLE, S.WAITING_FOR_DIRECTORY, S.WAITING_FOR_QUOTA, S.CLOSE_QUEUED}
+    {
+        S.AWAITING_APPROVAL,
+        S.INVITED,
+        S.AWAITING_ACCESS_ROLE,
+        S.WAITING_FOR_DIRECTORY,
+        S.WAITING_FOR_QUOTA,
+        S.CLOSE_QUEUED,
+    }
 )
 # States an account never leaves: its record is history.
-FINAL_STATES = frozenset({S.CLOSED, S.RECYCLED, S.HANDED_OVER})
+FINAL_STATES = frozenset({S.CLOSED, S.RECYCLED, S.HANDED_OVER, S.DECLINED})
 # States in which the student may use the account.
 IN_USE_STATES = frozenset({S.READY, S.FROZEN})
 

@@ -454,6 +454,14 @@ class MemberAccount(models.Model):
     # counts it, and a later worker knows that the request may have reached AWS.
     create_submitted_at = models.DateTimeField(null=True, blank=True, db_index=True)
     handshake_id = models.CharField(max_length=100, blank=True)
+    # A student's own account: the roster entry that asked to bring it. Unlike `membership`, it
+    # stays on a declined request, so that every request counts against the student's cap.
+    brought_by = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="brought_accounts"
+    )
+    # A brought account's access role trusts only the portal from this moment on: older sessions
+    # of the role, which the student may have opened before, are refused from then.
+    access_role_secured_at = models.DateTimeField(null=True, blank=True)
     identity_store_user_id = models.CharField(max_length=100, blank=True)
     iam_user_name = models.CharField("IAM user name", max_length=64, blank=True)
     account_alias = models.CharField(max_length=63, blank=True)
@@ -504,6 +512,39 @@ class MemberAccount(models.Model):
     @property
     def is_pooled(self) -> bool:
         return self.membership_id is None
+
+    @property
+    def bring_declinable(self) -> bool:
+        """A request to bring a student's own account that an instructor may still turn down: one
+        waiting for approval, or one that failed before the account joined the organization (a
+        record keeps its handshake id from the accepted invitation on)."""
+        if self.origin != AccountOrigin.INVITED:
+            return False
+        return self.state == AccountState.AWAITING_APPROVAL or (
+            self.state == AccountState.FAILED and not self.handshake_id
+        )
+
+
+class OrganizationInvitation(models.Model):
+    """One invitation (an AWS handshake) the portal sent to a student's own account.
+
+    Saved before InviteAccountToOrganization is sent: the organization's daily invitation quota
+    counts these rows, and a handshake is the portal's own only when its id is stored here or its
+    notes carry this row's `reference` (after a lost answer).
+    """
+
+    account = models.ForeignKey(MemberAccount, on_delete=models.CASCADE, related_name="invitations")
+    reference = models.CharField(max_length=32, unique=True)
+    handshake_id = models.CharField(max_length=100, blank=True)
+    sent_at = models.DateTimeField(db_index=True)
+    # AWS answered HANDSHAKE_RATE_LIMIT_EXCEEDED: no handshake was made, and none counted.
+    rate_limited = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["sent_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: {self.handshake_id or self.reference}"
 
 
 class AccountEvent(models.Model):

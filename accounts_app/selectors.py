@@ -67,9 +67,11 @@ CLEANABLE_STATES = ALLOWED_STATES[Action.PREVIEW]
 
 def course_end_accounts(*, course: Course) -> QuerySet[MemberAccount]:
     """Every account of the course with what the end page shows of it: student, handover,
-    cleanup report. Pool accounts last."""
+    cleanup report. Pool accounts last; declined requests to bring an account, which never
+    were the course's, left out."""
     return (
         MemberAccount.objects.filter(course=course)
+        .exclude(state=AccountState.DECLINED)
         .select_related("membership", "handover")
         .order_by(F("membership__name").asc(nulls_last=True), "membership__email", "account_name")
     )
@@ -105,6 +107,26 @@ def student_account_note(*, account: MemberAccount) -> str:
         return ""
     note = STUDENT_NOTES.get(AccountState(account.state), STUDENT_NOTE_OTHERWISE)
     return note.format(role=settings.PORTAL_AWS_MEMBER_ROLE_NAME)
+
+
+def student_bring_requests(*, membership: Membership) -> dict:
+    """The student's requests to bring their own account: how many they may still make, and
+    whether the last one was declined (a declined request no longer belongs to their place)."""
+    requests = MemberAccount.objects.filter(brought_by=membership)
+    last = requests.order_by("-created_at", "-pk").values_list("state", flat=True).first()
+    return {
+        "left": max(settings.PORTAL_BRING_REQUESTS_PER_STUDENT - requests.count(), 0),
+        "last_declined": last == AccountState.DECLINED,
+    }
+
+
+def course_bring_requests(*, course: Course) -> QuerySet[MemberAccount]:
+    """Students' requests to bring their own account that wait for an instructor."""
+    return (
+        MemberAccount.objects.filter(course=course, state=AccountState.AWAITING_APPROVAL)
+        .select_related("membership")
+        .order_by("created_at")
+    )
 
 
 def account_access(*, account: MemberAccount) -> dict[str, str]:

@@ -35,6 +35,16 @@ course_patterns = [
     path("<int:course_id>/accounts/provision/", aws_accounts.provision_all, name="provision_all"),
     path("<int:course_id>/accounts/precreate/", aws_accounts.precreate, name="precreate"),
     path("<int:course_id>/accounts/<int:account_id>/retry/", aws_accounts.account_retry, name="account_retry"),
+    path(
+        "<int:course_id>/accounts/<int:account_id>/bring/approve/",
+        aws_accounts.account_bring_approve,
+        name="account_bring_approve",
+    ),
+    path(
+        "<int:course_id>/accounts/<int:account_id>/bring/decline/",
+        aws_accounts.account_bring_decline,
+        name="account_bring_decline",
+    ),
     path("<int:course_id>/end/", ending.course_end, name="end"),
     path("<int:course_id>/end/now/", ending.course_end_now, name="end_now"),
     path("<int:course_id>/end/extend/", ending.course_extend, name="end_extend"),

@@ -270,6 +270,11 @@ PORTAL_AWS_ACCOUNT_LIMIT = int(os.environ.get("PORTAL_AWS_ACCOUNT_LIMIT", "10"))
 # Where the CloudFormation template for the access role of an invited account is published
 # (an S3 URL; the template itself is served by the portal at /aws/access-role.yaml).
 PORTAL_ACCESS_ROLE_TEMPLATE_URL = os.environ.get("PORTAL_ACCESS_ROLE_TEMPLATE_URL", "")
+# Requests to bring an existing account a student may make in one course, declined and failed
+# ones included: each one that is approved sends an invitation to an account of their choosing.
+PORTAL_BRING_REQUESTS_PER_STUDENT = int(os.environ.get("PORTAL_BRING_REQUESTS_PER_STUDENT", "3"))
+# Invitations AWS lets the organization send in 24 hours (InviteAccountToOrganization's quota).
+PORTAL_AWS_INVITATIONS_PER_DAY = int(os.environ.get("PORTAL_AWS_INVITATIONS_PER_DAY", "20"))
 # Seconds between polls of an asynchronous AWS request, doubling up to the maximum.
 # End of course. CloseAccount: 3 closures in progress, 0.05 requests a second, and at most
 # max(250, 20% of the members) per rolling 30 days (counted by the portal, capped at 1,000).

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from accounts_app import urls as accounts_urls
-from accounts_app.choices import AccountState, CourseRole, HandoverStatus
+from accounts_app.choices import AccountOrigin, AccountState, CourseRole, HandoverStatus
 from accounts_app.forms import CourseForm
 from accounts_app.models import (
     AccountEvent,
@@ -83,6 +83,8 @@ MATRIX = [
     ("courses:provision_all",    POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
     ("courses:precreate",        POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
     ("courses:account_retry",    POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("courses:account_bring_approve", POST, LOGIN, 403,    404,          403, DONE,      404,             DONE),
+    ("courses:account_bring_decline", POST, LOGIN, 403,    404,          403, DONE,      404,             DONE),
     # End of course: the staff page, the instructors' actions, the student's handover
     ("courses:end",              GET,    LOGIN,    403,    404,          200, 200,       404,             200),
     ("courses:end_now",          POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
@@ -256,6 +258,24 @@ def handover_of(scene: Scene, *, approved: bool = False) -> Handover:
     )
 
 
+def bring_request(scene: Scene) -> MemberAccount:
+    """Another student of cs101 asks to bring their own account; it waits for an instructor."""
+    member = MembershipFactory(course=scene.course, user=None, email="brings@school.example", name="Bea Brings")
+    account, _ = MemberAccount.objects.get_or_create(
+        account_name="cs101-brings",
+        defaults={
+            "course": scene.course,
+            "membership": member,
+            "brought_by": member,
+            "origin": AccountOrigin.INVITED,
+            "state": AccountState.AWAITING_APPROVAL,
+            "aws_account_id": "444444444444",
+            "root_email": "existing-444444444444-1@brings.invalid",
+        },
+    )
+    return account
+
+
 REQUESTS = {
     "courses:list": Request(kwargs=lambda s: {}),
     "courses:create": Request(
@@ -323,6 +343,12 @@ REQUESTS = {
     "courses:account_retry": Request(
         kwargs=lambda s: {"course_id": s.course.pk, "account_id": s.failed_account.pk},
         redirects_to="courses:roster",
+    ),
+    "courses:account_bring_approve": Request(
+        kwargs=lambda s: in_course(s) | {"account_id": bring_request(s).pk}, redirects_to="courses:roster"
+    ),
+    "courses:account_bring_decline": Request(
+        kwargs=lambda s: in_course(s) | {"account_id": bring_request(s).pk}, redirects_to="courses:roster"
     ),
     "courses:end": Request(kwargs=in_course),
     "courses:end_now": Request(kwargs=in_course, redirects_to="courses:end"),

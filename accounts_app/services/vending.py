@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,11 +20,20 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts_app import tasks
 from accounts_app.choices import AccessMode, AccountOrigin, AuditAction, CourseRole
 from accounts_app.choices import AccountState as S
 from accounts_app.crypto import encrypt
 from accounts_app.lifecycle import transition
-from accounts_app.models import AccountEvent, AwsOrganization, Course, MemberAccount, Membership
+from accounts_app.models import (
+    AccountEvent,
+    AwsOrganization,
+    Course,
+    MemberAccount,
+    Membership,
+    OrganizationInvitation,
+)
+from accounts_app.services.access_roles import UnsafeAccessRole, access_role_secure
 from accounts_app.services.audit import audit_record
 from accounts_app.services.guardrails import (
     AwsNotBootstrapped,
@@ -33,9 +43,9 @@ from accounts_app.services.guardrails import (
 )
 from accounts_app.services.identity import NotThePortals, account_adoption_check, account_tags
 from accounts_app.services.identity_access import assignment_ensure, identity_user_for
-from accounts_app.services.ownership import MANAGED_BY_TAG
+from accounts_app.services.ownership import MANAGED_BY_TAG, NotOurs
 from portal.aws import account_mgmt, iam_users, organizations, sts
-from portal.aws.errors import AwsError, PermanentAwsError, UnknownOutcome
+from portal.aws.errors import AwsError, NotFound, PermanentAwsError, TransientAwsError, UnknownOutcome
 from portal.aws.guardrails import iam_user_policy
 
 logger = logging.getLogger(__name__)
@@ -47,6 +57,15 @@ LOST_REQUEST_GRACE = timedelta(minutes=2)
 # and a request is taken to reach AWS up to ARRIVAL_MARGIN after it is timestamped.
 RATE_HISTORY_FILLS = 10
 ARRIVAL_MARGIN = timedelta(seconds=0.5)
+# An invitation stays open this long at AWS; an older one is never taken as the portal's own.
+HANDSHAKE_LIFETIME = timedelta(days=15)
+# A handshake proven the portal's (its stored id, or its reference) is taken while open, or once
+# the student accepted it before the portal read AWS's answer; never one found by account id alone.
+OWN_HANDSHAKE_STATES = frozenset({"REQUESTED", "OPEN", "ACCEPTED"})
+# AWS's invitation quota is counted over a rolling day.
+INVITATION_WINDOW = timedelta(hours=24)
+# After AWS refused an invitation for the daily quota, the next one waits this long.
+RATE_LIMITED_PAUSE = timedelta(hours=1)
 # Plain-language explanations of CreateAccount failure reasons for the people who must act.
 FAILURE_EXPLANATIONS = {
     "ACCOUNT_LIMIT_EXCEEDED": "The organization has reached its account quota. Ask AWS Support for a "
@@ -186,26 +205,95 @@ def course_precreate(*, actor, course: Course, count: int) -> list[MemberAccount
 
 @transaction.atomic
 def account_bring_existing(*, actor, membership: Membership, aws_account_id: str) -> MemberAccount:
-    """Invite a student's own AWS account into the organization instead of creating one."""
+    """Ask to bring a student's own AWS account into the course instead of a new one.
+
+    The request waits for an instructor's approval before anything reaches AWS: the invitation
+    goes to whatever account id the student typed, and spends one of the few invitations AWS lets
+    the organization send a day. Approving sends it (account_bring_approve); the student then
+    accepts it and creates the access role, and only then is the account configured. Approving
+    later, once the account has joined, would leave an unvetted account in the organization.
+    """
     if not re.fullmatch(r"\d{12}", aws_account_id):
         raise VendingError("An AWS account id is 12 digits, as shown in the console's account menu.")
+    membership = Membership.objects.select_for_update().select_related("course").get(pk=membership.pk)
+    if membership.role != CourseRole.STUDENT:
+        raise VendingError("Only students get an AWS account for the course.")
+    if membership.course.is_archived:
+        raise VendingError("This course is archived: no new AWS accounts.")
     if MemberAccount.objects.filter(membership=membership).exists():
         raise VendingError("You already have an AWS account for this course.")
+    asked = MemberAccount.objects.filter(brought_by=membership).count()
+    if asked >= settings.PORTAL_BRING_REQUESTS_PER_STUDENT:
+        raise VendingError(
+            f"You have asked to bring an existing account {asked} times in this course, the most the "
+            "school allows. Request a new account instead, or ask your instructor."
+        )
     if MemberAccount.objects.filter(aws_account_id=aws_account_id).exists():
         raise VendingError("That AWS account is already registered with the portal.")
     key = student_key(membership.email)
     account = MemberAccount.objects.create(
         course=membership.course,
         membership=membership,
+        brought_by=membership,
         origin=AccountOrigin.INVITED,
-        state=S.INVITING,
+        state=S.AWAITING_APPROVAL,
         aws_account_id=aws_account_id,
-        root_email=f"existing-{aws_account_id}@{key}.invalid",
+        # Never used as a root email; numbered so that a declined request leaves room for the next.
+        root_email=f"existing-{aws_account_id}-{asked + 1}@{key}.invalid",
         account_name=account_name_for(membership.course, key),
     )
-    _audit_request(actor, account, f"bringing existing account {aws_account_id}")
-    _enqueue("account_invite_task", account)
+    _audit_request(actor, account, f"asks to bring existing account {aws_account_id}; waiting for an instructor")
     return account
+
+
+def account_bring_approve(*, actor, account: MemberAccount) -> bool:
+    """An instructor lets the portal invite a student's own account. False if it was decided."""
+    with transaction.atomic():
+        if not transition(
+            account, expected=S.AWAITING_APPROVAL, to=S.INVITING, actor=actor, reason="Approved by an instructor"
+        ):
+            return False
+        audit_record(
+            actor=actor,
+            action=AuditAction.ACCOUNT_BRING_APPROVED,
+            course=account.course,
+            target=account,
+            summary=f"Approved bringing AWS account {account.aws_account_id} for {account.membership.email}",
+        )
+        tasks.account_invite_task.delay_on_commit(account.pk)
+    return True
+
+
+def account_bring_decline(*, actor, account: MemberAccount) -> bool:
+    """An instructor turns down a request to bring an account: one waiting for approval, or one
+    that failed before the account joined the organization. The student may then request a new
+    account or bring another (the request still counts against their cap). False if it cannot
+    be declined (any more)."""
+    with transaction.atomic():
+        account = MemberAccount.objects.select_for_update(of=("self",)).select_related("membership").get(pk=account.pk)
+        if not account.bring_declinable:
+            return False
+        student, aws_account_id = account.membership.email, account.aws_account_id
+        transition(
+            account,
+            expected=account.state,
+            to=S.DECLINED,
+            actor=actor,
+            reason=f"Declined by an instructor: {aws_account_id}",
+            # The record stays as history of the request; the student's place and the account
+            # id are freed.
+            membership=None,
+            aws_account_id=None,
+            handshake_id="",
+        )
+        audit_record(
+            actor=actor,
+            action=AuditAction.ACCOUNT_BRING_DECLINED,
+            course=account.course,
+            target=account,
+            summary=f"Declined bringing AWS account {aws_account_id} for {student}",
+        )
+    return True
 
 
 def account_retry(*, actor, account: MemberAccount) -> bool:
@@ -547,11 +635,16 @@ def account_configure(*, account: MemberAccount) -> None:
         elif not _configure_identity_center(account, organization):
             return
         _grant_course_staff(account, organization)
+        if account.origin == AccountOrigin.INVITED:
+            # In the course OU now, under the guardrails: the role the student made becomes the
+            # portal's alone. Last of the steps inside the account, as the portal's own session
+            # is refused too until the revocation moment.
+            access_role_secure(account=account, organization=organization)
         _verify_access(account)
     except PermanentAwsError as error:
         transition(account, expected=S.CONFIGURING, to=S.FAILED, reason=str(error), last_error=_plain(error))
         return
-    except NotThePortals as refusal:
+    except (NotThePortals, NotOurs, UnsafeAccessRole) as refusal:
         transition(account, expected=S.CONFIGURING, to=S.FAILED, reason=str(refusal)[:1000], last_error=str(refusal))
         return
     transition(account, expected=S.CONFIGURING, to=S.READY, reason="Access verified", last_error="")
@@ -648,32 +741,177 @@ def _verify_access(account: MemberAccount) -> None:
 
 
 def account_invite(*, account: MemberAccount) -> None:
-    """Send the organization's invitation to a student's existing account, once."""
-    account.refresh_from_db()
+    """Send the organization's invitation to a student's existing account, once, within AWS's
+    daily invitation quota.
+
+    Only an invitation the portal sent for this request is ever taken as its own: one whose
+    handshake id it stored, or, after a lost answer, one whose notes carry the random reference the
+    portal wrote for this request, sent by this organization's management account, and open (or
+    accepted by the student before the portal read AWS's answer). A handshake of the same account
+    id that is accepted, or sent by someone else, proves nothing: taking it would let a student
+    name an account already in the organization, another student's, and be given it.
+    """
+    account = MemberAccount.objects.select_related("course").get(pk=account.pk)
     if account.state != S.INVITING:
         return
-    organization_ready()
-    handshake = organizations.find_open_handshake(account.aws_account_id)
-    try:
-        if handshake is None:
-            handshake = organizations.invite_account(
-                account.aws_account_id,
-                notes=f"{account.course.name} ({account.course.code}) invites this account to the school's AWS organization.",
-                tags=account_tags(account),
+    organization = organization_ready()
+    handshake = _own_handshake(account, organization)
+    if handshake is None:
+        if organizations.find_account(account.aws_account_id) is not None:
+            transition(
+                account,
+                expected=S.INVITING,
+                to=S.FAILED,
+                reason="Already a member of the organization",
+                last_error="That AWS account is already in the school's organization: it cannot be brought into "
+                "a course. Decline the request; the student can then request a new account.",
             )
-    except UnknownOutcome:
-        handshake = organizations.find_open_handshake(account.aws_account_id)
+            return
+        slot = _invitation_slot(account, organization)
+        if not isinstance(slot, OrganizationInvitation):
+            _wait_for_invitation_quota(account, slot)
+            return
+        handshake = _send_invitation(account, organization, slot)
         if handshake is None:
-            raise
+            return
+    transition(
+        account,
+        expected=S.INVITING,
+        to=S.INVITED,
+        reason=f"Handshake {handshake.id}",
+        handshake_id=handshake.id,
+        last_error="",
+    )
+
+
+def _reference_note(reference: str) -> str:
+    return f"Portal reference {reference}."
+
+
+def _is_ours(handshake: organizations.Handshake, account: MemberAccount, organization: AwsOrganization) -> bool:
+    """Sent by this organization's management account to this account (the caller has proven
+    that it is this request's, by its stored id or its reference) and not closed."""
+    return (
+        handshake.state in OWN_HANDSHAKE_STATES
+        and handshake.action == "INVITE"
+        and handshake.account_id == account.aws_account_id
+        and handshake.organization_id == organization.organization_id
+        and handshake.sender_account_id == organization.management_account_id
+    )
+
+
+def _own_handshake(account: MemberAccount, organization: AwsOrganization) -> organizations.Handshake | None:
+    """The invitation the portal already sent for this request, if it is not closed."""
+    recent = list(account.invitations.filter(sent_at__gte=timezone.now() - HANDSHAKE_LIFETIME, rate_limited=False))
+    for invitation in reversed(recent):
+        if not invitation.handshake_id:
+            continue
+        try:
+            handshake = organizations.describe_handshake(invitation.handshake_id)
+        except NotFound:
+            continue
+        if _is_ours(handshake, account, organization):
+            return handshake
+    unanswered = [invitation for invitation in recent if not invitation.handshake_id]
+    return _find_by_reference(account, organization, unanswered) if unanswered else None
+
+
+def _find_by_reference(
+    account: MemberAccount, organization: AwsOrganization, invitations: list[OrganizationInvitation]
+) -> organizations.Handshake | None:
+    """A handshake of this organization, not closed, whose notes carry one of `invitations`'
+    references (sent, its answer lost); its id is stored on the invitation."""
+    for handshake in organizations.invitation_handshakes():
+        if not _is_ours(handshake, account, organization):
+            continue
+        for invitation in invitations:
+            if _reference_note(invitation.reference) in handshake.notes:
+                OrganizationInvitation.objects.filter(pk=invitation.pk).update(handshake_id=handshake.id)
+                return handshake
+    return None
+
+
+def _invitation_slot(account: MemberAccount, organization: AwsOrganization) -> OrganizationInvitation | datetime:
+    """One of the organization's invitations for the last 24 hours, recorded before it is sent
+    (so that a worker dying after the send still counts it, and its notes can be recognised), or
+    the moment the next one frees."""
+    quota = settings.PORTAL_AWS_INVITATIONS_PER_DAY
+    with transaction.atomic():
+        # One claimant at a time, across every worker: the organization row is the lock.
+        AwsOrganization.objects.select_for_update().get(pk=organization.pk)
+        now = timezone.now()
+        window = OrganizationInvitation.objects.filter(sent_at__gt=now - INVITATION_WINDOW)
+        refused_at = window.filter(rate_limited=True).order_by("-sent_at").values_list("sent_at", flat=True).first()
+        if refused_at is not None and refused_at + RATE_LIMITED_PAUSE > now:
+            return refused_at + RATE_LIMITED_PAUSE
+        sent = list(window.filter(rate_limited=False).order_by("sent_at").values_list("sent_at", flat=True))
+        if len(sent) >= quota:
+            return sent[len(sent) - quota] + INVITATION_WINDOW
+        return OrganizationInvitation.objects.create(account=account, reference=secrets.token_hex(8), sent_at=now)
+
+
+def _wait_for_invitation_quota(account: MemberAccount, until: datetime) -> None:
+    """The request stays INVITING with a plain explanation; the reconciler, which re-queues the
+    invitations that have not moved, sends it once AWS allows."""
+    moment = timezone.localtime(until)
+    explanation = (
+        f"AWS lets the school send {settings.PORTAL_AWS_INVITATIONS_PER_DAY} invitations a day; "
+        f"yours goes out after {moment:%H:%M} ({moment.tzname()})."
+    )
+    MemberAccount.objects.filter(pk=account.pk).update(last_error=explanation)
+
+
+def _send_invitation(
+    account: MemberAccount, organization: AwsOrganization, invitation: OrganizationInvitation
+) -> organizations.Handshake | None:
+    course = account.course
+    notes = (
+        f"{course.name} ({course.code}) invites this account to the school's AWS organization. "
+        f"{_reference_note(invitation.reference)}"
+    )
+    try:
+        handshake = organizations.invite_account(account.aws_account_id, notes=notes, tags=account_tags(account))
+    except UnknownOutcome:
+        handshake = _find_by_reference(account, organization, [invitation])
+        if handshake is None:
+            raise  # the task looks again later, before sending anything
+        return handshake
     except PermanentAwsError as error:
-        transition(account, expected=S.INVITING, to=S.FAILED, reason=str(error), last_error=_invitation_refused(error))
-        return
-    transition(account, expected=S.INVITING, to=S.INVITED, reason=f"Handshake {handshake.id}", handshake_id=handshake.id)
+        return _invitation_refused(account, organization, invitation, error)
+    except TransientAwsError:
+        # Refused before AWS did anything (throttled): no invitation was spent.
+        OrganizationInvitation.objects.filter(pk=invitation.pk).delete()
+        raise
+    OrganizationInvitation.objects.filter(pk=invitation.pk).update(handshake_id=handshake.id)
+    return handshake
 
 
-def _invitation_refused(error: AwsError) -> str:
+def _invitation_refused(
+    account: MemberAccount, organization: AwsOrganization, invitation: OrganizationInvitation, error: AwsError
+) -> organizations.Handshake | None:
+    if error.reason == "HANDSHAKE_RATE_LIMIT_EXCEEDED":
+        # AWS counts invitations the portal did not send (an administrator's, by hand): a wait,
+        # not a failure. The refused one is not counted, and the next waits RATE_LIMITED_PAUSE.
+        OrganizationInvitation.objects.filter(pk=invitation.pk).update(rate_limited=True)
+        _wait_for_invitation_quota(account, invitation.sent_at + RATE_LIMITED_PAUSE)
+        return None
+    OrganizationInvitation.objects.filter(pk=invitation.pk).delete()
+    if error.code == "DuplicateHandshakeException":
+        # An invitation of this account is open: the portal's own from an earlier lost answer,
+        # or someone else's, which the portal never takes.
+        handshake = _own_handshake(account, organization)
+        if handshake is not None:
+            return handshake
+    transition(account, expected=S.INVITING, to=S.FAILED, reason=str(error), last_error=_refusal_explained(error))
+    return None
+
+
+def _refusal_explained(error: AwsError) -> str:
     explanations = {
         "DuplicateAccountException": "That account is already in this organization.",
+        "DuplicateHandshakeException": "The school's organization already has an open invitation for that "
+        "account that the portal did not send. An administrator must cancel it (AWS Organizations → "
+        "Invitations) before the portal invites the account; then retry.",
         "AccountOwnerNotVerifiedException": "The account's owner has not verified its email address yet.",
         "HandshakeConstraintViolationException": "AWS will not invite that account now "
         f"({error.reason or error.message}); it may already belong to another organization.",

@@ -36,6 +36,7 @@ def panel_context(course, membership) -> dict:
     context = {
         "course": course,
         "account": account,
+        "bring": selectors.student_bring_requests(membership=membership),
         "bring_form": BringAccountForm(),
         "refresh_seconds": PANEL_REFRESH_SECONDS,
         "access_role_name": settings.PORTAL_AWS_MEMBER_ROLE_NAME,
@@ -60,7 +61,12 @@ SHOWN_AS = {AccountState.WAITING_FOR_QUOTA: AccountState.REQUESTED, AccountState
 def _progress_steps(account: MemberAccount) -> list[tuple[str, str]]:
     """The steps a student sees, each "done", "current" or "todo" (none for a failed account)."""
     if account.origin == AccountOrigin.INVITED:
-        order = [AccountState.INVITING, AccountState.INVITED, AccountState.AWAITING_ACCESS_ROLE]
+        order = [
+            AccountState.AWAITING_APPROVAL,
+            AccountState.INVITING,
+            AccountState.INVITED,
+            AccountState.AWAITING_ACCESS_ROLE,
+        ]
     else:
         order = [AccountState.REQUESTED, AccountState.CREATING]
     order += [AccountState.CONFIGURING, AccountState.READY]
@@ -174,6 +180,38 @@ def account_retry(request: HttpRequest, course_id: int, account_id: int) -> Http
         messages.success(request, f"Retrying {account.account_name}.")
     else:
         messages.info(request, f"{account.account_name} is no longer failed.")
+    return redirect("courses:roster", course_id=course.pk)
+
+
+def _bring_request(request: HttpRequest, course_id: int, account_id: int):
+    course = managed_course(request, course_id)
+    return course, get_object_or_404(
+        MemberAccount.objects.select_related("course", "membership"),
+        course=course,
+        pk=account_id,
+        origin=AccountOrigin.INVITED,
+    )
+
+
+@require_POST
+@login_required
+def account_bring_approve(request: HttpRequest, course_id: int, account_id: int) -> HttpResponse:
+    course, account = _bring_request(request, course_id, account_id)
+    if vending.account_bring_approve(actor=request.user, account=account):
+        messages.success(request, f"Approved: the portal invites account {account.aws_account_id}.")
+    else:
+        messages.info(request, "This request was already decided.")
+    return redirect("courses:roster", course_id=course.pk)
+
+
+@require_POST
+@login_required
+def account_bring_decline(request: HttpRequest, course_id: int, account_id: int) -> HttpResponse:
+    course, account = _bring_request(request, course_id, account_id)
+    if vending.account_bring_decline(actor=request.user, account=account):
+        messages.success(request, "Declined. The student can request a new account or bring another one.")
+    else:
+        messages.info(request, "This request can no longer be declined.")
     return redirect("courses:roster", course_id=course.pk)
 
 

@@ -28,6 +28,7 @@ def roster(request: HttpRequest, course_id: int) -> HttpResponse:
         "selected_role": role,
         "search": search,
         "add_form": MemberAddForm(),
+        "bring_requests": selectors.course_bring_requests(course=course),
         **selectors.course_vending_progress(course=course),
     }
     if request.htmx:

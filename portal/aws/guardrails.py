@@ -102,8 +102,17 @@ def _minified(document: dict) -> str:
 
 
 def baseline_policies(*, member_role_name: str, allowed_regions: list[str]) -> dict[str, dict]:
-    """The SCPs on the portal's parent OU, by name."""
+    """The SCPs on the portal's parent OU, by name.
+
+    The exemption names the role at the root path only: ArnLike matches each part of an ARN on
+    its own, and the `*` of the account part never reaches into the resource part, so a role of
+    the same name under another path (role/x/<name>) is not the portal's role. Nobody but the role
+    itself may create, change or delete a role of that name at any path; and the role trusts only
+    the portal (AWS makes it so in the accounts it creates; the portal rewrites it in a brought
+    account, accounts_app/services/access_roles.py): only the portal can act as it.
+    """
     protected_role = portal_role_arn(member_role_name)
+    same_name_elsewhere = f"arn:aws:iam::*:role/*/{member_role_name}"
     return {
         "classroom-cloud-deny-leaving": _policy(
             {"Sid": "DenyLeavingTheOrganization", "Effect": "Deny", "Action": "organizations:LeaveOrganization", "Resource": "*"}
@@ -113,7 +122,7 @@ def baseline_policies(*, member_role_name: str, allowed_regions: list[str]) -> d
                 "Sid": "ProtectThePortalRole",
                 "Effect": "Deny",
                 "Action": ["iam:*"],
-                "Resource": [protected_role],
+                "Resource": [protected_role, same_name_elsewhere],
                 "Condition": {"ArnNotLike": {"aws:PrincipalArn": protected_role}},
             },
             {

@@ -46,7 +46,11 @@ class CreateStatus:
 class Handshake:
     id: str
     state: str  # REQUESTED, OPEN, CANCELED, ACCEPTED, DECLINED, EXPIRED
-    account_id: str
+    account_id: str  # the invited account
+    action: str = ""  # INVITE, ENABLE_ALL_FEATURES, …
+    organization_id: str = ""  # the organization that sent it, from its ARN
+    sender_account_id: str = ""  # that organization's management account, from its ARN
+    notes: str = ""
 
 
 def _call(operation: str, *, safe_to_repeat: bool = True, **params) -> dict:
@@ -337,21 +341,26 @@ def enable_policy_type(root: str, policy_type: str = "SERVICE_CONTROL_POLICY") -
 
 def _handshake(raw: dict) -> Handshake:
     account = next((p["Id"] for p in raw.get("Parties", []) if p.get("Type") == "ACCOUNT"), "")
-    return Handshake(raw["Id"], raw["State"], account)
+    notes = next((r["Value"] for r in raw.get("Resources", []) if r.get("Type") == "NOTES"), "")
+    # arn:aws:organizations::<management account>:handshake/<organization id>/<action>/<handshake id>
+    arn = raw.get("Arn", "").split(":", 5)
+    sender = arn[4] if len(arn) == 6 else ""
+    path = arn[5].split("/") if len(arn) == 6 else []
+    organization = path[1] if len(path) == 4 and path[0] == "handshake" else ""
+    return Handshake(raw["Id"], raw["State"], account, raw.get("Action", ""), organization, sender, notes)
 
 
-def find_open_handshake(account_id: str) -> Handshake | None:
-    """A pending invitation of `account_id`, so that a retried invite does not send a second."""
-    for raw in _pages("list_handshakes_for_organization", "Handshakes"):
-        handshake = _handshake(raw)
-        if handshake.account_id == account_id and handshake.state in {"REQUESTED", "OPEN", "ACCEPTED"}:
-            return handshake
-    return None
+def invitation_handshakes() -> Iterator[Handshake]:
+    """Every invitation the organization has sent and AWS still lists (30 days after it closes)."""
+    for raw in _pages("list_handshakes_for_organization", "Handshakes", Filter={"ActionType": "INVITE"}):
+        yield _handshake(raw)
 
 
 def invite_account(account_id: str, notes: str, tags: dict[str, str]) -> Handshake:
     """Invite an existing account; AWS puts `tags` on it when it joins, so that it arrives as the
-    portal's (the portal's IAM role moves and tags only accounts that carry its tag)."""
+    portal's (the portal's IAM role moves and tags only accounts that carry its tag). Not safe to
+    repeat: sent once; UnknownOutcome on a lost answer, which the caller resolves by looking for
+    its own notes in invitation_handshakes()."""
     raw = _call(
         "invite_account_to_organization",
         safe_to_repeat=False,

@@ -58,10 +58,20 @@ def management_session() -> boto3.Session:
     return _assumed_session(role_arn)
 
 
+def _member_role_arn(account_id: str) -> str:
+    return f"arn:aws:iam::{account_id}:role/{settings.PORTAL_AWS_MEMBER_ROLE_NAME}"
+
+
 def member_session(account_id: str) -> boto3.Session:
     """A session inside a member account, through the role the organization put there."""
-    role_arn = f"arn:aws:iam::{account_id}:role/{settings.PORTAL_AWS_MEMBER_ROLE_NAME}"
-    return _assumed_session(role_arn)
+    return _assumed_session(_member_role_arn(account_id))
+
+
+def forget_member_session(account_id: str) -> None:
+    """Drop this process's session in a member account: the next call assumes the role again
+    (after the role refused the sessions it had issued before a moment, see access_role.py)."""
+    with _lock:
+        _sessions.pop(_member_role_arn(account_id), None)
 
 
 def _assumed_session(role_arn: str) -> boto3.Session:

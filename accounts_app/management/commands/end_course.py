@@ -69,7 +69,9 @@ class Command(BaseCommand):
 
 
 def ending_accounts(course: Course):
-    return MemberAccount.objects.filter(course=course).select_related("membership", "course").order_by("account_name")
+    # A declined request to bring an account never was the course's.
+    accounts = MemberAccount.objects.filter(course=course).exclude(state=AccountState.DECLINED)
+    return accounts.select_related("membership", "course").order_by("account_name")
 
 
 def fate(account: MemberAccount) -> str:

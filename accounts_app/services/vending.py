@@ -41,7 +41,12 @@ from accounts_app.services.guardrails import (
     course_profile,
     organization_ready,
 )
-from accounts_app.services.identity import NotThePortals, account_adoption_check, account_tags
+from accounts_app.services.identity import (
+    NotThePortals,
+    account_adoption_check,
+    account_claim_check,
+    account_tags,
+)
 from accounts_app.services.identity_access import assignment_ensure, identity_user_for
 from accounts_app.services.ownership import MANAGED_BY_TAG, NotOurs
 from portal.aws import account_mgmt, iam_users, organizations, sts
@@ -622,9 +627,7 @@ def account_configure(*, account: MemberAccount) -> None:
     organization = organization_ready()
     course = account.course
     try:
-        if not course.aws_ou_id:
-            course_guardrails_apply(actor=None, course=course)
-        organizations.move_account(account.aws_account_id, course.aws_ou_id)
+        _place_in_course_ou(account)
         organizations.tag_account(account.aws_account_id, account_tags(account))
         _set_course_contacts(account)
         if account.is_pooled:
@@ -648,6 +651,16 @@ def account_configure(*, account: MemberAccount) -> None:
         transition(account, expected=S.CONFIGURING, to=S.FAILED, reason=str(refusal)[:1000], last_error=str(refusal))
         return
     transition(account, expected=S.CONFIGURING, to=S.READY, reason="Access verified", last_error="")
+
+
+def _place_in_course_ou(account: MemberAccount) -> None:
+    """Move the record's account into its course's OU, once AWS shows it carries the record's own
+    tags (raises NotThePortals otherwise: nothing is moved)."""
+    course = account.course
+    account_claim_check(account)
+    if not course.aws_ou_id:
+        course_guardrails_apply(actor=None, course=course)
+    organizations.move_account(account.aws_account_id, course.aws_ou_id)
 
 
 def _set_course_contacts(account: MemberAccount) -> None:
@@ -926,6 +939,13 @@ def account_check_invitation(*, account: MemberAccount) -> None:
         return
     handshake = organizations.describe_handshake(account.handshake_id)
     if handshake.state == "ACCEPTED":
+        # A joined account sits under the organization's root, outside every guardrail, and the
+        # portal's role may work only under its own OU: it goes to its course's OU at once.
+        try:
+            _place_in_course_ou(account)
+        except NotThePortals as refusal:
+            transition(account, expected=S.INVITED, to=S.FAILED, reason=str(refusal)[:1000], last_error=str(refusal))
+            return
         transition(account, expected=S.INVITED, to=S.AWAITING_ACCESS_ROLE, reason="Invitation accepted")
         account_verify_access_role(actor=None, account=account)
     elif handshake.state in {"DECLINED", "CANCELED", "EXPIRED"}:

@@ -102,6 +102,13 @@ def test_a_role_named_like_the_portals_elsewhere_is_not_exempt():
     assert decide(impostor, "ec2:RunInstances", instance(FOREIGN_REGION), region=FOREIGN_REGION) == EXPLICITLY_DENIED
 
 
+@pytest.mark.parametrize("action", ["iam:CreateRole", "iam:UpdateAssumeRolePolicy", "iam:AttachRolePolicy"])
+def test_students_cannot_make_a_role_named_like_the_portals_under_a_path_of_their_own(action):
+    """Nor can they prepare one: a role of that name exists only where the portal put it."""
+    impostor = f"arn:aws:iam::{ACCOUNT}:role/student/{settings.PORTAL_AWS_MEMBER_ROLE_NAME}"
+    assert decide(STUDENT, action, impostor) == EXPLICITLY_DENIED
+
+
 def test_students_manage_their_own_roles():
     own_role = f"arn:aws:iam::{ACCOUNT}:role/lambda-execution"
     assert decide(STUDENT, "iam:CreateRole", own_role, region=GLOBAL_REGION) == ALLOWED

@@ -40,13 +40,14 @@ moto_db = pytest.mark.django_db(transaction=True)
 
 
 
-def pool_tags() -> dict[str, str]:
-    """An account in the pool: still the portal's (and this portal's), no course's, no record's."""
+def pool_tags(pooled: MemberAccount) -> dict[str, str]:
+    """An account in the pool: still the portal's (and this portal's), no course's, and its pool
+    record's, which keeps its root email and so its key."""
     return {
         "managed-by": "classroom-cloud-portal",
         "portal-ou": AwsOrganization.load().parent_ou_id,
         "course-id": "pool",
-        "record-key": "pool",
+        "record-key": record_key(pooled),
         "course": "pool",
         "student": "pool",
     }
@@ -166,7 +167,7 @@ def test_a_cleaned_account_goes_to_the_pool_and_its_record_stays_with_the_course
     assert MemberAccount.objects.filter(aws_account_id=account_id).count() == 2
     # In AWS: in the pool OU, tagged for the pool, without the course's budget or the freeze.
     assert parent_of(aws, account_id) == AwsOrganization.load().pool_ou_id
-    assert tags_of(aws, account_id) == pool_tags()
+    assert tags_of(aws, account_id) == pool_tags(pooled)
     assert f"classroom-cloud-{account_id}" not in budget_names(aws)
     assert freeze_policy_id() not in attached_policy_ids(aws, account_id)
     assert AccountEvent.objects.filter(
@@ -247,7 +248,7 @@ def test_a_recycle_killed_after_moving_the_account_resumes_on_the_retry(personas
     assert account.last_error == ""
     assert pooled is not None and pooled.state == AccountState.COOLING_DOWN
     assert parent_of(aws, account.aws_account_id) == AwsOrganization.load().pool_ou_id
-    assert tags_of(aws, account.aws_account_id) == pool_tags()
+    assert tags_of(aws, account.aws_account_id) == pool_tags(pooled)
 
 
 # --- What is not the portal's is not recycled -----------------------------------------------------
@@ -355,7 +356,7 @@ def test_an_unused_account_of_the_courses_own_pool_is_recycled_too(personas, aws
         spare.aws_account_id,
     )
     assert parent_of(aws, spare.aws_account_id) == AwsOrganization.load().pool_ou_id
-    assert tags_of(aws, spare.aws_account_id) == pool_tags()
+    assert tags_of(aws, spare.aws_account_id) == pool_tags(pooled)
 
 
 # --- Out of the pool ------------------------------------------------------------------------------

@@ -35,7 +35,6 @@ POOL = "pool"
 # The course's tags go before the account leaves; the portal's own tag stays until it has left:
 # the portal's IAM role removes from the organization only accounts that carry it.
 SCHOOL_TAG_KEYS = [PORTAL_OU_TAG, COURSE_ID_TAG, RECORD_TAG, COURSE_CODE_TAG, STUDENT_TAG]
-POOL_TAGS = {**MANAGED_BY_TAG, COURSE_ID_TAG: POOL, RECORD_TAG: POOL, COURSE_CODE_TAG: POOL, STUDENT_TAG: POOL}
 
 
 class NotThePortals(Exception):
@@ -69,6 +68,19 @@ def account_tags(account: MemberAccount) -> dict[str, str]:
         **record_tags(account),
         COURSE_CODE_TAG: account.course.code if account.course_id else POOL,
         STUDENT_TAG: account.membership.email if account.membership_id else POOL,
+    }
+
+
+def pool_tags(account: MemberAccount) -> dict[str, str]:
+    """The tags of an account returned to the organization's pool: no course, no student, and
+    the same record key, as its pool record keeps the account's root email."""
+    return {
+        **MANAGED_BY_TAG,
+        PORTAL_OU_TAG: portal_marker(),
+        COURSE_ID_TAG: POOL,
+        RECORD_TAG: record_key(account),
+        COURSE_CODE_TAG: POOL,
+        STUDENT_TAG: POOL,
     }
 
 

@@ -22,7 +22,7 @@ from accounts_app.models import MemberAccount
 from accounts_app.services.audit import audit_record
 from accounts_app.services.gates import Action, StateRefused, action_gate
 from accounts_app.services.guardrails import freeze_policy_id, organization_ready
-from accounts_app.services.identity import POOL_TAGS
+from accounts_app.services.identity import pool_tags
 from accounts_app.services.ownership import MANAGED_BY_TAG, NotOurs
 from portal.aws import budgets as aws_budgets
 from portal.aws import organizations
@@ -61,7 +61,7 @@ def account_recycle(*, account: MemberAccount) -> MemberAccount | None:
     organizations.detach_policy(freeze_policy_id(), account_id)
     aws_budgets.delete_budget(organization.management_account_id, f"{MANAGED_BUDGET_PREFIX}{account_id}")
     organizations.move_account(account_id, organization.pool_ou_id)
-    organizations.tag_account(account_id, POOL_TAGS)
+    organizations.tag_account(account_id, pool_tags(account))
     available = cooldown_end(timezone.now())
     with transaction.atomic():
         if not transition(account, expected=S.CLEANING, to=S.RECYCLED, reason="Returned to the organization's pool"):

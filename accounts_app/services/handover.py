@@ -66,6 +66,10 @@ GATE_REFUSED = (
     "The handover is stopped: the portal cannot confirm that the account is still where the school put "
     "it. The course's staff can see why in the course's audit log."
 )
+CODE_REFUSED = "AWS did not accept the code. Check the latest email from AWS, or send a new code."
+CODE_NOT_ANSWERED = "AWS did not answer in time. Type the code again in a minute."
+# The handover's errors written for the student; any other is AWS's own answer, for staff.
+STUDENT_ERRORS = frozenset({GATE_REFUSED, CODE_REFUSED, CODE_NOT_ANSWERED})
 
 
 class HandoverError(Exception):
@@ -217,6 +221,19 @@ def _root_email_start(handover: Handover) -> None:
     email_send("handover_code", _context(handover), [account.membership.email])
 
 
+def student_error(handover: Handover) -> str:
+    """What the student reads about the handover's last error: the portal's own words as they
+    are; for an answer of AWS (which may name the school's accounts), a plain sentence."""
+    if not handover.last_error or handover.blockers:
+        return ""
+    if handover.last_error in STUDENT_ERRORS:
+        return handover.last_error
+    return (
+        f"AWS would not send a code to {handover.new_root_email}: the address may already be the root email "
+        "of another AWS account. Your instructor can see AWS's answer and help."
+    )
+
+
 def handover_resend_code(*, actor, handover: Handover) -> None:
     """The student asks for a new code: the step starts again, and the task asks AWS for one."""
     if handover.status != HandoverStatus.APPROVED or handover.root_email_moved_at:
@@ -262,9 +279,9 @@ def handover_code_check(*, actor, handover: Handover) -> None:
             if error.permanent:
                 # The student reads the message: AWS's own words go to the log.
                 logger.warning("AcceptPrimaryEmailUpdate for handover %s: %s", handover.pk, error)
-                message = "AWS did not accept the code. Check the latest email from AWS, or send a new code."
+                message = CODE_REFUSED
             else:
-                message = "AWS did not answer in time. Type the code again in a minute."
+                message = CODE_NOT_ANSWERED
             Handover.objects.filter(pk=handover.pk).update(last_error=message)
             return
     Handover.objects.filter(pk=handover.pk).update(last_error="")

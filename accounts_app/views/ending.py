@@ -202,6 +202,7 @@ def my_handover(request: HttpRequest, course_id: int) -> HttpResponse:
         "handover": record,
         "account": record.account,
         "steps": steps,
+        "handover_error": handover.student_error(record),
         "code_form": HandoverCodeForm(),
         "portal_working": any(step.status == "current" for step in steps),
         "refresh_seconds": CODE_CHECK_REFRESH_SECONDS if record.pending_code else CHECKLIST_REFRESH_SECONDS,

@@ -33,6 +33,7 @@ from accounts_app.models import (
     OrganizationInvitation,
 )
 from accounts_app.selectors import course_end_accounts
+from accounts_app.services.identity import account_tags
 from accounts_app.services.reconcile import reconcile
 from accounts_app.services.vending import (
     VendingError,
@@ -130,13 +131,27 @@ def approved(personas, aws_account_id: str = EXISTING_ID) -> MemberAccount:
     return account
 
 
-def invited_account(personas, script) -> MemberAccount:
-    account = approved(personas)
+def invited_account(personas, script, aws_account_id: str = EXISTING_ID) -> MemberAccount:
+    account = approved(personas, aws_account_id)
+    if aws_account_id != EXISTING_ID:
+        # moto holds only accounts of the organization: before the student accepts, AWS does not
+        # know the account as a member.
+        script.answer(
+            "organizations", "DescribeAccount", Fault("AccountNotFoundException", "You specified an account that doesn't exist.")
+        )
     script.answer("organizations", "InviteAccountToOrganization", accepted_by_aws)
     account_invite(account=account)
     account.refresh_from_db()
     assert account.state == S.INVITED
     return account
+
+
+def joined(aws, account: MemberAccount) -> None:
+    """The student accepted: AWS puts the tags the invitation carried on the account as it joins
+    the organization, under its root (moto has no invitations: the test does what AWS does)."""
+    aws.client("organizations").tag_resource(
+        ResourceId=account.aws_account_id, Tags=[{"Key": k, "Value": v} for k, v in account_tags(account).items()]
+    )
 
 
 def transitions(account: MemberAccount) -> list[tuple[str, str]]:
@@ -534,13 +549,19 @@ def test_aws_refusing_for_its_daily_quota_is_a_wait_not_a_failure(personas, aws,
 
 @pytest.mark.django_db
 def test_an_accepted_invitation_goes_on_to_configuring_when_the_access_role_works(personas, aws, script):
-    account = invited_account(personas, script)
-    script.answer("organizations", "DescribeHandshake", {"Handshake": handshake("ACCEPTED")})
+    account = invited_account(personas, script, students_own_account(aws))
+    joined(aws, account)
+    script.answer(
+        "organizations", "DescribeHandshake", {"Handshake": handshake("ACCEPTED", account_id=account.aws_account_id)}
+    )
 
     account_check_invitation(account=account)
 
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
+    # Into its course's OU, under the guardrails, before the portal assumes its role there.
+    course = Course.objects.get(pk=personas.course.pk)
+    assert aws.client("organizations").list_parents(ChildId=account.aws_account_id)["Parents"][0]["Id"] == course.aws_ou_id
     assert script.calls["GetCallerIdentity"] == 1  # moto's STS answers for the member role
     assert transitions(account)[-3:] == [
         (S.INVITING, S.INVITED),
@@ -550,8 +571,24 @@ def test_an_accepted_invitation_goes_on_to_configuring_when_the_access_role_work
 
 
 @pytest.mark.django_db
+def test_an_accepted_account_without_the_records_tags_is_neither_moved_nor_entered(personas, aws, script):
+    account = invited_account(personas, script, students_own_account(aws))
+    script.answer(
+        "organizations", "DescribeHandshake", {"Handshake": handshake("ACCEPTED", account_id=account.aws_account_id)}
+    )
+
+    account_check_invitation(account=account)
+
+    account.refresh_from_db()
+    assert account.state == S.FAILED
+    assert "does not carry this record's tags" in account.last_error
+    assert script.calls["MoveAccount"] == script.calls["AssumeRole"] == 0
+
+
+@pytest.mark.django_db
 def test_an_accepted_invitation_waits_for_the_access_role_until_the_student_creates_it(personas, aws, script):
-    account = invited_account(personas, script)
+    account = invited_account(personas, script, students_own_account(aws))
+    joined(aws, account)
     refused = []
 
     def assume_role_refused(**kwargs):
@@ -567,7 +604,9 @@ def test_an_accepted_invitation_waits_for_the_access_role_until_the_student_crea
 
     # AssumeRole runs on a client the portal does not cache: hook the session it comes from.
     aws.base_session().events.register("before-call.sts.AssumeRole", assume_role_refused)
-    script.answer("organizations", "DescribeHandshake", {"Handshake": handshake("ACCEPTED")})
+    script.answer(
+        "organizations", "DescribeHandshake", {"Handshake": handshake("ACCEPTED", account_id=account.aws_account_id)}
+    )
 
     account_check_invitation(account=account)
 
@@ -669,8 +708,9 @@ def forge_the_role(aws, account_id: str) -> None:
     iam.put_role_permissions_boundary(RoleName=ROLE, PermissionsBoundary="arn:aws:iam::aws:policy/ReadOnlyAccess")
 
 
-def configuring_brought_account(personas, aws_account_id: str) -> MemberAccount:
+def configuring_brought_account(personas, aws, aws_account_id: str) -> MemberAccount:
     account = bring(personas, aws_account_id)
+    joined(aws, account)
     for before, after in [
         (S.AWAITING_APPROVAL, S.INVITING),
         (S.INVITING, S.INVITED),
@@ -696,7 +736,7 @@ def role_as_it_is(aws, account_id: str) -> dict:
 def test_a_forged_access_role_is_made_the_portals_alone_on_configure(personas, aws, managed_policies, clock):
     account_id = students_own_account(aws)
     forge_the_role(aws, account_id)
-    account = configuring_brought_account(personas, account_id)
+    account = configuring_brought_account(personas, aws, account_id)
 
     account_configure(account=account)
 
@@ -729,7 +769,7 @@ def test_a_forged_access_role_is_made_the_portals_alone_on_configure(personas, a
 @pytest.mark.django_db
 def test_the_portals_principal_is_its_management_role_when_it_uses_one(personas, aws, managed_policies, settings):
     account_id = students_own_account(aws)
-    account = configuring_brought_account(personas, account_id)
+    account = configuring_brought_account(personas, aws, account_id)
     portal_role = f"arn:aws:iam::{AwsOrganization.load().management_account_id}:role/classroom-portal"
     settings.PORTAL_AWS_MANAGEMENT_ROLE_ARN = portal_role
     aws.reset()  # the portal's sessions now come from that role
@@ -750,7 +790,7 @@ def test_an_access_role_under_another_path_fails_the_account_with_what_to_do(per
     trust = iam.get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"]
     iam.delete_role(RoleName=ROLE)
     iam.create_role(RoleName=ROLE, Path="/student/", AssumeRolePolicyDocument=json.dumps(trust))
-    account = configuring_brought_account(personas, account_id)
+    account = configuring_brought_account(personas, aws, account_id)
 
     account_configure(account=account)
 
@@ -765,7 +805,7 @@ def test_an_access_role_under_another_path_fails_the_account_with_what_to_do(per
 @pytest.mark.django_db
 def test_the_reconciler_repairs_and_reports_a_changed_access_role(personas, aws, managed_policies, clock):
     account_id = students_own_account(aws)
-    account = configuring_brought_account(personas, account_id)
+    account = configuring_brought_account(personas, aws, account_id)
     account_configure(account=account)
     clean = role_as_it_is(aws, account_id)
     assert [line for line in reconcile() if account_id in line] == []  # nothing to repair yet
@@ -785,7 +825,7 @@ def test_the_reconciler_repairs_and_reports_a_changed_access_role(personas, aws,
 @pytest.mark.django_db
 def test_the_reconciler_checks_only_a_brought_account_still_in_its_course_ou(personas, aws, managed_policies, clock):
     account_id = students_own_account(aws)
-    account = configuring_brought_account(personas, account_id)
+    account = configuring_brought_account(personas, aws, account_id)
     account_configure(account=account)
     clock.advance(timedelta(minutes=2))
     aws.client("organizations").move_account(

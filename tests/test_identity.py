@@ -159,6 +159,25 @@ def test_an_account_with_the_students_root_email_and_this_records_tags_is_adopte
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("holder", ["untagged", "another record's", "another portal's"])
+def test_configuring_moves_and_tags_only_an_account_that_carries_its_records_tags(personas, aws, script, holder):
+    """A record that names an account (adopted earlier, or its id changed by hand) is set up only
+    if AWS shows that account as the record's."""
+    account = queued_account(personas)
+    tags = NOT_THIS_RECORDS[holder](account, personas)
+    foreign = account_in_organization(aws, email="someone@school.example.edu", name="someone", tags=tags)
+    MemberAccount.objects.filter(pk=account.pk).update(aws_account_id=foreign)
+    assert transition(account, expected=S.REQUESTED, to=S.CONFIGURING)
+
+    account_configure(account=account)
+
+    account.refresh_from_db()
+    assert account.state == S.FAILED
+    assert "does not carry this record's tags" in account.last_error
+    assert untouched(aws, script, foreign, tags)
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("tagged", [False, True], ids=["untagged", "this record's tags"])
 def test_a_pool_account_is_adopted_by_root_email_only_with_its_records_tags(
     personas, aws, script, queued, tagged

@@ -262,31 +262,38 @@ def handover_submit_code(*, actor, handover: Handover, code: str) -> None:
 
 
 def handover_code_check(*, actor, handover: Handover) -> None:
-    """Give the code the student typed to AWS (the task's half of `handover_submit_code`)."""
+    """Give the code the student typed to AWS (the task's half of `handover_submit_code`).
+
+    The code stays pending, and the student's checklist keeps refreshing, until its check is
+    settled; a task redelivered after a crash checks it again (AWS's answer is looked up, so a
+    code accepted twice does no harm)."""
     handover = Handover.objects.select_related("account__course").get(pk=handover.pk)
     token = handover.pending_code
-    # Taken once: a redelivered task, or a second one for the same code, finds nothing to do.
-    if not token or not Handover.objects.filter(pk=handover.pk, pending_code=token).update(pending_code=""):
+    if not token:
         return
     if handover.status != HandoverStatus.APPROVED or handover.root_email_moved_at or not _gate_passes(handover):
+        _code_settled(handover, token)
         return
-    code = decrypt(token) or ""
     try:
-        account_mgmt.accept_primary_email_update(handover.account.aws_account_id, handover.new_root_email, code)
+        account_mgmt.accept_primary_email_update(
+            handover.account.aws_account_id, handover.new_root_email, decrypt(token) or ""
+        )
     except AwsError as error:
         # AWS may have accepted the code and lost (or, retried, refused again) its answer: look.
         if not _root_email_moved(handover):
             if error.permanent:
                 # The student reads the message: AWS's own words go to the log.
                 logger.warning("AcceptPrimaryEmailUpdate for handover %s: %s", handover.pk, error)
-                message = CODE_REFUSED
-            else:
-                message = CODE_NOT_ANSWERED
-            Handover.objects.filter(pk=handover.pk).update(last_error=message)
+            _code_settled(handover, token, last_error=CODE_REFUSED if error.permanent else CODE_NOT_ANSWERED)
             return
-    Handover.objects.filter(pk=handover.pk).update(last_error="")
+    _code_settled(handover, token)
     _stamp(handover, "root_email_moved_at", f"Root email moved to {handover.new_root_email}", actor=actor)
     _enqueue_advance(handover)
+
+
+def _code_settled(handover: Handover, token: str, *, last_error: str = "") -> None:
+    """The check of `token` is over; a code the student typed again meanwhile stays pending."""
+    Handover.objects.filter(pk=handover.pk, pending_code=token).update(pending_code="", last_error=last_error)
 
 
 def _gate_passes(handover: Handover) -> bool:

@@ -24,8 +24,8 @@ from portal.aws.catalog import (
     PRICE_SOURCE,
     instance_family_price_class,
     region_names,
-    service_price_class,
     service_prefixes,
+    service_price_class,
 )
 
 DEFAULT_REGIONS = NEW_COURSE_REGIONS

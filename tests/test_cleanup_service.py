@@ -325,7 +325,9 @@ def test_the_guardrails_that_freeze_or_fence_an_account_let_the_portals_role_cle
 
     role = portal_role_arn("OrganizationAccountAccessRole")
     # Conditions on the type of instance launched: the portal launches none.
-    instance_type_sids = {"OnlyAllowedInstanceTypes", "OnlyAllowedAutoScalingTypes", "OnlyAllowedLaunchConfigurationTypes"}
+    instance_type_sids = {
+        "OnlyAllowedInstanceTypes", "OnlyAllowedAutoScalingTypes", "OnlyAllowedLaunchConfigurationTypes"
+    }
     profile = GuardrailProfile(regions=["us-east-1"], services=["s3"], instance_families=["t3"])
     fences = [
         *freeze_policy(portal_role=role)["Statement"],

@@ -117,11 +117,11 @@ def test_a_new_course_allows_only_small_instance_families_and_cheap_services(per
 def test_the_new_course_form_shows_the_price_class_of_what_it_allows(personas):
     page = personas.client("instructor").get(reverse("courses:create")).content.decode()
 
-    families = re.search(r'id="family-price-classes">(.*?)</p>', page, re.S).group(1)
+    families = re.search(r'id="family-price-classes">(.*?)</p>', page, re.DOTALL).group(1)
     assert re.findall(r"<span>(\S+) <strong>([^<]+)</strong></span>", families) == [
         ("t3", "$"), ("t3a", "$"), ("t4g", "$")
     ]
-    services = re.search(r'id="service-price-classes">(.*?)</p>', page, re.S).group(1)
+    services = re.search(r'id="service-price-classes">(.*?)</p>', page, re.DOTALL).group(1)
     assert "<span>ec2 <strong>$$</strong></span>" in services
     assert "<span>s3 <strong>$</strong></span>" in services
     assert "approximate on-demand prices, us-east-1" in page

@@ -160,10 +160,20 @@ def baseline_policies(*, member_role_name: str, allowed_regions: list[str]) -> d
         # The portal's OU holds AWS's maximum of five SCPs (FullAWSAccess and these four): what
         # outlives the account shares the policy that keeps the account in the organization.
         "classroom-cloud-deny-leaving": _policy(
-            {"Sid": "DenyLeavingTheOrganization", "Effect": "Deny", "Action": "organizations:LeaveOrganization", "Resource": "*"},
+            {
+                "Sid": "DenyLeavingTheOrganization",
+                "Effect": "Deny",
+                "Action": "organizations:LeaveOrganization",
+                "Resource": "*",
+            },
             # The portal's own role included: it never buys a commitment, and its credentials
             # are the ones a leaked secret or a bug would spend with.
-            {"Sid": "DenyCommitmentsThatOutliveTheAccount", "Effect": "Deny", "Action": COMMITMENT_ACTIONS, "Resource": "*"},
+            {
+                "Sid": "DenyCommitmentsThatOutliveTheAccount",
+                "Effect": "Deny",
+                "Action": COMMITMENT_ACTIONS,
+                "Resource": "*",
+            },
             {
                 "Sid": "DenyPaidSupportPlans",
                 "Effect": "Deny",
@@ -262,7 +272,9 @@ def _instance_family_statements(families: list[str], portal_role: str) -> list[d
             "Condition": {"StringNotLike": {"ec2:InstanceType": patterns}},
         },
         # The portal's role excepted: it brings a student's fleet down to zero when freezing.
-        _unless_portal({"Sid": "NoFleetsOrSpotRequests", "Effect": "Deny", "Action": FLEET_ACTIONS, "Resource": "*"}, portal_role),
+        _unless_portal(
+            {"Sid": "NoFleetsOrSpotRequests", "Effect": "Deny", "Action": FLEET_ACTIONS, "Resource": "*"}, portal_role
+        ),
         {
             "Sid": "OnlyAllowedAutoScalingTypes",
             "Effect": "Deny",

@@ -2,7 +2,12 @@ from datetime import date, timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts_app.forms import DEFAULT_INSTANCE_FAMILIES, DEFAULT_REGIONS, DEFAULT_SERVICES, CourseForm
+from accounts_app.forms import (
+    DEFAULT_INSTANCE_FAMILIES,
+    DEFAULT_REGIONS,
+    DEFAULT_SERVICES,
+    CourseForm,
+)
 from accounts_app.models import Course
 from accounts_app.services.courses import course_create
 from accounts_app.services.invitations import invitations_enqueue

@@ -11,21 +11,30 @@ from django.utils import timezone
 from accounts_app.choices import CourseRole
 from accounts_app.models import Course, normalize_email
 from accounts_app.selectors import course_code_locked
-from accounts_app.services.courses import CODE_LOCKED, COURSE_FIELDS, JoinCodeLimits
+from accounts_app.services.courses import (
+    CODE_LOCKED,
+    COURSE_FIELDS,
+    NEW_COURSE_INSTANCE_FAMILIES,
+    NEW_COURSE_REGIONS,
+    NEW_COURSE_SERVICES,
+    JoinCodeLimits,
+)
 from accounts_app.services.guardrails import course_policy_check
-from portal.aws.catalog import region_names, service_prefixes
+from portal.aws.catalog import (
+    PRICE_SOURCE,
+    instance_family_price_class,
+    region_names,
+    service_prefixes,
+    service_price_class,
+)
 
-DEFAULT_REGIONS = ["us-east-1"]
-DEFAULT_SERVICES = [
-    "cloudformation",
-    "cloudwatch",
-    "dynamodb",
-    "ec2",
-    "iam",
-    "lambda",
-    "logs",
-    "s3",
-]
+DEFAULT_REGIONS = NEW_COURSE_REGIONS
+DEFAULT_SERVICES = NEW_COURSE_SERVICES
+DEFAULT_INSTANCE_FAMILIES = NEW_COURSE_INSTANCE_FAMILIES
+EVERY_INSTANCE_TYPE_WARNING = (
+    "No instance family is listed, so students may start EVERY instance type, GPU instances "
+    "included (some cost over $30 an hour). List the families the course needs, e.g. t3, t3a, t4g."
+)
 
 
 INSTANCE_FAMILY = re.compile(r"^[a-z]+[0-9]+[a-z0-9-]*$")
@@ -55,7 +64,8 @@ class CourseForm(forms.ModelForm):
     allowed_instance_families = forms.CharField(
         label="Allowed EC2 instance families",
         required=False,
-        help_text="e.g. t3, t4g, m5. Leave empty to allow every instance type.",
+        help_text="e.g. t3, t3a, t4g (burstable, cents an hour). Add GPU or large families (g5, p3, "
+        "m5…) only if the course needs them. Empty means every instance type, GPUs included.",
     )
 
     class Meta:
@@ -82,6 +92,19 @@ class CourseForm(forms.ModelForm):
         else:
             self.initial.setdefault("allowed_regions", DEFAULT_REGIONS)
             self.initial.setdefault("allowed_services", ", ".join(DEFAULT_SERVICES))
+            self.initial.setdefault("allowed_instance_families", ", ".join(DEFAULT_INSTANCE_FAMILIES))
+
+    def price_classes(self) -> dict:
+        """The hourly price class of each instance family and service the form now allows (as
+        typed, or as saved), for the instructor to see what an opt-in costs."""
+        families = split_names(self["allowed_instance_families"].value() or "")
+        services = split_names(self["allowed_services"].value() or "")
+        return {
+            "source": PRICE_SOURCE,
+            "instance_families": [(family, instance_family_price_class(family)) for family in families],
+            "services": [(service, service_price_class(service)) for service in services],
+            "every_instance_type": EVERY_INSTANCE_TYPE_WARNING if not families else "",
+        }
 
     def clean_code(self) -> str:
         return self.cleaned_data["code"].lower()

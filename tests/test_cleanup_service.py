@@ -324,15 +324,21 @@ def test_the_guardrails_that_freeze_or_fence_an_account_let_the_portals_role_cle
     )
 
     role = portal_role_arn("OrganizationAccountAccessRole")
+    # Conditions on the type of instance launched: the portal launches none.
+    instance_type_sids = {
+        "OnlyAllowedInstanceTypes", "OnlyAllowedAutoScalingTypes", "OnlyAllowedLaunchConfigurationTypes"
+    }
     profile = GuardrailProfile(regions=["us-east-1"], services=["s3"], instance_families=["t3"])
     fences = [
         *freeze_policy(portal_role=role)["Statement"],
-        *[s for s in course_policy(profile, portal_role=role)["Statement"] if s["Sid"] != "OnlyAllowedInstanceTypes"],
+        *[s for s in course_policy(profile, portal_role=role)["Statement"] if s["Sid"] not in instance_type_sids],
         *baseline_policies(member_role_name="OrganizationAccountAccessRole", allowed_regions=["us-east-1"])[
             "classroom-cloud-regions"
         ]["Statement"],
     ]
 
-    assert [s["Sid"] for s in fences] == ["FrozenForBudget", "OnlyAllowedServices", "OnlyAllowedRegions", "SchoolRegions"]
+    assert [s["Sid"] for s in fences] == [
+        "FrozenForBudget", "OnlyAllowedServices", "OnlyAllowedRegions", "NoFleetsOrSpotRequests", "SchoolRegions"
+    ]
     for statement in fences:
         assert statement["Condition"]["ArnNotLike"] == {"aws:PrincipalArn": role}, statement["Sid"]

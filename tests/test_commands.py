@@ -224,6 +224,9 @@ def test_create_course_invites_an_instructor_without_an_account(
     assert (course.code, course.name, course.term) == ("cs300", "Data Systems", "Fall 2026")
     assert (course.start_date, course.end_date) == (date(2026, 9, 1), date(2026, 12, 18))
     assert course.budget_per_student == Decimal("75.50")
+    # The same safe defaults as a course made in the browser: burstable families, cheap services.
+    assert course.allowed_instance_families == ["t3", "t3a", "t4g"]
+    assert course.allowed_services == ["cloudformation", "cloudwatch", "dynamodb", "ec2", "iam", "lambda", "logs", "s3"]
     assert course.created_by is None
     member = course.memberships.get()
     assert (member.email, member.role, member.source, member.user) == (

@@ -18,6 +18,7 @@ from accounts_app.forms import CourseForm
 from accounts_app.models import AuditEvent, Course, Membership
 from accounts_app.services.audit import audit_record
 from accounts_app.views.common import managed_course
+from portal.aws.catalog import instance_family_price_class, service_price_class
 from tests.factories import UserFactory, browser_form_data
 
 APPEND_ONLY = "The audit log is append-only."
@@ -94,6 +95,70 @@ def test_site_instructor_creates_a_course_and_becomes_its_first_instructor(perso
     assert event.summary == (
         "Created course cs205 (Serverless Systems) with instructor instructor@school.example"
     )
+
+
+def test_a_new_course_allows_only_small_instance_families_and_cheap_services(personas):
+    """Until the instructor opts in: no GPU, no large family, no service that costs by the hour
+    beyond EC2 itself."""
+    client = personas.client("instructor")
+
+    client.post(reverse("courses:create"), browser_form_data(CourseForm(), **{
+        key: value for key, value in new_course_data().items()
+        if key not in {"allowed_services", "allowed_instance_families"}
+    }))
+
+    course = Course.objects.get(code="cs205")
+    assert course.allowed_instance_families == ["t3", "t3a", "t4g"]
+    assert course.allowed_services == ["cloudformation", "cloudwatch", "dynamodb", "ec2", "iam", "lambda", "logs", "s3"]
+    assert {instance_family_price_class(family) for family in course.allowed_instance_families} == {"$"}
+    assert "$$$" not in {service_price_class(service) for service in course.allowed_services}
+
+
+def test_the_new_course_form_shows_the_price_class_of_what_it_allows(personas):
+    page = personas.client("instructor").get(reverse("courses:create")).content.decode()
+
+    families = re.search(r'id="family-price-classes">(.*?)</p>', page, re.DOTALL).group(1)
+    assert re.findall(r"<span>(\S+) <strong>([^<]+)</strong></span>", families) == [
+        ("t3", "$"), ("t3a", "$"), ("t4g", "$")
+    ]
+    services = re.search(r'id="service-price-classes">(.*?)</p>', page, re.DOTALL).group(1)
+    assert "<span>ec2 <strong>$$</strong></span>" in services
+    assert "<span>s3 <strong>$</strong></span>" in services
+    assert "approximate on-demand prices, us-east-1" in page
+    assert 'id="every-instance-type"' not in page
+
+
+def test_opting_in_to_a_gpu_family_and_a_costly_service_shows_their_class(personas):
+    """An invalid form is shown again with what was typed, priced."""
+    response = personas.client("instructor").post(
+        reverse("courses:create"),
+        new_course_data(allowed_instance_families="t3, g5, p4d, zz9", allowed_services="ec2 sagemaker", name=""),
+    )
+
+    assert response.status_code == 200
+    assert response.context["form"].price_classes()["instance_families"] == [
+        ("t3", "$"), ("g5", "$$$ GPU"), ("p4d", "$$$ GPU"), ("zz9", "?")
+    ]
+    assert ("sagemaker", "$$$") in response.context["form"].price_classes()["services"]
+    assert "<span>g5 <strong>$$$ GPU</strong></span>" in response.content.decode()
+
+
+def test_an_empty_instance_family_list_still_means_every_type_and_says_so(personas):
+    """Existing courses keep their meaning; the form warns in words what it is."""
+    client = personas.client("instructor")
+    course = personas.course
+    Course.objects.filter(pk=course.pk).update(allowed_instance_families=[])
+    course.refresh_from_db()
+
+    page = client.get(reverse("courses:edit", kwargs={"course_id": course.pk})).content.decode()
+    assert 'id="every-instance-type"' in page
+    assert "students may start EVERY instance type, GPU instances included" in page
+
+    response = client.post(reverse("courses:edit", kwargs={"course_id": course.pk}),
+                           edit_data(course, name="Cloud Computing II"))
+    assert response.status_code == 302
+    course.refresh_from_db()
+    assert course.allowed_instance_families == []
 
 
 def test_created_course_shows_its_success_message_on_the_roster(personas):

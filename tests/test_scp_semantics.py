@@ -10,13 +10,22 @@ tests/support/policy_eval.py runs @cloud-copilot/iam-simulate.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.conf import settings
 
 from accounts_app.models import Course
 from accounts_app.services.guardrails import course_profile, portal_role
-from portal.aws.guardrails import MANAGED_BUDGET_PREFIX, baseline_policies, course_policy, freeze_policy
-from tests.support.policy_eval import ALLOWED, EXPLICITLY_DENIED, scp_decision
+from portal.aws.guardrails import (
+    COMMITMENT_ACTIONS,
+    MANAGED_BUDGET_PREFIX,
+    SCP_MAX_CHARACTERS,
+    baseline_policies,
+    course_policy,
+    freeze_policy,
+)
+from tests.support.policy_eval import ALLOWED, EXPLICITLY_DENIED, describe_actions, scp_decision
 
 ACCOUNT = "222233334444"
 STUDENT = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_ClassroomStudent_0123456789abcdef"
@@ -268,3 +277,147 @@ def test_the_portals_role_cleans_up_in_every_region_and_service_even_when_frozen
     assert decide(STUDENT, action, resource, region=region) == EXPLICITLY_DENIED
     assert decide(portal(), action, resource, region=region) == ALLOWED
     assert decide(portal(), action, resource, region=region, scps=hierarchy(frozen=True)) == ALLOWED
+
+
+# --- Commitments that outlive the account ---------------------------------------------------------
+
+# AWS allows at most five SCPs on one target, FullAWSAccess included (Organizations quotas).
+MAX_SCPS_PER_TARGET = 5
+
+
+def baseline() -> dict[str, dict]:
+    return hierarchy()[1]
+
+
+def in_course_region(service: str, resource: str) -> str:
+    return f"arn:aws:{service}:{COURSE_REGION}:{ACCOUNT}:{resource}"
+
+
+def test_the_baseline_fits_on_the_portals_ou():
+    policies = baseline()
+    assert 1 + len(policies) <= MAX_SCPS_PER_TARGET
+    for name, document in policies.items():
+        assert len(json.dumps(document, separators=(",", ":"))) <= SCP_MAX_CHARACTERS, name
+
+
+def test_every_commitment_action_is_one_aws_has():
+    """A misspelt action in a Deny denies nothing, silently."""
+    described = describe_actions(COMMITMENT_ACTIONS)
+    assert [action for action, found in described.items() if found is None] == []
+
+
+COMMITMENTS = [
+    ("ec2:PurchaseReservedInstancesOffering", "*"),
+    ("ec2:AcceptReservedInstancesExchangeQuote", in_course_region("ec2", "reserved-instances/ri-0123")),
+    ("savingsplans:CreateSavingsPlan", "*"),
+    ("ec2:PurchaseCapacityBlock", in_course_region("ec2", "capacity-reservation/cr-0123")),
+    ("ec2:CreateCapacityReservation", in_course_region("ec2", "capacity-reservation/cr-0123")),
+    ("ec2:PurchaseScheduledInstances", "*"),
+    ("ec2:AllocateHosts", in_course_region("ec2", "dedicated-host/h-0123")),
+    ("ec2:PurchaseHostReservation", in_course_region("ec2", "dedicated-host/h-0123")),
+    ("rds:PurchaseReservedDBInstancesOffering", in_course_region("rds", "ri:lab-db")),
+    ("elasticache:PurchaseReservedCacheNodesOffering", in_course_region("elasticache", "reserved-instance:lab")),
+    ("es:PurchaseReservedInstanceOffering", "*"),
+    ("redshift:PurchaseReservedNodeOffering", "*"),
+    ("dynamodb:PurchaseReservedCapacityOfferings", "*"),
+    ("memorydb:PurchaseReservedNodesOffering", in_course_region("memorydb", "reservednode/lab")),
+    ("bedrock:CreateProvisionedModelThroughput", in_course_region("bedrock", "custom-model/lab")),
+    ("sagemaker:CreateTrainingPlan", in_course_region("sagemaker", "training-plan/lab")),
+    ("aws-marketplace:Subscribe", "*"),
+    ("aws-marketplace:AcceptAgreementRequest", "*"),
+    ("shield:CreateSubscription", "*"),
+    ("route53domains:RegisterDomain", "*"),
+    ("route53domains:TransferDomain", "*"),
+    ("route53domains:RenewDomain", "*"),
+]
+
+
+@pytest.mark.parametrize(("action", "resource"), COMMITMENTS)
+def test_nobody_buys_a_commitment_that_outlives_the_account(action, resource):
+    """The baseline alone denies it, whatever a course allows; the portal's own role included,
+    which never buys one."""
+    region = COURSE_REGION if resource.startswith("arn:aws:") else GLOBAL_REGION
+    baseline_only = [{}, baseline(), {}]
+    for principal in (STUDENT, IAM_USER_STUDENT, portal()):
+        assert decide(principal, action, resource, region=region, scps=baseline_only) == EXPLICITLY_DENIED
+
+
+def test_only_the_root_user_picks_a_paid_support_plan():
+    baseline_only = [{}, {name: p for name, p in baseline().items() if name != "classroom-cloud-deny-root"}, {}]
+    assert decide(STUDENT, "supportplans:CreateSupportPlanSchedule", "*", scps=baseline_only) == EXPLICITLY_DENIED
+    assert decide(ROOT_USER, "supportplans:CreateSupportPlanSchedule", "*", scps=baseline_only) == ALLOWED
+
+
+def test_students_still_look_at_reservations_and_domains():
+    """Only buying is denied: the console's pages that list offerings still open."""
+    baseline_only = [{}, baseline(), {}]
+    assert decide(STUDENT, "ec2:DescribeReservedInstancesOfferings", "*", region=COURSE_REGION,
+                  scps=baseline_only) == ALLOWED
+    assert decide(STUDENT, "route53domains:CheckDomainAvailability", "*", scps=baseline_only) == ALLOWED
+
+
+# --- Fleets, Spot requests and Auto Scaling in a course that fences instance families -------------
+
+FLEETS = [
+    ("ec2:RequestSpotInstances", in_course_region("ec2", "spot-instances-request/sir-0123")),
+    ("ec2:RequestSpotFleet", in_course_region("ec2", "spot-fleet-request/sfr-0123")),
+    ("ec2:ModifySpotFleetRequest", in_course_region("ec2", "spot-fleet-request/sfr-0123")),
+    ("ec2:CreateFleet", in_course_region("ec2", "fleet/fleet-0123")),
+    ("ec2:ModifyFleet", in_course_region("ec2", "fleet/fleet-0123")),
+]
+
+
+@pytest.mark.parametrize(("action", "resource"), FLEETS)
+def test_fleets_and_spot_requests_are_denied_where_families_are_fenced(action, resource):
+    """Their instances are launched by EC2's service-linked roles, which no SCP reaches: no
+    instance-type condition could hold, so the APIs are closed."""
+    assert decide(STUDENT, action, resource, region=COURSE_REGION) == EXPLICITLY_DENIED
+    unfenced = hierarchy(course(allowed_instance_families=[]))
+    assert decide(STUDENT, action, resource, region=COURSE_REGION, scps=unfenced) == ALLOWED
+
+
+def test_a_fleets_instance_of_a_fenced_family_is_denied_on_its_own_too():
+    """An instant fleet's instance carries its type: a GPU in it is refused twice over."""
+    decided = decide(STUDENT, "ec2:CreateFleet", instance(), region=COURSE_REGION, ec2__InstanceType="g5.xlarge")
+    assert decided == EXPLICITLY_DENIED
+
+
+@pytest.mark.parametrize(("instance_type", "expected"), [("t3.micro", ALLOWED), ("g5.xlarge", EXPLICITLY_DENIED)])
+def test_spot_through_run_instances_keeps_to_the_families(instance_type, expected):
+    """Spot capacity stays open the way AWS recommends, RunInstances with market options, where
+    the instance type is checked."""
+    decided = decide(STUDENT, "ec2:RunInstances", instance(), region=COURSE_REGION, ec2__InstanceType=instance_type)
+    assert decided == expected
+
+
+def test_the_portal_brings_a_students_fleet_down_when_freezing():
+    assert decide(portal(), "ec2:ModifyFleet", FLEETS[4][1], region=COURSE_REGION) == ALLOWED
+
+
+AUTO_SCALING_GROUP = in_course_region("autoscaling", "autoScalingGroup:0123-abcd:autoScalingGroupName/lab")
+
+
+@pytest.mark.parametrize(("instance_types", "expected"), [("t4g.small", ALLOWED), ("p3.2xlarge", EXPLICITLY_DENIED)])
+@pytest.mark.parametrize("action", ["autoscaling:CreateAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup"])
+def test_auto_scaling_overrides_keep_to_the_families(action, instance_types, expected):
+    """AWS's Service Authorization Reference types autoscaling:InstanceTypes as one String (the
+    evaluator follows it), so each request here names one override type."""
+    scps = hierarchy(course(allowed_services=["ec2", "autoscaling"]))
+    decided = decide(STUDENT, action, AUTO_SCALING_GROUP, region=COURSE_REGION, scps=scps,
+                     autoscaling__InstanceTypes=instance_types)
+    assert decided == expected
+
+
+def test_scaling_a_group_to_zero_names_no_type_and_is_not_denied():
+    scps = hierarchy(course(allowed_services=["ec2", "autoscaling"]))
+    assert decide(portal(), "autoscaling:UpdateAutoScalingGroup", AUTO_SCALING_GROUP, region=COURSE_REGION,
+                  scps=scps) == ALLOWED
+
+
+@pytest.mark.parametrize(("instance_type", "expected"), [("t3.micro", ALLOWED), ("p3.2xlarge", EXPLICITLY_DENIED)])
+def test_launch_configurations_keep_to_the_families(instance_type, expected):
+    scps = hierarchy(course(allowed_services=["ec2", "autoscaling"]))
+    configuration = in_course_region("autoscaling", "launchConfiguration:0123-abcd:launchConfigurationName/lab")
+    decided = decide(STUDENT, "autoscaling:CreateLaunchConfiguration", configuration, region=COURSE_REGION,
+                     scps=scps, autoscaling__InstanceType=instance_type)
+    assert decided == expected

@@ -38,6 +38,12 @@ COURSE_FIELDS = (
     "billing_contact_email",
     "usage_alert_email",
 )
+# What a new course allows until its instructor opts in to more: one region, services billed by
+# use with a free tier (and EC2), and burstable instance families at cents an hour. No GPU, no
+# large family, no service whose forgotten resource costs tens of dollars a day.
+NEW_COURSE_REGIONS = ["us-east-1"]
+NEW_COURSE_SERVICES = ["cloudformation", "cloudwatch", "dynamodb", "ec2", "iam", "lambda", "logs", "s3"]
+NEW_COURSE_INSTANCE_FAMILIES = ["t3", "t3a", "t4g"]
 JOIN_CODE_ATTEMPTS = 5
 JOIN_LIMIT_FIELDS = ("join_code_expires_at", "join_code_max_joins", "join_email_domains")
 CODE_LOCKED = (

@@ -38,6 +38,49 @@ ESSENTIAL_SERVICES = [
     "resource-groups", "tag",
 ]
 
+# Purchases whose bill outlives the account: a reservation, a plan, a term. Closing the account
+# does not end them (AWS keeps billing the organization for the term), so no course, however
+# trusting, may make one. Names checked against AWS's Service Authorization Reference.
+COMMITMENT_ACTIONS = [
+    # EC2 Reserved Instances, scheduled instances, capacity blocks and reservations, dedicated hosts
+    "ec2:PurchaseReservedInstancesOffering", "ec2:AcceptReservedInstancesExchangeQuote",
+    "ec2:ModifyReservedInstances", "ec2:PurchaseScheduledInstances", "ec2:PurchaseCapacityBlock",
+    "ec2:PurchaseCapacityBlockExtension", "ec2:CreateCapacityReservation",
+    "ec2:CreateCapacityReservationFleet", "ec2:ModifyCapacityReservation",
+    "ec2:AcceptCapacityReservationBillingOwnership", "ec2:AllocateHosts", "ec2:PurchaseHostReservation",
+    "savingsplans:CreateSavingsPlan",
+    # Reserved database, cache, search, warehouse and streaming capacity
+    "rds:PurchaseReservedDBInstancesOffering", "elasticache:PurchaseReservedCacheNodesOffering",
+    "es:PurchaseReservedElasticsearchInstanceOffering", "es:PurchaseReservedInstanceOffering",
+    "redshift:PurchaseReservedNodeOffering", "redshift:AcceptReservedNodeExchange",
+    "dynamodb:PurchaseReservedCapacityOfferings", "memorydb:PurchaseReservedNodesOffering",
+    "medialive:PurchaseOffering",
+    # Reserved ML capacity
+    "bedrock:CreateProvisionedModelThroughput", "sagemaker:CreateTrainingPlan",
+    # Subscriptions and terms: Marketplace, Shield Advanced (one year), Outposts, Snowball
+    "aws-marketplace:Subscribe", "aws-marketplace:AcceptAgreementRequest",
+    "aws-marketplace:AcceptAgreementApprovalRequest", "aws-marketplace:CreateAgreementRequest",
+    "shield:CreateSubscription", "outposts:CreateOrder", "outposts:CreateOutpost",
+    "snowball:CreateLongTermPricing",
+    # Domains: registered for a year at least, and renewed automatically
+    "route53domains:RegisterDomain", "route53domains:TransferDomain", "route53domains:RenewDomain",
+    "route53domains:AcceptDomainTransferFromAnotherAwsAccount",
+]
+# Choosing a paid support plan bills monthly with a minimum; only the root user may, and only where
+# the portal lets root act at all (an account being handed over picks its own plan).
+SUPPORT_PLAN_ACTIONS = ["supportplans:CreateSupportPlanSchedule"]
+ROOT_USER_ARN = "arn:aws:iam::*:root"
+# Fleets and the legacy Spot APIs launch through EC2's service-linked roles, which SCPs do not
+# reach: an instance-type condition on them cannot hold. A course that fences instance families
+# gets On-Demand and Spot instances through RunInstances (and Auto Scaling) only.
+FLEET_ACTIONS = [
+    "ec2:CreateFleet", "ec2:ModifyFleet", "ec2:RequestSpotFleet", "ec2:ModifySpotFleetRequest",
+    "ec2:RequestSpotInstances",
+]
+# Actions whose instance resource carries ec2:InstanceType (Service Authorization Reference).
+INSTANCE_TYPE_ACTIONS = ["ec2:RunInstances", "ec2:StartInstances", "ec2:ModifyInstanceAttribute", "ec2:ImportInstance"]
+AUTO_SCALING_GROUP_ACTIONS = ["autoscaling:CreateAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup"]
+
 
 class GuardrailTooLarge(ValueError):
     """The compiled SCP is over AWS's size limit; the message says what to trim."""
@@ -114,8 +157,30 @@ def baseline_policies(*, member_role_name: str, allowed_regions: list[str]) -> d
     protected_role = portal_role_arn(member_role_name)
     same_name_elsewhere = f"arn:aws:iam::*:role/*/{member_role_name}"
     return {
+        # The portal's OU holds AWS's maximum of five SCPs (FullAWSAccess and these four): what
+        # outlives the account shares the policy that keeps the account in the organization.
         "classroom-cloud-deny-leaving": _policy(
-            {"Sid": "DenyLeavingTheOrganization", "Effect": "Deny", "Action": "organizations:LeaveOrganization", "Resource": "*"}
+            {
+                "Sid": "DenyLeavingTheOrganization",
+                "Effect": "Deny",
+                "Action": "organizations:LeaveOrganization",
+                "Resource": "*",
+            },
+            # The portal's own role included: it never buys a commitment, and its credentials
+            # are the ones a leaked secret or a bug would spend with.
+            {
+                "Sid": "DenyCommitmentsThatOutliveTheAccount",
+                "Effect": "Deny",
+                "Action": COMMITMENT_ACTIONS,
+                "Resource": "*",
+            },
+            {
+                "Sid": "DenyPaidSupportPlans",
+                "Effect": "Deny",
+                "Action": SUPPORT_PLAN_ACTIONS,
+                "Resource": "*",
+                "Condition": {"StringNotLike": {"aws:PrincipalArn": ROOT_USER_ARN}},
+            },
         ),
         "classroom-cloud-protect-portal": _policy(
             {
@@ -169,17 +234,7 @@ def course_policy(profile: GuardrailProfile, *, portal_role: str) -> dict:
         _unless_portal(_region_statement(profile.regions, sid="OnlyAllowedRegions"), portal_role),
     ]
     if profile.instance_families:
-        statements.append(
-            {
-                "Sid": "OnlyAllowedInstanceTypes",
-                "Effect": "Deny",
-                "Action": ["ec2:RunInstances", "ec2:StartInstances", "ec2:ModifyInstanceAttribute"],
-                "Resource": "arn:aws:ec2:*:*:instance/*",
-                "Condition": {
-                    "StringNotLike": {"ec2:InstanceType": sorted(f"{f}.*" for f in profile.instance_families)}
-                },
-            }
-        )
+        statements.extend(_instance_family_statements(profile.instance_families, portal_role))
     if "sagemaker" in profile.services:
         statements.append(
             {
@@ -199,6 +254,42 @@ def course_policy(profile: GuardrailProfile, *, portal_role: str) -> dict:
             "or fewer EC2 instance families."
         )
     return document
+
+
+def _instance_family_statements(families: list[str], portal_role: str) -> list[dict]:
+    """Only instances of `families`, however they are launched: the instance types of RunInstances
+    and its kin, of an Auto Scaling group's overrides and launch configurations (a group's launch
+    template is checked by AWS as a RunInstances of the caller); fleets and Spot requests not at
+    all, since their instances are launched by a service-linked role. The type conditions bind the
+    portal's role too, which never launches an instance."""
+    patterns = sorted(f"{family}.*" for family in families)
+    return [
+        {
+            "Sid": "OnlyAllowedInstanceTypes",
+            "Effect": "Deny",
+            "Action": INSTANCE_TYPE_ACTIONS,
+            "Resource": "arn:aws:ec2:*:*:instance/*",
+            "Condition": {"StringNotLike": {"ec2:InstanceType": patterns}},
+        },
+        # The portal's role excepted: it brings a student's fleet down to zero when freezing.
+        _unless_portal(
+            {"Sid": "NoFleetsOrSpotRequests", "Effect": "Deny", "Action": FLEET_ACTIONS, "Resource": "*"}, portal_role
+        ),
+        {
+            "Sid": "OnlyAllowedAutoScalingTypes",
+            "Effect": "Deny",
+            "Action": AUTO_SCALING_GROUP_ACTIONS,
+            "Resource": "*",
+            "Condition": {"ForAnyValue:StringNotLike": {"autoscaling:InstanceTypes": patterns}},
+        },
+        {
+            "Sid": "OnlyAllowedLaunchConfigurationTypes",
+            "Effect": "Deny",
+            "Action": "autoscaling:CreateLaunchConfiguration",
+            "Resource": "*",
+            "Condition": {"StringNotLike": {"autoscaling:InstanceType": patterns}},
+        },
+    ]
 
 
 FROZEN_ALLOWED_ACTIONS = [

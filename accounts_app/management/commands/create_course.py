@@ -2,7 +2,12 @@ from datetime import date, timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts_app.forms import DEFAULT_REGIONS, DEFAULT_SERVICES, CourseForm
+from accounts_app.forms import (
+    DEFAULT_INSTANCE_FAMILIES,
+    DEFAULT_REGIONS,
+    DEFAULT_SERVICES,
+    CourseForm,
+)
 from accounts_app.models import Course
 from accounts_app.services.courses import course_create
 from accounts_app.services.invitations import invitations_enqueue
@@ -50,6 +55,7 @@ class Command(BaseCommand):
                 **{name: Course._meta.get_field(name).default for name in END_OF_COURSE_FIELDS},
                 "allowed_regions": DEFAULT_REGIONS,
                 "allowed_services": ", ".join(DEFAULT_SERVICES),
+                "allowed_instance_families": ", ".join(DEFAULT_INSTANCE_FAMILIES),
                 "billing_contact_email": options["instructor"],
                 "usage_alert_email": options["instructor"],
             }

@@ -639,6 +639,26 @@ def test_sync_costs_reports_the_window_rows_requests_and_their_price(course, cos
 
 
 @pytest.mark.django_db
+def test_sync_costs_prints_the_warnings_of_a_refused_optional_query(course, cost_explorer):
+    """Stubber: AWS refuses the tag query (moto never does)."""
+    course.cost_tag_key = "project"
+    course.save()
+    student_accounts(course, [ALICE])
+    out = StringIO()
+    with Stubber(cost_explorer.client("ce")) as stubber:
+        stubber.add_response("get_cost_and_usage", page())
+        stubber.add_response("get_cost_and_usage", page())
+        stubber.add_client_error(
+            "get_cost_and_usage", service_error_code="DataUnavailableException", service_message="tag not active"
+        )
+        call_command("sync_costs", "--days", "3", stdout=out)
+
+    assert out.getvalue().splitlines()[1:] == [
+        "Warning: Tag costs of cs101 not read: GetCostAndUsage: DataUnavailableException: tag not active"
+    ]
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("days", ["0", "366"])
 def test_sync_costs_refuses_a_window_out_of_range(days):
     with pytest.raises(CommandError, match="--days must be between 1 and 365."):

@@ -51,12 +51,12 @@ def costs_sync(*, days: int | None = None, today: date | None = None) -> CostSyn
         )
         raise
     warnings: list[str] = []
-    tag_rows, tagged_courses = _tag_costs(start, end, meter, warnings)
+    tag_rows, refused_courses = _tag_costs(start, end, meter, warnings)
     hourly = _hourly_costs(meter, warnings) if settings.PORTAL_COST_HOURLY else []
     records = list(_records(sync, usage.rows, credits.rows))
     with transaction.atomic():
         _store(sync, records, start, end)
-        _store_tags(tag_rows, tagged_courses, start, end)
+        _store_tags(tag_rows, refused_courses, start, end)
         _store_hourly(hourly)
         rollups_rebuild(start=start, end=end)
         sync.requests = meter.requests
@@ -140,9 +140,9 @@ def _tag_costs(
     start: date, end: date, meter: costs.RequestMeter, warnings: list[str]
 ) -> tuple[list[TagDailyCost], set[int]]:
     """One tag-grouped query per course that names a cost allocation tag. Returns the rows and
-    the courses whose query was answered; a refused query leaves that course's figures as they were."""
+    the courses whose query AWS refused: their figures stay as they were."""
     rows: list[TagDailyCost] = []
-    answered: set[int] = set()
+    refused: set[int] = set()
     owners = AccountOwners()
     for course in Course.objects.exclude(cost_tag_key="").filter(archived_at__isnull=True):
         account_ids = set(
@@ -156,8 +156,8 @@ def _tag_costs(
             )
         except AwsError as error:
             warnings.append(f"Tag costs of {course.code} not read: {error}")
+            refused.add(course.pk)
             continue
-        answered.add(course.pk)
         for row in result.rows:
             account_pk, course_pk = owners.owner(row.account_id, row.day)
             if course_pk == course.pk:
@@ -170,11 +170,11 @@ def _tag_costs(
                         amount=row.amount,
                     )
                 )
-    return rows, answered
+    return rows, refused
 
 
-def _store_tags(rows: list[TagDailyCost], courses: set[int], start: date, end: date) -> None:
-    TagDailyCost.objects.filter(course__in=courses, day__gte=start, day__lt=end).delete()
+def _store_tags(rows: list[TagDailyCost], refused_courses: set[int], start: date, end: date) -> None:
+    TagDailyCost.objects.filter(day__gte=start, day__lt=end).exclude(course__in=refused_courses).delete()
     TagDailyCost.objects.bulk_create(rows, batch_size=BATCH)
 
 

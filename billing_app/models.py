@@ -114,6 +114,7 @@ class CostSync(models.Model):
     requests = models.PositiveIntegerField(default=0, help_text="Cost Explorer requests ($0.01 each).")
     rows = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    warnings = models.TextField(blank=True, help_text="Optional queries AWS refused; the sync went on without them.")
 
     class Meta:
         ordering = ["-started_at"]
@@ -136,6 +137,7 @@ class StudentBudget(models.Model):
     amount_override = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     aws_budget_name = models.CharField(max_length=100, blank=True)
     aws_action_id = models.CharField(max_length=100, blank=True)
+    recipients = models.JSONField(default=list, blank=True, help_text="The AWS Budget's notification subscribers.")
     synced_at = models.DateTimeField(null=True, blank=True)
 
 

@@ -17,6 +17,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from accounts_app.choices import AccountState, AuditAction, BudgetPeriod
 from accounts_app.lifecycle import transition
 from accounts_app.models import AccountEvent, AuditEvent, AwsOrganization, MemberAccount, Membership
+from accounts_app.services.courses import course_update
 from accounts_app.services.guardrails import FREEZE_POLICY_NAME, freeze_policy_id, portal_role
 from accounts_app.services.vending import account_request
 from billing_app.models import AccountDailyCost, Alert, AlertKind, StudentBudget
@@ -26,6 +27,7 @@ from billing_app.services.budgets import (
     budget_ensure,
     budget_raise,
     budgets_evaluate,
+    course_budgets_ensure,
 )
 from portal.aws import budgets as aws_budgets
 from portal.aws.guardrails import freeze_policy
@@ -241,6 +243,7 @@ def test_raising_a_budget_updates_the_aws_budget_amount(
                     "TimeUnit": "ANNUALLY",
                     "BudgetType": "COST",
                     "CostFilters": {"LinkedAccount": [student_account.aws_account_id]},
+                    "CostTypes": {"IncludeCredit": False, "IncludeRefund": False},
                     "TimePeriod": {"Start": "2026-09-01", "End": "2026-12-16"},
                 },
             },
@@ -271,6 +274,116 @@ def test_a_budget_cannot_be_lowered_to_nothing(student_account, amount):
     with pytest.raises(ValueError, match=r"A budget must be more than \$0."):
         budget_raise(actor=None, account=student_account, amount=Decimal(amount))
     assert StudentBudget.objects.count() == 0
+
+
+def aws_budget(aws, account: MemberAccount) -> tuple[str, str, dict]:
+    management = AwsOrganization.load().management_account_id
+    name = f"classroom-cloud-{account.aws_account_id}"
+    current = aws.client("budgets").describe_budget(AccountId=management, BudgetName=name)["Budget"]
+    return management, name, current
+
+
+@pytest.mark.django_db
+def test_a_new_aws_budget_counts_neither_credits_nor_refunds(student_account):
+    budget = budget_ensure(account=student_account)
+
+    stored, _ = moto_budget(budget.aws_budget_name)
+    assert stored["CostTypes"] == {"IncludeCredit": False, "IncludeRefund": False}
+
+
+@pytest.mark.django_db
+def test_an_aws_budget_that_counts_credits_is_updated_to_exclude_them(student_account, aws):
+    """Stubber: AWS's default CostTypes include credits and refunds (moto keeps what it is given)."""
+    budget_ensure(account=student_account)
+    management, name, current = aws_budget(aws, student_account)
+    with_credits = {**current, "CostTypes": {**current["CostTypes"], "IncludeCredit": True, "IncludeRefund": True}}
+
+    with Stubber(aws.client("budgets")) as stubber:  # moto has no UpdateBudget
+        stubber.add_response("describe_budget", {"Budget": with_credits})
+        stubber.add_response(
+            "update_budget",
+            {},
+            {
+                "AccountId": management,
+                "NewBudget": {
+                    "BudgetName": name,
+                    "BudgetLimit": {"Amount": "100.00", "Unit": "USD"},
+                    "TimeUnit": "ANNUALLY",
+                    "BudgetType": "COST",
+                    "CostFilters": {"LinkedAccount": [student_account.aws_account_id]},
+                    "CostTypes": {"IncludeCredit": False, "IncludeRefund": False},
+                    "TimePeriod": {"Start": "2026-09-01", "End": "2026-12-16"},
+                },
+            },
+        )
+        budget_ensure(account=student_account)
+        stubber.assert_no_pending_responses()
+
+
+@pytest.mark.django_db
+def test_a_course_edit_updates_each_aws_budget_amount_end_date_and_recipients(
+    personas, student_account, aws, django_capture_on_commit_callbacks
+):
+    """Stubber: moto has neither UpdateBudget nor the subscriber APIs."""
+    budget_ensure(account=student_account)
+    management, name, current = aws_budget(aws, student_account)
+    old_contact = {"SubscriptionType": "EMAIL", "Address": "alerts@school.example"}
+    new_contact = {"SubscriptionType": "EMAIL", "Address": "ta@school.example"}
+
+    with Stubber(aws.client("budgets")) as stubber:
+        stubber.add_response("describe_budget", {"Budget": current})
+        stubber.add_response(
+            "update_budget",
+            {},
+            {
+                "AccountId": management,
+                "NewBudget": {
+                    "BudgetName": name,
+                    "BudgetLimit": {"Amount": "150.00", "Unit": "USD"},
+                    "TimeUnit": "ANNUALLY",
+                    "BudgetType": "COST",
+                    "CostFilters": {"LinkedAccount": [student_account.aws_account_id]},
+                    "CostTypes": {"IncludeCredit": False, "IncludeRefund": False},
+                    "TimePeriod": {"Start": "2026-09-01", "End": "2027-01-16"},
+                },
+            },
+        )
+        for kind, threshold in (("ACTUAL", 50), ("ACTUAL", 80), ("ACTUAL", 100), ("FORECASTED", 100)):
+            where = {"AccountId": management, "BudgetName": name, "Notification": notification(kind, threshold)}
+            stubber.add_response("describe_subscribers_for_notification", {"Subscribers": STUDENT_AND_CONTACT}, where)
+            stubber.add_response("create_subscriber", {}, {**where, "Subscriber": new_contact})
+            stubber.add_response("delete_subscriber", {}, {**where, "Subscriber": old_contact})
+        with django_capture_on_commit_callbacks(execute=True):
+            course_update(
+                actor=personas.instructor,
+                course=personas.course,
+                changes={
+                    "budget_per_student": Decimal("150.00"),
+                    "end_date": date(2027, 1, 15),
+                    "usage_alert_email": "ta@school.example",
+                },
+            )
+        stubber.assert_no_pending_responses()
+
+    assert StudentBudget.objects.get(account=student_account).recipients == [
+        "student@school.example",
+        "ta@school.example",
+    ]
+
+
+@pytest.mark.django_db
+def test_a_course_edit_leaves_the_budget_of_an_account_the_gate_refuses(personas, student_account, aws):
+    """Stubber with no answers: any call to AWS Budgets would fail the test."""
+    budget_ensure(account=student_account)
+    assert transition(student_account, expected=AccountState.READY, to=AccountState.ENDED)
+    personas.course.budget_per_student = Decimal("150.00")
+    personas.course.save()
+
+    with Stubber(aws.client("budgets")):
+        assert course_budgets_ensure(course=personas.course) == 1
+
+    student_account.refresh_from_db()
+    assert student_account.last_error.startswith("AWS Budget not changed:")
 
 
 # --- Budget actions (Stubber: moto has none) ------------------------------------------------------
@@ -670,6 +783,7 @@ def test_unfreezing_with_a_new_budget_detaches_the_scp_and_lets_the_thresholds_f
                     "TimeUnit": "ANNUALLY",
                     "BudgetType": "COST",
                     "CostFilters": {"LinkedAccount": [account.aws_account_id]},
+                    "CostTypes": {"IncludeCredit": False, "IncludeRefund": False},
                     "TimePeriod": {"Start": "2026-09-01", "End": "2026-12-16"},
                 },
             },

@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts_app.choices import AccountState
 from accounts_app.models import MemberAccount, Membership
 from billing_app import selectors
 from billing_app.models import (
@@ -26,8 +27,11 @@ from billing_app.models import (
     CostSync,
     CourseServiceDailyCost,
     StudentBudget,
+    TagDailyCost,
 )
 from billing_app.services.costs import costs_sync
+from billing_app.services.refresh import costs_refresh
+from portal.aws.errors import PermanentAwsError, TransientAwsError
 from tests.factories import CourseFactory
 from tests.support import cost_explorer as ce
 from tests.support.cost_explorer import page, period, seed, student_accounts
@@ -442,25 +446,166 @@ def test_the_hourly_history_is_kept_after_aws_stops_reporting_it(course, cost_ex
 
 
 @pytest.mark.django_db
-def test_a_refused_tag_query_is_recorded_on_the_sync_too(course, cost_explorer):
+def test_refused_optional_queries_are_warnings_and_the_sync_stores_the_rest(
+    course, cost_explorer, settings
+):
+    """Stubber: moto answers every query. AWS refuses a tag that is not (yet) a cost allocation
+    tag with DataUnavailableException, and HOURLY granularity unless it is enabled in billing."""
+    settings.PORTAL_COST_HOURLY = True
+    course.cost_tag_key = "project"
+    course.save()
+    (alice,) = student_accounts(course, [ALICE])
+    TagDailyCost.objects.create(account=alice, course=course, day=d(18), tag_value="web", amount=Decimal(2))
+    ec2 = "Amazon Elastic Compute Cloud - Compute"
+    with Stubber(cost_explorer.client("ce")) as stubber:
+        stubber.add_response("get_cost_and_usage", page(period(d(19), [(ALICE, ec2, "4.00")])))
+        stubber.add_response("get_cost_and_usage", page())
+        stubber.add_client_error(
+            "get_cost_and_usage", service_error_code="DataUnavailableException", service_message="tag not active"
+        )
+        stubber.add_client_error(
+            "get_cost_and_usage",
+            service_error_code="AccessDeniedException",
+            service_message="Hourly granularity is not enabled",
+        )
+        sync = costs_sync(days=DAYS, today=TODAY)
+        stubber.assert_no_pending_responses()
+
+    sync.refresh_from_db()
+    assert (sync.error, sync.requests, sync.rows) == ("", 2, 1)
+    assert sync.warnings.splitlines() == [
+        "Tag costs of cs101 not read: GetCostAndUsage: DataUnavailableException: tag not active",
+        "Hourly costs not read: GetCostAndUsage: AccessDeniedException: Hourly granularity is not enabled",
+    ]
+    assert account_days() == {(ALICE, "cs101", d(19), Decimal("4.00"), Decimal(0), False)}
+    # The tag figures already read are kept rather than wiped by a query that was not answered.
+    assert list(TagDailyCost.objects.values_list("day", "tag_value", "amount")) == [(d(18), "web", Decimal(2))]
+
+
+@pytest.mark.django_db
+def test_a_refused_tag_query_does_not_stop_the_budget_check(course, cost_explorer, monkeypatch):
+    """Stubber: AWS refuses the tag query (moto never does); the freeze still happens."""
     course.cost_tag_key = "project"
     course.save()
     student_accounts(course, [ALICE])
-    empty = {"ResultsByTime": [], "DimensionValueAttributes": []}
+    monkeypatch.setattr(timezone, "localdate", lambda *args: TODAY)
+    ec2 = "Amazon Elastic Compute Cloud - Compute"
     with Stubber(cost_explorer.client("ce")) as stubber:
-        stubber.add_response("get_cost_and_usage", empty)
-        stubber.add_response("get_cost_and_usage", empty)
+        stubber.add_response("get_cost_and_usage", page(period(d(19), [(ALICE, ec2, "150.00")])))
+        stubber.add_response("get_cost_and_usage", page())
         stubber.add_client_error(
-            "get_cost_and_usage",
-            service_error_code="DataUnavailableException",
-            service_message="tag not active",
+            "get_cost_and_usage", service_error_code="DataUnavailableException", service_message="tag not active"
         )
-        with pytest.raises(Exception, match="DataUnavailableException"):
+        costs_refresh(days=DAYS)
+
+    assert MemberAccount.objects.get().state == AccountState.FROZEN
+    assert Alert.objects.filter(kind=AlertKind.ACTUAL_100).exists()
+
+
+def throttled(stubber: Stubber, times: int) -> None:
+    for _ in range(times):
+        stubber.add_client_error(
+            "get_cost_and_usage", service_error_code="LimitExceededException", service_message="Rate exceeded"
+        )
+
+
+@pytest.mark.django_db
+def test_a_throttled_query_is_asked_again_and_only_answered_pages_count(course, cost_explorer, monkeypatch):
+    """Stubber: Cost Explorer throttles with LimitExceededException (moto never does); botocore's
+    own retries are bypassed by the Stubber, so these are the portal's waits."""
+    student_accounts(course, [ALICE])
+    waits: list[float] = []
+    monkeypatch.setattr("portal.aws.costs.time.sleep", waits.append)
+    ec2 = "Amazon Elastic Compute Cloud - Compute"
+    with Stubber(cost_explorer.client("ce")) as stubber:
+        throttled(stubber, 2)
+        stubber.add_response("get_cost_and_usage", page(period(d(19), [(ALICE, ec2, "4.00")])))
+        throttled(stubber, 1)
+        stubber.add_response("get_cost_and_usage", page())
+        sync = costs_sync(days=DAYS, today=TODAY)
+        stubber.assert_no_pending_responses()
+
+    assert waits == [2, 5, 2]
+    assert (sync.error, sync.requests, sync.rows) == ("", 2, 1)
+
+
+@pytest.mark.django_db
+def test_a_sync_still_throttled_after_every_wait_is_transient_and_keeps_its_requests(
+    course, cost_explorer, monkeypatch
+):
+    """Stubber: two pages answered, then the credits query stays throttled."""
+    student_accounts(course, [ALICE])
+    monkeypatch.setattr("portal.aws.costs.time.sleep", lambda seconds: None)
+    with Stubber(cost_explorer.client("ce")) as stubber:
+        stubber.add_response("get_cost_and_usage", page(next_token="page-2"))
+        stubber.add_response("get_cost_and_usage", page())
+        throttled(stubber, 5)
+        with pytest.raises(TransientAwsError, match="LimitExceededException"):
             costs_sync(days=DAYS, today=TODAY)
 
     sync = CostSync.objects.get()
-    assert sync.error == "GetCostAndUsage: DataUnavailableException: tag not active"
-    assert sync.finished_at is not None
+    assert (sync.requests, sync.rows, sync.error) == (
+        2,
+        0,
+        "GetCostAndUsage: LimitExceededException: Rate exceeded",
+    )
+
+
+@pytest.mark.django_db
+def test_a_sync_failing_part_way_records_the_requests_it_made(course, cost_explorer):
+    student_accounts(course, [ALICE])
+    with Stubber(cost_explorer.client("ce")) as stubber:
+        stubber.add_response("get_cost_and_usage", page(next_token="page-2"))
+        stubber.add_response("get_cost_and_usage", page(next_token="page-3"))
+        stubber.add_response("get_cost_and_usage", page())
+        stubber.add_client_error(
+            "get_cost_and_usage", service_error_code="AccessDeniedException", service_message="denied"
+        )
+        with pytest.raises(PermanentAwsError):
+            costs_sync(days=DAYS, today=TODAY)
+
+    assert CostSync.objects.values_list("requests", flat=True).get() == 3
+
+
+# --- The previous month is re-read until AWS marks it final -----------------------------------------
+
+
+@pytest.mark.django_db
+def test_last_month_is_re_read_until_aws_marks_it_final_so_its_statement_becomes_final(
+    course, cost_explorer
+):
+    """Stubber: AWS keeps the last days of a month Estimated past the 13th of the next; moto
+    answers whatever was seeded, whatever the window."""
+    student_accounts(course, [ALICE])
+    ec2 = "Amazon Elastic Compute Cloud - Compute"
+    asked: list[str] = []
+    cost_explorer.add_hook(
+        "before-parameter-build.ce.GetCostAndUsage",
+        lambda params, **_: asked.append(params["TimePeriod"]["Start"]),
+    )
+
+    def sync_answering(today: date, *, estimated: bool) -> CostSync:
+        with Stubber(cost_explorer.client("ce")) as stubber:
+            stubber.add_response("get_cost_and_usage", page(period(d(31), [(ALICE, ec2, "9.00")], estimated=estimated)))
+            stubber.add_response("get_cost_and_usage", page())
+            return costs_sync(days=DAYS, today=today)
+
+    def october_is_final(today: date) -> bool:
+        return selectors.monthly_statement(course=course, month_start=d(1), today=today)["final"]
+
+    sync_answering(date(2026, 11, 5), estimated=True)  # before AWS settles October
+    sync_answering(date(2026, 11, 20), estimated=True)  # settled by the calendar, not by AWS
+    assert not october_is_final(date(2026, 11, 20))
+    sync_answering(date(2026, 11, 21), estimated=False)  # AWS marks October final
+    assert october_is_final(date(2026, 11, 21))
+    # October is settled and final: the next sync is back to the trailing window.
+    with Stubber(cost_explorer.client("ce")) as stubber:
+        stubber.add_response("get_cost_and_usage", page())
+        stubber.add_response("get_cost_and_usage", page())
+        costs_sync(days=DAYS, today=date(2026, 11, 22))
+
+    assert asked == ["2026-10-01"] * 6 + ["2026-11-08"] * 2
+    assert CostRecord.objects.get().estimated is False
 
 
 # --- The sync_costs command -----------------------------------------------------------------------
@@ -482,12 +627,35 @@ def test_sync_costs_reports_the_window_rows_requests_and_their_price(course, cos
 
     call_command("sync_costs", "--days", "3", stdout=out)
 
-    start, end = today - timedelta(days=3), today + timedelta(days=1)
+    # Before the 14th AWS has not settled the previous month yet: the sync re-reads it whole.
+    previous_month = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    start = previous_month if today.day < 14 else today - timedelta(days=3)
+    end = today + timedelta(days=1)
     assert out.getvalue() == (
         f"Synced {start} to {end}: 3 rows from 2 Cost Explorer request(s) ($0.02).\n"
     )
     assert CostRecord.objects.count() == 3
     assert AccountDailyCost.objects.get(day=today - timedelta(days=1)).credits == Decimal("-0.25")
+
+
+@pytest.mark.django_db
+def test_sync_costs_prints_the_warnings_of_a_refused_optional_query(course, cost_explorer):
+    """Stubber: AWS refuses the tag query (moto never does)."""
+    course.cost_tag_key = "project"
+    course.save()
+    student_accounts(course, [ALICE])
+    out = StringIO()
+    with Stubber(cost_explorer.client("ce")) as stubber:
+        stubber.add_response("get_cost_and_usage", page())
+        stubber.add_response("get_cost_and_usage", page())
+        stubber.add_client_error(
+            "get_cost_and_usage", service_error_code="DataUnavailableException", service_message="tag not active"
+        )
+        call_command("sync_costs", "--days", "3", stdout=out)
+
+    assert out.getvalue().splitlines()[1:] == [
+        "Warning: Tag costs of cs101 not read: GetCostAndUsage: DataUnavailableException: tag not active"
+    ]
 
 
 @pytest.mark.django_db

@@ -13,6 +13,11 @@ from accounts_app.selectors import course_code_locked
 from accounts_app.services.audit import audit_record
 from accounts_app.services.guardrails import GUARDRAIL_FIELDS, course_guardrails_enqueue
 
+# What each account's AWS Budget follows: an edit of one updates them all.
+BUDGET_FIELDS = frozenset(
+    {"budget_per_student", "budget_period", "start_date", "end_date", "usage_alert_email", "budget_action_enabled"}
+)
+
 # The fields an instructor edits on the course settings page.
 COURSE_FIELDS = (
     "name",
@@ -111,6 +116,10 @@ def course_update(*, actor: User, course: Course, changes: dict[str, Any]) -> Co
         course_reopen_if_extended(actor=actor, course=course)
     if course.aws_ou_id and GUARDRAIL_FIELDS & changes.keys():
         course_guardrails_enqueue(course)
+    if BUDGET_FIELDS & changes.keys():
+        from billing_app.tasks import course_budgets_ensure_task
+
+        course_budgets_ensure_task.delay_on_commit(course.pk)
     if course.cost_tag_key and "cost_tag_key" in changes:
         from accounts_app.tasks import cost_tags_activate_task
 

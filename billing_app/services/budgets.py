@@ -34,6 +34,7 @@ from accounts_app.services.guardrails import freeze_policy_id
 from accounts_app.services.notifications import email_send
 from billing_app.models import AccountDailyCost, Alert, AlertKind, StudentBudget
 from portal.aws import budgets as aws_budgets
+from portal.aws.errors import PermanentAwsError
 from portal.aws.guardrails import MANAGED_BUDGET_PREFIX
 
 SPIKE_HISTORY_DAYS = 14
@@ -75,8 +76,9 @@ def budget_name(account: MemberAccount) -> str:
 
 def budget_ensure(*, account: MemberAccount) -> StudentBudget | None:
     """Create (or bring up to date) the account's AWS Budget with its 50/80/100% actual and
-    100% forecast notifications to the student and the course's usage contact. Returns None,
-    with the reason in the account's `last_error`, when the gate refuses."""
+    100% forecast notifications to the student and the course's usage contact: amount, period,
+    dates and recipients follow the course. Returns None, with the reason in the account's
+    `last_error`, when the gate refuses."""
     organization = AwsOrganization.load()
     try:
         action_gate(account, action=Action.BUDGET, organization=organization)
@@ -93,10 +95,14 @@ def budget_ensure(*, account: MemberAccount) -> StudentBudget | None:
         amount=budget_amount(account),
         time_unit="MONTHLY" if monthly else "ANNUALLY",
         subscribers=recipients,
-        start=None if monthly else course.start_date,
-        end=None if monthly else course.end_date + timedelta(days=1),
+        # A monthly budget starts on the first of a month; either kind ends with the course.
+        start=course.start_date.replace(day=1) if monthly else course.start_date,
+        end=course.end_date + timedelta(days=1),
     )
-    aws_budgets.ensure_budget(organization.management_account_id, spec)
+    outcome = aws_budgets.ensure_budget(organization.management_account_id, spec)
+    if outcome != aws_budgets.CREATED and budget.recipients != recipients:
+        aws_budgets.ensure_subscribers(organization.management_account_id, spec.name, recipients)
+    budget.recipients = recipients
     budget.aws_budget_name = spec.name
     if course.budget_action_enabled and settings.PORTAL_AWS_BUDGET_ACTION_ROLE_ARN:
         budget.aws_action_id = aws_budgets.ensure_scp_action(
@@ -110,6 +116,24 @@ def budget_ensure(*, account: MemberAccount) -> StudentBudget | None:
     budget.synced_at = timezone.now()
     budget.save()
     return budget
+
+
+def course_budgets_ensure(*, course: Course) -> int:
+    """Bring the AWS Budget of every account of the course that has one in line with the course
+    (after an edit of its budget, period, dates or usage contact). Returns how many were checked;
+    each goes through budget_ensure's gate."""
+    accounts = MemberAccount.objects.filter(course=course, budget__isnull=False).select_related(
+        "course", "membership", "budget"
+    )
+    checked = 0
+    for account in accounts:
+        try:
+            budget_ensure(account=account)
+        except PermanentAwsError as error:
+            # One refused budget must not keep the course's other budgets behind; a person must look.
+            MemberAccount.objects.filter(pk=account.pk).update(last_error=f"AWS Budget not updated: {error}")
+        checked += 1
+    return checked
 
 
 # --- Evaluating spend -----------------------------------------------------------------------------

@@ -1,5 +1,8 @@
 """Cost Explorer sync: one query family for the whole organization, upserted over a trailing
-window because AWS revises its figures for days (month totals settle mid next month)."""
+window because AWS revises its figures for days (month totals settle mid next month). The
+previous month is re-read whole until AWS has marked every figure of it final, so that monthly
+statements do become final. Tag and hourly queries are optional: when AWS refuses one, the sync
+goes on without it and says so in its warnings."""
 
 from __future__ import annotations
 
@@ -21,7 +24,9 @@ from billing_app.models import (
     HourlyCost,
     TagDailyCost,
 )
+from billing_app.selectors import month_is_settled
 from portal.aws import costs
+from portal.aws.errors import AwsError
 
 BATCH = 5000
 HOURLY_DAYS = 2
@@ -29,31 +34,52 @@ KIND_OF_RECORD_TYPE = {"Credit": CostKind.CREDIT, "Refund": CostKind.REFUND}
 
 
 def costs_sync(*, days: int | None = None, today: date | None = None) -> CostSync:
-    """Pull the last `days` days (default PORTAL_COST_SYNC_DAYS) and make the database match.
-    Running it twice in a row changes no figure."""
+    """Pull the last `days` days (default PORTAL_COST_SYNC_DAYS), and the whole previous month
+    while it is not final, and make the database match. Running it twice in a row changes no figure."""
     today = today or timezone.localdate()
     days = days or settings.PORTAL_COST_SYNC_DAYS
-    start, end = today - timedelta(days=days), today + timedelta(days=1)
+    start, end = sync_window_start(today, days), today + timedelta(days=1)
     sync = CostSync.objects.create(window_start=start, window_end=end)
+    meter = costs.RequestMeter()
     try:
-        usage = costs.usage_by_account_and_service(start, end)
-        credits = costs.credits_by_account(start, end)
-        tag_rows, tag_requests = _tag_costs(start, end)
-        hourly, hourly_requests = _hourly_costs() if settings.PORTAL_COST_HOURLY else ([], 0)
+        usage = costs.usage_by_account_and_service(start, end, meter=meter)
+        credits = costs.credits_by_account(start, end, meter=meter)
     except Exception as error:
-        CostSync.objects.filter(pk=sync.pk).update(error=str(error)[:2000], finished_at=timezone.now())
+        # Every answered page is billed, also those of a sync that fails part-way.
+        CostSync.objects.filter(pk=sync.pk).update(
+            error=str(error)[:2000], requests=meter.requests, finished_at=timezone.now()
+        )
         raise
+    warnings: list[str] = []
+    tag_rows, refused_courses = _tag_costs(start, end, meter, warnings)
+    hourly = _hourly_costs(meter, warnings) if settings.PORTAL_COST_HOURLY else []
     records = list(_records(sync, usage.rows, credits.rows))
     with transaction.atomic():
         _store(sync, records, start, end)
-        _store_tags(tag_rows, start, end)
+        _store_tags(tag_rows, refused_courses, start, end)
         _store_hourly(hourly)
         rollups_rebuild(start=start, end=end)
-        sync.requests = usage.requests + credits.requests + tag_requests + hourly_requests
+        sync.requests = meter.requests
         sync.rows = len(records)
+        sync.warnings = "\n".join(warnings)
         sync.finished_at = timezone.now()
-        sync.save(update_fields=["requests", "rows", "finished_at"])
+        sync.save(update_fields=["requests", "rows", "warnings", "finished_at"])
     return sync
+
+
+def sync_window_start(today: date, days: int) -> date:
+    """The trailing `days`, widened to the first of the previous month while that month is not
+    final: before AWS settles it (around the 13th), and after as long as a stored figure of it is
+    still an estimate (AWS finalizes some later)."""
+    trailing = today - timedelta(days=days)
+    this_month = today.replace(day=1)
+    previous_month = (this_month - timedelta(days=1)).replace(day=1)
+    if trailing <= previous_month:
+        return trailing
+    still_estimated = CostRecord.objects.filter(day__gte=previous_month, day__lt=this_month, estimated=True).exists()
+    if still_estimated or not month_is_settled(previous_month, today):
+        return previous_month
+    return trailing
 
 
 class AccountOwners:
@@ -110,10 +136,13 @@ def _store(sync: CostSync, records: list[CostRecord], start: date, end: date) ->
     CostRecord.objects.filter(day__gte=start, day__lt=end).exclude(sync=sync).delete()
 
 
-def _tag_costs(start: date, end: date) -> tuple[list[TagDailyCost], int]:
-    """One tag-grouped query per course that names a cost allocation tag."""
+def _tag_costs(
+    start: date, end: date, meter: costs.RequestMeter, warnings: list[str]
+) -> tuple[list[TagDailyCost], set[int]]:
+    """One tag-grouped query per course that names a cost allocation tag. Returns the rows and
+    the courses whose query AWS refused: their figures stay as they were."""
     rows: list[TagDailyCost] = []
-    requests = 0
+    refused: set[int] = set()
     owners = AccountOwners()
     for course in Course.objects.exclude(cost_tag_key="").filter(archived_at__isnull=True):
         account_ids = set(
@@ -121,8 +150,14 @@ def _tag_costs(start: date, end: date) -> tuple[list[TagDailyCost], int]:
         )
         if not account_ids:
             continue
-        result = costs.usage_by_tag(start, end, tag_key=course.cost_tag_key, account_ids=sorted(account_ids))
-        requests += result.requests
+        try:
+            result = costs.usage_by_tag(
+                start, end, tag_key=course.cost_tag_key, account_ids=sorted(account_ids), meter=meter
+            )
+        except AwsError as error:
+            warnings.append(f"Tag costs of {course.code} not read: {error}")
+            refused.add(course.pk)
+            continue
         for row in result.rows:
             account_pk, course_pk = owners.owner(row.account_id, row.day)
             if course_pk == course.pk:
@@ -135,23 +170,28 @@ def _tag_costs(start: date, end: date) -> tuple[list[TagDailyCost], int]:
                         amount=row.amount,
                     )
                 )
-    return rows, requests
+    return rows, refused
 
 
-def _store_tags(rows: list[TagDailyCost], start: date, end: date) -> None:
-    TagDailyCost.objects.filter(day__gte=start, day__lt=end).delete()
+def _store_tags(rows: list[TagDailyCost], refused_courses: set[int], start: date, end: date) -> None:
+    TagDailyCost.objects.filter(day__gte=start, day__lt=end).exclude(course__in=refused_courses).delete()
     TagDailyCost.objects.bulk_create(rows, batch_size=BATCH)
 
 
-def _hourly_costs() -> tuple[list[HourlyCost], int]:
-    """The last HOURLY_DAYS days hour by hour (re-read, since AWS revises recent hours)."""
+def _hourly_costs(meter: costs.RequestMeter, warnings: list[str]) -> list[HourlyCost]:
+    """The last HOURLY_DAYS days hour by hour (re-read, since AWS revises recent hours); none when
+    AWS refuses (hourly granularity is opt-in in the billing console)."""
     end = timezone.now().replace(minute=0, second=0, microsecond=0)
-    rows, requests = costs.hourly_usage_by_account(end - timedelta(days=HOURLY_DAYS), end)
+    try:
+        rows, _ = costs.hourly_usage_by_account(end - timedelta(days=HOURLY_DAYS), end, meter=meter)
+    except AwsError as error:
+        warnings.append(f"Hourly costs not read: {error}")
+        return []
     owners = AccountOwners()
     return [
         HourlyCost(aws_account_id=r.account_id, account_id=owners.owner(r.account_id, r.hour.date())[0], hour=r.hour, amount=r.amount)
         for r in rows
-    ], requests
+    ]
 
 
 def _store_hourly(rows: list[HourlyCost]) -> None:

@@ -13,6 +13,12 @@ from portal.aws.session import client
 
 ACTUAL_THRESHOLDS = (50, 80, 100)
 FORECAST_THRESHOLD = 100
+# A budget counts what the student used: credits and refunds would hide spend from it (a school
+# paying with credits would otherwise never see an alert). AWS's default includes both.
+COST_TYPES = {"IncludeCredit": False, "IncludeRefund": False}
+
+
+CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 
 
 @dataclass(frozen=True)
@@ -33,20 +39,28 @@ def _call(operation: str, **params) -> dict:
         raise classify(error, operation=operation) from error
 
 
-def _notifications(subscribers: list[str]) -> list[dict]:
-    def notification(kind: str, threshold: int) -> dict:
-        return {
-            "Notification": {
-                "NotificationType": kind,
-                "ComparisonOperator": "GREATER_THAN",
-                "Threshold": threshold,
-                "ThresholdType": "PERCENTAGE",
-            },
-            "Subscribers": [{"SubscriptionType": "EMAIL", "Address": email} for email in subscribers],
-        }
+def _notification(kind: str, threshold: int) -> dict:
+    return {
+        "NotificationType": kind,
+        "ComparisonOperator": "GREATER_THAN",
+        "Threshold": threshold,
+        "ThresholdType": "PERCENTAGE",
+    }
 
-    return [notification("ACTUAL", t) for t in ACTUAL_THRESHOLDS] + [
-        notification("FORECASTED", FORECAST_THRESHOLD)
+
+NOTIFICATIONS = [_notification("ACTUAL", t) for t in ACTUAL_THRESHOLDS] + [
+    _notification("FORECASTED", FORECAST_THRESHOLD)
+]
+
+
+def _subscriber(email: str) -> dict:
+    return {"SubscriptionType": "EMAIL", "Address": email}
+
+
+def _notifications(subscribers: list[str]) -> list[dict]:
+    return [
+        {"Notification": notification, "Subscribers": [_subscriber(email) for email in subscribers]}
+        for notification in NOTIFICATIONS
     ]
 
 
@@ -57,6 +71,7 @@ def _budget(spec: BudgetSpec) -> dict:
         "TimeUnit": spec.time_unit,
         "BudgetType": "COST",
         "CostFilters": {"LinkedAccount": [spec.account_id]},
+        "CostTypes": COST_TYPES,
     }
     if spec.start and spec.end:
         budget["TimePeriod"] = {"Start": spec.start.isoformat(), "End": spec.end.isoformat()}
@@ -70,27 +85,90 @@ def describe(management_account_id: str, name: str) -> dict | None:
         return None
 
 
-def ensure_budget(management_account_id: str, spec: BudgetSpec) -> bool:
-    """Create the budget with its notifications, or bring its amount up to date. Returns whether
-    anything changed."""
+def _day(value) -> str:
+    """A TimePeriod date as AWS answers it (a timestamp) or as the portal writes it."""
+    return value.date().isoformat() if hasattr(value, "date") else str(value)[:10]
+
+
+def _differs(current: dict, wanted: dict) -> bool:
+    """Whether AWS's budget differs from the wanted one in what the portal sets."""
+    if Decimal(current["BudgetLimit"]["Amount"]) != Decimal(wanted["BudgetLimit"]["Amount"]):
+        return True
+    if current.get("TimeUnit") != wanted["TimeUnit"]:
+        return True
+    current_types = current.get("CostTypes", {})
+    if any(current_types.get(key, True) != value for key, value in COST_TYPES.items()):
+        return True
+    if "TimePeriod" not in wanted:
+        return False
+    period = current.get("TimePeriod", {})
+    return (_day(period.get("Start")), _day(period.get("End"))) != (
+        wanted["TimePeriod"]["Start"],
+        wanted["TimePeriod"]["End"],
+    )
+
+
+def ensure_budget(management_account_id: str, spec: BudgetSpec) -> str:
+    """Create the budget with its notifications, or bring its amount, period, dates and cost types
+    up to date. Returns CREATED, UPDATED or UNCHANGED."""
     current = describe(management_account_id, spec.name)
+    wanted = _budget(spec)
     if current is None:
         try:
             _call(
                 "create_budget",
                 AccountId=management_account_id,
-                Budget=_budget(spec),
+                Budget=wanted,
                 NotificationsWithSubscribers=_notifications(spec.subscribers),
             )
         except PermanentAwsError as error:
             if error.code != "DuplicateRecordException":
                 raise
-            return False
-        return True
-    if Decimal(current["BudgetLimit"]["Amount"]) == spec.amount:
-        return False
-    _call("update_budget", AccountId=management_account_id, NewBudget=_budget(spec))
-    return True
+            return UNCHANGED
+        return CREATED
+    if not _differs(current, wanted):
+        return UNCHANGED
+    _call("update_budget", AccountId=management_account_id, NewBudget=wanted)
+    return UPDATED
+
+
+def ensure_subscribers(management_account_id: str, name: str, subscribers: list[str]) -> None:
+    """Make every notification of the budget email exactly `subscribers`: the new ones are added
+    before the old ones go, since AWS refuses a notification without a subscriber."""
+    wanted = {email.lower(): email for email in subscribers}
+    for notification in NOTIFICATIONS:
+        answered = _call(
+            "describe_subscribers_for_notification",
+            AccountId=management_account_id,
+            BudgetName=name,
+            Notification=notification,
+        )["Subscribers"]
+        present = {s["Address"].lower(): s for s in answered if s["SubscriptionType"] == "EMAIL"}
+        for key, email in wanted.items():
+            if key not in present:
+                _subscriber_change("create_subscriber", management_account_id, name, notification, _subscriber(email))
+        for key, subscriber in present.items():
+            if key not in wanted:
+                _subscriber_change("delete_subscriber", management_account_id, name, notification, subscriber)
+
+
+def _subscriber_change(
+    operation: str, management_account_id: str, name: str, notification: dict, subscriber: dict
+) -> None:
+    """Add or remove one subscriber; one already there (or already gone) is what was wanted."""
+    try:
+        _call(
+            operation,
+            AccountId=management_account_id,
+            BudgetName=name,
+            Notification=notification,
+            Subscriber=subscriber,
+        )
+    except NotFound:
+        pass
+    except PermanentAwsError as error:
+        if error.code != "DuplicateRecordException":
+            raise
 
 
 def ensure_scp_action(

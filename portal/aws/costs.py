@@ -3,16 +3,29 @@ whole organization (grouped by linked account), never one query per account."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from portal.aws.errors import classify
+from portal.aws.errors import TransientAwsError, classify
 from portal.aws.session import client
 
 METRIC = "UnblendedCost"
 CREDIT_RECORD_TYPES = ["Credit", "Refund"]
+# Cost Explorer answers LimitExceededException when asked too fast (botocore's own retries may
+# already have been spent): wait and ask again, these many seconds apart.
+THROTTLE_WAITS = (2, 5, 15, 30)
+THROTTLED = "LimitExceededException"
+
+
+@dataclass
+class RequestMeter:
+    """Requests answered so far, shared by every query of one sync: AWS bills each one, also when
+    a later query fails."""
+
+    requests: int = 0
 
 
 @dataclass(frozen=True)
@@ -31,20 +44,35 @@ class CostQueryResult:
     requests: int
 
 
-def _get(params: dict) -> dict:
-    try:
-        return client("ce").get_cost_and_usage(**params)
-    except Exception as error:
-        raise classify(error, operation="GetCostAndUsage") from error
+def _get(params: dict, meter: RequestMeter | None) -> dict:
+    """One page, asked again while Cost Explorer says it is asked too fast. A throttled request
+    is not answered, so only answered pages count."""
+    waits = iter(THROTTLE_WAITS)
+    while True:
+        try:
+            page = client("ce").get_cost_and_usage(**params)
+        except Exception as error:
+            failure = classify(error, operation="GetCostAndUsage")
+            if failure.code != THROTTLED:
+                raise failure from error
+            wait = next(waits, None)
+            if wait is None:
+                # Still throttled after every wait: a later run will do, nothing is wrong.
+                raise TransientAwsError(failure.message, code=failure.code, operation=failure.operation) from error
+            time.sleep(wait)
+            continue
+        if meter is not None:
+            meter.requests += 1
+        return page
 
 
-def _query(params: dict) -> CostQueryResult:
+def _query(params: dict, meter: RequestMeter | None) -> CostQueryResult:
     """Every page of one query. `requests` counts the pages, each one billed by AWS."""
     rows: list[CostRow] = []
     requests = 0
     token = None
     while True:
-        page = _get({**params, **({"NextPageToken": token} if token else {})})
+        page = _get({**params, **({"NextPageToken": token} if token else {})}, meter)
         requests += 1
         rows.extend(_rows(page))
         token = page.get("NextPageToken")
@@ -75,16 +103,18 @@ def _params(start: date, end: date, granularity: str, second_dimension: str, rec
     }
 
 
-def usage_by_account_and_service(start: date, end: date, *, granularity: str = "DAILY") -> CostQueryResult:
+def usage_by_account_and_service(
+    start: date, end: date, *, granularity: str = "DAILY", meter: RequestMeter | None = None
+) -> CostQueryResult:
     """Spend per account per service per day in [start, end), without credits and refunds."""
     not_credits = {"Not": {"Dimensions": {"Key": "RECORD_TYPE", "Values": CREDIT_RECORD_TYPES}}}
-    return _query(_params(start, end, granularity, "SERVICE", not_credits))
+    return _query(_params(start, end, granularity, "SERVICE", not_credits), meter)
 
 
-def credits_by_account(start: date, end: date) -> CostQueryResult:
+def credits_by_account(start: date, end: date, *, meter: RequestMeter | None = None) -> CostQueryResult:
     """Credits and refunds per account per day in [start, end), keyed by record type."""
     only_credits = {"Dimensions": {"Key": "RECORD_TYPE", "Values": CREDIT_RECORD_TYPES}}
-    return _query(_params(start, end, "DAILY", "RECORD_TYPE", only_credits))
+    return _query(_params(start, end, "DAILY", "RECORD_TYPE", only_credits), meter)
 
 
 @dataclass(frozen=True)
@@ -94,7 +124,9 @@ class HourlyCost:
     amount: Decimal
 
 
-def hourly_usage_by_account(start: datetime, end: datetime) -> tuple[list[HourlyCost], int]:
+def hourly_usage_by_account(
+    start: datetime, end: datetime, *, meter: RequestMeter | None = None
+) -> tuple[list[HourlyCost], int]:
     """Spend per account per hour (HOURLY granularity: opt-in, billed, 14 days deep).
     Returns the rows and the number of requests made."""
     params = {
@@ -107,7 +139,7 @@ def hourly_usage_by_account(start: datetime, end: datetime) -> tuple[list[Hourly
     rows: list[HourlyCost] = []
     requests, token = 0, None
     while True:
-        page = _get({**params, **({"NextPageToken": token} if token else {})})
+        page = _get({**params, **({"NextPageToken": token} if token else {})}, meter)
         requests += 1
         for period in page.get("ResultsByTime", []):
             hour = datetime.fromisoformat(period["TimePeriod"]["Start"].replace("Z", "+00:00"))
@@ -118,7 +150,9 @@ def hourly_usage_by_account(start: datetime, end: datetime) -> tuple[list[Hourly
             return rows, requests
 
 
-def usage_by_tag(start: date, end: date, *, tag_key: str, account_ids: list[str]) -> CostQueryResult:
+def usage_by_tag(
+    start: date, end: date, *, tag_key: str, account_ids: list[str], meter: RequestMeter | None = None
+) -> CostQueryResult:
     """Spend per account per value of a cost allocation tag, for one course's accounts."""
     params = {
         "TimePeriod": {"Start": start.isoformat(), "End": end.isoformat()},
@@ -127,7 +161,7 @@ def usage_by_tag(start: date, end: date, *, tag_key: str, account_ids: list[str]
         "GroupBy": [{"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"}, {"Type": "TAG", "Key": tag_key}],
         "Filter": {"Dimensions": {"Key": "LINKED_ACCOUNT", "Values": account_ids}},
     }
-    return _query(params)
+    return _query(params, meter)
 
 
 def activate_cost_allocation_tags(tag_keys: list[str]) -> None:

@@ -23,3 +23,5 @@ class Command(BaseCommand):
                 f"{sync.requests} Cost Explorer request(s) (${sync.requests * 0.01:.2f})."
             )
         )
+        for warning in sync.warnings.splitlines():
+            self.stdout.write(self.style.WARNING(f"Warning: {warning}"))

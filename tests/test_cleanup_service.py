@@ -333,6 +333,12 @@ def test_the_guardrails_that_freeze_or_fence_an_account_let_the_portals_role_cle
         ]["Statement"],
     ]
 
-    assert [s["Sid"] for s in fences] == ["FrozenForBudget", "OnlyAllowedServices", "OnlyAllowedRegions", "SchoolRegions"]
+    assert [s["Sid"] for s in fences] == [
+        "FrozenForBudget",
+        "FrozenRootOwnerTasksOnly",
+        "OnlyAllowedServices",
+        "OnlyAllowedRegions",
+        "SchoolRegions",
+    ]
     for statement in fences:
         assert statement["Condition"]["ArnNotLike"] == {"aws:PrincipalArn": role}, statement["Sid"]

@@ -647,7 +647,7 @@ def test_an_approved_handover_goes_from_the_code_to_leaving_the_organization(
         (AuditAction.HANDOVER_STEP, "system"),  # code sent
         (AuditAction.HANDOVER_STEP, "student@school.example"),  # root email moved
         (AuditAction.HANDOVER_STEP, "system"),  # contacts set
-        (AuditAction.HANDOVER_STEP, "system"),  # access, budget and tags removed
+        (AuditAction.HANDOVER_STEP, "system"),  # access and tags removed, moved into the leaving OU
         (AuditAction.HANDOVER_STEP, "student@school.example"),  # ready
         (AuditAction.HANDOVER_STEP, "system"),  # blocked
         (AuditAction.HANDOVER_STEP, "student@school.example"),  # ready again

@@ -560,7 +560,7 @@ def handover_steps(handover: Handover) -> list[Step]:
     steps = [
         ("Move the root email to your address", handover.root_email_moved_at, code_status, code_detail),
         ("Make you the account's contact", handover.contacts_set_at, "current", ""),
-        ("Remove the school's access, budget and tags", handover.access_removed_at, "current", ""),
+        ("Remove the school's access and tags", handover.access_removed_at, "current", ""),
         (
             "Reset the root password and add your billing details",
             handover.student_ready_at or handover.removed_at,

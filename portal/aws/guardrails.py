@@ -243,7 +243,7 @@ def freeze_policy(*, portal_role: str) -> dict:
         "Resource": "*",
         "Condition": {"StringLike": {"aws:PrincipalArn": ROOT_USER_ARN}},
     }
-    return _policy(_unless_portal(frozen, portal_role), root)
+    return _policy(_unless_portal(frozen, portal_role), _unless_portal(root, portal_role))
 
 
 def leaving_policy(*, portal_role: str) -> dict:

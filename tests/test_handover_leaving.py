@@ -209,6 +209,30 @@ def test_a_cancelled_handover_whose_account_already_left_is_completed(personas, 
     assert account.state == AccountState.HANDED_OVER
 
 
+@pytest.mark.django_db
+def test_a_handover_cancelled_while_the_school_lets_go_keeps_the_account_in_its_course(
+    personas, aws, account_api, django_capture_on_commit_callbacks
+):
+    account = moto_account(personas, aws)
+    record = approved(personas, account, account_api)
+    code_given(personas, record, account_api.code(account.aws_account_id))
+
+    def cancel_now(**kwargs):  # the instructor presses Cancel while the worker removes the tags
+        with django_capture_on_commit_callbacks(execute=True):
+            assert handover_cancel(actor=personas.instructor, handover=record, reason="Stop")
+
+    aws.add_hook("after-call.organizations.UntagResource", cancel_now)
+    handover_advance(handover=record)
+
+    record.refresh_from_db()
+    account.refresh_from_db()
+    assert record.access_removed_at is None
+    assert record.status == HandoverStatus.CANCELLED and record.returned_at is not None
+    assert account.state == AccountState.READY
+    assert parent_of(aws, account.aws_account_id) == personas.course.aws_ou_id
+    assert tags_of(aws, account.aws_account_id) == account_tags(account)
+
+
 # --- Timing out -------------------------------------------------------------------------------------
 
 

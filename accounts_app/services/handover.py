@@ -373,6 +373,8 @@ def _school_detach(handover: Handover) -> None:
     organization = organization_ready()
     access_revoke(account, organization)
     organizations.untag_account(account.aws_account_id, SCHOOL_TAG_KEYS)
+    if not Handover.objects.filter(pk=handover.pk, status=HandoverStatus.APPROVED).exists():
+        return  # cancelled meanwhile: the account stays in its course, and handover_return restores the rest
     if organizations.parent_id(account.aws_account_id) != organization.leaving_ou_id:
         organizations.move_account(account.aws_account_id, organization.leaving_ou_id)
     _stamp(handover, "access_removed_at", "The school's access and tags removed; moved into the leaving OU")
@@ -479,7 +481,7 @@ def handover_return(*, handover: Handover) -> None:
     if organizations.parent_id(account.aws_account_id) != account.course.aws_ou_id:
         organizations.move_account(account.aws_account_id, account.course.aws_ou_id)
     organizations.tag_account(account.aws_account_id, account_tags(account))
-    if handover.access_removed_at:
+    if handover.contacts_set_at:  # the school's step may have begun removing access: give back what is gone
         _access_restore(account, organization)
     with transaction.atomic():
         Handover.objects.filter(pk=handover.pk).update(returned_at=timezone.now(), last_error="", blockers=[])

@@ -38,6 +38,7 @@ from tests.support.account_api import AccountApi
 from tests.test_handover import (
     CONTACT,
     approved,
+    assignments_of_account,
     attached_policy_ids,
     budget_names,
     code_given,
@@ -138,6 +139,7 @@ def test_an_instructor_cancels_after_the_school_let_go_and_the_account_returns(
     account_id = account.aws_account_id
     record = detached(personas, account, account_api)
     assert parent_of(aws, account_id) == leaving_ou()
+    assert assignments_of_account(aws, account_id) == []
     mail.outbox.clear()
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -157,6 +159,9 @@ def test_an_instructor_cancels_after_the_school_let_go_and_the_account_returns(
     assert parent_of(aws, account_id) == personas.course.aws_ou_id
     assert tags_of(aws, account_id) == account_tags(account)
     assert f"classroom-cloud-{account_id}" in budget_names(aws)
+    assert {a["PermissionSetArn"] for a in assignments_of_account(aws, account_id)} == set(
+        AwsOrganization.load().permission_sets.values()
+    )  # the student's, the TA's and the instructor's access are back
     [recipients] = sent("was cancelled")
     assert "student@school.example" in recipients and "instructor@school.example" in recipients
     assert AuditEvent.objects.filter(

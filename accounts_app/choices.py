@@ -125,3 +125,4 @@ class HandoverStatus(models.TextChoices):
     APPROVED = "approved", "Approved: in progress"
     DECLINED = "declined", "Declined"
     COMPLETED = "completed", "Handed over"
+    CANCELLED = "cancelled", "Cancelled"

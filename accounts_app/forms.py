@@ -298,6 +298,8 @@ class HandoverRequestForm(forms.Form):
         label="Your own email address",
         help_text="Not your school address: the account's root user signs in with it after the course.",
     )
+    # PutAlternateContact's limits, as AWS's Account Management API reference gives them: a name
+    # of 1-64 characters, a phone number of 1-25 made of digits, spaces, "+", "-", "(" and ")".
     contact_name = forms.CharField(label="Your full name", max_length=64)
     contact_phone = forms.CharField(
         label="Your phone number",
@@ -314,17 +316,29 @@ class HandoverRequestForm(forms.Form):
 
     def clean_contact_phone(self) -> str:
         phone = self.cleaned_data["contact_phone"].strip()
-        if not re.fullmatch(r"\+?[0-9][0-9 ()\-.]{5,23}", phone):
-            raise ValidationError("Write the number with digits, e.g. +1 555 0100.")
+        if not re.fullmatch(r"[\s0-9()+-]+", phone) or len(re.sub(r"\D", "", phone)) < 6:
+            raise ValidationError(
+                "Write the number with digits, spaces, +, -, ( and ) only, as AWS accepts it, e.g. +1 555 0100."
+            )
         return phone
+
+    def clean_contact_name(self) -> str:
+        name = " ".join(self.cleaned_data["contact_name"].split())
+        if not name or any(not character.isprintable() for character in name):
+            raise ValidationError("Write your name as printable text: AWS refuses control characters.")
+        return name
 
 
 class HandoverCodeForm(forms.Form):
     code = forms.CharField(
         label="Code from AWS",
         max_length=12,
-        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}),
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autocapitalize": "characters"}),
     )
+
+
+class HandoverCancelForm(forms.Form):
+    reason = forms.CharField(label="Why? (optional)", max_length=1000, required=False)
 
 
 class HandoverDeclineForm(forms.Form):

@@ -44,7 +44,7 @@ TRANSITIONS: dict[S, frozenset[S]] = {
     S.COOLING_DOWN: frozenset({S.POOLED}),
     # Handover: a declined request puts the account back where it was.
     S.HANDOVER_REQUESTED: frozenset({S.HANDOVER, S.READY, S.FROZEN, S.ENDED}),
-    S.HANDOVER: frozenset({S.HANDED_OVER}),
+    S.HANDOVER: frozenset({S.HANDED_OVER, S.READY, S.FROZEN, S.ENDED}),  # cancelled or timed out: back
     # A brought account that failed before it joined the organization may be declined instead.
     S.FAILED: frozenset(
         {

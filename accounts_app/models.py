@@ -370,6 +370,9 @@ class AwsOrganization(models.Model):
     root_id = models.CharField(max_length=50, blank=True)
     parent_ou_id = models.CharField("portal OU id", max_length=100, blank=True)
     pool_ou_id = models.CharField("pool OU id", max_length=100, blank=True)
+    # Directly under the organization's root: where an account waits to leave the organization.
+    leaving_ou_id = models.CharField("leaving OU id", max_length=100, blank=True)
+    leaving_policy_id = models.CharField("leaving OU SCP id", max_length=100, blank=True)
     sso_instance_arn = models.CharField(max_length=200, blank=True)
     identity_store_id = models.CharField(max_length=50, blank=True)
     access_portal_url = models.URLField(blank=True)
@@ -596,6 +599,11 @@ class Handover(models.Model):
     access_removed_at = models.DateTimeField(null=True, blank=True)
     student_ready_at = models.DateTimeField(null=True, blank=True)
     removed_at = models.DateTimeField(null=True, blank=True)
+    # Cancelled by the student or an instructor, or timed out: why, for both to read.
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancel_reason = models.TextField(blank=True)
+    # The account is back in its course's OU, in its previous state (after a cancellation).
+    returned_at = models.DateTimeField(null=True, blank=True)
     # What AWS said stops the account from leaving: [{"reason": …, "message": …}].
     blockers = models.JSONField(default=list, blank=True)
     last_error = models.TextField(blank=True)

@@ -220,6 +220,15 @@ def handover_advance_task(handover_id: int) -> None:
 
 
 @shared_task(**AWS_TASK)
+def handover_return_task(handover_id: int) -> None:
+    from accounts_app.models import Handover
+    from accounts_app.services.handover import handover_return
+
+    if handover := Handover.objects.filter(pk=handover_id).first():
+        handover_return(handover=handover)
+
+
+@shared_task(**AWS_TASK)
 def handover_code_check_task(handover_id: int, actor_id: int | None) -> None:
     from accounts_app.models import Handover, User
     from accounts_app.services.handover import handover_code_check

@@ -57,11 +57,15 @@ course_patterns = [
     path(
         "<int:course_id>/accounts/<int:account_id>/handover/decline/", ending.handover_decline, name="handover_decline"
     ),
+    path(
+        "<int:course_id>/accounts/<int:account_id>/handover/cancel/", ending.handover_cancel, name="handover_cancel"
+    ),
     path("<int:course_id>/my-account/keep/", ending.handover_start, name="handover_start"),
     path("<int:course_id>/my-account/handover/", ending.my_handover, name="my_handover"),
     path("<int:course_id>/my-account/handover/code/", ending.my_handover_code, name="my_handover_code"),
     path("<int:course_id>/my-account/handover/resend/", ending.my_handover_resend, name="my_handover_resend"),
     path("<int:course_id>/my-account/handover/ready/", ending.my_handover_ready, name="my_handover_ready"),
+    path("<int:course_id>/my-account/handover/cancel/", ending.my_handover_cancel, name="my_handover_cancel"),
 ]
 
 urlpatterns = [

@@ -292,6 +292,8 @@ PORTAL_CLEANUP_PASS_DELAY_SECONDS = float(os.environ.get("PORTAL_CLEANUP_PASS_DE
 PORTAL_RECYCLE_COOLDOWN_DAYS = int(os.environ.get("PORTAL_RECYCLE_COOLDOWN_DAYS", "2"))
 # AWS lets a created account leave its organization this many days after its creation.
 PORTAL_HANDOVER_WAIT_DAYS = int(os.environ.get("PORTAL_HANDOVER_WAIT_DAYS", "4"))
+# An approved handover with no step done for this many days is cancelled; its instructors are told.
+PORTAL_HANDOVER_TIMEOUT_DAYS = int(os.environ.get("PORTAL_HANDOVER_TIMEOUT_DAYS", "30"))
 
 PORTAL_AWS_POLL_SECONDS = float(os.environ.get("PORTAL_AWS_POLL_SECONDS", "5"))
 PORTAL_AWS_POLL_MAX_SECONDS = float(os.environ.get("PORTAL_AWS_POLL_MAX_SECONDS", "60"))

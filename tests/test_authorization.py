@@ -94,12 +94,14 @@ MATRIX = [
     ("courses:handover_review",  GET,    LOGIN,    403,    404,          200, 200,       404,             200),
     ("courses:handover_approve", POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
     ("courses:handover_decline", POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("courses:handover_cancel",  POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
     ("courses:handover_start",   GET,    LOGIN,    200,    404,          404, 404,       404,             404),
     ("courses:handover_start",   POST,   LOGIN,    DONE,   404,          404, 404,       404,             404),
     ("courses:my_handover",      GET,    LOGIN,    200,    404,          404, 404,       404,             404),
     ("courses:my_handover_code", POST,   LOGIN,    DONE,   404,          404, 404,       404,             404),
     ("courses:my_handover_resend", POST, LOGIN,    DONE,   404,          404, 404,       404,             404),
     ("courses:my_handover_ready", POST,  LOGIN,    DONE,   404,          404, 404,       404,             404),
+    ("courses:my_handover_cancel", POST, LOGIN,    DONE,   404,          404, 404,       404,             404),
     # The invitation link is a bearer token: anyone holding it may open it. People already on
     # cs101 cannot take a second place on its roster (409); anyone else is bound to the entry.
     ("invitation",               GET,    200,      200,    200,          200, 200,       200,             200),
@@ -375,6 +377,12 @@ REQUESTS = {
         prepare=lambda s: handover_of(s),
         redirects_to="courses:handover_review",
     ),
+    "courses:handover_cancel": Request(
+        kwargs=lambda s: in_course(s) | {"account_id": s.student_account.pk},
+        data=lambda s: {"reason": "The student asked us to."},
+        prepare=lambda s: handover_of(s, approved=True),
+        redirects_to="courses:handover_review",
+    ),
     "courses:handover_start": Request(
         kwargs=in_course,
         data=lambda s: {"new_root_email": "me@personal.example", "contact_name": "Stu Dent", "contact_phone": "+1 555 0100"},
@@ -392,6 +400,9 @@ REQUESTS = {
         kwargs=in_course, prepare=lambda s: handover_of(s, approved=True), redirects_to="courses:my_handover"
     ),
     "courses:my_handover_ready": Request(
+        kwargs=in_course, prepare=lambda s: handover_of(s, approved=True), redirects_to="courses:my_handover"
+    ),
+    "courses:my_handover_cancel": Request(
         kwargs=in_course, prepare=lambda s: handover_of(s, approved=True), redirects_to="courses:my_handover"
     ),
     "invitation": Request(

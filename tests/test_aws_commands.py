@@ -71,7 +71,11 @@ def test_aws_bootstrap_run_again_creates_nothing_and_says_trusted_access_is_alre
 
     assert aws_inventory(aws) == before
     assert before["ous"] == sorted(
-        [(recorded.root_id, "Classroom Cloud"), (recorded.parent_ou_id, "Pool")]
+        [
+            (recorded.root_id, "Classroom Cloud"),
+            (recorded.root_id, "Classroom Cloud leaving"),
+            (recorded.parent_ou_id, "Pool"),
+        ]
     )
     assert before["permission_sets"] == 3
     assert before["policies"] == [
@@ -79,6 +83,7 @@ def test_aws_bootstrap_run_again_creates_nothing_and_says_trusted_access_is_alre
         "classroom-cloud-deny-leaving",
         "classroom-cloud-deny-root",
         "classroom-cloud-freeze",  # made ready for frozen accounts, attached to none
+        "classroom-cloud-leaving",  # on the leaving OU, for accounts being handed over
         "classroom-cloud-protect-portal",
         "classroom-cloud-regions",
     ]
@@ -115,9 +120,16 @@ def test_aws_bootstrap_tags_the_ous_and_scps_it_makes_as_the_portals(aws):
     """The portal's runtime IAM role moves accounts only into OUs, and attaches only SCPs, that
     carry the portal's tag (docs/iam/runtime-role.json)."""
     recorded = AwsOrganization.load()
-    made = [recorded.parent_ou_id, recorded.pool_ou_id, *recorded.baseline_policies.values(), recorded.freeze_policy_id]
+    made = [
+        recorded.parent_ou_id,
+        recorded.pool_ou_id,
+        recorded.leaving_ou_id,
+        *recorded.baseline_policies.values(),
+        recorded.freeze_policy_id,
+        recorded.leaving_policy_id,
+    ]
 
-    assert len(made) == 7
+    assert len(made) == 9
     for resource_id in made:
         assert tags_of(aws, resource_id) == {"managed-by": "classroom-cloud-portal"}, resource_id
 
@@ -134,7 +146,7 @@ def test_aws_bootstrap_tags_ous_and_scps_made_before_it_tagged_them(aws):
 
     for resource_id in untagged:
         assert tags_of(aws, resource_id) == {"managed-by": "classroom-cloud-portal"}, resource_id
-    assert (AwsOrganization.load().pool_ou_id, len(organization_units(aws))) == (recorded.pool_ou_id, 2)
+    assert (AwsOrganization.load().pool_ou_id, len(organization_units(aws))) == (recorded.pool_ou_id, 3)
 
 
 @pytest.fixture

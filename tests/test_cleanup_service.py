@@ -338,7 +338,12 @@ def test_the_guardrails_that_freeze_or_fence_an_account_let_the_portals_role_cle
     ]
 
     assert [s["Sid"] for s in fences] == [
-        "FrozenForBudget", "OnlyAllowedServices", "OnlyAllowedRegions", "NoFleetsOrSpotRequests", "SchoolRegions"
+        "FrozenForBudget",
+        "FrozenRootOwnerTasksOnly",
+        "OnlyAllowedServices",
+        "OnlyAllowedRegions",
+        "NoFleetsOrSpotRequests",
+        "SchoolRegions",
     ]
     for statement in fences:
         assert statement["Condition"]["ArnNotLike"] == {"aws:PrincipalArn": role}, statement["Sid"]

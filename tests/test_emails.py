@@ -206,6 +206,17 @@ def _handover_declined(w: World):
     return "handover_declined", context, [w.student.email], [DECLINE_REASON, w.links()["course"]]
 
 
+def _handover_cancelled(w: World):
+    reason = "Timed out: no step done for 30 days"
+    Handover.objects.filter(pk=w.handover.pk).update(
+        status=HandoverStatus.CANCELLED, cancelled_at=timezone.now(), cancel_reason=reason
+    )
+    w.handover.refresh_from_db()
+    context = {"handover": w.handover, "account": w.account, "course": w.course}
+    recipients = [w.student.email, w.instructor.email]
+    return "handover_cancelled", context, recipients, [reason, w.account.aws_account_id, w.links()["course"]]
+
+
 def _handover_code(w: World):
     _approved(w, w.instructor.user)
     Handover.objects.filter(pk=w.handover.pk).update(code_sent_at=timezone.now())
@@ -303,6 +314,7 @@ CASES = {
     "handover_approved": _handover_approved,
     "handover_approved/at_once": _handover_approved_at_once,
     "handover_declined": _handover_declined,
+    "handover_cancelled": _handover_cancelled,
     "handover_code": _handover_code,
     "handover_your_turn": _handover_your_turn,
     "handover_blocked": _handover_blocked,

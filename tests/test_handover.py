@@ -33,7 +33,6 @@ from accounts_app.models import (
     Membership,
 )
 from accounts_app.services.ending import course_end, course_extend
-from accounts_app.services.ownership import MANAGED_BY_TAG
 from accounts_app.services.guardrails import freeze_policy_id
 from accounts_app.services.handover import (
     REMOVAL_BLOCKERS,
@@ -47,6 +46,7 @@ from accounts_app.services.handover import (
     handover_student_ready,
     handover_submit_code,
 )
+from accounts_app.services.ownership import MANAGED_BY_TAG
 from accounts_app.services.vending import account_request
 from billing_app.models import AccountDailyCost
 from billing_app.services.budgets import budget_ensure
@@ -184,6 +184,10 @@ def organization_account_ids(aws) -> set[str]:
 def tags_of(aws, account_id: str) -> dict[str, str]:
     tags = aws.client("organizations").list_tags_for_resource(ResourceId=account_id)["Tags"]
     return {tag["Key"]: tag["Value"] for tag in tags}
+
+
+def parent_of(aws, account_id: str) -> str:
+    return aws.client("organizations").list_parents(ChildId=account_id)["Parents"][0]["Id"]
 
 
 def budget_names(aws) -> set[str]:
@@ -550,10 +554,10 @@ def test_an_approved_handover_goes_from_the_code_to_leaving_the_organization(
     assert account_api.primary_email(account_id) == account.root_email
     assert account_api.calls["PutAlternateContact"] == 0
     assert tags_of(aws, account_id)["managed-by"] == "classroom-cloud-portal"
-    not_a_number = student.post(
-        reverse("courses:my_handover_code", args=[course_id]), {"code": "abc"}, follow=True
+    not_a_code = student.post(
+        reverse("courses:my_handover_code", args=[course_id]), {"code": "abc-12"}, follow=True
     )
-    assert "The code is the number in the email AWS sent you" in text(not_a_number)
+    assert "The code is the 6 letters and digits in the email AWS sent you" in text(not_a_code)
 
     # The right code: the root email moves, and the portal does everything that is its to do.
     right = student.post(
@@ -580,7 +584,9 @@ def test_an_approved_handover_goes_from_the_code_to_leaving_the_organization(
     assert "student@school.example" not in identity_user_names(aws)
     assert {"ta@school.example", "instructor@school.example"} <= identity_user_names(aws)
     assert student_user
-    assert f"classroom-cloud-{account_id}" not in budget_names(aws)
+    # The budget stays until the account has left; the account waits in the leaving OU.
+    assert f"classroom-cloud-{account_id}" in budget_names(aws)
+    assert parent_of(aws, account_id) == AwsOrganization.load().leaving_ou_id
     # The portal's own tag stays until the account leaves (AWS deletes it then): the gate asks
     # for it before the last step too.
     assert tags_of(aws, account_id) == MANAGED_BY_TAG
@@ -624,6 +630,7 @@ def test_an_approved_handover_goes_from_the_code_to_leaving_the_organization(
     assert record.last_error == ""
     assert account_id not in organization_account_ids(aws)
     assert "The account is yours." in text(done)
+    assert f"classroom-cloud-{account_id}" not in budget_names(aws)
     assert sent("your AWS account is yours now") == [["student@school.example"]]
     # The record, its costs and its audit trail stay.
     assert (account.course_id, account.membership_id, account.aws_account_id) == (
@@ -640,7 +647,7 @@ def test_an_approved_handover_goes_from_the_code_to_leaving_the_organization(
         (AuditAction.HANDOVER_STEP, "system"),  # code sent
         (AuditAction.HANDOVER_STEP, "student@school.example"),  # root email moved
         (AuditAction.HANDOVER_STEP, "system"),  # contacts set
-        (AuditAction.HANDOVER_STEP, "system"),  # access, budget and tags removed
+        (AuditAction.HANDOVER_STEP, "system"),  # access and tags removed, moved into the leaving OU
         (AuditAction.HANDOVER_STEP, "student@school.example"),  # ready
         (AuditAction.HANDOVER_STEP, "system"),  # blocked
         (AuditAction.HANDOVER_STEP, "student@school.example"),  # ready again
@@ -868,8 +875,8 @@ def test_a_request_declined_after_the_course_was_extended_gives_the_account_back
     "service, operation",
     [
         ("account", "PutAlternateContact"),
-        ("budgets", "DeleteBudget"),
         ("organizations", "UntagResource"),
+        ("organizations", "MoveAccount"),
     ],
 )
 def test_a_worker_killed_mid_advance_resumes_without_repeating_done_steps(
@@ -903,14 +910,15 @@ def test_a_worker_killed_mid_advance_resumes_without_repeating_done_steps(
         for contact in contacts_of(account.aws_account_id).values()
     )
     assert tags_of(aws, account.aws_account_id) == MANAGED_BY_TAG
-    assert f"classroom-cloud-{account.aws_account_id}" not in budget_names(aws)
+    assert f"classroom-cloud-{account.aws_account_id}" in budget_names(aws)
+    assert parent_of(aws, account.aws_account_id) == AwsOrganization.load().leaving_ou_id
     summaries = list(
         AuditEvent.objects.filter(
             action=AuditAction.HANDOVER_STEP, object_id=str(account.pk)
         ).values_list("summary", flat=True)
     )
     assert sum("Alternate contacts set" in s for s in summaries) == 1
-    assert sum("access, budget and tags removed" in s for s in summaries) == 1
+    assert sum("moved into the leaving OU" in s for s in summaries) == 1
     assert sent("your turn to set up") == [["student@school.example"]]
 
 

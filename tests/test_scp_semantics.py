@@ -24,6 +24,7 @@ from portal.aws.guardrails import (
     baseline_policies,
     course_policy,
     freeze_policy,
+    leaving_policy,
 )
 from tests.support.policy_eval import ALLOWED, EXPLICITLY_DENIED, describe_actions, scp_decision
 
@@ -421,3 +422,58 @@ def test_launch_configurations_keep_to_the_families(instance_type, expected):
     decided = decide(STUDENT, "autoscaling:CreateLaunchConfiguration", configuration, region=COURSE_REGION,
                      scps=scps, autoscaling__InstanceType=instance_type)
     assert decided == expected
+
+
+# --- An account being handed over, in the leaving OU -----------------------------------------------
+
+
+def leaving(*, frozen: bool = False) -> list[dict[str, dict]]:
+    """The leaving OU sits directly under the organization's root (tests/test_handover.py checks
+    aws_bootstrap puts it there): the portal OU's deny-root SCP does not reach it. A frozen
+    account keeps its freeze SCP until it has left."""
+    account = {"classroom-cloud-freeze": freeze_policy(portal_role=portal_role())} if frozen else {}
+    return [{}, {"classroom-cloud-leaving": leaving_policy(portal_role=portal_role())}, account]
+
+
+OWNER_TASKS = [
+    ("payments:CreatePaymentInstrument", "*"),
+    ("payments:UpdatePaymentPreferences", "*"),
+    ("supportplans:StartSupportPlanUpdate", "*"),
+    ("account:PutContactInformation", f"arn:aws:account::{ACCOUNT}:account"),
+    ("account:PutAlternateContact", f"arn:aws:account::{ACCOUNT}:account"),
+    ("aws-portal:ModifyPaymentMethods", "*"),
+    ("billing:UpdateBillingPreferences", "*"),
+]
+
+
+@pytest.mark.parametrize("frozen", [False, True], ids=["open", "frozen"])
+@pytest.mark.parametrize(("action", "resource"), OWNER_TASKS)
+def test_the_root_user_in_the_leaving_ou_can_do_the_owners_tasks(action, resource, frozen):
+    assert decide(ROOT_USER, action, resource, scps=hierarchy(frozen=frozen)) == EXPLICITLY_DENIED
+    assert decide(ROOT_USER, action, resource, scps=leaving(frozen=frozen)) == ALLOWED
+
+
+@pytest.mark.parametrize("frozen", [False, True], ids=["open", "frozen"])
+@pytest.mark.parametrize(
+    ("action", "resource", "region"),
+    [
+        ("ec2:RunInstances", instance(), COURSE_REGION),
+        ("s3:CreateBucket", "arn:aws:s3:::bought-by-root", COURSE_REGION),
+        ("iam:CreateAccessKey", f"arn:aws:iam::{ACCOUNT}:user/root-keys", GLOBAL_REGION),
+        ("organizations:LeaveOrganization", "*", GLOBAL_REGION),
+        ("budgets:ModifyBudget", f"arn:aws:budgets::{ACCOUNT}:budget/{MANAGED_BUDGET_PREFIX}{ACCOUNT}", GLOBAL_REGION),
+    ],
+)
+@pytest.mark.parametrize("principal", [ROOT_USER, STUDENT], ids=["root", "student"])
+def test_nobody_in_the_leaving_ou_does_anything_else(principal, action, resource, region, frozen):
+    context = {"ec2__InstanceType": "t3.micro"} if action == "ec2:RunInstances" else {}
+    assert decide(principal, action, resource, region=region, scps=leaving(frozen=frozen), **context) == EXPLICITLY_DENIED
+
+
+def test_a_frozen_account_stays_frozen_for_its_root_user_in_its_course():
+    """The freeze lets the root user do the owner's tasks only; in its course the baseline's
+    deny-root still refuses it even those."""
+    assert decide(ROOT_USER, "ec2:DescribeInstances", "*", region=COURSE_REGION, scps=leaving(frozen=True)) == (
+        EXPLICITLY_DENIED
+    )
+    assert decide(ROOT_USER, "payments:CreatePaymentInstrument", "*", scps=hierarchy(frozen=True)) == EXPLICITLY_DENIED

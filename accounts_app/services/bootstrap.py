@@ -17,10 +17,19 @@ from accounts_app.services.guardrails import freeze_policy_ensure
 from accounts_app.services.ownership import MANAGED_BY_TAG
 from portal.aws import costs, identity_center, organizations, quotas
 from portal.aws.errors import NotFound
-from portal.aws.guardrails import PERMISSION_SETS, baseline_policies
+from portal.aws.guardrails import (
+    LEAVING_POLICY_NAME,
+    PERMISSION_SETS,
+    baseline_policies,
+    leaving_policy,
+    portal_role_arn,
+)
 
 TRUSTED_SERVICES = ["sso.amazonaws.com", "account.amazonaws.com"]
 POOL_OU_NAME = "Pool"
+# Directly under the organization's root, beside the portal's OU and not in it: the baseline's
+# deny-root SCP on the portal's OU would reach an OU below it, and no SCP can undo an inherited Deny.
+LEAVING_OU_SUFFIX = " leaving"
 # How long aws_bootstrap waits for AWS to provision a changed permission set again.
 PROVISIONING_CHECKS = 30
 PROVISIONING_CHECK_SECONDS = 2.0
@@ -95,6 +104,18 @@ def aws_bootstrap(*, actor) -> list[str]:
         )
         organizations.attach_policy(policies[name], parent_ou)
     report.append(f"Baseline SCPs attached to the portal OU: {', '.join(sorted(policies))}.")
+    leaving_ou = organizations.ensure_ou(root, leaving_ou_name(), tags=MANAGED_BY_TAG)
+    leaving_policy_id = organizations.ensure_policy(
+        name=LEAVING_POLICY_NAME,
+        description="Classroom Cloud: accounts being handed over (owner's root tasks only)",
+        document=leaving_policy(portal_role=portal_role_arn(settings.PORTAL_AWS_MEMBER_ROLE_NAME)),
+        tags=MANAGED_BY_TAG,
+    )
+    organizations.attach_policy(leaving_policy_id, leaving_ou)
+    report.append(
+        f"Leaving OU “{leaving_ou_name()}” is {leaving_ou}, under the organization's root, "
+        f"with SCP {leaving_policy_id}: accounts being handed over wait there to leave."
+    )
     freeze_id = freeze_policy_ensure()
     report.append(f"Freeze SCP (for frozen accounts, attached to none yet): {freeze_id}.")
 
@@ -115,6 +136,8 @@ def aws_bootstrap(*, actor) -> list[str]:
         organization.root_id = root
         organization.parent_ou_id = parent_ou
         organization.pool_ou_id = pool_ou
+        organization.leaving_ou_id = leaving_ou
+        organization.leaving_policy_id = leaving_policy_id
         organization.sso_instance_arn = instance.arn
         organization.identity_store_id = instance.identity_store_id
         organization.access_portal_url = instance.access_portal_url
@@ -128,6 +151,10 @@ def aws_bootstrap(*, actor) -> list[str]:
         organization.save()
         audit_record(actor=actor, action=AuditAction.AWS_BOOTSTRAPPED, summary=f"Set up AWS organization {org.id}", data={"report": report})
     return report
+
+
+def leaving_ou_name() -> str:
+    return f"{settings.PORTAL_AWS_OU_NAME}{LEAVING_OU_SUFFIX}"
 
 
 def _permission_set_line(name: str, update: identity_center.PermissionSetUpdate) -> str:

@@ -5,21 +5,29 @@ through a checklist that advances by itself:
 
 1. the root email moves to the student's own address (AWS sends them a code they type here);
 2. the alternate contacts become the student's;
-3. the portal's access, the course staff's access, the budget and the school's tags go;
+3. the portal's access, the course staff's access and the school's tags go, and the account
+   moves into the leaving OU: its SCP lets the root user do the owner's tasks and nothing else
+   (the course's SCPs and the baseline's deny-root do not reach it there);
 4. the student resets the root password, adds a payment method and verifies a phone number;
 5. the account leaves the organization; what AWS says is missing becomes a checklist item and
    the step is tried again when the student says it is done;
-6. handed over: the record, its costs and its audit trail stay.
+6. handed over: the record, its costs and its audit trail stay; only now the AWS Budget goes.
+   The freeze SCP of a frozen account stays on until it has left.
+
+The student or an instructor may cancel an approved handover, and one that makes no progress for
+PORTAL_HANDOVER_TIMEOUT_DAYS is cancelled by itself (the instructors are told): the account goes
+back into its course's OU, its tags come back, and the record returns to its previous state.
 
 Each step stamps its own time on the Handover, so `handover_advance` resumes after a crash and
 running it twice does nothing twice. Every step that calls AWS runs in a task, behind the gate
-(the record still in HANDOVER, the account still in the course's OU with the portal's tag): the
+(the record still in HANDOVER, the account in the course's OU or the leaving OU, with the portal's tag): the
 pages only record what the student typed or asked for and queue the task.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -27,7 +35,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts_app.choices import AccountOrigin, AuditAction, CourseRole, EndPolicy, HandoverStatus
+from accounts_app.choices import (
+    AccessMode,
+    AccountOrigin,
+    AuditAction,
+    CourseRole,
+    EndPolicy,
+    HandoverStatus,
+)
 from accounts_app.choices import AccountState as S
 from accounts_app.crypto import decrypt, encrypt
 from accounts_app.lifecycle import IN_USE_STATES, transition
@@ -36,7 +51,8 @@ from accounts_app.services.audit import audit_record
 from accounts_app.services.cleanup import access_revoke
 from accounts_app.services.gates import REFUSED, Action, action_gate
 from accounts_app.services.guardrails import organization_ready
-from accounts_app.services.identity import SCHOOL_TAG_KEYS
+from accounts_app.services.identity import SCHOOL_TAG_KEYS, account_tags
+from accounts_app.services.identity_access import assignment_ensure, identity_user_for
 from accounts_app.services.notifications import email_send
 from portal.aws import account_mgmt, organizations
 from portal.aws import budgets as aws_budgets
@@ -70,6 +86,10 @@ CODE_REFUSED = "AWS did not accept the code. Check the latest email from AWS, or
 CODE_NOT_ANSWERED = "AWS did not answer in time. Type the code again in a minute."
 # The handover's errors written for the student; any other is AWS's own answer, for staff.
 STUDENT_ERRORS = frozenset({GATE_REFUSED, CODE_REFUSED, CODE_NOT_ANSWERED})
+
+
+# AcceptPrimaryEmailUpdate's Otp, as AWS's API reference gives it: letters and digits.
+OTP_PATTERN = re.compile(r"[a-zA-Z0-9]{6}")
 
 
 class HandoverError(Exception):
@@ -253,8 +273,8 @@ def handover_submit_code(*, actor, handover: Handover, code: str) -> None:
     code = "".join(code.split())
     if handover.status != HandoverStatus.APPROVED or not handover.code_sent_at or handover.root_email_moved_at:
         raise HandoverError("No code is expected now.")
-    if not code.isdigit():
-        raise HandoverError("The code is the number in the email AWS sent you.")
+    if not OTP_PATTERN.fullmatch(code):
+        raise HandoverError("The code is the 6 letters and digits in the email AWS sent you.")
     with transaction.atomic():
         Handover.objects.filter(pk=handover.pk).update(pending_code=encrypt(code), last_error="")
         handover.refresh_from_db()
@@ -346,15 +366,18 @@ def _contacts_set(handover: Handover) -> None:
 
 
 def _school_detach(handover: Handover) -> None:
-    """What must not follow the account: the portal's and the staff's access, the school's
-    budget and tags. (The course's guardrails sit on the course OU and the freeze SCP on the
-    account: both stop applying when it leaves the organization.)"""
+    """What must not follow the account: the portal's and the staff's access and the school's
+    tags; then the account moves into the leaving OU, where its root user can do the owner's tasks.
+    The budget and a freeze SCP stay until it has left: it still spends on the school's bill."""
     account = handover.account
     organization = organization_ready()
     access_revoke(account, organization)
-    aws_budgets.delete_budget(organization.management_account_id, f"{MANAGED_BUDGET_PREFIX}{account.aws_account_id}")
     organizations.untag_account(account.aws_account_id, SCHOOL_TAG_KEYS)
-    _stamp(handover, "access_removed_at", "The school's access, budget and tags removed")
+    if not Handover.objects.filter(pk=handover.pk, status=HandoverStatus.APPROVED).exists():
+        return  # cancelled meanwhile: the account stays in its course, and handover_return restores the rest
+    if organizations.parent_id(account.aws_account_id) != organization.leaving_ou_id:
+        organizations.move_account(account.aws_account_id, organization.leaving_ou_id)
+    _stamp(handover, "access_removed_at", "The school's access and tags removed; moved into the leaving OU")
     email_send("handover_your_turn", _context(handover), [account.membership.email])
 
 
@@ -368,7 +391,10 @@ def _leave_organization(handover: Handover) -> None:
 
 
 def _handed_over(handover: Handover) -> None:
+    """The account has left: its budget (in the management account) goes, the record follows."""
     account = handover.account
+    organization = organization_ready()
+    aws_budgets.delete_budget(organization.management_account_id, f"{MANAGED_BUDGET_PREFIX}{account.aws_account_id}")
     with transaction.atomic():
         Handover.objects.filter(pk=handover.pk).update(
             removed_at=timezone.now(), status=HandoverStatus.COMPLETED, blockers=[], last_error=""
@@ -404,6 +430,117 @@ def removal_blocker_message(account: MemberAccount, error: PermanentAwsError) ->
     return template.format(days=days, date=f"{timezone.localtime(joined + timedelta(days=days)):%b %-d, %Y, %H:%M}")
 
 
+# --- Cancelling, by hand or by the clock --------------------------------------------------------
+
+
+def handover_cancel(*, actor, handover: Handover, reason: str) -> bool:
+    """The student or an instructor stops the handover. A request not yet decided just returns the
+    record to its previous state; an approved one is marked cancelled here and the task returns the
+    account to its course (`handover_return`). False when it has already finished or been stopped."""
+    reason = reason.strip() or "Cancelled"
+    account = handover.account
+    with transaction.atomic():
+        claimed = Handover.objects.filter(
+            pk=handover.pk, status__in=[HandoverStatus.REQUESTED, HandoverStatus.APPROVED], removed_at__isnull=True
+        ).update(status=HandoverStatus.CANCELLED, cancelled_at=timezone.now(), cancel_reason=reason)
+        if not claimed:
+            return False
+        if handover.status == HandoverStatus.REQUESTED:
+            if not transition(
+                account, expected=S.HANDOVER_REQUESTED, to=S(handover.previous_state), actor=actor, reason=reason
+            ):
+                transaction.set_rollback(True)
+                return False
+            Handover.objects.filter(pk=handover.pk).update(returned_at=timezone.now())
+            _follow_course_end(account)
+        else:
+            _enqueue_return(handover)
+        handover.refresh_from_db()
+        _audit(actor, handover, AuditAction.HANDOVER_STEP, f"Handover of {account.account_name} cancelled: {reason}")
+    recipients = [account.membership.email, *_instructor_emails(account)]
+    email_send("handover_cancelled", _context(handover), recipients)
+    return True
+
+
+def handover_return(*, handover: Handover) -> None:
+    """A cancelled handover's account goes back to where it was: into its course's OU (through
+    the gate: the record still in HANDOVER, the account in the course's or the leaving OU, with
+    the portal's tag), with its tags, then the record returns to its previous state. The freeze
+    SCP and the budget never left. Safe to repeat."""
+    handover = Handover.objects.select_related("account__course", "account__membership").get(pk=handover.pk)
+    account = handover.account
+    if handover.status != HandoverStatus.CANCELLED or handover.returned_at or account.state != S.HANDOVER:
+        return
+    if organizations.find_account(account.aws_account_id) is None:
+        # The removal went through before the cancellation: it is handed over after all.
+        _handed_over(handover)
+        return
+    if not _gate_passes(handover):
+        return
+    organization = organization_ready()
+    if organizations.parent_id(account.aws_account_id) != account.course.aws_ou_id:
+        organizations.move_account(account.aws_account_id, account.course.aws_ou_id)
+    organizations.tag_account(account.aws_account_id, account_tags(account))
+    if handover.contacts_set_at:  # the school's step may have begun removing access: give back what is gone
+        _access_restore(account, organization)
+    with transaction.atomic():
+        Handover.objects.filter(pk=handover.pk).update(returned_at=timezone.now(), last_error="", blockers=[])
+        handover.refresh_from_db()
+        previous = S(handover.previous_state)
+        if transition(account, expected=S.HANDOVER, to=previous, reason=f"Handover cancelled: {handover.cancel_reason}"):
+            _audit(None, handover, AuditAction.HANDOVER_STEP, f"{account.account_name} is back in its course's OU")
+            _follow_course_end(account)
+
+
+def handover_timeouts(*, now=None) -> list[str]:
+    """Cancel every approved handover with no step done for PORTAL_HANDOVER_TIMEOUT_DAYS; its
+    instructors and the student are told. Returns what was cancelled (the reconciler reports it)."""
+    now = now or timezone.now()
+    limit = now - timedelta(days=settings.PORTAL_HANDOVER_TIMEOUT_DAYS)
+    stalled: list[str] = []
+    for handover in Handover.objects.filter(status=HandoverStatus.APPROVED).select_related(
+        "account__course", "account__membership"
+    ):
+        if _last_progress(handover) >= limit:
+            continue
+        reason = f"Timed out: no step done for {settings.PORTAL_HANDOVER_TIMEOUT_DAYS} days"
+        if handover_cancel(actor=None, handover=handover, reason=reason):
+            stalled.append(f"Handover of {handover.account.account_name} timed out: returning it to its course.")
+    return stalled
+
+
+def _last_progress(handover: Handover):
+    stamps = [
+        handover.decided_at, handover.code_sent_at, handover.root_email_moved_at, handover.contacts_set_at,
+        handover.access_removed_at, handover.student_ready_at,
+    ]
+    return max(stamp for stamp in [handover.requested_at, *stamps] if stamp)
+
+
+def _instructor_emails(account: MemberAccount) -> list[str]:
+    return list(account.course.memberships.filter(role=CourseRole.INSTRUCTOR).values_list("email", flat=True))
+
+
+def _access_restore(account: MemberAccount, organization) -> None:
+    """Step 3 removed the student's and the staff's Identity Center access: give back what the
+    roster gives. (An IAM-user course's user was deleted; its staff re-issue it from the course page.)"""
+    if account.course.access_mode != AccessMode.IDENTITY_CENTER or not organization.sso_instance_arn:
+        return
+    people = [(account.membership, "student")] + [
+        (member, member.role)
+        for member in account.course.memberships.filter(role__in=[CourseRole.TA, CourseRole.INSTRUCTOR])
+    ]
+    for member, role in people:
+        user_id = identity_user_for(organization, email=member.email, display_name=member.display_name)
+        if user_id is not None:
+            assignment_ensure(
+                organization,
+                account_id=account.aws_account_id,
+                permission_set_arn=organization.permission_sets[role],
+                user_id=user_id,
+            )
+
+
 # --- What the checklist shows ---------------------------------------------------------------------
 
 
@@ -425,7 +562,7 @@ def handover_steps(handover: Handover) -> list[Step]:
     steps = [
         ("Move the root email to your address", handover.root_email_moved_at, code_status, code_detail),
         ("Make you the account's contact", handover.contacts_set_at, "current", ""),
-        ("Remove the school's access, budget and tags", handover.access_removed_at, "current", ""),
+        ("Remove the school's access and tags", handover.access_removed_at, "current", ""),
         (
             "Reset the root password and add your billing details",
             handover.student_ready_at or handover.removed_at,
@@ -469,3 +606,9 @@ def _enqueue_advance(handover: Handover) -> None:
     from accounts_app.tasks import handover_advance_task
 
     handover_advance_task.delay_on_commit(handover.pk)
+
+
+def _enqueue_return(handover: Handover) -> None:
+    from accounts_app.tasks import handover_return_task
+
+    handover_return_task.delay_on_commit(handover.pk)

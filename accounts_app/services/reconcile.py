@@ -23,6 +23,7 @@ from accounts_app.services import vending
 from accounts_app.services.access_roles import brought_access_roles_check
 from accounts_app.services.freezing import freeze_reconcile
 from accounts_app.services.guardrails import AwsNotBootstrapped, organization_ready
+from accounts_app.services.handover import handover_timeouts
 from accounts_app.services.staff_access import staff_access_reconcile
 from portal.aws import organizations
 
@@ -44,6 +45,7 @@ def reconcile() -> list[str]:
     drift = _compare_with_aws(aws_accounts)
     drift += staff_access_reconcile(organization)
     drift += freeze_reconcile()
+    drift += handover_timeouts()
     drift += brought_access_roles_check()
     AwsOrganization.objects.filter(pk=organization.pk).update(
         last_reconciled_at=timezone.now(), drift=drift, accounts_in_organization=len(aws_accounts)

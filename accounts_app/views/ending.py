@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from accounts_app import selectors
 from accounts_app.forms import (
     ExtendForm,
+    HandoverCancelForm,
     HandoverCodeForm,
     HandoverDeclineForm,
     HandoverRequestForm,
@@ -131,6 +132,7 @@ def handover_review(request: HttpRequest, course_id: int, account_id: int) -> Ht
         "can_manage": can_manage_course(request.user, course),
         "can_view_roster": True,
         "decline_form": HandoverDeclineForm(),
+        "cancel_form": HandoverCancelForm(),
     }
     return render(request, "ending/handover_review.html", context)
 
@@ -158,6 +160,25 @@ def handover_decline(request: HttpRequest, course_id: int, account_id: int) -> H
     else:
         messages.info(request, "This request was already decided.")
     return redirect("courses:handover_review", course_id=course_id, account_id=account_id)
+
+
+@require_POST
+@login_required
+def handover_cancel(request: HttpRequest, course_id: int, account_id: int) -> HttpResponse:
+    """An instructor stops a handover: the account returns to its course."""
+    record = _staff_handover(request, course_id, account_id, manage=True)
+    _cancel(request, record, who="an instructor")
+    return redirect("courses:handover_review", course_id=course_id, account_id=account_id)
+
+
+def _cancel(request: HttpRequest, record: Handover, *, who: str) -> None:
+    form = HandoverCancelForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    reason = f"Cancelled by {who}" + (f": {reason}" if reason.strip() else ".")
+    if handover.handover_cancel(actor=request.user, handover=record, reason=reason):
+        messages.success(request, "Cancelled. The account goes back into its course; the student and instructors are told.")
+    else:
+        messages.info(request, "This handover has already finished or been stopped.")
 
 
 # --- The student ----------------------------------------------------------------------------------
@@ -251,4 +272,12 @@ def my_handover_ready(request: HttpRequest, course_id: int) -> HttpResponse:
         messages.error(request, str(error))
     else:
         messages.success(request, "Thanks. The portal is asking AWS to let the account leave the school's organization.")
+    return redirect("courses:my_handover", course_id=course_id)
+
+
+@require_POST
+@login_required
+def my_handover_cancel(request: HttpRequest, course_id: int) -> HttpResponse:
+    record = _my_handover(request, course_id)
+    _cancel(request, record, who="the student")
     return redirect("courses:my_handover", course_id=course_id)

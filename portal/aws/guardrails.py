@@ -299,11 +299,53 @@ FROZEN_ALLOWED_ACTIONS = [
 ]
 
 
+# What a student taking their account over must do as its root user before AWS lets it leave the
+# organization: billing and payment method, the account's contacts, name and primary email, the
+# support plan, signing in (the root password is reset through the sign-in pages). Nothing else.
+ROOT_OWNER_ACTIONS = [
+    "account:AcceptPrimaryEmailUpdate", "account:DeleteAlternateContact", "account:GetAccountInformation",
+    "account:GetAlternateContact", "account:GetContactInformation", "account:GetPrimaryEmail",
+    "account:PutAccountName", "account:PutAlternateContact", "account:PutContactInformation",
+    "account:StartPrimaryEmailUpdate", "aws-portal:*", "billing:*", "consolidatedbilling:*",
+    "invoicing:*", "payments:*", "purchase-orders:*", "signin:*", "sts:GetCallerIdentity",
+    "support:*", "supportplans:*", "tax:*",
+]
+ROOT_USER_ARN = "arn:aws:iam::*:root"
+LEAVING_POLICY_NAME = "classroom-cloud-leaving"
+
+
 def freeze_policy(*, portal_role: str) -> dict:
     """Everything denied except billing, support and reading cost pages; the portal's own role
-    excepted, which unfreezes, cleans up and closes the account."""
-    frozen = {"Sid": "FrozenForBudget", "Effect": "Deny", "NotAction": FROZEN_ALLOWED_ACTIONS, "Resource": "*"}
-    return _policy(_unless_portal(frozen, portal_role))
+    excepted, which unfreezes, cleans up and closes the account. The root user is denied
+    everything but the owner's tasks: inside the portal's OU the baseline denies it all anyway,
+    and a frozen account being handed over (in the leaving OU) keeps its freeze while the student
+    adds a payment method."""
+    frozen = {
+        "Sid": "FrozenForBudget",
+        "Effect": "Deny",
+        "NotAction": FROZEN_ALLOWED_ACTIONS,
+        "Resource": "*",
+        "Condition": {"StringNotLike": {"aws:PrincipalArn": ROOT_USER_ARN}},
+    }
+    root = {
+        "Sid": "FrozenRootOwnerTasksOnly",
+        "Effect": "Deny",
+        "NotAction": ROOT_OWNER_ACTIONS,
+        "Resource": "*",
+        "Condition": {"StringLike": {"aws:PrincipalArn": ROOT_USER_ARN}},
+    }
+    return _policy(_unless_portal(frozen, portal_role), _unless_portal(root, portal_role))
+
+
+def leaving_policy(*, portal_role: str) -> dict:
+    """The SCP of the leaving OU, where an account waits to leave the organization: everyone in it,
+    the root user included, may do the owner's tasks (ROOT_OWNER_ACTIONS) and nothing else; the
+    portal's own role excepted, which returns a cancelled handover to its course.
+
+    The leaving OU sits directly under the organization's root, not under the portal's OU: the
+    baseline's deny-root SCP there would be inherited, and no SCP lower down can undo a Deny."""
+    owner_only = {"Sid": "OwnerTasksOnly", "Effect": "Deny", "NotAction": ROOT_OWNER_ACTIONS, "Resource": "*"}
+    return _policy(_unless_portal(owner_only, portal_role))
 
 
 def iam_user_policy(profile: GuardrailProfile) -> dict:

@@ -38,6 +38,9 @@ class AccountApi:
         self.throttled: set[str] = set()  # operations AWS answers with ThrottlingException
         self.start_refusal: Fault | None = None  # AWS's answer to the next StartPrimaryEmailUpdate
         self._codes = iter(range(310_001, 999_999))
+        # AWS's API reference gives the code as six letters and digits ([a-zA-Z0-9]{6}); set to
+        # send codes with letters in them, as AWS may.
+        self.codes_with_letters = False
         aws.add_hook("before-parameter-build", self._record)
         aws.add_hook("before-call.account.GetPrimaryEmail", self._get_primary_email)
         aws.add_hook("before-call.account.StartPrimaryEmailUpdate", self._start_update)
@@ -74,7 +77,10 @@ class AccountApi:
             refusal, self.start_refusal = self.start_refusal, None
             return refusal.response()
         body = json.loads(params["body"])
-        self.pending[body["AccountId"]] = (body["PrimaryEmail"], str(next(self._codes)))
+        code = str(next(self._codes))
+        if self.codes_with_letters:
+            code = f"K{code[1:3]}Q{code[3:5]}"
+        self.pending[body["AccountId"]] = (body["PrimaryEmail"], code)
         return _answer({"Status": "PENDING"})
 
     def _accept_update(self, params, **kwargs):

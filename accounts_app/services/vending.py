@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts_app import tasks
+from accounts_app import naming, tasks
 from accounts_app.choices import AccessMode, AccountOrigin, AuditAction, CourseRole
 from accounts_app.choices import AccountState as S
 from accounts_app.crypto import encrypt
@@ -116,11 +116,13 @@ def course_key(course: Course) -> str:
 
 
 def root_email_for(course: Course, student: str) -> str:
-    return settings.PORTAL_ROOT_EMAIL_PATTERN.format(course=course_key(course), student=student)
+    """Within AWS's 64 characters; a longer address is shortened with a hash (naming.py)."""
+    return naming.root_email(settings.PORTAL_ROOT_EMAIL_PATTERN, course=course_key(course), student=student)
 
 
 def account_name_for(course: Course, student: str) -> str:
-    return f"{course_key(course)}-{student}"[:50]
+    """Within AWS's 50 characters; a longer name is shortened with a hash (naming.py)."""
+    return naming.account_name(course=course_key(course), student=student)
 
 
 # --- Requests from people -------------------------------------------------------------------------
@@ -1031,7 +1033,7 @@ def enqueue_dispatch() -> None:
 
 
 def _enqueue(task_name: str, account: MemberAccount) -> None:
-    from accounts_app import tasks
+    from accounts_app import naming, tasks
 
     getattr(tasks, task_name).delay_on_commit(account.pk)
 

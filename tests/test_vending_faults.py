@@ -20,6 +20,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from botocore.stub import Stubber
 from django.db import connection
@@ -42,7 +43,7 @@ from accounts_app.services.vending import (
     course_precreate,
     vending_dispatch,
 )
-from portal.aws import identity_center, organizations
+from portal.aws import identity_center, organizations, quotas
 from portal.aws.errors import TransientAwsError, UnknownOutcome
 from tests.support.aws_script import (
     LOST_AFTER_AWS,
@@ -529,6 +530,59 @@ def test_reconcile_leaves_accounts_waiting_while_the_organization_is_full(
     account.refresh_from_db()
     assert account.state == S.WAITING_FOR_QUOTA
     assert account.last_error == FAILURE_EXPLANATIONS["ACCOUNT_LIMIT_EXCEEDED"]
+
+
+class AccountQuota:
+    """Service Quotas as AWS answers for Organizations' account quota (moto has no value for it):
+    the applied value in us-east-1, NoSuchResourceException in every other region."""
+
+    def __init__(self, aws, value: int):
+        self.value = value
+        self.regions: list[str] = []
+        aws.add_hook("before-call.service-quotas.GetServiceQuota", self._answer)
+
+    def _answer(self, params, request_signer, **kwargs):
+        self.regions.append(request_signer.region_name)
+        if request_signer.region_name != "us-east-1":
+            return Fault(
+                "NoSuchResourceException",
+                "This service is not available in the current Region. Choose a different Region or a different service.",
+            ).response()
+        quota = {"ServiceCode": "organizations", "QuotaCode": "L-29A0C5DF", "Value": float(self.value)}
+        return AWSResponse(None, 200, {}, None), {"Quota": quota, "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+
+@pytest.mark.django_db
+def test_the_account_quota_is_read_in_us_east_1_whatever_the_portals_region(aws, settings):
+    settings.PORTAL_AWS_REGION = "eu-west-1"
+    aws.reset()
+    quota = AccountQuota(aws, 25)
+
+    assert quotas.account_limit() == 25
+    assert quota.regions == ["us-east-1"]
+
+
+@pytest.mark.django_db
+def test_reconcile_reads_the_quota_again_and_releases_the_accounts_when_aws_raises_it(
+    personas, aws, script, queued
+):
+    account = _waiting_for_quota(personas, script)
+    in_use = len(list(organizations.list_accounts()))
+    AwsOrganization.objects.filter(pk=1).update(account_limit=in_use)
+    quota = AccountQuota(aws, in_use)
+
+    reconcile()  # AWS has not raised it yet
+
+    account.refresh_from_db()
+    assert account.state == S.WAITING_FOR_QUOTA
+
+    quota.value = in_use + 10  # AWS Support raised the quota
+    reconcile()
+
+    account.refresh_from_db()
+    assert account.state == S.REQUESTED
+    assert AwsOrganization.load().account_limit == in_use + 10
+    assert set(quota.regions) == {"us-east-1"}
 
 
 # --- Lost answers to CreateAccount ----------------------------------------------------------------

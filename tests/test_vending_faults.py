@@ -585,6 +585,109 @@ def test_reconcile_reads_the_quota_again_and_releases_the_accounts_when_aws_rais
     assert set(quota.regions) == {"us-east-1"}
 
 
+# --- A brand-new account is not ready at once ----------------------------------------------------
+# moto lets every new account be entered and assigned at once; AWS refuses for some minutes after
+# CreateAccount succeeds. These tests script AWS's refusals (AssumeRole on the portal's base
+# session, whose STS clients inherit its handlers; Identity Center through AwsScript).
+
+ASSUME_ROLE_REFUSALS = {
+    "AccessDenied": Fault(
+        "AccessDenied",
+        "User: arn:aws:sts::123456789012:assumed-role/portal/classroom-cloud-portal is not authorized to "
+        "perform: sts:AssumeRole on resource: arn:aws:iam::210987654321:role/OrganizationAccountAccessRole",
+        status=403,
+    ),
+    "RegionDisabledException": Fault(
+        "RegionDisabledException",
+        "STS is not activated in this region for account:210987654321. Your account administrator can "
+        "activate STS in this region using the IAM Console.",
+        status=403,
+    ),
+}
+
+
+class AssumeRoleRefusals:
+    """AssumeRole into member accounts answered with `fault` while `refusing`."""
+
+    def __init__(self, aws, fault: Fault):
+        self.fault, self.refusing, self.refused = fault, True, 0
+        aws.base_session().events.register("before-call.sts.AssumeRole", self._answer)
+
+    def _answer(self, **kwargs):
+        if self.refusing:
+            self.refused += 1
+            return self.fault.response()
+        return None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("code", sorted(ASSUME_ROLE_REFUSALS))
+def test_a_new_account_refusing_its_role_is_tried_again_not_failed(personas, aws, clock, code):
+    account = configuring_account(personas)
+    aws.forget_member_session(account.aws_account_id)
+    refusals = AssumeRoleRefusals(aws, ASSUME_ROLE_REFUSALS[code])
+
+    for _ in range(2):
+        with pytest.raises(TransientAwsError, match="still being set up"):
+            account_configure(account=account)
+        clock.advance(timedelta(minutes=6))
+    account.refresh_from_db()
+    assert account.state == S.CONFIGURING
+    assert refusals.refused == 2
+
+    refusals.refusing = False  # AWS has finished setting the account up
+    account_configure(account=account)
+
+    account.refresh_from_db()
+    assert account.state == S.READY
+
+
+@pytest.mark.django_db
+def test_an_account_still_refusing_its_role_after_the_grace_window_fails(personas, aws, clock, settings):
+    settings.PORTAL_AWS_NEW_ACCOUNT_GRACE_MINUTES = 15
+    account = configuring_account(personas)
+    aws.forget_member_session(account.aws_account_id)
+    AssumeRoleRefusals(aws, ASSUME_ROLE_REFUSALS["AccessDenied"])
+    clock.advance(timedelta(minutes=16))
+
+    account_configure(account=account)
+
+    account.refresh_from_db()
+    assert account.state == S.FAILED
+    assert "not allowed to AssumeRole" in account.last_error
+
+
+ASSIGNMENT_REFUSALS = {
+    "AccessDeniedException": Fault("AccessDeniedException", "User is not authorized to perform this action."),
+    "FAILED status": lambda params: {
+        "AccountAssignmentCreationStatus": {
+            "Status": "FAILED",
+            "RequestId": str(uuid.uuid4()),
+            "FailureReason": "Received a 404 status error: Not supported account.",
+            "TargetId": params["TargetId"],
+        }
+    },
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("answer", sorted(ASSIGNMENT_REFUSALS))
+def test_a_new_account_refused_by_identity_center_is_tried_again_not_failed(personas, aws, script, clock, answer):
+    account = configuring_account(personas)
+    script.answer("sso-admin", "CreateAccountAssignment", ASSIGNMENT_REFUSALS[answer])
+
+    with pytest.raises(TransientAwsError):
+        account_configure(account=account)
+    account.refresh_from_db()
+    assert account.state == S.CONFIGURING
+
+    clock.advance(timedelta(minutes=3))
+    account_configure(account=account)  # AWS assigns this time (moto)
+
+    account.refresh_from_db()
+    assert account.state == S.READY
+
+
 # --- Lost answers to CreateAccount ----------------------------------------------------------------
 
 

@@ -34,7 +34,9 @@ def fitted(pattern: str, *, course: str, student: str, limit: int) -> str:
         return full
     room = limit - fixed_length(pattern) - HASH_LENGTH
     if room < 0:
-        raise ValueError(f"{pattern!r} leaves no room for a {HASH_LENGTH}-character key in {limit} characters.")
+        raise ValueError(
+            f"{pattern!r} leaves no room for a {HASH_LENGTH}-character key in {limit} characters."
+        )
     digest = hashlib.sha256(f"{course}\n{student}".encode()).hexdigest()[:HASH_LENGTH]
     return pattern.format(course=course[:room].rstrip("-"), student=digest)
 
@@ -56,13 +58,16 @@ def root_email_pattern_problems(pattern: str) -> list[str]:
         return [f"it is not a valid pattern ({error}); use {{course}} and {{student}}"]
     problems = []
     if sorted(fields) != sorted(FIELDS):
-        problems.append("it must contain {course} and {student} once each (one address per course and student)")
+        problems.append(
+            "it must contain {course} and {student} once each (one address per course and student)"
+        )
     if pattern.count("@") != 1 or "{" in pattern.rsplit("@", 1)[-1]:
         problems.append("it must be one address: a mailbox with the fields, then @ and a fixed domain")
     room = ROOT_EMAIL_MAX_LENGTH - fixed_length(pattern) if not problems else HASH_LENGTH
     if room < HASH_LENGTH:
         problems.append(
-            f"its fixed text is {fixed_length(pattern)} characters: AWS allows {ROOT_EMAIL_MAX_LENGTH} in all, "
-            f"which leaves {room}, fewer than the {HASH_LENGTH} needed for a unique key; use a shorter mailbox or domain"
+            f"its fixed text is {fixed_length(pattern)} characters: AWS allows {ROOT_EMAIL_MAX_LENGTH} in "
+            f"all, which leaves {room}, fewer than the {HASH_LENGTH} needed for a unique key; "
+            "use a shorter mailbox or domain"
         )
     return problems

@@ -674,7 +674,9 @@ def _is_new_in_aws(account: MemberAccount) -> bool:
     if account.origin != AccountOrigin.CREATED:
         return False
     created = (
-        AccountEvent.objects.filter(account=account, to_state=S.CONFIGURING, from_state__in=[S.REQUESTED, S.CREATING])
+        AccountEvent.objects.filter(
+            account=account, to_state=S.CONFIGURING, from_state__in=[S.REQUESTED, S.CREATING]
+        )
         .order_by("id")
         .values_list("created_at", flat=True)
         .first()

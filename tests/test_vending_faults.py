@@ -1215,8 +1215,10 @@ def test_an_assignment_still_in_progress_is_retried_and_not_created_twice(person
 
 
 @pytest.mark.django_db
-def test_a_failed_assignment_fails_the_account_with_the_reason(personas, aws, script):
+def test_a_failed_assignment_fails_the_account_with_the_reason(personas, aws, script, clock, settings):
     account = configuring_account(personas)
+    # Past the window in which a new account's refusals are waited out.
+    clock.advance(timedelta(minutes=settings.PORTAL_AWS_NEW_ACCOUNT_GRACE_MINUTES + 1))
     reason = (
         "Received a 404 status error: Not supported account ID. "
         "Please verify that the account exists in your organization."

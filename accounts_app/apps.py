@@ -6,4 +6,4 @@ class AccountsAppConfig(AppConfig):
     verbose_name = "Courses and rosters"
 
     def ready(self) -> None:
-        from accounts_app import receivers  # noqa: F401  (connects the sign-in signal handlers)
+        from accounts_app import checks, receivers  # noqa: F401  (registers the checks and sign-in handlers)

@@ -267,6 +267,9 @@ PORTAL_AWS_CREATE_ACCOUNT_RATE = float(os.environ.get("PORTAL_AWS_CREATE_ACCOUNT
 PORTAL_AWS_CREATE_ACCOUNT_BURST = int(os.environ.get("PORTAL_AWS_CREATE_ACCOUNT_BURST", "3"))
 # Used when Service Quotas cannot tell the organization's account limit.
 PORTAL_AWS_ACCOUNT_LIMIT = int(os.environ.get("PORTAL_AWS_ACCOUNT_LIMIT", "10"))
+# A brand-new account refuses AssumeRole and Identity Center assignments for a few minutes:
+# within this window after its creation, those refusals are retried instead of failing it.
+PORTAL_AWS_NEW_ACCOUNT_GRACE_MINUTES = int(os.environ.get("PORTAL_AWS_NEW_ACCOUNT_GRACE_MINUTES", "15"))
 # Where the CloudFormation template for the access role of an invited account is published
 # (an S3 URL; the template itself is served by the portal at /aws/access-role.yaml).
 PORTAL_ACCESS_ROLE_TEMPLATE_URL = os.environ.get("PORTAL_ACCESS_ROLE_TEMPLATE_URL", "")

@@ -33,6 +33,7 @@ from portal.aws.errors import (
     TransientAwsError,
     UnknownOutcome,
     classify,
+    while_account_is_new,
 )
 
 ENDPOINT = "https://organizations.us-east-1.amazonaws.com/"
@@ -506,3 +507,19 @@ def test_an_unknown_account_on_the_wire_is_not_found(wire):
 
     assert raised.value.code == "AccountNotFoundException"
     assert wire.requests == ["DescribeAccount"]
+
+
+@pytest.mark.parametrize("code", ["AccessDenied", "AccessDeniedException", "RegionDisabledException", "AssignmentFailed"])
+def test_a_new_accounts_refusals_are_waits(code):
+    refusal = PermanentAwsError("Not authorized.", code=code, operation="AssumeRole")
+
+    settling = while_account_is_new(refusal)
+
+    assert isinstance(settling, TransientAwsError)
+    assert (settling.code, settling.operation) == (code, "AssumeRole")
+
+
+@pytest.mark.parametrize("code", ["ValidationException", "NoSuchEntity", "ConstraintViolationException"])
+def test_other_refusals_of_a_new_account_stay_permanent(code):
+    refusal = PermanentAwsError("Invalid.", code=code, operation="CreateAccountAssignment")
+    assert while_account_is_new(refusal) is refusal

@@ -20,6 +20,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from botocore.stub import Stubber
 from django.db import connection
@@ -42,7 +43,7 @@ from accounts_app.services.vending import (
     course_precreate,
     vending_dispatch,
 )
-from portal.aws import identity_center, organizations
+from portal.aws import identity_center, organizations, quotas
 from portal.aws.errors import TransientAwsError, UnknownOutcome
 from tests.support.aws_script import (
     LOST_AFTER_AWS,
@@ -529,6 +530,162 @@ def test_reconcile_leaves_accounts_waiting_while_the_organization_is_full(
     account.refresh_from_db()
     assert account.state == S.WAITING_FOR_QUOTA
     assert account.last_error == FAILURE_EXPLANATIONS["ACCOUNT_LIMIT_EXCEEDED"]
+
+
+class AccountQuota:
+    """Service Quotas as AWS answers for Organizations' account quota (moto has no value for it):
+    the applied value in us-east-1, NoSuchResourceException in every other region."""
+
+    def __init__(self, aws, value: int):
+        self.value = value
+        self.regions: list[str] = []
+        aws.add_hook("before-call.service-quotas.GetServiceQuota", self._answer)
+
+    def _answer(self, params, request_signer, **kwargs):
+        self.regions.append(request_signer.region_name)
+        if request_signer.region_name != "us-east-1":
+            return Fault(
+                "NoSuchResourceException",
+                "This service is not available in the current Region. Choose a different Region or a different service.",
+            ).response()
+        quota = {"ServiceCode": "organizations", "QuotaCode": "L-29A0C5DF", "Value": float(self.value)}
+        return AWSResponse(None, 200, {}, None), {"Quota": quota, "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+
+@pytest.mark.django_db
+def test_the_account_quota_is_read_in_us_east_1_whatever_the_portals_region(aws, settings):
+    settings.PORTAL_AWS_REGION = "eu-west-1"
+    aws.reset()
+    quota = AccountQuota(aws, 25)
+
+    assert quotas.account_limit() == 25
+    assert quota.regions == ["us-east-1"]
+
+
+@pytest.mark.django_db
+def test_reconcile_reads_the_quota_again_and_releases_the_accounts_when_aws_raises_it(
+    personas, aws, script, queued
+):
+    account = _waiting_for_quota(personas, script)
+    in_use = len(list(organizations.list_accounts()))
+    AwsOrganization.objects.filter(pk=1).update(account_limit=in_use)
+    quota = AccountQuota(aws, in_use)
+
+    reconcile()  # AWS has not raised it yet
+
+    account.refresh_from_db()
+    assert account.state == S.WAITING_FOR_QUOTA
+
+    quota.value = in_use + 10  # AWS Support raised the quota
+    reconcile()
+
+    account.refresh_from_db()
+    assert account.state == S.REQUESTED
+    assert AwsOrganization.load().account_limit == in_use + 10
+    assert set(quota.regions) == {"us-east-1"}
+
+
+# --- A brand-new account is not ready at once ----------------------------------------------------
+# moto lets every new account be entered and assigned at once; AWS refuses for some minutes after
+# CreateAccount succeeds. These tests script AWS's refusals (AssumeRole on the portal's base
+# session, whose STS clients inherit its handlers; Identity Center through AwsScript).
+
+ASSUME_ROLE_REFUSALS = {
+    "AccessDenied": Fault(
+        "AccessDenied",
+        "User: arn:aws:sts::123456789012:assumed-role/portal/classroom-cloud-portal is not authorized to "
+        "perform: sts:AssumeRole on resource: arn:aws:iam::210987654321:role/OrganizationAccountAccessRole",
+        status=403,
+    ),
+    "RegionDisabledException": Fault(
+        "RegionDisabledException",
+        "STS is not activated in this region for account:210987654321. Your account administrator can "
+        "activate STS in this region using the IAM Console.",
+        status=403,
+    ),
+}
+
+
+class AssumeRoleRefusals:
+    """AssumeRole into member accounts answered with `fault` while `refusing`."""
+
+    def __init__(self, aws, fault: Fault):
+        self.fault, self.refusing, self.refused = fault, True, 0
+        aws.base_session().events.register("before-call.sts.AssumeRole", self._answer)
+
+    def _answer(self, **kwargs):
+        if self.refusing:
+            self.refused += 1
+            return self.fault.response()
+        return None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("code", sorted(ASSUME_ROLE_REFUSALS))
+def test_a_new_account_refusing_its_role_is_tried_again_not_failed(personas, aws, clock, code):
+    account = configuring_account(personas)
+    aws.forget_member_session(account.aws_account_id)
+    refusals = AssumeRoleRefusals(aws, ASSUME_ROLE_REFUSALS[code])
+
+    for _ in range(2):
+        with pytest.raises(TransientAwsError, match="still being set up"):
+            account_configure(account=account)
+        clock.advance(timedelta(minutes=6))
+    account.refresh_from_db()
+    assert account.state == S.CONFIGURING
+    assert refusals.refused == 2
+
+    refusals.refusing = False  # AWS has finished setting the account up
+    account_configure(account=account)
+
+    account.refresh_from_db()
+    assert account.state == S.READY
+
+
+@pytest.mark.django_db
+def test_an_account_still_refusing_its_role_after_the_grace_window_fails(personas, aws, clock, settings):
+    settings.PORTAL_AWS_NEW_ACCOUNT_GRACE_MINUTES = 15
+    account = configuring_account(personas)
+    aws.forget_member_session(account.aws_account_id)
+    AssumeRoleRefusals(aws, ASSUME_ROLE_REFUSALS["AccessDenied"])
+    clock.advance(timedelta(minutes=16))
+
+    account_configure(account=account)
+
+    account.refresh_from_db()
+    assert account.state == S.FAILED
+    assert "not allowed to AssumeRole" in account.last_error
+
+
+ASSIGNMENT_REFUSALS = {
+    "AccessDeniedException": Fault("AccessDeniedException", "User is not authorized to perform this action."),
+    "FAILED status": lambda params: {
+        "AccountAssignmentCreationStatus": {
+            "Status": "FAILED",
+            "RequestId": str(uuid.uuid4()),
+            "FailureReason": "Received a 404 status error: Not supported account.",
+            "TargetId": params["TargetId"],
+        }
+    },
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("answer", sorted(ASSIGNMENT_REFUSALS))
+def test_a_new_account_refused_by_identity_center_is_tried_again_not_failed(personas, aws, script, clock, answer):
+    account = configuring_account(personas)
+    script.answer("sso-admin", "CreateAccountAssignment", ASSIGNMENT_REFUSALS[answer])
+
+    with pytest.raises(TransientAwsError):
+        account_configure(account=account)
+    account.refresh_from_db()
+    assert account.state == S.CONFIGURING
+
+    clock.advance(timedelta(minutes=3))
+    account_configure(account=account)  # AWS assigns this time (moto)
+
+    account.refresh_from_db()
+    assert account.state == S.READY
 
 
 # --- Lost answers to CreateAccount ----------------------------------------------------------------
@@ -1058,8 +1215,10 @@ def test_an_assignment_still_in_progress_is_retried_and_not_created_twice(person
 
 
 @pytest.mark.django_db
-def test_a_failed_assignment_fails_the_account_with_the_reason(personas, aws, script):
+def test_a_failed_assignment_fails_the_account_with_the_reason(personas, aws, script, clock, settings):
     account = configuring_account(personas)
+    # Past the window in which a new account's refusals are waited out.
+    clock.advance(timedelta(minutes=settings.PORTAL_AWS_NEW_ACCOUNT_GRACE_MINUTES + 1))
     reason = (
         "Received a 404 status error: Not supported account ID. "
         "Please verify that the account exists in your organization."

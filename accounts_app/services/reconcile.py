@@ -3,7 +3,8 @@
 It closes every gap a crash or a lost broker message can open: accounts stuck in a working state
 get their next step queued again, creations whose answer was lost are looked up, orphan accounts
 in the organization with a record's root email are adopted once their tags show they are that
-record's, accounts waiting for the quota or the school directory are tried again, and whatever
+record's, the account quota is read again (AWS Support may have raised it), accounts waiting for
+the quota or the school directory are tried again, and whatever
 cannot be repaired is listed for administrators.
 """
 
@@ -25,7 +26,7 @@ from accounts_app.services.freezing import freeze_reconcile
 from accounts_app.services.guardrails import AwsNotBootstrapped, organization_ready
 from accounts_app.services.handover import handover_timeouts
 from accounts_app.services.staff_access import staff_access_reconcile
-from portal.aws import organizations
+from portal.aws import organizations, quotas
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def reconcile() -> list[str]:
         return []
     aws_accounts = list(organizations.list_accounts())
     _requeue_stuck(timezone.now() - STUCK_AFTER)
+    _account_limit_refresh(organization)
     _retry_waiting(accounts_in_use=len(aws_accounts))
     drift = _compare_with_aws(aws_accounts)
     drift += staff_access_reconcile(organization)
@@ -76,6 +78,16 @@ def _retry_waiting(*, accounts_in_use: int) -> None:
         for account in waiting_for_quota:
             transition(account, expected=S.WAITING_FOR_QUOTA, to=S.REQUESTED, reason="The organization has room again")
         vending.enqueue_dispatch()
+
+
+def _account_limit_refresh(organization: AwsOrganization) -> None:
+    """Keep the organization's account quota as AWS says it is now; where Service Quotas cannot
+    tell, the last value read (or PORTAL_AWS_ACCOUNT_LIMIT) stands."""
+    limit = quotas.account_limit()
+    if limit is None or limit == organization.account_limit:
+        return
+    logger.info("Account quota changed from %s to %s", organization.account_limit, limit)
+    AwsOrganization.objects.filter(pk=organization.pk).update(account_limit=limit)
 
 
 def account_limit() -> int:

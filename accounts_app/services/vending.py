@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts_app import tasks
+from accounts_app import naming, tasks
 from accounts_app.choices import AccessMode, AccountOrigin, AuditAction, CourseRole
 from accounts_app.choices import AccountState as S
 from accounts_app.crypto import encrypt
@@ -50,7 +50,14 @@ from accounts_app.services.identity import (
 from accounts_app.services.identity_access import assignment_ensure, identity_user_for
 from accounts_app.services.ownership import MANAGED_BY_TAG, NotOurs
 from portal.aws import account_mgmt, iam_users, organizations, sts
-from portal.aws.errors import AwsError, NotFound, PermanentAwsError, TransientAwsError, UnknownOutcome
+from portal.aws.errors import (
+    AwsError,
+    NotFound,
+    PermanentAwsError,
+    TransientAwsError,
+    UnknownOutcome,
+    while_account_is_new,
+)
 from portal.aws.guardrails import iam_user_policy
 
 logger = logging.getLogger(__name__)
@@ -116,11 +123,13 @@ def course_key(course: Course) -> str:
 
 
 def root_email_for(course: Course, student: str) -> str:
-    return settings.PORTAL_ROOT_EMAIL_PATTERN.format(course=course_key(course), student=student)
+    """Within AWS's 64 characters; a longer address is shortened with a hash (naming.py)."""
+    return naming.root_email(settings.PORTAL_ROOT_EMAIL_PATTERN, course=course_key(course), student=student)
 
 
 def account_name_for(course: Course, student: str) -> str:
-    return f"{course_key(course)}-{student}"[:50]
+    """Within AWS's 50 characters; a longer name is shortened with a hash (naming.py)."""
+    return naming.account_name(course=course_key(course), student=student)
 
 
 # --- Requests from people -------------------------------------------------------------------------
@@ -645,12 +654,35 @@ def account_configure(*, account: MemberAccount) -> None:
             access_role_secure(account=account, organization=organization)
         _verify_access(account)
     except PermanentAwsError as error:
+        if _is_new_in_aws(account):
+            settling = while_account_is_new(error)
+            if not settling.permanent:
+                # The task tries again later (with backoff), past the grace window if need be.
+                raise settling from error
         transition(account, expected=S.CONFIGURING, to=S.FAILED, reason=str(error), last_error=_plain(error))
         return
     except (NotThePortals, NotOurs, UnsafeAccessRole) as refusal:
         transition(account, expected=S.CONFIGURING, to=S.FAILED, reason=str(refusal)[:1000], last_error=str(refusal))
         return
     transition(account, expected=S.CONFIGURING, to=S.READY, reason="Access verified", last_error="")
+
+
+def _is_new_in_aws(account: MemberAccount) -> bool:
+    """Whether AWS created the account less than PORTAL_AWS_NEW_ACCOUNT_GRACE_MINUTES ago. Its
+    creation is when CreateAccountStatus gave its id: the record's first move to CONFIGURING. An
+    invited account existed before; it gets no grace."""
+    if account.origin != AccountOrigin.CREATED:
+        return False
+    created = (
+        AccountEvent.objects.filter(
+            account=account, to_state=S.CONFIGURING, from_state__in=[S.REQUESTED, S.CREATING]
+        )
+        .order_by("id")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    grace = timedelta(minutes=settings.PORTAL_AWS_NEW_ACCOUNT_GRACE_MINUTES)
+    return created is not None and timezone.now() - created < grace
 
 
 def _place_in_course_ou(account: MemberAccount) -> None:
@@ -1031,7 +1063,7 @@ def enqueue_dispatch() -> None:
 
 
 def _enqueue(task_name: str, account: MemberAccount) -> None:
-    from accounts_app import tasks
+    from accounts_app import naming, tasks
 
     getattr(tasks, task_name).delay_on_commit(account.pk)
 

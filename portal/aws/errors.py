@@ -42,6 +42,15 @@ TRANSIENT_REASONS = frozenset(
 )
 
 
+# What an account AWS created minutes ago answers while it is still being set up: its role cannot be
+# assumed yet (AccessDenied), STS is not yet enabled in the region (RegionDisabledException), and
+# Identity Center refuses or fails assignments to it (ConflictException, AccessDeniedException, a
+# FAILED assignment status). From an older account these are a person's to fix.
+NEW_ACCOUNT_SETTLING_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "RegionDisabledException", "ConflictException", "AssignmentFailed"}
+)
+
+
 class AwsError(Exception):
     permanent = True
 
@@ -89,6 +98,19 @@ def classify(error: Exception, *, operation: str = "", safe_to_repeat: bool = Tr
         kind = TransientAwsError if safe_to_repeat else UnknownOutcome
         return kind(str(error), code=type(error).__name__, operation=operation)
     raise error
+
+
+def while_account_is_new(error: AwsError) -> AwsError:
+    """`error` as it should be read from an account created within the grace window: the refusals
+    of an account AWS is still setting up are waits, not failures."""
+    if error.permanent and error.code in NEW_ACCOUNT_SETTLING_CODES:
+        return TransientAwsError(
+            f"The new account is still being set up by AWS: {error.message}",
+            code=error.code,
+            reason=error.reason,
+            operation=error.operation,
+        )
+    return error
 
 
 def _classify_client_error(error: ClientError, operation: str, safe_to_repeat: bool) -> AwsError:

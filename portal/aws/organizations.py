@@ -11,6 +11,9 @@ from portal.aws.errors import NotFound, PermanentAwsError, classify
 from portal.aws.session import client
 
 SERVICE = "organizations"
+# CreateAccount's limits: AWS refuses longer values (ConstraintViolation / ValidationException).
+ROOT_EMAIL_MAX_LENGTH = 64
+ACCOUNT_NAME_MAX_LENGTH = 50
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,14 @@ def create_account(*, email: str, account_name: str, tags: dict[str, str], role_
     """Ask for a new member account whose administrator role, trusted by the management account,
     is `role_name`. Not safe to repeat: sent once; UnknownOutcome on a lost answer, which the
     caller resolves by looking in list_create_statuses() and list_accounts()."""
+    if len(email) > ROOT_EMAIL_MAX_LENGTH or len(account_name) > ACCOUNT_NAME_MAX_LENGTH:
+        # Refused here, not sent: AWS would refuse it, and a refusal costs a creation slot.
+        raise PermanentAwsError(
+            f"Root email {email!r} ({len(email)} characters, at most {ROOT_EMAIL_MAX_LENGTH}) or account name "
+            f"{account_name!r} ({len(account_name)}, at most {ACCOUNT_NAME_MAX_LENGTH}) is too long.",
+            code="ValidationException",
+            operation="CreateAccount",
+        )
     raw = _call(
         "create_account",
         safe_to_repeat=False,

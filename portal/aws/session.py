@@ -4,7 +4,11 @@ Credentials come from boto3's default chain (environment, profile, instance or t
 PORTAL_AWS_MANAGEMENT_ROLE_ARN is set the portal first assumes that role in the management
 account. `AWS_ENDPOINT_URL` (the emulator) is honoured by boto3 itself.
 
-Clients are cached per process: creating one costs tens of milliseconds. Calls that are not safe
+Clients are cached per process: creating one costs tens of milliseconds. A client is keyed by the
+role whose credentials sign it and by their expiry, never by the identity of a session object
+(`id()` of a freed session is reused by the next one, which may be another account's): renewed or
+forgotten credentials drop their clients with them, so no call is signed with expired credentials
+or with another account's. Calls that are not safe
 to repeat get a client with botocore's retries turned off (`total_max_attempts=1`): their unknown
 outcomes are resolved by looking, never by sending again.
 """
@@ -19,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 from botocore.config import Config
 from django.conf import settings
+from django.utils import timezone
 
 from portal.aws.errors import classify
 
@@ -32,7 +37,9 @@ ONCE_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, **TI
 MAX_CACHED_CLIENTS = 512
 
 _lock = threading.Lock()
-_clients: OrderedDict[tuple[str, bool, int, str], object] = OrderedDict()
+# (service, safe_to_repeat, role ARN ("" for the portal's own credentials), expiry, region) -> client
+_clients: OrderedDict[tuple[str, bool, str, datetime | None, str], object] = OrderedDict()
+# role ARN ("" for the portal's own credentials) -> (session, expiry of its credentials)
 _sessions: dict[str, tuple[boto3.Session, datetime | None]] = {}
 _hooks: list[tuple[str, Callable]] = []
 
@@ -52,10 +59,14 @@ def base_session() -> boto3.Session:
 
 
 def management_session() -> boto3.Session:
-    role_arn = settings.PORTAL_AWS_MANAGEMENT_ROLE_ARN
+    return _session_of(settings.PORTAL_AWS_MANAGEMENT_ROLE_ARN)[0]
+
+
+def _session_of(role_arn: str) -> tuple[boto3.Session, datetime | None]:
+    """The session signing as `role_arn` ("" for the portal's own credentials) and its expiry."""
     if not role_arn:
-        return base_session()
-    return _assumed_session(role_arn)
+        return base_session(), None
+    return _assumed(role_arn)
 
 
 def _member_role_arn(account_id: str) -> str:
@@ -64,21 +75,33 @@ def _member_role_arn(account_id: str) -> str:
 
 def member_session(account_id: str) -> boto3.Session:
     """A session inside a member account, through the role the organization put there."""
-    return _assumed_session(_member_role_arn(account_id))
+    return _assumed(_member_role_arn(account_id))[0]
 
 
 def forget_member_session(account_id: str) -> None:
-    """Drop this process's session in a member account: the next call assumes the role again
-    (after the role refused the sessions it had issued before a moment, see access_role.py)."""
+    """Drop this process's session in a member account, and its clients: the next call assumes the
+    role again (after the role refused the sessions it had issued before a moment, see access_role.py)."""
     with _lock:
-        _sessions.pop(_member_role_arn(account_id), None)
+        _forget(_member_role_arn(account_id))
 
 
-def _assumed_session(role_arn: str) -> boto3.Session:
+def _forget(role_arn: str) -> None:
+    """Drop a role's session and every client signed with its credentials (caller holds the lock)."""
+    _sessions.pop(role_arn, None)
+    for key in [key for key in _clients if key[2] == role_arn]:
+        del _clients[key]
+
+
+def _fresh(expiry: datetime | None) -> bool:
+    """Whether assumed credentials still have CREDENTIAL_MARGIN to run (timezone.now(): tests move it)."""
+    return expiry is not None and expiry - CREDENTIAL_MARGIN > timezone.now()
+
+
+def _assumed(role_arn: str) -> tuple[boto3.Session, datetime]:
     with _lock:
         cached = _sessions.get(role_arn)
-        if cached and cached[1] and cached[1] - CREDENTIAL_MARGIN > datetime.now(UTC):
-            return cached[0]
+        if cached and _fresh(cached[1]):
+            return cached
     source = base_session() if role_arn == settings.PORTAL_AWS_MANAGEMENT_ROLE_ARN else management_session()
     sts = source.client("sts", config=SAFE_CONFIG)
     try:
@@ -91,18 +114,24 @@ def _assumed_session(role_arn: str) -> boto3.Session:
         aws_session_token=credentials["SessionToken"],
         region_name=region(),
     )
+    expiry = credentials["Expiration"]
+    if expiry.tzinfo is None:
+        expiry = expiry.replace(tzinfo=UTC)
     with _lock:
-        _sessions[role_arn] = (session, credentials["Expiration"])
-    return session
+        # The old credentials' clients go with them: nothing signs with credentials about to expire.
+        _forget(role_arn)
+        _sessions[role_arn] = (session, expiry)
+    return session, expiry
 
 
 def client(service: str, *, safe_to_repeat: bool = True, account_id: str = "", region: str = ""):
     """A cached client of the management account (or of `account_id`'s member role), in `region`
     (default: the portal's region)."""
-    session = member_session(account_id) if account_id else management_session()
+    role_arn = _member_role_arn(account_id) if account_id else settings.PORTAL_AWS_MANAGEMENT_ROLE_ARN
+    session, expiry = _session_of(role_arn)
     region = region or session.region_name
-    # Keyed by the session, so that renewed credentials get fresh clients.
-    key = (service, safe_to_repeat, id(session), region)
+    # Keyed by whose credentials sign and until when: renewed credentials get fresh clients.
+    key = (service, safe_to_repeat, role_arn, expiry, region)
     with _lock:
         if key in _clients:
             _clients.move_to_end(key)
@@ -113,6 +142,8 @@ def client(service: str, *, safe_to_repeat: bool = True, account_id: str = "", r
     with _lock:
         for event, handler in _hooks:
             made.meta.events.register(event, handler)
+        if _sessions.get(role_arn, (session, expiry))[1] != expiry:
+            return made  # renewed meanwhile by another thread: used once, not cached under old credentials
         _clients[key] = made
         while len(_clients) > MAX_CACHED_CLIENTS:
             _clients.popitem(last=False)

@@ -1063,7 +1063,7 @@ def enqueue_dispatch() -> None:
 
 
 def _enqueue(task_name: str, account: MemberAccount) -> None:
-    from accounts_app import naming, tasks
+    from accounts_app import tasks
 
     getattr(tasks, task_name).delay_on_commit(account.pk)
 

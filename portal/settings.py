@@ -258,6 +258,8 @@ PORTAL_AWS_SCHOOL_REGIONS = env_list(
 # "portal": the portal creates Identity Center users; "external": they come from the school's
 # identity provider (SCIM) and the portal only looks them up.
 PORTAL_IDENTITY_SOURCE = os.environ.get("PORTAL_IDENTITY_SOURCE", "portal")
+# IAM Identity Center lives in one region of the organization, often not the portal's own.
+PORTAL_AWS_IDENTITY_CENTER_REGION = os.environ.get("PORTAL_AWS_IDENTITY_CENTER_REGION") or PORTAL_AWS_REGION
 # The school's phone number for the alternate contacts of student accounts (AWS requires one);
 # without it the contacts are left as they are.
 PORTAL_CONTACT_PHONE = os.environ.get("PORTAL_CONTACT_PHONE", "")

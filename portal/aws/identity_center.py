@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from portal.aws.errors import NotFound, PermanentAwsError, TransientAwsError, classify
-from portal.aws.session import client
+from portal.aws.session import client, identity_center_region
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class ProvisioningStatus:
 
 
 def _call(service: str, operation: str, *, safe_to_repeat: bool = True, **params) -> dict:
-    api = client(service, safe_to_repeat=safe_to_repeat)
+    api = client(service, safe_to_repeat=safe_to_repeat, region=identity_center_region())
     try:
         return getattr(api, operation)(**params)
     except Exception as error:
@@ -74,7 +74,7 @@ def _call(service: str, operation: str, *, safe_to_repeat: bool = True, **params
 
 def _pages(service: str, operation: str, key: str, **params):
     try:
-        for page in client(service).get_paginator(operation).paginate(**params):
+        for page in client(service, region=identity_center_region()).get_paginator(operation).paginate(**params):
             yield from page[key]
     except Exception as error:
         raise classify(error, operation=operation) from error

@@ -48,6 +48,11 @@ def region() -> str:
     return settings.PORTAL_AWS_REGION
 
 
+def identity_center_region() -> str:
+    """The region of the organization's IAM Identity Center instance and its identity store."""
+    return settings.PORTAL_AWS_IDENTITY_CENTER_REGION
+
+
 def base_session() -> boto3.Session:
     """The session of the portal's own credentials."""
     with _lock:

@@ -4,6 +4,7 @@ Every step looks first, so running it again changes nothing and says so."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 from django.conf import settings
@@ -24,6 +25,8 @@ from portal.aws.guardrails import (
     leaving_policy,
     portal_role_arn,
 )
+
+logger = logging.getLogger(__name__)
 
 TRUSTED_SERVICES = ["sso.amazonaws.com", "account.amazonaws.com"]
 POOL_OU_NAME = "Pool"
@@ -119,9 +122,14 @@ def aws_bootstrap(*, actor) -> list[str]:
     freeze_id = freeze_policy_ensure()
     report.append(f"Freeze SCP (for frozen accounts, attached to none yet): {freeze_id}.")
 
-    tag_keys = cost_tags_activate()
-    if tag_keys:
-        report.append(f"Cost allocation tags active: {', '.join(tag_keys)}.")
+    tags = cost_tags_activate()
+    if tags.active:
+        report.append(f"Cost allocation tags active: {', '.join(tags.active)}.")
+    report.extend(
+        f"Cost allocation tag “{key}” not activated; AWS said: {reason.rstrip('.')}. AWS knows a tag key only once a "
+        "billed resource carries it (up to a day after tagging): run aws_bootstrap again then."
+        for key, reason in tags.refused.items()
+    )
 
     limit = quotas.account_limit()
     report.append(
@@ -198,11 +206,14 @@ def permission_set_push(instance_arn: str, name: str, permission_set_arn: str) -
     return [f"Permission set {name}: provisioned again to {len(outdated)} account(s) that had an earlier version."]
 
 
-def cost_tags_activate() -> list[str]:
-    """Activate, in Cost Explorer, the cost allocation tag keys that courses name."""
+def cost_tags_activate() -> costs.TagActivation:
+    """Activate, in Cost Explorer, the cost allocation tag keys that courses name. A key AWS
+    refuses is logged with its reason (and listed by aws_bootstrap); the next run tries again."""
     keys = sorted(set(Course.objects.active().exclude(cost_tag_key="").values_list("cost_tag_key", flat=True)))
-    costs.activate_cost_allocation_tags(keys)
-    return keys
+    activation = costs.activate_cost_allocation_tags(keys)
+    for key, reason in activation.refused.items():
+        logger.warning("Cost allocation tag %s not activated: %s", key, reason)
+    return activation
 
 
 def role_policy(role: str) -> dict:

@@ -164,12 +164,25 @@ def usage_by_tag(
     return _query(params, meter)
 
 
-def activate_cost_allocation_tags(tag_keys: list[str]) -> None:
+@dataclass(frozen=True)
+class TagActivation:
+    active: list[str]
+    refused: dict[str, str]  # tag key -> AWS's reason
+
+
+def activate_cost_allocation_tags(tag_keys: list[str]) -> TagActivation:
+    """Activate the tag keys. AWS answers success even when it refuses some keys (a key it has
+    not yet seen on a billed resource): those come back in the answer's Errors."""
     if not tag_keys:
-        return
+        return TagActivation([], {})
     try:
-        client("ce").update_cost_allocation_tags_status(
+        answer = client("ce").update_cost_allocation_tags_status(
             CostAllocationTagsStatus=[{"TagKey": key, "Status": "Active"} for key in tag_keys]
         )
     except Exception as error:
         raise classify(error, operation="UpdateCostAllocationTagsStatus") from error
+    refused = {
+        error["TagKey"]: " ".join(part for part in (error.get("Code", ""), error.get("Message", "")) if part)
+        for error in answer.get("Errors", [])
+    }
+    return TagActivation([key for key in tag_keys if key not in refused], refused)

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts_app import tasks
 from accounts_app.choices import AccessMode, AccountOrigin, AuditAction
 from accounts_app.choices import AccountState as S
 from accounts_app.lifecycle import transition
@@ -180,15 +181,13 @@ def _cleanup_finished(account: MemberAccount, remaining: list[aws_cleanup.Resour
             + (f"; {len(left)} resource(s) left for the closure to remove" if left else ""),
         )
         if recycle:
-            _enqueue("account_recycle_task", account.pk)
+            _enqueue(tasks.account_recycle_task, account.pk)
         elif transition(account, expected=S.CLEANING, to=S.CLOSE_QUEUED, reason="Cleaned up"):
-            _enqueue("close_dispatch_task")
+            _enqueue(tasks.close_dispatch_task)
 
 
-def _enqueue(task_name: str, *args) -> None:
-    from accounts_app import tasks
-
-    getattr(tasks, task_name).delay_on_commit(*args)
+def _enqueue(task, *args) -> None:
+    task.delay_on_commit(*args)
 
 
 def _fail(account: MemberAccount, message: str) -> None:

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts_app import tasks
 from accounts_app.choices import AccountState as S
 from accounts_app.choices import AuditAction
 from accounts_app.lifecycle import transition
@@ -186,7 +187,7 @@ def account_poll_closure(*, account: MemberAccount) -> float | None:
     if timezone.now() - submitted < LOST_REQUEST_GRACE:
         return settings.PORTAL_AWS_POLL_SECONDS
     transition(account, expected=S.CLOSING, to=S.CLOSE_QUEUED, reason="The close request never reached AWS", close_submitted_at=None)
-    _enqueue("close_dispatch_task")
+    _enqueue(tasks.close_dispatch_task)
     return None
 
 
@@ -203,14 +204,12 @@ def _closed(account: MemberAccount) -> None:
         )
     if account.membership_id:
         email_send("account_closed", {"account": account, "course": account.course}, [account.membership.email])
-    _enqueue("close_dispatch_task")
+    _enqueue(tasks.close_dispatch_task)
 
 
 def _enqueue_poll(account: MemberAccount) -> None:
-    _enqueue("account_poll_closure_task", account.pk)
+    _enqueue(tasks.account_poll_closure_task, account.pk)
 
 
-def _enqueue(task_name: str, *args) -> None:
-    from accounts_app import tasks
-
-    getattr(tasks, task_name).delay_on_commit(*args)
+def _enqueue(task, *args) -> None:
+    task.delay_on_commit(*args)

@@ -16,6 +16,7 @@ from datetime import date, datetime
 from django.db import transaction
 from django.utils import timezone
 
+from accounts_app import tasks
 from accounts_app.choices import AccountState as S
 from accounts_app.choices import AuditAction, EndPolicy
 from accounts_app.lifecycle import IN_USE_STATES, transition
@@ -119,7 +120,7 @@ def course_end(*, actor, course: Course, now: datetime | None = None) -> int:
             f"{course.grace_ends_at:%b %-d, %Y}",
         )
         for account in accounts:
-            _enqueue("account_end_task", account)
+            _enqueue(tasks.account_end_task, account)
     return len(accounts)
 
 
@@ -194,7 +195,7 @@ def account_retire(*, actor, account: MemberAccount, reason: str) -> bool:
             summary=f"Cleaning up {account.account_name} ({reason.lower()}); then "
             + ("back to the pool" if destination == "recycle" else "closing"),
         )
-        _enqueue("account_cleanup_task", account)
+        _enqueue(tasks.account_cleanup_task, account)
     return True
 
 
@@ -232,7 +233,7 @@ def course_reopen_if_extended(*, actor, course: Course) -> int:
         course.ended_at = None
         ended = list(MemberAccount.objects.filter(course=course, state=S.ENDED))
         for account in ended:
-            _enqueue("account_unend_task", account)
+            _enqueue(tasks.account_unend_task, account)
     return len(ended)
 
 
@@ -271,12 +272,10 @@ def account_exclude(*, actor, account: MemberAccount, excluded: bool) -> None:
             + ("kept out of the end of the course" if excluded else "ends with the course again"),
         )
         if excluded and account.state == S.ENDED:
-            _enqueue("account_unend_task", account)
+            _enqueue(tasks.account_unend_task, account)
         elif not excluded and account.course.is_ended and account.state in IN_USE_STATES:
-            _enqueue("account_end_task", account)
+            _enqueue(tasks.account_end_task, account)
 
 
-def _enqueue(task_name: str, account: MemberAccount) -> None:
-    from accounts_app import tasks
-
-    getattr(tasks, task_name).delay_on_commit(account.pk)
+def _enqueue(task, account: MemberAccount) -> None:
+    task.delay_on_commit(account.pk)

@@ -6,7 +6,10 @@ from django.test import Client
 
 from accounts_app.choices import CourseRole
 from accounts_app.models import Course, User
-from portal.aws.emulator_server import honour_managed_policy_paths
+from portal.aws.emulator_server import (
+    honour_managed_policy_paths,
+    list_no_service_specific_credentials,
+)
 from portal.celery import app as celery_app
 from tests.factories import CourseFactory, MembershipFactory, UserFactory
 
@@ -24,6 +27,8 @@ os.environ.update(
 )
 # As AWS, attach managed policies that live under a path (the TAs' job-function/ViewOnlyAccess).
 honour_managed_policy_paths()
+# As AWS, answer that a user has no service-specific credentials (moto cannot list any).
+list_no_service_specific_credentials()
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""The local AWS emulator: moto's server, with two things moto lacks put back.
+"""The local AWS emulator: moto's server, with what moto lacks put back.
 
 - AWS's pace for new accounts. moto finishes a CreateAccount in its first answer; AWS takes
   minutes: the request stays IN_PROGRESS, without an account id, and the new account is not
@@ -11,6 +11,8 @@
   portal's own emails are printed in development.
 - AWS managed policies under a path, such as `job-function/ViewOnlyAccess` (the TAs'
   permission set): moto's Identity Center refuses them (`honour_managed_policy_paths`).
+- IAM's ListServiceSpecificCredentials, which deleting a user calls: moto has no such
+  credentials, so no user has any (`list_no_service_specific_credentials`).
 
 Never used against real AWS.
 
@@ -35,7 +37,9 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from moto.organizations.exceptions import AccountNotFoundException
+from moto.core.responses import ActionResult
 from moto.iam.aws_managed_policies import aws_managed_policies_data
+from moto.iam.responses import IamResponse
 from moto.organizations.models import FakeAccount, organizations_backends
 from moto.ssoadmin.exceptions import ResourceNotFoundException
 from moto.ssoadmin.models import ManagedPolicy, SSOAdminBackend
@@ -314,6 +318,17 @@ def honour_managed_policy_paths() -> None:
     SSOAdminBackend._find_managed_policy = find_managed_policy
 
 
+def list_no_service_specific_credentials() -> None:
+    """Answer IAM's ListServiceSpecificCredentials as AWS does for a user who has none (moto does
+    not implement it, nor any way to make one). Called by main() and by the tests."""
+
+    def list_service_specific_credentials(response: IamResponse) -> ActionResult:
+        response.backend.get_user(response._get_param("UserName"))  # NoSuchEntity, as AWS says
+        return ActionResult({"ServiceSpecificCredentials": []})
+
+    IamResponse.list_service_specific_credentials = list_service_specific_credentials
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -323,6 +338,7 @@ def main() -> None:
         "MOTO_PORT", str(arguments.port)
     )  # moto writes it into the URLs it returns
     honour_managed_policy_paths()
+    list_no_service_specific_credentials()
     moto = DomainDispatcherApplication(create_backend_app)
     run_simple(
         arguments.host,

@@ -291,6 +291,12 @@ PORTAL_AWS_CLOSE_QUOTA_BACKOFF_HOURS = float(os.environ.get("PORTAL_AWS_CLOSE_QU
 PORTAL_CLEANUP_MAX_PASSES = int(os.environ.get("PORTAL_CLEANUP_MAX_PASSES", "8"))
 # Regions cleanup looks in; empty means every region enabled in the account.
 PORTAL_CLEANUP_REGIONS = env_list("PORTAL_CLEANUP_REGIONS")
+# Roles cleanup leaves in every account (shell-style name patterns, any case), besides the portal's
+# own, service-linked and Identity Center's: the school's own tooling deploys through these.
+PORTAL_CLEANUP_KEEP_ROLES = env_list(
+    "PORTAL_CLEANUP_KEEP_ROLES",
+    "AWSControlTowerExecution,aws-controltower-*,AWSCloudFormationStackSetExecutionRole,stacksets-exec-*",
+)
 PORTAL_CLEANUP_PASS_DELAY_SECONDS = float(os.environ.get("PORTAL_CLEANUP_PASS_DELAY_SECONDS", "60"))
 # A recycled account waits this long before its next student, so that the last days' costs
 # of the previous one (Cost Explorer lags up to a day) are not billed to the next.

@@ -9,6 +9,11 @@ passes, list → delete each → list again, until nothing is left or a pass rem
 a pass, KINDS puts dependents first. Deleting what is already gone succeeds, so a pass can be
 repeated after a crash.
 
+IAM comes last, listed once a pass with the region "global" (portal/aws/cleanup_iam.py): every
+user, group, role, instance profile and customer managed policy the student made, their identity
+providers and the account's alias, each deleted with what IAM wants gone first; the portal's own
+role and the roles AWS or the school's tooling keep there are left alone.
+
 Protections a student switched on (EC2 termination protection, RDS, DynamoDB and load balancer
 deletion protection, CloudFormation termination protection) are switched off by `delete`: at the
 end of the course everything goes. Things AWS is already deleting are left out of the inventory
@@ -27,6 +32,7 @@ from dataclasses import asdict, dataclass
 
 from botocore.exceptions import ClientError
 
+from portal.aws import cleanup_iam
 from portal.aws.errors import AwsError, NotFound, PermanentAwsError, classify
 from portal.aws.session import client
 
@@ -55,6 +61,8 @@ KIND_LABELS: dict[str, str] = {
     "ecr:repository": "ECR repositories",
     "s3:bucket": "S3 buckets",
 }
+# IAM last (portal/aws/cleanup_iam.py): instances hold instance profiles, functions hold roles.
+KIND_LABELS.update(cleanup_iam.KIND_LABELS)
 KINDS: tuple[str, ...] = tuple(KIND_LABELS)
 
 S3_LOCATION_ALIASES = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}
@@ -64,7 +72,7 @@ S3_LOCATION_ALIASES = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}
 class Resource:
     """One thing to delete."""
 
-    region: str  # "us-east-1"; S3 buckets: the bucket's region
+    region: str  # "us-east-1"; S3 buckets: the bucket's region; IAM: "global"
     kind: str  # one of KINDS
     id: str  # what the delete call needs (instance id, bucket name, ARN, …)
     label: str = ""  # for the instructor's dry-run listing
@@ -132,6 +140,10 @@ def inventory(account_id: str, regions: Iterable[str]) -> list[Resource]:
         if kind == "s3:bucket":
             # Bucket names are global: one listing, each bucket in its own region.
             found += [b for b in _list_buckets(account_id) if b.region in regions]
+            continue
+        if kind in cleanup_iam.KIND_LABELS:
+            # IAM is global: one listing, whatever the regions.
+            found += _LISTERS[kind](_Place(account_id, cleanup_iam.REGION))
             continue
         for region in regions:
             found += _LISTERS[kind](_Place(account_id, region))
@@ -533,3 +545,19 @@ _DELETERS: dict[str, Callable[[_Place, str], None]] = {
     "ecr:repository": _delete_repository,
     "s3:bucket": _delete_bucket,
 }
+
+
+def _iam_lister(kind: str) -> Callable[[_Place], Iterator[Resource]]:
+    def listed(at: _Place) -> Iterator[Resource]:
+        for id, label in cleanup_iam.LISTERS[kind](at.account_id):
+            yield at.resource(kind, id, label)
+
+    return listed
+
+
+def _iam_deleter(kind: str) -> Callable[[_Place, str], None]:
+    return lambda at, id: cleanup_iam.DELETERS[kind](at.account_id, id)
+
+
+_LISTERS.update({kind: _iam_lister(kind) for kind in cleanup_iam.KIND_LABELS})
+_DELETERS.update({kind: _iam_deleter(kind) for kind in cleanup_iam.KIND_LABELS})

@@ -7,6 +7,7 @@ import json
 import secrets
 import string
 
+from portal.aws import cleanup_iam
 from portal.aws.errors import NotFound, PermanentAwsError, classify
 from portal.aws.session import client
 
@@ -103,23 +104,10 @@ def ensure_account_alias(account_id: str, alias: str) -> str:
 
 
 def delete_user(account_id: str, user_name: str) -> None:
-    """Delete an IAM user and what IAM requires gone first: its console password, access keys,
-    inline and attached policies. Safe to repeat; a user already gone is fine."""
+    """Delete an IAM user and whatever IAM refuses to delete it without (a student may have added
+    an MFA device, keys or group memberships of their own). Safe to repeat; a user already gone is
+    fine."""
     try:
-        _call(account_id, "get_user", UserName=user_name)
-    except NotFound:
-        return
-    try:
-        _call(account_id, "delete_login_profile", UserName=user_name)
-    except NotFound:
-        pass
-    for key in _call(account_id, "list_access_keys", UserName=user_name)["AccessKeyMetadata"]:
-        _call(account_id, "delete_access_key", UserName=user_name, AccessKeyId=key["AccessKeyId"])
-    for name in _call(account_id, "list_user_policies", UserName=user_name)["PolicyNames"]:
-        _call(account_id, "delete_user_policy", UserName=user_name, PolicyName=name)
-    for policy in _call(account_id, "list_attached_user_policies", UserName=user_name)["AttachedPolicies"]:
-        _call(account_id, "detach_user_policy", UserName=user_name, PolicyArn=policy["PolicyArn"])
-    try:
-        _call(account_id, "delete_user", UserName=user_name)
+        cleanup_iam.delete_user(account_id, user_name)
     except NotFound:
         pass

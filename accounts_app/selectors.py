@@ -130,7 +130,7 @@ class Spending:
     checked_at: datetime | None
     restored_at: datetime | None
     errors: list[str]  # for staff: the step's refusals (not the account's, or a region unreadable)
-    pending: bool  # the step the account's state asks for has not run since the state changed
+    pending: bool  # frozen or ended, and what runs in it not looked at since
 
     @property
     def not_stopped(self) -> list[SpendingLine]:
@@ -158,13 +158,12 @@ def account_spending(*, account: MemberAccount) -> Spending:
         )
         for entry in report.get("resources", [])
     ]
-    restored_at = _moment(report.get("restored_at"))
-    if account.state in ALLOWED_STATES[Action.FREEZE]:
-        pending = not stepped
-    else:
-        pending = account.state == AccountState.READY and bool(lines) and restored_at is None and not stepped
     return Spending(
-        lines=lines, checked_at=checked_at, restored_at=restored_at, errors=report.get("errors", []), pending=pending
+        lines=lines,
+        checked_at=checked_at,
+        restored_at=_moment(report.get("restored_at")),
+        errors=report.get("errors", []),
+        pending=account.state in ALLOWED_STATES[Action.FREEZE] and not stepped,
     )
 
 

@@ -35,7 +35,12 @@ from accounts_app.services.ending import course_end
 from accounts_app.services.freezing import account_freeze_sync
 from accounts_app.services.guardrails import freeze_policy_id
 from accounts_app.services.ownership import MANAGED_BY_TAG
-from accounts_app.services.spending import ERROR_PREFIX, account_spending_sync, spending_reconcile
+from accounts_app.services.spending import (
+    ERROR_PREFIX,
+    RESTORE_ERROR_PREFIX,
+    account_spending_sync,
+    spending_reconcile,
+)
 from accounts_app.tasks import account_spending_sync_task
 from billing_app.services.budgets import account_freeze, account_unfreeze
 from portal.aws import organizations
@@ -406,6 +411,13 @@ def test_an_instance_aws_cannot_stop_is_reported_not_stopped_with_aws_reason(
     assert note(account)[f"{REGION}/ec2:instance/{scratch}"]["status"] == SpendingStatus.NOT_STOPPED
     assert AuditEvent.objects.filter(action=AuditAction.SPENDING_STOPPED).count() == audits
 
+    # Once it has gone (AWS reclaimed the spot instance, staff terminated it), it bills no more.
+    inside(account, "ec2").terminate_instances(InstanceIds=[scratch])
+    account_spending_sync(account=account)
+    assert statuses(account) == {f"{REGION}/ec2:instance/{web}": SpendingStatus.STOPPED}
+    account.refresh_from_db()
+    assert account.last_error == ""
+
 
 def test_an_aurora_cluster_is_stopped_whole_and_its_members_never_alone(
     personas, account, script, django_capture_on_commit_callbacks
@@ -413,10 +425,8 @@ def test_an_aurora_cluster_is_stopped_whole_and_its_members_never_alone(
     """AWS refuses StopDBInstance for an Aurora member (scripted: moto would stop it, and leaves it
     "available" once its cluster stops); the cluster is what the portal stops."""
     make_aurora(account)
-    script.always(
-        "rds", "StopDBInstance",
-        Fault("InvalidParameterCombination", "aurora-postgresql database instances are not eligible for stopping and starting."),
-    )
+    not_alone = "aurora-postgresql database instances are not eligible for stopping and starting."
+    script.always("rds", "StopDBInstance", Fault("InvalidParameterCombination", not_alone))
 
     freeze(personas, account, django_capture_on_commit_callbacks)
     account_spending_sync(account=account)  # moto's member still says "available": not listed
@@ -557,6 +567,27 @@ def test_the_gate_refuses_an_account_that_is_not_in_its_ou(personas, account, aw
     assert account.last_error.startswith(ERROR_PREFIX) and account.aws_account_id in account.last_error
     report = account.spending_report
     assert report["resources"] == [] and account.aws_account_id in report["errors"][0] and report["checked_at"]
+
+
+def test_the_gate_refuses_to_bring_anything_back_in_an_account_that_left_its_ou(
+    personas, account, aws, script, django_capture_on_commit_callbacks
+):
+    web = run_instance(account, "web")
+    freeze(personas, account, django_capture_on_commit_callbacks)
+    root = aws.client("organizations").list_roots()["Roots"][0]["Id"]
+    aws.client("organizations").move_account(
+        AccountId=account.aws_account_id, SourceParentId=personas.course.aws_ou_id, DestinationParentId=root
+    )
+    before = note(account)
+    MemberAccount.objects.filter(pk=account.pk).update(state=S.READY)
+    script.log.clear()
+
+    account_spending_sync(account=account)
+
+    assert writes(script) == [] and instance_state(account, web) == "stopped"
+    account.refresh_from_db()
+    assert account.last_error.startswith(RESTORE_ERROR_PREFIX) and account.aws_account_id in account.last_error
+    assert note(account) == before and "restored_at" not in account.spending_report
 
 
 # --- The reconciler --------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts_app import tasks
@@ -56,6 +57,7 @@ STOPPED_BY_THE_PORTAL = frozenset({STOPPING, STOPPED})
 
 # How `last_error` says that this step, not another, wrote it: a later step that succeeds clears it.
 ERROR_PREFIX = "Not stopped in AWS: "
+RESTORE_ERROR_PREFIX = "Not brought back in AWS: "
 # Longer than any step (a few calls per region and resource); a worker that dies holding it delays
 # the next step by this much at most.
 LOCK_SECONDS = 15 * 60
@@ -102,13 +104,14 @@ def _stop_all(account: MemberAccount) -> None:
         return _refused(account, report, f"AWS refused to list the account's regions: {error.message}")
     before = {entry_key(e): e["status"] for e in report["resources"]}
     report["errors"] = []
-    stopped_now: set[str] = set()
+    running: dict[str, set[str]] = {}  # region read → keys of what was running there
     try:
         for region in regions:
-            stopped_now |= _stop_region(account, report, region)
+            if (found := _stop_region(account, report, region)) is not None:
+                running[region] = found
     except StateRefused:
         return
-    _stop_finished(account, report, before, stopped_now)
+    _stop_finished(account, report, before, running)
 
 
 def _report_for_freeze(report: dict) -> dict:
@@ -119,13 +122,14 @@ def _report_for_freeze(report: dict) -> dict:
     return {"resources": [], "errors": [], **report}
 
 
-def _stop_region(account: MemberAccount, report: dict, region: str) -> set[str]:
-    """Stop what runs in one region. Returns the keys of what it found running."""
+def _stop_region(account: MemberAccount, report: dict, region: str) -> set[str] | None:
+    """Stop what runs in one region. Returns the keys of what it found running (None: AWS refused
+    to list the region)."""
     try:
         found = aws_spending.running(account.aws_account_id, region)
     except PermanentAwsError as error:
         report["errors"].append(f"{region} could not be read: {error.message}")
-        return set()
+        return None
     for item in found:
         state_gate(account, action=Action.FREEZE)  # an unfreeze stops the step between two calls
         entry = _written_down(report, item)
@@ -155,15 +159,23 @@ def _written_down(report: dict, item: Billing) -> dict:
     return entry
 
 
-def _stop_finished(account: MemberAccount, report: dict, before: dict[str, str], stopped_now: set[str]) -> None:
-    for entry in report["resources"]:
+def _stop_finished(
+    account: MemberAccount, report: dict, before: dict[str, str], running: dict[str, set[str]]
+) -> None:
+    for entry in list(report["resources"]):
+        if entry["region"] not in running or entry_key(entry) in running[entry["region"]]:
+            continue
+        # No longer running, in a region this step read through.
         if entry["status"] == STOPPING:
-            entry["status"] = STOPPED  # an earlier, interrupted step stopped it: no longer running
+            entry["status"] = STOPPED  # an earlier, interrupted step stopped it
+        elif entry["status"] == NOT_STOPPED:
+            report["resources"].remove(entry)  # gone or stopped otherwise: it bills no more
     report["checked_at"] = _now()
+    found = set().union(*running.values())
     # New in the note, or with a new outcome, or stopped once more (AWS started an RDS DB again).
     changed = [
         e for e in report["resources"]
-        if e["status"] != before.get(entry_key(e)) or (e["status"] == STOPPED and entry_key(e) in stopped_now)
+        if e["status"] != before.get(entry_key(e)) or (e["status"] == STOPPED and entry_key(e) in found)
     ]
     first_note = not report.get("notified_at") and bool(report["resources"])
     if first_note:
@@ -209,7 +221,7 @@ def _restore_all(account: MemberAccount) -> None:
     except NotOurs as error:
         logger.warning("What the freeze of %s stopped was not brought back: %s", account.account_name, error)
         report.update(errors=[str(error)], checked_at=_now())
-        return _save(account, report, last_error=f"Not brought back in AWS: {error}")
+        return _save(account, report, last_error=RESTORE_ERROR_PREFIX + str(error))
     waiting = [e for e in report["resources"] if e["status"] in STOPPED_BY_THE_PORTAL]
     # Databases first, Auto Scaling groups last: the reverse of the order they were stopped in.
     waiting.sort(key=lambda e: -aws_spending.KINDS.index(e["kind"]))
@@ -221,7 +233,7 @@ def _restore_all(account: MemberAccount) -> None:
         return
     report.update(restored_at=_now(), checked_at=_now(), errors=[])
     with transaction.atomic():
-        _save(account, report)
+        _save(account, report, last_error="")
         if waiting:
             audit_record(
                 actor=None,
@@ -313,7 +325,7 @@ def _now() -> str:
 
 
 def _save(account: MemberAccount, report: dict, *, last_error: str | None = None) -> None:
-    """Keep the note. With `last_error`, also set (or clear, "") this step's own error; another
+    """Keep the note. With `last_error`, also set (or clear, "") this module's own error; another
     step's error is left as it is."""
     account.spending_report = report
     MemberAccount.objects.filter(pk=account.pk).update(spending_report=report)
@@ -322,7 +334,8 @@ def _save(account: MemberAccount, report: dict, *, last_error: str | None = None
     if last_error:
         MemberAccount.objects.filter(pk=account.pk).update(last_error=last_error)
     else:
-        MemberAccount.objects.filter(pk=account.pk, last_error__startswith=ERROR_PREFIX).update(last_error="")
+        own = Q(last_error__startswith=ERROR_PREFIX) | Q(last_error__startswith=RESTORE_ERROR_PREFIX)
+        MemberAccount.objects.filter(own, pk=account.pk).update(last_error="")
 
 
 def _notify(account: MemberAccount, report: dict) -> None:

@@ -62,6 +62,8 @@ class AuditAction(models.TextChoices):
     AWS_BOOTSTRAPPED = "aws.bootstrapped", "AWS organization set up"
     ACCOUNT_FROZEN = "account.frozen", "AWS account frozen"
     ACCOUNT_UNFROZEN = "account.unfrozen", "AWS account unfrozen"
+    SPENDING_STOPPED = "account.spending_stopped", "What bills in the account stopped"
+    SPENDING_RESTORED = "account.spending_restored", "What the freeze stopped brought back"
     BUDGET_RAISED = "budget.raised", "Budget raised"
     COURSE_ENDING_NOTIFIED = "course.ending_notified", "Students told the course is ending"
     COURSE_ENDED = "course.ended", "Course ended"
@@ -126,3 +128,13 @@ class HandoverStatus(models.TextChoices):
     DECLINED = "declined", "Declined"
     COMPLETED = "completed", "Handed over"
     CANCELLED = "cancelled", "Cancelled"
+
+
+class SpendingStatus(models.TextChoices):
+    """What a freeze did to one resource in the account (MemberAccount.spending_report)."""
+
+    STOPPING = "stopping", "Being stopped"  # written down before the call: it may be stopped
+    STOPPED = "stopped", "Stopped"
+    NOT_STOPPED = "not stopped", "Not stopped"
+    RESTORED = "brought back", "Brought back"
+    NOT_RESTORED = "not brought back", "Not brought back"

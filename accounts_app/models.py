@@ -488,6 +488,8 @@ class MemberAccount(models.Model):
     # Set, in its own transaction, just before CloseAccount is sent: the closure quota counts it.
     close_submitted_at = models.DateTimeField(null=True, blank=True, db_index=True)
     cleanup_report = models.JSONField(default=dict, blank=True)
+    # What a freeze stopped in the account (and an unfreeze brought back): services/spending.py.
+    spending_report = models.JSONField(default=dict, blank=True)
     state_changed_at = models.DateTimeField(auto_now_add=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet
 
-from accounts_app.choices import AccessMode, AccountState, CourseRole
+from accounts_app.choices import AccessMode, AccountState, CourseRole, SpendingStatus
 from accounts_app.lifecycle import WORKING_STATES
 from accounts_app.models import AuditEvent, AwsOrganization, Course, MemberAccount, Membership
 from accounts_app.services.closing import close_queue_status
@@ -13,6 +16,7 @@ from accounts_app.services.gates import ALLOWED_STATES, Action
 from portal.aws.guardrails import PERMISSION_SETS
 from portal.aws.iam_users import signin_url
 from portal.aws.identity_center import console_deep_link
+from portal.aws.spending import KIND_LABELS as SPENDING_KIND_LABELS
 
 
 def course_role_counts(*, course: Course) -> dict[str, int]:
@@ -107,6 +111,64 @@ def student_account_note(*, account: MemberAccount) -> str:
         return ""
     note = STUDENT_NOTES.get(AccountState(account.state), STUDENT_NOTE_OTHERWISE)
     return note.format(role=settings.PORTAL_AWS_MEMBER_ROLE_NAME)
+
+
+@dataclass(frozen=True)
+class SpendingLine:
+    """One resource a freeze stopped (or could not), as the student and staff read it."""
+
+    what: str  # "EC2 instance"
+    name: str  # its label: name, id, type, state when it was found
+    region: str
+    status: SpendingStatus
+    reason: str  # AWS's refusal, or why it was not brought back
+
+
+@dataclass(frozen=True)
+class Spending:
+    lines: list[SpendingLine]
+    checked_at: datetime | None
+    restored_at: datetime | None
+    errors: list[str]  # for staff: the step's refusals (not the account's, or a region unreadable)
+    pending: bool  # frozen or ended, and what runs in it not looked at since
+
+    @property
+    def not_stopped(self) -> list[SpendingLine]:
+        return [line for line in self.lines if line.status == SpendingStatus.NOT_STOPPED]
+
+    @property
+    def left_after_unfreeze(self) -> list[SpendingLine]:
+        """What a ready account's last freeze stopped and is not running again (yet)."""
+        left = {SpendingStatus.NOT_RESTORED, SpendingStatus.STOPPED, SpendingStatus.STOPPING}
+        return [line for line in self.lines if line.status in left]
+
+
+def account_spending(*, account: MemberAccount) -> Spending:
+    """What the account's last freeze stopped, could not stop, and (after an unfreeze) brought back."""
+    report = account.spending_report or {}
+    checked_at = _moment(report.get("checked_at"))
+    stepped = checked_at is not None and checked_at >= account.state_changed_at
+    lines = [
+        SpendingLine(
+            what=SPENDING_KIND_LABELS.get(entry["kind"], entry["kind"]),
+            name=entry["label"] or entry["id"],
+            region=entry["region"],
+            status=SpendingStatus(entry["status"]),
+            reason=entry.get("reason", ""),
+        )
+        for entry in report.get("resources", [])
+    ]
+    return Spending(
+        lines=lines,
+        checked_at=checked_at,
+        restored_at=_moment(report.get("restored_at")),
+        errors=report.get("errors", []),
+        pending=account.state in ALLOWED_STATES[Action.FREEZE] and not stepped,
+    )
+
+
+def _moment(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 def student_bring_requests(*, membership: Membership) -> dict:

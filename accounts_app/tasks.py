@@ -166,6 +166,14 @@ def account_freeze_sync_task(account_id: int) -> None:
 
 
 @shared_task(**AWS_TASK)
+def account_spending_sync_task(account_id: int) -> None:
+    from accounts_app.services.spending import account_spending_sync
+
+    if account := _account(account_id):
+        account_spending_sync(account=account)
+
+
+@shared_task(**AWS_TASK)
 def account_cleanup_preview_task(account_id: int) -> None:
     from accounts_app.services.cleanup import account_cleanup_preview
 

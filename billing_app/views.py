@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from accounts_app.choices import AccountState, CourseRole
 from accounts_app.models import MemberAccount
 from accounts_app.permissions import can_manage_course
+from accounts_app.selectors import account_spending
 from accounts_app.views.common import managed_course, roster_course, visible_course
 from billing_app import selectors
 from billing_app.reports import report_lines
@@ -81,6 +82,7 @@ def _account_context(course, account: MemberAccount) -> dict:
         "services": selectors.account_services(account=account),
         "tags": selectors.account_tag_breakdown(account=account) if course.cost_tag_key else [],
         "alerts": selectors.account_alerts(account=account),
+        "spending": account_spending(account=account),
     }
 
 

@@ -298,6 +298,11 @@ PORTAL_CLEANUP_KEEP_ROLES = env_list(
     "AWSControlTowerExecution,aws-controltower-*,AWSCloudFormationStackSetExecutionRole,stacksets-exec-*",
 )
 PORTAL_CLEANUP_PASS_DELAY_SECONDS = float(os.environ.get("PORTAL_CLEANUP_PASS_DELAY_SECONDS", "60"))
+# A frozen account is looked at again this often: what bills is stopped again (AWS itself starts
+# a stopped RDS DB instance or Aurora cluster after seven days). The reconciler queues at most this
+# many of these looks a run, the longest unchecked first.
+PORTAL_SPENDING_RECHECK_HOURS = float(os.environ.get("PORTAL_SPENDING_RECHECK_HOURS", "24"))
+PORTAL_SPENDING_CHECKS_PER_RUN = int(os.environ.get("PORTAL_SPENDING_CHECKS_PER_RUN", "20"))
 # A recycled account waits this long before its next student, so that the last days' costs
 # of the previous one (Cost Explorer lags up to a day) are not billed to the next.
 PORTAL_RECYCLE_COOLDOWN_DAYS = int(os.environ.get("PORTAL_RECYCLE_COOLDOWN_DAYS", "2"))

@@ -71,6 +71,19 @@ WRITES = {
     "StartPrimaryEmailUpdate",
     "AcceptPrimaryEmailUpdate",
     "PutAlternateContact",
+    # Inside the member account: what a freeze stops and an unfreeze starts again.
+    "StopInstances",
+    "StartInstances",
+    "ModifyInstanceAttribute",
+    "UpdateAutoScalingGroup",
+    "StopNotebookInstance",
+    "StartNotebookInstance",
+    "DeleteEndpoint",
+    "CreateEndpoint",
+    "StopDBInstance",
+    "StartDBInstance",
+    "StopDBCluster",
+    "StartDBCluster",
 }
 
 

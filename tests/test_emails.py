@@ -24,7 +24,7 @@ from django.utils import timezone
 from accounts_app.choices import AccessMode, AccountState, CourseRole, EndPolicy, HandoverStatus
 from accounts_app.lifecycle import transition
 from accounts_app.models import AwsOrganization, Course, Handover, MemberAccount, Membership
-from accounts_app.selectors import account_access
+from accounts_app.selectors import account_access, account_spending
 from accounts_app.services.ending import end_outcome, end_schedule
 from accounts_app.services.handover import REMOVAL_BLOCKERS
 from accounts_app.services.invitations import invitation_url
@@ -130,6 +130,30 @@ def _alert(w: World):
     context = {"alert": alert, "account": w.account, "course": w.course}
     recipients = [w.student.email, w.course.usage_alert_email, w.instructor.email]
     return "alert", context, recipients, [alert.message, "$100.40", w.links()["course"]]
+
+
+def _spending_stopped(w: World):
+    w.account.state = AccountState.FROZEN
+    w.account.spending_report = {
+        "resources": [
+            {"region": "us-east-1", "kind": "ec2:instance", "id": "i-0a1b", "label": "web (i-0a1b): t3.large, running",
+             "status": "stopped", "reason": ""},
+            {"region": "eu-west-1", "kind": "ec2:instance", "id": "i-0c2d", "label": "i-0c2d: c5d.large, spot, running",
+             "status": "not stopped", "reason": "You can't stop the Spot Instance 'i-0c2d'."},
+        ],
+        "checked_at": "2026-10-20T14:06:00+00:00",
+    }
+    context = {"account": w.account, "course": w.course, "spending": account_spending(account=w.account)}
+    recipients = [w.student.email, w.course.usage_alert_email, w.instructor.email]
+    facts = [
+        "210987654321",
+        "EC2 instance web (i-0a1b): t3.large, running in us-east-1: stopped",
+        "AWS refused to stop these",
+        "EC2 instance i-0c2d: c5d.large, spot, running in eu-west-1: You can't stop the Spot Instance 'i-0c2d'.",
+        "Ask your instructor to raise the budget",
+        w.links()["course"],
+    ]
+    return "spending_stopped", context, recipients, facts
 
 
 def _course_ending(w: World):
@@ -307,6 +331,7 @@ def _account_ready_iam_user(w: World):
 CASES = {
     "invitation": _invitation,
     "alert": _alert,
+    "spending_stopped": _spending_stopped,
     "course_ending": _course_ending,
     "course_ended": _course_ended,
     "account_closed": _account_closed,

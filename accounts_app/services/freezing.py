@@ -6,6 +6,10 @@ The task reads the state when it runs and makes AWS match it, through the gate: 
 SCP attached to a frozen or ended account, detached from a ready one, and nothing done in any
 other state. It is safe to repeat and to run late, and the web tier never waits for AWS. The
 reconciler compares the SCP's targets with the records and queues the task where they differ.
+
+The SCP denies new requests only: once it is in place (or off again), the task queues the step
+that stops what the account runs, or brings it back (services/spending.py). That step is a task
+of its own, retried on its own, so that it never holds the SCP up.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from accounts_app.models import MemberAccount
 from accounts_app.services.gates import ALLOWED_STATES, Action, StateRefused, action_gate
 from accounts_app.services.guardrails import freeze_policy_id, organization_ready
 from accounts_app.services.ownership import NotOurs
+from accounts_app.services.spending import spending_sync_enqueue
 from portal.aws import organizations
 from portal.aws.errors import PermanentAwsError
 
@@ -77,6 +82,7 @@ def account_freeze_sync(*, account: MemberAccount) -> bool:
         # Done only if the state is still the one acted on; otherwise the next round follows it.
         done = MemberAccount.objects.filter(pk=record.pk, state=record.state)
         if done.update(freeze_sync_pending=False, last_error=""):
+            spending_sync_enqueue(record)
             return True
     return False
 

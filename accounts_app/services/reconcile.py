@@ -4,7 +4,8 @@ It closes every gap a crash or a lost broker message can open: accounts stuck in
 get their next step queued again, creations whose answer was lost are looked up, orphan accounts
 in the organization with a record's root email are adopted once their tags show they are that
 record's, the account quota is read again (AWS Support may have raised it), accounts waiting for
-the quota or the school directory are tried again, and whatever
+the quota or the school directory are tried again, frozen accounts have what they run stopped
+again (AWS restarts a stopped database after seven days), and whatever
 cannot be repaired is listed for administrators.
 """
 
@@ -25,6 +26,7 @@ from accounts_app.services.access_roles import brought_access_roles_check
 from accounts_app.services.freezing import freeze_reconcile
 from accounts_app.services.guardrails import AwsNotBootstrapped, organization_ready
 from accounts_app.services.handover import handover_timeouts
+from accounts_app.services.spending import spending_reconcile
 from accounts_app.services.staff_access import staff_access_reconcile
 from portal.aws import organizations, quotas
 
@@ -47,6 +49,7 @@ def reconcile() -> list[str]:
     drift = _compare_with_aws(aws_accounts)
     drift += staff_access_reconcile(organization)
     drift += freeze_reconcile()
+    drift += spending_reconcile()
     drift += handover_timeouts()
     drift += brought_access_roles_check()
     AwsOrganization.objects.filter(pk=organization.pk).update(

@@ -46,6 +46,7 @@ def panel_context(course, membership) -> dict:
         context["in_progress"] = account.state in WORKING_STATES or account.state in WAITING_STATES
         context["steps"] = _progress_steps(account)
         context["account_note"] = selectors.student_account_note(account=account)
+        context["spending"] = selectors.account_spending(account=account)
         if account.state == AccountState.READY:
             context["access"] = selectors.account_access(account=account)
         context["handover_offered"] = handover_offered(account) and not hasattr(account, "handover")

@@ -223,10 +223,48 @@ def test_recycling_twice_makes_one_pool_record_and_moves_the_account_once(person
     assert AuditEvent.objects.filter(action=AuditAction.ACCOUNT_RECYCLED).count() == 1
 
 
+def add_tags(aws, account_id: str, tags: dict[str, str]) -> None:
+    aws.client("organizations").tag_resource(
+        ResourceId=account_id, Tags=[{"Key": key, "Value": value} for key, value in tags.items()]
+    )
+
+
+# Tags the account carries besides the portal's: an instructor's, and one of the billing team's.
+STRAY_TAGS = {"project": "cs101-final", "cost-center": "CS-4410"}
+
+
 @moto_db
-@pytest.mark.parametrize("operation", ["MoveAccount", "TagResource"])
+def test_a_recycled_account_carries_the_pools_tags_and_no_other(personas, aws):
+    account = cleaning_account(personas)
+    account_id = account.aws_account_id
+    add_tags(aws, account_id, STRAY_TAGS)
+    assert tags_of(aws, account_id)["course-id"] == str(personas.course.pk)
+    calls = count_calls(aws)
+
+    pooled = account_recycle(account=account)
+
+    assert tags_of(aws, account_id) == pool_tags(pooled)
+    assert calls.get("UntagResource") == 1
+
+
+@moto_db
+def test_tags_that_already_match_the_pool_are_left_alone(personas, aws):
+    account = cleaning_account(personas)
+    add_tags(aws, account.aws_account_id, STRAY_TAGS)
+    organizations.set_account_tags(account.aws_account_id, pool_tags(account))
+    calls = count_calls(aws)
+
+    organizations.set_account_tags(account.aws_account_id, pool_tags(account))  # run again
+
+    assert tags_of(aws, account.aws_account_id) == pool_tags(account)
+    assert (calls.get("TagResource"), calls.get("UntagResource")) == (None, None)
+
+
+@moto_db
+@pytest.mark.parametrize("operation", ["MoveAccount", "TagResource", "UntagResource"])
 def test_a_recycle_killed_after_moving_the_account_resumes_on_the_retry(personas, aws, operation):
     account = cleaning_account(personas)
+    add_tags(aws, account.aws_account_id, STRAY_TAGS)
     killed = []
 
     def kill_once(**kwargs):  # AWS did the work; the worker dies before it goes on

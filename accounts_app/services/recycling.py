@@ -1,7 +1,7 @@
 """Recycling: a cleaned account goes back to the organization's pool for another course.
 
-The account leaves its course entirely: it moves to the pool OU, its tags say "pool", its budget
-and freeze are removed. Its record stays with the course, the student and their costs (state
+The account leaves its course entirely: it moves to the pool OU, its tags are the pool's and
+nothing else, its budget and freeze are removed. Its record stays with the course, the student and their costs (state
 RECYCLED); a new record without a course takes the account into the pool. Costs lag by up to a
 day and are revised for days, so the new record waits out a billing cool-down before anyone can
 have it, and costs are split between the records by day (`costs_since`).
@@ -61,7 +61,9 @@ def account_recycle(*, account: MemberAccount) -> MemberAccount | None:
     organizations.detach_policy(freeze_policy_id(), account_id)
     aws_budgets.delete_budget(organization.management_account_id, f"{MANAGED_BUDGET_PREFIX}{account_id}")
     organizations.move_account(account_id, organization.pool_ou_id)
-    organizations.tag_account(account_id, pool_tags(account))
+    # Only the pool's tags: a tag of the old course or its student would follow the account to
+    # the next (and cost allocation tags would count its spend for the old course).
+    organizations.set_account_tags(account_id, pool_tags(account))
     available = cooldown_end(timezone.now())
     with transaction.atomic():
         if not transition(account, expected=S.CLEANING, to=S.RECYCLED, reason="Returned to the organization's pool"):

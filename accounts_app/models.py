@@ -388,6 +388,8 @@ class AwsOrganization(models.Model):
     bootstrapped_at = models.DateTimeField(null=True, blank=True)
     last_reconciled_at = models.DateTimeField(null=True, blank=True)
     drift = models.JSONField(default=list, blank=True, help_text="the reconciler's last findings")
+    # Tag keys courses name that AWS would not activate as cost allocation tags, as of the last try.
+    refused_cost_tags = models.JSONField(default=dict, blank=True, help_text="tag key → AWS's reason")
     # AWS's closure quota said no: the close queue waits until then (back pressure, not failure).
     close_paused_until = models.DateTimeField(null=True, blank=True)
     close_pause_reason = models.CharField(max_length=300, blank=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
@@ -79,6 +80,61 @@ def course_end_accounts(*, course: Course) -> QuerySet[MemberAccount]:
         .select_related("membership", "handover")
         .order_by(F("membership__name").asc(nulls_last=True), "membership__email", "account_name")
     )
+
+
+@dataclass
+class RegionCleanup:
+    """What cleanup did in one region of one account, or of every account of a course."""
+
+    region: str
+    deleted: list[dict] = field(default_factory=list)  # resources, as the cleanup report keeps them
+    failed: list[dict] = field(default_factory=list)  # what could not be deleted, with AWS's "error"
+    found_before_pool: list[dict] = field(default_factory=list)  # what the check before the pool found
+
+
+def cleanup_by_region(report: dict) -> list[RegionCleanup]:
+    """An account's cleanup report region by region (in order): each resource its passes deleted,
+    once (a stack AWS is still deleting is listed, and deleted, by more than one pass), what could
+    not be deleted, and what the check before the pool found."""
+    regions: dict[str, RegionCleanup] = {}
+
+    def of(resource: dict) -> RegionCleanup:
+        return regions.setdefault(resource["region"], RegionCleanup(resource["region"]))
+
+    seen: set[tuple[str, str, str]] = set()
+    for run in report.get("passes", []):
+        for resource in run["deleted"]:
+            key = (resource["region"], resource["kind"], resource["id"])
+            if key not in seen:
+                seen.add(key)
+                of(resource).deleted.append(resource)
+    for resource in report.get("remaining", []):
+        of(resource).failed.append(resource)
+    for resource in report.get("verification", {}).get("found", []):
+        of(resource).found_before_pool.append(resource)
+    return [regions[name] for name in sorted(regions)]
+
+
+@dataclass(frozen=True)
+class RegionTotals:
+    region: str
+    deleted: int
+    failed: int
+    found_before_pool: int
+    accounts: int  # accounts cleanup did or tried something in, in this region
+
+
+def course_cleanup_by_region(accounts: Iterable[MemberAccount]) -> list[RegionTotals]:
+    """The course's cleanup summed up region by region (in order), from its accounts' reports."""
+    totals: dict[str, list[int]] = {}
+    for account in accounts:
+        for region in cleanup_by_region(account.cleanup_report):
+            counts = totals.setdefault(region.region, [0, 0, 0, 0])
+            counts[0] += len(region.deleted)
+            counts[1] += len(region.failed)
+            counts[2] += len(region.found_before_pool)
+            counts[3] += 1
+    return [RegionTotals(region, *counts) for region, counts in sorted(totals.items())]
 
 
 def student_account(*, membership: Membership) -> MemberAccount | None:

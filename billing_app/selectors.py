@@ -11,7 +11,7 @@ from decimal import Decimal
 from django.db.models import Count, Q, Sum
 
 from accounts_app.choices import AccountState
-from accounts_app.models import Course, MemberAccount
+from accounts_app.models import AwsOrganization, Course, MemberAccount
 from billing_app.models import (
     AccountDailyCost,
     Alert,
@@ -199,6 +199,15 @@ def account_tag_breakdown(*, account: MemberAccount) -> list[tuple[str, Decimal]
         .order_by("-total")
         .values_list("tag_value", "total")
     )
+
+
+def cost_tag_refusal(*, course: Course) -> str:
+    """AWS's reason for not activating the course's cost allocation tag key, as of the portal's
+    last try ("" when it is active, or the course names none): Cost Explorer has no costs by it."""
+    if not course.cost_tag_key:
+        return ""
+    refused = AwsOrganization.objects.values_list("refused_cost_tags", flat=True).first() or {}
+    return refused.get(course.cost_tag_key, "")
 
 
 def account_hourly(*, account: MemberAccount, since) -> dict | None:

@@ -48,6 +48,7 @@ def course_costs(request: HttpRequest, course_id: int) -> HttpResponse:
         "chart": selectors.course_daily_by_service(course=course, start=start, end=end),
         "top_services": selectors.course_top_services(course=course),
         "alerts": selectors.course_open_alerts(course=course),
+        "tag_refusal": selectors.cost_tag_refusal(course=course),
         "months": selectors.statement_months(course, today),
         "can_manage": can_manage_course(request.user, course),
         "can_view_roster": True,
@@ -81,6 +82,7 @@ def _account_context(course, account: MemberAccount) -> dict:
         "hourly": selectors.account_hourly(account=account, since=timezone.now() - timedelta(hours=48)),
         "services": selectors.account_services(account=account),
         "tags": selectors.account_tag_breakdown(account=account) if course.cost_tag_key else [],
+        "tag_refusal": selectors.cost_tag_refusal(course=course),
         "alerts": selectors.account_alerts(account=account),
         "spending": account_spending(account=account),
     }

@@ -389,7 +389,9 @@ def test_a_course_edit_leaves_the_budget_of_an_account_the_gate_refuses(personas
 # --- Budget actions (Stubber: moto has none) ------------------------------------------------------
 
 
-def scp_action(action_id: str, action_type: str = "APPLY_SCP_POLICY") -> dict:
+def scp_action(
+    action_id: str, action_type: str = "APPLY_SCP_POLICY", subscribers: list[dict] | None = None
+) -> dict:
     return {
         "ActionId": action_id,
         "BudgetName": "classroom-cloud-210987654321",
@@ -402,7 +404,7 @@ def scp_action(action_id: str, action_type: str = "APPLY_SCP_POLICY") -> dict:
         "ExecutionRoleArn": ROLE_ARN,
         "ApprovalModel": "AUTOMATIC",
         "Status": "STANDBY",
-        "Subscribers": [{"SubscriptionType": "EMAIL", "Address": "student@school.example"}],
+        "Subscribers": STUDENT_AND_CONTACT if subscribers is None else subscribers,
     }
 
 
@@ -443,6 +445,104 @@ def test_ensure_scp_action_keeps_the_action_the_budget_already_has(aws):
         )
         assert ensure_action() == SCP_ACTION
         stubber.assert_no_pending_responses()  # and no CreateBudgetAction: the Stubber would refuse it
+
+
+@pytest.mark.django_db
+def test_the_existing_actions_subscribers_follow_the_course_and_a_topic_stays(aws):
+    """Stubber: AWS keeps the subscribers a budget action was created with until UpdateBudgetAction
+    replaces them (moto has no budget actions). Addresses compare without case."""
+    topic = {"SubscriptionType": "SNS", "Address": "arn:aws:sns:us-east-1:123456789012:school-ops"}
+    former = {"SubscriptionType": "EMAIL", "Address": "former-ta@school.example"}
+    student = {"SubscriptionType": "EMAIL", "Address": "Student@School.example"}
+    with Stubber(aws.client("budgets")) as stubber:
+        stubber.add_response(
+            "describe_budget_actions_for_budget",
+            {"Actions": [scp_action(SCP_ACTION, subscribers=[student, former, topic])]},
+            {"AccountId": "123456789012", "BudgetName": "classroom-cloud-210987654321"},
+        )
+        stubber.add_response(
+            "update_budget_action",
+            {
+                "AccountId": "123456789012",
+                "BudgetName": "classroom-cloud-210987654321",
+                "OldAction": scp_action(SCP_ACTION, subscribers=[student, former, topic]),
+                "NewAction": scp_action(SCP_ACTION, subscribers=[topic, *STUDENT_AND_CONTACT]),
+            },
+            {
+                "AccountId": "123456789012",
+                "BudgetName": "classroom-cloud-210987654321",
+                "ActionId": SCP_ACTION,
+                "Subscribers": [topic, *STUDENT_AND_CONTACT],
+            },
+        )
+        assert ensure_action() == SCP_ACTION
+        stubber.assert_no_pending_responses()
+
+    # Run again once AWS has them: nothing to change, no UpdateBudgetAction.
+    same = [{**STUDENT_AND_CONTACT[1]}, {"SubscriptionType": "EMAIL", "Address": "STUDENT@school.example"}]
+    with Stubber(aws.client("budgets")) as stubber:
+        stubber.add_response(
+            "describe_budget_actions_for_budget", {"Actions": [scp_action(SCP_ACTION, subscribers=same)]}
+        )
+        assert ensure_action() == SCP_ACTION
+        stubber.assert_no_pending_responses()
+
+
+@pytest.mark.django_db
+def test_a_new_usage_contact_reaches_the_budget_action_too(
+    personas, student_account, aws, settings, django_capture_on_commit_callbacks
+):
+    """Stubber: moto has neither the subscriber APIs nor budget actions. A course edit of its usage
+    contact updates the budget's notifications and its freeze action alike."""
+    settings.PORTAL_AWS_BUDGET_ACTION_ROLE_ARN = ROLE_ARN
+    personas.course.budget_action_enabled = True
+    personas.course.save()
+    student_account.refresh_from_db()
+    StudentBudget.objects.create(
+        account=student_account,
+        recipients=["student@school.example", "alerts@school.example"],
+        aws_budget_name=f"classroom-cloud-{student_account.aws_account_id}",
+        aws_action_id=SCP_ACTION,
+    )
+    management, name = AwsOrganization.load().management_account_id, f"classroom-cloud-{student_account.aws_account_id}"
+    current = {
+        "BudgetName": name,
+        "BudgetLimit": {"Amount": "100.00", "Unit": "USD"},
+        "TimeUnit": "ANNUALLY",
+        "BudgetType": "COST",
+        "CostFilters": {"LinkedAccount": [student_account.aws_account_id]},
+        "CostTypes": {"IncludeCredit": False, "IncludeRefund": False},
+        "TimePeriod": {"Start": "2026-09-01T00:00:00Z", "End": "2026-12-16T00:00:00Z"},
+    }
+    new_contact = {"SubscriptionType": "EMAIL", "Address": "ta@school.example"}
+    student_and_ta = [STUDENT_AND_CONTACT[0], new_contact]
+
+    with Stubber(aws.client("budgets")) as stubber:
+        stubber.add_response("describe_budget", {"Budget": current})
+        for kind, threshold in (("ACTUAL", 50), ("ACTUAL", 80), ("ACTUAL", 100), ("FORECASTED", 100)):
+            where = {"AccountId": management, "BudgetName": name, "Notification": notification(kind, threshold)}
+            stubber.add_response("describe_subscribers_for_notification", {"Subscribers": STUDENT_AND_CONTACT}, where)
+            stubber.add_response("create_subscriber", {}, {**where, "Subscriber": new_contact})
+            stubber.add_response("delete_subscriber", {}, {**where, "Subscriber": STUDENT_AND_CONTACT[1]})
+        stubber.add_response("describe_budget_actions_for_budget", {"Actions": [scp_action(SCP_ACTION)]})
+        stubber.add_response(
+            "update_budget_action",
+            {
+                "AccountId": management,
+                "BudgetName": name,
+                "OldAction": scp_action(SCP_ACTION),
+                "NewAction": scp_action(SCP_ACTION, subscribers=student_and_ta),
+            },
+            {"AccountId": management, "BudgetName": name, "ActionId": SCP_ACTION, "Subscribers": student_and_ta},
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            course_update(
+                actor=personas.instructor, course=personas.course, changes={"usage_alert_email": "ta@school.example"}
+            )
+        stubber.assert_no_pending_responses()
+
+    budget = StudentBudget.objects.get(account=student_account)
+    assert (budget.recipients, budget.aws_action_id) == (["student@school.example", "ta@school.example"], SCP_ACTION)
 
 
 @pytest.mark.django_db

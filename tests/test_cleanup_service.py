@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
+from django.urls import reverse
 
 from accounts_app.choices import AccessMode, EndPolicy
 from accounts_app.choices import AccountState as S
@@ -347,3 +348,89 @@ def test_the_guardrails_that_freeze_or_fence_an_account_let_the_portals_role_cle
     ]
     for statement in fences:
         assert statement["Condition"]["ArnNotLike"] == {"aws:PrincipalArn": role}, statement["Sid"]
+
+
+# --- The report, region by region ------------------------------------------------------------------
+
+
+def end_page(personas, persona: str = "instructor") -> str:
+    response = personas.client(persona).get(reverse("courses:end", kwargs={"course_id": personas.course.pk}))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_end_page_shows_what_was_deleted_and_what_was_not_region_by_region(
+    student_account, aws, script, personas
+):
+    lab_resources(aws, student_account.aws_account_id)
+    script.always("dynamodb", "DeleteTable", Fault("AccessDeniedException", "Denied by a resource policy"))
+    run_cleanup(student_account)
+    student_account.refresh_from_db()
+    passes = student_account.cleanup_report["passes"]
+    deleted_in_us_east_1 = {r["id"] for run in passes for r in run["deleted"] if r["region"] == "us-east-1"}
+    assert len(deleted_in_us_east_1) >= 3  # the instance, its volume and its address at least
+
+    for persona in ("instructor", "ta"):
+        page = end_page(personas, persona)
+
+        # The account's report: each region with its counts, the leftover with AWS's reason.
+        assert f"<strong>us-east-1</strong>: {len(deleted_in_us_east_1)} deleted</p>" in page
+        assert "<strong>eu-west-1</strong>: 1 deleted, 1 could not be deleted</p>" in page
+        assert "Not deleted: lab-scores: ACTIVE: Denied by a resource policy" in page
+        assert "Deleted: lab-results-2026" in page
+        # The course's summary.
+        assert "<h2 id=\"cleanup-regions-heading\">Cleanup by region</h2>" in page
+        for region, counts in {"eu-west-1": (1, 1, 0, 1), "us-east-1": (len(deleted_in_us_east_1), 0, 0, 1)}.items():
+            cells = "".join(f'<td class="num">{count}</td>' for count in counts)
+            assert f'<tr><th scope="row">{region}</th>{cells}</tr>' in page
+
+
+def resource(region: str, kind: str, id: str, **extra) -> dict:
+    return {"region": region, "kind": kind, "id": id, "label": id, **extra}
+
+
+@pytest.mark.django_db
+def test_the_course_summary_adds_up_its_accounts_and_counts_a_resource_deleted_twice_once(personas):
+    stack = resource("us-east-1", "cloudformation:stack", "arn:aws:cloudformation:us-east-1:1:stack/lab/1")
+    reports = [
+        {
+            # AWS was still deleting the stack at the second pass: listed, and deleted, again.
+            "passes": [
+                {"found": [], "deleted": [stack, resource("us-east-1", "s3:bucket", "a")], "failed": []},
+                {"found": [], "deleted": [stack], "failed": []},
+            ],
+            "remaining": [],
+            "finished_at": "2026-12-20T10:00:00+00:00",
+            "verification": {
+                "at": "2026-12-20T10:01:00+00:00",
+                "regions": ["ap-southeast-2", "eu-west-1", "us-east-1"],
+                "found": [resource("ap-southeast-2", "dynamodb:table", "scores")],
+            },
+        },
+        {
+            "passes": [{"found": [], "deleted": [resource("us-east-1", "ec2:volume", "vol-1")], "failed": []}],
+            "remaining": [resource("eu-west-1", "s3:bucket", "locked", error="Access Denied")],
+        },
+    ]
+    for number, report in enumerate(reports):
+        MemberAccount.objects.create(
+            course=personas.course,
+            state=S.FAILED,
+            root_email=f"aws+cs101-{number}@school.example",
+            account_name=f"cs101-{number}",
+            aws_account_id=f"11112222333{number}",
+            cleanup_report=report,
+        )
+
+    page = end_page(personas)
+
+    # Region: deleted, could not be deleted, found before the pool, accounts.
+    for region, counts in {"ap-southeast-2": (0, 0, 1, 1), "eu-west-1": (0, 1, 0, 1), "us-east-1": (3, 0, 0, 2)}.items():
+        cells = "".join(f'<td class="num">{count}</td>' for count in counts)
+        assert f'<tr><th scope="row">{region}</th>{cells}</tr>' in page
+    assert "<strong>us-east-1</strong>: 2 deleted</p>" in page  # the stack once, and the bucket
+    assert "<strong>ap-southeast-2</strong>: 0 deleted, 1 found before the pool</p>" in page
+    assert "Found before the pool: scores" in page
+    assert "Checked before the pool: 3 enabled region(s), 1 resource(s) left" in page
+    assert "Not deleted: locked: Access Denied" in page

@@ -9,7 +9,7 @@ from botocore.stub import Stubber
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from accounts_app.models import MemberAccount, Membership
+from accounts_app.models import AwsOrganization, MemberAccount, Membership
 from accounts_app.services.bootstrap import aws_bootstrap, cost_tags_activate
 from billing_app.models import CostKind, CostRecord, CostSync
 from portal.aws.costs import TagActivation
@@ -160,3 +160,65 @@ def test_no_tag_keys_means_no_request(personas, aws):
         assert cost_tags_activate() == TagActivation([], {})
 
     stub.assert_no_pending_responses()
+
+
+def activate_with_refusal(aws, refused: list[dict]) -> TagActivation:
+    """UpdateCostAllocationTagsStatus, answered by AWS with these keys in Errors (Stubber: moto has
+    no Cost Explorer tag API)."""
+    stub = Stubber(aws.client("ce"))
+    stub.add_response("update_cost_allocation_tags_status", {"Errors": refused}, None)
+    with stub:
+        return cost_tags_activate()
+
+
+TEAM_REFUSED = {"TagKey": "team", "Code": "TagKeysNotFoundException", "Message": "Tag key not found."}
+
+
+@pytest.mark.django_db
+def test_a_refused_tag_key_is_kept_and_shown_where_staff_see_the_courses_costs(personas, aws):
+    personas.course.cost_tag_key = "team"
+    personas.course.save()
+    personas.other_course.cost_tag_key = "project"
+    personas.other_course.save()
+    account = MemberAccount.objects.create(
+        course=personas.course,
+        membership=Membership.objects.get(user=personas.student),
+        state="ready",
+        root_email="aws+cs101-student@school.example.edu",
+        account_name="cs101-student",
+        aws_account_id="111122223333",
+    )
+
+    activate_with_refusal(aws, [TEAM_REFUSED])
+
+    assert AwsOrganization.load().refused_cost_tags == {"team": "TagKeysNotFoundException Tag key not found."}
+    dashboard = personas.client("ta").get(reverse("billing:costs", args=[personas.course.pk])).content.decode()
+    assert (
+        "Costs by the “team” tag are unavailable: AWS has not activated it as a cost allocation tag. AWS said: "
+        "“TagKeysNotFoundException Tag key not found.”" in dashboard
+    )
+    detail = personas.client("instructor").get(
+        reverse("billing:student_costs", args=[personas.course.pk, account.pk])
+    ).content.decode()
+    assert "Unavailable: AWS has not activated “team” as a cost allocation tag." in detail
+    assert "No tagged spend yet" not in detail
+    # The student reads a plain sentence, not AWS's answer.
+    own = personas.client("student").get(reverse("billing:my_costs", args=[personas.course.pk])).content.decode()
+    assert "Costs by this tag are not available yet" in own
+    assert "TagKeysNotFoundException" not in own
+    # The other course's key was activated: nothing to say there.
+    other = personas.client("other_instructor").get(reverse("billing:costs", args=[personas.other_course.pk]))
+    assert "are unavailable" not in other.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_tag_key_aws_activates_at_a_later_try_is_no_longer_reported(personas, aws):
+    personas.course.cost_tag_key = "team"
+    personas.course.save()
+    activate_with_refusal(aws, [TEAM_REFUSED])
+
+    activate_with_refusal(aws, [])  # a billed resource has carried the key since
+
+    assert AwsOrganization.load().refused_cost_tags == {}
+    dashboard = personas.client("instructor").get(reverse("billing:costs", args=[personas.course.pk]))
+    assert "are unavailable" not in dashboard.content.decode()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
@@ -27,13 +28,14 @@ from accounts_app.models import (
 )
 from accounts_app.services.guardrails import freeze_policy_id
 from accounts_app.services.identity import record_key
+from accounts_app.services import recycling
 from accounts_app.services.recycling import account_recycle, cooldown_end, pool_release_cooled
 from accounts_app.services.vending import account_request, course_precreate
 from billing_app.models import AccountDailyCost, CostRecord
 from billing_app.services.costs import AccountOwners, costs_sync
 from portal.aws import organizations
 from tests.factories import CourseFactory, MembershipFactory
-from tests.support.aws_script import Clock
+from tests.support.aws_script import AwsScript, Clock
 from tests.support.cost_explorer import page, period, seed
 
 moto_db = pytest.mark.django_db(transaction=True)
@@ -62,6 +64,27 @@ class WorkerKilled(BaseException):
 @pytest.fixture(autouse=True)
 def two_day_cool_down(settings):
     settings.PORTAL_RECYCLE_COOLDOWN_DAYS = 2
+
+
+# The regions enabled in member accounts: the two the cleanup passes work in (conftest's
+# PORTAL_CLEANUP_REGIONS) and one more, besides one the account has not opted in to. moto enables
+# some thirty; the check before the pool would list every one of them on each recycle.
+ENABLED_REGIONS = ["ap-southeast-2", "eu-west-1", "us-east-1"]
+
+
+@pytest.fixture(autouse=True)
+def member_account_regions(request):
+    """DescribeRegions answers ENABLED_REGIONS, and af-south-1 not opted in (AwsScript)."""
+    if "aws" not in request.fixturenames:
+        return
+    regions = [
+        {"RegionName": name, "Endpoint": f"ec2.{name}.amazonaws.com", "OptInStatus": "opt-in-not-required"}
+        for name in ENABLED_REGIONS
+    ]
+    regions.append(
+        {"RegionName": "af-south-1", "Endpoint": "ec2.af-south-1.amazonaws.com", "OptInStatus": "not-opted-in"}
+    )
+    AwsScript(request.getfixturevalue("aws")).always("ec2", "DescribeRegions", {"Regions": regions})
 
 
 def recycle_policy(course: Course) -> Course:
@@ -137,7 +160,9 @@ def test_a_cleaned_account_goes_to_the_pool_and_its_record_stays_with_the_course
     settings.TIME_ZONE = "America/Los_Angeles"
     clock = Clock()
     clock.now = datetime(2026, 12, 31, 3, 0, tzinfo=UTC)
-    monkeypatch.setattr(timezone, "now", clock)
+    # Recycling's clock only: moto's assumed-role credentials expire in real time, and would all
+    # look expired to the portal's client cache at a later date.
+    monkeypatch.setattr(recycling, "timezone", SimpleNamespace(now=clock))
 
     pooled = account_recycle(account=account)
 
@@ -223,10 +248,48 @@ def test_recycling_twice_makes_one_pool_record_and_moves_the_account_once(person
     assert AuditEvent.objects.filter(action=AuditAction.ACCOUNT_RECYCLED).count() == 1
 
 
+def add_tags(aws, account_id: str, tags: dict[str, str]) -> None:
+    aws.client("organizations").tag_resource(
+        ResourceId=account_id, Tags=[{"Key": key, "Value": value} for key, value in tags.items()]
+    )
+
+
+# Tags the account carries besides the portal's: an instructor's, and one of the billing team's.
+STRAY_TAGS = {"project": "cs101-final", "cost-center": "CS-4410"}
+
+
 @moto_db
-@pytest.mark.parametrize("operation", ["MoveAccount", "TagResource"])
+def test_a_recycled_account_carries_the_pools_tags_and_no_other(personas, aws):
+    account = cleaning_account(personas)
+    account_id = account.aws_account_id
+    add_tags(aws, account_id, STRAY_TAGS)
+    assert tags_of(aws, account_id)["course-id"] == str(personas.course.pk)
+    calls = count_calls(aws)
+
+    pooled = account_recycle(account=account)
+
+    assert tags_of(aws, account_id) == pool_tags(pooled)
+    assert calls.get("UntagResource") == 1
+
+
+@moto_db
+def test_tags_that_already_match_the_pool_are_left_alone(personas, aws):
+    account = cleaning_account(personas)
+    add_tags(aws, account.aws_account_id, STRAY_TAGS)
+    organizations.set_account_tags(account.aws_account_id, pool_tags(account))
+    calls = count_calls(aws)
+
+    organizations.set_account_tags(account.aws_account_id, pool_tags(account))  # run again
+
+    assert tags_of(aws, account.aws_account_id) == pool_tags(account)
+    assert (calls.get("TagResource"), calls.get("UntagResource")) == (None, None)
+
+
+@moto_db
+@pytest.mark.parametrize("operation", ["MoveAccount", "TagResource", "UntagResource"])
 def test_a_recycle_killed_after_moving_the_account_resumes_on_the_retry(personas, aws, operation):
     account = cleaning_account(personas)
+    add_tags(aws, account.aws_account_id, STRAY_TAGS)
     killed = []
 
     def kill_once(**kwargs):  # AWS did the work; the worker dies before it goes on
@@ -249,6 +312,110 @@ def test_a_recycle_killed_after_moving_the_account_resumes_on_the_retry(personas
     assert pooled is not None and pooled.state == AccountState.COOLING_DOWN
     assert parent_of(aws, account.aws_account_id) == AwsOrganization.load().pool_ou_id
     assert tags_of(aws, account.aws_account_id) == pool_tags(pooled)
+
+
+# --- Nothing is left for the next student ---------------------------------------------------------
+
+
+def leftovers_outside_the_cleanup_regions(aws, account_id: str) -> None:
+    """What the cleanup passes never see: they work in us-east-1 and eu-west-1 only."""
+    s3 = aws.client("s3", account_id=account_id, region="ap-southeast-2")
+    s3.create_bucket(Bucket="old-lab-sydney", CreateBucketConfiguration={"LocationConstraint": "ap-southeast-2"})
+    aws.client("dynamodb", account_id=account_id, region="ap-southeast-2").create_table(
+        TableName="scores",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+@moto_db
+def test_an_account_with_anything_left_in_any_enabled_region_does_not_go_to_the_pool(personas, aws):
+    account = cleaning_account(personas)
+    account_id = account.aws_account_id
+    leftovers_outside_the_cleanup_regions(aws, account_id)
+    course_ou = Course.objects.get(pk=personas.course.pk).aws_ou_id
+    calls = count_calls(aws)
+
+    assert account_recycle(account=account) is None
+
+    account.refresh_from_db()
+    assert account.state == AccountState.FAILED
+    assert account.last_error == (
+        "Not returned to the pool: 2 resource(s) left, which the next student would inherit. "
+        "ap-southeast-2: DynamoDB tables scores; S3 buckets old-lab-sydney. "
+        "Cleanup works only in PORTAL_CLEANUP_REGIONS (us-east-1, eu-west-1). Delete them by hand; then Retry."
+    )
+    verification = account.cleanup_report["verification"]
+    assert verification["regions"] == ENABLED_REGIONS  # every enabled one, and only those
+    assert {(r["region"], r["kind"], r["id"]) for r in verification["found"]} == {
+        ("ap-southeast-2", "dynamodb:table", "scores"),
+        ("ap-southeast-2", "s3:bucket", "old-lab-sydney"),
+    }
+    # Nothing changed in AWS, and no pool record.
+    assert parent_of(aws, account_id) == course_ou
+    assert f"classroom-cloud-{account_id}" in budget_names(aws)
+    for changing in ("MoveAccount", "TagResource", "UntagResource", "DeleteBudget", "DetachPolicy"):
+        assert changing not in calls
+    assert not MemberAccount.objects.filter(course=None).exists()
+
+
+@moto_db
+def test_after_a_person_deleted_the_leftovers_a_retry_puts_the_account_in_the_pool(personas, aws):
+    """The whole way: cleanup's passes (two regions), the check of every region, a person's fix,
+    Retry, cleanup again and the pool. Tasks run on commit, as in production."""
+    from accounts_app.services.cleanup import account_clean
+    from accounts_app.services.vending import account_retry
+
+    account = cleaning_account(personas)
+    account_id = account.aws_account_id
+    MemberAccount.objects.filter(pk=account.pk).update(cleanup_report={"destination": "recycle"})
+    leftovers_outside_the_cleanup_regions(aws, account_id)
+    aws.client("dynamodb", account_id=account_id, region="eu-west-1").create_table(
+        TableName="lab-scores",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+    while account_clean(account=account) is not None:  # what the cleanup task does; the last queues the recycle
+        pass
+
+    account.refresh_from_db()
+    assert account.state == AccountState.FAILED
+    assert "ap-southeast-2: DynamoDB tables scores; S3 buckets old-lab-sydney." in account.last_error
+    report = account.cleanup_report
+    assert [r["id"] for r in report["passes"][0]["deleted"]] == ["lab-scores"]  # in a cleanup region
+    assert report["remaining"] == []
+
+    aws.client("s3", account_id=account_id, region="ap-southeast-2").delete_bucket(Bucket="old-lab-sydney")
+    aws.client("dynamodb", account_id=account_id, region="ap-southeast-2").delete_table(TableName="scores")
+    assert account_retry(actor=personas.instructor, account=account)  # cleanup again, then the pool
+
+    account.refresh_from_db()
+    assert account.state == AccountState.RECYCLED
+    assert account.cleanup_report["verification"]["found"] == []
+    assert parent_of(aws, account_id) == AwsOrganization.load().pool_ou_id
+
+
+@moto_db
+def test_a_check_aws_refuses_keeps_the_account_out_of_the_pool(personas, aws):
+    """AWS refuses a listing in a region (an SCP on the portal's role, say): nothing is known, so
+    nothing goes to the pool (AwsScript)."""
+    from tests.support.aws_script import Fault
+
+    account = cleaning_account(personas)
+    script = AwsScript(aws)
+    script.always("dynamodb", "ListTables", Fault("AccessDeniedException", "Denied by an SCP", status=400))
+
+    assert account_recycle(account=account) is None
+
+    account.refresh_from_db()
+    assert account.state == AccountState.FAILED
+    assert account.last_error == (
+        "Not returned to the pool: AWS refused the check of its regions (Denied by an SCP). Fix that; then Retry."
+    )
+    assert parent_of(aws, account.aws_account_id) == Course.objects.get(pk=personas.course.pk).aws_ou_id
 
 
 # --- What is not the portal's is not recycled -----------------------------------------------------

@@ -5,7 +5,11 @@ not show as the course's. Tasks run eagerly when the captured on-commit callback
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from accounts_app.choices import AccessMode, AuditAction, CourseRole
 from accounts_app.choices import AccountState as S
@@ -15,7 +19,8 @@ from accounts_app.services.reconcile import reconcile
 from accounts_app.services.rosters import member_add, member_change_role, member_remove, roster_import
 from accounts_app.tasks import staff_access_sync_task
 from tests.factories import MembershipFactory, UserFactory
-from tests.support.aws_script import AwsScript
+from portal.aws.errors import TransientAwsError
+from tests.support.aws_script import AwsScript, Clock, Fault
 from tests.test_cleanup_service import ready_account
 
 
@@ -284,3 +289,106 @@ def test_the_reconciler_checks_courses_in_turn_within_its_budget(personas, aws, 
     assert (first, second) == (2, 2)
     assert other.course.code == "bio200"
     assert all(Course.objects.values_list("staff_access_checked_at", flat=True))
+
+
+# --- A brand-new account --------------------------------------------------------------------------
+# moto assigns permission sets in a new account at once; AWS refuses for some minutes after
+# CreateAccount succeeds. These tests script AWS's refusals of CreateAccountAssignment (AwsScript).
+
+NEW_ACCOUNT_REFUSALS = {
+    "AccessDeniedException": Fault("AccessDeniedException", "User is not authorized to perform this action."),
+    "RegionDisabledException": Fault(
+        "RegionDisabledException", "STS is not activated in this region for account:210987654321.", status=403
+    ),
+    "FAILED status": lambda params: {
+        "AccountAssignmentCreationStatus": {
+            "Status": "FAILED",
+            "RequestId": str(uuid.uuid4()),
+            "FailureReason": "Received a 404 status error: Not supported account.",
+            "TargetId": params["TargetId"],
+        }
+    },
+}
+
+
+def after_the_grace_window(monkeypatch, settings) -> None:
+    clock = Clock()
+    clock.advance(timedelta(minutes=settings.PORTAL_AWS_NEW_ACCOUNT_GRACE_MINUTES + 1))
+    monkeypatch.setattr(timezone, "now", clock)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("refusal", sorted(NEW_ACCOUNT_REFUSALS))
+def test_a_new_account_refusing_a_new_tas_assignment_is_tried_again_not_left_alone(
+    personas, aws, account, script, refusal
+):
+    MembershipFactory(course=personas.course, email="sam@school.example", role=CourseRole.TA)
+    script.answer("sso-admin", "CreateAccountAssignment", NEW_ACCOUNT_REFUSALS[refusal])
+
+    with pytest.raises(TransientAwsError, match="still being set up"):
+        staff_access.staff_access_sync(course=personas.course, email="sam@school.example")
+    assert "sam@school.example" not in holders(aws, account, "ta")
+
+    changes = staff_access.staff_access_sync(course=personas.course, email="sam@school.example")  # the retry
+
+    assert changes.granted == [account.aws_account_id] and changes.left_alone == []
+    assert holders(aws, account, "ta") == {"ta@school.example", "sam@school.example"}
+
+
+@pytest.mark.django_db
+def test_an_account_refusing_past_the_grace_window_is_left_for_the_reconciler(
+    personas, aws, account, script, monkeypatch, settings
+):
+    MembershipFactory(course=personas.course, email="sam@school.example", role=CourseRole.TA)
+    script.always("sso-admin", "CreateAccountAssignment", NEW_ACCOUNT_REFUSALS["AccessDeniedException"])
+    after_the_grace_window(monkeypatch, settings)
+
+    changes = staff_access.staff_access_sync(course=personas.course, email="sam@school.example")
+
+    assert changes.granted == []
+    assert changes.left_alone == [
+        f"{account.account_name} ({account.aws_account_id}): User is not authorized to perform this action."
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("refusal", sorted(NEW_ACCOUNT_REFUSALS))
+def test_the_reconciler_waits_for_a_new_account_and_repairs_it_at_the_next_run(
+    personas, aws, account, script, refusal
+):
+    unassign(aws, account, "ta", user_id_of(aws, "ta@school.example"))
+    script.answer("sso-admin", "CreateAccountAssignment", NEW_ACCOUNT_REFUSALS[refusal])
+
+    drift = [line for line in reconcile() if line.startswith("cs101")]
+
+    [line] = drift
+    assert line.startswith(
+        f"cs101: staff access on {account.aws_account_id} waits for AWS, which is still setting up this new account"
+    )
+    assert line.endswith("the next run tries again.")
+    # Not counted as checked: the course comes first again at the next run.
+    assert Course.objects.get(pk=personas.course.pk).staff_access_checked_at is None
+
+    drift = reconcile()
+
+    assert holders(aws, account, "ta") == {"ta@school.example"}
+    assert (
+        f"cs101: gave ta@school.example the TA permission set on {account.aws_account_id}, which the roster "
+        "gives them and AWS lacked." in drift
+    )
+    assert Course.objects.get(pk=personas.course.pk).staff_access_checked_at is not None
+
+
+@pytest.mark.django_db
+def test_the_reconciler_reports_an_old_accounts_refusal_as_before(personas, aws, account, script, monkeypatch, settings):
+    unassign(aws, account, "ta", user_id_of(aws, "ta@school.example"))
+    script.always("sso-admin", "CreateAccountAssignment", NEW_ACCOUNT_REFUSALS["AccessDeniedException"])
+    after_the_grace_window(monkeypatch, settings)
+
+    drift = reconcile()
+
+    assert (
+        "cs101: staff access not checked this time: create_account_assignment: AccessDeniedException: User is "
+        "not authorized to perform this action." in drift
+    )
+    assert Course.objects.get(pk=personas.course.pk).staff_access_checked_at is None

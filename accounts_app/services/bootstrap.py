@@ -208,11 +208,13 @@ def permission_set_push(instance_arn: str, name: str, permission_set_arn: str) -
 
 def cost_tags_activate() -> costs.TagActivation:
     """Activate, in Cost Explorer, the cost allocation tag keys that courses name. A key AWS
-    refuses is logged with its reason (and listed by aws_bootstrap); the next run tries again."""
+    refuses is logged with its reason, listed by aws_bootstrap and kept on the organization for
+    the course's cost pages; the next run tries again."""
     keys = sorted(set(Course.objects.active().exclude(cost_tag_key="").values_list("cost_tag_key", flat=True)))
     activation = costs.activate_cost_allocation_tags(keys)
     for key, reason in activation.refused.items():
         logger.warning("Cost allocation tag %s not activated: %s", key, reason)
+    AwsOrganization.objects.filter(pk=AwsOrganization.load().pk).update(refused_cost_tags=activation.refused)
     return activation
 
 

@@ -7,6 +7,9 @@ run: list everything in every enabled region, delete what is there, and come bac
 for what depended on it (a volume frees once its instance has terminated). Passes stop when
 nothing is left or a pass removes nothing; what remains is reported. Each pass starts from a
 fresh listing, so a pass that dies half-way simply resumes with the next one.
+
+An account bound for the pool is checked once more before it goes (`pool_check`): every region
+enabled in it, whatever PORTAL_CLEANUP_REGIONS limits the passes to, must hold nothing.
 """
 
 from __future__ import annotations
@@ -197,6 +200,48 @@ def _fail(account: MemberAccount, message: str) -> None:
 def _report_update(account: MemberAccount, **changes) -> None:
     account.cleanup_report = {**account.cleanup_report, **changes}
     MemberAccount.objects.filter(pk=account.pk).update(cleanup_report=account.cleanup_report)
+
+
+# --- Before the pool -------------------------------------------------------------------------------
+
+# Resources named per kind in a refusal; the cleanup report lists them all.
+NAMED_PER_KIND = 5
+
+
+def pool_check(account: MemberAccount) -> list[aws_cleanup.Resource]:
+    """List every region enabled in the account afresh, whatever PORTAL_CLEANUP_REGIONS says: the
+    next student can use any of them, and whatever is left there would be theirs (and billed to
+    the school). Recorded in the cleanup report as `verification`. Returns what was found."""
+    account_id = account.aws_account_id
+    regions = aws_cleanup.enabled_regions(account_id)
+    found = aws_cleanup.inventory(account_id, regions)
+    _report_update(
+        account,
+        verification={
+            "at": timezone.now().isoformat(),
+            "regions": regions,
+            "found": [r.as_dict() for r in found],
+        },
+    )
+    return found
+
+
+def found_by_region(resources: list[aws_cleanup.Resource]) -> str:
+    """"eu-north-1: EC2 instances i-0a1, i-0b2; S3 buckets lab-data. us-west-2: …": by region, in
+    order, each kind with the ids a person needs to find them."""
+    regions: dict[str, dict[str, list[str]]] = {}
+    for resource in sorted(resources, key=lambda r: r.region):
+        regions.setdefault(resource.region, {}).setdefault(resource.kind, []).append(resource.id)
+    return " ".join(
+        f"{region}: " + "; ".join(_named(kind, names) for kind, names in kinds.items()) + "."
+        for region, kinds in regions.items()
+    )
+
+
+def _named(kind: str, names: list[str]) -> str:
+    shown = ", ".join(names[:NAMED_PER_KIND])
+    more = f" and {len(names) - NAMED_PER_KIND} more" if len(names) > NAMED_PER_KIND else ""
+    return f"{aws_cleanup.KIND_LABELS.get(kind, kind)} {shown}{more}"
 
 
 # --- Access -----------------------------------------------------------------------------------------

@@ -1,10 +1,14 @@
 """Recycling: a cleaned account goes back to the organization's pool for another course.
 
-The account leaves its course entirely: it moves to the pool OU, its tags say "pool", its budget
-and freeze are removed. Its record stays with the course, the student and their costs (state
+The account leaves its course entirely: it moves to the pool OU, its tags are the pool's and
+nothing else, its budget and freeze are removed. Its record stays with the course, the student and their costs (state
 RECYCLED); a new record without a course takes the account into the pool. Costs lag by up to a
 day and are revised for days, so the new record waits out a billing cool-down before anyone can
 have it, and costs are split between the records by day (`costs_since`).
+
+Nothing goes to the pool that the next student would inherit: before anything changes, every
+region enabled in the account is listed afresh (cleanup.pool_check, whatever region the cleanup
+passes were limited to) and anything found keeps the account out, failed, for a person.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from accounts_app.choices import AccountState as S
 from accounts_app.lifecycle import transition
 from accounts_app.models import MemberAccount
 from accounts_app.services.audit import audit_record
+from accounts_app.services.cleanup import found_by_region, pool_check
 from accounts_app.services.gates import Action, StateRefused, action_gate
 from accounts_app.services.guardrails import freeze_policy_id, organization_ready
 from accounts_app.services.identity import pool_tags
 from accounts_app.services.ownership import MANAGED_BY_TAG, NotOurs
 from portal.aws import budgets as aws_budgets
 from portal.aws import organizations
+from portal.aws.errors import PermanentAwsError
 from portal.aws.guardrails import MANAGED_BUDGET_PREFIX
 
 def cooldown_end(now: datetime) -> datetime:
@@ -58,10 +64,15 @@ def account_recycle(*, account: MemberAccount) -> MemberAccount | None:
         if not _moved_to_pool_already(account_id, organization):
             transition(account, expected=S.CLEANING, to=S.FAILED, reason=str(error)[:1000], last_error=str(error))
             return None
+    if refusal := _left_for_the_next_student(account):
+        transition(account, expected=S.CLEANING, to=S.FAILED, reason=refusal[:1000], last_error=refusal)
+        return None
     organizations.detach_policy(freeze_policy_id(), account_id)
     aws_budgets.delete_budget(organization.management_account_id, f"{MANAGED_BUDGET_PREFIX}{account_id}")
     organizations.move_account(account_id, organization.pool_ou_id)
-    organizations.tag_account(account_id, pool_tags(account))
+    # Only the pool's tags: a tag of the old course or its student would follow the account to
+    # the next (and cost allocation tags would count its spend for the old course).
+    organizations.set_account_tags(account_id, pool_tags(account))
     available = cooldown_end(timezone.now())
     with transaction.atomic():
         if not transition(account, expected=S.CLEANING, to=S.RECYCLED, reason="Returned to the organization's pool"):
@@ -85,6 +96,26 @@ def account_recycle(*, account: MemberAccount) -> MemberAccount | None:
             summary=f"Returned {account.account_name} ({account_id}) to the pool; usable from {available:%b %-d, %Y}",
         )
     return pooled
+
+
+def _left_for_the_next_student(account: MemberAccount) -> str:
+    """Why the account must not go to the pool ("" when it may): what a fresh listing of every
+    enabled region found, region by region, or why the listing could not be made."""
+    try:
+        found = pool_check(account)
+    except PermanentAwsError as error:
+        return f"Not returned to the pool: AWS refused the check of its regions ({error.message}). Fix that; then Retry."
+    if not found:
+        return ""
+    limited = (
+        f" Cleanup works only in PORTAL_CLEANUP_REGIONS ({', '.join(settings.PORTAL_CLEANUP_REGIONS)})."
+        if settings.PORTAL_CLEANUP_REGIONS
+        else ""
+    )
+    return (
+        f"Not returned to the pool: {len(found)} resource(s) left, which the next student would inherit. "
+        f"{found_by_region(found)}{limited} Delete them by hand; then Retry."
+    )
 
 
 def _moved_to_pool_already(account_id: str, organization) -> bool:

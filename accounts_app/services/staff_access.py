@@ -9,6 +9,9 @@ while the roster says so.
   staff permission set anywhere in the course.
 - The reconciler compares, course by course, the staff assignments on each account with the
   roster, repairs both ways and lists each repair in its drift report.
+- A brand-new account refuses assignments for some minutes (AccessDenied, RegionDisabledException,
+  a FAILED assignment): within PORTAL_AWS_NEW_ACCOUNT_GRACE_MINUTES of its creation that is a wait,
+  not a failure. The task is retried; the reconciler checks the course again first at its next run.
 
 Only courses in Identity Center mode have staff assignments (IAM-user courses have none). Before
 it changes an account's access, the portal re-reads the record's state and has AWS confirm the
@@ -33,9 +36,10 @@ from accounts_app.services.audit import audit_record
 from accounts_app.services.guardrails import AwsNotBootstrapped, organization_ready
 from accounts_app.services.identity_access import assignment_ensure, assignment_remove, identity_user_for
 from accounts_app.services.ownership import NotOurs, ownership_check
+from accounts_app.services.vending import account_is_new_in_aws
 from accounts_app.tasks import staff_access_sync_task
 from portal.aws import identity_center
-from portal.aws.errors import AwsError, PermanentAwsError
+from portal.aws.errors import AwsError, PermanentAwsError, TransientAwsError, while_account_is_new
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +91,7 @@ class StaffAccessChanges:
     granted: list[str] = field(default_factory=list)  # AWS account ids
     revoked: list[str] = field(default_factory=list)
     left_alone: list[str] = field(default_factory=list)  # why, account by account
+    settling: list[str] = field(default_factory=list)  # new accounts AWS is still setting up
 
 
 def staff_access_sync(*, course: Course, email: str) -> StaffAccessChanges | None:
@@ -97,6 +102,7 @@ def staff_access_sync(*, course: Course, email: str) -> StaffAccessChanges | Non
     access must change, ListParents and ListTagsForResource (the ownership check) and one
     Create/DeleteAccountAssignment per change (with a ListAccountAssignments before a creation,
     and a status check when AWS has not finished at once). None when there is nothing to do.
+    Raises TransientAwsError, once the other accounts are done, while a brand-new account refuses.
     """
     try:
         organization = organization_ready()
@@ -129,6 +135,9 @@ def staff_access_sync(*, course: Course, email: str) -> StaffAccessChanges | Non
             _account_sync(account, organization, user_id=user_id, wanted=wanted, have=have, changes=changes)
     if changes.granted or changes.revoked or changes.left_alone:
         _audit(course, email, role, changes)
+    if changes.settling:
+        # The task is retried with backoff; past the grace window a refusal is left for a person.
+        raise TransientAwsError(f"Staff access of {email} waits for AWS: {'; '.join(changes.settling)}")
     return changes
 
 
@@ -157,9 +166,18 @@ def _account_sync(
             assignment_remove(organization, account_id=account_id, assignment=assignment)
             changes.revoked.append(account_id)
     except PermanentAwsError as error:
+        if _still_settling(account, error):
+            changes.settling.append(f"{account.account_name} ({account_id}) is still being set up: {error.message}")
+            return
         # The other accounts still get their change; the reconciler tries this one again.
         logger.error("Staff access on %s not changed: %s", account_id, error)
         changes.left_alone.append(f"{account.account_name} ({account_id}): {error.message}")
+
+
+def _still_settling(account: MemberAccount, error: PermanentAwsError) -> bool:
+    """Whether AWS refused because the account is brand new: a refusal of the kind a new account
+    gives, within the grace window after its creation."""
+    return not while_account_is_new(error).permanent and account_is_new_in_aws(account)
 
 
 def _to_grant(account: MemberAccount, wanted: str | None, have: set[str]) -> str | None:
@@ -253,17 +271,21 @@ def staff_access_reconcile(organization: AwsOrganization) -> list[str]:
             continue
         left -= len(accounts)
         try:
-            drift += _course_reconcile(course, accounts, organization, users)
+            found, settling = _course_reconcile(course, accounts, organization, users)
         except AwsError as error:
             drift.append(f"{course.code}: staff access not checked this time: {error}")
             continue
-        Course.objects.filter(pk=course.pk).update(staff_access_checked_at=timezone.now())
+        drift += found
+        if not settling:
+            # A course with a new account AWS is still setting up stays first in line.
+            Course.objects.filter(pk=course.pk).update(staff_access_checked_at=timezone.now())
     return drift
 
 
 def _course_reconcile(
     course: Course, accounts: list[MemberAccount], organization: AwsOrganization, users: dict[str, str | None]
-) -> list[str]:
+) -> tuple[list[str], bool]:
+    """The course's drift lines, and whether a brand-new account refused its repair (a wait)."""
     drift: list[str] = []
     sets = _staff_permission_sets(organization)
     set_names = {arn: CourseRole(role).label for role, arn in sets.items()}
@@ -283,6 +305,7 @@ def _course_reconcile(
         emails[user_id] = member.email
 
     changes = StaffAccessChanges()
+    settling = False
     for account in accounts:
         account_id = account.aws_account_id
         found = identity_center.account_assignments(
@@ -302,21 +325,32 @@ def _course_reconcile(
         if refusal:
             drift.append(f"{course.code}: staff access on {account_id} differs from the roster, left alone: {refusal}")
             continue
-        for permission_set, user_id in missing:
-            assignment_ensure(organization, account_id=account_id, permission_set_arn=permission_set, user_id=user_id)
-            changes.granted.append(account_id)
+        try:
+            for permission_set, user_id in missing:
+                assignment_ensure(
+                    organization, account_id=account_id, permission_set_arn=permission_set, user_id=user_id
+                )
+                changes.granted.append(account_id)
+                drift.append(
+                    f"{course.code}: gave {emails[user_id]} the {set_names[permission_set]} permission set on "
+                    f"{account_id}, which the roster gives them and AWS lacked."
+                )
+            for permission_set, user_id in extra:
+                assignment = identity_center.Assignment(permission_set, "USER", user_id)
+                assignment_remove(organization, account_id=account_id, assignment=assignment)
+                changes.revoked.append(account_id)
+                who = emails.get(user_id) or identity_center.user_name(organization.identity_store_id, user_id) or user_id
+                drift.append(
+                    f"{course.code}: took the {set_names[permission_set]} permission set on {account_id} from "
+                    f"{who}, whom the roster does not give it."
+                )
+        except PermanentAwsError as error:
+            if not _still_settling(account, error):
+                raise
+            settling = True
             drift.append(
-                f"{course.code}: gave {emails[user_id]} the {set_names[permission_set]} permission set on "
-                f"{account_id}, which the roster gives them and AWS lacked."
-            )
-        for permission_set, user_id in extra:
-            assignment = identity_center.Assignment(permission_set, "USER", user_id)
-            assignment_remove(organization, account_id=account_id, assignment=assignment)
-            changes.revoked.append(account_id)
-            who = emails.get(user_id) or identity_center.user_name(organization.identity_store_id, user_id) or user_id
-            drift.append(
-                f"{course.code}: took the {set_names[permission_set]} permission set on {account_id} from "
-                f"{who}, whom the roster does not give it."
+                f"{course.code}: staff access on {account_id} waits for AWS, which is still setting up this new "
+                f"account ({error.message}); the next run tries again."
             )
     if changes.granted or changes.revoked:
         audit_record(
@@ -328,4 +362,4 @@ def _course_reconcile(
             f"assignment(s) created, {len(changes.revoked)} removed)",
             data={"granted": changes.granted, "revoked": changes.revoked},
         )
-    return drift
+    return drift, settling

@@ -654,7 +654,7 @@ def account_configure(*, account: MemberAccount) -> None:
             access_role_secure(account=account, organization=organization)
         _verify_access(account)
     except PermanentAwsError as error:
-        if _is_new_in_aws(account):
+        if account_is_new_in_aws(account):
             settling = while_account_is_new(error)
             if not settling.permanent:
                 # The task tries again later (with backoff), past the grace window if need be.
@@ -667,7 +667,7 @@ def account_configure(*, account: MemberAccount) -> None:
     transition(account, expected=S.CONFIGURING, to=S.READY, reason="Access verified", last_error="")
 
 
-def _is_new_in_aws(account: MemberAccount) -> bool:
+def account_is_new_in_aws(account: MemberAccount) -> bool:
     """Whether AWS created the account less than PORTAL_AWS_NEW_ACCOUNT_GRACE_MINUTES ago. Its
     creation is when CreateAccountStatus gave its id: the record's first move to CONFIGURING. An
     invited account existed before; it gets no grace."""

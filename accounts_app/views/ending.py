@@ -35,12 +35,14 @@ CODE_CHECK_REFRESH_SECONDS = 2
 @login_required
 def course_end(request: HttpRequest, course_id: int) -> HttpResponse:
     course = roster_course(request, course_id)
+    accounts = list(selectors.course_end_accounts(course=course))
     context = {
         "course": course,
         "can_manage": can_manage_course(request.user, course),
         "can_view_roster": True,
         "schedule": ending.end_schedule(course),
-        "accounts": selectors.course_end_accounts(course=course),
+        "accounts": accounts,
+        "cleanup_regions": selectors.course_cleanup_by_region(accounts),
         "extend_form": ExtendForm(initial={"end_date": course.end_date}),
         "close_queue": close_queue_status(),
     }

@@ -252,6 +252,18 @@ def untag_account(account_id: str, keys: list[str]) -> None:
     _call("untag_resource", ResourceId=account_id, TagKeys=keys)
 
 
+def set_account_tags(account_id: str, tags: dict[str, str]) -> None:
+    """Make the account carry exactly `tags`: those it lacks (or carries with another value) are
+    set, every other key is removed. Once they match, it only reads: safe to run again."""
+    current = account_tags(account_id)
+    changed = {key: value for key, value in tags.items() if current.get(key) != value}
+    if changed:
+        tag_account(account_id, changed)
+    extra = sorted(set(current) - set(tags))
+    if extra:
+        untag_account(account_id, extra)
+
+
 def resource_tags(resource_id: str) -> dict[str, str]:
     """The tags of an account, OU, policy or root."""
     return {t["Key"]: t["Value"] for t in _pages("list_tags_for_resource", "Tags", ResourceId=resource_id)}

@@ -107,7 +107,8 @@ class AwsScript:
             return answer.response()
         if isinstance(answer, BaseException):
             raise answer
-        validate_parameters(answer, model.output_shape)  # only what AWS could really answer
+        if model.output_shape is not None:  # an operation without one answers nothing
+            validate_parameters(answer, model.output_shape)  # only what AWS could really answer
         return AWSResponse(None, 200, {}, None), {
             **answer,
             "ResponseMetadata": {"HTTPStatusCode": 200},

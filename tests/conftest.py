@@ -6,7 +6,7 @@ from django.test import Client
 
 from accounts_app.choices import CourseRole
 from accounts_app.models import Course, User
-from portal.aws.emulator_server import honour_managed_policy_paths
+from portal.aws.emulator_server import answer_listings_moto_lacks, honour_managed_policy_paths
 from portal.celery import app as celery_app
 from tests.factories import CourseFactory, MembershipFactory, UserFactory
 
@@ -24,6 +24,9 @@ os.environ.update(
 )
 # As AWS, attach managed policies that live under a path (the TAs' job-function/ViewOnlyAccess).
 honour_managed_policy_paths()
+# As an account without them, list the SageMaker Studio apps and ElastiCache serverless caches
+# moto does not serve.
+answer_listings_moto_lacks()
 
 
 @pytest.fixture(autouse=True)

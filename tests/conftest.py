@@ -7,6 +7,7 @@ from django.test import Client
 from accounts_app.choices import CourseRole
 from accounts_app.models import Course, User
 from portal.aws.emulator_server import (
+    answer_listings_moto_lacks,
     honour_managed_policy_paths,
     list_no_service_specific_credentials,
 )
@@ -29,6 +30,9 @@ os.environ.update(
 honour_managed_policy_paths()
 # As AWS, answer that a user has no service-specific credentials (moto cannot list any).
 list_no_service_specific_credentials()
+# As an account without them, list the SageMaker Studio apps and ElastiCache serverless caches
+# moto does not serve.
+answer_listings_moto_lacks()
 
 
 @pytest.fixture(autouse=True)

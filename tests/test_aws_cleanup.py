@@ -3,7 +3,10 @@
 Resources are made inside a member account (through its organization role, as the portal reaches
 it), then listed and deleted by portal.aws.cleanup. Where AWS answers differently from moto (moto
 terminates an instance at once, never refuses to delete a protected load balancer or stack, and
-has no UpdateTerminationProtection), a `before-call` hook gives AWS's real answer.
+has no UpdateTerminationProtection), a `before-call` hook or an `AwsScript` gives AWS's real
+answer; each test that does says which. moto lacks SageMaker Studio apps, spaces and user
+profiles and ElastiCache serverless caches altogether: `Studio` and `ServerlessCaches` answer
+for them as AWS does.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from collections.abc import Callable
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from accounts_app.services.cleanup import cleanup_regions
 from portal.aws import cleanup, cleanup_iam
 from portal.aws.cleanup import KIND_LABELS, KINDS, Resource
 from portal.aws.errors import AwsError, PermanentAwsError
+from tests.support.aws_script import PASS, AwsScript, Fault
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +62,8 @@ def _listed(member: str, kind: str, regions=(REGION,)) -> dict[str, str]:
 
 def _clean(member: str, regions, *, max_passes: int = 5) -> list[dict[Resource, AwsError | None]]:
     """What the caller does: list, delete each, list again, until nothing is left or a pass
-    removes nothing. Returns each pass's outcome, resource by resource (None: deleted)."""
+    deletes nothing of what stays listed. Returns each pass's outcome, resource by resource
+    (None: deleted, or its deletion started)."""
     passes: list[dict[Resource, AwsError | None]] = []
     remaining = cleanup.inventory(member, regions)
     while remaining and len(passes) < max_passes:
@@ -70,10 +76,14 @@ def _clean(member: str, regions, *, max_passes: int = 5) -> list[dict[Resource, 
                 outcome[resource] = error
         passes.append(outcome)
         left = cleanup.inventory(member, regions)
-        if set(left) == set(remaining):
+        if _places(left) == _places(remaining) and None not in outcome.values():
             break
         remaining = left
     return passes
+
+
+def _places(resources: list[Resource]) -> set[tuple[str, str, str]]:
+    return {(r.region, r.kind, r.id) for r in resources}
 
 
 def _run_instance(aws, member: str, name: str = "web", region: str = REGION, **options) -> dict:
@@ -134,6 +144,268 @@ def _bucket(aws, member: str, name: str, region: str = REGION):
     )
     s3.create_bucket(Bucket=name, **location)
     return s3
+
+
+def _subnets(aws, member: str, region: str = REGION) -> list[str]:
+    """Two subnets of the member account's default VPC."""
+    subnets = _in(aws, member, "ec2", region).describe_subnets()["Subnets"]
+    return [subnet["SubnetId"] for subnet in subnets[:2]]
+
+
+def _launch_template(aws, member: str, name: str = "web", **options) -> str:
+    return _in(aws, member, "ec2").create_launch_template(
+        LaunchTemplateName=name,
+        LaunchTemplateData={"ImageId": IMAGE_ID, "InstanceType": "t3.micro"},
+        **options,
+    )["LaunchTemplate"]["LaunchTemplateId"]
+
+
+def _auto_scaling_group(aws, member: str, name: str = "web-fleet", **options) -> None:
+    """A group of two instances, launched from a template of its own."""
+    _in(aws, member, "autoscaling").create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateId": _launch_template(aws, member, name)},
+        MinSize=1,
+        MaxSize=3,
+        DesiredCapacity=2,
+        VPCZoneIdentifier=_subnets(aws, member)[0],
+        **options,
+    )
+
+
+def _eks_cluster(aws, member: str, name: str = "lab"):
+    eks = _in(aws, member, "eks")
+    eks.create_cluster(
+        name=name,
+        version="1.31",
+        roleArn=f"arn:aws:iam::{member}:role/eks",
+        resourcesVpcConfig={"subnetIds": _subnets(aws, member)},
+    )
+    return eks
+
+
+def _nodegroup(aws, member: str, cluster: str = "lab", name: str = "workers") -> None:
+    _in(aws, member, "eks").create_nodegroup(
+        clusterName=cluster,
+        nodegroupName=name,
+        nodeRole=f"arn:aws:iam::{member}:role/eks-node",
+        subnets=_subnets(aws, member),
+        scalingConfig={"minSize": 1, "maxSize": 3, "desiredSize": 2},
+        instanceTypes=["t3.medium"],
+    )
+
+
+def _fargate_profile(aws, member: str, cluster: str = "lab", name: str = "pods") -> None:
+    _in(aws, member, "eks").create_fargate_profile(
+        clusterName=cluster,
+        fargateProfileName=name,
+        podExecutionRoleArn=f"arn:aws:iam::{member}:role/eks-pods",
+        selectors=[{"namespace": "default"}],
+    )
+
+
+def _fargate_network(aws, member: str) -> dict:
+    return {"awsvpcConfiguration": {"subnets": _subnets(aws, member), "securityGroups": []}}
+
+
+def _ecs_service(aws, member: str, cluster: str = "lab", name: str = "web"):
+    """An ECS cluster with a Fargate service of two tasks."""
+    ecs = _in(aws, member, "ecs")
+    ecs.create_cluster(clusterName=cluster)
+    ecs.register_task_definition(
+        family=name,
+        containerDefinitions=[{"name": name, "image": "nginx", "memory": 128}],
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="256",
+        memory="512",
+    )
+    ecs.create_service(
+        cluster=cluster,
+        serviceName=name,
+        taskDefinition=name,
+        desiredCount=2,
+        launchType="FARGATE",
+        networkConfiguration=_fargate_network(aws, member),
+    )
+    return ecs
+
+
+def _sagemaker_domain(aws, member: str) -> str:
+    domain_arn = _in(aws, member, "sagemaker").create_domain(
+        DomainName="studio",
+        AuthMode="IAM",
+        DefaultUserSettings={"ExecutionRole": f"arn:aws:iam::{member}:role/sagemaker"},
+        SubnetIds=_subnets(aws, member),
+        VpcId=_in(aws, member, "ec2").describe_vpcs()["Vpcs"][0]["VpcId"],
+    )["DomainArn"]
+    return domain_arn.rsplit("/", 1)[-1]
+
+
+def _db_cluster(aws, member: str, name: str = "lab-aurora", **options):
+    rds = _in(aws, member, "rds")
+    rds.create_db_cluster(
+        DBClusterIdentifier=name,
+        Engine="aurora-postgresql",
+        MasterUsername="student",
+        MasterUserPassword="not-a-secret-1",
+        **options,
+    )
+    return rds
+
+
+def _hosted_zone(aws, member: str, name: str = "lab.example.com", records: int = 1) -> str:
+    """A public zone with `records` A records besides its own NS and SOA; its id."""
+    route53 = _in(aws, member, "route53")
+    zone_id = route53.create_hosted_zone(Name=name, CallerReference=name)["HostedZone"]["Id"]
+    changes = [
+        {
+            "Action": "CREATE",
+            "ResourceRecordSet": {
+                "Name": f"host-{number}.{name}",
+                "Type": "A",
+                "TTL": 60,
+                "ResourceRecords": [{"Value": f"10.0.{number // 250}.{number % 250 + 1}"}],
+            },
+        }
+        for number in range(records)
+    ]
+    route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
+    return zone_id.removeprefix("/hostedzone/")
+
+
+class Studio:
+    """SageMaker Studio's apps, spaces and user profiles, which moto lacks, answered as AWS does
+    (moto keeps the domains): a deletion is under way ("Deleting") until the next listing, a
+    later pass; a space or user profile whose apps are not deleted yet, and a domain that still
+    has user profiles or spaces, are refused (ResourceInUse)."""
+
+    def __init__(self, script: AwsScript, domain_id: str):
+        self.domain_id = domain_id
+        self.apps: dict[tuple[str, str, str, str], str] = {}  # (owner field, owner, type, name)
+        self.spaces: dict[str, str] = {}  # name → status
+        self.profiles: dict[str, str] = {}
+        for operation, answer in {
+            "ListApps": self._list_apps,
+            "DescribeApp": self._describe_app,
+            "DeleteApp": self._delete_app,
+            "ListSpaces": self._list_spaces,
+            "DescribeSpace": lambda p: self._describe(self.spaces, "SpaceName", p),
+            "DeleteSpace": self._delete_space,
+            "ListUserProfiles": self._list_profiles,
+            "DescribeUserProfile": lambda p: self._describe(self.profiles, "UserProfileName", p),
+            "DeleteUserProfile": self._delete_profile,
+            "DeleteDomain": self._delete_domain,
+        }.items():
+            script.always("sagemaker", operation, answer)
+
+    def add_app(self, owner_field: str, owner: str, app_type: str, name: str = "default"):
+        self.apps[(owner_field, owner, app_type, name)] = "InService"
+
+    def _settle(self) -> None:
+        """What AWS finished deleting since the last listing."""
+        for key, status in self.apps.items():
+            if status == "Deleting":
+                self.apps[key] = "Deleted"
+        for things in (self.spaces, self.profiles):
+            for name in [name for name, status in things.items() if status == "Deleting"]:
+                del things[name]
+
+    def _app(self, key, status: str) -> dict:
+        owner_field, owner, app_type, name = key
+        return {
+            "DomainId": self.domain_id,
+            owner_field: owner,
+            "AppType": app_type,
+            "AppName": name,
+            "Status": status,
+        }
+
+    def _list_apps(self, params) -> dict:
+        self._settle()
+        return {"Apps": [self._app(key, status) for key, status in self.apps.items()]}
+
+    def _app_key(self, params) -> tuple[str, str, str, str]:
+        owner_field = "SpaceName" if params.get("SpaceName") else "UserProfileName"
+        return owner_field, params[owner_field], params["AppType"], params["AppName"]
+
+    def _describe_app(self, params):
+        key = self._app_key(params)
+        if key not in self.apps:
+            return Fault("ResourceNotFound", f"App {params['AppName']} does not exist")
+        return self._app(key, self.apps[key])
+
+    def _delete_app(self, params):
+        self.apps[self._app_key(params)] = "Deleting"
+        return {}
+
+    def _describe(self, things: dict, field: str, params):
+        if params[field] not in things:
+            return Fault("ResourceNotFound", f"{params[field]} does not exist")
+        return {"DomainId": self.domain_id, field: params[field], "Status": things[params[field]]}
+
+    def _list_spaces(self, params) -> dict:
+        self._settle()
+        spaces = [
+            self._describe(self.spaces, "SpaceName", {"SpaceName": name}) for name in self.spaces
+        ]
+        return {"Spaces": spaces}
+
+    def _list_profiles(self, params) -> dict:
+        self._settle()
+        profiles = [
+            self._describe(self.profiles, "UserProfileName", {"UserProfileName": name})
+            for name in self.profiles
+        ]
+        return {"UserProfiles": profiles}
+
+    def _apps_left(self, owner_field: str, owner: str) -> bool:
+        return any(
+            key[:2] == (owner_field, owner) and status != "Deleted"
+            for key, status in self.apps.items()
+        )
+
+    def _delete_space(self, params):
+        if self._apps_left("SpaceName", params["SpaceName"]):
+            return Fault("ResourceInUse", "Space has apps that are not deleted")
+        self.spaces[params["SpaceName"]] = "Deleting"
+        return {}
+
+    def _delete_profile(self, params):
+        if self._apps_left("UserProfileName", params["UserProfileName"]):
+            return Fault("ResourceInUse", "User profile has apps that are not deleted")
+        self.profiles[params["UserProfileName"]] = "Deleting"
+        return {}
+
+    def _delete_domain(self, params):
+        if self.spaces or self.profiles:
+            return Fault("ResourceInUse", "Domain has user profiles or spaces")
+        return PASS  # moto deletes the domain
+
+
+class ServerlessCaches:
+    """ElastiCache serverless caches, which moto lacks, answered as AWS does: a cache being
+    deleted stays listed, "deleting", for minutes."""
+
+    def __init__(self, script: AwsScript, *names: str):
+        self.status = dict.fromkeys(names, "available")
+        script.always("elasticache", "DescribeServerlessCaches", self._describe)
+        script.always("elasticache", "DeleteServerlessCache", self._delete)
+
+    def _cache(self, name: str) -> dict:
+        return {"ServerlessCacheName": name, "Engine": "valkey", "Status": self.status[name]}
+
+    def _describe(self, params):
+        name = params.get("ServerlessCacheName")
+        if name is None:
+            return {"ServerlessCaches": [self._cache(n) for n in self.status]}
+        if name not in self.status:
+            return Fault("ServerlessCacheNotFoundFault", f"Serverless cache {name} not found")
+        return {"ServerlessCaches": [self._cache(name)]}
+
+    def _delete(self, params):
+        self.status[params["ServerlessCacheName"]] = "deleting"
+        return {"ServerlessCache": self._cache(params["ServerlessCacheName"])}
 
 
 # --- One resource of each kind --------------------------------------------------------------------
@@ -290,22 +562,205 @@ def _make_bucket(aws, member):
     return "student-notes", "student-notes"
 
 
+def _make_auto_scaling_group(aws, member):
+    _auto_scaling_group(aws, member)
+    return "web-fleet", "web-fleet: 2 instances, 1 to 3"
+
+
+def _make_nodegroup(aws, member):
+    _eks_cluster(aws, member)
+    _nodegroup(aws, member)
+    return "lab/workers", "workers in lab: 2 × t3.medium, ACTIVE"
+
+
+def _make_fargate_profile(aws, member):
+    _eks_cluster(aws, member)
+    _fargate_profile(aws, member)
+    return "lab/pods", "pods in lab: ACTIVE"
+
+
+def _make_ecs_service(aws, member):
+    _ecs_service(aws, member)
+    return "lab/web", "web in lab: 0 of 2 tasks running"
+
+
+def _make_launch_configuration(aws, member):
+    _in(aws, member, "autoscaling").create_launch_configuration(
+        LaunchConfigurationName="web-2019", ImageId=IMAGE_ID, InstanceType="t2.micro"
+    )
+    return "web-2019", f"web-2019: t2.micro from {IMAGE_ID}"
+
+
+def _make_launch_template(aws, member):
+    template_id = _launch_template(aws, member)
+    return template_id, f"web ({template_id}): latest version 1"
+
+
+def _make_studio_app(aws, member):
+    Studio(AwsScript(aws), "d-lab").add_app("SpaceName", "lab-space", "JupyterLab")
+    return (
+        "d-lab/space/lab-space/JupyterLab/default",
+        "JupyterLab default of space lab-space in d-lab: InService",
+    )
+
+
+def _make_studio_space(aws, member):
+    Studio(AwsScript(aws), "d-lab").spaces["lab-space"] = "InService"
+    return "d-lab/lab-space", "lab-space in d-lab: InService"
+
+
+def _make_studio_user_profile(aws, member):
+    Studio(AwsScript(aws), "d-lab").profiles["ada"] = "InService"
+    return "d-lab/ada", "ada in d-lab: InService"
+
+
+def _make_sagemaker_domain(aws, member):
+    domain_id = _sagemaker_domain(aws, member)
+    return domain_id, f"studio ({domain_id}): InService"
+
+
+def _make_ecs_cluster(aws, member):
+    _in(aws, member, "ecs").create_cluster(clusterName="lab")
+    return "lab", "lab: 0 services, 0 tasks running, 0 container instances"
+
+
+def _make_eks_cluster(aws, member):
+    _eks_cluster(aws, member)
+    return "lab", "lab: Kubernetes 1.31, ACTIVE"
+
+
+def _make_search_domain(aws, member):
+    _in(aws, member, "opensearch").create_domain(
+        DomainName="search",
+        EngineVersion="OpenSearch_2.11",
+        ClusterConfig={"InstanceType": "t3.small.search", "InstanceCount": 1},
+    )
+    return "search", "search: OpenSearch_2.11, 1 × t3.small.search"
+
+
+def _make_replication_group(aws, member):
+    _in(aws, member, "elasticache").create_replication_group(
+        ReplicationGroupId="sessions",
+        ReplicationGroupDescription="web sessions",
+        Engine="redis",
+        CacheNodeType="cache.t3.micro",
+        NumCacheClusters=1,
+    )
+    return "sessions", "sessions: 1 × cache.t3.micro, available"
+
+
+def _make_cache_cluster(aws, member):
+    _in(aws, member, "elasticache").create_cache_cluster(
+        CacheClusterId="memo", Engine="memcached", CacheNodeType="cache.t3.micro", NumCacheNodes=1
+    )
+    return "memo", "memo: memcached, 1 × cache.t3.micro, available"
+
+
+def _make_serverless_cache(aws, member):
+    ServerlessCaches(AwsScript(aws), "sessions")
+    return "sessions", "sessions: serverless valkey, available"
+
+
+def _make_file_system(aws, member):
+    system_id = _in(aws, member, "efs").create_file_system(
+        CreationToken="home", Tags=[{"Key": "Name", "Value": "home"}]
+    )["FileSystemId"]
+    return system_id, f"home ({system_id}): 0 bytes, 0 mount targets"
+
+
+def _make_vpc_endpoint(aws, member):
+    ec2 = _in(aws, member, "ec2")
+    vpc_id = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    endpoint_id = ec2.create_vpc_endpoint(
+        VpcId=vpc_id,
+        ServiceName="com.amazonaws.us-east-1.s3",
+        VpcEndpointType="Interface",
+        SubnetIds=_subnets(aws, member)[:1],
+    )["VpcEndpoint"]["VpcEndpointId"]
+    details = f"Interface endpoint of com.amazonaws.us-east-1.s3 in {vpc_id}"
+    return endpoint_id, f"{endpoint_id}: {details}"
+
+
+def _make_db_cluster(aws, member):
+    _db_cluster(aws, member)
+    return "lab-aurora", "lab-aurora: aurora-postgresql, 0 instances, available"
+
+
+def _make_db_cluster_snapshot(aws, member):
+    rds = _db_cluster(aws, member)
+    rds.create_db_cluster_snapshot(
+        DBClusterIdentifier="lab-aurora", DBClusterSnapshotIdentifier="lab-aurora-final"
+    )
+    rds.delete_db_cluster(DBClusterIdentifier="lab-aurora", SkipFinalSnapshot=True)
+    return "lab-aurora-final", "lab-aurora-final: aurora-postgresql snapshot of lab-aurora, 1 GiB"
+
+
+def _make_secret(aws, member):
+    arn = _in(aws, member, "secretsmanager").create_secret(
+        Name="lab/db-password",
+        SecretString="not-a-secret-1",
+        Description="password of the lab database",
+    )["ARN"]
+    return arn, "lab/db-password: password of the lab database"
+
+
+def _make_log_group(aws, member):
+    _in(aws, member, "logs").create_log_group(logGroupName="/aws/lambda/grader")
+    return "/aws/lambda/grader", "/aws/lambda/grader: 0 bytes stored"
+
+
+def _make_key(aws, member):
+    kms = _in(aws, member, "kms")
+    key_id = kms.create_key(Description="lab data")["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName="alias/lab", TargetKeyId=key_id)
+    return key_id, f"alias/lab ({key_id}): SYMMETRIC_DEFAULT, Enabled"
+
+
+def _make_hosted_zone(aws, member):
+    zone_id = _hosted_zone(aws, member)
+    return zone_id, "lab.example.com: public, 3 record sets"
+
+
 MAKERS: dict[str, Callable] = {
+    "autoscaling:group": _make_auto_scaling_group,
+    "eks:nodegroup": _make_nodegroup,
+    "eks:fargate-profile": _make_fargate_profile,
+    "ecs:service": _make_ecs_service,
+    "autoscaling:launch-configuration": _make_launch_configuration,
+    "ec2:launch-template": _make_launch_template,
     "cloudformation:stack": _make_stack,
     "sagemaker:endpoint": _make_endpoint,
     "sagemaker:notebook-instance": _make_stopped_notebook,
+    "sagemaker:app": _make_studio_app,
+    "sagemaker:space": _make_studio_space,
+    "sagemaker:user-profile": _make_studio_user_profile,
+    "sagemaker:domain": _make_sagemaker_domain,
     "elbv2:load-balancer": _make_load_balancer,
     "elb:load-balancer": _make_classic_load_balancer,
     "ec2:instance": _make_instance,
+    "ecs:cluster": _make_ecs_cluster,
+    "eks:cluster": _make_eks_cluster,
+    "opensearch:domain": _make_search_domain,
+    "elasticache:replication-group": _make_replication_group,
+    "elasticache:cache-cluster": _make_cache_cluster,
+    "elasticache:serverless-cache": _make_serverless_cache,
+    "efs:file-system": _make_file_system,
+    "ec2:vpc-endpoint": _make_vpc_endpoint,
     "ec2:nat-gateway": _make_nat_gateway,
     "ec2:elastic-ip": _make_elastic_ip,
     "ec2:volume": _make_volume,
     "ec2:image": _make_image,
     "ec2:snapshot": _make_snapshot,
     "rds:db-instance": _make_db_instance,
+    "rds:db-cluster": _make_db_cluster,
     "rds:db-snapshot": _make_db_snapshot,
+    "rds:db-cluster-snapshot": _make_db_cluster_snapshot,
     "lambda:function": _make_function,
     "dynamodb:table": _make_table,
+    "secretsmanager:secret": _make_secret,
+    "logs:log-group": _make_log_group,
+    "kms:key": _make_key,
+    "route53:hosted-zone": _make_hosted_zone,
     "ecr:repository": _make_repository,
     "s3:bucket": _make_bucket,
 }
@@ -339,6 +794,23 @@ def test_dependents_come_before_what_they_hold():
     assert before("ec2:image", "ec2:snapshot")
     assert before("elbv2:load-balancer", "ec2:instance")
     assert before("rds:db-instance", "rds:db-snapshot")
+    # What launches instances again goes before them, and before what it launches from.
+    assert KINDS[0] == "autoscaling:group"
+    for relauncher in ("eks:nodegroup", "ecs:service"):
+        assert before(relauncher, "ec2:instance")
+    assert before("autoscaling:group", "autoscaling:launch-configuration")
+    assert before("autoscaling:group", "ec2:launch-template")
+    assert before("ecs:service", "ecs:cluster")
+    assert before("eks:nodegroup", "eks:cluster")
+    assert before("eks:fargate-profile", "eks:cluster")
+    for held in ("sagemaker:app", "sagemaker:space", "sagemaker:user-profile"):
+        assert before(held, "sagemaker:domain")
+    assert before("sagemaker:app", "sagemaker:space")
+    assert before("sagemaker:domain", "efs:file-system")  # it deletes its own
+    assert before("rds:db-instance", "rds:db-cluster")
+    assert before("rds:db-cluster", "rds:db-cluster-snapshot")
+    assert before("elasticache:replication-group", "elasticache:cache-cluster")
+    assert before("lambda:function", "logs:log-group")  # which it would make again
 
 
 def test_a_resource_goes_to_the_database_and_back():
@@ -367,6 +839,29 @@ def test_enabled_regions_are_those_that_need_no_opt_in_or_were_opted_in(aws, mem
     assert {"us-east-1", "eu-west-1"} <= set(regions)
     assert not_opted_in and not set(regions) & not_opted_in
     assert regions == sorted(regions)
+
+
+def test_by_default_cleanup_looks_in_every_region_the_account_has_enabled(aws, member, settings):
+    settings.PORTAL_CLEANUP_REGIONS = []
+    everything = _in(aws, member, "ec2").describe_regions(AllRegions=True)["Regions"]
+    enabled = {r["RegionName"] for r in everything if r["OptInStatus"] != "not-opted-in"}
+
+    assert set(cleanup_regions(member)) == enabled
+    assert len(enabled) > 10
+
+
+def test_buckets_and_hosted_zones_are_listed_once_however_many_regions(aws, member):
+    """Both are global: one listing for the account, each bucket placed in its region, a hosted
+    zone in Route 53's whatever the regions looked in."""
+    script = AwsScript(aws)
+    _bucket(aws, member, "notes-away", region=OTHER_REGION)
+    zone_id, label = _make_hosted_zone(aws, member)
+    zone = Resource(cleanup.ROUTE53_REGION, "route53:hosted-zone", zone_id, label)
+    bucket = Resource(OTHER_REGION, "s3:bucket", "notes-away", "notes-away")
+
+    assert cleanup.inventory(member, [REGION, OTHER_REGION]) == [zone, bucket]
+    assert cleanup.inventory(member, [OTHER_REGION]) == [zone, bucket]
+    assert (script.calls["ListHostedZones"], script.calls["ListBuckets"]) == (2, 2)
 
 
 def test_a_member_account_with_nothing_in_it_has_an_empty_inventory(aws, member):
@@ -410,6 +905,427 @@ def test_resources_in_two_regions_are_listed_where_they_are_and_all_deleted(aws,
 
     assert all(error is None for outcome in passes for error in outcome.values())
     assert cleanup.inventory(member, both) == []
+
+
+def _errors(passes: list[dict[Resource, AwsError | None]]) -> list[dict[str, str | None]]:
+    """Each pass's outcome as kind/id → AWS's error code (None: deleted)."""
+    return [
+        {f"{r.kind} {r.id}": error.code if error else None for r, error in outcome.items()}
+        for outcome in passes
+    ]
+
+
+# --- What relaunches things -----------------------------------------------------------------------
+
+
+def test_an_auto_scaling_group_goes_first_with_its_instances_and_launches_no_more(aws, member):
+    """AWS refuses to delete a group that still has instances unless forced (moto deletes it
+    anyway): scripted. A group left behind would launch new instances for those terminated."""
+    script = AwsScript(aws)
+    _auto_scaling_group(aws, member)
+    autoscaling = _in(aws, member, "autoscaling")
+
+    def refuse_unless_forced(params):
+        (group,) = autoscaling.describe_auto_scaling_groups(
+            AutoScalingGroupNames=[params["AutoScalingGroupName"]]
+        )["AutoScalingGroups"]
+        if group["Instances"] and not params.get("ForceDelete"):
+            return Fault(
+                "ResourceInUse",
+                "You cannot delete an AutoScalingGroup while there are instances or pending Spot "
+                "instance request(s) still in the group.",
+            )
+        return PASS
+
+    script.always("auto-scaling", "DeleteAutoScalingGroup", refuse_unless_forced)
+    instances = {r.id for r in cleanup.inventory(member, [REGION]) if r.kind == "ec2:instance"}
+    assert len(instances) == 2
+
+    passes = _clean(member, [REGION])
+
+    assert [set(outcome.values()) for outcome in passes] == [{None}]
+    assert cleanup.inventory(member, [REGION]) == []
+    deletions = [c for c in script.log if c in ("DeleteAutoScalingGroup", "TerminateInstances")]
+    assert deletions[0] == "DeleteAutoScalingGroup"
+    assert script.params["DeleteAutoScalingGroup"][0]["ForceDelete"] is True
+    reservations = _in(aws, member, "ec2").describe_instances()["Reservations"]
+    states = {i["InstanceId"]: i["State"]["Name"] for r in reservations for i in r["Instances"]}
+    assert states == dict.fromkeys(instances, "terminated")
+
+
+def test_deletion_protection_does_not_keep_an_auto_scaling_group(aws, member):
+    """moto has no Auto Scaling deletion protection: AWS's, scripted. A protected group is
+    shown so, and refused until its protection is "none"."""
+    script = AwsScript(aws)
+    _auto_scaling_group(aws, member)
+    protection = {"web-fleet": "prevent-all-deletion"}
+
+    def show_protection(parsed, **kwargs):
+        for group in parsed.get("AutoScalingGroups", []):
+            group["DeletionProtection"] = protection[group["AutoScalingGroupName"]]
+
+    def update(params):
+        protection[params["AutoScalingGroupName"]] = params["DeletionProtection"]
+        return {}
+
+    def refuse_while_protected(params):
+        if protection[params["AutoScalingGroupName"]] != "none":
+            return Fault("ValidationError", "Deletion protection is enabled for this group.")
+        return PASS
+
+    aws.add_hook("after-call.auto-scaling.DescribeAutoScalingGroups", show_protection)
+    script.always("auto-scaling", "UpdateAutoScalingGroup", update)
+    script.always("auto-scaling", "DeleteAutoScalingGroup", refuse_while_protected)
+
+    cleanup.delete(member, Resource(REGION, "autoscaling:group", "web-fleet"))
+
+    assert protection == {"web-fleet": "none"}
+    assert _listed(member, "autoscaling:group") == {}
+
+
+def test_what_an_eks_node_group_launches_from_is_left_to_the_node_group(aws, member):
+    """EKS makes an Auto Scaling group and a launch template for each managed node group,
+    tagged with its name (moto makes neither: made here as EKS does); deleting them under the
+    node group would leave it degraded. Deleting the node group deletes them."""
+    nodegroup_tag = {"Key": "eks:nodegroup-name", "Value": "workers"}
+    template_tags = [{"ResourceType": "launch-template", "Tags": [nodegroup_tag]}]
+    template_id = _launch_template(aws, member, "eks-1a2b", TagSpecifications=template_tags)
+    _in(aws, member, "autoscaling").create_auto_scaling_group(
+        AutoScalingGroupName="eks-workers-1a2b",
+        LaunchTemplate={"LaunchTemplateId": template_id},
+        MinSize=1,
+        MaxSize=1,
+        VPCZoneIdentifier=_subnets(aws, member)[0],
+        Tags=[{**nodegroup_tag, "PropagateAtLaunch": True}],
+    )
+    own_template = _launch_template(aws, member, "mine")
+
+    assert _listed(member, "autoscaling:group") == {}
+    assert list(_listed(member, "ec2:launch-template")) == [own_template]
+
+
+def test_an_ecs_cluster_goes_after_its_service_and_the_tasks_run_on_their_own(aws, member):
+    """AWS refuses to delete a cluster while tasks run in it (moto does not): scripted. A task
+    started on its own (RunTask) is stopped in one pass, the cluster deleted in the next."""
+    script = AwsScript(aws)
+    ecs = _ecs_service(aws, member)
+    ecs.run_task(
+        cluster="lab",
+        taskDefinition="web",
+        launchType="FARGATE",
+        networkConfiguration=_fargate_network(aws, member),
+    )
+
+    def refuse_while_tasks_run(params):
+        if ecs.list_tasks(cluster=params["cluster"], desiredStatus="RUNNING")["taskArns"]:
+            return Fault(
+                "ClusterContainsTasksException",
+                "The Cluster cannot be deleted while Tasks are active.",
+            )
+        return PASS
+
+    script.always("ecs", "DeleteCluster", refuse_while_tasks_run)
+
+    passes = _clean(member, [REGION])
+
+    assert _errors(passes) == [
+        {"ecs:service lab/web": None, "ecs:cluster lab": None},
+        {"ecs:cluster lab": None},
+    ]
+    assert script.params["DeleteService"] == [{"cluster": "lab", "service": "web", "force": True}]
+    assert script.calls["StopTask"] == 1
+    assert script.calls["DeleteCluster"] == 1
+    assert cleanup.inventory(member, [REGION]) == []
+
+
+def test_an_eks_cluster_goes_once_its_node_groups_and_fargate_profiles_have(aws, member):
+    """AWS takes minutes to delete a node group and refuses to delete its cluster meanwhile
+    (moto deletes the node group at once): the first refusal is scripted."""
+    script = AwsScript(aws)
+    _eks_cluster(aws, member)
+    _nodegroup(aws, member)
+    _fargate_profile(aws, member)
+    script.answer(
+        "eks",
+        "DeleteCluster",
+        Fault("ResourceInUseException", "Cluster has nodegroups attached"),
+    )
+
+    passes = _clean(member, [REGION])
+
+    assert _errors(passes) == [
+        {
+            "eks:nodegroup lab/workers": None,
+            "eks:fargate-profile lab/pods": None,
+            "eks:cluster lab": "ResourceInUseException",
+        },
+        {"eks:cluster lab": None},
+    ]
+    assert cleanup.inventory(member, [REGION]) == []
+
+
+def test_deletion_protection_does_not_keep_an_eks_cluster(aws, member):
+    """moto has no EKS deletion protection: AWS's, scripted. Switching it off is an update AWS
+    makes in the background, so the cluster is deleted by the next pass."""
+    script = AwsScript(aws)
+    _eks_cluster(aws, member)
+    protected = {"lab": True}
+
+    def show_protection(parsed, **kwargs):
+        if "cluster" in parsed:
+            parsed["cluster"]["deletionProtection"] = protected[parsed["cluster"]["name"]]
+
+    def update(params):
+        protected[params["name"]] = params["deletionProtection"]
+        return {"update": {"id": "1", "status": "InProgress", "type": "DeletionProtectionUpdate"}}
+
+    def refuse_while_protected(params):
+        if protected[params["name"]]:
+            return Fault("InvalidRequestException", "Cluster has deletion protection enabled.")
+        return PASS
+
+    aws.add_hook("after-call.eks.DescribeCluster", show_protection)
+    script.always("eks", "UpdateClusterConfig", update)
+    script.always("eks", "DeleteCluster", refuse_while_protected)
+
+    passes = _clean(member, [REGION])
+
+    assert _errors(passes) == [{"eks:cluster lab": None}, {"eks:cluster lab": None}]
+    assert protected == {"lab": False}
+    assert script.calls["DeleteCluster"] == 1
+    assert _listed(member, "eks:cluster") == {}
+
+
+def test_a_studio_domain_goes_after_its_apps_then_its_spaces_and_user_profiles(aws, member):
+    """moto lacks Studio apps, spaces and user profiles: `Studio` answers as AWS (deletions
+    take until a later pass; what still holds something is refused)."""
+    script = AwsScript(aws)
+    domain_id = _sagemaker_domain(aws, member)
+    studio = Studio(script, domain_id)
+    studio.spaces["lab-space"] = studio.profiles["ada"] = "InService"
+    studio.add_app("SpaceName", "lab-space", "JupyterLab")
+    studio.add_app("UserProfileName", "ada", "JupyterServer")
+    studio.add_app("UserProfileName", "ada", "KernelGateway", "datascience-ml-t3-medium")
+    assert len(_listed(member, "sagemaker:app")) == 3
+
+    passes = _clean(member, [REGION])
+
+    assert [set(outcome.values()) for outcome in _errors(passes)] == [
+        {None, "ResourceInUse"},  # apps going; spaces, profiles and the domain refused
+        {None, "ResourceInUse"},  # spaces and profiles going; the domain refused
+        {None},  # the domain
+    ]
+    assert cleanup.inventory(member, [REGION]) == []
+    deleted = script.params["DeleteDomain"][-1]
+    assert deleted == {"DomainId": domain_id, "RetentionPolicy": {"HomeEfsFileSystem": "Delete"}}
+
+
+def test_a_file_system_goes_a_pass_after_its_mount_targets(aws, member):
+    """moto refuses, as AWS does, to delete a file system with mount targets
+    (FileSystemInUse): it is deleted by the pass after the one that deletes them."""
+    script = AwsScript(aws)
+    efs = _in(aws, member, "efs")
+    system_id, _ = _make_file_system(aws, member)
+    for subnet in _subnets(aws, member):
+        efs.create_mount_target(FileSystemId=system_id, SubnetId=subnet)
+
+    passes = _clean(member, [REGION])
+
+    assert _errors(passes) == [{f"efs:file-system {system_id}": None}] * 2
+    assert script.calls["DeleteMountTarget"] == 2
+    assert script.calls["DeleteFileSystem"] == 1
+    assert efs.describe_file_systems()["FileSystems"] == []
+
+
+def test_an_aurora_cluster_goes_after_its_instances_without_a_snapshot(aws, member):
+    """AWS shows an Aurora instance with its cluster's deletion protection, refuses to change it
+    on the instance, and deletes the instance anyway (moto does neither): scripted. The cluster's
+    protection is switched off, and it goes after its instances."""
+    script = AwsScript(aws)
+    rds = _db_cluster(aws, member, DeletionProtection=True)
+    rds.create_db_instance(
+        DBInstanceIdentifier="lab-aurora-1",
+        DBClusterIdentifier="lab-aurora",
+        Engine="aurora-postgresql",
+        DBInstanceClass="db.t4g.medium",
+    )
+
+    def show_cluster_protection(parsed, **kwargs):
+        for db in parsed.get("DBInstances", []):
+            if db.get("DBClusterIdentifier"):
+                db["DeletionProtection"] = True
+
+    def refuse_on_cluster_instances(params):
+        if "DeletionProtection" in params:
+            return Fault(
+                "InvalidParameterCombination",
+                "Deletion Protection can only be applied on the Cluster level, not for "
+                "individual instances",
+            )
+        return PASS
+
+    aws.add_hook("after-call.rds.DescribeDBInstances", show_cluster_protection)
+    script.always("rds", "ModifyDBInstance", refuse_on_cluster_instances)
+
+    passes = _clean(member, [REGION])
+
+    assert _errors(passes) == [
+        {"rds:db-instance lab-aurora-1": None, "rds:db-cluster lab-aurora": None}
+    ]
+    deletions = [c for c in script.log if c in ("DeleteDBInstance", "DeleteDBCluster")]
+    assert deletions == ["DeleteDBInstance", "DeleteDBCluster"]
+    assert script.calls["ModifyDBInstance"] == 0
+    assert script.params["ModifyDBCluster"][0]["DeletionProtection"] is False
+    assert script.params["DeleteDBCluster"][0]["SkipFinalSnapshot"] is True
+    assert rds.describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"] == []
+
+
+def test_a_replicated_secret_loses_its_replicas_then_goes_without_a_recovery_window(aws, member):
+    """moto refuses, as AWS does, to delete a secret that still has replicas."""
+    script = AwsScript(aws)
+    arn = _in(aws, member, "secretsmanager").create_secret(
+        Name="lab/api-key",
+        SecretString="not-a-secret-1",
+        AddReplicaRegions=[{"Region": OTHER_REGION}],
+    )["ARN"]
+    both = [REGION, OTHER_REGION]
+    assert [r.id for r in cleanup.inventory(member, both)] == [arn]  # the replica goes with it
+
+    cleanup.delete(member, Resource(REGION, "secretsmanager:secret", arn))
+
+    (replicas_removed,) = script.params["RemoveRegionsFromReplication"]
+    assert replicas_removed["RemoveReplicaRegions"] == [OTHER_REGION]
+    assert script.params["DeleteSecret"][0]["ForceDeleteWithoutRecovery"] is True
+    for region in both:
+        assert _in(aws, member, "secretsmanager", region).list_secrets(
+            IncludePlannedDeletion=True
+        )["SecretList"] == []
+
+
+def test_a_key_is_scheduled_for_deletion_after_the_shortest_wait_and_then_not_listed(aws, member):
+    script = AwsScript(aws)
+    key_id, label = _make_key(aws, member)
+
+    cleanup.delete(member, Resource(REGION, "kms:key", key_id, label))
+
+    assert script.params["ScheduleKeyDeletion"] == [{"KeyId": key_id, "PendingWindowInDays": 7}]
+    metadata = _in(aws, member, "kms").describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["KeyState"] == "PendingDeletion"
+    assert _listed(member, "kms:key") == {}
+
+
+def test_a_key_whose_policy_shuts_out_the_account_is_listed_and_its_refusal_reported(aws, member):
+    """A key policy can refuse the account's administrators everything (moto does not apply key
+    policies): AWS's refusal, scripted."""
+    script = AwsScript(aws)
+    key_id, _ = _make_key(aws, member)
+    refusal = Fault("AccessDeniedException", "User is not authorized to perform kms:DescribeKey")
+    script.always("kms", "DescribeKey", refusal)
+
+    assert _listed(member, "kms:key") == {
+        key_id: f"alias/lab ({key_id}): its key policy refuses access"
+    }
+    with pytest.raises(PermanentAwsError) as refused:
+        cleanup.delete(member, Resource(REGION, "kms:key", key_id))
+    assert refused.value.code == "AccessDeniedException"
+
+
+def test_a_hosted_zone_loses_its_record_sets_then_goes(aws, member):
+    """moto refuses, as AWS does, to delete a zone with record sets besides its NS and SOA
+    (HostedZoneNotEmpty); the record sets go in batches."""
+    zone_id = _hosted_zone(aws, member, records=150)
+    script = AwsScript(aws)
+
+    cleanup.delete(member, Resource(cleanup.ROUTE53_REGION, "route53:hosted-zone", zone_id))
+
+    batches = [call["ChangeBatch"]["Changes"] for call in script.params["ChangeResourceRecordSets"]]
+    assert [len(batch) for batch in batches] == [100, 50]
+    assert {change["ResourceRecordSet"]["Type"] for batch in batches for change in batch} == {"A"}
+    assert _in(aws, member, "route53").list_hosted_zones()["HostedZones"] == []
+
+
+def test_an_endpoint_aws_answers_it_no_longer_has_is_already_gone(aws, member):
+    """DeleteVpcEndpoints answers 200 and lists what it did not delete: for an endpoint already
+    deleted, AWS says so inside (moto says nothing). Scripted."""
+    script = AwsScript(aws)
+    endpoint_id, _ = _make_vpc_endpoint(aws, member)
+    gone = {"Code": "InvalidVpcEndpointId.NotFound", "Message": f"{endpoint_id} does not exist"}
+    refused = {"Code": "OperationNotPermitted", "Message": "The endpoint is managed by a service"}
+    script.answer(
+        "ec2",
+        "DeleteVpcEndpoints",
+        {"Unsuccessful": [{"ResourceId": endpoint_id, "Error": gone}]},
+        {"Unsuccessful": [{"ResourceId": endpoint_id, "Error": refused}]},
+    )
+    endpoint = Resource(REGION, "ec2:vpc-endpoint", endpoint_id)
+
+    cleanup.delete(member, endpoint)
+    with pytest.raises(PermanentAwsError) as refusal:
+        cleanup.delete(member, endpoint)
+
+    assert refusal.value.code == "OperationNotPermitted"
+
+
+def test_the_cache_clusters_of_a_replication_group_are_left_to_it(aws, member):
+    """AWS lists a replication group's clusters among the cache clusters (moto does not):
+    scripted. Deleting the group deletes them."""
+    _make_replication_group(aws, member)
+    _make_cache_cluster(aws, member)
+
+    def list_members(parsed, **kwargs):
+        parsed["CacheClusters"].append(
+            {
+                "CacheClusterId": "sessions-001",
+                "ReplicationGroupId": "sessions",
+                "Engine": "redis",
+                "CacheNodeType": "cache.t3.micro",
+                "NumCacheNodes": 1,
+                "CacheClusterStatus": "available",
+            }
+        )
+
+    aws.add_hook("after-call.elasticache.DescribeCacheClusters", list_members)
+
+    assert list(_listed(member, "elasticache:cache-cluster")) == ["memo"]
+    assert list(_listed(member, "elasticache:replication-group")) == ["sessions"]
+
+
+# --- What another AWS service made, and deletes ---------------------------------------------------
+
+
+def test_a_secret_another_service_manages_is_left_to_it(aws, member):
+    """AWS marks the secret RDS keeps a master password in with OwningService and refuses to
+    delete it; it goes with its database. moto does not mark it: scripted."""
+    _make_secret(aws, member)
+
+    def owned_by_rds(parsed, **kwargs):
+        for secret in parsed["SecretList"]:
+            secret["OwningService"] = "rds"
+
+    aws.add_hook("after-call.secrets-manager.ListSecrets", owned_by_rds)
+
+    assert _listed(member, "secretsmanager:secret") == {}
+
+
+def test_aws_managed_keys_are_not_the_students_and_are_not_described(aws, member):
+    """moto names AWS managed keys (alias/aws/…) in ListAliases without the keys; AWS lists
+    them in ListKeys too: scripted."""
+    script = AwsScript(aws)
+    key_id, label = _make_key(aws, member)
+    kms = _in(aws, member, "kms")
+    aliases = kms.list_aliases()["Aliases"]
+    managed = {a["TargetKeyId"] for a in aliases if a["AliasName"].startswith("alias/aws/")}
+    assert managed
+
+    def list_managed_keys(parsed, **kwargs):
+        parsed["Keys"] += [
+            {"KeyId": key, "KeyArn": f"arn:aws:kms:{REGION}:{member}:key/{key}"} for key in managed
+        ]
+
+    aws.add_hook("after-call.kms.ListKeys", list_managed_keys)
+
+    assert _listed(member, "kms:key") == {key_id: label}
+    assert [params["KeyId"] for params in script.params["DescribeKey"]] == [key_id]
 
 
 # --- What a kind needs beyond a plain delete ------------------------------------------------------
@@ -673,3 +1589,33 @@ def test_a_nested_stack_is_left_to_its_parent(aws, member):
     aws.add_hook("after-call.cloudformation.DescribeStacks", mark_nested)
 
     assert list(_listed(member, "cloudformation:stack")) == [parent]
+
+
+def test_deletion_protection_does_not_keep_a_log_group(aws, member):
+    """moto has no log group deletion protection (nor PutLogGroupDeletionProtection): AWS's,
+    scripted."""
+    script = AwsScript(aws)
+    name, _ = _make_log_group(aws, member)
+    protected = {name: True}
+
+    def show_protection(parsed, **kwargs):
+        for group in parsed.get("logGroups", []):
+            group["deletionProtectionEnabled"] = protected[group["logGroupName"]]
+
+    def update(params):
+        protected[params["logGroupIdentifier"]] = params["deletionProtectionEnabled"]
+        return {}
+
+    def refuse_while_protected(params):
+        if protected[params["logGroupName"]]:
+            return Fault("InvalidOperationException", "Log group has deletion protection enabled")
+        return PASS
+
+    aws.add_hook("after-call.cloudwatch-logs.DescribeLogGroups", show_protection)
+    script.always("cloudwatch-logs", "PutLogGroupDeletionProtection", update)
+    script.always("cloudwatch-logs", "DeleteLogGroup", refuse_while_protected)
+
+    cleanup.delete(member, Resource(REGION, "logs:log-group", name))
+
+    assert protected == {name: False}
+    assert _listed(member, "logs:log-group") == {}

@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 def cleanup_regions(account_id: str) -> list[str]:
     """Every region enabled in the account, or only those of PORTAL_CLEANUP_REGIONS when set
-    (each region costs a dozen listing calls per pass)."""
+    (each region costs about forty listing calls per pass)."""
     enabled = aws_cleanup.enabled_regions(account_id)
     if settings.PORTAL_CLEANUP_REGIONS:
         return [region for region in enabled if region in settings.PORTAL_CLEANUP_REGIONS]

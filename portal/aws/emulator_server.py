@@ -13,6 +13,7 @@
   permission set): moto's Identity Center refuses them (`honour_managed_policy_paths`).
 - IAM's ListServiceSpecificCredentials, which deleting a user calls: moto has no such
   credentials, so no user has any (`list_no_service_specific_credentials`).
+- The listings cleanup reads that moto does not serve (`answer_listings_moto_lacks`).
 
 Never used against real AWS.
 
@@ -36,11 +37,14 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.core.responses import ActionResult
+from moto.elasticache.responses import ElastiCacheResponse
 from moto.organizations.exceptions import AccountNotFoundException
 from moto.core.responses import ActionResult
 from moto.iam.aws_managed_policies import aws_managed_policies_data
 from moto.iam.responses import IamResponse
 from moto.organizations.models import FakeAccount, organizations_backends
+from moto.sagemaker.responses import SageMakerResponse
 from moto.ssoadmin.exceptions import ResourceNotFoundException
 from moto.ssoadmin.models import ManagedPolicy, SSOAdminBackend
 from werkzeug.serving import run_simple
@@ -327,6 +331,34 @@ def list_no_service_specific_credentials() -> None:
         return ActionResult({"ServiceSpecificCredentials": []})
 
     IamResponse.list_service_specific_credentials = list_service_specific_credentials
+# Listings cleanup reads (portal/aws/cleanup.py) and moto does not serve, with the key of their
+# answer. Nothing can make these things in moto, so there are none: AWS's answer in an account
+# without any.
+LISTINGS_MOTO_LACKS = {
+    SageMakerResponse: {
+        "list_apps": "Apps",
+        "list_spaces": "Spaces",
+        "list_user_profiles": "UserProfiles",
+    },
+    ElastiCacheResponse: {"describe_serverless_caches": "ServerlessCaches"},
+}
+
+
+def answer_listings_moto_lacks() -> None:
+    """Answer the listings of LISTINGS_MOTO_LACKS with nothing, where moto would fail the call
+    (NotImplementedError, a 500 from its server). A moto that serves one keeps its own answer.
+    Called by main() and by the tests, which script these services on top where they need them."""
+    for response_class, listings in LISTINGS_MOTO_LACKS.items():
+        for operation, key in listings.items():
+            if not hasattr(response_class, operation):
+                setattr(response_class, operation, _empty_listing(key))
+
+
+def _empty_listing(key: str) -> Callable[[object], ActionResult]:
+    def listing(response: object) -> ActionResult:
+        return ActionResult({key: []})
+
+    return listing
 
 
 def main() -> None:
@@ -339,6 +371,7 @@ def main() -> None:
     )  # moto writes it into the URLs it returns
     honour_managed_policy_paths()
     list_no_service_specific_credentials()
+    answer_listings_moto_lacks()
     moto = DomainDispatcherApplication(create_backend_app)
     run_simple(
         arguments.host,

@@ -1,10 +1,12 @@
-FROM python:3.12-slim
+FROM python:3.12-slim AS portal
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PORTAL_VAR_DIR=/var/lib/portal
 WORKDIR /app
 
-COPY requirements.lock .
-RUN pip install --no-cache-dir -r requirements.lock
+# The runtime only (requirements/base.txt, every file checked against its hash): no emulator and
+# no test tools in the image that runs the portal.
+COPY requirements/ requirements/
+RUN pip install --no-cache-dir --require-hashes -r requirements/base.txt
 
 COPY . .
 # Collected with production's storage (hashed names and their manifest), which needs production
@@ -18,3 +20,13 @@ USER portal
 
 EXPOSE 8000
 CMD ["gunicorn", "portal.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+
+# The demo's image (docker-compose.demo.yml): the portal with the development requirements, the
+# AWS emulator among them. Never a deployment.
+FROM portal AS demo
+USER root
+RUN pip install --no-cache-dir --require-hashes -r requirements/dev.txt
+USER portal
+
+# The last stage is what `docker build .` makes: the portal alone.
+FROM portal

@@ -1,11 +1,13 @@
-"""Defaults that cannot go wrong: the demo commands run only against the local emulator, and the
-compose files start a deployment only with its secrets, or the demo only on this machine.
+"""Defaults that cannot go wrong: the demo commands run only against the local emulator, the
+compose files start a deployment only with its secrets, or the demo only on this machine, and
+production installs only what it runs, each file checked against its hash.
 (The settings' own refusals are tested in fresh processes in test_settings.py.)"""
 
 from __future__ import annotations
 
 import re
 import socket
+import tomllib
 from io import StringIO
 from pathlib import Path
 
@@ -219,3 +221,75 @@ def test_the_dockerfile_builds_no_secret_and_no_demo_into_the_image():
 
     assert "DJANGO_SECRET_KEY" not in "".join(line for line in dockerfile.splitlines() if line.startswith("ENV"))
     assert "seed_demo" not in dockerfile
+
+
+# --- What each install holds ----------------------------------------------------------------------
+
+
+def locked(name: str) -> dict[str, tuple[str, frozenset[str]]]:
+    """requirements/<name>: each package's version and the hashes its files may have."""
+    text = (PROJECT / "requirements" / name).read_text().replace("\\\n", " ")
+    pins = {}
+    for line in text.splitlines():
+        if match := re.match(r"([A-Za-z0-9._-]+)==(\S+)", line):
+            package = re.sub(r"[-_.]+", "-", match[1]).lower()
+            pins[package] = (match[2], frozenset(re.findall(r"--hash=(sha256:[0-9a-f]{64})", line)))
+    return pins
+
+
+def declared(*groups: str) -> set[str]:
+    """The packages pyproject.toml names: its dependencies, or those of the optional groups."""
+    project = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
+    specifiers = project["dependencies"] if not groups else [
+        specifier for group in groups for specifier in project["optional-dependencies"][group]
+    ]
+    return {re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9._-]+", s)[0]).lower() for s in specifiers}
+
+
+def dockerfile_stages() -> list[tuple[str, str, str]]:
+    """(name, the image it starts from, its instructions) for each stage, in order."""
+    stages = []
+    for stage in re.split(r"^(?=FROM )", (PROJECT / "Dockerfile").read_text(), flags=re.M)[1:]:
+        start = re.match(r"FROM (\S+)(?: AS (\S+))?", stage)
+        stages.append((start[2] or "", start[1], stage))
+    return stages
+
+
+def test_every_locked_package_is_pinned_with_its_hashes():
+    for name in ("base.txt", "dev.txt"):
+        pins = locked(name)
+        assert pins, name
+        assert all(hashes for _, hashes in pins.values()), name
+
+
+def test_the_runtime_lock_holds_the_runtime_and_no_development_tool():
+    runtime = locked("base.txt")
+    development_only = declared("dev", "test") - declared()
+
+    assert declared() <= set(runtime)
+    assert {"moto", "pytest", "honcho", "playwright"} <= development_only
+    assert not development_only & set(runtime)
+
+
+def test_development_installs_the_runtime_at_its_very_versions_and_hashes():
+    runtime, development = locked("base.txt"), locked("dev.txt")
+
+    assert {package: development.get(package) for package in runtime} == runtime
+    assert declared("dev", "test") <= set(development)
+
+
+def test_the_image_installs_the_runtime_alone_and_the_demo_adds_development():
+    stages = {name: (base, text) for name, base, text in dockerfile_stages()}
+    default_image = dockerfile_stages()[-1]  # what `docker build .` and docker-compose.yml build
+    chain, base = [], default_image[1]
+    while base in stages:
+        chain.append(stages[base][1])
+        base = stages[base][0]
+    installs = " ".join(chain + [default_image[2]])
+
+    assert "-r requirements/base.txt" in installs and "dev.txt" not in installs
+    assert "--require-hashes -r requirements/dev.txt" in stages["demo"][1]
+    assert "target" not in str(compose("docker-compose.yml")["x-portal"]["build"])
+    demo = compose("docker-compose.demo.yml")
+    for service in [demo["x-portal"], demo["services"]["aws"]]:
+        assert service["build"] == {"context": ".", "target": "demo"}

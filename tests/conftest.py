@@ -6,7 +6,7 @@ from django.test import Client
 
 from accounts_app.choices import CourseRole
 from accounts_app.models import Course, User
-from portal.aws.emulator_server import honour_managed_policy_paths
+from devtools.emulator.server import honour_managed_policy_paths
 from portal.celery import app as celery_app
 from tests.factories import CourseFactory, MembershipFactory, UserFactory
 

@@ -5,6 +5,7 @@ production installs only what it runs, each file checked against its hash.
 
 from __future__ import annotations
 
+import ast
 import re
 import socket
 import tomllib
@@ -210,7 +211,7 @@ def test_the_demo_compose_file_stays_on_this_machine_with_the_local_emulator():
     assert is_loopback(portal["environment"]["AWS_ENDPOINT_URL"])
     assert portal["network_mode"] == "service:aws"
     # The emulator listens on loopback, at the address the portal's containers are given.
-    assert services["aws"]["command"] == ["python", "-m", "portal.aws.emulator_server", "-H", "127.0.0.1", "-p", "5055"]
+    assert services["aws"]["command"] == ["python", "-m", "devtools.emulator.server", "-H", "127.0.0.1", "-p", "5055"]
     assert portal["environment"]["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5055"
     assert all(services[name].get("network_mode", portal["network_mode"]) == "service:aws" for name in PORTAL_SERVICES)
     assert "seed_demo" in services["web"]["command"] and "demo_aws" in services["demo-aws"]["command"]
@@ -288,8 +289,29 @@ def test_the_image_installs_the_runtime_alone_and_the_demo_adds_development():
     installs = " ".join(chain + [default_image[2]])
 
     assert "-r requirements/base.txt" in installs and "dev.txt" not in installs
+    # Its sources come without the development package, which only the demo adds back.
+    assert "COPY --from=sources " in installs and "COPY . " not in installs
+    assert re.search(r"^RUN rm -r .*/app/devtools\b", stages["sources"][1], flags=re.M)
     assert "--require-hashes -r requirements/dev.txt" in stages["demo"][1]
+    assert "COPY devtools/ devtools/" in stages["demo"][1]
     assert "target" not in str(compose("docker-compose.yml")["x-portal"]["build"])
     demo = compose("docker-compose.demo.yml")
     for service in [demo["x-portal"], demo["services"]["aws"]]:
         assert service["build"] == {"context": ".", "target": "demo"}
+
+
+def test_nothing_production_runs_imports_a_development_requirement():
+    """The image has the runtime lock only: a module of the portal importing moto (the emulator is
+    devtools/'s) or a test tool would fail there."""
+    development_only = {name.replace("-", "_") for name in declared("dev", "test") - declared()}
+    imports = set()
+    for package in ("portal", "accounts_app", "billing_app"):
+        for module in (PROJECT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(module.read_text())):
+                if isinstance(node, ast.Import):
+                    imports |= {(module, alias.name.split(".")[0]) for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    imports.add((module, node.module.split(".")[0]))
+
+    assert "moto" in development_only
+    assert {(str(module), name) for module, name in imports if name in development_only} == set()

@@ -37,14 +37,15 @@ help:
 	@echo "make test   run the test suite against PostgreSQL and Redis"
 	@echo "make demo   reset the demo (while make run is running) and print its logins"
 	@echo "make bench  refresh docs/BENCHMARKS.md (PostgreSQL)"
-	@echo "make lock   re-pin requirements.lock from pyproject.toml"
+	@echo "make lock   re-pin requirements/*.txt from pyproject.toml"
 
 $(BIN)/activate:
 	"$$(scripts/find-python)" -m venv $(VENV)
 
-$(VENV)/.installed: $(BIN)/activate requirements.lock
+# Development installs everything: the runtime, the emulator, the test tools.
+$(VENV)/.installed: $(BIN)/activate requirements/base.txt requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
 	touch $@
 
 install: $(VENV)/.installed
@@ -77,11 +78,19 @@ bench: install
 	  DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python $$script || exit 1; \
 	done
 
+# Two locks from pyproject.toml, each with every file's hash: requirements/base.txt, the runtime
+# (its dependencies, all that production installs), and requirements/dev.txt, the runtime at the
+# very same versions plus the dev and test extras.
+COMPILE := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
 lock:
 	rm -rf .lock-venv
 	"$$(scripts/find-python)" -m venv .lock-venv
-	.lock-venv/bin/python -m pip install --quiet ".[dev,test]"
-	.lock-venv/bin/python -m pip freeze --exclude classroom-cloud-portal > requirements.lock
+	.lock-venv/bin/python -m pip install --quiet pip-tools==7.7.0
+	CUSTOM_COMPILE_COMMAND="make lock" .lock-venv/bin/pip-compile $(COMPILE) \
+	  --output-file requirements/base.txt pyproject.toml
+	CUSTOM_COMPILE_COMMAND="make lock" .lock-venv/bin/pip-compile $(COMPILE) \
+	  --extra dev --extra test --constraint requirements/base.txt \
+	  --output-file requirements/dev.txt pyproject.toml
 	rm -rf .lock-venv build *.egg-info
 
 clean:

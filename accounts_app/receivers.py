@@ -79,5 +79,5 @@ def _account_ready_send(account_id: int) -> None:
     try:
         email_send("account_ready", context, [account.membership.email])
     except Exception:
-        # The account is ready whether or not the mail went out; the course page says so too.
+        # The account is ready whether or not the mail could be queued; the course page says so too.
         logger.exception("Could not email %s that their AWS account is ready", account.membership.email)

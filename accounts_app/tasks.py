@@ -1,11 +1,16 @@
 """Thin Celery tasks: ids in, one service call. AWS hiccups (TransientAwsError, including lost
 answers) are retried with jittered exponential backoff; everything else is the service's to
-record on the account."""
+record on the account. Email goes out through `emails_deliver_task` only."""
+
+import logging
 
 from celery import shared_task
+from celery.utils.time import get_exponential_backoff_interval
 from django.core.cache import cache
 
 from portal.aws.errors import TransientAwsError
+
+logger = logging.getLogger(__name__)
 
 AWS_TASK = {
     "autoretry_for": (TransientAwsError,),
@@ -15,9 +20,39 @@ AWS_TASK = {
     "max_retries": 12,
 }
 DISPATCH_SCHEDULED_KEY = "vending:dispatch-scheduled"
+# A mail server that fails is tried again with jittered exponential backoff, at most an hour
+# apart (below the broker's two-hour visibility timeout, past which a waiting retry would be
+# delivered twice), 48 times: for about a day.
+EMAIL_RETRY_BACKOFF = 2
+EMAIL_RETRY_BACKOFF_MAX = 60 * 60
+EMAIL_MAX_RETRIES = 48
 
 
-@shared_task(autoretry_for=(OSError,), retry_backoff=True, retry_jitter=True, max_retries=5)
+@shared_task(bind=True, max_retries=EMAIL_MAX_RETRIES)
+def emails_deliver_task(self, messages: list[dict]) -> None:
+    """Send queued emails. When the server fails part-way, the retry carries only the messages
+    not sent yet (Celery's autoretry would send the first ones again)."""
+    from accounts_app.services.notifications import EmailsUndelivered, emails_deliver
+
+    try:
+        emails_deliver(messages)
+    except EmailsUndelivered as undelivered:
+        if self.request.retries >= self.max_retries:
+            logger.error(
+                "Gave up sending %d email(s) after %d attempts: %s",
+                len(undelivered.remaining),
+                self.request.retries + 1,
+                [(message["subject"], message["to"]) for message in undelivered.remaining],
+            )
+        countdown = get_exponential_backoff_interval(
+            EMAIL_RETRY_BACKOFF, self.request.retries, EMAIL_RETRY_BACKOFF_MAX, full_jitter=True
+        )
+        raise self.retry(
+            args=(undelivered.remaining,), exc=undelivered.__cause__, countdown=countdown
+        ) from undelivered
+
+
+@shared_task
 def invitations_send_task(member_ids: list[int], actor_id: int | None) -> int:
     from accounts_app.models import User
     from accounts_app.services.invitations import invitations_send

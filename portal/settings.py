@@ -200,6 +200,8 @@ ACCOUNT_CONFIRM_EMAIL_ON_GET = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Classroom Cloud] "
+# Queues allauth's emails for the task that sends every email, after the request's changes commit.
+ACCOUNT_ADAPTER = "accounts_app.account_adapter.PortalAccountAdapter"
 ACCOUNT_RATE_LIMITS = {
     "login_failed": "10/m/ip,5/5m/key",
     "signup": "20/m/ip",

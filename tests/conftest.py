@@ -6,7 +6,7 @@ from django.test import Client
 
 from accounts_app.choices import CourseRole
 from accounts_app.models import Course, User
-from portal.aws.emulator_server import (
+from devtools.emulator.server import (
     answer_listings_moto_lacks,
     honour_managed_policy_paths,
     list_no_service_specific_credentials,

@@ -586,9 +586,11 @@ def code_sent(scene) -> None:
     Handover.objects.filter(pk=record.pk).update(root_email_moved_at=None)
 
 
-# (url name, persona, what the scene needs, what is posted, the tasks queued in place of AWS calls)
+# (url name, persona, what the scene needs, what is posted, the tasks queued in place of AWS calls,
+# and the one that sends the emails they decided)
 FORMERLY_AWS = [
-    ("billing:freeze", "instructor", lambda s: None, {}, ["accounts_app.tasks.account_freeze_sync_task"]),
+    ("billing:freeze", "instructor", lambda s: None, {},
+     ["accounts_app.tasks.account_freeze_sync_task", "accounts_app.tasks.emails_deliver_task"]),
     ("billing:unfreeze", "instructor", frozen, {"budget": "120"},
      ["billing_app.tasks.budget_ensure_task", "accounts_app.tasks.account_freeze_sync_task"]),
     ("courses:account_check_role", "student", awaiting_role, {},

@@ -618,20 +618,21 @@ def test_budget_ensure_adds_the_budget_action_when_the_course_asks_for_it(
 
 @pytest.mark.django_db
 def test_each_threshold_fires_once_and_a_course_that_never_freezes_keeps_the_account(
-    personas, student_account, aws
+    personas, student_account, aws, django_capture_on_commit_callbacks
 ):
     personas.course.freeze_at_percent = 0
     personas.course.save()
     budget = Decimal("100.00")
 
-    spend(student_account, {d(1, 9): "55"})
-    first = budgets_evaluate(today=TODAY)
-    again = budgets_evaluate(today=TODAY)
-    spend(student_account, {d(2, 9): "30"})
-    at_85 = budgets_evaluate(today=TODAY)
-    spend(student_account, {d(3, 9): "35"})
-    at_120 = budgets_evaluate(today=TODAY)
-    after = budgets_evaluate(today=TODAY)
+    with django_capture_on_commit_callbacks(execute=True):
+        spend(student_account, {d(1, 9): "55"})
+        first = budgets_evaluate(today=TODAY)
+        again = budgets_evaluate(today=TODAY)
+        spend(student_account, {d(2, 9): "30"})
+        at_85 = budgets_evaluate(today=TODAY)
+        spend(student_account, {d(3, 9): "35"})
+        at_120 = budgets_evaluate(today=TODAY)
+        after = budgets_evaluate(today=TODAY)
 
     # 55 in 50 days is 116.60 over the course's 106: the forecast alert comes with the 50% one.
     assert sorted(a.kind for a in first) == [AlertKind.ACTUAL_50, AlertKind.FORECAST_100]
@@ -655,14 +656,17 @@ def test_each_threshold_fires_once_and_a_course_that_never_freezes_keeps_the_acc
 
 
 @pytest.mark.django_db
-def test_threshold_alerts_email_the_student_and_the_usage_contact(personas, student_account):
+def test_threshold_alerts_email_the_student_and_the_usage_contact(
+    personas, student_account, django_capture_on_commit_callbacks
+):
     personas.course.freeze_at_percent = 0
     personas.course.save()
     name = "Siobhán O'Brien & co"
     Membership.objects.filter(user=personas.student).update(name=name)
     spend(student_account, {d(1, 9): "30", d(2, 9): "25"})
 
-    budgets_evaluate(today=TODAY)
+    with django_capture_on_commit_callbacks(execute=True):
+        budgets_evaluate(today=TODAY)
 
     half = next(m for m in mail.outbox if "50% of the budget spent" in m.subject)
     assert half.subject == f"[Classroom Cloud] cs101: 50% of the budget spent ({name})"
@@ -686,12 +690,15 @@ def test_threshold_alerts_email_the_student_and_the_usage_contact(personas, stud
 
 
 @pytest.mark.django_db
-def test_the_whole_budget_spent_also_emails_the_instructors(personas, student_account):
+def test_the_whole_budget_spent_also_emails_the_instructors(
+    personas, student_account, django_capture_on_commit_callbacks
+):
     personas.course.freeze_at_percent = 0
     personas.course.save()
     spend(student_account, {d(1, 9): "100"})
 
-    budgets_evaluate(today=TODAY)
+    with django_capture_on_commit_callbacks(execute=True):
+        budgets_evaluate(today=TODAY)
 
     recipients = {m.subject.split(": ", 1)[1].split(" (")[0]: m.to for m in mail.outbox}
     assert recipients == {
@@ -738,12 +745,15 @@ def test_a_monthly_budget_counts_each_month_apart(personas, student_account):
 
 
 @pytest.mark.django_db
-def test_a_day_far_above_the_recent_median_raises_one_spike_alert(personas, student_account):
+def test_a_day_far_above_the_recent_median_raises_one_spike_alert(
+    personas, student_account, django_capture_on_commit_callbacks
+):
     name = Membership.objects.get(user=personas.student).display_name
     spend(student_account, {d(10) + timedelta(days=i): "2.00" for i in range(10)} | {d(20): "7.00"})
 
-    raised = budgets_evaluate(today=TODAY)
-    again = budgets_evaluate(today=TODAY)
+    with django_capture_on_commit_callbacks(execute=True):
+        raised = budgets_evaluate(today=TODAY)
+        again = budgets_evaluate(today=TODAY)
 
     assert [(a.kind, a.period, a.spend, a.message) for a in raised] == [
         (

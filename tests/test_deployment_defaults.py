@@ -1,11 +1,14 @@
-"""Defaults that cannot go wrong: the demo commands run only against the local emulator, and the
-compose files start a deployment only with its secrets, or the demo only on this machine.
+"""Defaults that cannot go wrong: the demo commands run only against the local emulator, the
+compose files start a deployment only with its secrets, or the demo only on this machine, and
+production installs only what it runs, each file checked against its hash.
 (The settings' own refusals are tested in fresh processes in test_settings.py.)"""
 
 from __future__ import annotations
 
+import ast
 import re
 import socket
+import tomllib
 from io import StringIO
 from pathlib import Path
 
@@ -208,7 +211,7 @@ def test_the_demo_compose_file_stays_on_this_machine_with_the_local_emulator():
     assert is_loopback(portal["environment"]["AWS_ENDPOINT_URL"])
     assert portal["network_mode"] == "service:aws"
     # The emulator listens on loopback, at the address the portal's containers are given.
-    assert services["aws"]["command"] == ["python", "-m", "portal.aws.emulator_server", "-H", "127.0.0.1", "-p", "5055"]
+    assert services["aws"]["command"] == ["python", "-m", "devtools.emulator.server", "-H", "127.0.0.1", "-p", "5055"]
     assert portal["environment"]["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5055"
     assert all(services[name].get("network_mode", portal["network_mode"]) == "service:aws" for name in PORTAL_SERVICES)
     assert "seed_demo" in services["web"]["command"] and "demo_aws" in services["demo-aws"]["command"]
@@ -219,3 +222,96 @@ def test_the_dockerfile_builds_no_secret_and_no_demo_into_the_image():
 
     assert "DJANGO_SECRET_KEY" not in "".join(line for line in dockerfile.splitlines() if line.startswith("ENV"))
     assert "seed_demo" not in dockerfile
+
+
+# --- What each install holds ----------------------------------------------------------------------
+
+
+def locked(name: str) -> dict[str, tuple[str, frozenset[str]]]:
+    """requirements/<name>: each package's version and the hashes its files may have."""
+    text = (PROJECT / "requirements" / name).read_text().replace("\\\n", " ")
+    pins = {}
+    for line in text.splitlines():
+        if match := re.match(r"([A-Za-z0-9._-]+)==(\S+)", line):
+            package = re.sub(r"[-_.]+", "-", match[1]).lower()
+            pins[package] = (match[2], frozenset(re.findall(r"--hash=(sha256:[0-9a-f]{64})", line)))
+    return pins
+
+
+def declared(*groups: str) -> set[str]:
+    """The packages pyproject.toml names: its dependencies, or those of the optional groups."""
+    project = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
+    specifiers = project["dependencies"] if not groups else [
+        specifier for group in groups for specifier in project["optional-dependencies"][group]
+    ]
+    return {re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9._-]+", s)[0]).lower() for s in specifiers}
+
+
+def dockerfile_stages() -> list[tuple[str, str, str]]:
+    """(name, the image it starts from, its instructions) for each stage, in order."""
+    stages = []
+    for stage in re.split(r"^(?=FROM )", (PROJECT / "Dockerfile").read_text(), flags=re.M)[1:]:
+        start = re.match(r"FROM (\S+)(?: AS (\S+))?", stage)
+        stages.append((start[2] or "", start[1], stage))
+    return stages
+
+
+def test_every_locked_package_is_pinned_with_its_hashes():
+    for name in ("base.txt", "dev.txt"):
+        pins = locked(name)
+        assert pins, name
+        assert all(hashes for _, hashes in pins.values()), name
+
+
+def test_the_runtime_lock_holds_the_runtime_and_no_development_tool():
+    runtime = locked("base.txt")
+    development_only = declared("dev", "test") - declared()
+
+    assert declared() <= set(runtime)
+    assert {"moto", "pytest", "honcho", "playwright"} <= development_only
+    assert not development_only & set(runtime)
+
+
+def test_development_installs_the_runtime_at_its_very_versions_and_hashes():
+    runtime, development = locked("base.txt"), locked("dev.txt")
+
+    assert {package: development.get(package) for package in runtime} == runtime
+    assert declared("dev", "test") <= set(development)
+
+
+def test_the_image_installs_the_runtime_alone_and_the_demo_adds_development():
+    stages = {name: (base, text) for name, base, text in dockerfile_stages()}
+    default_image = dockerfile_stages()[-1]  # what `docker build .` and docker-compose.yml build
+    chain, base = [], default_image[1]
+    while base in stages:
+        chain.append(stages[base][1])
+        base = stages[base][0]
+    installs = " ".join(chain + [default_image[2]])
+
+    assert "-r requirements/base.txt" in installs and "dev.txt" not in installs
+    # Its sources come without the development package, which only the demo adds back.
+    assert "COPY --from=sources " in installs and "COPY . " not in installs
+    assert re.search(r"^RUN rm -r .*/app/devtools\b", stages["sources"][1], flags=re.M)
+    assert "--require-hashes -r requirements/dev.txt" in stages["demo"][1]
+    assert "COPY devtools/ devtools/" in stages["demo"][1]
+    assert "target" not in str(compose("docker-compose.yml")["x-portal"]["build"])
+    demo = compose("docker-compose.demo.yml")
+    for service in [demo["x-portal"], demo["services"]["aws"]]:
+        assert service["build"] == {"context": ".", "target": "demo"}
+
+
+def test_nothing_production_runs_imports_a_development_requirement():
+    """The image has the runtime lock only: a module of the portal importing moto (the emulator is
+    devtools/'s) or a test tool would fail there."""
+    development_only = {name.replace("-", "_") for name in declared("dev", "test") - declared()}
+    imports = set()
+    for package in ("portal", "accounts_app", "billing_app"):
+        for module in (PROJECT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(module.read_text())):
+                if isinstance(node, ast.Import):
+                    imports |= {(module, alias.name.split(".")[0]) for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    imports.add((module, node.module.split(".")[0]))
+
+    assert "moto" in development_only
+    assert {(str(module), name) for module, name in imports if name in development_only} == set()

@@ -1,10 +1,13 @@
-"""The local emulator's server (portal/aws/emulator_server.py): moto, with AWS's pace for new
-accounts and Account Management's primary-email API."""
+"""The local emulator's server (devtools/emulator/server.py): moto, with AWS's pace for new
+accounts, Account Management's primary-email API, and AWS Budgets' UpdateBudget and subscriber
+APIs."""
 
 import re
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal
 
 import boto3
 import pytest
@@ -13,7 +16,14 @@ from botocore.exceptions import ClientError
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
-from portal.aws.emulator_server import PACE_PATH, AccountCreationPace, PrimaryEmailUpdates
+from devtools.emulator.server import (
+    PACE_PATH,
+    AccountCreationPace,
+    BudgetUpdates,
+    PrimaryEmailUpdates,
+)
+from portal.aws import budgets as portal_budgets
+from portal.aws import session
 
 CREATION_SECONDS = 300
 
@@ -48,7 +58,10 @@ def emulator(clock, emails) -> Iterator[RunningEmulator]:
     """The emulator server on a free loopback port, with a fresh moto behind it."""
     pace = AccountCreationPace(DomainDispatcherApplication(create_backend_app), clock=clock)
     server = make_server(
-        "127.0.0.1", 0, PrimaryEmailUpdates(pace, announce=emails.append), threaded=True
+        "127.0.0.1",
+        0,
+        BudgetUpdates(PrimaryEmailUpdates(pace, announce=emails.append)),
+        threaded=True,
     )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     running = RunningEmulator(endpoint=f"http://127.0.0.1:{server.server_port}", pace=pace)
@@ -252,3 +265,185 @@ def test_accepting_without_a_pending_update_or_for_an_unknown_account_is_not_fou
         with pytest.raises(ClientError) as refused:
             unknown()
         assert refused.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+# --- AWS Budgets ---------------------------------------------------------------------------------
+
+ACTUAL_80 = {
+    "NotificationType": "ACTUAL",
+    "ComparisonOperator": "GREATER_THAN",
+    "Threshold": 80,
+    "ThresholdType": "PERCENTAGE",
+}
+BUDGET_NAME = "cs101-ada"
+
+
+def email(address: str) -> dict:
+    return {"SubscriptionType": "EMAIL", "Address": address}
+
+
+def a_budget(amount: str = "50", **more) -> dict:
+    return {
+        "BudgetName": BUDGET_NAME,
+        "BudgetLimit": {"Amount": amount, "Unit": "USD"},
+        "TimeUnit": "MONTHLY",
+        "BudgetType": "COST",
+        **more,
+    }
+
+
+@dataclass(frozen=True)
+class Budgets:
+    client: object
+    account_id: str
+
+    def where(self, notification: dict = ACTUAL_80) -> dict:
+        return {
+            "AccountId": self.account_id,
+            "BudgetName": BUDGET_NAME,
+            "Notification": notification,
+        }
+
+    def subscribers(self, notification: dict = ACTUAL_80) -> list[dict]:
+        return self.client.describe_subscribers_for_notification(**self.where(notification))[
+            "Subscribers"
+        ]
+
+    def notifications(self) -> list[dict]:
+        return self.client.describe_notifications_for_budget(
+            AccountId=self.account_id, BudgetName=BUDGET_NAME
+        )["Notifications"]
+
+
+@pytest.fixture
+def budgets(emulator) -> Budgets:
+    """A budget whose 80% notification emails Ada, as the portal makes one."""
+    client = aws_client(emulator, "budgets")
+    account_id = aws_client(emulator, "sts").get_caller_identity()["Account"]
+    client.create_budget(
+        AccountId=account_id,
+        Budget=a_budget(),
+        NotificationsWithSubscribers=[
+            {"Notification": ACTUAL_80, "Subscribers": [email("ada@school.example")]}
+        ],
+    )
+    return Budgets(client, account_id)
+
+
+def error_code(refused) -> str:
+    return refused.value.response["Error"]["Code"]
+
+
+def test_an_updated_budget_has_its_new_amount_period_and_costs_and_keeps_its_notifications(budgets):
+    course_term = {"Start": datetime(2026, 1, 12), "End": datetime(2026, 5, 8)}
+    no_credits = {"IncludeCredit": False, "IncludeRefund": False}
+
+    budgets.client.update_budget(
+        AccountId=budgets.account_id,
+        NewBudget=a_budget("80", TimeUnit="ANNUALLY", TimePeriod=course_term, CostTypes=no_credits),
+    )
+
+    budget = budgets.client.describe_budget(AccountId=budgets.account_id, BudgetName=BUDGET_NAME)[
+        "Budget"
+    ]
+    assert Decimal(budget["BudgetLimit"]["Amount"]) == 80
+    assert budget["TimeUnit"] == "ANNUALLY"
+    period = budget["TimePeriod"]
+    assert (period["Start"].date(), period["End"].date()) == (date(2026, 1, 12), date(2026, 5, 8))
+    assert budget["CostTypes"]["IncludeCredit"] is False
+    assert budgets.notifications() == [ACTUAL_80]
+    assert budgets.subscribers() == [email("ada@school.example")]
+
+
+def test_a_budget_updated_without_a_period_keeps_its_own(budgets):
+    before = budgets.client.describe_budget(AccountId=budgets.account_id, BudgetName=BUDGET_NAME)
+    budgets.client.update_budget(AccountId=budgets.account_id, NewBudget=a_budget("80"))
+    after = budgets.client.describe_budget(AccountId=budgets.account_id, BudgetName=BUDGET_NAME)
+
+    assert after["Budget"]["TimePeriod"] == before["Budget"]["TimePeriod"]
+
+
+def test_updating_or_asking_about_a_budget_that_does_not_exist_is_not_found(budgets):
+    for unknown in (
+        lambda: budgets.client.update_budget(
+            AccountId=budgets.account_id, NewBudget={**a_budget(), "BudgetName": "cs101-alan"}
+        ),
+        lambda: budgets.client.describe_subscribers_for_notification(
+            **{**budgets.where(), "BudgetName": "cs101-alan"}
+        ),
+        lambda: budgets.subscribers({**ACTUAL_80, "Threshold": 90}),  # no such notification
+    ):
+        with pytest.raises(ClientError) as refused:
+            unknown()
+        assert error_code(refused) == "NotFoundException"
+
+
+def test_subscribers_are_added_and_removed(budgets):
+    budgets.client.create_subscriber(**budgets.where(), Subscriber=email("ines@school.example"))
+    with_both = budgets.subscribers()
+    budgets.client.delete_subscriber(**budgets.where(), Subscriber=email("ada@school.example"))
+
+    assert with_both == [email("ada@school.example"), email("ines@school.example")]
+    assert budgets.subscribers() == [email("ines@school.example")]
+
+
+def test_a_subscriber_already_there_is_a_duplicate_and_one_not_there_is_not_found(budgets):
+    with pytest.raises(ClientError) as duplicate:
+        budgets.client.create_subscriber(**budgets.where(), Subscriber=email("ada@school.example"))
+    with pytest.raises(ClientError) as missing:
+        budgets.client.delete_subscriber(**budgets.where(), Subscriber=email("theo@school.example"))
+
+    assert error_code(duplicate) == "DuplicateRecordException"
+    assert error_code(missing) == "NotFoundException"
+    assert budgets.subscribers() == [email("ada@school.example")]
+
+
+def test_deleting_the_last_subscriber_deletes_its_notification(budgets):
+    budgets.client.delete_subscriber(**budgets.where(), Subscriber=email("ada@school.example"))
+
+    assert budgets.notifications() == []
+
+
+def test_a_notification_has_at_most_ten_email_subscribers(budgets):
+    for n in range(9):
+        budgets.client.create_subscriber(**budgets.where(), Subscriber=email(f"ta{n}@school.edu"))
+
+    with pytest.raises(ClientError) as refused:
+        budgets.client.create_subscriber(**budgets.where(), Subscriber=email("ta9@school.edu"))
+
+    assert error_code(refused) == "CreationLimitExceededException"
+    assert len(budgets.subscribers()) == 10
+
+
+def test_the_portals_course_edit_reaches_a_budget_on_the_emulator(emulator, monkeypatch):
+    """portal/aws/budgets.py as `budget_ensure` calls it when an instructor edits a course, against
+    the emulator as `make run` starts it: the new amount and usage contact reach the budget."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.endpoint)
+    session.reset()
+    try:
+        management = session.client("sts").get_caller_identity()["Account"]
+        spec = portal_budgets.BudgetSpec(
+            name=BUDGET_NAME,
+            account_id="111111111111",
+            amount=Decimal("50"),
+            time_unit="MONTHLY",
+            subscribers=["ada@school.example", "ines@school.example"],
+        )
+        new_contact = ["ada@school.example", "theo@school.example"]
+        edited = replace(spec, amount=Decimal("80"), subscribers=new_contact)
+
+        created = portal_budgets.ensure_budget(management, spec)
+        updated = portal_budgets.ensure_budget(management, edited)
+        portal_budgets.ensure_subscribers(management, BUDGET_NAME, edited.subscribers)
+
+        assert (created, updated) == (portal_budgets.CREATED, portal_budgets.UPDATED)
+        budget = portal_budgets.describe(management, BUDGET_NAME)
+        assert Decimal(budget["BudgetLimit"]["Amount"]) == 80
+        api = aws_client(emulator, "budgets")
+        for notification in portal_budgets.NOTIFICATIONS:
+            subscribers = api.describe_subscribers_for_notification(
+                AccountId=management, BudgetName=BUDGET_NAME, Notification=notification
+            )["Subscribers"]
+            assert {s["Address"] for s in subscribers} == set(new_contact)
+    finally:
+        session.reset()

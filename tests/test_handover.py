@@ -230,13 +230,16 @@ def contacts_of(account_id: str) -> dict[str, dict | None]:
 
 
 @pytest.mark.django_db
-def test_a_student_asks_through_the_form_and_the_instructor_is_emailed(personas):
+def test_a_student_asks_through_the_form_and_the_instructor_is_emailed(
+    personas, django_capture_on_commit_callbacks
+):
     account = db_account(personas)
     student = personas.client("student")
     url = reverse("courses:handover_start", args=[personas.course.pk])
 
     form_page = student.get(url)
-    response = student.post(url, {**CONTACT, "new_root_email": "  Ada.Lovelace@Home.example "})
+    with django_capture_on_commit_callbacks(execute=True):  # the email goes as the request commits
+        response = student.post(url, {**CONTACT, "new_root_email": "  Ada.Lovelace@Home.example "})
 
     assert form_page.status_code == 200
     assert 'name="contact_phone"' in text(form_page)
@@ -307,9 +310,10 @@ def test_the_service_refuses_the_accounts_own_root_email(personas):
 
 
 @pytest.mark.django_db
-def test_asking_twice_is_refused(personas):
+def test_asking_twice_is_refused(personas, django_capture_on_commit_callbacks):
     account = db_account(personas)
-    first = handover_request(actor=personas.student, account=account, **CONTACT)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = handover_request(actor=personas.student, account=account, **CONTACT)
     stale = MemberAccount.objects.get(pk=account.pk)
     stale.state = AccountState.READY  # a page loaded before the first request
 
@@ -321,7 +325,8 @@ def test_asking_twice_is_refused(personas):
         handover_request(actor=personas.student, account=stale, **CONTACT)
     student = personas.client("student")
     url = reverse("courses:handover_start", args=[personas.course.pk])
-    again = student.post(url, {**CONTACT, "new_root_email": "other@home.example"})
+    with django_capture_on_commit_callbacks(execute=True):
+        again = student.post(url, {**CONTACT, "new_root_email": "other@home.example"})
 
     assert again.status_code == 302
     assert again["Location"] == reverse("courses:my_handover", args=[personas.course.pk])
@@ -373,7 +378,9 @@ def test_an_account_that_is_not_in_use_or_ended_cannot_be_asked_for(personas, st
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("previous", [AccountState.READY, AccountState.ENDED])
-def test_a_declined_request_puts_the_account_back_and_tells_the_student_why(personas, previous):
+def test_a_declined_request_puts_the_account_back_and_tells_the_student_why(
+    personas, previous, django_capture_on_commit_callbacks
+):
     account = db_account(personas)
     if previous == AccountState.ENDED:  # the student asks during the grace period
         personas.course.ended_at = timezone.now()
@@ -393,9 +400,10 @@ def test_a_declined_request_puts_the_account_back_and_tells_the_student_why(pers
     with pytest.raises(HandoverError, match="Say why"):
         handover_decline(actor=personas.instructor, handover=record, reason=" \n ")
 
-    declined = instructor.post(
-        decline_url, {"reason": "The account holds the course's shared dataset."}, follow=True
-    )
+    with django_capture_on_commit_callbacks(execute=True):  # the email goes as the request commits
+        declined = instructor.post(
+            decline_url, {"reason": "The account holds the course's shared dataset."}, follow=True
+        )
 
     assert "has been told why" in text(declined)
     record.refresh_from_db()
@@ -486,7 +494,7 @@ def test_a_course_whose_end_policy_is_keep_approves_the_request_at_once(
     assert record.status == HandoverStatus.APPROVED
     assert record.decided_by is None
     assert account.state == AccountState.HANDOVER
-    assert len(queued) == 1  # the advance task, which sent the code
+    assert len(queued) == 3  # the advance task, which sent the code, and the two emails
     assert account_api.calls["StartPrimaryEmailUpdate"] == 1
     assert account_api.params["StartPrimaryEmailUpdate"][0] == {
         "AccountId": account.aws_account_id,
@@ -738,7 +746,7 @@ def test_the_student_cannot_say_they_are_ready_before_the_school_has_let_go(
 
 @pytest.mark.django_db
 def test_a_root_email_already_moved_is_taken_as_done_without_sending_a_code(
-    personas, aws, account_api
+    personas, aws, account_api, django_capture_on_commit_callbacks
 ):
     account = moto_account(personas, aws)
     record = handover_request(actor=personas.student, account=account, **CONTACT)
@@ -746,7 +754,8 @@ def test_a_root_email_already_moved_is_taken_as_done_without_sending_a_code(
     # An earlier run's AcceptPrimaryEmailUpdate reached AWS; its answer never came back.
     account_api.root_email[account.aws_account_id] = OWN_EMAIL
 
-    handover_advance(handover=record)
+    with django_capture_on_commit_callbacks(execute=True):
+        handover_advance(handover=record)
 
     record.refresh_from_db()
     assert account_api.calls["StartPrimaryEmailUpdate"] == 0
@@ -880,7 +889,7 @@ def test_a_request_declined_after_the_course_was_extended_gives_the_account_back
     ],
 )
 def test_a_worker_killed_mid_advance_resumes_without_repeating_done_steps(
-    personas, aws, account_api, service, operation
+    personas, aws, account_api, service, operation, django_capture_on_commit_callbacks
 ):
     account = moto_account(personas, aws)
     record = approved(personas, account, account_api)
@@ -894,12 +903,13 @@ def test_a_worker_killed_mid_advance_resumes_without_repeating_done_steps(
 
     aws.add_hook(f"after-call.{service}.{operation}", kill_once)
 
-    with pytest.raises(WorkerKilled):
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(WorkerKilled):
         handover_advance(handover=record)
     record.refresh_from_db()
     assert record.access_removed_at is None
 
-    handover_advance(handover=record)  # the task runs again
+    with django_capture_on_commit_callbacks(execute=True):
+        handover_advance(handover=record)  # the task runs again
 
     record.refresh_from_db()
     assert record.root_email_moved_at and record.contacts_set_at and record.access_removed_at
@@ -933,12 +943,15 @@ def ready_to_leave(personas, aws, account_api, *, origin=AccountOrigin.CREATED) 
 
 
 @pytest.mark.django_db
-def test_the_wait_period_message_names_the_day_the_account_may_leave(personas, aws, account_api):
+def test_the_wait_period_message_names_the_day_the_account_may_leave(
+    personas, aws, account_api, django_capture_on_commit_callbacks
+):
     record = ready_to_leave(personas, aws, account_api)
     account_api.refusals.append("WAIT_PERIOD_ACTIVE")
     mail.outbox.clear()
 
-    handover_advance(handover=record)
+    with django_capture_on_commit_callbacks(execute=True):
+        handover_advance(handover=record)
 
     record.refresh_from_db()
     joined = aws.client("organizations").describe_account(AccountId=record.account.aws_account_id)[

@@ -289,10 +289,13 @@ def sign_up_from_invitation(client: Client, invited: Membership, email: str):
     return signup_page, response
 
 
-def test_anonymous_journey_sign_up_verify_and_land_in_the_course(invited, personas):
+def test_anonymous_journey_sign_up_verify_and_land_in_the_course(
+    invited, personas, django_capture_on_commit_callbacks
+):
     client = Client()
 
-    signup_page, signed_up = sign_up_from_invitation(client, invited, "newbie@school.example")
+    with django_capture_on_commit_callbacks(execute=True):  # the email goes as the request commits
+        signup_page, signed_up = sign_up_from_invitation(client, invited, "newbie@school.example")
 
     # The sign-up form starts with the invited address.
     assert signup_page.status_code == 200
@@ -327,10 +330,13 @@ def test_anonymous_journey_sign_up_verify_and_land_in_the_course(invited, person
     assert AuditEvent.objects.filter(action=AuditAction.INVITE_ACCEPTED, actor=user).count() == 1
 
 
-def test_signing_up_from_an_invitation_with_another_address_still_binds_through_the_token(invited):
+def test_signing_up_from_an_invitation_with_another_address_still_binds_through_the_token(
+    invited, django_capture_on_commit_callbacks
+):
     client = Client()
 
-    sign_up_from_invitation(client, invited, "newbie.home@home.example")
+    with django_capture_on_commit_callbacks(execute=True):  # the email goes as the request commits
+        sign_up_from_invitation(client, invited, "newbie.home@home.example")
     invited.refresh_from_db()
     assert invited.user is None
     client.post(confirmation_path(mail.outbox[0]))

@@ -80,13 +80,13 @@ def invitations_enqueue(
 
 
 def invitations_send(*, actor: User | None, member_ids: list[int]) -> int:
-    """Email each roster entry its invitation over one mail connection; mark them invited."""
+    """Mark each roster entry invited and queue its invitation, in one transaction: the emails
+    go (over one mail connection) once the entries say so."""
     members = list(
         Membership.objects.select_related("course").filter(pk__in=member_ids, user__isnull=True)
     )
     if not members:
         return 0
-    emails_send([_invitation_email(member) for member in members])
 
     now = timezone.now()
     for member in members:
@@ -94,6 +94,7 @@ def invitations_send(*, actor: User | None, member_ids: list[int]) -> int:
         member.invited_at = now
     with transaction.atomic():
         Membership.objects.bulk_update(members, ["invite_status", "invited_at"], batch_size=1000)
+        emails_send([_invitation_email(member) for member in members])
         for course, emails in _emails_by_course(members).items():
             audit_record(
                 actor=actor,

@@ -1,6 +1,8 @@
-"""What only the local emulator (portal/aws/emulator_server.py, around moto) offers:
-seeding Cost Explorer, which returns nothing unless told what to answer, and the time an
-account takes to create. Never used against real AWS."""
+"""The portal's side of the local emulator (devtools/emulator/server.py, around moto): seeding
+Cost Explorer, which returns nothing unless told what to answer, the time an account takes to
+create, and whether AWS_ENDPOINT_URL is that emulator, which the demo commands and
+`aws_bootstrap --create-organization` check before they run. boto3 and HTTP only, no moto:
+production runs aws_bootstrap. Never used against real AWS."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from urllib.parse import urlsplit
 from portal.aws.session import client
 
 SEED_PATH = "/moto-api/static/ce/cost-and-usage-results"
-PACE_PATH = "/portal-emulator/creation-seconds"  # answered by emulator_server.py
+PACE_PATH = "/portal-emulator/creation-seconds"  # answered by devtools/emulator/server.py
 
 
 def endpoint() -> str:

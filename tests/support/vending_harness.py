@@ -188,7 +188,7 @@ def _moto_server(log_path: Path) -> Iterator[str]:
         process = subprocess.Popen(
             # The portal's emulator: moto_server with what moto lacks put back (at moto's pace
             # for new accounts unless told otherwise), as `make run` starts it.
-            [sys.executable, "-m", "portal.aws.emulator_server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-m", "devtools.emulator.server", "-H", "127.0.0.1", "-p", str(port)],
             env={**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},
             cwd=ROOT,
             stdout=log,

@@ -9,15 +9,18 @@
 - Account Management's primary-email API, with which a student takes over their account's root
   email. The one-time code AWS would email to the new address is printed instead, as the
   portal's own emails are printed in development.
+- AWS Budgets' UpdateBudget and the subscribers of a budget's notifications, with which a
+  course's edit (its budget, dates, usage contact) reaches its students' budgets.
 - AWS managed policies under a path, such as `job-function/ViewOnlyAccess` (the TAs'
   permission set): moto's Identity Center refuses them (`honour_managed_policy_paths`).
 - IAM's ListServiceSpecificCredentials, which deleting a user calls: moto has no such
   credentials, so no user has any (`list_no_service_specific_credentials`).
 - The listings cleanup reads that moto does not serve (`answer_listings_moto_lacks`).
 
-Never used against real AWS.
+Never used against real AWS, and never installed in production: moto comes with the development
+requirements only.
 
-    python -m portal.aws.emulator_server -H 127.0.0.1 -p 5055
+    python -m devtools.emulator.server -H 127.0.0.1 -p 5055
 """
 
 from __future__ import annotations
@@ -26,23 +29,28 @@ import argparse
 import io
 import json
 import os
+import re
 import secrets
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
 
+from moto.budgets.exceptions import BudgetMissingLimit, DuplicateRecordException, NotFoundException
+from moto.budgets.models import Budget, Notification, budgets_backends
+from moto.core.exceptions import JsonRESTError
+from moto.core.responses import ActionResult
+from moto.core.utils import unix_time
+from moto.elasticache.responses import ElastiCacheResponse
+from moto.iam.aws_managed_policies import aws_managed_policies_data
+from moto.iam.models import get_account_id_from
+from moto.iam.responses import IamResponse
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
     create_backend_app,
 )
-from moto.core.responses import ActionResult
-from moto.elasticache.responses import ElastiCacheResponse
 from moto.organizations.exceptions import AccountNotFoundException
-from moto.core.responses import ActionResult
-from moto.iam.aws_managed_policies import aws_managed_policies_data
-from moto.iam.responses import IamResponse
 from moto.organizations.models import FakeAccount, organizations_backends
 from moto.sagemaker.responses import SageMakerResponse
 from moto.ssoadmin.exceptions import ResourceNotFoundException
@@ -56,6 +64,8 @@ LISTS_OF_ACCOUNTS = frozenset({"ListAccounts", "ListAccountsForParent"})
 PRIMARY_EMAIL_PATHS = frozenset(
     {"/getPrimaryEmail", "/startPrimaryEmailUpdate", "/acceptPrimaryEmailUpdate"}
 )
+BUDGETS_TARGET = "AWSBudgetServiceGateway."
+EMAIL_SUBSCRIBERS_PER_NOTIFICATION = 10  # AWS's limit
 
 type StartResponse = Callable[..., object]
 
@@ -249,6 +259,119 @@ class PrimaryEmailUpdates:
         return _reply(start_response, "200 OK", {"Status": "ACCEPTED"})
 
 
+class BudgetUpdates:
+    """WSGI middleware in front of moto that answers the AWS Budgets calls moto lacks and the
+    portal makes when a course changes: UpdateBudget, and DescribeSubscribersForNotification,
+    CreateSubscriber and DeleteSubscriber. They act on moto's own budgets, by AWS's rules: an
+    updated budget keeps its notifications, a notification has at most ten email subscribers,
+    and deleting its last subscriber deletes the notification."""
+
+    def __init__(self, app):
+        self.app = app
+        self._lock = threading.Lock()
+        self._operations: dict[str, Callable[[Budget, dict], dict]] = {
+            "UpdateBudget": self._update_budget,
+            "DescribeSubscribersForNotification": self._describe_subscribers,
+            "CreateSubscriber": self._create_subscriber,
+            "DeleteSubscriber": self._delete_subscriber,
+        }
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        operation = self._operations.get(target.removeprefix(BUDGETS_TARGET))
+        if not target.startswith(BUDGETS_TARGET) or operation is None:
+            return self.app(environ, start_response)
+        request = json.loads(_read_body(environ) or b"{}")
+        try:
+            with self._lock:
+                answer = operation(_budget_of(_caller_account(environ), request), request)
+        except JsonRESTError as error:
+            return _error(start_response, "400 Bad Request", error.error_type, error.message)
+        return _reply(start_response, "200 OK", answer)
+
+    def _update_budget(self, budget: Budget, request: dict) -> dict:
+        """All but the name is the new budget's; without a period, the budget keeps its own."""
+        new = dict(request["NewBudget"])
+        if "BudgetLimit" not in new and "PlannedBudgetLimits" not in new:
+            raise BudgetMissingLimit()
+        new.setdefault("TimePeriod", budget.budget["TimePeriod"])
+        budget.budget = {**new, "LastUpdatedTime": unix_time()}
+        return {}
+
+    def _describe_subscribers(self, budget: Budget, request: dict) -> dict:
+        return {"Subscribers": list(_notification_of(budget, request["Notification"]).subscribers)}
+
+    def _create_subscriber(self, budget: Budget, request: dict) -> dict:
+        notification = _notification_of(budget, request["Notification"])
+        subscriber = request["Subscriber"]
+        if any(_same_subscriber(s, subscriber) for s in notification.subscribers):
+            raise DuplicateRecordException("subscriber", subscriber["Address"])
+        emails = [s for s in notification.subscribers if s["SubscriptionType"] == "EMAIL"]
+        limit = EMAIL_SUBSCRIBERS_PER_NOTIFICATION
+        if subscriber["SubscriptionType"] == "EMAIL" and len(emails) >= limit:
+            raise JsonRESTError(
+                "CreationLimitExceededException",
+                f"A notification can have at most {limit} email subscribers.",
+            )
+        notification.subscribers = [*notification.subscribers, subscriber]
+        return {}
+
+    def _delete_subscriber(self, budget: Budget, request: dict) -> dict:
+        notification = _notification_of(budget, request["Notification"])
+        gone = request["Subscriber"]
+        remaining = [s for s in notification.subscribers if not _same_subscriber(s, gone)]
+        if len(remaining) == len(notification.subscribers):
+            raise NotFoundException("Unable to delete subscriber - the subscriber doesn't exist.")
+        notification.subscribers = remaining
+        if not remaining:
+            budget.notifications.remove(notification)
+        return {}
+
+
+def _caller_account(environ: dict) -> str:
+    """The account moto answers a request as, by moto's own rule: MOTO_ACCOUNT_ID, else the
+    x-moto-account-id header, else the account of the access key that signed the request."""
+    if "MOTO_ACCOUNT_ID" in os.environ:
+        return os.environ["MOTO_ACCOUNT_ID"]
+    if "HTTP_X_MOTO_ACCOUNT_ID" in environ:
+        return environ["HTTP_X_MOTO_ACCOUNT_ID"]
+    signed_by = re.search(r"Credential=([^/,\s]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+    return get_account_id_from(signed_by[1] if signed_by else "AKIAEXAMPLE")
+
+
+def _budget_of(caller: str, request: dict) -> Budget:
+    """moto's budget the request names; NotFoundException as AWS answers if there is none."""
+    name = request.get("BudgetName") or request.get("NewBudget", {}).get("BudgetName", "")
+    budgets = budgets_backends[caller]["aws"].budgets[request.get("AccountId", "")]
+    if name not in budgets:
+        raise NotFoundException(f"Unable to get budget: {name} - the budget doesn't exist.")
+    return budgets[name]
+
+
+def _notification_of(budget: Budget, wanted: dict) -> Notification:
+    """The budget's notification AWS would take `wanted` to name (a threshold of 80 is 80.0)."""
+    for notification in budget.notifications:
+        if _notification_key(notification.details) == _notification_key(wanted):
+            return notification
+    raise NotFoundException("Unable to find notification - the notification doesn't exist.")
+
+
+def _notification_key(notification: dict) -> tuple[str, str, float, str]:
+    return (
+        notification.get("NotificationType", ""),
+        notification.get("ComparisonOperator", ""),
+        float(notification.get("Threshold", 0)),
+        notification.get("ThresholdType", "PERCENTAGE"),  # AWS's default
+    )
+
+
+def _same_subscriber(one: dict, other: dict) -> bool:
+    return (one["SubscriptionType"], one["Address"]) == (
+        other["SubscriptionType"],
+        other["Address"],
+    )
+
+
 def _member_account(account_id: str) -> FakeAccount:
     """moto's record of a member account of an organization; KeyError or AccountNotFoundException."""
     management_account, partition = organizations_backends.master_accounts[account_id]
@@ -376,7 +499,7 @@ def main() -> None:
     run_simple(
         arguments.host,
         arguments.port,
-        PrimaryEmailUpdates(AccountCreationPace(moto)),
+        BudgetUpdates(PrimaryEmailUpdates(AccountCreationPace(moto))),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

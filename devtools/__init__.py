@@ -1,0 +1,1 @@
+"""Tools for development and the demo only: never installed or imported in production."""

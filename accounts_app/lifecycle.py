@@ -60,10 +60,16 @@ TRANSITIONS: dict[S, frozenset[S]] = {
     ),
 }
 
-# States in which the portal, not a person, is expected to move the account on.
+# --- The state vocabulary ---------------------------------------------------------------------
+# Every state is in exactly one of the seven classes below (tests/test_lifecycle.py pins it), and
+# docs/ARCHITECTURE.md tabulates each state's class and who moves it on. The sets after them are
+# what one part of the portal means by a group of states: code names a group here, never inline.
+
+# The portal, not a person, moves the account on: its next step is a task
+# (vending.enqueue_next_step).
 WORKING_STATES = frozenset({S.REQUESTED, S.CREATING, S.INVITING, S.CONFIGURING, S.CLEANING, S.CLOSING})
-# States that wait for someone outside the portal (a student, AWS support, the school directory,
-# AWS's closure quota, an instructor's approval).
+# Someone outside the portal moves it on: a student, AWS support, the school directory, AWS's
+# closure quota, an instructor's approval.
 WAITING_STATES = frozenset(
     {
         S.AWAITING_APPROVAL,
@@ -74,10 +80,66 @@ WAITING_STATES = frozenset(
         S.CLOSE_QUEUED,
     }
 )
-# States an account never leaves: its record is history.
-FINAL_STATES = frozenset({S.CLOSED, S.RECYCLED, S.HANDED_OVER, S.DECLINED})
-# States in which the student may use the account.
+# The student may use the account.
 IN_USE_STATES = frozenset({S.READY, S.FROZEN})
+# A handover: an instructor decides on the request, then the portal and the student work through
+# the checklist (services/handover.py).
+HANDOVER_STATES = frozenset({S.HANDOVER_REQUESTED, S.HANDOVER})
+# No student: kept for one, or cooling down before it may be given to one.
+POOL_STATES = frozenset({S.POOLED, S.COOLING_DOWN})
+# Standing still until a date or a person: ended (frozen until the end policy's date, or until
+# the course is extended), failed (until staff retry it, or decline a brought account).
+PARKED_STATES = frozenset({S.ENDED, S.FAILED})
+# The account never leaves: its record is history.
+FINAL_STATES = frozenset({S.CLOSED, S.RECYCLED, S.HANDED_OVER, S.DECLINED})
+
+# The record can still move: the course may still hold its account.
+LIVE_STATES = frozenset(S) - FINAL_STATES
+# The account is the student's for the course: in use, or frozen at its end until the end policy
+# runs. A student may ask to keep it from these (services/handover.py).
+HELD_STATES = IN_USE_STATES | {S.ENDED}
+# The freeze SCP belongs on the account: frozen for its budget, or for the end of the course.
+FROZEN_STATES = frozenset({S.FROZEN, S.ENDED})
+# People sign in to the account: staff access is granted there (services/staff_access.py), and a
+# brought account's access role is checked again there (services/access_roles.py): the account
+# is configured and not being given back.
+SIGN_IN_STATES = HELD_STATES | {S.HANDOVER_REQUESTED}
+# AWS may be creating the account and the record does not know its id yet: an account found
+# with the record's root email is adopted from these (vending.account_adopt).
+CREATION_STATES = frozenset({S.REQUESTED, S.CREATING})
+# The end policy starts from these (services/ending.py): an ended account, or an unused pool one.
+RETIRABLE_STATES = frozenset({S.ENDED, S.POOLED})
+# Waiting for AWS's closure quota, or closing (services/closing.py).
+CLOSURE_STATES = frozenset({S.CLOSE_QUEUED, S.CLOSING})
+# The end policy runs: the cleanup, then the closure.
+RETIRING_STATES = CLOSURE_STATES | {S.CLEANING}
+# The end policy is done: the account was closed, or returned to the organization's pool.
+RETIRED_STATES = frozenset({S.CLOSED, S.RECYCLED})
+# The account holds something to clean that the cleanup's dry run may list.
+CLEANABLE_STATES = HELD_STATES | {S.POOLED, S.CLEANING}
+# The reconciler queues the next step again (vending.enqueue_next_step) when one of these has not
+# changed for reconcile.STUCK_AFTER; every step looks at AWS first, so nothing is done twice.
+# Requested accounts get the dispatcher instead (the queue's rate limit decides when), and
+# close_queued ones the close dispatcher: both are queued whatever their age.
+STUCK_CHECKED_STATES = (WORKING_STATES - {S.REQUESTED}) | {S.INVITED, S.HANDOVER}
+# The reconciler reports a record in these whose account the organization does not list.
+ORGANIZATION_CHECKED_STATES = frozenset({S.READY, S.POOLED})
+
+# --- What a student's account panel shows -------------------------------------------------------
+# The setup steps, in order, of an account the portal creates and of one the student brings.
+CREATED_ACCOUNT_STEPS = (S.REQUESTED, S.CREATING, S.CONFIGURING, S.READY)
+BROUGHT_ACCOUNT_STEPS = (
+    S.AWAITING_APPROVAL,
+    S.INVITING,
+    S.INVITED,
+    S.AWAITING_ACCESS_ROLE,
+    S.CONFIGURING,
+    S.READY,
+)
+# A waiting state is shown as the step it waits in.
+STEP_SHOWN_FOR = {S.WAITING_FOR_QUOTA: S.REQUESTED, S.WAITING_FOR_DIRECTORY: S.CONFIGURING}
+# States whose panel text already says all a student needs to know: no note from `last_error`.
+STATES_THAT_EXPLAIN_THEMSELVES = frozenset({S.FAILED, S.WAITING_FOR_QUOTA, S.WAITING_FOR_DIRECTORY})
 
 
 class IllegalTransition(ValueError):

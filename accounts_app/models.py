@@ -520,6 +520,35 @@ class MemberAccount(models.Model):
     def is_pooled(self) -> bool:
         return self.membership_id is None
 
+    # Groups of states the pages test, named in accounts_app/lifecycle.py (which imports this
+    # module, hence the imports inside).
+    @property
+    def is_under_freeze(self) -> bool:
+        """Frozen for its budget or for the end of the course."""
+        from accounts_app.lifecycle import FROZEN_STATES
+
+        return self.state in FROZEN_STATES
+
+    @property
+    def is_in_handover(self) -> bool:
+        from accounts_app.lifecycle import HANDOVER_STATES
+
+        return self.state in HANDOVER_STATES
+
+    @property
+    def is_retiring(self) -> bool:
+        """The end policy runs on it: cleanup, then closure."""
+        from accounts_app.lifecycle import RETIRING_STATES
+
+        return self.state in RETIRING_STATES
+
+    @property
+    def is_retired(self) -> bool:
+        """Closed, or returned to the organization's pool."""
+        from accounts_app.lifecycle import RETIRED_STATES
+
+        return self.state in RETIRED_STATES
+
     @property
     def bring_declinable(self) -> bool:
         """A request to bring a student's own account that an instructor may still turn down: one

@@ -10,10 +10,14 @@ from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet
 
 from accounts_app.choices import AccessMode, AccountState, CourseRole, SpendingStatus
-from accounts_app.lifecycle import WORKING_STATES
+from accounts_app.lifecycle import (
+    CLOSURE_STATES,
+    FROZEN_STATES,
+    STATES_THAT_EXPLAIN_THEMSELVES,
+    WORKING_STATES,
+)
 from accounts_app.models import AuditEvent, AwsOrganization, Course, MemberAccount, Membership
 from accounts_app.services.closing import close_queue_status
-from accounts_app.services.gates import ALLOWED_STATES, Action
 from portal.aws.guardrails import PERMISSION_SETS
 from portal.aws.iam_users import signin_url
 from portal.aws.identity_center import console_deep_link
@@ -64,10 +68,6 @@ def course_vending_progress(*, course: Course) -> dict[str, int]:
         accounts_in_progress=Count("pk", filter=Q(state__in=WORKING_STATES)),
     )
     return counts
-
-
-# Accounts with something in them to clean that the gate lets the dry run list.
-CLEANABLE_STATES = ALLOWED_STATES[Action.PREVIEW]
 
 
 def course_end_accounts(*, course: Course) -> QuerySet[MemberAccount]:
@@ -155,10 +155,6 @@ STUDENT_NOTE_OTHERWISE = (
     "A step of your account's setup did not work yet. The portal tries again; your course staff can see "
     "the details."
 )
-# States whose panel text already says all a student needs to know.
-STATES_THAT_EXPLAIN_THEMSELVES = frozenset(
-    {AccountState.FAILED, AccountState.WAITING_FOR_QUOTA, AccountState.WAITING_FOR_DIRECTORY}
-)
 
 
 def student_account_note(*, account: MemberAccount) -> str:
@@ -219,7 +215,7 @@ def account_spending(*, account: MemberAccount) -> Spending:
         checked_at=checked_at,
         restored_at=_moment(report.get("restored_at")),
         errors=report.get("errors", []),
-        pending=account.state in ALLOWED_STATES[Action.FREEZE] and not stepped,
+        pending=account.state in FROZEN_STATES and not stepped,
     )
 
 
@@ -270,7 +266,7 @@ def vending_overview() -> dict:
     with_account = MemberAccount.objects.exclude(aws_account_id=None).count()
     return {
         "close_queue": close_queue_status(),
-        "closing": MemberAccount.objects.filter(state__in=[AccountState.CLOSE_QUEUED, AccountState.CLOSING])
+        "closing": MemberAccount.objects.filter(state__in=CLOSURE_STATES)
         .select_related("course", "membership")
         .order_by("state", "state_changed_at")[:100],
         "organization": organization,

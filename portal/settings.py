@@ -113,6 +113,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.csp",
                 "accounts_app.context_processors.site_roles",
+                "accounts_app.context_processors.account_states",
             ],
         },
     },

@@ -22,7 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts_app.choices import AccountOrigin, AuditAction
-from accounts_app.choices import AccountState as S
+from accounts_app.lifecycle import SIGN_IN_STATES
 from accounts_app.models import AwsOrganization, MemberAccount
 from accounts_app.services.audit import audit_record
 from accounts_app.services.ownership import NotOurs, ownership_check
@@ -32,8 +32,6 @@ from portal.aws.errors import AwsError
 # Sessions of the role issued before the lockdown plus this margin are refused: IAM applies a new
 # trust policy within seconds, and a session opened meanwhile under the old trust must not live on.
 SESSION_REVOCATION_MARGIN = timedelta(minutes=1)
-# Brought accounts whose role the reconciler re-checks: configured, and not being given back.
-CHECKED_STATES = frozenset({S.READY, S.FROZEN, S.ENDED, S.HANDOVER_REQUESTED})
 
 
 class UnsafeAccessRole(Exception):
@@ -85,7 +83,9 @@ def brought_access_roles_check() -> list[str]:
     next run (the portal's own sessions are refused until then)."""
     organization = AwsOrganization.load()
     due = Q(access_role_secured_at__isnull=True) | Q(access_role_secured_at__lte=timezone.now())
-    accounts = MemberAccount.objects.filter(due, origin=AccountOrigin.INVITED, state__in=CHECKED_STATES)
+    accounts = MemberAccount.objects.filter(
+        due, origin=AccountOrigin.INVITED, state__in=SIGN_IN_STATES
+    )
     drift: list[str] = []
     for account in accounts.select_related("course").exclude(aws_account_id=None):
         label = f"{account.account_name} ({account.aws_account_id})"

@@ -19,7 +19,7 @@ from django.utils import timezone
 from accounts_app import tasks
 from accounts_app.choices import AccountState as S
 from accounts_app.choices import AuditAction, EndPolicy
-from accounts_app.lifecycle import IN_USE_STATES, transition
+from accounts_app.lifecycle import IN_USE_STATES, RETIRABLE_STATES, transition
 from accounts_app.models import AccountEvent, Course, MemberAccount
 from accounts_app.services.audit import audit_record
 from accounts_app.services.freezing import freeze_sync_enqueue
@@ -152,8 +152,8 @@ def account_end(*, account: MemberAccount) -> bool:
 def course_accounts_retire(*, course: Course) -> int:
     """The grace period is over: run the end policy on every ended account, and clean the
     course's unused pool accounts for the organization's pool. Returns how many started."""
-    accounts = MemberAccount.objects.filter(course=course, end_excluded=False).filter(
-        state__in=[S.ENDED, S.POOLED]
+    accounts = MemberAccount.objects.filter(
+        course=course, end_excluded=False, state__in=RETIRABLE_STATES
     )
     started = 0
     for account in accounts:
@@ -180,7 +180,7 @@ def account_retire(*, actor, account: MemberAccount, reason: str) -> bool:
             return False
         if not transition(
             account,
-            expected={S.ENDED, S.POOLED},
+            expected=RETIRABLE_STATES,
             to=S.CLEANING,
             actor=actor,
             reason=reason,

@@ -21,6 +21,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from accounts_app.choices import AccountState as S
+from accounts_app.lifecycle import CLEANABLE_STATES, FROZEN_STATES, IN_USE_STATES
 from accounts_app.models import AwsOrganization, Course, MemberAccount
 from accounts_app.services.ownership import NotOurs, ownership_check
 from portal.aws import organizations
@@ -37,12 +38,13 @@ class Action(StrEnum):
     HANDOVER = "handover"
 
 
-# The record states in which each action may call AWS about the account.
+# The record states in which each action may call AWS about the account (the groups named in
+# accounts_app/lifecycle.py).
 ALLOWED_STATES: dict[Action, frozenset[S]] = {
-    Action.FREEZE: frozenset({S.FROZEN, S.ENDED}),
+    Action.FREEZE: FROZEN_STATES,
     Action.UNFREEZE: frozenset({S.READY}),
-    Action.BUDGET: frozenset({S.READY, S.FROZEN}),
-    Action.PREVIEW: frozenset({S.READY, S.FROZEN, S.ENDED, S.POOLED, S.CLEANING}),
+    Action.BUDGET: IN_USE_STATES,
+    Action.PREVIEW: CLEANABLE_STATES,
     Action.CLEANUP: frozenset({S.CLEANING}),
     Action.RECYCLE: frozenset({S.CLEANING}),
     Action.CLOSE: frozenset({S.CLOSE_QUEUED}),

@@ -45,7 +45,7 @@ from accounts_app.choices import (
 )
 from accounts_app.choices import AccountState as S
 from accounts_app.crypto import decrypt, encrypt
-from accounts_app.lifecycle import IN_USE_STATES, transition
+from accounts_app.lifecycle import HELD_STATES, IN_USE_STATES, transition
 from accounts_app.models import Course, Handover, MemberAccount
 from accounts_app.services.audit import audit_record
 from accounts_app.services.cleanup import access_revoke
@@ -61,8 +61,6 @@ from portal.aws.guardrails import MANAGED_BUDGET_PREFIX
 
 logger = logging.getLogger(__name__)
 
-# States from which a student may ask to keep their account.
-REQUESTABLE_STATES = frozenset({S.READY, S.FROZEN, S.ENDED})
 CONTACT_TYPES = ("BILLING", "OPERATIONS", "SECURITY")
 
 # What each reason AWS gives for refusing RemoveAccountFromOrganization asks of the student.
@@ -104,7 +102,7 @@ def handover_offered(account: MemberAccount | None) -> bool:
         account is not None
         and account.course_id is not None
         and account.course.handover_allowed
-        and account.state in REQUESTABLE_STATES
+        and account.state in HELD_STATES
         and not account.end_excluded
     )
 
@@ -122,7 +120,7 @@ def handover_request(
         raise HandoverError("Give your own email address, not the account's current one.")
     with transaction.atomic():
         previous_state = account.state
-        if not transition(account, expected=REQUESTABLE_STATES, to=S.HANDOVER_REQUESTED, actor=actor, reason="Asked to keep it"):
+        if not transition(account, expected=HELD_STATES, to=S.HANDOVER_REQUESTED, actor=actor, reason="Asked to keep it"):
             raise HandoverError("The account changed meanwhile; reload the page.")
         handover = Handover.objects.create(
             account=account,

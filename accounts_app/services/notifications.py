@@ -17,6 +17,8 @@ from django.conf import settings
 from django.core.mail import EmailMessage, EmailMultiAlternatives, mailers
 from django.template.loader import render_to_string
 
+from accounts_app.choices import AccountState
+
 logger = logging.getLogger(__name__)
 
 
@@ -40,7 +42,13 @@ class EmailsUndelivered(Exception):
 
 
 def email_build(name: str, context: dict[str, Any], to: Iterable[str]) -> EmailMultiAlternatives:
-    context = {"base_url": settings.PORTAL_BASE_URL.rstrip("/"), **context}
+    # Emails are rendered without a request: AccountState is given here as
+    # context_processors.account_states gives it to pages.
+    context = {
+        "base_url": settings.PORTAL_BASE_URL.rstrip("/"),
+        "AccountState": AccountState,
+        **context,
+    }
     subject = render_to_string(f"emails/{name}_subject.txt", context).strip()
     message = EmailMultiAlternatives(
         subject=settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + " ".join(subject.split()),

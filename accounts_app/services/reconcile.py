@@ -1,12 +1,12 @@
 """The reconciler (run by beat): compares the database with AWS and repairs what it can.
 
-It closes every gap a crash or a lost broker message can open: accounts stuck in a working state
-get their next step queued again, creations whose answer was lost are looked up, orphan accounts
-in the organization with a record's root email are adopted once their tags show they are that
-record's, the account quota is read again (AWS Support may have raised it), accounts waiting for
-the quota or the school directory are tried again, frozen accounts have what they run stopped
-again (AWS restarts a stopped database after seven days), and whatever
-cannot be repaired is listed for administrators.
+It closes every gap a crash or a lost broker message can open: accounts stuck in a state whose
+next step is the portal's (lifecycle.STUCK_CHECKED_STATES) get that step queued again, creations
+whose answer was lost are looked up, orphan accounts in the organization with a record's root
+email are adopted once their tags show they are that record's, the account quota is read again
+(AWS Support may have raised it), accounts waiting for the quota or the school directory are
+tried again, frozen accounts have what they run stopped again (AWS restarts a stopped database
+after seven days), and whatever cannot be repaired is listed for administrators.
 """
 
 from __future__ import annotations
@@ -19,7 +19,12 @@ from django.utils import timezone
 
 from accounts_app import tasks
 from accounts_app.choices import AccountState as S
-from accounts_app.lifecycle import transition
+from accounts_app.lifecycle import (
+    CREATION_STATES,
+    ORGANIZATION_CHECKED_STATES,
+    STUCK_CHECKED_STATES,
+    transition,
+)
 from accounts_app.models import AwsOrganization, MemberAccount
 from accounts_app.services import vending
 from accounts_app.services.access_roles import brought_access_roles_check
@@ -32,7 +37,7 @@ from portal.aws import organizations, quotas
 
 logger = logging.getLogger(__name__)
 
-# A working state that has not moved for this long is considered stuck.
+# A state of lifecycle.STUCK_CHECKED_STATES that has not moved for this long is considered stuck.
 STUCK_AFTER = timedelta(minutes=10)
 
 
@@ -59,10 +64,7 @@ def reconcile() -> list[str]:
 
 
 def _requeue_stuck(stale) -> None:
-    stuck = MemberAccount.objects.filter(
-        state__in=[S.CREATING, S.CONFIGURING, S.INVITING, S.INVITED, S.CLEANING, S.CLOSING, S.HANDOVER],
-        state_changed_at__lt=stale,
-    )
+    stuck = MemberAccount.objects.filter(state__in=STUCK_CHECKED_STATES, state_changed_at__lt=stale)
     for account in stuck:
         vending.enqueue_next_step(account)
     if MemberAccount.objects.filter(state=S.REQUESTED).exists():
@@ -111,13 +113,13 @@ def _compare_with_aws(aws_accounts: list[organizations.Account]) -> list[str]:
             drift.append(f"Account {aws_account.id} ({aws_account.email}) has a portal root email but no record.")
     in_organization = {a.id for a in aws_accounts}
     for account_id, account in known.items():
-        if account.state in {S.READY, S.POOLED} and account_id not in in_organization:
+        if account.state in ORGANIZATION_CHECKED_STATES and account_id not in in_organization:
             drift.append(f"{account.account_name} ({account_id}) is {account.get_state_display().lower()} here but not in the organization.")
     return drift
 
 
 def _adopt_orphan(account: MemberAccount, aws_account: organizations.Account, drift: list[str]) -> None:
-    if account.state not in {S.REQUESTED, S.CREATING}:
+    if account.state not in CREATION_STATES:
         drift.append(
             f"{aws_account.id} ({aws_account.email}) has the root email of {account.account_name}, which is "
             f"{account.get_state_display().lower()} without an account id."

@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from accounts_app.choices import AccessMode, AuditAction, CourseRole
 from accounts_app.choices import AccountState as S
-from accounts_app.lifecycle import FINAL_STATES
+from accounts_app.lifecycle import LIVE_STATES, SIGN_IN_STATES
 from accounts_app.models import AwsOrganization, Course, MemberAccount, Membership
 from accounts_app.services.audit import audit_record
 from accounts_app.services.guardrails import AwsNotBootstrapped, organization_ready
@@ -44,11 +44,8 @@ from portal.aws.errors import AwsError, PermanentAwsError, TransientAwsError, wh
 logger = logging.getLogger(__name__)
 
 STAFF_ROLES_WITH_ACCESS = (CourseRole.TA, CourseRole.INSTRUCTOR)
-# States in which people sign in to an account: staff access is granted there.
-SIGN_IN_STATES = frozenset({S.READY, S.FROZEN, S.ENDED, S.HANDOVER_REQUESTED})
-# Staff access that the roster no longer gives is taken away wherever the course still holds
-# the account.
-REVOKE_STATES = frozenset(S) - FINAL_STATES
+# Staff access is granted on accounts in lifecycle.SIGN_IN_STATES; what the roster no longer
+# gives is taken away wherever the course still holds the account (lifecycle.LIVE_STATES).
 # The reconciler checks whole courses, the longest unchecked first, until it has checked this
 # many accounts in a run (two ListAccountAssignments calls each): every course in turn, without
 # a large school's reconciliation making thousands of calls every five minutes.
@@ -80,7 +77,7 @@ def staff_access_follow(*, course: Course, changes: Iterable[RoleChange]) -> Non
     moving = [change for change in changes if change.moves_staff_access]
     if not moving or course.access_mode != AccessMode.IDENTITY_CENTER:
         return
-    if not _course_accounts(course, REVOKE_STATES).exists():
+    if not _course_accounts(course, LIVE_STATES).exists():
         return
     for change in moving:
         staff_access_sync_task.delay_on_commit(course.pk, change.email)
@@ -129,7 +126,7 @@ def staff_access_sync(*, course: Course, email: str) -> StaffAccessChanges | Non
     wanted = organization.permission_sets[role] if role is not None else None
 
     changes = StaffAccessChanges()
-    for account in _course_accounts(course, REVOKE_STATES):
+    for account in _course_accounts(course, LIVE_STATES):
         have = held.get(account.aws_account_id, set())
         if _to_grant(account, wanted, have) or have - {wanted}:
             _account_sync(account, organization, user_id=user_id, wanted=wanted, have=have, changes=changes)
@@ -192,7 +189,7 @@ def _gate_refusal(account: MemberAccount, organization: AwsOrganization) -> str:
     """Why the portal must not change access to this account now ("" when it may): the record's
     state, read again, and AWS's word that the account is the course's."""
     current = MemberAccount.objects.filter(pk=account.pk).values_list("state", flat=True).first()
-    if current not in REVOKE_STATES:
+    if current not in LIVE_STATES:
         return f"{account.account_name} ({account.aws_account_id}) is no longer the course's to change."
     account.state = current
     try:

@@ -24,7 +24,7 @@ from accounts_app import naming, tasks
 from accounts_app.choices import AccessMode, AccountOrigin, AuditAction, CourseRole
 from accounts_app.choices import AccountState as S
 from accounts_app.crypto import encrypt
-from accounts_app.lifecycle import transition
+from accounts_app.lifecycle import CLOSURE_STATES, CREATION_STATES, transition
 from accounts_app.models import (
     AccountEvent,
     AwsOrganization,
@@ -320,7 +320,7 @@ def account_retry(*, actor, account: MemberAccount) -> bool:
     )
     if failed_in == S.CLEANING:
         resume = S.CLEANING
-    elif failed_in in {S.CLOSE_QUEUED, S.CLOSING}:
+    elif failed_in in CLOSURE_STATES:
         resume = S.CLOSE_QUEUED
     elif account.origin == AccountOrigin.INVITED:
         resume = S.INVITING if not account.handshake_id else S.INVITED
@@ -574,7 +574,7 @@ def account_adopt(*, account: MemberAccount, aws_account_id: str, reason: str) -
     except NotThePortals as refusal:
         transition(
             account,
-            expected={S.REQUESTED, S.CREATING},
+            expected=CREATION_STATES,
             to=S.FAILED,
             reason=str(refusal)[:1000],
             create_request_id="",
@@ -587,7 +587,7 @@ def account_adopt(*, account: MemberAccount, aws_account_id: str, reason: str) -
 def _take_account(account: MemberAccount, aws_account_id: str, *, reason: str) -> bool:
     taken = transition(
         account,
-        expected={S.REQUESTED, S.CREATING},
+        expected=CREATION_STATES,
         to=S.CONFIGURING,
         reason=f"{reason}: {aws_account_id}",
         aws_account_id=aws_account_id,
@@ -675,7 +675,7 @@ def account_is_new_in_aws(account: MemberAccount) -> bool:
         return False
     created = (
         AccountEvent.objects.filter(
-            account=account, to_state=S.CONFIGURING, from_state__in=[S.REQUESTED, S.CREATING]
+            account=account, to_state=S.CONFIGURING, from_state__in=CREATION_STATES
         )
         .order_by("id")
         .values_list("created_at", flat=True)

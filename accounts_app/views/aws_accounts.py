@@ -12,7 +12,13 @@ from django.views.decorators.http import require_POST
 from accounts_app import selectors
 from accounts_app.choices import AccountOrigin, AccountState, CourseRole
 from accounts_app.forms import BringAccountForm, PrecreateForm
-from accounts_app.lifecycle import WAITING_STATES, WORKING_STATES
+from accounts_app.lifecycle import (
+    BROUGHT_ACCOUNT_STEPS,
+    CREATED_ACCOUNT_STEPS,
+    STEP_SHOWN_FOR,
+    WAITING_STATES,
+    WORKING_STATES,
+)
 from accounts_app.models import AwsOrganization, MemberAccount
 from accounts_app.services import vending
 from accounts_app.services.ending import end_outcome, end_schedule
@@ -55,23 +61,11 @@ def panel_context(course, membership) -> dict:
     return context
 
 
-# Waiting states shown as the step they wait in.
-SHOWN_AS = {AccountState.WAITING_FOR_QUOTA: AccountState.REQUESTED, AccountState.WAITING_FOR_DIRECTORY: AccountState.CONFIGURING}
-
-
 def _progress_steps(account: MemberAccount) -> list[tuple[str, str]]:
     """The steps a student sees, each "done", "current" or "todo" (none for a failed account)."""
-    if account.origin == AccountOrigin.INVITED:
-        order = [
-            AccountState.AWAITING_APPROVAL,
-            AccountState.INVITING,
-            AccountState.INVITED,
-            AccountState.AWAITING_ACCESS_ROLE,
-        ]
-    else:
-        order = [AccountState.REQUESTED, AccountState.CREATING]
-    order += [AccountState.CONFIGURING, AccountState.READY]
-    current = SHOWN_AS.get(account.state, account.state)
+    brought = account.origin == AccountOrigin.INVITED
+    order = BROUGHT_ACCOUNT_STEPS if brought else CREATED_ACCOUNT_STEPS
+    current = STEP_SHOWN_FOR.get(account.state, account.state)
     if current not in order:
         return []
     at = order.index(current)

@@ -16,6 +16,7 @@ from accounts_app.forms import (
     HandoverDeclineForm,
     HandoverRequestForm,
 )
+from accounts_app.lifecycle import CLEANABLE_STATES
 from accounts_app.models import Handover, MemberAccount
 from accounts_app.permissions import can_manage_course
 from accounts_app.services import ending, handover
@@ -87,7 +88,7 @@ def cleanup_preview(request: HttpRequest, course_id: int) -> HttpResponse:
 
     course = managed_course(request, course_id)
     accounts = MemberAccount.objects.filter(course=course).exclude(aws_account_id=None)
-    accounts = accounts.filter(state__in=selectors.CLEANABLE_STATES)
+    accounts = accounts.filter(state__in=CLEANABLE_STATES)
     for account in accounts:
         account_cleanup_preview_task.delay_on_commit(account.pk)
     messages.success(request, f"Listing the resources in {len(accounts)} account(s); this page shows them as they come.")

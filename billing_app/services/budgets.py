@@ -25,7 +25,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts_app.choices import AccountState, AuditAction, BudgetPeriod, CourseRole
-from accounts_app.lifecycle import transition
+from accounts_app.lifecycle import IN_USE_STATES, transition
 from accounts_app.models import AwsOrganization, Course, MemberAccount
 from accounts_app.services.audit import audit_record
 from accounts_app.services.freezing import freeze_sync_enqueue
@@ -159,7 +159,7 @@ def budgets_evaluate(*, today: date | None = None) -> list[Alert]:
     """Check every live account against its budget; raise alerts and freeze. Returns the new alerts."""
     today = today or timezone.localdate()
     accounts = list(
-        MemberAccount.objects.filter(state__in=[AccountState.READY, AccountState.FROZEN])
+        MemberAccount.objects.filter(state__in=IN_USE_STATES)
         .exclude(membership=None)
         .select_related("course", "membership", "budget")
     )

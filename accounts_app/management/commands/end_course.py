@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from accounts_app.choices import AccountOrigin, AccountState, EndPolicy
-from accounts_app.lifecycle import IN_USE_STATES
+from accounts_app.lifecycle import HELD_STATES, IN_USE_STATES, RETIRABLE_STATES
 from accounts_app.models import Course, MemberAccount
 from accounts_app.services import ending
 from accounts_app.services.cleanup import cleanup_inventory
@@ -52,7 +52,7 @@ class Command(BaseCommand):
         for account in accounts:
             who = account.membership.email if account.membership_id else "pool"
             self.stdout.write(f"- {who} {account.aws_account_id or ''}: {fate(account)}")
-            if account.aws_account_id and account.state in IN_USE_STATES | {AccountState.ENDED, AccountState.POOLED}:
+            if account.aws_account_id and account.state in IN_USE_STATES | RETIRABLE_STATES:
                 self._inventory(account)
 
     def _inventory(self, account: MemberAccount) -> None:
@@ -83,7 +83,7 @@ def fate(account: MemberAccount) -> str:
     if account.origin == AccountOrigin.INVITED:
         return "the student's own account: the school's access removed, then it leaves the organization"
     state = AccountState(account.state)
-    if state in IN_USE_STATES | {AccountState.ENDED}:
+    if state in HELD_STATES:
         return "frozen, then " + POLICY_FATES[EndPolicy(account.course.end_policy)]
     return f"left as it is ({state.label.lower()})"
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts_app', '0011_handover_leaving'),
+        ('accounts_app', '0012_spending_report'),
     ]
 
     operations = [

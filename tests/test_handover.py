@@ -97,7 +97,9 @@ def membership_of(user) -> Membership:
 
 def db_account(personas, *, state: str = AccountState.READY) -> MemberAccount:
     """The student's account as the database knows it; nothing in AWS (for what calls no AWS)."""
-    return MemberAccountFactory(membership=membership_of(personas.student), state=state)
+    return MemberAccountFactory(
+        course=personas.course, membership=membership_of(personas.student), state=state
+    )
 
 
 def moto_account(personas, aws, *, origin: str = AccountOrigin.CREATED) -> MemberAccount:
@@ -106,6 +108,7 @@ def moto_account(personas, aws, *, origin: str = AccountOrigin.CREATED) -> Membe
     email = "aws+cs101-student@school.example"
     created = aws.client("organizations").create_account(Email=email, AccountName="cs101-student")
     account = MemberAccountFactory(
+        course=personas.course,  # the OU it is placed in is set on this very course
         membership=membership_of(personas.student),
         origin=origin,
         root_email=email,

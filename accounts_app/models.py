@@ -455,8 +455,13 @@ class MemberAccount(models.Model):
     account_name = models.CharField(max_length=50)
     aws_account_id = models.CharField("AWS account id", max_length=12, null=True, blank=True)
     create_request_id = models.CharField(max_length=100, blank=True)
-    # Set, in its own transaction, just before CreateAccount is sent: the queue's rate limit
-    # counts it, and a later worker knows that the request may have reached AWS.
+    # Set just before CreateAccount is sent, in the dispatcher's transaction (the organization row
+    # is its lock): it commits with the move to CREATING once the round is over, so the next
+    # dispatcher, waiting on that lock, counts it against AWS's rate, and the poll, queued on
+    # commit, knows that the request may have reached AWS. A round that dies before its commit
+    # leaves the record REQUESTED, as it was: the next round looks the account up by root email
+    # and its creation by name before sending again, and AWS's throttling of a request the rate
+    # did not count sends the record back to the queue.
     create_submitted_at = models.DateTimeField(null=True, blank=True, db_index=True)
     handshake_id = models.CharField(max_length=100, blank=True)
     # A student's own account: the roster entry that asked to bring it. Unlike `membership`, it
@@ -487,7 +492,12 @@ class MemberAccount(models.Model):
     costs_since = models.DateField(null=True, blank=True)
     # A recycled account is not given to anyone before this moment (the billing cool-down).
     available_from = models.DateTimeField(null=True, blank=True)
-    # Set, in its own transaction, just before CloseAccount is sent: the closure quota counts it.
+    # Set with the move to CLOSING, before CloseAccount is sent, in the close dispatcher's
+    # transaction (the organization row is its lock), and committed with it after the request:
+    # the closure quota and the interval between requests count it. Cleared when AWS refuses the
+    # request or never got it. A round that dies before its commit leaves the account
+    # CLOSE_QUEUED: the next round finds it PENDING_CLOSURE in AWS and follows it, without asking
+    # again.
     close_submitted_at = models.DateTimeField(null=True, blank=True, db_index=True)
     cleanup_report = models.JSONField(default=dict, blank=True)
     # What a freeze stopped in the account (and an unfreeze brought back): services/spending.py.

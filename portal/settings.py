@@ -156,7 +156,9 @@ else:
 # --- Celery (settings that hold when workers crash; see docs/OPERATIONS.md) -----------------------
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = (
-    # Longer than any task or countdown, or Redis hands an unacknowledged task to a second worker.
+    # Longer than any task and every countdown but one, or Redis hands an unacknowledged task to a
+    # second worker. That one (the close queue's next look during a closure-quota pause, up to
+    # PORTAL_AWS_CLOSE_QUOTA_BACKOFF_HOURS) may run twice: one more dispatch, as beat's are.
     {"visibility_timeout": 2 * 60 * 60}
     if REDIS_URL
     else {
@@ -283,7 +285,12 @@ PORTAL_ACCESS_ROLE_TEMPLATE_URL = os.environ.get("PORTAL_ACCESS_ROLE_TEMPLATE_UR
 PORTAL_BRING_REQUESTS_PER_STUDENT = int(os.environ.get("PORTAL_BRING_REQUESTS_PER_STUDENT", "3"))
 # Invitations AWS lets the organization send in 24 hours (InviteAccountToOrganization's quota).
 PORTAL_AWS_INVITATIONS_PER_DAY = int(os.environ.get("PORTAL_AWS_INVITATIONS_PER_DAY", "20"))
-# Seconds between polls of an asynchronous AWS request, doubling up to the maximum.
+# A creation in progress is looked at again after a tenth of the time it has taken so far (AWS's
+# answer is seen at most ~10% late), never sooner than PORTAL_AWS_POLL_SECONDS nor later than
+# PORTAL_AWS_POLL_MAX_SECONDS. PORTAL_AWS_POLL_SECONDS is also how soon a queue waiting for a free
+# slot tries again, and a closure AWS does not show yet is looked at again.
+PORTAL_AWS_POLL_SECONDS = float(os.environ.get("PORTAL_AWS_POLL_SECONDS", "5"))
+PORTAL_AWS_POLL_MAX_SECONDS = float(os.environ.get("PORTAL_AWS_POLL_MAX_SECONDS", "60"))
 # End of course. CloseAccount: 3 closures in progress, 0.05 requests a second, and at most
 # max(250, 20% of the members) per rolling 30 days (counted by the portal, capped at 1,000).
 PORTAL_AWS_MAX_CLOSURES_IN_PROGRESS = int(os.environ.get("PORTAL_AWS_MAX_CLOSURES_IN_PROGRESS", "3"))
@@ -313,9 +320,6 @@ PORTAL_RECYCLE_COOLDOWN_DAYS = int(os.environ.get("PORTAL_RECYCLE_COOLDOWN_DAYS"
 PORTAL_HANDOVER_WAIT_DAYS = int(os.environ.get("PORTAL_HANDOVER_WAIT_DAYS", "4"))
 # An approved handover with no step done for this many days is cancelled; its instructors are told.
 PORTAL_HANDOVER_TIMEOUT_DAYS = int(os.environ.get("PORTAL_HANDOVER_TIMEOUT_DAYS", "30"))
-
-PORTAL_AWS_POLL_SECONDS = float(os.environ.get("PORTAL_AWS_POLL_SECONDS", "5"))
-PORTAL_AWS_POLL_MAX_SECONDS = float(os.environ.get("PORTAL_AWS_POLL_MAX_SECONDS", "60"))
 
 # --- Costs ----------------------------------------------------------------------------------------
 # Days re-synced each time: Cost Explorer revises recent figures (month totals settle mid next month).

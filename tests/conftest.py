@@ -13,6 +13,7 @@ from devtools.emulator.server import (
 )
 from portal.celery import app as celery_app
 from tests.factories import CourseFactory, MembershipFactory, UserFactory
+from tests.support.aws_calls import keep_requests_on_this_machine
 
 # Tests never reach AWS, whatever the shell they run in says: no endpoint (moto intercepts the
 # real AWS addresses in process), no profile, and credentials that open nothing.
@@ -33,6 +34,16 @@ list_no_service_specific_credentials()
 # As an account without them, list the SageMaker Studio apps and ElastiCache serverless caches
 # moto does not serve.
 answer_listings_moto_lacks()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_request_leaves_this_machine():
+    """Any AWS request that moto, a Stubber or a test's own hook does not answer fails at once,
+    naming the operation and the address, unless it is for an emulator on this machine (the
+    browser and reliability tests' moto server): see `keep_requests_on_this_machine`."""
+    with pytest.MonkeyPatch.context() as patch:
+        keep_requests_on_this_machine(patch)
+        yield
 
 
 @pytest.fixture(autouse=True)

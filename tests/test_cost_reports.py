@@ -9,10 +9,11 @@ from botocore.stub import Stubber
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from accounts_app.models import AwsOrganization, MemberAccount, Membership
+from accounts_app.models import AwsOrganization, Membership
 from accounts_app.services.bootstrap import aws_bootstrap, cost_tags_activate
 from billing_app.models import CostKind, CostRecord, CostSync
 from portal.aws.costs import TagActivation
+from tests.factories import MemberAccountFactory
 
 HEADER = "email,name,aws_account_id,day,kind,service,amount,currency,estimated"
 
@@ -22,14 +23,7 @@ def costs(personas):
     student = Membership.objects.get(user=personas.student)
     student.name = "=HYPERLINK(\"http://evil\")"
     student.save()
-    account = MemberAccount.objects.create(
-        course=personas.course,
-        membership=student,
-        state="ready",
-        root_email="aws+cs101-student@school.example.edu",
-        account_name="cs101-student",
-        aws_account_id="111122223333",
-    )
+    account = MemberAccountFactory(membership=student, aws_account_id="111122223333")
     sync = CostSync.objects.create(window_start=date(2026, 9, 1), window_end=date(2026, 9, 30))
     for day, kind, service, amount in [
         (date(2026, 9, 2), CostKind.USAGE, "Amazon Simple Storage Service", "0.25"),
@@ -38,7 +32,7 @@ def costs(personas):
         (date(2026, 10, 5), CostKind.USAGE, "AWS Lambda", "9.99"),
     ]:
         CostRecord.objects.create(
-            aws_account_id="111122223333",
+            aws_account_id=account.aws_account_id,
             account=account,
             course=personas.course,
             day=day,
@@ -180,14 +174,7 @@ def test_a_refused_tag_key_is_kept_and_shown_where_staff_see_the_courses_costs(p
     personas.course.save()
     personas.other_course.cost_tag_key = "project"
     personas.other_course.save()
-    account = MemberAccount.objects.create(
-        course=personas.course,
-        membership=Membership.objects.get(user=personas.student),
-        state="ready",
-        root_email="aws+cs101-student@school.example.edu",
-        account_name="cs101-student",
-        aws_account_id="111122223333",
-    )
+    account = MemberAccountFactory(membership=Membership.objects.get(user=personas.student))
 
     activate_with_refusal(aws, [TEAM_REFUSED])
 

@@ -30,7 +30,7 @@ from accounts_app.services.handover import REMOVAL_BLOCKERS
 from accounts_app.services.invitations import invitation_url
 from accounts_app.services.notifications import email_build
 from billing_app.models import Alert, AlertKind
-from tests.factories import CourseFactory, MembershipFactory, UserFactory
+from tests.factories import CourseFactory, MemberAccountFactory, MembershipFactory, UserFactory
 
 BASE_URL = "https://cloud.school.example"
 EMAILS_DIR = Path(settings.BASE_DIR) / "templates" / "emails"
@@ -81,14 +81,7 @@ def world(db, settings) -> World:
     instructor = MembershipFactory(
         course=course, user=UserFactory(email="grace@school.example", name="Grace Hopper"), role=CourseRole.INSTRUCTOR
     )
-    account = MemberAccount.objects.create(
-        course=course,
-        membership=student,
-        state=AccountState.READY,
-        root_email="aws+cs101-ada@school.example",
-        account_name="cs101-ada",
-        aws_account_id="210987654321",
-    )
+    account = MemberAccountFactory(membership=student, account_name="cs101-ada", aws_account_id="210987654321")
     handover = Handover.objects.create(
         account=account,
         new_root_email=NEW_ROOT_EMAIL,
@@ -533,13 +526,7 @@ def test_an_unfrozen_account_sends_no_ready_email(world, no_budgets, django_capt
 
 
 def test_a_pool_account_has_nobody_to_tell(world, no_budgets, django_capture_on_commit_callbacks):
-    pooled = MemberAccount.objects.create(
-        course=world.course,
-        state=AccountState.CONFIGURING,
-        root_email="aws+cs101-pool-1@school.example",
-        account_name="cs101-pool-1",
-        aws_account_id="210987654322",
-    )
+    pooled = MemberAccountFactory(course=world.course, membership=None, state=AccountState.CONFIGURING)
 
     with django_capture_on_commit_callbacks(execute=True):
         assert transition(pooled, expected=AccountState.CONFIGURING, to=AccountState.READY)

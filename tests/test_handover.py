@@ -52,7 +52,7 @@ from billing_app.models import AccountDailyCost
 from billing_app.services.budgets import budget_ensure
 from portal.aws import account_mgmt
 from portal.aws.errors import TransientAwsError
-from tests.factories import MembershipFactory
+from tests.factories import MemberAccountFactory, MembershipFactory
 from tests.support.account_api import AccountApi
 from tests.support.aws_calls import place_as_configured
 from tests.support.aws_script import Fault
@@ -97,13 +97,8 @@ def membership_of(user) -> Membership:
 
 def db_account(personas, *, state: str = AccountState.READY) -> MemberAccount:
     """The student's account as the database knows it; nothing in AWS (for what calls no AWS)."""
-    return MemberAccount.objects.create(
-        course=personas.course,
-        membership=membership_of(personas.student),
-        state=state,
-        root_email="aws+cs101-student@school.example",
-        account_name="cs101-student",
-        aws_account_id="210987654321",
+    return MemberAccountFactory(
+        course=personas.course, membership=membership_of(personas.student), state=state
     )
 
 
@@ -112,10 +107,9 @@ def moto_account(personas, aws, *, origin: str = AccountOrigin.CREATED) -> Membe
     portal's tags and its AWS Budget (not vended through the queue: quicker, and no task runs)."""
     email = "aws+cs101-student@school.example"
     created = aws.client("organizations").create_account(Email=email, AccountName="cs101-student")
-    account = MemberAccount.objects.create(
-        course=personas.course,
+    account = MemberAccountFactory(
+        course=personas.course,  # the OU it is placed in is set on this very course
         membership=membership_of(personas.student),
-        state=AccountState.READY,
         origin=origin,
         root_email=email,
         account_name="cs101-student",
@@ -1072,14 +1066,7 @@ def test_aws_refusing_to_send_the_code_is_shown_on_the_checklist_and_retried(per
 
 @pytest.mark.django_db
 def test_the_roster_shows_a_pending_handover_to_the_courses_staff(personas):
-    account = MemberAccount.objects.create(
-        course=personas.course,
-        membership=Membership.objects.get(user=personas.student),
-        state=AccountState.READY,
-        root_email="aws+cs101-student@school.example",
-        account_name="cs101-student",
-        aws_account_id="111122223333",
-    )
+    account = MemberAccountFactory(membership=membership_of(personas.student))
     handover_request(actor=personas.student, account=account, **CONTACT)
     review = reverse("courses:handover_review", args=[personas.course.pk, account.pk])
 

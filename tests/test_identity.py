@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 import pytest
 from django.urls import reverse
 
-from accounts_app.choices import AccountOrigin, CourseRole
 from accounts_app.choices import AccountState as S
+from accounts_app.choices import CourseRole
 from accounts_app.forms import CourseForm
 from accounts_app.lifecycle import transition
 from accounts_app.models import AuditEvent, AwsOrganization, Course, MemberAccount, Membership
@@ -37,7 +37,12 @@ from accounts_app.services.vending import (
 )
 from portal.aws import session as aws_session
 from portal.aws.guardrails import course_policy
-from tests.factories import CourseFactory, MembershipFactory, browser_form_data
+from tests.factories import (
+    CourseFactory,
+    MemberAccountFactory,
+    MembershipFactory,
+    browser_form_data,
+)
 from tests.support.aws_script import AwsScript
 
 moto_db = pytest.mark.django_db(transaction=True)
@@ -451,7 +456,7 @@ def lock_by(course: Course, what: str) -> None:
     if what == "an OU":
         Course.objects.filter(pk=course.pk).update(aws_ou_id="ou-abcd-11111111")
     elif what == "an account record":
-        MemberAccount.objects.create(course=course, root_email="aws+x@school.example.edu", account_name="x")
+        MemberAccountFactory(course=course)
     course.refresh_from_db()
 
 
@@ -531,28 +536,13 @@ AWS_SAID = (
 
 def account_with_problem(personas, state: S) -> MemberAccount:
     """The student's account in `state`, its last problem quoting AWS (an ARN, the school's account)."""
-    membership = student_membership(personas)
     if state == S.AWAITING_ACCESS_ROLE:
-        account = MemberAccount.objects.create(
-            course=personas.course,
-            membership=membership,
-            origin=AccountOrigin.INVITED,
-            state=S.INVITED,
-            aws_account_id=OWN_ACCOUNT,
-            root_email="existing@student.invalid",
-            account_name="cs101-student",
-        )
-        assert transition(account, expected=S.INVITED, to=state)
         detail = f"The portal cannot use the role OrganizationAccountAccessRole in your account yet: {AWS_SAID}"
-    else:
-        account = MemberAccount.objects.create(
-            course=personas.course, membership=membership, root_email="aws+s@school.example.edu", account_name="s"
+        return MemberAccountFactory(
+            membership=student_membership(personas), state=state, aws_account_id=OWN_ACCOUNT, last_error=detail
         )
-        if state != S.REQUESTED:
-            assert transition(account, expected=S.REQUESTED, to=state)
-        detail = f"AWS asked us to slow down: {AWS_SAID}"
-    MemberAccount.objects.filter(pk=account.pk).update(last_error=detail)
-    return account
+    detail = f"AWS asked us to slow down: {AWS_SAID}"
+    return MemberAccountFactory(membership=student_membership(personas), state=state, last_error=detail)
 
 
 def raw_aws_text_in(page: str) -> list[str]:

@@ -34,7 +34,7 @@ from accounts_app.services.vending import account_request, course_precreate
 from billing_app.models import AccountDailyCost, CostRecord
 from billing_app.services.costs import AccountOwners, costs_sync
 from portal.aws import organizations
-from tests.factories import CourseFactory, MembershipFactory
+from tests.factories import CourseFactory, MemberAccountFactory, MembershipFactory
 from tests.support.aws_script import AwsScript, Clock
 from tests.support.cost_explorer import page, period, seed
 
@@ -602,25 +602,21 @@ def recycled_records(
 ):
     """An account's record of its first course (RECYCLED) and its pool record from `since`,
     taken by `other_course` (or still in the pool)."""
-    first = MembershipFactory(course=course, user=None, email="first@school.example")
-    old = MemberAccount.objects.create(
-        course=course,
-        membership=first,
+    old = MemberAccountFactory(
+        membership=MembershipFactory(course=course, user=None, email="first@school.example"),
         state=AccountState.RECYCLED,
         root_email="aws+first@school.example",
-        account_name="first",
         aws_account_id=aws_id,
     )
-    membership = (
-        MembershipFactory(course=other_course, user=None, email="second@school.example")
-        if other_course
-        else None
-    )
-    new = MemberAccount.objects.create(
+    new = MemberAccountFactory(
         course=other_course,
-        membership=membership,
+        membership=(
+            MembershipFactory(course=other_course, user=None, email="second@school.example")
+            if other_course
+            else None
+        ),
         state=AccountState.READY if other_course else AccountState.POOLED,
-        root_email="aws+first@school.example",
+        root_email=old.root_email,
         account_name=f"pool-{aws_id}",
         aws_account_id=aws_id,
         costs_since=since,
@@ -634,11 +630,9 @@ def test_each_day_of_a_recycled_accounts_costs_belongs_to_one_record():
     first_course, second_course, third_course = CourseFactory(), CourseFactory(), CourseFactory()
     old, second = recycled_records(first_course, second_course, since=date(2027, 1, 3))
     MemberAccount.objects.filter(pk=second.pk).update(state=AccountState.RECYCLED)  # recycled again
-    third = MemberAccount.objects.create(
+    third = MemberAccountFactory(
         course=third_course,
-        state=AccountState.READY,
-        root_email="aws+first@school.example",
-        account_name="pool-again",
+        root_email=old.root_email,
         aws_account_id=old.aws_account_id,
         costs_since=date(2027, 6, 1),
     )

@@ -1,21 +1,27 @@
-"""Accounts as the portal leaves them in AWS, and a guard that fails on any AWS call.
+"""Accounts as the portal leaves them in AWS, and guards on the calls that reach it.
 
 `place_as_configured` puts an account made straight in moto (quicker than vending it) where
 vending puts it: in its course's OU, with the portal's tags; the gate of every AWS action asks
 for both. `NoAwsCalls` stops every botocore API call in the process, wherever its client was
 made, and keeps a list of them: a test that must prove some code makes no AWS call asserts the
-list is empty.
+list is empty. `keep_requests_on_this_machine`, on for every test (conftest.py), stops the
+requests nothing in the test answered before they leave for AWS.
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+from urllib.parse import urlsplit
+
 import pytest
 from botocore.client import BaseClient
+from botocore.endpoint import Endpoint
 
 from accounts_app.models import MemberAccount
 from accounts_app.services.guardrails import course_guardrails_apply
 from accounts_app.services.vending import account_tags
 from portal.aws import organizations
+from portal.aws.emulator import is_loopback
 
 
 def place_as_configured(account: MemberAccount) -> MemberAccount:
@@ -46,3 +52,46 @@ class NoAwsCalls:
             raise AwsCallMade(f"AWS was called: {operation_name}")
 
         monkeypatch.setattr(BaseClient, "_make_api_call", refuse)
+
+
+class RealAwsRequest(AssertionError):
+    """Raised where botocore would send a request to an address that may be AWS itself."""
+
+
+# The operation this thread (or task) is sending, for RealAwsRequest's message.
+_operation_in_flight: ContextVar[str] = ContextVar("operation_in_flight", default="A request")
+
+
+def keep_requests_on_this_machine(patch: pytest.MonkeyPatch) -> None:
+    """Fail every request botocore would send to an address other than this machine's.
+
+    Those answered in process never get that far: moto's mock and a test's own before-send hooks
+    answer at the `before-send` event, and a Stubber at `before-call`, before any request is
+    made. botocore calls `Endpoint._send` only when no hook answered: what reaches it is on its
+    way out, to AWS itself with whatever credentials the machine has, or to a network tests must
+    not need. Loopback addresses stay open, by address rather than by a marker on the tests that
+    use them: the browser and reliability tests talk to moto's server on 127.0.0.1 over HTTP, and
+    stay guarded against a client that would miss it.
+    """
+    make_request, send = Endpoint.make_request, Endpoint._send
+
+    def noting_the_operation(endpoint: Endpoint, operation_model, request_dict: dict):
+        name = f"{operation_model.service_model.service_name} {operation_model.name}"
+        token = _operation_in_flight.set(name)
+        try:
+            return make_request(endpoint, operation_model, request_dict)
+        finally:
+            _operation_in_flight.reset(token)
+
+    def sending_only_to_this_machine(endpoint: Endpoint, request):
+        if not is_loopback(request.url):
+            address = urlsplit(request.url)
+            raise RealAwsRequest(
+                f"{_operation_in_flight.get()} would be sent to {address.scheme}://{address.netloc}:"
+                " tests never reach AWS. Answer it with moto (the aws fixture or mock_aws), a"
+                " botocore Stubber, or a before-send hook (portal.aws.session.add_hook)."
+            )
+        return send(endpoint, request)
+
+    patch.setattr(Endpoint, "make_request", noting_the_operation)
+    patch.setattr(Endpoint, "_send", sending_only_to_this_machine)

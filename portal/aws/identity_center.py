@@ -3,7 +3,9 @@ assignments."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from portal.aws.errors import NotFound, PermanentAwsError, TransientAwsError, classify
@@ -64,7 +66,7 @@ class ProvisioningStatus:
     failure_reason: str = ""
 
 
-def _call(service: str, operation: str, *, safe_to_repeat: bool = True, **params) -> dict:
+def _call(service: str, operation: str, *, safe_to_repeat: bool = True, **params: Any) -> dict:
     api = client(service, safe_to_repeat=safe_to_repeat, region=identity_center_region())
     try:
         return getattr(api, operation)(**params)
@@ -72,7 +74,7 @@ def _call(service: str, operation: str, *, safe_to_repeat: bool = True, **params
         raise classify(error, operation=operation, safe_to_repeat=safe_to_repeat) from error
 
 
-def _pages(service: str, operation: str, key: str, **params):
+def _pages(service: str, operation: str, key: str, **params: Any) -> Iterator[Any]:
     try:
         for page in client(service, region=identity_center_region()).get_paginator(operation).paginate(**params):
             yield from page[key]

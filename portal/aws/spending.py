@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from portal.aws.errors import AwsError, NotFound, PermanentAwsError, TransientAwsError, classify
 from portal.aws.session import client
@@ -82,14 +83,14 @@ class _Place:
     account_id: str
     region: str
 
-    def call(self, service: str, operation: str, **params) -> dict:
+    def call(self, service: str, operation: str, **params: Any) -> dict:
         api = client(service, account_id=self.account_id, region=self.region)
         try:
             return getattr(api, operation)(**params)
         except Exception as error:
             raise classify(error, operation=operation) from error
 
-    def items(self, service: str, operation: str, key: str, **params) -> Iterator[dict]:
+    def items(self, service: str, operation: str, key: str, **params: Any) -> Iterator[dict]:
         paginator = client(service, account_id=self.account_id, region=self.region).get_paginator(operation)
         try:
             for page in paginator.paginate(**params):
@@ -130,7 +131,7 @@ def running(account_id: str, region: str) -> list[Billing]:
     ]
 
 
-def _billing(at: _Place, kind: str, id: str, label: str, **memory) -> Billing:
+def _billing(at: _Place, kind: str, id: str, label: str, **memory: Any) -> Billing:
     return Billing(region=at.region, kind=kind, id=id, label=label, memory=memory)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from portal.aws.errors import NotFound, PermanentAwsError, TransientAwsError, classify
 from portal.aws.session import client, identity_center_region
@@ -84,12 +83,6 @@ def _pages(service: str, operation: str, key: str, **params: Any) -> Iterator[An
 
 def access_portal_url(identity_store_id: str) -> str:
     return f"https://{identity_store_id}.awsapps.com/start"
-
-
-def console_deep_link(portal_url: str, account_id: str, permission_set_name: str) -> str:
-    """Opens the console in `account_id` with that permission set, through the access portal."""
-    query = urlencode({"account_id": account_id, "role_name": permission_set_name})
-    return f"{portal_url.rstrip('/')}/#/console?{query}"
 
 
 def instance() -> Instance:

@@ -23,19 +23,12 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from portal.aws.display import SPENDING_KIND_LABELS
 from portal.aws.errors import AwsError, NotFound, PermanentAwsError, TransientAwsError, classify
 from portal.aws.session import client
 
 # Every kind, in the order a freeze stops them; an unfreeze brings them back in reverse.
-KIND_LABELS: dict[str, str] = {
-    "autoscaling:group": "Auto Scaling group",
-    "ec2:instance": "EC2 instance",
-    "sagemaker:notebook-instance": "SageMaker notebook instance",
-    "sagemaker:endpoint": "SageMaker endpoint",
-    "rds:db-cluster": "Aurora DB cluster",
-    "rds:db-instance": "RDS DB instance",
-}
-KINDS: tuple[str, ...] = tuple(KIND_LABELS)
+KINDS: tuple[str, ...] = tuple(SPENDING_KIND_LABELS)
 
 # States in which the resource bills and will accept a stop once it has settled.
 INSTANCE_SETTLING = frozenset({"pending"})

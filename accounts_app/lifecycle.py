@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts_app.choices import AccountState as S
-from accounts_app.models import AccountEvent, MemberAccount
+from accounts_app.models import AccountEvent, MemberAccount, User
 from accounts_app.signals import account_state_changed
 
 TRANSITIONS: dict[S, frozenset[S]] = {
@@ -151,7 +151,7 @@ def transition(
     *,
     expected: S | Iterable[S],
     to: S,
-    actor=None,
+    actor: User | None = None,
     reason: str = "",
     **changes: Any,
 ) -> bool:

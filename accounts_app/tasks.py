@@ -3,6 +3,7 @@ answers) are retried with jittered exponential backoff; everything else is the s
 record on the account. Email goes out through `emails_deliver_task` only."""
 
 import logging
+from typing import Any
 
 from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
@@ -12,7 +13,7 @@ from portal.aws.errors import TransientAwsError
 
 logger = logging.getLogger(__name__)
 
-AWS_TASK = {
+AWS_TASK: dict[str, Any] = {
     "autoretry_for": (TransientAwsError,),
     "retry_backoff": 2,
     "retry_backoff_max": 300,

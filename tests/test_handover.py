@@ -263,7 +263,7 @@ def test_a_student_asks_through_the_form_and_the_instructor_is_emailed(
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "field, value, error",
+    ("field", "value", "error"),
     [
         ("new_root_email", "student@school.example", "Use an address of your own"),
         ("new_root_email", "not an address", "Enter a valid email address."),
@@ -875,7 +875,7 @@ def test_a_request_declined_after_the_course_was_extended_gives_the_account_back
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "service, operation",
+    ("service", "operation"),
     [
         ("account", "PutAlternateContact"),
         ("organizations", "UntagResource"),
@@ -966,7 +966,7 @@ def test_the_wait_period_message_names_the_day_the_account_may_leave(
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "reason, origin, expected",
+    ("reason", "origin", "expected"),
     [
         (
             "ACCOUNT_CANNOT_LEAVE_WITHOUT_PHONE_VERIFICATION",

@@ -554,7 +554,7 @@ def raw_aws_text_in(page: str) -> list[str]:
 @pytest.mark.django_db
 @pytest.mark.parametrize("state", [S.REQUESTED, S.CREATING, S.AWAITING_ACCESS_ROLE])
 def test_students_read_a_plain_note_and_staff_read_what_aws_said(personas, state):
-    account = account_with_problem(personas, state)
+    account_with_problem(personas, state)
     course = personas.course
 
     panel = html.unescape(

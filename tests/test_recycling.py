@@ -213,7 +213,7 @@ def test_a_cleaned_account_goes_to_the_pool_and_its_record_stays_with_the_course
 
 
 @pytest.mark.parametrize(
-    "now, available",
+    ("now", "available"),
     [
         (datetime(2026, 11, 10, 0, 0, tzinfo=UTC), datetime(2026, 11, 13, tzinfo=UTC)),
         (datetime(2026, 11, 10, 23, 59, 59, tzinfo=UTC), datetime(2026, 11, 13, tzinfo=UTC)),

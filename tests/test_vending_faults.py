@@ -546,7 +546,8 @@ class AccountQuota:
         if request_signer.region_name != "us-east-1":
             return Fault(
                 "NoSuchResourceException",
-                "This service is not available in the current Region. Choose a different Region or a different service.",
+                "This service is not available in the current Region. "
+                "Choose a different Region or a different service.",
             ).response()
         quota = {"ServiceCode": "organizations", "QuotaCode": "L-29A0C5DF", "Value": float(self.value)}
         return AWSResponse(None, 200, {}, None), {"Quota": quota, "ResponseMetadata": {"HTTPStatusCode": 200}}
@@ -1057,7 +1058,7 @@ def test_two_overlapping_configure_workers_assign_once_and_move_the_account_once
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "service, operation",
+    ("service", "operation"),
     [
         ("organizations", "MoveAccount"),
         ("organizations", "TagResource"),

@@ -11,8 +11,6 @@ a closing account is followed from PENDING_CLOSURE to SUSPENDED.
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -24,6 +22,7 @@ from accounts_app.choices import AccountState as S
 from accounts_app.choices import AuditAction
 from accounts_app.lifecycle import transition
 from accounts_app.models import AwsOrganization, MemberAccount
+from accounts_app.selectors import close_queue_status
 from accounts_app.services.audit import audit_record
 from accounts_app.services.gates import REFUSED, Action, action_gate
 from accounts_app.services.guardrails import AwsNotBootstrapped, organization_ready
@@ -33,47 +32,12 @@ from portal.aws.errors import PermanentAwsError, TransientAwsError, UnknownOutco
 
 logger = logging.getLogger(__name__)
 
-QUOTA_WINDOW = timedelta(days=30)
-QUOTA_FLOOR, QUOTA_SHARE, QUOTA_CEILING = 250, 0.20, 1000
 # A CloseAccount whose answer was lost and whose account is still ACTIVE this long after was
 # never received: the account goes back to the queue.
 LOST_REQUEST_GRACE = timedelta(minutes=2)
 CLOSED_STATES = frozenset({"SUSPENDED", "CLOSED"})
 # Seconds between looks at a closing account: AWS takes minutes to hours.
 CLOSURE_POLL_SECONDS = 5 * 60
-
-
-@dataclass(frozen=True)
-class CloseQueue:
-    queued: int
-    in_progress: int
-    closed_in_window: int
-    quota: int
-    paused_until: datetime | None
-    pause_reason: str
-
-    @property
-    def quota_left(self) -> int:
-        return max(self.quota - self.closed_in_window, 0)
-
-
-def closure_quota(organization: AwsOrganization) -> int:
-    members = organization.accounts_in_organization or 0
-    return min(QUOTA_CEILING, max(QUOTA_FLOOR, math.floor(members * QUOTA_SHARE)))
-
-
-def close_queue_status(now: datetime | None = None) -> CloseQueue:
-    now = now or timezone.now()
-    organization = AwsOrganization.load()
-    paused = organization.close_paused_until if (organization.close_paused_until or now) > now else None
-    return CloseQueue(
-        queued=MemberAccount.objects.filter(state=S.CLOSE_QUEUED).count(),
-        in_progress=MemberAccount.objects.filter(state=S.CLOSING).count(),
-        closed_in_window=MemberAccount.objects.filter(close_submitted_at__gt=now - QUOTA_WINDOW).count(),
-        quota=closure_quota(organization),
-        paused_until=paused,
-        pause_reason=organization.close_pause_reason if paused else "",
-    )
 
 
 # --- Dispatching ----------------------------------------------------------------------------------

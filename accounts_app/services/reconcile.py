@@ -114,7 +114,10 @@ def _compare_with_aws(aws_accounts: list[organizations.Account]) -> list[str]:
     in_organization = {a.id for a in aws_accounts}
     for account_id, account in known.items():
         if account.state in ORGANIZATION_CHECKED_STATES and account_id not in in_organization:
-            drift.append(f"{account.account_name} ({account_id}) is {account.get_state_display().lower()} here but not in the organization.")
+            drift.append(
+                f"{account.account_name} ({account_id}) is {account.get_state_display().lower()} here "
+                "but not in the organization."
+            )
     return drift
 
 

@@ -188,10 +188,14 @@ def _to_grant(account: MemberAccount, wanted: str | None, have: set[str]) -> str
 def _gate_refusal(account: MemberAccount, organization: AwsOrganization) -> str:
     """Why the portal must not change access to this account now ("" when it may): the record's
     state, read again, and AWS's word that the account is the course's."""
-    current = MemberAccount.objects.filter(pk=account.pk).values_list("state", flat=True).first()
-    if current not in LIVE_STATES:
-        return f"{account.account_name} ({account.aws_account_id}) is no longer the course's to change."
-    account.state = current
+    no_longer = f"{account.account_name} ({account.aws_account_id}) is no longer the course's to change."
+    try:
+        # Read into the record: the grant that follows goes by the state too.
+        account.refresh_from_db(fields=["state"])
+    except MemberAccount.DoesNotExist:
+        return no_longer
+    if account.state not in LIVE_STATES:
+        return no_longer
     try:
         ownership_check(account, organization)
     except NotOurs as error:

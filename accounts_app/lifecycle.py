@@ -23,7 +23,7 @@ TRANSITIONS: dict[S, frozenset[S]] = {
     S.REQUESTED: frozenset({S.CREATING, S.CONFIGURING, S.WAITING_FOR_QUOTA, S.FAILED}),
     S.CREATING: frozenset({S.CONFIGURING, S.REQUESTED, S.WAITING_FOR_QUOTA, S.FAILED}),
     # A student's own account: an instructor approves the request before anything reaches AWS
-    # (see vending.account_bring_existing); a declined request frees the student's place.
+    # (see account_requests.account_bring_existing); a declined request frees the student's place.
     S.AWAITING_APPROVAL: frozenset({S.INVITING, S.DECLINED}),
     S.INVITING: frozenset({S.INVITED, S.FAILED}),
     S.INVITED: frozenset({S.AWAITING_ACCESS_ROLE, S.FAILED}),

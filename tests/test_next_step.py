@@ -1,5 +1,6 @@
 """What runs next: the task queued for an account in each state, with its argument, once the
-change that put it there commits."""
+change that put it there commits; and a whole class asking for accounts wakes the vending queue
+once."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import pytest
 
 from accounts_app import next_step, tasks
 from accounts_app.choices import AccountState as S
+from accounts_app.choices import CourseRole, MembershipSource
 from accounts_app.lifecycle import WORKING_STATES
-from accounts_app.models import Handover, MemberAccount
+from accounts_app.models import Handover, MemberAccount, Membership
+from accounts_app.services.account_requests import course_provision_all
 from tests.factories import CourseFactory
 
 # The task each state queues, and what it is given: nothing (the queue's run), the account's id or
@@ -53,3 +56,40 @@ def test_the_next_step_of_each_state_is_queued_on_commit(state, django_capture_o
     task, given = EXPECTED[state]
     arguments = {None: (), "account": (account.pk,), "handover": (handover.pk,)}[given]
     assert [(callback.func, callback.args) for callback in queued] == [(task.delay, arguments)]
+
+
+@pytest.mark.django_db
+def test_provisioning_a_class_of_300_queues_one_vending_dispatch(personas, django_capture_on_commit_callbacks):
+    """Each dispatch sends as many CreateAccount requests as AWS's quotas allow and schedules its
+    own follow-up: 300 dispatches for 300 students would only wait on the same lock."""
+    course = personas.course
+    Membership.objects.bulk_create(
+        Membership(
+            course=course,
+            email=f"student{n:03d}@school.example",
+            name=f"Student {n:03d}",
+            role=CourseRole.STUDENT,
+            source=MembershipSource.IMPORT,
+        )
+        for n in range(299)
+    )
+
+    with django_capture_on_commit_callbacks() as queued:
+        provisioned = course_provision_all(actor=personas.instructor, course=course)
+
+    assert provisioned == 300  # the 299 and the course's own student
+    assert MemberAccount.objects.filter(course=course, state=S.REQUESTED).count() == 300
+    assert [callback.func for callback in queued] == [tasks.vending_dispatch_task.delay]
+
+
+@pytest.mark.django_db
+def test_provisioning_a_class_whose_students_all_have_accounts_queues_nothing(
+    personas, django_capture_on_commit_callbacks
+):
+    course_provision_all(actor=personas.instructor, course=personas.course)
+
+    with django_capture_on_commit_callbacks() as queued:
+        provisioned = course_provision_all(actor=personas.instructor, course=personas.course)
+
+    assert provisioned == 0
+    assert queued == []

@@ -37,14 +37,23 @@ def _new_account(course: Course, membership: Membership | None, key: str) -> Mem
     )
 
 
-@transaction.atomic
 def account_request(*, actor, membership: Membership) -> MemberAccount:
     """Give a student an account: their existing request, one from the course pool, or a new
     one in the vending queue. Asking twice returns the same account."""
+    account, queued = _student_account(actor, membership)
+    if queued:
+        next_step.vending_dispatch_enqueue()
+    return account
+
+
+@transaction.atomic
+def _student_account(actor, membership: Membership) -> tuple[MemberAccount, bool]:
+    """The student's account, and whether it has just joined the vending queue (the caller
+    wakes the queue: once for a whole course)."""
     membership = Membership.objects.select_for_update().select_related("course").get(pk=membership.pk)
     existing = MemberAccount.objects.filter(membership=membership).first()
     if existing is not None:
-        return existing
+        return existing, False
     if membership.role != CourseRole.STUDENT:
         raise VendingError("Only students get an AWS account for the course.")
     if membership.course.is_archived:
@@ -57,13 +66,12 @@ def account_request(*, actor, membership: Membership) -> MemberAccount:
         transition(pooled, expected=S.POOLED, to=S.CONFIGURING, actor=actor, reason="Taken from the pool")
         _audit_request(actor, pooled, "from the pool")
         next_step.next_step_enqueue(pooled)
-        return pooled
+        return pooled, False
 
     account = _new_account(membership.course, membership, student_key(membership.email))
     account.save()
     _audit_request(actor, account, "queued for creation")
-    next_step.vending_dispatch_enqueue()
-    return account
+    return account, True
 
 
 def _pooled_account(course: Course) -> MemberAccount | None:
@@ -74,13 +82,14 @@ def _pooled_account(course: Course) -> MemberAccount | None:
 
 
 def course_provision_all(*, actor, course: Course) -> int:
-    """Request an account for every student of the course who has none. Returns how many."""
+    """Request an account for every student of the course who has none. Returns how many.
+    The vending queue is woken once, however many students join it: each dispatch takes as many
+    accounts as AWS's quotas allow."""
     students = Membership.objects.filter(course=course, role=CourseRole.STUDENT, aws_account__isnull=True)
-    count = 0
-    for membership in students:
-        account_request(actor=actor, membership=membership)
-        count += 1
-    return count
+    queued = [_student_account(actor, membership)[1] for membership in students]
+    if any(queued):
+        next_step.vending_dispatch_enqueue()
+    return len(queued)
 
 
 @transaction.atomic

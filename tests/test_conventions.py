@@ -37,13 +37,6 @@ PRIVATE_SERVICE_NAME = "a view or selector uses a service's private name"
 SELECTOR_IMPORTS_SERVICE = "a selector imports a service"
 TASK_DISPATCHED_BY_NAME = "a task dispatched by name"
 
-# Breaks that a change under way removes, as (path, rule). A listed break that is no longer
-# there fails the test as well, so that the list is emptied as soon as it can be.
-PENDING: set[tuple[str, str]] = {
-    # The next step is looked up as getattr(tasks, name); a table of task objects replaces it.
-    ("accounts_app/services/vending.py", TASK_DISPATCHED_BY_NAME),
-}
-
 
 @dataclass(frozen=True)
 class Violation:
@@ -270,10 +263,7 @@ def violations(root: Path) -> list[Violation]:
 
 
 def test_the_code_keeps_the_conventions():
-    found = violations(ROOT)
-    assert [str(v) for v in found if (v.path, v.rule) not in PENDING] == []
-    gone = PENDING - {(v.path, v.rule) for v in found}
-    assert not gone, f"No longer broken, take off PENDING: {sorted(gone)}"
+    assert [str(v) for v in violations(ROOT)] == []
 
 
 # --- The rules on files that break them -------------------------------------------------------------

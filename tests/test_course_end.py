@@ -17,8 +17,8 @@ from accounts_app.choices import AccountState as S
 from accounts_app.choices import AuditAction, EndPolicy
 from accounts_app.models import AccountEvent, AuditEvent, Course, MemberAccount, Membership
 from accounts_app.services import ending
+from accounts_app.services.account_requests import account_request
 from accounts_app.services.guardrails import FREEZE_POLICY_NAME
-from accounts_app.services.vending import account_request
 from billing_app.services.budgets import account_freeze
 from tests.factories import MembershipFactory
 

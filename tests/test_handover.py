@@ -32,6 +32,7 @@ from accounts_app.models import (
     MemberAccount,
     Membership,
 )
+from accounts_app.services.account_requests import account_request
 from accounts_app.services.ending import course_end, course_extend
 from accounts_app.services.guardrails import freeze_policy_id
 from accounts_app.services.handover import (
@@ -47,7 +48,6 @@ from accounts_app.services.handover import (
     handover_submit_code,
 )
 from accounts_app.services.ownership import MANAGED_BY_TAG
-from accounts_app.services.vending import account_request
 from billing_app.models import AccountDailyCost
 from billing_app.services.budgets import budget_ensure
 from portal.aws import account_mgmt

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts_app import tasks
+from accounts_app import next_step
 from accounts_app.choices import AccountState as S
 from accounts_app.choices import AuditAction
 from accounts_app.lifecycle import transition
@@ -89,10 +89,10 @@ def _close_one(account: MemberAccount, organization: AwsOrganization, now: datet
     aws_account = organizations.describe_account(account.aws_account_id)
     if aws_account.state in CLOSED_STATES | {"PENDING_CLOSURE"}:
         # Already closing (an earlier request whose answer was lost): follow it.
-        transition(
+        if transition(
             account, expected=S.CLOSE_QUEUED, to=S.CLOSING, reason=f"AWS shows it {aws_account.state}", close_submitted_at=now
-        )
-        _enqueue_poll(account)
+        ):
+            next_step.next_step_enqueue(account)
         return
     if not transition(
         account, expected=S.CLOSE_QUEUED, to=S.CLOSING, reason="CloseAccount sent", close_submitted_at=now
@@ -116,7 +116,7 @@ def _close_one(account: MemberAccount, organization: AwsOrganization, now: datet
         target=account,
         summary=f"Asked AWS to close {account.account_name} ({account.aws_account_id})",
     )
-    _enqueue_poll(account)
+    next_step.next_step_enqueue(account)
 
 
 def _back_to_queue(account: MemberAccount, organization: AwsOrganization, error: TransientAwsError) -> None:
@@ -151,7 +151,7 @@ def account_poll_closure(*, account: MemberAccount) -> float | None:
     if timezone.now() - submitted < LOST_REQUEST_GRACE:
         return settings.PORTAL_AWS_POLL_SECONDS
     transition(account, expected=S.CLOSING, to=S.CLOSE_QUEUED, reason="The close request never reached AWS", close_submitted_at=None)
-    _enqueue(tasks.close_dispatch_task)
+    next_step.close_dispatch_enqueue()
     return None
 
 
@@ -168,12 +168,4 @@ def _closed(account: MemberAccount) -> None:
         )
     if account.membership_id:
         email_send("account_closed", {"account": account, "course": account.course}, [account.membership.email])
-    _enqueue(tasks.close_dispatch_task)
-
-
-def _enqueue_poll(account: MemberAccount) -> None:
-    _enqueue(tasks.account_poll_closure_task, account.pk)
-
-
-def _enqueue(task, *args) -> None:
-    task.delay_on_commit(*args)
+    next_step.close_dispatch_enqueue()  # a closure slot is free

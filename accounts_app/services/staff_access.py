@@ -32,11 +32,11 @@ from accounts_app.choices import AccessMode, AuditAction, CourseRole
 from accounts_app.choices import AccountState as S
 from accounts_app.lifecycle import LIVE_STATES, SIGN_IN_STATES
 from accounts_app.models import AwsOrganization, Course, MemberAccount, Membership
+from accounts_app.services.account_setup import account_is_new_in_aws
 from accounts_app.services.audit import audit_record
 from accounts_app.services.guardrails import AwsNotBootstrapped, organization_ready
 from accounts_app.services.identity_access import assignment_ensure, assignment_remove, identity_user_for
 from accounts_app.services.ownership import NotOurs, ownership_check
-from accounts_app.services.vending import account_is_new_in_aws
 from accounts_app.tasks import staff_access_sync_task
 from portal.aws import identity_center
 from portal.aws.errors import AwsError, PermanentAwsError, TransientAwsError, while_account_is_new

@@ -15,13 +15,13 @@ close that cycle.
 
 from __future__ import annotations
 
-from celery import Task
+from celery.contrib.django.task import DjangoTask
 
 from accounts_app import tasks
 from accounts_app.choices import AccountState as S
 from accounts_app.models import Handover, MemberAccount
 
-NEXT_STEPS: dict[S, Task] = {
+NEXT_STEPS: dict[S, DjangoTask] = {
     S.REQUESTED: tasks.vending_dispatch_task,
     S.CREATING: tasks.account_poll_task,
     S.INVITING: tasks.account_invite_task,

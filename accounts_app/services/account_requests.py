@@ -192,7 +192,7 @@ def account_bring_decline(*, actor, account: MemberAccount) -> bool:
         student, aws_account_id = account.membership.email, account.aws_account_id
         transition(
             account,
-            expected=account.state,
+            expected=S(account.state),
             to=S.DECLINED,
             actor=actor,
             reason=f"Declined by an instructor: {aws_account_id}",

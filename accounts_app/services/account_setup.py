@@ -80,9 +80,7 @@ def account_is_new_in_aws(account: MemberAccount) -> bool:
     if account.origin != AccountOrigin.CREATED:
         return False
     created = (
-        AccountEvent.objects.filter(
-            account=account, to_state=S.CONFIGURING, from_state__in=CREATION_STATES
-        )
+        AccountEvent.objects.filter(account=account, to_state=S.CONFIGURING, from_state__in=CREATION_STATES)
         .order_by("id")
         .values_list("created_at", flat=True)
         .first()
@@ -122,7 +120,10 @@ def _set_course_contacts(account: MemberAccount) -> None:
 
 def _plain(error: AwsError) -> str:
     if error.code in {"AccessDenied", "AccessDeniedException"}:
-        return f"The portal is not allowed to {error.operation or 'do this'} in AWS. An administrator must check the portal's IAM policy."
+        return (
+            f"The portal is not allowed to {error.operation or 'do this'} in AWS. "
+            "An administrator must check the portal's IAM policy."
+        )
     return f"AWS refused {error.operation or 'a step'}: {error.message}"
 
 

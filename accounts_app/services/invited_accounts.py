@@ -267,9 +267,19 @@ def account_verify_access_role(*, actor, account: MemberAccount) -> bool:
         account_access_verify(account)
     except AwsError as error:
         MemberAccount.objects.filter(pk=account.pk).update(
-            last_error=f"The portal cannot use the role {settings.PORTAL_AWS_MEMBER_ROLE_NAME} in your account yet: {error.message}"
+            last_error=(
+                f"The portal cannot use the role {settings.PORTAL_AWS_MEMBER_ROLE_NAME} in your account yet: "
+                f"{error.message}"
+            )
         )
         return False
-    if transition(account, expected=S.AWAITING_ACCESS_ROLE, to=S.CONFIGURING, actor=actor, reason="Access role works", last_error=""):
+    if transition(
+        account,
+        expected=S.AWAITING_ACCESS_ROLE,
+        to=S.CONFIGURING,
+        actor=actor,
+        reason="Access role works",
+        last_error="",
+    ):
         next_step.next_step_enqueue(account)
     return True

@@ -61,6 +61,7 @@ class World:
             "costs": f"{BASE_URL}/courses/{course}/my-costs/",
             "checklist": f"{BASE_URL}/courses/{course}/my-account/handover/",
             "decide": f"{BASE_URL}/courses/{course}/accounts/{account}/handover/",
+            "account": f"{BASE_URL}/courses/{course}/costs/students/{account}/",
         }
 
 
@@ -122,7 +123,8 @@ def _alert(w: World):
     )
     context = {"alert": alert, "account": w.account, "course": w.course}
     recipients = [w.student.email, w.course.usage_alert_email, w.instructor.email]
-    return "alert", context, recipients, [alert.message, "$100.40", w.links()["course"]]
+    facts = [alert.message, "$100.40", w.links()["costs"], w.links()["account"]]
+    return "alert", context, recipients, facts
 
 
 def _spending_stopped(w: World):
@@ -144,7 +146,8 @@ def _spending_stopped(w: World):
         "AWS refused to stop these",
         "EC2 instance i-0c2d: c5d.large, spot, running in eu-west-1: You can't stop the Spot Instance 'i-0c2d'.",
         "Ask your instructor to raise the budget",
-        w.links()["course"],
+        w.links()["costs"],
+        w.links()["account"],
     ]
     return "spending_stopped", context, recipients, facts
 

@@ -41,6 +41,7 @@ from accounts_app.models import (
 )
 from accounts_app.services.invitations import invitation_token
 from billing_app import urls as billing_urls
+from billing_app.models import BudgetRequest
 from tests.factories import CourseFactory, MembershipFactory, browser_form_data
 
 PERSONAS = (
@@ -136,6 +137,11 @@ MATRIX = [
     ("billing:freeze",           POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
     ("billing:unfreeze",         POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
     ("billing:my_costs",         GET,    LOGIN,    200,    404,          404, 404,       404,             404),
+    # A higher budget: the student asks for their own account, TAs see the request, instructors decide.
+    ("billing:budget_request",   POST,   LOGIN,    DONE,   404,          404, 404,       404,             404),
+    ("billing:budget_request_review", GET, LOGIN,  403,    404,          200, 200,       404,             200),
+    ("billing:budget_request_approve", POST, LOGIN, 403,   404,          403, DONE,      404,             DONE),
+    ("billing:budget_request_decline", POST, LOGIN, 403,   404,          403, DONE,      404,             DONE),
 ]
 # fmt: on
 
@@ -309,6 +315,21 @@ def webhook_of(course: Course) -> WebhookEndpoint:
     return endpoint
 
 
+def budget_request_of(account: MemberAccount) -> BudgetRequest:
+    """The student asked for a higher budget; it waits for an instructor."""
+    budget_request, _ = BudgetRequest.objects.get_or_create(
+        account=account,
+        defaults={
+            "course": account.course,
+            "requested_by": account.membership.user,
+            "budget_before": "100.00",
+            "amount": "150.00",
+            "reason": "The final project trains a model.",
+        },
+    )
+    return budget_request
+
+
 REQUESTS = {
     "courses:list": Request(kwargs=lambda s: {}),
     "courses:create": Request(
@@ -470,6 +491,23 @@ REQUESTS = {
         redirects_to="billing:student_costs",
     ),
     "billing:my_costs": Request(kwargs=in_course),
+    "billing:budget_request": Request(
+        kwargs=in_course,
+        data=lambda s: {"amount": "150", "reason": "The final project trains a model."},
+        redirects_to="billing:my_costs",
+    ),
+    "billing:budget_request_review": Request(
+        kwargs=lambda s: in_course(s) | {"request_id": budget_request_of(s.student_account).pk}
+    ),
+    "billing:budget_request_approve": Request(
+        kwargs=lambda s: in_course(s) | {"request_id": budget_request_of(s.student_account).pk},
+        redirects_to="billing:budget_request_review",
+    ),
+    "billing:budget_request_decline": Request(
+        kwargs=lambda s: in_course(s) | {"request_id": budget_request_of(s.student_account).pk},
+        data=lambda s: {"reason": "Use the spot instances the lab explains."},
+        redirects_to="billing:budget_request_review",
+    ),
 }
 
 
@@ -497,6 +535,7 @@ def database_state() -> dict:
         "audit": list(AuditEvent.objects.order_by("pk").values_list("pk", flat=True)),
         "webhooks": list(WebhookEndpoint.objects.order_by("pk").values()),
         "webhook_deliveries": list(WebhookDelivery.objects.order_by("pk").values_list("pk", flat=True)),
+        "budget_requests": list(BudgetRequest.objects.order_by("pk").values()),
     }
 
 
@@ -608,6 +647,34 @@ def test_webhook_of_the_other_course_is_not_found_under_this_courses_url(scene, 
     before = database_state()
 
     response = scene.personas.client(persona).post(path)
+
+    assert response.status_code == 404
+    assert database_state() == before
+
+
+@pytest.mark.parametrize("persona", ["instructor", "admin"])
+@pytest.mark.parametrize(
+    ("name", "method"),
+    [
+        ("billing:budget_request_review", GET),
+        ("billing:budget_request_approve", POST),
+        ("billing:budget_request_decline", POST),
+    ],
+)
+def test_budget_request_of_the_other_course_is_not_found_under_this_courses_url(scene, persona, name, method):
+    other_account = member_account(
+        scene.other_course,
+        "bio200-student",
+        AccountState.READY,
+        membership=scene.other_member,
+        aws_account_id="333333333333",
+    )
+    other_request = budget_request_of(other_account)
+    path = reverse(name, kwargs={"course_id": scene.course.pk, "request_id": other_request.pk})
+    before = database_state()
+
+    client = scene.personas.client(persona)
+    response = client.get(path) if method == GET else client.post(path)
 
     assert response.status_code == 404
     assert database_state() == before

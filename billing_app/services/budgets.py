@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from accounts_app.choices import AccountState, AuditAction, BudgetPeriod, CourseRole, WebhookTopic
 from accounts_app.lifecycle import IN_USE_STATES, transition
-from accounts_app.models import AwsOrganization, Course, MemberAccount
+from accounts_app.models import AccountEvent, AwsOrganization, Course, MemberAccount
 from accounts_app.services.audit import audit_record
 from accounts_app.services.freezing import freeze_sync_enqueue
 from accounts_app.services.gates import REFUSED, Action, action_gate
@@ -408,3 +408,33 @@ def budget_raise(*, actor, account: MemberAccount, amount: Decimal) -> StudentBu
             budget_ensure_task.delay_on_commit(account.pk)
     return budget
 
+
+def frozen_for_its_budget(account: MemberAccount) -> bool:
+    """Frozen by the portal's budget check (an instructor's freeze names the instructor)."""
+    if account.state != AccountState.FROZEN:
+        return False
+    freezes = AccountEvent.objects.filter(account=account, to_state=AccountState.FROZEN)
+    freeze = freezes.order_by("-created_at", "-id").first()
+    return freeze is not None and freeze.actor_id is None
+
+
+def under_freeze_line(account: MemberAccount, amount: Decimal, *, today: date | None = None) -> bool:
+    """Whether the account's spend this period stays below the course's freeze threshold of a
+    budget of `amount`: the next budget check would not freeze it again."""
+    freeze_at = account.course.freeze_at_percent
+    if not freeze_at:
+        return True
+    [spend] = _spend_in_period([account], today or timezone.localdate())
+    return spend.spend * 100 < amount * freeze_at
+
+
+def budget_raise_and_unfreeze(*, actor, account: MemberAccount, amount: Decimal) -> bool:
+    """Raise the account's budget; if its budget froze it and the new one is above its spend,
+    unfreeze it too (the state first, the SCP and what the freeze stopped by their tasks, behind
+    the gate). Returns whether it was unfrozen. An instructor's own freeze stays."""
+    with transaction.atomic():
+        releases = frozen_for_its_budget(account) and under_freeze_line(account, amount)
+        if releases and account_unfreeze(actor=actor, account=account, new_budget=amount):
+            return True
+        budget_raise(actor=actor, account=account, amount=amount)
+    return False

@@ -25,6 +25,8 @@ from accounts_app.webhook_formats import Notice
 from billing_app.models import BudgetRequest, BudgetRequestStatus
 from billing_app.services.budgets import budget_amount, budget_raise_and_unfreeze
 
+CENTS = Decimal("0.01")
+
 
 class BudgetRequestError(ValueError):
     """The request cannot be made or decided; the message says why, for the person who tried."""
@@ -32,6 +34,7 @@ class BudgetRequestError(ValueError):
 
 def budget_request_create(*, actor, account: MemberAccount, amount: Decimal, reason: str) -> BudgetRequest:
     """Record the student's request and tell the course's staff."""
+    amount = amount.quantize(CENTS)
     with transaction.atomic():
         # One request waits at a time: two clicks at once are made one after the other.
         accounts = MemberAccount.objects.select_for_update(of=("self",)).select_related("course", "membership")

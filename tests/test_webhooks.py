@@ -11,10 +11,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 
@@ -162,6 +165,33 @@ def test_a_signed_message_verifies_with_the_documented_algorithm_and_a_changed_o
     assert not verify_standard_webhook(secret, replayed)
     assert not verify_standard_webhook(secret, message, now=int(time.time()) + REPLAY_WINDOW_SECONDS + 60)
     assert not verify_standard_webhook("whsec_" + base64.b64encode(b"x" * 32).decode(), message)
+
+
+def documented_verify():
+    """The `verify` function docs/OPERATIONS.md gives receivers, as printed there."""
+    operations = (Path(settings.BASE_DIR) / "docs" / "OPERATIONS.md").read_text()
+    section = operations.split("## Alerts and webhooks", 1)[1]
+    [code] = re.findall(r"```python\n(.*?)```", section.split("\n## ", 1)[0], re.DOTALL)
+    namespace: dict = {}
+    exec(code, namespace)  # noqa: S102 - the guide's own code, read from this repository
+    return namespace["verify"]
+
+
+@pytest.mark.django_db
+def test_the_verification_the_operations_guide_prints_accepts_the_portals_messages_only(
+    personas, receivers, django_capture_on_commit_callbacks
+):
+    _, secret = add(personas.course, WebhookKind.SIGNED_JSON, SIGNED_URL)
+    verify = documented_verify()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        webhooks_send(course=personas.course, topic=WebhookTopic.BUDGET_ALERTS, notice=NOTICE)
+
+    [message] = receivers.received
+    assert verify(secret, message.headers, message.body) is True
+    assert verify(secret, message.headers, message.body + b" ") is False
+    stale = {**message.headers, "webhook-timestamp": str(int(message.headers["webhook-timestamp"]) - 600)}
+    assert verify(secret, stale, message.body) is False
 
 
 @pytest.mark.django_db

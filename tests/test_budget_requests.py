@@ -295,6 +295,29 @@ def test_one_request_waits_at_a_time(personas):
 
 
 @pytest.mark.django_db
+def test_a_student_declined_again_and_again_stops_at_three_requests_a_day(personas):
+    account = student_account(personas)
+    for amount in ("150", "140", "130"):
+        ask(personas, amount=amount)
+        BudgetRequest.objects.filter(status=BudgetRequestStatus.PENDING).update(status=BudgetRequestStatus.DECLINED)
+
+    response = ask(personas, amount="120")
+
+    assert "You asked 3 times in the last day; ask again tomorrow." in response.content.decode()
+    assert BudgetRequest.objects.filter(account=account).count() == 3
+
+
+@pytest.mark.django_db
+def test_the_students_account_panel_leads_to_the_request(personas):
+    student_account(personas, state=AccountState.FROZEN)
+
+    panel = personas.client("student").get(reverse("courses:detail", kwargs={"course_id": personas.course.pk}))
+
+    my_costs = reverse("billing:my_costs", kwargs={"course_id": personas.course.pk})
+    assert f'<a href="{my_costs}#budget-request">Ask for a higher budget</a>' in panel.content.decode()
+
+
+@pytest.mark.django_db
 def test_an_account_no_longer_in_use_is_not_raised_and_its_request_waits_to_be_declined(personas):
     account = student_account(personas)
     ask(personas)

@@ -10,6 +10,7 @@ second finds it decided.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 from django.db import transaction
@@ -26,6 +27,8 @@ from billing_app.models import BudgetRequest, BudgetRequestStatus
 from billing_app.services.budgets import budget_amount, budget_raise_and_unfreeze
 
 CENTS = Decimal("0.01")
+# A declined student may ask again, but not so often that the instructors' mail fills with it.
+REQUESTS_PER_DAY = 3
 
 
 class BudgetRequestError(ValueError):
@@ -47,6 +50,9 @@ def budget_request_create(*, actor, account: MemberAccount, amount: Decimal, rea
                 f"You already asked for ${waiting.amount} on {waiting.created_at:%b %-d}; "
                 "your instructor has not answered yet."
             )
+        since = timezone.now() - timedelta(days=1)
+        if BudgetRequest.objects.filter(account=account, created_at__gte=since).count() >= REQUESTS_PER_DAY:
+            raise BudgetRequestError(f"You asked {REQUESTS_PER_DAY} times in the last day; ask again tomorrow.")
         current = budget_amount(account)
         if amount <= current:
             raise BudgetRequestError(f"Ask for more than your current budget of ${current}.")

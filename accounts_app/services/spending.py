@@ -45,6 +45,7 @@ from accounts_app.services.ownership import NotOurs
 from accounts_app.services.webhooks import account_data, account_link, account_name, webhooks_send
 from accounts_app.webhook_formats import Notice
 from portal.aws import spending as aws_spending
+from portal.aws.display import SPENDING_KIND_LABELS
 from portal.aws.errors import PermanentAwsError, TransientAwsError
 from portal.aws.spending import Billing
 
@@ -306,7 +307,7 @@ def entry_key(entry: dict) -> str:
 
 
 def _what(entry: dict) -> str:
-    return f"{aws_spending.KIND_LABELS[entry['kind']]} {entry['label'] or entry['id']} in {entry['region']}"
+    return f"{SPENDING_KIND_LABELS[entry['kind']]} {entry['label'] or entry['id']} in {entry['region']}"
 
 
 def _outcome(entry: dict) -> str:

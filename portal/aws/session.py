@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -38,7 +39,7 @@ MAX_CACHED_CLIENTS = 512
 
 _lock = threading.Lock()
 # (service, safe_to_repeat, role ARN ("" for the portal's own credentials), expiry, region) -> client
-_clients: OrderedDict[tuple[str, bool, str, datetime | None, str], object] = OrderedDict()
+_clients: OrderedDict[tuple[str, bool, str, datetime | None, str], Any] = OrderedDict()
 # role ARN ("" for the portal's own credentials) -> (session, expiry of its credentials)
 _sessions: dict[str, tuple[boto3.Session, datetime | None]] = {}
 _hooks: list[tuple[str, Callable]] = []
@@ -102,7 +103,7 @@ def _fresh(expiry: datetime | None) -> bool:
     return expiry is not None and expiry - CREDENTIAL_MARGIN > timezone.now()
 
 
-def _assumed(role_arn: str) -> tuple[boto3.Session, datetime]:
+def _assumed(role_arn: str) -> tuple[boto3.Session, datetime | None]:
     with _lock:
         cached = _sessions.get(role_arn)
         if cached and _fresh(cached[1]):
@@ -129,7 +130,7 @@ def _assumed(role_arn: str) -> tuple[boto3.Session, datetime]:
     return session, expiry
 
 
-def client(service: str, *, safe_to_repeat: bool = True, account_id: str = "", region: str = ""):
+def client(service: str, *, safe_to_repeat: bool = True, account_id: str = "", region: str = "") -> Any:
     """A cached client of the management account (or of `account_id`'s member role), in `region`
     (default: the portal's region)."""
     role_arn = _member_role_arn(account_id) if account_id else settings.PORTAL_AWS_MANAGEMENT_ROLE_ARN

@@ -152,13 +152,27 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     address and kind cannot be changed (remove the webhook and add it again)."""
 
     list_display = [
-        "name", "course", "kind", "url_shown", "enabled", "last_attempt_at", "last_success_at", "last_error"
+        "name",
+        "course",
+        "kind",
+        "url_shown",
+        "enabled",
+        "last_attempt_at",
+        "last_success_at",
+        "last_error",
     ]
     list_filter = ["kind", "enabled", ("course", admin.EmptyFieldListFilter)]
     search_fields = ["name", "course__code"]
     actions = ["send_test_message"]
     readonly_fields = [
-        "course", "kind", "url_shown", "created_by", "created_at", "last_attempt_at", "last_success_at", "last_error"
+        "course",
+        "kind",
+        "url_shown",
+        "created_by",
+        "created_at",
+        "last_attempt_at",
+        "last_success_at",
+        "last_error",
     ]
 
     def get_form(self, request, obj=None, change=False, **kwargs):

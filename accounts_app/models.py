@@ -103,9 +103,7 @@ class Course(models.Model):
     start_date = models.DateField()
     end_date = models.DateField()
     description = models.TextField(blank=True)
-    budget_per_student = models.DecimalField(
-        "budget per student (USD)", max_digits=10, decimal_places=2
-    )
+    budget_per_student = models.DecimalField("budget per student (USD)", max_digits=10, decimal_places=2)
     budget_period = models.CharField(
         "budget applies to", max_length=10, choices=BudgetPeriod.choices, default=BudgetPeriod.COURSE
     )
@@ -132,9 +130,7 @@ class Course(models.Model):
         blank=True,
         help_text="A tag key students put on their resources (e.g. project) to break spend down by.",
     )
-    access_mode = models.CharField(
-        max_length=20, choices=AccessMode.choices, default=AccessMode.IDENTITY_CENTER
-    )
+    access_mode = models.CharField(max_length=20, choices=AccessMode.choices, default=AccessMode.IDENTITY_CENTER)
     end_policy = models.CharField(
         "end-of-course policy", max_length=20, choices=EndPolicy.choices, default=EndPolicy.CLOSE
     )
@@ -195,9 +191,7 @@ class Course(models.Model):
         "can join with the code. Empty: any address.",
     )
     archived_at = models.DateTimeField(null=True, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -208,12 +202,8 @@ class Course(models.Model):
     class Meta:
         ordering = ["-start_date", "code"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(end_date__gte=models.F("start_date")), name="course_dates_in_order"
-            ),
-            models.CheckConstraint(
-                condition=Q(budget_per_student__gt=0), name="course_budget_positive"
-            ),
+            models.CheckConstraint(condition=Q(end_date__gte=models.F("start_date")), name="course_dates_in_order"),
+            models.CheckConstraint(condition=Q(budget_per_student__gt=0), name="course_budget_positive"),
         ]
 
     def __str__(self) -> str:
@@ -284,9 +274,7 @@ class Membership(models.Model):
         related_name="memberships",
     )
     source = models.CharField(max_length=20, choices=MembershipSource.choices)
-    invite_status = models.CharField(
-        max_length=20, choices=InviteStatus.choices, default=InviteStatus.NOT_SENT
-    )
+    invite_status = models.CharField(max_length=20, choices=InviteStatus.choices, default=InviteStatus.NOT_SENT)
     invited_at = models.DateTimeField(null=True, blank=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -344,9 +332,7 @@ class AuditEvent(models.Model):
     )
     # Kept as text so the log still names the person after their user is deleted.
     actor_label = models.CharField(max_length=254)
-    course = models.ForeignKey(
-        Course, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
-    )
+    course = models.ForeignKey(Course, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events")
     action = models.CharField(max_length=40, choices=AuditAction.choices)
     object_type = models.CharField(max_length=50)
     object_id = models.CharField(max_length=50, blank=True)
@@ -445,9 +431,7 @@ class MemberAccount(models.Model):
     """
 
     # None for the organization's pool of recycled accounts, which belongs to no course.
-    course = models.ForeignKey(
-        Course, null=True, blank=True, on_delete=models.PROTECT, related_name="aws_accounts"
-    )
+    course = models.ForeignKey(Course, null=True, blank=True, on_delete=models.PROTECT, related_name="aws_accounts")
     membership = models.OneToOneField(
         Membership,
         null=True,
@@ -455,9 +439,7 @@ class MemberAccount(models.Model):
         on_delete=models.SET_NULL,
         related_name="aws_account",
     )
-    state = models.CharField(
-        max_length=30, choices=AccountState.choices, default=AccountState.REQUESTED, db_index=True
-    )
+    state = models.CharField(max_length=30, choices=AccountState.choices, default=AccountState.REQUESTED, db_index=True)
     origin = models.CharField(max_length=20, choices=AccountOrigin.choices, default=AccountOrigin.CREATED)
     root_email = models.EmailField()
     account_name = models.CharField(max_length=50)
@@ -485,9 +467,7 @@ class MemberAccount(models.Model):
     identity_store_user_id = models.CharField(max_length=100, blank=True)
     iam_user_name = models.CharField("IAM user name", max_length=64, blank=True)
     account_alias = models.CharField(max_length=63, blank=True)
-    one_time_password = models.TextField(
-        blank=True, help_text="Encrypted; erased once shown to the student."
-    )
+    one_time_password = models.TextField(blank=True, help_text="Encrypted; erased once shown to the student.")
     last_error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     # Set with a transition that changes whether the freeze SCP belongs on the account (frozen,
@@ -637,9 +617,7 @@ class Handover(models.Model):
     )
     # The account's state before the request, restored if the request is declined.
     previous_state = models.CharField(max_length=30, choices=AccountState.choices)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     requested_at = models.DateTimeField(auto_now_add=True)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -679,7 +657,11 @@ class WebhookEndpoint(models.Model):
     itself the key to post in the channel."""
 
     course = models.ForeignKey(
-        Course, null=True, blank=True, on_delete=models.CASCADE, related_name="webhooks",
+        Course,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="webhooks",
         help_text="Empty: the whole school's alerts.",
     )
     name = models.CharField(max_length=100, help_text="e.g. #cs101-staff")
@@ -697,6 +679,8 @@ class WebhookEndpoint(models.Model):
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Not a column: the settings page's last few messages, set by selectors.course_webhooks.
+    recent: list[WebhookDelivery]
 
     class Meta:
         ordering = ["course_id", "name", "id"]

@@ -107,7 +107,9 @@ def student_costs(request: HttpRequest, course_id: int, account_id: int) -> Http
 def my_costs(request: HttpRequest, course_id: int) -> HttpResponse:
     course = visible_course(request, course_id)
     membership = course.memberships.filter(user=request.user, role=CourseRole.STUDENT).first()
-    account = MemberAccount.objects.filter(membership=membership).select_related("course").first() if membership else None
+    account = (
+        MemberAccount.objects.filter(membership=membership).select_related("course").first() if membership else None
+    )
     if account is None:
         raise Http404("You have no AWS account in this course.")
     context = _account_context(course, account)

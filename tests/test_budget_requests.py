@@ -92,11 +92,15 @@ def test_a_frozen_student_asks_an_instructor_approves_from_the_link_and_the_acco
     status = aws.client("organizations").create_account(
         Email="aws+cs101-student@school.example", AccountName="cs101-student"
     )
-    account = place_as_configured(
-        student_account(personas, aws_account_id=status["CreateAccountStatus"]["AccountId"])
+    account = place_as_configured(student_account(personas, aws_account_id=status["CreateAccountStatus"]["AccountId"]))
+    webhook_create(
+        actor=personas.instructor,
+        course=personas.course,
+        name="#cs101-staff",
+        kind=WebhookKind.SLACK,
+        url=SLACK_URL,
+        topics=["budget_requests"],
     )
-    webhook_create(actor=personas.instructor, course=personas.course, name="#cs101-staff", kind=WebhookKind.SLACK,
-                   url=SLACK_URL, topics=["budget_requests"])
     budget_ensure(account=account)
     spend(account, {d(1, 9): "100"})
     budgets_evaluate(today=TODAY)
@@ -113,7 +117,10 @@ def test_a_frozen_student_asks_an_instructor_approves_from_the_link_and_the_acco
     assert "Your request was sent to your instructor." in asked.content.decode()
     budget_request = BudgetRequest.objects.get()
     assert (budget_request.status, budget_request.amount, budget_request.budget_before, budget_request.reason) == (
-        BudgetRequestStatus.PENDING, Decimal("200.00"), Decimal("100.00"), REASON
+        BudgetRequestStatus.PENDING,
+        Decimal("200.00"),
+        Decimal("100.00"),
+        REASON,
     )
     link = f"http://localhost:8000/courses/{personas.course.pk}/budget-requests/{budget_request.pk}/"
     [staff_mail] = mail.outbox
@@ -136,11 +143,21 @@ def test_a_frozen_student_asks_an_instructor_approves_from_the_link_and_the_acco
     current = aws.client("budgets").describe_budget(AccountId=management, BudgetName=name)["Budget"]
     with Stubber(aws.client("budgets")) as stubber:  # moto has no UpdateBudget
         stubber.add_response("describe_budget", {"Budget": current})
-        stubber.add_response("update_budget", {}, {"AccountId": management, "NewBudget": {
-            **{key: current[key] for key in ("BudgetName", "TimeUnit", "BudgetType", "CostFilters", "CostTypes")},
-            "BudgetLimit": {"Amount": "200.00", "Unit": "USD"},
-            "TimePeriod": {"Start": "2026-09-01", "End": "2026-12-16"},
-        }})
+        stubber.add_response(
+            "update_budget",
+            {},
+            {
+                "AccountId": management,
+                "NewBudget": {
+                    **{
+                        key: current[key]
+                        for key in ("BudgetName", "TimeUnit", "BudgetType", "CostFilters", "CostTypes")
+                    },
+                    "BudgetLimit": {"Amount": "200.00", "Unit": "USD"},
+                    "TimePeriod": {"Start": "2026-09-01", "End": "2026-12-16"},
+                },
+            },
+        )
         approved = instructor.post(review_path(budget_request, "approve"), follow=True)
         stubber.assert_no_pending_responses()
 
@@ -232,8 +249,14 @@ def test_a_declined_request_tells_the_student_why_and_changes_no_budget(
     personas, receivers, django_capture_on_commit_callbacks
 ):
     account = student_account(personas)
-    webhook_create(actor=None, course=personas.course, name="#cs101", kind=WebhookKind.SLACK, url=SLACK_URL,
-                   topics=["budget_requests"])
+    webhook_create(
+        actor=None,
+        course=personas.course,
+        name="#cs101",
+        kind=WebhookKind.SLACK,
+        url=SLACK_URL,
+        topics=["budget_requests"],
+    )
     with django_capture_on_commit_callbacks(execute=True):
         ask(personas, amount="130.50")
     budget_request = BudgetRequest.objects.get()
@@ -247,7 +270,8 @@ def test_a_declined_request_tells_the_student_why_and_changes_no_budget(
     assert "Declined. The student is told." in response.content.decode()
     budget_request.refresh_from_db()
     assert (budget_request.status, budget_request.decline_reason) == (
-        BudgetRequestStatus.DECLINED, "Use the spot instances lab 6 explains."
+        BudgetRequestStatus.DECLINED,
+        "Use the spot instances lab 6 explains.",
     )
     assert not StudentBudget.objects.filter(account=account).exists()
     [student_mail] = mail.outbox

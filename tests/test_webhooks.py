@@ -173,7 +173,7 @@ def documented_verify():
     section = operations.split("## Alerts and webhooks", 1)[1]
     [code] = re.findall(r"```python\n(.*?)```", section.split("\n## ", 1)[0], re.DOTALL)
     namespace: dict = {}
-    exec(code, namespace)  # noqa: S102 - the guide's own code, read from this repository
+    exec(code, namespace)
     return namespace["verify"]
 
 
@@ -263,8 +263,12 @@ def test_the_form_says_why_an_address_is_refused_and_adds_nothing(personas, rece
 
     response = personas.client("instructor").post(
         page,
-        {"name": "Our service", "kind": WebhookKind.SIGNED_JSON, "url": "https://metadata.school.example/x",
-         "topics": [WebhookTopic.BUDGET_ALERTS]},
+        {
+            "name": "Our service",
+            "kind": WebhookKind.SIGNED_JSON,
+            "url": "https://metadata.school.example/x",
+            "topics": [WebhookTopic.BUDGET_ALERTS],
+        },
     )
 
     assert response.status_code == 200
@@ -402,10 +406,14 @@ def test_nothing_is_posted_before_the_change_commits_nor_when_it_rolls_back(
 ):
     add(personas.course)
 
-    with django_capture_on_commit_callbacks(execute=True) as queued, pytest.raises(RuntimeError), transaction.atomic():
-        webhooks_send(course=personas.course, topic=WebhookTopic.BUDGET_ALERTS, notice=NOTICE)
-        assert receivers.received == []
-        raise RuntimeError("the step fails after deciding the alert")
+    def decide_then_fail() -> None:
+        with transaction.atomic():
+            webhooks_send(course=personas.course, topic=WebhookTopic.BUDGET_ALERTS, notice=NOTICE)
+            assert receivers.received == []
+            raise RuntimeError("the step fails after deciding the alert")
+
+    with django_capture_on_commit_callbacks(execute=True) as queued, pytest.raises(RuntimeError):
+        decide_then_fail()
 
     assert queued == []
     assert receivers.received == []
@@ -418,22 +426,38 @@ def test_an_alert_goes_to_the_course_and_the_school_endpoints_that_take_its_topi
 ):
     add(personas.other_course)
     webhook_create(
-        actor=personas.admin, course=None, name="#money", kind=WebhookKind.TEAMS, url=TEAMS_URL,
+        actor=personas.admin,
+        course=None,
+        name="#money",
+        kind=WebhookKind.TEAMS,
+        url=TEAMS_URL,
         topics=[WebhookTopic.BUDGET_ALERTS],
     )
     webhook_create(
-        actor=None, course=personas.course, name="#freezes", kind=WebhookKind.SLACK, url=SLACK_URL,
+        actor=None,
+        course=personas.course,
+        name="#freezes",
+        kind=WebhookKind.SLACK,
+        url=SLACK_URL,
         topics=[WebhookTopic.FREEZES],
     )
     add(personas.course, WebhookKind.SIGNED_JSON, SIGNED_URL)
     account = MemberAccount.objects.create(
-        course=personas.course, membership=Membership.objects.get(user=personas.student), state=AccountState.READY,
-        account_name="cs101-student", root_email="aws+cs101-student@school.example", aws_account_id="111111111111",
+        course=personas.course,
+        membership=Membership.objects.get(user=personas.student),
+        state=AccountState.READY,
+        account_name="cs101-student",
+        root_email="aws+cs101-student@school.example",
+        aws_account_id="111111111111",
     )
     alert = Alert.objects.create(
-        account=account, course=personas.course, kind=AlertKind.ACTUAL_80, period="course",
+        account=account,
+        course=personas.course,
+        kind=AlertKind.ACTUAL_80,
+        period="course",
         message="Stella Student passed 80% of the $100.00 budget: $85.00 spent (85%).",
-        spend=Decimal("85.00"), budget=Decimal("100.00"),
+        spend=Decimal("85.00"),
+        budget=Decimal("100.00"),
     )
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -470,7 +494,9 @@ def test_a_signed_webhook_added_on_the_settings_page_shows_its_secret_once(perso
     assert endpoint.secret in added.content.decode()
     assert endpoint.secret not in again.content.decode()
     assert (endpoint.course, endpoint.created_by, endpoint.topics) == (
-        personas.course, personas.instructor, WebhookTopic.values
+        personas.course,
+        personas.instructor,
+        WebhookTopic.values,
     )
     assert AuditEvent.objects.filter(action=AuditAction.WEBHOOK_ADDED, course=personas.course).count() == 1
 
@@ -516,8 +542,13 @@ def test_an_administrator_adds_a_school_webhook_in_the_admin_and_sees_its_secret
 
     response = client.post(
         reverse("admin:accounts_app_webhookendpoint_add"),
-        {"course": "", "name": "School finance", "kind": WebhookKind.SIGNED_JSON, "url": SIGNED_URL,
-         "topics": [WebhookTopic.FREEZES]},
+        {
+            "course": "",
+            "name": "School finance",
+            "kind": WebhookKind.SIGNED_JSON,
+            "url": SIGNED_URL,
+            "topics": [WebhookTopic.FREEZES],
+        },
     )
 
     endpoint = WebhookEndpoint.objects.get()

@@ -226,8 +226,8 @@ def webhook_deliver(*, delivery: WebhookDelivery, final: bool) -> bool:
             _record(delivery, status_code=answer.status)
             return True
         said = f": {answer.body}" if answer.body else ""
-        error = f"HTTP {answer.status}{said}"
-        _record(delivery, status_code=answer.status, error=error, transient=answer.transient, final=final)
+        refusal = f"HTTP {answer.status}{said}"
+        _record(delivery, status_code=answer.status, error=refusal, transient=answer.transient, final=final)
     if delivery.status == WebhookDeliveryStatus.RETRYING:
         raise WebhookRetry(delivery.last_error)
     return False

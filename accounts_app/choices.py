@@ -81,6 +81,11 @@ class AuditAction(models.TextChoices):
     HANDOVER_STEP = "handover.step", "Handover step done"
     HANDOVER_COMPLETED = "handover.completed", "Account handed over"
     STAFF_ACCESS_CHANGED = "staff.access_changed", "Staff AWS access changed"
+    WEBHOOK_ADDED = "webhook.added", "Webhook added"
+    WEBHOOK_REMOVED = "webhook.removed", "Webhook removed"
+    BUDGET_REQUESTED = "budget.requested", "Higher budget asked for"
+    BUDGET_REQUEST_APPROVED = "budget.request_approved", "Higher budget approved"
+    BUDGET_REQUEST_DECLINED = "budget.request_declined", "Higher budget declined"
 
 
 class AccountState(models.TextChoices):
@@ -138,3 +143,24 @@ class SpendingStatus(models.TextChoices):
     NOT_STOPPED = "not stopped", "Not stopped"
     RESTORED = "brought back", "Brought back"
     NOT_RESTORED = "not brought back", "Not brought back"
+
+
+class WebhookKind(models.TextChoices):
+    SLACK = "slack", "Slack incoming webhook"
+    TEAMS = "teams", "Microsoft Teams incoming webhook"
+    SIGNED_JSON = "signed_json", "JSON signed with HMAC-SHA256 (your own service)"
+
+
+class WebhookTopic(models.TextChoices):
+    """What a webhook endpoint is sent; each alert belongs to one topic."""
+
+    BUDGET_ALERTS = "budget_alerts", "Budget thresholds crossed, forecasts and unusual days"
+    FREEZES = "freezes", "Accounts frozen, and what each freeze stopped"
+    BUDGET_REQUESTS = "budget_requests", "Students asking for a higher budget, and the answers"
+
+
+class WebhookDeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Waiting to be sent"
+    RETRYING = "retrying", "Failed; trying again"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Not delivered"

@@ -1,5 +1,6 @@
 """Symmetric encryption for the secrets the portal must hold: a first console password until the
-student has seen it, and every authenticator app's secret and recovery-code seed. The keys are
+student has seen it, every authenticator app's secret and recovery-code seed, and webhook
+addresses and signing secrets. The keys are
 derived from SECRET_KEY, one per purpose, so that a token made for one use is useless for another.
 Tokens made with a key listed in SECRET_KEY_FALLBACKS stay readable after SECRET_KEY changes."""
 
@@ -11,6 +12,7 @@ from django.conf import settings
 
 PURPOSE = b"classroom-cloud-portal/one-time-secrets"
 MFA_PURPOSE = b"classroom-cloud-portal/mfa-secrets"
+WEBHOOK_PURPOSE = b"classroom-cloud-portal/webhook-secrets"
 
 
 def _key(purpose: bytes, secret_key: str) -> Fernet:

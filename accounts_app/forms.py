@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from accounts_app.choices import CourseRole
+from accounts_app.choices import CourseRole, WebhookKind, WebhookTopic
 from accounts_app.models import Course, normalize_email
 from accounts_app.selectors import course_code_locked
 from accounts_app.services.courses import (
@@ -20,6 +20,7 @@ from accounts_app.services.courses import (
     JoinCodeLimits,
 )
 from accounts_app.services.guardrails import course_policy_check
+from accounts_app.services.webhooks import WebhookError, webhook_url_check
 from portal.aws.catalog import (
     PRICE_SOURCE,
     instance_family_price_class,
@@ -341,3 +342,31 @@ class HandoverDeclineForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="The student reads this.",
     )
+
+
+class WebhookForm(forms.Form):
+    """A webhook endpoint: where it posts, in which format, and which alerts."""
+
+    name = forms.CharField(max_length=100, help_text="For you to tell it apart, e.g. #cs101-staff.")
+    kind = forms.ChoiceField(label="Kind", choices=WebhookKind.choices, widget=forms.RadioSelect)
+    url = forms.CharField(
+        label="Webhook address",
+        max_length=2000,
+        help_text="The https address Slack, Teams or your own service gave you. It is stored encrypted "
+        "and never shown again in full.",
+    )
+    topics = forms.MultipleChoiceField(
+        label="Send",
+        choices=WebhookTopic.choices,
+        initial=WebhookTopic.values,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("kind") and cleaned.get("url"):
+            try:
+                cleaned["url"] = webhook_url_check(kind=cleaned["kind"], url=cleaned["url"])
+            except WebhookError as error:
+                self.add_error("url", str(error))
+        return cleaned

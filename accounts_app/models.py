@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import secrets
+import uuid
 from datetime import date, datetime, time, timedelta
 from typing import ClassVar
 
@@ -22,7 +23,11 @@ from accounts_app.choices import (
     HandoverStatus,
     InviteStatus,
     MembershipSource,
+    WebhookDeliveryStatus,
+    WebhookKind,
+    WebhookTopic,
 )
+from accounts_app.crypto import WEBHOOK_PURPOSE, decrypt
 
 
 def normalize_email(email: str) -> str:
@@ -639,3 +644,99 @@ class Handover(models.Model):
 
     def __str__(self) -> str:
         return f"Handover of {self.account.account_name} ({self.get_status_display()})"
+
+
+def all_webhook_topics() -> list[str]:
+    return list(WebhookTopic.values)
+
+
+class WebhookEndpoint(models.Model):
+    """Where alerts about money are posted besides email: a course's, set by its instructors on
+    the course's settings, or the whole school's (no course), set by administrators in the
+    Django admin. The address and the signing secret are encrypted: a Slack or Teams address is
+    itself the key to post in the channel."""
+
+    course = models.ForeignKey(
+        Course,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="webhooks",
+        help_text="Empty: the whole school's alerts.",
+    )
+    name = models.CharField(max_length=100, help_text="e.g. #cs101-staff")
+    kind = models.CharField(max_length=20, choices=WebhookKind.choices)
+    topics = models.JSONField(default=all_webhook_topics, help_text="WebhookTopic values it is sent.")
+    url_encrypted = models.TextField()
+    url_shown = models.CharField(max_length=300, help_text="The address without its secret part.")
+    secret_encrypted = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The last attempt of any message, for the settings page.
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    # Not a column: the settings page's last few messages, set by selectors.course_webhooks.
+    recent: list[WebhookDelivery]
+
+    class Meta:
+        ordering = ["course_id", "name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    @property
+    def url(self) -> str | None:
+        """None when it cannot be decrypted (DJANGO_SECRET_KEY changed without a fallback)."""
+        return decrypt(self.url_encrypted, purpose=WEBHOOK_PURPOSE)
+
+    @property
+    def secret(self) -> str | None:
+        if not self.secret_encrypted:
+            return ""
+        return decrypt(self.secret_encrypted, purpose=WEBHOOK_PURPOSE)
+
+    @property
+    def topic_labels(self) -> list[str]:
+        return [WebhookTopic(topic).label for topic in self.topics if topic in WebhookTopic.values]
+
+    @property
+    def is_failing(self) -> bool:
+        """Its last attempt failed (a message may still be retried)."""
+        if self.last_attempt_at is None:
+            return False
+        return self.last_success_at is None or self.last_success_at < self.last_attempt_at
+
+
+def new_webhook_message_id() -> str:
+    return f"msg_{uuid.uuid4().hex}"
+
+
+class WebhookDelivery(models.Model):
+    """One message to one endpoint, with what came of its attempts. The body is made when the
+    alert is decided; the message id stays the same across attempts, so that a receiver can
+    drop a message it already has."""
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    message_id = models.CharField(max_length=40, unique=True, default=new_webhook_message_id)
+    event = models.CharField(max_length=50)
+    payload = models.JSONField()
+    status = models.CharField(
+        max_length=20, choices=WebhookDeliveryStatus.choices, default=WebhookDeliveryStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["endpoint", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.endpoint}: {self.get_status_display()}"

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from accounts_app.choices import AccessMode, AccountState, CourseRole, SpendingStatus
@@ -18,7 +19,15 @@ from accounts_app.lifecycle import (
     STATES_THAT_EXPLAIN_THEMSELVES,
     WORKING_STATES,
 )
-from accounts_app.models import AuditEvent, AwsOrganization, Course, MemberAccount, Membership
+from accounts_app.models import (
+    AuditEvent,
+    AwsOrganization,
+    Course,
+    MemberAccount,
+    Membership,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from portal.aws.display import SPENDING_KIND_LABELS, STUDENT_PERMISSION_SET, console_deep_link, signin_url
 
 
@@ -272,6 +281,33 @@ def vending_overview() -> dict:
         .select_related("course", "membership")
         .order_by("-state_changed_at")[:50],
     }
+
+
+WEBHOOK_DELIVERIES_SHOWN = 5
+
+
+def course_webhooks(*, course: Course) -> list[WebhookEndpoint]:
+    """The course's endpoints, each with its last few messages as `recent` (newest first)."""
+    endpoints = list(WebhookEndpoint.objects.filter(course=course).order_by("name", "pk"))
+    ids = [endpoint.pk for endpoint in endpoints]
+    recent: dict[int, list[WebhookDelivery]] = {pk: [] for pk in ids}
+    # One query for all: a window function numbers each endpoint's messages, newest first.
+    deliveries = (
+        WebhookDelivery.objects.filter(endpoint_id__in=ids)
+        .annotate(rank=Window(RowNumber(), partition_by=F("endpoint_id"), order_by=F("created_at").desc()))
+        .filter(rank__lte=WEBHOOK_DELIVERIES_SHOWN)
+        .order_by("endpoint_id", "rank")
+    )
+    for delivery in deliveries:
+        recent[delivery.endpoint_id].append(delivery)
+    for endpoint in endpoints:
+        endpoint.recent = recent[endpoint.pk]
+    return endpoints
+
+
+def school_webhook_names() -> list[str]:
+    """The school's endpoints, which also receive every course's alerts: names only."""
+    return list(WebhookEndpoint.objects.filter(course=None, enabled=True).values_list("name", flat=True))
 
 
 # --- The close queue (services/closing.py dispatches it) ------------------------------------------

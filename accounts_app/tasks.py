@@ -1,6 +1,7 @@
 """Thin Celery tasks: ids in, one service call. AWS hiccups (TransientAwsError, including lost
 answers) are retried with jittered exponential backoff; everything else is the service's to
-record on the account. Email goes out through `emails_deliver_task` only.
+record on the account. Email goes out through `emails_deliver_task` only, webhook messages
+through `webhook_deliver_task`.
 
 Each task imports its service inside its body: services import `accounts_app.next_step`, which
 imports this module when it loads (see there)."""
@@ -30,6 +31,12 @@ DISPATCH_SCHEDULED_KEY = "vending:dispatch-scheduled"
 EMAIL_RETRY_BACKOFF = 2
 EMAIL_RETRY_BACKOFF_MAX = 60 * 60
 EMAIL_MAX_RETRIES = 48
+# A webhook receiver that is down or busy is tried again with jittered exponential backoff, at
+# most an hour apart, 12 times: for about half a day. An alert older than that is news nobody
+# needs in a channel; the email went, and the endpoint shows the failure to staff.
+WEBHOOK_RETRY_BACKOFF = 30
+WEBHOOK_RETRY_BACKOFF_MAX = 60 * 60
+WEBHOOK_MAX_RETRIES = 12
 
 
 def _account(account_id: int):
@@ -58,6 +65,24 @@ def emails_deliver_task(self, messages: list[dict]) -> None:
             EMAIL_RETRY_BACKOFF, self.request.retries, EMAIL_RETRY_BACKOFF_MAX, full_jitter=True
         )
         raise self.retry(args=(undelivered.remaining,), exc=undelivered.__cause__, countdown=countdown) from undelivered
+
+
+@shared_task(bind=True, max_retries=WEBHOOK_MAX_RETRIES)
+def webhook_deliver_task(self, delivery_id: int) -> None:
+    """One attempt to post a webhook message; retried later while the receiver may recover."""
+    from accounts_app.models import WebhookDelivery
+    from accounts_app.services.webhooks import WebhookRetry, webhook_deliver
+
+    delivery = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
+    if delivery is None:  # its endpoint was removed meanwhile
+        return
+    try:
+        webhook_deliver(delivery=delivery, final=self.request.retries >= self.max_retries)
+    except WebhookRetry as retry:
+        countdown = get_exponential_backoff_interval(
+            WEBHOOK_RETRY_BACKOFF, self.request.retries, WEBHOOK_RETRY_BACKOFF_MAX, full_jitter=True
+        )
+        raise self.retry(exc=retry, countdown=countdown) from retry
 
 
 @shared_task

@@ -1,12 +1,15 @@
 from django.urls import include, path
 
-from accounts_app.views import aws_accounts, courses, ending, invitations, roster
+from accounts_app.views import aws_accounts, courses, ending, invitations, roster, webhooks
 
 course_patterns = [
     path("", courses.course_list, name="list"),
     path("new/", courses.course_create, name="create"),
     path("<int:course_id>/", courses.course_detail, name="detail"),
     path("<int:course_id>/settings/", courses.course_edit, name="edit"),
+    path("<int:course_id>/settings/webhooks/", webhooks.webhooks, name="webhooks"),
+    path("<int:course_id>/settings/webhooks/<int:endpoint_id>/test/", webhooks.webhook_test, name="webhook_test"),
+    path("<int:course_id>/settings/webhooks/<int:endpoint_id>/remove/", webhooks.webhook_remove, name="webhook_remove"),
     path("<int:course_id>/archive/", courses.course_archive, name="archive"),
     path("<int:course_id>/join-code/", courses.course_join_code, name="join_code"),
     path("<int:course_id>/audit/", courses.course_audit, name="audit"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 
 from accounts_app.models import Course, MemberAccount
@@ -183,3 +184,41 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return self.message
+
+
+class BudgetRequestStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for an instructor"
+    APPROVED = "approved", "Approved"
+    DECLINED = "declined", "Declined"
+
+
+class BudgetRequest(models.Model):
+    """A student's request for a higher budget, approved or declined by an instructor of the
+    course. One waits at a time per account."""
+
+    account = models.ForeignKey(MemberAccount, on_delete=models.CASCADE, related_name="budget_requests")
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="+")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    budget_before = models.DecimalField(max_digits=10, decimal_places=2, help_text="The budget when asked.")
+    amount = models.DecimalField("new budget (USD)", max_digits=10, decimal_places=2)
+    reason = models.TextField(max_length=1000)
+    status = models.CharField(max_length=20, choices=BudgetRequestStatus.choices, default=BudgetRequestStatus.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decline_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account"],
+                condition=models.Q(status="pending"),
+                name="one_pending_budget_request_per_account",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"${self.amount} for {self.account} ({self.get_status_display()})"

@@ -15,6 +15,8 @@ from accounts_app.models import AwsOrganization, Course, MemberAccount
 from billing_app.models import (
     AccountDailyCost,
     Alert,
+    BudgetRequest,
+    BudgetRequestStatus,
     CostKind,
     CostRecord,
     CourseServiceDailyCost,
@@ -280,3 +282,15 @@ def monthly_statement(*, course: Course, month_start: date, today: date) -> dict
         "credits": totals["credits"] or ZERO,
         "final": month_is_settled(month_start, today) and not still_estimated,
     }
+
+
+def course_pending_budget_requests(*, course: Course):
+    return (
+        BudgetRequest.objects.filter(course=course, status=BudgetRequestStatus.PENDING)
+        .select_related("account__membership")
+        .order_by("created_at")
+    )
+
+
+def account_budget_requests(*, account: MemberAccount, limit: int = 5):
+    return BudgetRequest.objects.filter(account=account).select_related("decided_by")[:limit]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from billing_app import views
+from billing_app import budget_request_views, views
 
 app_name = "billing"
 urlpatterns = [
@@ -11,4 +11,20 @@ urlpatterns = [
     path("<int:course_id>/costs/students/<int:account_id>/freeze/", views.freeze, name="freeze"),
     path("<int:course_id>/costs/students/<int:account_id>/unfreeze/", views.unfreeze, name="unfreeze"),
     path("<int:course_id>/my-costs/", views.my_costs, name="my_costs"),
+    path("<int:course_id>/my-costs/budget-request/", budget_request_views.budget_request, name="budget_request"),
+    path(
+        "<int:course_id>/budget-requests/<int:request_id>/",
+        budget_request_views.budget_request_review,
+        name="budget_request_review",
+    ),
+    path(
+        "<int:course_id>/budget-requests/<int:request_id>/approve/",
+        budget_request_views.budget_request_approve,
+        name="budget_request_approve",
+    ),
+    path(
+        "<int:course_id>/budget-requests/<int:request_id>/decline/",
+        budget_request_views.budget_request_decline,
+        name="budget_request_decline",
+    ),
 ]

@@ -15,11 +15,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts_app.choices import AccountState, CourseRole
+from accounts_app.lifecycle import IN_USE_STATES
 from accounts_app.models import MemberAccount
 from accounts_app.permissions import can_manage_course
 from accounts_app.selectors import account_spending
 from accounts_app.views.common import managed_course, roster_course, visible_course
 from billing_app import selectors
+from billing_app.forms import BudgetRequestForm
 from billing_app.reports import report_lines
 from billing_app.services.budgets import account_freeze, account_unfreeze, budget_amount
 
@@ -48,6 +50,7 @@ def course_costs(request: HttpRequest, course_id: int) -> HttpResponse:
         "chart": selectors.course_daily_by_service(course=course, start=start, end=end),
         "top_services": selectors.course_top_services(course=course),
         "alerts": selectors.course_open_alerts(course=course),
+        "budget_requests": selectors.course_pending_budget_requests(course=course),
         "tag_refusal": selectors.cost_tag_refusal(course=course),
         "months": selectors.statement_months(course, today),
         "can_manage": can_manage_course(request.user, course),
@@ -85,6 +88,7 @@ def _account_context(course, account: MemberAccount) -> dict:
         "tag_refusal": selectors.cost_tag_refusal(course=course),
         "alerts": selectors.account_alerts(account=account),
         "spending": account_spending(account=account),
+        "budget_requests": selectors.account_budget_requests(account=account),
     }
 
 
@@ -110,6 +114,8 @@ def my_costs(request: HttpRequest, course_id: int) -> HttpResponse:
         raise Http404("You have no AWS account in this course.")
     context = _account_context(course, account)
     context.update(can_manage=False, can_view_roster=False, staff_view=False)
+    if account.state in IN_USE_STATES:
+        context["budget_request_form"] = BudgetRequestForm()
     return render(request, "billing/student.html", context)
 
 

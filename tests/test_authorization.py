@@ -18,7 +18,14 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from accounts_app import urls as accounts_urls
-from accounts_app.choices import AccountOrigin, AccountState, CourseRole, HandoverStatus
+from accounts_app.choices import (
+    AccountOrigin,
+    AccountState,
+    CourseRole,
+    HandoverStatus,
+    WebhookKind,
+)
+from accounts_app.crypto import WEBHOOK_PURPOSE, encrypt
 from accounts_app.forms import CourseForm
 from accounts_app.models import (
     AccountEvent,
@@ -29,9 +36,12 @@ from accounts_app.models import (
     MemberAccount,
     Membership,
     RosterUpload,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from accounts_app.services.invitations import invitation_token
 from billing_app import urls as billing_urls
+from billing_app.models import BudgetRequest
 from tests.factories import CourseFactory, MembershipFactory, browser_form_data
 
 PERSONAS = (
@@ -60,6 +70,11 @@ MATRIX = [
     ("courses:edit",             GET,    LOGIN,    403,    404,          403, 200,       404,             200),
     ("courses:edit",             POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
     ("courses:archive",          POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    # The course's webhooks, on its settings: instructors only (the school's are the Django admin's).
+    ("courses:webhooks",         GET,    LOGIN,    403,    404,          403, 200,       404,             200),
+    ("courses:webhooks",         POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("courses:webhook_test",     POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("courses:webhook_remove",   POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
     ("courses:join_code",        POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
     ("courses:audit",            GET,    LOGIN,    403,    404,          403, 200,       404,             200),
     ("courses:roster",           GET,    LOGIN,    403,    404,          200, 200,       404,             200),
@@ -122,6 +137,11 @@ MATRIX = [
     ("billing:freeze",           POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
     ("billing:unfreeze",         POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
     ("billing:my_costs",         GET,    LOGIN,    200,    404,          404, 404,       404,             404),
+    # A higher budget: the student asks for their own account, TAs see the request, instructors decide.
+    ("billing:budget_request",   POST,   LOGIN,    DONE,   404,          404, 404,       404,             404),
+    ("billing:budget_request_review", GET, LOGIN,  403,    404,          200, 200,       404,             200),
+    ("billing:budget_request_approve", POST, LOGIN, 403,   404,          403, DONE,      404,             DONE),
+    ("billing:budget_request_decline", POST, LOGIN, 403,   404,          403, DONE,      404,             DONE),
 ]
 # fmt: on
 
@@ -272,6 +292,38 @@ def bring_request(scene: Scene) -> MemberAccount:
     return account
 
 
+SLACK_URL = "https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXX"
+
+
+def webhook_of(course: Course) -> WebhookEndpoint:
+    """A Slack webhook of the course, as an instructor added it."""
+    endpoint, _ = WebhookEndpoint.objects.get_or_create(
+        course=course,
+        name=f"#{course.code}-staff",
+        defaults={
+            "kind": WebhookKind.SLACK,
+            "url_encrypted": encrypt(SLACK_URL, purpose=WEBHOOK_PURPOSE),
+            "url_shown": "https://hooks.slack.com/…",
+        },
+    )
+    return endpoint
+
+
+def budget_request_of(account: MemberAccount) -> BudgetRequest:
+    """The student asked for a higher budget; it waits for an instructor."""
+    budget_request, _ = BudgetRequest.objects.get_or_create(
+        account=account,
+        defaults={
+            "course": account.course,
+            "requested_by": account.membership.user,
+            "budget_before": "100.00",
+            "amount": "150.00",
+            "reason": "The final project trains a model.",
+        },
+    )
+    return budget_request
+
+
 REQUESTS = {
     "courses:list": Request(kwargs=lambda s: {}),
     "courses:create": Request(kwargs=lambda s: {}, data=lambda s: course_form_data(), redirects_to="courses:roster"),
@@ -282,6 +334,17 @@ REQUESTS = {
         redirects_to="courses:detail",
     ),
     "courses:archive": Request(kwargs=in_course, redirects_to="courses:detail"),
+    "courses:webhooks": Request(
+        kwargs=in_course,
+        data=lambda s: {"name": "#cs101-staff", "kind": "slack", "url": SLACK_URL, "topics": ["budget_alerts"]},
+        redirects_to="courses:webhooks",
+    ),
+    "courses:webhook_test": Request(
+        kwargs=lambda s: in_course(s) | {"endpoint_id": webhook_of(s.course).pk}, redirects_to="courses:webhooks"
+    ),
+    "courses:webhook_remove": Request(
+        kwargs=lambda s: in_course(s) | {"endpoint_id": webhook_of(s.course).pk}, redirects_to="courses:webhooks"
+    ),
     "courses:join_code": Request(kwargs=in_course, data=lambda s: {"action": "rotate"}, redirects_to="courses:detail"),
     "courses:audit": Request(kwargs=in_course),
     "courses:roster": Request(kwargs=in_course),
@@ -414,6 +477,23 @@ REQUESTS = {
         redirects_to="billing:student_costs",
     ),
     "billing:my_costs": Request(kwargs=in_course),
+    "billing:budget_request": Request(
+        kwargs=in_course,
+        data=lambda s: {"amount": "150", "reason": "The final project trains a model."},
+        redirects_to="billing:my_costs",
+    ),
+    "billing:budget_request_review": Request(
+        kwargs=lambda s: in_course(s) | {"request_id": budget_request_of(s.student_account).pk}
+    ),
+    "billing:budget_request_approve": Request(
+        kwargs=lambda s: in_course(s) | {"request_id": budget_request_of(s.student_account).pk},
+        redirects_to="billing:budget_request_review",
+    ),
+    "billing:budget_request_decline": Request(
+        kwargs=lambda s: in_course(s) | {"request_id": budget_request_of(s.student_account).pk},
+        data=lambda s: {"reason": "Use the spot instances the lab explains."},
+        redirects_to="billing:budget_request_review",
+    ),
 }
 
 
@@ -439,6 +519,9 @@ def database_state() -> dict:
         "aws_accounts": list(MemberAccount.objects.order_by("pk").values()),
         "account_events": list(AccountEvent.objects.order_by("pk").values_list("pk", flat=True)),
         "audit": list(AuditEvent.objects.order_by("pk").values_list("pk", flat=True)),
+        "webhooks": list(WebhookEndpoint.objects.order_by("pk").values()),
+        "webhook_deliveries": list(WebhookDelivery.objects.order_by("pk").values_list("pk", flat=True)),
+        "budget_requests": list(BudgetRequest.objects.order_by("pk").values()),
     }
 
 
@@ -532,6 +615,47 @@ def test_student_of_the_other_course_has_no_costs_under_this_courses_url(scene, 
     before = database_state()
 
     response = client.get(path) if method == GET else client.post(path, {"budget": "99"})
+
+    assert response.status_code == 404
+    assert database_state() == before
+
+
+@pytest.mark.parametrize("persona", ["instructor", "admin"])
+@pytest.mark.parametrize("name", ["courses:webhook_test", "courses:webhook_remove"])
+def test_webhook_of_the_other_course_is_not_found_under_this_courses_url(scene, persona, name):
+    other_webhook = webhook_of(scene.other_course)
+    path = reverse(name, kwargs={"course_id": scene.course.pk, "endpoint_id": other_webhook.pk})
+    before = database_state()
+
+    response = scene.personas.client(persona).post(path)
+
+    assert response.status_code == 404
+    assert database_state() == before
+
+
+@pytest.mark.parametrize("persona", ["instructor", "admin"])
+@pytest.mark.parametrize(
+    ("name", "method"),
+    [
+        ("billing:budget_request_review", GET),
+        ("billing:budget_request_approve", POST),
+        ("billing:budget_request_decline", POST),
+    ],
+)
+def test_budget_request_of_the_other_course_is_not_found_under_this_courses_url(scene, persona, name, method):
+    other_account = member_account(
+        scene.other_course,
+        "bio200-student",
+        AccountState.READY,
+        membership=scene.other_member,
+        aws_account_id="333333333333",
+    )
+    other_request = budget_request_of(other_account)
+    path = reverse(name, kwargs={"course_id": scene.course.pk, "request_id": other_request.pk})
+    before = database_state()
+
+    client = scene.personas.client(persona)
+    response = client.get(path) if method == GET else client.post(path)
 
     assert response.status_code == 404
     assert database_state() == before

@@ -655,7 +655,12 @@ def test_threshold_alerts_email_the_student_and_the_usage_contact(
         "Course: Cloud Computing (cs101)",
     ]
     assert "Spend: $55.00 of a $100.00 budget" in half.body
-    assert f"See the details: http://localhost:8000/courses/{personas.course.pk}/" in half.body
+    course_id, account_id = personas.course.pk, student_account.pk
+    assert f"Your spend (for the student): http://localhost:8000/courses/{course_id}/my-costs/" in half.body
+    assert (
+        "The account's page (for course staff): "
+        f"http://localhost:8000/courses/{course_id}/costs/students/{account_id}/" in half.body
+    )
     assert "frozen" not in half.body
     html, mimetype = half.alternatives[0]
     assert mimetype == "text/html" and "<strong>Siobhán O&#x27;Brien &amp; co passed 50% of the $100.00 budget" in html

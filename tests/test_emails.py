@@ -29,7 +29,8 @@ from accounts_app.services.ending import end_outcome, end_schedule
 from accounts_app.services.handover import REMOVAL_BLOCKERS
 from accounts_app.services.invitations import invitation_url
 from accounts_app.services.notifications import email_build
-from billing_app.models import Alert, AlertKind
+from billing_app.models import Alert, AlertKind, BudgetRequest, BudgetRequestStatus
+from billing_app.services.budget_requests import review_link
 from tests.factories import CourseFactory, MemberAccountFactory, MembershipFactory, UserFactory
 
 BASE_URL = "https://cloud.school.example"
@@ -61,6 +62,7 @@ class World:
             "costs": f"{BASE_URL}/courses/{course}/my-costs/",
             "checklist": f"{BASE_URL}/courses/{course}/my-account/handover/",
             "decide": f"{BASE_URL}/courses/{course}/accounts/{account}/handover/",
+            "account": f"{BASE_URL}/courses/{course}/costs/students/{account}/",
         }
 
 
@@ -132,7 +134,8 @@ def _alert(w: World):
     )
     context = {"alert": alert, "account": w.account, "course": w.course}
     recipients = [w.student.email, w.course.usage_alert_email, w.instructor.email]
-    return "alert", context, recipients, [alert.message, "$100.40", w.links()["course"]]
+    facts = [alert.message, "$100.40", w.links()["costs"], w.links()["account"]]
+    return "alert", context, recipients, facts
 
 
 def _spending_stopped(w: World):
@@ -166,7 +169,8 @@ def _spending_stopped(w: World):
         "AWS refused to stop these",
         "EC2 instance i-0c2d: c5d.large, spot, running in eu-west-1: You can't stop the Spot Instance 'i-0c2d'.",
         "Ask your instructor to raise the budget",
-        w.links()["course"],
+        w.links()["costs"],
+        w.links()["account"],
     ]
     return "spending_stopped", context, recipients, facts
 
@@ -361,11 +365,67 @@ def _account_ready_iam_user(w: World):
     return "account_ready", context, [w.student.email], facts
 
 
+BUDGET_REASON = "Lab 7 trains a model on a GPU & the spot price doubled."
+
+
+def _budget_request(w: World, **fields) -> BudgetRequest:
+    return BudgetRequest.objects.create(
+        account=w.account,
+        course=w.course,
+        requested_by=w.student.user,
+        budget_before=Decimal("100.00"),
+        amount=Decimal("175.50"),
+        reason=BUDGET_REASON,
+        **fields,
+    )
+
+
+def _budget_requested(w: World):
+    w.account.state = AccountState.FROZEN
+    budget_request = _budget_request(w)
+    link = review_link(budget_request)
+    context = {
+        "budget_request": budget_request,
+        "account": w.account,
+        "course": w.course,
+        "link": link,
+        "student": "Ada Lovelace",
+    }
+    recipients = [w.instructor.email, w.course.usage_alert_email]
+    facts = [
+        "Ada Lovelace",
+        "ada@school.example",
+        "$175.50",
+        "$100.00",
+        "frozen",
+        BUDGET_REASON,
+        f"{BASE_URL}/courses/{w.course.pk}/budget-requests/{budget_request.pk}/",
+    ]
+    return "budget_requested", context, recipients, facts
+
+
+def _budget_request_approved(w: World):
+    budget_request = _budget_request(w, status=BudgetRequestStatus.APPROVED)
+    context = {"budget_request": budget_request, "account": w.account, "course": w.course, "unfrozen": True}
+    facts = ["approved", "$175.50", "210987654321", "is being unfrozen", w.links()["costs"]]
+    return "budget_request_decided", context, [w.student.email], facts
+
+
+def _budget_request_declined(w: World):
+    budget_request = _budget_request(w, status=BudgetRequestStatus.DECLINED, decline_reason="Use the spot instances.")
+    context = {"budget_request": budget_request, "account": w.account, "course": w.course, "unfrozen": False}
+    facts = ["declined", "$175.50", "stays $100.00", "Use the spot instances.", w.links()["costs"]]
+    return "budget_request_decided", context, [w.student.email], facts
+
+
 # Keyed by email name; "name/variant" for a second context of the same email.
 CASES = {
     "invitation": _invitation,
     "alert": _alert,
     "spending_stopped": _spending_stopped,
+    "budget_requested": _budget_requested,
+    "budget_request_decided": _budget_request_approved,
+    "budget_request_decided/declined": _budget_request_declined,
     "course_ending": _course_ending,
     "course_ended": _course_ended,
     "account_closed": _account_closed,

@@ -16,6 +16,7 @@ from typing import Any, TypedDict
 from django.conf import settings
 from django.core.mail import EmailMessage, EmailMultiAlternatives, mailers
 from django.template.loader import render_to_string
+from django.urls import reverse
 
 from accounts_app.choices import AccountState
 
@@ -39,6 +40,11 @@ class EmailsUndelivered(Exception):
     def __init__(self, remaining: list[QueuedEmail]):
         super().__init__(f"{len(remaining)} email(s) not sent yet")
         self.remaining = remaining
+
+
+def absolute_url(viewname: str, **kwargs: Any) -> str:
+    """A page's address for a message read outside the portal (an email, a chat channel)."""
+    return settings.PORTAL_BASE_URL.rstrip("/") + reverse(viewname, kwargs=kwargs)
 
 
 def email_build(name: str, context: dict[str, Any], to: Iterable[str]) -> EmailMultiAlternatives:

@@ -33,7 +33,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts_app import tasks
-from accounts_app.choices import AuditAction, CourseRole, SpendingStatus
+from accounts_app.choices import AuditAction, CourseRole, SpendingStatus, WebhookTopic
 from accounts_app.models import MemberAccount
 from accounts_app.selectors import account_spending
 from accounts_app.services.audit import audit_record
@@ -42,6 +42,8 @@ from accounts_app.services.gates import ALLOWED_STATES, Action, StateRefused, ac
 from accounts_app.services.guardrails import organization_ready
 from accounts_app.services.notifications import email_send
 from accounts_app.services.ownership import NotOurs
+from accounts_app.services.webhooks import account_data, account_link, account_name, webhooks_send
+from accounts_app.webhook_formats import Notice
 from portal.aws import spending as aws_spending
 from portal.aws.display import SPENDING_KIND_LABELS
 from portal.aws.errors import PermanentAwsError, TransientAwsError
@@ -345,5 +347,38 @@ def _notify(account: MemberAccount, report: dict) -> None:
     recipients |= set(course.memberships.filter(role=CourseRole.INSTRUCTOR).values_list("email", flat=True))
     if account.membership is not None:
         recipients.add(account.membership.email)
-    context = {"account": account, "course": course, "spending": account_spending(account=account)}
-    email_send("spending_stopped", context, recipients)
+    spending = account_spending(account=account)
+    email_send("spending_stopped", {"account": account, "course": course, "spending": spending}, recipients)
+    webhooks_send(course=course, topic=WebhookTopic.FREEZES, notice=_notice(account, spending))
+
+
+NOTICE_LINES = 10  # a chat message names the first ones; the page has them all
+
+
+def _notice(account: MemberAccount, spending) -> Notice:
+    stopped = [line for line in spending.lines if line.status != SpendingStatus.NOT_STOPPED]
+    refused = spending.not_stopped
+    text = f"So that the frozen account stops costing money, the portal stopped {len(stopped)} resource(s)."
+    if refused:
+        text += f" AWS refused to stop {len(refused)}: they keep costing money."
+    facts = [
+        ("Course", f"{account.course.name} ({account.course.code})"),
+        ("AWS account", account.aws_account_id or ""),
+    ]
+    facts += [
+        (f"{line.what} in {line.region}", f"{line.name}: {line.reason or line.status}")
+        for line in [*refused, *stopped][:NOTICE_LINES]
+    ]
+    resources = [
+        {"what": line.what, "name": line.name, "region": line.region, "status": line.status, "reason": line.reason}
+        for line in spending.lines
+    ]
+    return Notice(
+        event="account.spending_stopped",
+        title=f"{account.course.code}: what ran in {account_name(account)}'s frozen AWS account was stopped",
+        text=text,
+        link=account_link(account),
+        link_label="Open the account's page",
+        facts=tuple(facts),
+        data={**account_data(account), "resources": resources},
+    )

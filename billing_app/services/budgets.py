@@ -24,14 +24,16 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from accounts_app.choices import AccountState, AuditAction, BudgetPeriod, CourseRole
+from accounts_app.choices import AccountState, AuditAction, BudgetPeriod, CourseRole, WebhookTopic
 from accounts_app.lifecycle import IN_USE_STATES, transition
-from accounts_app.models import AwsOrganization, Course, MemberAccount
+from accounts_app.models import AccountEvent, AwsOrganization, Course, MemberAccount
 from accounts_app.services.audit import audit_record
 from accounts_app.services.freezing import freeze_sync_enqueue
 from accounts_app.services.gates import REFUSED, Action, action_gate
 from accounts_app.services.guardrails import freeze_policy_id
 from accounts_app.services.notifications import email_send
+from accounts_app.services.webhooks import account_data, account_link, account_name, webhooks_send
+from accounts_app.webhook_formats import Notice
 from billing_app.models import AccountDailyCost, Alert, AlertKind, StudentBudget
 from portal.aws import budgets as aws_budgets
 from portal.aws.errors import PermanentAwsError
@@ -281,12 +283,44 @@ def _spike_alert(spend: AccountSpend, days: dict[date, Decimal], existing: set) 
 
 
 def alert_notify(alert: Alert) -> None:
-    """Email the student and the course's usage contact (and instructors for freezes)."""
+    """Email the student and the course's usage contact (and instructors for freezes), and post
+    to the course's and the school's webhooks."""
     account, course = alert.account, alert.course
     recipients = {account.membership.email, course.usage_alert_email}
     if alert.kind in {AlertKind.ACTUAL_100, AlertKind.FROZEN}:
         recipients |= set(course.memberships.filter(role=CourseRole.INSTRUCTOR).values_list("email", flat=True))
     email_send("alert", {"alert": alert, "account": account, "course": course}, recipients)
+    topic = WebhookTopic.FREEZES if alert.kind == AlertKind.FROZEN else WebhookTopic.BUDGET_ALERTS
+    webhooks_send(course=course, topic=topic, notice=alert_notice(alert))
+
+
+def alert_notice(alert: Alert) -> Notice:
+    account, course = alert.account, alert.course
+    frozen = alert.kind == AlertKind.FROZEN
+    text = alert.message
+    if frozen:
+        text += " Everything but billing, support and cost pages is denied until an instructor raises the budget."
+    return Notice(
+        event="account.frozen" if frozen else "budget.alert",
+        title=f"{course.code}: {alert.get_kind_display()} ({account_name(account)})",
+        text=text,
+        link=account_link(account),
+        link_label="Open the account's spend",
+        facts=(
+            ("Course", f"{course.name} ({course.code})"),
+            ("Spend", f"${alert.spend} of a ${alert.budget} budget"),
+            ("AWS account", account.aws_account_id or ""),
+        ),
+        data={
+            **account_data(account),
+            "alert": {
+                "kind": alert.kind,
+                "period": alert.period,
+                "spend": str(alert.spend),
+                "budget": str(alert.budget),
+            },
+        },
+    )
 
 
 # --- Freeze and unfreeze --------------------------------------------------------------------------
@@ -382,3 +416,34 @@ def budget_raise(*, actor, account: MemberAccount, amount: Decimal) -> StudentBu
 
             budget_ensure_task.delay_on_commit(account.pk)
     return budget
+
+
+def frozen_for_its_budget(account: MemberAccount) -> bool:
+    """Frozen by the portal's budget check (an instructor's freeze names the instructor)."""
+    if account.state != AccountState.FROZEN:
+        return False
+    freezes = AccountEvent.objects.filter(account=account, to_state=AccountState.FROZEN)
+    freeze = freezes.order_by("-created_at", "-id").first()
+    return freeze is not None and freeze.actor_id is None
+
+
+def under_freeze_line(account: MemberAccount, amount: Decimal, *, today: date | None = None) -> bool:
+    """Whether the account's spend this period stays below the course's freeze threshold of a
+    budget of `amount`: the next budget check would not freeze it again."""
+    freeze_at = account.course.freeze_at_percent
+    if not freeze_at:
+        return True
+    [spend] = _spend_in_period([account], today or timezone.localdate())
+    return spend.spend * 100 < amount * freeze_at
+
+
+def budget_raise_and_unfreeze(*, actor, account: MemberAccount, amount: Decimal) -> bool:
+    """Raise the account's budget; if its budget froze it and the new one is above its spend,
+    unfreeze it too (the state first, the SCP and what the freeze stopped by their tasks, behind
+    the gate). Returns whether it was unfrozen. An instructor's own freeze stays."""
+    with transaction.atomic():
+        releases = frozen_for_its_budget(account) and under_freeze_line(account, amount)
+        if releases and account_unfreeze(actor=actor, account=account, new_budget=amount):
+            return True
+        budget_raise(actor=actor, account=account, amount=amount)
+    return False

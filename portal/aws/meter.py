@@ -278,6 +278,8 @@ def _db_instance(at: Place, db: dict) -> Running:
     unpriced = ""
     if kind == "db.serverless" and status not in DB_STOPPED:
         unpriced = "Aurora Serverless v2: billed by the capacity units it uses"
+    elif aurora and status in DB_STOPPED:
+        unpriced = "Aurora storage: billed by what it holds, which the meter does not see"
     return _item(at, "rds:db-instance", name, f"{name}: {details}", *charges, unpriced=unpriced)
 
 

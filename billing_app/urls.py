@@ -11,4 +11,5 @@ urlpatterns = [
     path("<int:course_id>/costs/students/<int:account_id>/freeze/", views.freeze, name="freeze"),
     path("<int:course_id>/costs/students/<int:account_id>/unfreeze/", views.unfreeze, name="unfreeze"),
     path("<int:course_id>/my-costs/", views.my_costs, name="my_costs"),
+    path("<int:course_id>/my-costs/running-now/", views.my_meter, name="my_meter"),
 ]

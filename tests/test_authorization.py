@@ -122,6 +122,7 @@ MATRIX = [
     ("billing:freeze",           POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
     ("billing:unfreeze",         POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
     ("billing:my_costs",         GET,    LOGIN,    200,    404,          404, 404,       404,             404),
+    ("billing:my_meter",         GET,    LOGIN,    200,    404,          404, 404,       404,             404),
 ]
 # fmt: on
 
@@ -428,6 +429,7 @@ REQUESTS = {
         redirects_to="billing:student_costs",
     ),
     "billing:my_costs": Request(kwargs=in_course),
+    "billing:my_meter": Request(kwargs=in_course),
 }
 
 

@@ -21,9 +21,9 @@ PRICES_AS_OF = "November 2026"
 
 # What a region costs against us-east-1 (the school's default regions).
 REGION_FACTORS: dict[str, Decimal] = {
-    "us-east-1": Decimal("1"),
-    "us-east-2": Decimal("1"),
-    "us-west-2": Decimal("1"),
+    "us-east-1": Decimal(1),
+    "us-east-2": Decimal(1),
+    "us-west-2": Decimal(1),
     "eu-west-1": Decimal("1.10"),
     "eu-central-1": Decimal("1.16"),
 }

@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db.models import Max, Sum
+from django.utils import timezone
 
 from accounts_app.models import Course, MemberAccount
 from billing_app.models import AccountDailyCost, MeteredDailyCost, MeterReading, StudentBudget
@@ -153,7 +154,7 @@ class AccountMeter:
 
 def accounts_meter(*, course: Course, accounts: list[MemberAccount], now: datetime) -> dict[int, AccountMeter]:
     """Running now, the estimate and the burn-down of each of the course's `accounts` (six queries)."""
-    period = budget_period(course, now.date())
+    period = budget_period(course, timezone.localdate(now))
     readings = running_now(accounts=accounts)
     spent = estimates(accounts=accounts, start=period.start, end=period.end)
     raised = dict(

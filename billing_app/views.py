@@ -31,7 +31,8 @@ def course_costs(request: HttpRequest, course_id: int) -> HttpResponse:
     course = roster_course(request, course_id)
     today = timezone.localdate()
     costs = selectors.course_costs(course=course, today=today)
-    meter = meter_selectors.course_meter(course=course, accounts=[row.account for row in costs.students], now=timezone.now())
+    accounts = [row.account for row in costs.students]
+    meter = meter_selectors.course_meter(course=course, accounts=accounts, now=timezone.now())
     for row in costs.students:
         row.meter = meter.accounts[row.account.pk]
     sort = request.GET.get("sort", "-spend")
@@ -128,8 +129,8 @@ def my_meter(request: HttpRequest, course_id: int) -> HttpResponse:
     """What the student's own account runs now, for their account panel (loaded by htmx)."""
     course = visible_course(request, course_id)
     account = _own_account(request, course)
-    context = {"course": course, "account": account, "meter": meter_selectors.account_meter(account=account, now=timezone.now())}
-    return render(request, "billing/_my_meter.html", context)
+    meter = meter_selectors.account_meter(account=account, now=timezone.now())
+    return render(request, "billing/_my_meter.html", {"course": course, "account": account, "meter": meter})
 
 
 @require_POST

@@ -150,7 +150,9 @@ def _failed(account: MemberAccount, now: datetime, error: str) -> MeterReading:
     return reading
 
 
-def _record(account, reading: aws_meter.Reading, quotes: dict, regions: list[str], now: datetime) -> MeterReading | None:
+def _record(
+    account: MemberAccount, reading: aws_meter.Reading, quotes: dict, regions: list[str], now: datetime
+) -> MeterReading | None:
     items = sorted((_priced(item, quotes) for item in reading.items), key=_most_costly_first)
     usd_per_hour = sum((Decimal(i["usd_per_hour"]) for i in items if i["usd_per_hour"] is not None), Decimal(0))
     usd_per_hour = usd_per_hour.quantize(CENTS)
@@ -212,7 +214,9 @@ def _most_costly_first(item: dict) -> tuple:
     return (known, -Decimal(item["usd_per_hour"] or 0), item["region"], item["kind"], item["id"])
 
 
-def _integrate(account: MemberAccount, *, since: datetime, until: datetime, rate_then: Decimal, rate_now: Decimal) -> None:
+def _integrate(
+    account: MemberAccount, *, since: datetime, until: datetime, rate_then: Decimal, rate_now: Decimal
+) -> None:
     """Add the spend between two readings to the UTC days it falls on: the rate is taken to change
     linearly from one reading to the next (the trapezoid rule), split at midnight."""
     if until - since > MAX_INTEGRATED_GAP:
@@ -241,6 +245,7 @@ def _add_metered(account: MemberAccount, day, amount: Decimal) -> None:
 
 
 def _announce(reading: MeterReading, previous_rate: Decimal | None) -> None:
-    for receiver, answer in meter_read.send_robust(sender=MeterReading, reading=reading, previous_usd_per_hour=previous_rate):
+    answers = meter_read.send_robust(sender=MeterReading, reading=reading, previous_usd_per_hour=previous_rate)
+    for receiver, answer in answers:
         if isinstance(answer, Exception):
             logger.error("A receiver of meter_read failed (%s): %s", receiver, answer, exc_info=answer)

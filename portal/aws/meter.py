@@ -174,7 +174,8 @@ def _instances(at: Place) -> list[Running]:
 def _instance(at: Place, instance: dict) -> Running:
     kind, state = instance["InstanceType"], instance["State"]["Name"]
     spot = instance.get("InstanceLifecycle") == "spot"
-    label = _titled(instance["InstanceId"], _name_tag(instance.get("Tags")), f"{kind}{', spot' if spot else ''}, {state}")
+    details = f"{kind}{', spot' if spot else ''}, {state}"
+    label = _titled(instance["InstanceId"], _name_tag(instance.get("Tags")), details)
     platform = instance.get("PlatformDetails") or "Linux/UNIX"
     if spot:
         why = "a spot instance: its price follows the spot market"
@@ -184,7 +185,8 @@ def _instance(at: Place, instance: dict) -> Running:
         why = f"{platform}: its price includes a license the meter does not price"
     else:
         operating_system = "Linux" if platform == "Linux/UNIX" else "Windows"
-        return _item(at, "ec2:instance", instance["InstanceId"], label, Charge(rate("ec2-instance", kind, operating_system), Decimal(1)))
+        charge = Charge(rate("ec2-instance", kind, operating_system), Decimal(1))
+        return _item(at, "ec2:instance", instance["InstanceId"], label, charge)
     return _item(at, "ec2:instance", instance["InstanceId"], label, unpriced=why)
 
 
@@ -214,15 +216,14 @@ def _nat_gateways(at: Place) -> list[Running]:
     answer = at.call(
         "ec2", "describe_nat_gateways", Filter=[{"Name": "state", "Values": NAT_BILLING}], MaxResults=1000
     )
-    found = [
-        _item(
-            at, "ec2:nat-gateway", gateway["NatGatewayId"],
-            _titled(gateway["NatGatewayId"], _name_tag(gateway.get("Tags")), f"in {gateway.get('VpcId', '?')}, {gateway['State']}"),
-            Charge(rate("nat-gateway"), Decimal(1)),
-        )
-        for gateway in answer["NatGateways"]
-    ]
+    found = [_nat_gateway(at, gateway) for gateway in answer["NatGateways"]]
     return found + _page(at, "NAT gateways", answer)
+
+
+def _nat_gateway(at: Place, gateway: dict) -> Running:
+    details = f"in {gateway.get('VpcId', '?')}, {gateway['State']}"
+    label = _titled(gateway["NatGatewayId"], _name_tag(gateway.get("Tags")), details)
+    return _item(at, "ec2:nat-gateway", gateway["NatGatewayId"], label, Charge(rate("nat-gateway"), Decimal(1)))
 
 
 def _load_balancers(at: Place) -> list[Running]:
@@ -289,15 +290,17 @@ def _db_instance(at: Place, db: dict) -> Running:
 def _notebooks(at: Place) -> list[Running]:
     answer = at.call("sagemaker", "list_notebook_instances", MaxResults=100)
     found = [
-        _item(
-            at, "sagemaker:notebook-instance", notebook["NotebookInstanceName"],
-            f"{notebook['NotebookInstanceName']}: {notebook.get('InstanceType', '?')}, {notebook['NotebookInstanceStatus']}",
-            Charge(rate("sagemaker", "Notebook", notebook["InstanceType"]), Decimal(1)),
-        )
+        _notebook(at, notebook)
         for notebook in answer["NotebookInstances"]
         if notebook["NotebookInstanceStatus"] in NOTEBOOK_BILLING and notebook.get("InstanceType")
     ]
     return found + _page(at, "SageMaker notebook instances", answer)
+
+
+def _notebook(at: Place, notebook: dict) -> Running:
+    name, kind = notebook["NotebookInstanceName"], notebook["InstanceType"]
+    label = f"{name}: {kind}, {notebook['NotebookInstanceStatus']}"
+    return _item(at, "sagemaker:notebook-instance", name, label, Charge(rate("sagemaker", "Notebook", kind), Decimal(1)))
 
 
 def _endpoints(at: Place) -> list[Running]:
@@ -390,7 +393,11 @@ def _bedrock_use(at: Place, models: list[str], now: datetime) -> dict[str, dict[
         {
             "Id": f"m{number}_{short}",
             "MetricStat": {
-                "Metric": {"Namespace": "AWS/Bedrock", "MetricName": metric, "Dimensions": [{"Name": "ModelId", "Value": model}]},
+                "Metric": {
+                    "Namespace": "AWS/Bedrock",
+                    "MetricName": metric,
+                    "Dimensions": [{"Name": "ModelId", "Value": model}],
+                },
                 "Period": 60,
                 "Stat": "Sum",
             },

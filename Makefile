@@ -1,4 +1,4 @@
-# `make run` starts the portal with embedded defaults; `make test` runs the test suite.
+# `make run` starts the portal with embedded defaults; `make lint` checks the code; `make test` runs the test suite.
 SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -30,10 +30,11 @@ endif
 PROCESSES := $(if $(DEMO),,web worker beat)
 export PORTAL_PORT EMULATOR_PORT
 
-.PHONY: help install test-tools run demo test bench lock clean
+.PHONY: help install test-tools run demo lint test bench lock clean
 
 help:
 	@echo "make run    start the portal at http://127.0.0.1:$(PORTAL_PORT) with a demo course"
+	@echo "make lint   check the code: ruff's rules and format, mypy's types (pyproject.toml)"
 	@echo "make test   run the test suite against PostgreSQL and Redis"
 	@echo "make demo   reset the demo (while make run is running) and print its logins"
 	@echo "make bench  refresh docs/BENCHMARKS.md (PostgreSQL)"
@@ -66,6 +67,15 @@ demo: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo --reset
 	$(BIN)/python manage.py demo_aws
+
+# The rules, the format and the types, as configured in pyproject.toml. `ruff format` and
+# `ruff check --fix` change the code to match; nothing here does.
+lint: install
+	status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/ruff format --check . || status=1; \
+	$(BIN)/mypy || status=1; \
+	exit $$status
 
 test: install test-tools
 	scripts/ensure-services

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts_app.choices import AccountState as S
-from accounts_app.models import AccountEvent, MemberAccount
+from accounts_app.models import AccountEvent, MemberAccount, User
 from accounts_app.signals import account_state_changed
 
 TRANSITIONS: dict[S, frozenset[S]] = {
@@ -23,7 +23,7 @@ TRANSITIONS: dict[S, frozenset[S]] = {
     S.REQUESTED: frozenset({S.CREATING, S.CONFIGURING, S.WAITING_FOR_QUOTA, S.FAILED}),
     S.CREATING: frozenset({S.CONFIGURING, S.REQUESTED, S.WAITING_FOR_QUOTA, S.FAILED}),
     # A student's own account: an instructor approves the request before anything reaches AWS
-    # (see vending.account_bring_existing); a declined request frees the student's place.
+    # (see account_requests.account_bring_existing); a declined request frees the student's place.
     S.AWAITING_APPROVAL: frozenset({S.INVITING, S.DECLINED}),
     S.INVITING: frozenset({S.INVITED, S.FAILED}),
     S.INVITED: frozenset({S.AWAITING_ACCESS_ROLE, S.FAILED}),
@@ -66,7 +66,7 @@ TRANSITIONS: dict[S, frozenset[S]] = {
 # what one part of the portal means by a group of states: code names a group here, never inline.
 
 # The portal, not a person, moves the account on: its next step is a task
-# (vending.enqueue_next_step).
+# (next_step.next_step_enqueue).
 WORKING_STATES = frozenset({S.REQUESTED, S.CREATING, S.INVITING, S.CONFIGURING, S.CLEANING, S.CLOSING})
 # Someone outside the portal moves it on: a student, AWS support, the school directory, AWS's
 # closure quota, an instructor's approval.
@@ -117,7 +117,7 @@ RETIRING_STATES = CLOSURE_STATES | {S.CLEANING}
 RETIRED_STATES = frozenset({S.CLOSED, S.RECYCLED})
 # The account holds something to clean that the cleanup's dry run may list.
 CLEANABLE_STATES = HELD_STATES | {S.POOLED, S.CLEANING}
-# The reconciler queues the next step again (vending.enqueue_next_step) when one of these has not
+# The reconciler queues the next step again (next_step.next_step_enqueue) when one of these has not
 # changed for reconcile.STUCK_AFTER; every step looks at AWS first, so nothing is done twice.
 # Requested accounts get the dispatcher instead (the queue's rate limit decides when), and
 # close_queued ones the close dispatcher: both are queued whatever their age.
@@ -151,7 +151,7 @@ def transition(
     *,
     expected: S | Iterable[S],
     to: S,
-    actor=None,
+    actor: User | None = None,
     reason: str = "",
     **changes: Any,
 ) -> bool:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import date, datetime, time, timedelta
+from typing import ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
@@ -56,9 +57,9 @@ class User(AbstractUser):
     )
 
     USERNAME_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
 
-    objects = UserManager()
+    objects = UserManager()  # type: ignore[misc, assignment]
 
     def __str__(self) -> str:
         return self.name or self.email
@@ -196,6 +197,8 @@ class Course(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = CourseQuerySet.as_manager()
+    # The viewer's role, on the courses Course.objects.for_user() returns (None for administrators).
+    viewer_role: str | None
 
     class Meta:
         ordering = ["-start_date", "code"]
@@ -453,7 +456,9 @@ class MemberAccount(models.Model):
     origin = models.CharField(max_length=20, choices=AccountOrigin.choices, default=AccountOrigin.CREATED)
     root_email = models.EmailField()
     account_name = models.CharField(max_length=50)
-    aws_account_id = models.CharField("AWS account id", max_length=12, null=True, blank=True)
+    # NULL, not "", until AWS gives the id: the unique constraint below must not see the records
+    # without one as duplicates.
+    aws_account_id = models.CharField("AWS account id", max_length=12, null=True, blank=True)  # noqa: DJ001
     create_request_id = models.CharField(max_length=100, blank=True)
     # Set just before CreateAccount is sent, in the dispatcher's transaction (the organization row
     # is its lock): it commits with the move to CREATING once the round is over, so the next

@@ -1,5 +1,8 @@
 """Root emails and account names within AWS's lengths, unique per (course, student).
 
+A course is named by its code for people and its id for uniqueness (`course_key`), a student by
+their mailbox name and a hash of their address (`student_key`).
+
 AWS refuses CreateAccount with an email over 64 characters or an account name over 50. A name that
 would be longer keeps what fits of the course key and replaces the student's key by a hash of both
 keys: two courses (or two students) never share a shortened name, because the hash covers what was
@@ -9,8 +12,12 @@ cut. A pattern with too little room for the hash is refused when the portal star
 from __future__ import annotations
 
 import hashlib
+import re
 from string import Formatter
 
+from django.conf import settings
+
+from accounts_app.models import Course
 from portal.aws.organizations import ACCOUNT_NAME_MAX_LENGTH, ROOT_EMAIL_MAX_LENGTH
 
 HASH_LENGTH = 12  # 48 bits: no collision among the accounts an organization can hold
@@ -47,6 +54,33 @@ def root_email(pattern: str, *, course: str, student: str) -> str:
 
 def account_name(*, course: str, student: str) -> str:
     return fitted(ACCOUNT_NAME_PATTERN, course=course, student=student, limit=ACCOUNT_NAME_MAX_LENGTH)
+
+
+def slug(text: str, length: int) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:length].strip("-")
+
+
+def student_key(email: str) -> str:
+    """A short, stable, readable key for a student: their mailbox name and a hash of the address."""
+    digest = hashlib.sha256(email.lower().encode()).hexdigest()[:6]
+    return f"{slug(email.split('@')[0], 16)}-{digest}"
+
+
+def course_key(course: Course) -> str:
+    """The course in root emails and account names: its code for people, its id for uniqueness.
+    A code can be freed and taken by a new course; the id cannot, so the new course's students
+    never get an old student's root email or account name (nor, looked up, their account)."""
+    return f"{slug(course.code, 16)}-{course.pk}"
+
+
+def root_email_for(course: Course, student: str) -> str:
+    """Within AWS's 64 characters; a longer address is shortened with a hash."""
+    return root_email(settings.PORTAL_ROOT_EMAIL_PATTERN, course=course_key(course), student=student)
+
+
+def account_name_for(course: Course, student: str) -> str:
+    """Within AWS's 50 characters; a longer name is shortened with a hash."""
+    return account_name(course=course_key(course), student=student)
 
 
 def root_email_pattern_problems(pattern: str) -> list[str]:

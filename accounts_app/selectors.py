@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet
+from django.utils import timezone
 
 from accounts_app.choices import AccessMode, AccountState, CourseRole, SpendingStatus
 from accounts_app.lifecycle import (
@@ -17,11 +19,7 @@ from accounts_app.lifecycle import (
     WORKING_STATES,
 )
 from accounts_app.models import AuditEvent, AwsOrganization, Course, MemberAccount, Membership
-from accounts_app.services.closing import close_queue_status
-from portal.aws.guardrails import PERMISSION_SETS
-from portal.aws.iam_users import signin_url
-from portal.aws.identity_center import console_deep_link
-from portal.aws.spending import KIND_LABELS as SPENDING_KIND_LABELS
+from portal.aws.display import SPENDING_KIND_LABELS, STUDENT_PERMISSION_SET, console_deep_link, signin_url
 
 
 def course_role_counts(*, course: Course) -> dict[str, int]:
@@ -252,7 +250,7 @@ def account_access(*, account: MemberAccount) -> dict[str, str]:
     portal_url = organization.access_portal_url
     return {
         "portal_url": portal_url,
-        "deep_link": console_deep_link(portal_url, account.aws_account_id or "", PERMISSION_SETS["student"].name),
+        "deep_link": console_deep_link(portal_url, account.aws_account_id or "", STUDENT_PERMISSION_SET),
         "user_name": account.membership.email if account.membership_id else "",
     }
 
@@ -280,3 +278,43 @@ def vending_overview() -> dict:
         .select_related("course", "membership")
         .order_by("-state_changed_at")[:50],
     }
+
+
+# --- The close queue (services/closing.py dispatches it) ------------------------------------------
+
+# AWS allows max(250, 20% of the organization's members) closures per rolling 30 days, at most 1,000.
+QUOTA_WINDOW = timedelta(days=30)
+QUOTA_FLOOR, QUOTA_SHARE, QUOTA_CEILING = 250, 0.20, 1000
+
+
+@dataclass(frozen=True)
+class CloseQueue:
+    queued: int
+    in_progress: int
+    closed_in_window: int
+    quota: int
+    paused_until: datetime | None
+    pause_reason: str
+
+    @property
+    def quota_left(self) -> int:
+        return max(self.quota - self.closed_in_window, 0)
+
+
+def closure_quota(organization: AwsOrganization) -> int:
+    members = organization.accounts_in_organization or 0
+    return min(QUOTA_CEILING, max(QUOTA_FLOOR, math.floor(members * QUOTA_SHARE)))
+
+
+def close_queue_status(now: datetime | None = None) -> CloseQueue:
+    now = now or timezone.now()
+    organization = AwsOrganization.load()
+    paused = organization.close_paused_until if (organization.close_paused_until or now) > now else None
+    return CloseQueue(
+        queued=MemberAccount.objects.filter(state=AccountState.CLOSE_QUEUED).count(),
+        in_progress=MemberAccount.objects.filter(state=AccountState.CLOSING).count(),
+        closed_in_window=MemberAccount.objects.filter(close_submitted_at__gt=now - QUOTA_WINDOW).count(),
+        quota=closure_quota(organization),
+        paused_until=paused,
+        pause_reason=organization.close_pause_reason if paused else "",
+    )

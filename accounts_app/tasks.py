@@ -1,8 +1,12 @@
 """Thin Celery tasks: ids in, one service call. AWS hiccups (TransientAwsError, including lost
 answers) are retried with jittered exponential backoff; everything else is the service's to
-record on the account. Email goes out through `emails_deliver_task` only."""
+record on the account. Email goes out through `emails_deliver_task` only.
+
+Each task imports its service inside its body: services import `accounts_app.next_step`, which
+imports this module when it loads (see there)."""
 
 import logging
+from typing import Any
 
 from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
@@ -12,7 +16,7 @@ from portal.aws.errors import TransientAwsError
 
 logger = logging.getLogger(__name__)
 
-AWS_TASK = {
+AWS_TASK: dict[str, Any] = {
     "autoretry_for": (TransientAwsError,),
     "retry_backoff": 2,
     "retry_backoff_max": 300,
@@ -26,6 +30,12 @@ DISPATCH_SCHEDULED_KEY = "vending:dispatch-scheduled"
 EMAIL_RETRY_BACKOFF = 2
 EMAIL_RETRY_BACKOFF_MAX = 60 * 60
 EMAIL_MAX_RETRIES = 48
+
+
+def _account(account_id: int):
+    from accounts_app.models import MemberAccount
+
+    return MemberAccount.objects.filter(pk=account_id).first()
 
 
 @shared_task(bind=True, max_retries=EMAIL_MAX_RETRIES)
@@ -63,7 +73,7 @@ def invitations_send_task(member_ids: list[int], actor_id: int | None) -> int:
 
 @shared_task(**AWS_TASK)
 def vending_dispatch_task() -> None:
-    from accounts_app.services.vending import vending_dispatch
+    from accounts_app.services.vending_queue import vending_dispatch
 
     result = vending_dispatch()
     # One scheduled follow-up at a time, however many requests asked for a dispatch.
@@ -73,55 +83,43 @@ def vending_dispatch_task() -> None:
 
 @shared_task(**AWS_TASK)
 def account_poll_task(account_id: int) -> None:
-    from accounts_app.models import MemberAccount
-    from accounts_app.services.vending import account_poll_creation
+    from accounts_app.services.vending_queue import account_poll_creation
 
-    account = MemberAccount.objects.filter(pk=account_id).first()
-    if account is None:
-        return
-    delay = account_poll_creation(account=account)
-    if delay is not None:
+    if (account := _account(account_id)) and (delay := account_poll_creation(account=account)) is not None:
         account_poll_task.apply_async((account_id,), countdown=delay)
 
 
 @shared_task(**AWS_TASK)
 def account_configure_task(account_id: int) -> None:
-    from accounts_app.models import MemberAccount
-    from accounts_app.services.vending import account_configure
+    from accounts_app.services.account_setup import account_configure
 
-    account = MemberAccount.objects.filter(pk=account_id).first()
-    if account is not None:
+    if account := _account(account_id):
         account_configure(account=account)
 
 
 @shared_task(**AWS_TASK)
 def account_invite_task(account_id: int) -> None:
-    from accounts_app.models import MemberAccount
-    from accounts_app.services.vending import account_invite
+    from accounts_app.services.invited_accounts import account_invite
 
-    account = MemberAccount.objects.filter(pk=account_id).first()
-    if account is not None:
+    if account := _account(account_id):
         account_invite(account=account)
 
 
 @shared_task(**AWS_TASK)
 def account_verify_access_role_task(account_id: int, actor_id: int | None) -> None:
-    from accounts_app.models import MemberAccount, User
-    from accounts_app.services.vending import account_verify_access_role
+    from accounts_app.models import User
+    from accounts_app.services.invited_accounts import account_verify_access_role
 
-    account = MemberAccount.objects.filter(pk=account_id).first()
-    if account is not None:
+    if account := _account(account_id):
         actor = User.objects.filter(pk=actor_id).first() if actor_id else None
         account_verify_access_role(actor=actor, account=account)
 
 
 @shared_task(**AWS_TASK)
 def account_check_invitation_task(account_id: int) -> None:
-    from accounts_app.models import MemberAccount
-    from accounts_app.services.vending import account_check_invitation
+    from accounts_app.services.invited_accounts import account_check_invitation
 
-    account = MemberAccount.objects.filter(pk=account_id).first()
-    if account is not None:
+    if account := _account(account_id):
         account_check_invitation(account=account)
 
 
@@ -159,12 +157,6 @@ def cost_tags_activate_task() -> None:
 
 
 # --- End of course --------------------------------------------------------------------------------
-
-
-def _account(account_id: int):
-    from accounts_app.models import MemberAccount
-
-    return MemberAccount.objects.filter(pk=account_id).first()
 
 
 @shared_task(**AWS_TASK)

@@ -70,7 +70,7 @@ def record(name: str, title: str, markdown: str, *, measured_on: str) -> None:
     `measured_on` is machine(), taken while the database is still there."""
     body = (
         f"<!-- begin {name} -->\n## {title} (`bench/{name}.py`)\n\n"
-        f"_Measured {date.today():%Y-%m-%d} on {measured_on}._\n\n"
+        f"_Measured {date.today():%Y-%m-%d} on {measured_on}._\n\n"  # noqa: DTZ011 (the machine's own day)
         f"{markdown.strip()}\n<!-- end {name} -->"
     )
     text = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n"

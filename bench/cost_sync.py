@@ -140,7 +140,8 @@ def main() -> None:
     for count, again, requests, synced, seconds, in_aws_seconds in runs:
         portal = seconds - in_aws_seconds
         rows.append(
-            f"| {count} + {CREDIT_PAGES} | {'re-sync, same figures' if again else 'first sync, empty database'} | {requests} "
+            f"| {count} + {CREDIT_PAGES} | {'re-sync, same figures' if again else 'first sync, empty database'} "
+            f"| {requests} "
             f"| ${requests * 0.01:.2f} | {synced:,} | {seconds:.1f} s | {synced / seconds:,.0f} "
             f"| {portal:.1f} s | {synced / portal:,.0f} |"
         )

@@ -167,7 +167,8 @@ def main() -> None:
             def raw_aggregate(course=course):
                 with connection.cursor() as cursor:
                     cursor.execute(
-                        "SELECT account_id, SUM(amount) FROM billing_app_costrecord WHERE course_id = %s GROUP BY account_id",
+                        "SELECT account_id, SUM(amount) FROM billing_app_costrecord "
+                        "WHERE course_id = %s GROUP BY account_id",
                         [course.pk],
                     )
                     return cursor.fetchall()

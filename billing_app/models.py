@@ -3,11 +3,13 @@ budgets, alerts, and a record of every sync."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 
 from accounts_app.models import Course, MemberAccount
 
-AMOUNT = {"max_digits": 14, "decimal_places": 6}
+AMOUNT: dict[str, Any] = {"max_digits": 14, "decimal_places": 6}
 
 
 class CostKind(models.TextChoices):
@@ -59,6 +61,9 @@ class AccountDailyCost(models.Model):
         constraints = [models.UniqueConstraint(fields=["account", "day"], name="account_day_unique")]
         indexes = [models.Index(fields=["course", "day"])]
 
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.day}: {self.usage} used, {self.credits} credits"
+
 
 class CourseServiceDailyCost(models.Model):
     """Rollup: a course's spend on one service on one day, for the stacked chart and top services."""
@@ -72,6 +77,9 @@ class CourseServiceDailyCost(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["course", "day", "service"], name="course_service_day_unique")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.course_id} {self.day} {self.service}: {self.usage}"
 
 
 class TagDailyCost(models.Model):
@@ -89,6 +97,9 @@ class TagDailyCost(models.Model):
             models.UniqueConstraint(fields=["account", "day", "tag_value"], name="tag_cost_unique")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.day} {self.tag_value or '(untagged)'}: {self.amount}"
+
 
 class HourlyCost(models.Model):
     """An account's spend in one hour. AWS keeps hourly data for 14 days; the portal keeps it."""
@@ -102,6 +113,9 @@ class HourlyCost(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["aws_account_id", "hour"], name="hourly_cost_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.aws_account_id} {self.hour:%Y-%m-%d %H:00}: {self.amount}"
 
 
 class CostSync(models.Model):
@@ -139,6 +153,9 @@ class StudentBudget(models.Model):
     aws_action_id = models.CharField(max_length=100, blank=True)
     recipients = models.JSONField(default=list, blank=True, help_text="The AWS Budget's notification subscribers.")
     synced_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Budget of account {self.account_id}"
 
 
 class AlertKind(models.TextChoices):

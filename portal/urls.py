@@ -7,7 +7,7 @@ from portal.health import healthz
 
 # The admin's own sign-in form would take a password alone, past the second factor and the
 # sign-in rate limits: send it to allauth's sign-in instead, which has both.
-admin.site.login = secure_admin_login(admin.site.login)
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="courses:list", permanent=False)),

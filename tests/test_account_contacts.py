@@ -4,7 +4,7 @@ import pytest
 
 from accounts_app.choices import AccountState
 from accounts_app.models import MemberAccount, Membership
-from accounts_app.services.vending import account_request
+from accounts_app.services.account_requests import account_request
 from portal.aws import account_mgmt
 
 

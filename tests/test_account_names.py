@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from accounts_app.services.vending import account_name_for, root_email_for, student_key
+from accounts_app.naming import account_name_for, root_email_for, student_key
 from portal.aws import organizations
 from portal.aws.errors import PermanentAwsError
 from tests.factories import CourseFactory

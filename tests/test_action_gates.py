@@ -316,8 +316,9 @@ def test_the_reconciler_takes_off_a_freeze_scp_put_on_a_ready_account_by_hand(
     with django_capture_on_commit_callbacks(execute=True):
         drift = freeze_reconcile()
 
-    assert drift == [f"cs101-student ({account.aws_account_id}) is ready here, but its freeze SCP is on in AWS: "
-                     "setting it right."]
+    assert drift == [
+        f"cs101-student ({account.aws_account_id}) is ready here, but its freeze SCP is on in AWS: setting it right."
+    ]
     assert not freeze_scp_on(account.aws_account_id)
     account.refresh_from_db()
     assert (account.state, account.freeze_sync_pending) == (S.READY, False)
@@ -338,8 +339,9 @@ def test_the_reconciler_leaves_a_freeze_by_aws_budgets_action_in_place(
         drift = freeze_reconcile()
 
     assert queued == []
-    assert drift == [f"cs101-student ({account.aws_account_id}) is ready here, but AWS Budgets' action has "
-                     "frozen it in AWS."]
+    assert drift == [
+        f"cs101-student ({account.aws_account_id}) is ready here, but AWS Budgets' action has frozen it in AWS."
+    ]
     assert freeze_scp_on(account.aws_account_id)
 
 

@@ -486,10 +486,7 @@ def test_authorization_matrix(scene, name, method, persona, expected):
     client = scene.personas.client(persona)
     before = database_state()
 
-    if method == GET:
-        response = client.get(path)
-    else:
-        response = client.post(path, call.data(scene))
+    response = client.get(path) if method == GET else client.post(path, call.data(scene))
 
     if expected == LOGIN:
         assert response.status_code == 302

@@ -12,8 +12,8 @@ from moto import mock_aws
 from accounts_app.choices import AccountState, AuditAction
 from accounts_app.lifecycle import transition
 from accounts_app.models import AuditEvent, AwsOrganization, Course, MemberAccount, Membership
+from accounts_app.naming import account_name_for, root_email_for, student_key
 from accounts_app.services.bootstrap import BootstrapError, aws_bootstrap
-from accounts_app.services.vending import account_name_for, root_email_for, student_key
 from portal.aws import session as aws_session
 from tests.factories import MembershipFactory
 

@@ -106,7 +106,7 @@ def test_a_5xx_with_a_code_the_portal_does_not_know_is_still_judged_by_its_statu
 
 
 @pytest.mark.parametrize(
-    "code, status",
+    ("code", "status"),
     [
         ("AccessDeniedException", 400),
         ("AccessDenied", 403),
@@ -382,7 +382,7 @@ def test_a_throttled_read_is_retried_by_botocore_until_it_succeeds(wire):
 
 
 @pytest.mark.parametrize(
-    "reason, kind",
+    ("reason", "kind"),
     [
         ("ACCOUNT_NUMBER_LIMIT_EXCEEDED", PermanentAwsError),
         ("ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED", TransientAwsError),

@@ -33,20 +33,22 @@ from accounts_app.models import (
     OrganizationInvitation,
 )
 from accounts_app.selectors import course_end_accounts
-from accounts_app.services.identity import account_tags
-from accounts_app.services.reconcile import reconcile
-from accounts_app.services.vending import (
+from accounts_app.services.account_requests import (
     VendingError,
     account_bring_approve,
     account_bring_decline,
     account_bring_existing,
-    account_check_invitation,
-    account_configure,
-    account_invite,
     account_request,
     account_retry,
+)
+from accounts_app.services.account_setup import account_configure
+from accounts_app.services.identity import account_tags
+from accounts_app.services.invited_accounts import (
+    account_check_invitation,
+    account_invite,
     account_verify_access_role,
 )
+from accounts_app.services.reconcile import reconcile
 from portal.aws import access_role
 from portal.aws.errors import UnknownOutcome
 from tests.support.aws_script import AwsScript, Clock, Fault

@@ -17,9 +17,9 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from accounts_app.choices import AccountState, AuditAction, BudgetPeriod
 from accounts_app.lifecycle import transition
 from accounts_app.models import AccountEvent, AuditEvent, AwsOrganization, MemberAccount, Membership
+from accounts_app.services.account_requests import account_request
 from accounts_app.services.courses import course_update
 from accounts_app.services.guardrails import FREEZE_POLICY_NAME, freeze_policy_id, portal_role
-from accounts_app.services.vending import account_request
 from billing_app.models import AccountDailyCost, Alert, AlertKind, StudentBudget
 from billing_app.services.budgets import (
     account_freeze,

@@ -12,15 +12,12 @@ from django.urls import reverse
 from accounts_app.choices import AccessMode, EndPolicy
 from accounts_app.choices import AccountState as S
 from accounts_app.models import AwsOrganization, Course, MemberAccount, Membership
+from accounts_app.services.account_requests import account_request
+from accounts_app.services.account_setup import account_configure
 from accounts_app.services.cleanup import account_clean, account_cleanup_preview
 from accounts_app.services.ending import account_retire
 from accounts_app.services.ownership import MANAGED_BY_TAG
-from accounts_app.services.vending import (
-    account_configure,
-    account_poll_creation,
-    account_request,
-    vending_dispatch,
-)
+from accounts_app.services.vending_queue import account_poll_creation, vending_dispatch
 from tests.factories import CourseFactory, MembershipFactory
 from tests.support.aws_script import AwsScript, Fault
 
@@ -271,7 +268,7 @@ def test_nothing_is_deleted_in_an_account_the_portal_cannot_prove_is_its_own(stu
 
 @pytest.mark.django_db
 def test_a_failed_cleanup_is_retried_from_where_it_failed(student_account, aws, personas, script):
-    from accounts_app.services.vending import account_retry
+    from accounts_app.services.account_requests import account_retry
 
     organizations = aws.client("organizations")
     organizations.untag_resource(ResourceId=student_account.aws_account_id, TagKeys=list(MANAGED_BY_TAG))

@@ -16,13 +16,9 @@ from django.urls import reverse
 from accounts_app.choices import AccountState as S
 from accounts_app.lifecycle import transition
 from accounts_app.models import AuditEvent, AwsOrganization, MemberAccount
+from accounts_app.selectors import close_queue_status, closure_quota
 from accounts_app.services import closing
-from accounts_app.services.closing import (
-    account_poll_closure,
-    close_dispatch,
-    close_queue_status,
-    closure_quota,
-)
+from accounts_app.services.closing import account_poll_closure, close_dispatch
 from accounts_app.services.ownership import MANAGED_BY_TAG
 from tests.factories import MembershipFactory
 from tests.support.aws_script import LOST_AFTER_AWS, AwsScript, Clock, Edit, Fault

@@ -44,11 +44,13 @@ def costs(personas):
     return account
 
 
+# The student's columns, the name written so that a spreadsheet shows it and runs nothing.
+STUDENT_COLUMNS = "student@school.example,\"'=HYPERLINK(\"\"http://evil\"\")\",111122223333"
 EXPECTED = [
     HEADER,
-    "student@school.example,\"'=HYPERLINK(\"\"http://evil\"\")\",111122223333,2026-09-01,credit,Credit,-0.400000,USD,False",
-    "student@school.example,\"'=HYPERLINK(\"\"http://evil\"\")\",111122223333,2026-09-01,usage,Amazon Elastic Compute Cloud - Compute,1.500000,USD,False",
-    "student@school.example,\"'=HYPERLINK(\"\"http://evil\"\")\",111122223333,2026-09-02,usage,Amazon Simple Storage Service,0.250000,USD,False",
+    f"{STUDENT_COLUMNS},2026-09-01,credit,Credit,-0.400000,USD,False",
+    f"{STUDENT_COLUMNS},2026-09-01,usage,Amazon Elastic Compute Cloud - Compute,1.500000,USD,False",
+    f"{STUDENT_COLUMNS},2026-09-02,usage,Amazon Simple Storage Service,0.250000,USD,False",
 ]
 
 

@@ -17,8 +17,8 @@ from accounts_app.choices import AccountState as S
 from accounts_app.choices import AuditAction, EndPolicy
 from accounts_app.models import AccountEvent, AuditEvent, Course, MemberAccount, Membership
 from accounts_app.services import ending
+from accounts_app.services.account_requests import account_request
 from accounts_app.services.guardrails import FREEZE_POLICY_NAME
-from accounts_app.services.vending import account_request
 from billing_app.services.budgets import account_freeze
 from tests.factories import MembershipFactory
 
@@ -136,7 +136,7 @@ def test_a_course_extended_after_its_accounts_froze_gives_them_back_as_they_were
 
 @moto_db
 def test_editing_the_end_date_in_the_settings_also_reopens_an_ended_course(course_with_accounts, personas):
-    course, accounts = course_with_accounts
+    course, _ = course_with_accounts
     ending.course_end(actor=personas.instructor, course=course)
     from accounts_app.services.courses import course_update
 
@@ -159,7 +159,7 @@ def test_extending_into_the_past_is_refused_and_changes_nothing(course_with_acco
 
 @moto_db
 def test_an_excluded_student_is_left_alone_and_an_ended_one_comes_back_when_excluded(course_with_accounts, personas):
-    course, (first, second) = course_with_accounts
+    _, (first, second) = course_with_accounts
     ending.account_exclude(actor=personas.instructor, account=first, excluded=True)
 
     ending.courses_end_tick(now=days_from_now(11))
@@ -200,7 +200,7 @@ def test_a_recycle_course_returns_its_accounts_to_the_pool(course_with_accounts,
 
 @moto_db
 def test_the_instructor_ends_the_course_early_from_the_page_and_the_ta_cannot(course_with_accounts, personas):
-    course, accounts = course_with_accounts
+    course, _ = course_with_accounts
     page = reverse("courses:end", kwargs={"course_id": course.pk})
 
     ta_view = personas.client("ta").get(page)
@@ -252,7 +252,7 @@ def test_end_course_dry_run_prints_the_plan_and_changes_nothing(course_with_acco
 
 @moto_db
 def test_end_course_with_skip_grace_runs_the_whole_policy_now(course_with_accounts, aws):
-    course, accounts = course_with_accounts
+    _, accounts = course_with_accounts
     out = StringIO()
 
     call_command("end_course", "cs101", "--skip-grace", stdout=out)

@@ -286,7 +286,7 @@ def test_the_image_installs_the_runtime_alone_and_the_demo_adds_development():
     while base in stages:
         chain.append(stages[base][1])
         base = stages[base][0]
-    installs = " ".join(chain + [default_image[2]])
+    installs = " ".join([*chain, default_image[2]])
 
     assert "-r requirements/base.txt" in installs and "dev.txt" not in installs
     # Its sources come without the development package, which only the demo adds back.

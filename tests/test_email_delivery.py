@@ -71,10 +71,14 @@ def test_nothing_is_sent_before_the_change_commits(
 
 @pytest.mark.django_db
 def test_a_change_rolled_back_sends_nothing(mail_server, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True) as queued:
-        with pytest.raises(RuntimeError), transaction.atomic():
-            emails_send([message("Your account is closed")])
-            raise RuntimeError("the step fails after deciding the email")
+    # The raise inside the block is the rollback under test.
+    with (  # noqa: PT012
+        django_capture_on_commit_callbacks(execute=True) as queued,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        emails_send([message("Your account is closed")])
+        raise RuntimeError("the step fails after deciding the email")
 
     assert queued == []
     assert mail_server.attempts == []

@@ -165,7 +165,7 @@ def _course_ending(w: World):
 
 def _course_ended(w: World):
     # Ended early by an instructor: the schedule follows the day it happened, not the end date.
-    w.course.ended_at = timezone.make_aware(datetime(2026, 12, 10, 15, 0))
+    w.course.ended_at = datetime(2026, 12, 10, 15, 0, tzinfo=timezone.get_current_timezone())
     w.course.save()
     w.account.state = AccountState.ENDED
     context = {"course": w.course, "account": w.account, "outcome": end_outcome(w.course), "schedule": end_schedule(w.course)}
@@ -538,10 +538,14 @@ def test_no_ready_email_when_the_change_is_rolled_back(world, no_budgets, django
     MemberAccount.objects.filter(pk=world.account.pk).update(state=AccountState.CONFIGURING)
     world.account.refresh_from_db()
 
-    with django_capture_on_commit_callbacks(execute=True):
-        with pytest.raises(RuntimeError), transaction.atomic():
-            transition(world.account, expected=AccountState.CONFIGURING, to=AccountState.READY)
-            raise RuntimeError("the worker died before the commit")
+    # The raise inside the block is the rollback under test.
+    with (  # noqa: PT012
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        transition(world.account, expected=AccountState.CONFIGURING, to=AccountState.READY)
+        raise RuntimeError("the worker died before the commit")
 
     assert mail.outbox == []
     assert MemberAccount.objects.get(pk=world.account.pk).state == AccountState.CONFIGURING

@@ -6,7 +6,7 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import boto3
@@ -335,7 +335,7 @@ def error_code(refused) -> str:
 
 
 def test_an_updated_budget_has_its_new_amount_period_and_costs_and_keeps_its_notifications(budgets):
-    course_term = {"Start": datetime(2026, 1, 12), "End": datetime(2026, 5, 8)}
+    course_term = {"Start": datetime(2026, 1, 12, tzinfo=UTC), "End": datetime(2026, 5, 8, tzinfo=UTC)}
     no_credits = {"IncludeCredit": False, "IncludeRefund": False}
 
     budgets.client.update_budget(

@@ -32,6 +32,7 @@ from accounts_app.models import (
     MemberAccount,
     Membership,
 )
+from accounts_app.services.account_requests import account_request
 from accounts_app.services.ending import course_end, course_extend
 from accounts_app.services.guardrails import freeze_policy_id
 from accounts_app.services.handover import (
@@ -47,7 +48,6 @@ from accounts_app.services.handover import (
     handover_submit_code,
 )
 from accounts_app.services.ownership import MANAGED_BY_TAG
-from accounts_app.services.vending import account_request
 from billing_app.models import AccountDailyCost
 from billing_app.services.budgets import budget_ensure
 from portal.aws import account_mgmt
@@ -263,7 +263,7 @@ def test_a_student_asks_through_the_form_and_the_instructor_is_emailed(
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "field, value, error",
+    ("field", "value", "error"),
     [
         ("new_root_email", "student@school.example", "Use an address of your own"),
         ("new_root_email", "not an address", "Enter a valid email address."),
@@ -875,7 +875,7 @@ def test_a_request_declined_after_the_course_was_extended_gives_the_account_back
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "service, operation",
+    ("service", "operation"),
     [
         ("account", "PutAlternateContact"),
         ("organizations", "UntagResource"),
@@ -966,7 +966,7 @@ def test_the_wait_period_message_names_the_day_the_account_may_leave(
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "reason, origin, expected",
+    ("reason", "origin", "expected"),
     [
         (
             "ACCOUNT_CANNOT_LEAVE_WITHOUT_PHONE_VERIFICATION",

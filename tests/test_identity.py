@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections import defaultdict
 from datetime import UTC, datetime
 
 import pytest
@@ -23,18 +22,13 @@ from accounts_app.choices import CourseRole
 from accounts_app.forms import CourseForm
 from accounts_app.lifecycle import transition
 from accounts_app.models import AuditEvent, AwsOrganization, Course, MemberAccount, Membership
-from accounts_app.services import vending
+from accounts_app.services.account_requests import account_request, course_precreate
+from accounts_app.services.account_setup import account_configure
 from accounts_app.services.courses import CODE_LOCKED, CourseError, course_update
 from accounts_app.services.guardrails import course_guardrails_apply, course_profile, portal_role
 from accounts_app.services.identity import NotThePortals, record_tags
 from accounts_app.services.reconcile import reconcile
-from accounts_app.services.vending import (
-    account_configure,
-    account_poll_creation,
-    account_request,
-    course_precreate,
-    vending_dispatch,
-)
+from accounts_app.services.vending_queue import account_poll_creation, vending_dispatch
 from portal.aws import session as aws_session
 from portal.aws.guardrails import course_policy
 from tests.factories import (
@@ -44,6 +38,7 @@ from tests.factories import (
     browser_form_data,
 )
 from tests.support.aws_script import AwsScript
+from tests.support.next_steps import record_account_steps
 
 moto_db = pytest.mark.django_db(transaction=True)
 
@@ -55,10 +50,8 @@ def script(aws) -> AwsScript:
 
 @pytest.fixture
 def queued(monkeypatch):
-    """The follow-up tasks the services queue, by task name (recorded, not run)."""
-    recorded: dict[str, list[int]] = defaultdict(list)
-    monkeypatch.setattr(vending, "_enqueue", lambda task_name, account: recorded[task_name].append(account.pk))
-    return recorded
+    """The follow-up tasks the services queue for an account, by task name (recorded, not run)."""
+    return record_account_steps(monkeypatch)
 
 
 # --- Helpers --------------------------------------------------------------------------------------
@@ -554,7 +547,7 @@ def raw_aws_text_in(page: str) -> list[str]:
 @pytest.mark.django_db
 @pytest.mark.parametrize("state", [S.REQUESTED, S.CREATING, S.AWAITING_ACCESS_ROLE])
 def test_students_read_a_plain_note_and_staff_read_what_aws_said(personas, state):
-    account = account_with_problem(personas, state)
+    account_with_problem(personas, state)
     course = personas.course
 
     panel = html.unescape(

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from accounts_app.models import AwsOrganization, Membership
-from accounts_app.services.vending import account_request
+from accounts_app.services.account_requests import account_request
 
 IDENTITY_CENTER_REGION = "eu-west-1"
 

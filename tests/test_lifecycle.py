@@ -29,7 +29,7 @@ from accounts_app.lifecycle import (
     transition,
 )
 from accounts_app.models import AccountEvent, Handover, MemberAccount
-from accounts_app.services.vending import NEXT_STEP_TASKS, enqueue_next_step
+from accounts_app.next_step import NEXT_STEPS, QUEUES, next_step_enqueue
 from accounts_app.signals import account_state_changed
 from tests.factories import CourseFactory
 
@@ -45,9 +45,6 @@ CLASSES = {
 # New records start in these: a student's request, a request to bring their own account, and
 # the organization's pool record of a recycled account.
 STARTING_STATES = {S.REQUESTED, S.AWAITING_APPROVAL, S.COOLING_DOWN}
-# States whose next step enqueue_next_step finds outside NEXT_STEP_TASKS: a requested account
-# waits for the dispatcher (the vending queue's rate limit), a handover for its checklist's task.
-QUEUED_OTHERWISE = {S.REQUESTED: "vending_dispatch_task", S.HANDOVER: "handover_advance_task"}
 ARCHITECTURE = Path(__file__).resolve().parent.parent / "docs" / "ARCHITECTURE.md"
 
 _numbers = itertools.count()
@@ -103,26 +100,26 @@ def test_every_state_is_reached_from_a_state_records_start_in():
 
 
 def test_every_working_state_and_every_state_the_reconciler_requeues_has_a_next_step():
-    without = (WORKING_STATES | STUCK_CHECKED_STATES) - NEXT_STEP_TASKS.keys() - QUEUED_OTHERWISE.keys()
+    without = (WORKING_STATES | STUCK_CHECKED_STATES) - NEXT_STEPS.keys()
     assert without == set()
 
 
 @pytest.mark.django_db
-def test_enqueue_next_step_queues_the_next_step_exactly_where_the_portal_moves_the_account_on():
-    """A state outside the working ones and the reconciler's gets nothing queued: the reconciler
-    never moves on an account that waits for a person, a date or AWS."""
+def test_next_step_enqueue_queues_the_next_step_exactly_where_the_portal_moves_the_account_on():
+    """A state outside the working ones, the reconciler's and the two queues' gets nothing queued:
+    the reconciler never moves on an account that waits for a person, a date or AWS."""
     course = CourseFactory()
     queued: dict[S, list[str]] = {}
     with mock.patch.object(DjangoTask, "delay_on_commit", autospec=True) as delay_on_commit:
         for state in S:
             delay_on_commit.reset_mock()
-            enqueue_next_step(account_in(state, course))
+            next_step_enqueue(account_in(state, course))
             names = [call.args[0].name.rsplit(".", 1)[-1] for call in delay_on_commit.call_args_list]
             if names:
                 queued[state] = names
     assert queued == {
-        state: [NEXT_STEP_TASKS.get(state) or QUEUED_OTHERWISE[state]]
-        for state in WORKING_STATES | STUCK_CHECKED_STATES
+        state: [NEXT_STEPS[state].name.rsplit(".", 1)[-1]]
+        for state in WORKING_STATES | STUCK_CHECKED_STATES | set(QUEUES)
     }
 
 

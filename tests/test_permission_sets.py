@@ -67,7 +67,7 @@ def old_ta_permission_set(aws):
     """The TA permission set as earlier versions of the portal made it."""
     organization = AwsOrganization.load()
     sso = aws.client("sso-admin")
-    ta = dict(InstanceArn=organization.sso_instance_arn, PermissionSetArn=organization.permission_sets["ta"])
+    ta = {"InstanceArn": organization.sso_instance_arn, "PermissionSetArn": organization.permission_sets["ta"]}
     sso.detach_managed_policy_from_permission_set(**ta, ManagedPolicyArn=VIEW_ONLY)
     sso.attach_managed_policy_to_permission_set(**ta, ManagedPolicyArn=READ_ONLY)
     sso.update_permission_set(**ta, Description=OLD_TA_DESCRIPTION)

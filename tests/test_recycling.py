@@ -26,11 +26,11 @@ from accounts_app.models import (
     MemberAccount,
     Membership,
 )
+from accounts_app.services import recycling
+from accounts_app.services.account_requests import account_request, course_precreate
 from accounts_app.services.guardrails import freeze_policy_id
 from accounts_app.services.identity import record_key
-from accounts_app.services import recycling
 from accounts_app.services.recycling import account_recycle, cooldown_end, pool_release_cooled
-from accounts_app.services.vending import account_request, course_precreate
 from billing_app.models import AccountDailyCost, CostRecord
 from billing_app.services.costs import AccountOwners, costs_sync
 from portal.aws import organizations
@@ -213,7 +213,7 @@ def test_a_cleaned_account_goes_to_the_pool_and_its_record_stays_with_the_course
 
 
 @pytest.mark.parametrize(
-    "now, available",
+    ("now", "available"),
     [
         (datetime(2026, 11, 10, 0, 0, tzinfo=UTC), datetime(2026, 11, 13, tzinfo=UTC)),
         (datetime(2026, 11, 10, 23, 59, 59, tzinfo=UTC), datetime(2026, 11, 13, tzinfo=UTC)),
@@ -364,8 +364,8 @@ def test_an_account_with_anything_left_in_any_enabled_region_does_not_go_to_the_
 def test_after_a_person_deleted_the_leftovers_a_retry_puts_the_account_in_the_pool(personas, aws):
     """The whole way: cleanup's passes (two regions), the check of every region, a person's fix,
     Retry, cleanup again and the pool. Tasks run on commit, as in production."""
+    from accounts_app.services.account_requests import account_retry
     from accounts_app.services.cleanup import account_clean
-    from accounts_app.services.vending import account_retry
 
     account = cleaning_account(personas)
     account_id = account.aws_account_id

@@ -62,7 +62,7 @@ def test_latin1_bytes_are_refused_with_the_position_and_a_way_out():
     data = "email,name\nzoe@school.example,Zoë\n".encode("latin-1")
     bad_byte_position = data.index(b"\xeb") + 1
 
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(ValueError, match="not UTF-8") as caught:
         decode_roster(data)
 
     assert str(caught.value) == (
@@ -74,7 +74,7 @@ def test_latin1_bytes_are_refused_with_the_position_and_a_way_out():
 def test_a_file_over_two_megabytes_is_refused_before_decoding():
     data = b"email\n" + b"x" * (2 * 1024 * 1024)
 
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(ValueError, match="larger than 2 MB") as caught:
         decode_roster(data)
 
     assert str(caught.value) == "The file is larger than 2 MB. Split the roster into parts."

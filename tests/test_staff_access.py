@@ -269,8 +269,10 @@ def test_the_reconciler_repairs_a_missing_and_removes_an_extra_staff_assignment(
 
     # Repaired: the next run changes nothing and reports only the group again.
     assert [line for line in reconcile() if line.startswith("cs101")] == [
-        f"cs101: group {group} has the TA permission set on {account_id}; groups are not the roster's, "
-        "so the portal leaves it alone."
+        (
+            f"cs101: group {group} has the TA permission set on {account_id}; groups are not the roster's, "
+            "so the portal leaves it alone."
+        )
     ]
 
 

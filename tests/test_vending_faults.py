@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -31,16 +31,19 @@ from accounts_app.choices import AccountOrigin, CourseRole
 from accounts_app.choices import AccountState as S
 from accounts_app.lifecycle import transition
 from accounts_app.models import AccountEvent, AwsOrganization, MemberAccount, Membership
-from accounts_app.services import vending
-from accounts_app.services.reconcile import reconcile
-from accounts_app.services.vending import (
-    FAILURE_EXPLANATIONS,
-    LOST_REQUEST_GRACE,
+from accounts_app.services import account_setup, vending_queue
+from accounts_app.services.account_requests import (
     VendingError,
-    account_configure,
-    account_poll_creation,
     account_request,
     course_precreate,
+)
+from accounts_app.services.account_setup import account_configure
+from accounts_app.services.identity import account_tags
+from accounts_app.services.reconcile import reconcile
+from accounts_app.services.vending_queue import (
+    FAILURE_EXPLANATIONS,
+    LOST_REQUEST_GRACE,
+    account_poll_creation,
     vending_dispatch,
 )
 from portal.aws import identity_center, organizations, quotas
@@ -53,6 +56,7 @@ from tests.support.aws_script import (
     Edit,
     Fault,
 )
+from tests.support.next_steps import record_account_steps
 
 # --- Scripting AWS --------------------------------------------------------------------------------
 
@@ -74,12 +78,8 @@ def clock(monkeypatch) -> Clock:
 
 @pytest.fixture
 def queued(monkeypatch):
-    """The follow-up tasks the services queue, by task name (they are recorded, not run)."""
-    recorded: dict[str, list[int]] = defaultdict(list)
-    monkeypatch.setattr(
-        vending, "_enqueue", lambda task_name, account: recorded[task_name].append(account.pk)
-    )
-    return recorded
+    """The follow-up tasks the services queue for an account, by task name (recorded, not run)."""
+    return record_account_steps(monkeypatch)
 
 
 # --- Helpers --------------------------------------------------------------------------------------
@@ -265,7 +265,7 @@ def test_email_already_exists_adopts_the_account_when_it_is_in_the_organization(
     earlier = aws.client("organizations").create_account(
         Email=account.root_email,
         AccountName=account.account_name,
-        Tags=[{"Key": k, "Value": v} for k, v in vending.account_tags(account).items()],
+        Tags=[{"Key": k, "Value": v} for k, v in account_tags(account).items()],
     )
     existing_id = earlier["CreateAccountStatus"]["AccountId"]
     script.answer(
@@ -546,7 +546,8 @@ class AccountQuota:
         if request_signer.region_name != "us-east-1":
             return Fault(
                 "NoSuchResourceException",
-                "This service is not available in the current Region. Choose a different Region or a different service.",
+                "This service is not available in the current Region. "
+                "Choose a different Region or a different service.",
             ).response()
         quota = {"ServiceCode": "organizations", "QuotaCode": "L-29A0C5DF", "Value": float(self.value)}
         return AWSResponse(None, 200, {}, None), {"Quota": quota, "ResponseMetadata": {"HTTPStatusCode": 200}}
@@ -974,13 +975,13 @@ def test_two_overlapping_polls_of_a_finished_creation_move_the_account_once(
     )
     script.always("organizations", "ListTagsForResource", tags_sent_for(script, account))
     outcomes = []
-    real_transition = vending.transition
+    real_transition = vending_queue.transition
 
     def recorded_transition(*args, **kwargs):
         outcomes.append((kwargs["to"], real_transition(*args, **kwargs)))
         return outcomes[-1][1]
 
-    monkeypatch.setattr(vending, "transition", recorded_transition)
+    monkeypatch.setattr(vending_queue, "transition", recorded_transition)
     second_delivery = []
 
     def second_worker_polls_meanwhile(**kwargs):
@@ -1025,13 +1026,13 @@ def test_two_overlapping_configure_workers_assign_once_and_move_the_account_once
 ):
     account = configuring_account(personas)
     outcomes = []
-    real_transition = vending.transition
+    real_transition = account_setup.transition
 
     def recorded_transition(*args, **kwargs):
         outcomes.append((kwargs["to"], real_transition(*args, **kwargs)))
         return outcomes[-1][1]
 
-    monkeypatch.setattr(vending, "transition", recorded_transition)
+    monkeypatch.setattr(account_setup, "transition", recorded_transition)
     second_delivery = []
 
     def second_worker_runs_meanwhile(**kwargs):
@@ -1057,7 +1058,7 @@ def test_two_overlapping_configure_workers_assign_once_and_move_the_account_once
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "service, operation",
+    ("service", "operation"),
     [
         ("organizations", "MoveAccount"),
         ("organizations", "TagResource"),

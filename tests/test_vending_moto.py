@@ -13,15 +13,15 @@ from accounts_app.crypto import decrypt
 from accounts_app.forms import CourseForm
 from accounts_app.models import AuditEvent, AwsOrganization, Course, MemberAccount, Membership
 from accounts_app.services import reconcile as reconcile_service
-from accounts_app.services.courses import course_update
-from accounts_app.services.guardrails import course_guardrails_apply, course_profile, portal_role
-from accounts_app.services.identity import record_key
-from accounts_app.services.vending import (
+from accounts_app.services.account_requests import (
     account_password_reveal,
     account_request,
     course_precreate,
     course_provision_all,
 )
+from accounts_app.services.courses import course_update
+from accounts_app.services.guardrails import course_guardrails_apply, course_profile, portal_role
+from accounts_app.services.identity import record_key
 from portal.aws import session as aws_session
 from portal.aws.catalog import service_prefixes
 from portal.aws.guardrails import SCP_MAX_CHARACTERS, course_policy, iam_user_policy

@@ -13,7 +13,7 @@ from accounts_app.choices import AccessMode, AccountState, AuditAction
 from accounts_app.crypto import decrypt
 from accounts_app.lifecycle import transition
 from accounts_app.models import AuditEvent, AwsOrganization, Course, MemberAccount, Membership
-from accounts_app.services.vending import account_name_for, root_email_for, student_key
+from accounts_app.naming import account_name_for, root_email_for, student_key
 from tests.factories import MembershipFactory
 
 moto_db = pytest.mark.django_db(transaction=True)

@@ -134,7 +134,8 @@ def aws_bootstrap(*, actor) -> list[str]:
     limit = quotas.account_limit()
     report.append(
         f"Account quota: {limit}." if limit else
-        f"Account quota: not readable from Service Quotas; using PORTAL_AWS_ACCOUNT_LIMIT={settings.PORTAL_AWS_ACCOUNT_LIMIT}."
+        "Account quota: not readable from Service Quotas; "
+        f"using PORTAL_AWS_ACCOUNT_LIMIT={settings.PORTAL_AWS_ACCOUNT_LIMIT}."
     )
 
     with transaction.atomic():
@@ -200,8 +201,10 @@ def permission_set_push(instance_arn: str, name: str, permission_set_arn: str) -
         )
     if status.state == "IN_PROGRESS":
         return [
-            f"Permission set {name}: being provisioned again to {len(outdated)} account(s) "
-            f"(request {status.request_id}); AWS finishes on its own, run aws_bootstrap again to check."
+            (
+                f"Permission set {name}: being provisioned again to {len(outdated)} account(s) "
+                f"(request {status.request_id}); AWS finishes on its own, run aws_bootstrap again to check."
+            )
         ]
     return [f"Permission set {name}: provisioned again to {len(outdated)} account(s) that had an earlier version."]
 

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts_app import tasks
+from accounts_app import next_step
 from accounts_app.choices import AccessMode, AccountOrigin, AuditAction
 from accounts_app.choices import AccountState as S
 from accounts_app.lifecycle import transition
@@ -184,13 +184,9 @@ def _cleanup_finished(account: MemberAccount, remaining: list[aws_cleanup.Resour
             + (f"; {len(left)} resource(s) left for the closure to remove" if left else ""),
         )
         if recycle:
-            _enqueue(tasks.account_recycle_task, account.pk)
+            next_step.account_recycle_enqueue(account)
         elif transition(account, expected=S.CLEANING, to=S.CLOSE_QUEUED, reason="Cleaned up"):
-            _enqueue(tasks.close_dispatch_task)
-
-
-def _enqueue(task, *args) -> None:
-    task.delay_on_commit(*args)
+            next_step.next_step_enqueue(account)
 
 
 def _fail(account: MemberAccount, message: str) -> None:

@@ -11,19 +11,18 @@ a closing account is followed from PENDING_CLOSURE to SUSPENDED.
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts_app import tasks
+from accounts_app import next_step
 from accounts_app.choices import AccountState as S
 from accounts_app.choices import AuditAction
 from accounts_app.lifecycle import transition
 from accounts_app.models import AwsOrganization, MemberAccount
+from accounts_app.selectors import close_queue_status
 from accounts_app.services.audit import audit_record
 from accounts_app.services.gates import REFUSED, Action, action_gate
 from accounts_app.services.guardrails import AwsNotBootstrapped, organization_ready
@@ -33,47 +32,12 @@ from portal.aws.errors import PermanentAwsError, TransientAwsError, UnknownOutco
 
 logger = logging.getLogger(__name__)
 
-QUOTA_WINDOW = timedelta(days=30)
-QUOTA_FLOOR, QUOTA_SHARE, QUOTA_CEILING = 250, 0.20, 1000
 # A CloseAccount whose answer was lost and whose account is still ACTIVE this long after was
 # never received: the account goes back to the queue.
 LOST_REQUEST_GRACE = timedelta(minutes=2)
 CLOSED_STATES = frozenset({"SUSPENDED", "CLOSED"})
 # Seconds between looks at a closing account: AWS takes minutes to hours.
 CLOSURE_POLL_SECONDS = 5 * 60
-
-
-@dataclass(frozen=True)
-class CloseQueue:
-    queued: int
-    in_progress: int
-    closed_in_window: int
-    quota: int
-    paused_until: datetime | None
-    pause_reason: str
-
-    @property
-    def quota_left(self) -> int:
-        return max(self.quota - self.closed_in_window, 0)
-
-
-def closure_quota(organization: AwsOrganization) -> int:
-    members = organization.accounts_in_organization or 0
-    return min(QUOTA_CEILING, max(QUOTA_FLOOR, math.floor(members * QUOTA_SHARE)))
-
-
-def close_queue_status(now: datetime | None = None) -> CloseQueue:
-    now = now or timezone.now()
-    organization = AwsOrganization.load()
-    paused = organization.close_paused_until if (organization.close_paused_until or now) > now else None
-    return CloseQueue(
-        queued=MemberAccount.objects.filter(state=S.CLOSE_QUEUED).count(),
-        in_progress=MemberAccount.objects.filter(state=S.CLOSING).count(),
-        closed_in_window=MemberAccount.objects.filter(close_submitted_at__gt=now - QUOTA_WINDOW).count(),
-        quota=closure_quota(organization),
-        paused_until=paused,
-        pause_reason=organization.close_pause_reason if paused else "",
-    )
 
 
 # --- Dispatching ----------------------------------------------------------------------------------
@@ -125,10 +89,10 @@ def _close_one(account: MemberAccount, organization: AwsOrganization, now: datet
     aws_account = organizations.describe_account(account.aws_account_id)
     if aws_account.state in CLOSED_STATES | {"PENDING_CLOSURE"}:
         # Already closing (an earlier request whose answer was lost): follow it.
-        transition(
+        if transition(
             account, expected=S.CLOSE_QUEUED, to=S.CLOSING, reason=f"AWS shows it {aws_account.state}", close_submitted_at=now
-        )
-        _enqueue_poll(account)
+        ):
+            next_step.next_step_enqueue(account)
         return
     if not transition(
         account, expected=S.CLOSE_QUEUED, to=S.CLOSING, reason="CloseAccount sent", close_submitted_at=now
@@ -152,7 +116,7 @@ def _close_one(account: MemberAccount, organization: AwsOrganization, now: datet
         target=account,
         summary=f"Asked AWS to close {account.account_name} ({account.aws_account_id})",
     )
-    _enqueue_poll(account)
+    next_step.next_step_enqueue(account)
 
 
 def _back_to_queue(account: MemberAccount, organization: AwsOrganization, error: TransientAwsError) -> None:
@@ -187,7 +151,7 @@ def account_poll_closure(*, account: MemberAccount) -> float | None:
     if timezone.now() - submitted < LOST_REQUEST_GRACE:
         return settings.PORTAL_AWS_POLL_SECONDS
     transition(account, expected=S.CLOSING, to=S.CLOSE_QUEUED, reason="The close request never reached AWS", close_submitted_at=None)
-    _enqueue(tasks.close_dispatch_task)
+    next_step.close_dispatch_enqueue()
     return None
 
 
@@ -204,12 +168,4 @@ def _closed(account: MemberAccount) -> None:
         )
     if account.membership_id:
         email_send("account_closed", {"account": account, "course": account.course}, [account.membership.email])
-    _enqueue(tasks.close_dispatch_task)
-
-
-def _enqueue_poll(account: MemberAccount) -> None:
-    _enqueue(tasks.account_poll_closure_task, account.pk)
-
-
-def _enqueue(task, *args) -> None:
-    task.delay_on_commit(*args)
+    next_step.close_dispatch_enqueue()  # a closure slot is free

@@ -16,7 +16,7 @@ from datetime import date, datetime
 from django.db import transaction
 from django.utils import timezone
 
-from accounts_app import tasks
+from accounts_app import next_step
 from accounts_app.choices import AccountState as S
 from accounts_app.choices import AuditAction, EndPolicy
 from accounts_app.lifecycle import IN_USE_STATES, RETIRABLE_STATES, transition
@@ -120,7 +120,7 @@ def course_end(*, actor, course: Course, now: datetime | None = None) -> int:
             f"{course.grace_ends_at:%b %-d, %Y}",
         )
         for account in accounts:
-            _enqueue(tasks.account_end_task, account)
+            next_step.account_end_enqueue(account)
     return len(accounts)
 
 
@@ -195,7 +195,7 @@ def account_retire(*, actor, account: MemberAccount, reason: str) -> bool:
             summary=f"Cleaning up {account.account_name} ({reason.lower()}); then "
             + ("back to the pool" if destination == "recycle" else "closing"),
         )
-        _enqueue(tasks.account_cleanup_task, account)
+        next_step.next_step_enqueue(account)
     return True
 
 
@@ -233,7 +233,7 @@ def course_reopen_if_extended(*, actor, course: Course) -> int:
         course.ended_at = None
         ended = list(MemberAccount.objects.filter(course=course, state=S.ENDED))
         for account in ended:
-            _enqueue(tasks.account_unend_task, account)
+            next_step.account_unend_enqueue(account)
     return len(ended)
 
 
@@ -272,10 +272,6 @@ def account_exclude(*, actor, account: MemberAccount, excluded: bool) -> None:
             + ("kept out of the end of the course" if excluded else "ends with the course again"),
         )
         if excluded and account.state == S.ENDED:
-            _enqueue(tasks.account_unend_task, account)
+            next_step.account_unend_enqueue(account)
         elif not excluded and account.course.is_ended and account.state in IN_USE_STATES:
-            _enqueue(tasks.account_end_task, account)
-
-
-def _enqueue(task, account: MemberAccount) -> None:
-    task.delay_on_commit(account.pk)
+            next_step.account_end_enqueue(account)

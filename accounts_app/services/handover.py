@@ -35,14 +35,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts_app.choices import (
-    AccessMode,
-    AccountOrigin,
-    AuditAction,
-    CourseRole,
-    EndPolicy,
-    HandoverStatus,
-)
+from accounts_app import next_step
+from accounts_app.choices import AccessMode, AccountOrigin, AuditAction, CourseRole, EndPolicy, HandoverStatus
 from accounts_app.choices import AccountState as S
 from accounts_app.crypto import decrypt, encrypt
 from accounts_app.lifecycle import HELD_STATES, IN_USE_STATES, transition
@@ -152,7 +146,7 @@ def handover_approve(*, actor, handover: Handover) -> bool:
             return False
         handover.refresh_from_db()
         _audit(actor, handover, AuditAction.HANDOVER_APPROVED, f"Approved the handover of {account.account_name}")
-        _enqueue_advance(handover)
+        next_step.handover_advance_enqueue(handover)
     email_send("handover_approved", _context(handover), [account.membership.email])
     return True
 
@@ -181,13 +175,11 @@ def handover_decline(*, actor, handover: Handover, reason: str) -> bool:
 def _follow_course_end(account: MemberAccount) -> None:
     """The course may have ended (or been extended) while the request waited, and its end passed
     over the account: a declined account goes where the others went."""
-    from accounts_app import tasks
-
     ended = Course.objects.filter(pk=account.course_id, ended_at__isnull=False).exists()
     if ended and account.state in IN_USE_STATES:
-        tasks.account_end_task.delay_on_commit(account.pk)
+        next_step.account_end_enqueue(account)
     elif not ended and account.state == S.ENDED:
-        tasks.account_unend_task.delay_on_commit(account.pk)
+        next_step.account_unend_enqueue(account)
 
 
 # --- The checklist --------------------------------------------------------------------------------
@@ -260,14 +252,12 @@ def handover_resend_code(*, actor, handover: Handover) -> None:
         Handover.objects.filter(pk=handover.pk).update(code_sent_at=None, pending_code="", last_error="")
         handover.refresh_from_db()
         _audit(actor, handover, AuditAction.HANDOVER_STEP, f"Asked for a new code to {handover.new_root_email}")
-        _enqueue_advance(handover)
+        next_step.handover_advance_enqueue(handover)
 
 
 def handover_submit_code(*, actor, handover: Handover, code: str) -> None:
     """The student typed the code AWS sent to their address: kept (encrypted) for the task that
     gives it to AWS."""
-    from accounts_app.tasks import handover_code_check_task
-
     code = "".join(code.split())
     if handover.status != HandoverStatus.APPROVED or not handover.code_sent_at or handover.root_email_moved_at:
         raise HandoverError("No code is expected now.")
@@ -276,7 +266,7 @@ def handover_submit_code(*, actor, handover: Handover, code: str) -> None:
     with transaction.atomic():
         Handover.objects.filter(pk=handover.pk).update(pending_code=encrypt(code), last_error="")
         handover.refresh_from_db()
-        handover_code_check_task.delay_on_commit(handover.pk, actor.pk if actor else None)
+        next_step.handover_code_check_enqueue(handover, actor=actor)
 
 
 def handover_code_check(*, actor, handover: Handover) -> None:
@@ -306,7 +296,7 @@ def handover_code_check(*, actor, handover: Handover) -> None:
             return
     _code_settled(handover, token)
     _stamp(handover, "root_email_moved_at", f"Root email moved to {handover.new_root_email}", actor=actor)
-    _enqueue_advance(handover)
+    next_step.handover_advance_enqueue(handover)
 
 
 def _code_settled(handover: Handover, token: str, *, last_error: str = "") -> None:
@@ -346,7 +336,7 @@ def handover_student_ready(*, actor, handover: Handover) -> None:
         Handover.objects.filter(pk=handover.pk).update(student_ready_at=timezone.now(), blockers=[], last_error="")
         handover.refresh_from_db()
         _audit(actor, handover, AuditAction.HANDOVER_STEP, "The student finished their steps; trying to leave the organization")
-        _enqueue_advance(handover)
+        next_step.handover_advance_enqueue(handover)
 
 
 def _contacts_set(handover: Handover) -> None:
@@ -452,7 +442,7 @@ def handover_cancel(*, actor, handover: Handover, reason: str) -> bool:
             Handover.objects.filter(pk=handover.pk).update(returned_at=timezone.now())
             _follow_course_end(account)
         else:
-            _enqueue_return(handover)
+            next_step.handover_return_enqueue(handover)
         handover.refresh_from_db()
         _audit(actor, handover, AuditAction.HANDOVER_STEP, f"Handover of {account.account_name} cancelled: {reason}")
     recipients = [account.membership.email, *_instructor_emails(account)]
@@ -598,15 +588,3 @@ def _stamp(handover: Handover, field: str, summary: str, *, actor=None) -> None:
 
 def _audit(actor, handover: Handover, action: AuditAction, summary: str) -> None:
     audit_record(actor=actor, action=action, course=handover.account.course, target=handover.account, summary=summary)
-
-
-def _enqueue_advance(handover: Handover) -> None:
-    from accounts_app.tasks import handover_advance_task
-
-    handover_advance_task.delay_on_commit(handover.pk)
-
-
-def _enqueue_return(handover: Handover) -> None:
-    from accounts_app.tasks import handover_return_task
-
-    handover_return_task.delay_on_commit(handover.pk)

@@ -47,7 +47,7 @@ def invitation_member(token: str) -> Membership:
             "This invitation has expired. Ask your instructor to send you a new one."
         ) from None
     except signing.BadSignature:
-        raise InvitationError("This invitation link is not valid. Check that it was copied whole.")
+        raise InvitationError("This invitation link is not valid. Check that it was copied whole.") from None
     member = (
         Membership.objects.select_related("course")
         .filter(pk=payload.get("member"), email=payload.get("email"))

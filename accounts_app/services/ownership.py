@@ -2,9 +2,9 @@
 
 The database can say a record belongs to a course; only AWS can say the account it names is
 still where the portal put it. An account is the portal's when AWS shows it in the OU its record
-expects (its course's, or the pool's; while it is handed over, also the leaving OU) and carrying the portal's `managed-by` tag. Anything else
-(an account moved by hand, a record pointing at the management account, an id typed by someone)
-is refused before the call.
+expects (its course's, or the pool's; while it is handed over, also the leaving OU) and carrying
+the portal's `managed-by` tag. Anything else (an account moved by hand, a record pointing at the
+management account, an id typed by someone) is refused before the call.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from accounts_app import tasks
+from accounts_app import next_step
 from accounts_app.choices import AccountState as S
 from accounts_app.lifecycle import (
     CREATION_STATES,
@@ -26,13 +26,13 @@ from accounts_app.lifecycle import (
     transition,
 )
 from accounts_app.models import AwsOrganization, MemberAccount
-from accounts_app.services import vending
 from accounts_app.services.access_roles import brought_access_roles_check
 from accounts_app.services.freezing import freeze_reconcile
 from accounts_app.services.guardrails import AwsNotBootstrapped, organization_ready
 from accounts_app.services.handover import handover_timeouts
 from accounts_app.services.spending import spending_reconcile
 from accounts_app.services.staff_access import staff_access_reconcile
+from accounts_app.services.vending_queue import account_adopt
 from portal.aws import organizations, quotas
 
 logger = logging.getLogger(__name__)
@@ -66,23 +66,23 @@ def reconcile() -> list[str]:
 def _requeue_stuck(stale) -> None:
     stuck = MemberAccount.objects.filter(state__in=STUCK_CHECKED_STATES, state_changed_at__lt=stale)
     for account in stuck:
-        vending.enqueue_next_step(account)
-    if MemberAccount.objects.filter(state=S.REQUESTED).exists():
-        vending.enqueue_dispatch()
-    if MemberAccount.objects.filter(state=S.CLOSE_QUEUED).exists():
-        tasks.close_dispatch_task.delay_on_commit()
+        next_step.next_step_enqueue(account)
+    # A queue's task is queued again whenever an account waits in it: its accounts wait their turn.
+    for queue in next_step.QUEUES:
+        if MemberAccount.objects.filter(state=queue).exists():
+            next_step.queue_enqueue(queue)
 
 
 def _retry_waiting(*, accounts_in_use: int) -> None:
     for account in MemberAccount.objects.filter(state=S.WAITING_FOR_DIRECTORY):
         if transition(account, expected=S.WAITING_FOR_DIRECTORY, to=S.CONFIGURING, reason="Checking the directory again"):
-            vending.enqueue_next_step(account)
+            next_step.next_step_enqueue(account)
     waiting_for_quota = MemberAccount.objects.filter(state=S.WAITING_FOR_QUOTA)
     # Every account in the organization counts, closed ones too (AWS keeps them 90 days).
     if waiting_for_quota.exists() and accounts_in_use < account_limit():
         for account in waiting_for_quota:
             transition(account, expected=S.WAITING_FOR_QUOTA, to=S.REQUESTED, reason="The organization has room again")
-        vending.enqueue_dispatch()
+        next_step.vending_dispatch_enqueue()
 
 
 def _account_limit_refresh(organization: AwsOrganization) -> None:
@@ -114,7 +114,10 @@ def _compare_with_aws(aws_accounts: list[organizations.Account]) -> list[str]:
     in_organization = {a.id for a in aws_accounts}
     for account_id, account in known.items():
         if account.state in ORGANIZATION_CHECKED_STATES and account_id not in in_organization:
-            drift.append(f"{account.account_name} ({account_id}) is {account.get_state_display().lower()} here but not in the organization.")
+            drift.append(
+                f"{account.account_name} ({account_id}) is {account.get_state_display().lower()} here "
+                "but not in the organization."
+            )
     return drift
 
 
@@ -126,7 +129,7 @@ def _adopt_orphan(account: MemberAccount, aws_account: organizations.Account, dr
         )
         return
     reason = f"Adopted {aws_account.id}, found in the organization by its root email"
-    if not vending.account_adopt(account=account, aws_account_id=aws_account.id, reason=reason):
+    if not account_adopt(account=account, aws_account_id=aws_account.id, reason=reason):
         account.refresh_from_db()
         if account.state == S.FAILED:
             drift.append(f"{account.account_name}: {account.last_error}")

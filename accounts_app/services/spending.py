@@ -43,6 +43,7 @@ from accounts_app.services.guardrails import organization_ready
 from accounts_app.services.notifications import email_send
 from accounts_app.services.ownership import NotOurs
 from portal.aws import spending as aws_spending
+from portal.aws.display import SPENDING_KIND_LABELS
 from portal.aws.errors import PermanentAwsError, TransientAwsError
 from portal.aws.spending import Billing
 
@@ -304,7 +305,7 @@ def entry_key(entry: dict) -> str:
 
 
 def _what(entry: dict) -> str:
-    return f"{aws_spending.KIND_LABELS[entry['kind']]} {entry['label'] or entry['id']} in {entry['region']}"
+    return f"{SPENDING_KIND_LABELS[entry['kind']]} {entry['label'] or entry['id']} in {entry['region']}"
 
 
 def _outcome(entry: dict) -> str:

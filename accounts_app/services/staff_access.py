@@ -32,11 +32,11 @@ from accounts_app.choices import AccessMode, AuditAction, CourseRole
 from accounts_app.choices import AccountState as S
 from accounts_app.lifecycle import LIVE_STATES, SIGN_IN_STATES
 from accounts_app.models import AwsOrganization, Course, MemberAccount, Membership
+from accounts_app.services.account_setup import account_is_new_in_aws
 from accounts_app.services.audit import audit_record
 from accounts_app.services.guardrails import AwsNotBootstrapped, organization_ready
 from accounts_app.services.identity_access import assignment_ensure, assignment_remove, identity_user_for
 from accounts_app.services.ownership import NotOurs, ownership_check
-from accounts_app.services.vending import account_is_new_in_aws
 from accounts_app.tasks import staff_access_sync_task
 from portal.aws import identity_center
 from portal.aws.errors import AwsError, PermanentAwsError, TransientAwsError, while_account_is_new
@@ -188,10 +188,14 @@ def _to_grant(account: MemberAccount, wanted: str | None, have: set[str]) -> str
 def _gate_refusal(account: MemberAccount, organization: AwsOrganization) -> str:
     """Why the portal must not change access to this account now ("" when it may): the record's
     state, read again, and AWS's word that the account is the course's."""
-    current = MemberAccount.objects.filter(pk=account.pk).values_list("state", flat=True).first()
-    if current not in LIVE_STATES:
-        return f"{account.account_name} ({account.aws_account_id}) is no longer the course's to change."
-    account.state = current
+    no_longer = f"{account.account_name} ({account.aws_account_id}) is no longer the course's to change."
+    try:
+        # Read into the record: the grant that follows goes by the state too.
+        account.refresh_from_db(fields=["state"])
+    except MemberAccount.DoesNotExist:
+        return no_longer
+    if account.state not in LIVE_STATES:
+        return no_longer
     try:
         ownership_check(account, organization)
     except NotOurs as error:

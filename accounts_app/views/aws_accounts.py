@@ -20,7 +20,7 @@ from accounts_app.lifecycle import (
     WORKING_STATES,
 )
 from accounts_app.models import AwsOrganization, MemberAccount
-from accounts_app.services import vending
+from accounts_app.services import account_requests, invited_accounts
 from accounts_app.services.ending import end_outcome, end_schedule
 from accounts_app.services.handover import handover_offered
 from accounts_app.views.common import managed_course, visible_course
@@ -88,8 +88,8 @@ def my_account(request: HttpRequest, course_id: int) -> HttpResponse:
 def account_request(request: HttpRequest, course_id: int) -> HttpResponse:
     course, membership = my_student_membership(request, course_id)
     try:
-        vending.account_request(actor=request.user, membership=membership)
-    except vending.VendingError as error:
+        account_requests.account_request(actor=request.user, membership=membership)
+    except account_requests.VendingError as error:
         messages.error(request, str(error))
     return _back_to_panel(request, course, membership)
 
@@ -103,10 +103,10 @@ def account_bring(request: HttpRequest, course_id: int) -> HttpResponse:
         messages.error(request, " ".join(form.errors["aws_account_id"]))
     else:
         try:
-            vending.account_bring_existing(
+            account_requests.account_bring_existing(
                 actor=request.user, membership=membership, aws_account_id=form.cleaned_data["aws_account_id"]
             )
-        except vending.VendingError as error:
+        except account_requests.VendingError as error:
             messages.error(request, str(error))
     return _back_to_panel(request, course, membership)
 
@@ -116,7 +116,7 @@ def account_bring(request: HttpRequest, course_id: int) -> HttpResponse:
 def account_check_role(request: HttpRequest, course_id: int) -> HttpResponse:
     course, membership = my_student_membership(request, course_id)
     account = get_object_or_404(MemberAccount, membership=membership)
-    if vending.access_role_check_request(actor=request.user, account=account):
+    if invited_accounts.access_role_check_request(actor=request.user, account=account):
         messages.info(request, "Checking the access role in your account… this page updates by itself.")
     else:
         messages.info(request, "Your account is not waiting for its access role.")
@@ -128,7 +128,7 @@ def account_check_role(request: HttpRequest, course_id: int) -> HttpResponse:
 def account_password(request: HttpRequest, course_id: int) -> HttpResponse:
     course, membership = my_student_membership(request, course_id)
     account = get_object_or_404(MemberAccount, membership=membership, state=AccountState.READY)
-    password = vending.account_password_reveal(actor=request.user, account=account)
+    password = account_requests.account_password_reveal(actor=request.user, account=account)
     if password is None:
         messages.info(request, "Your first password was already shown. If you lost it, ask your instructor to reset it.")
         return redirect("courses:detail", course_id=course.pk)
@@ -148,7 +148,7 @@ def _back_to_panel(request: HttpRequest, course, membership) -> HttpResponse:
 @login_required
 def provision_all(request: HttpRequest, course_id: int) -> HttpResponse:
     course = managed_course(request, course_id)
-    count = vending.course_provision_all(actor=request.user, course=course)
+    count = account_requests.course_provision_all(actor=request.user, course=course)
     messages.success(request, f"Queued {count} account(s)." if count else "Every student already has an account.")
     return redirect("courses:roster", course_id=course.pk)
 
@@ -161,7 +161,7 @@ def precreate(request: HttpRequest, course_id: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, " ".join(form.errors["count"]))
     else:
-        accounts = vending.course_precreate(actor=request.user, course=course, count=form.cleaned_data["count"])
+        accounts = account_requests.course_precreate(actor=request.user, course=course, count=form.cleaned_data["count"])
         messages.success(request, f"Pre-creating {len(accounts)} account(s) for the pool.")
     return redirect("courses:roster", course_id=course.pk)
 
@@ -171,7 +171,7 @@ def precreate(request: HttpRequest, course_id: int) -> HttpResponse:
 def account_retry(request: HttpRequest, course_id: int, account_id: int) -> HttpResponse:
     course = managed_course(request, course_id)
     account = get_object_or_404(MemberAccount, course=course, pk=account_id)
-    if vending.account_retry(actor=request.user, account=account):
+    if account_requests.account_retry(actor=request.user, account=account):
         messages.success(request, f"Retrying {account.account_name}.")
     else:
         messages.info(request, f"{account.account_name} is no longer failed.")
@@ -192,7 +192,7 @@ def _bring_request(request: HttpRequest, course_id: int, account_id: int):
 @login_required
 def account_bring_approve(request: HttpRequest, course_id: int, account_id: int) -> HttpResponse:
     course, account = _bring_request(request, course_id, account_id)
-    if vending.account_bring_approve(actor=request.user, account=account):
+    if account_requests.account_bring_approve(actor=request.user, account=account):
         messages.success(request, f"Approved: the portal invites account {account.aws_account_id}.")
     else:
         messages.info(request, "This request was already decided.")
@@ -203,7 +203,7 @@ def account_bring_approve(request: HttpRequest, course_id: int, account_id: int)
 @login_required
 def account_bring_decline(request: HttpRequest, course_id: int, account_id: int) -> HttpResponse:
     course, account = _bring_request(request, course_id, account_id)
-    if vending.account_bring_decline(actor=request.user, account=account):
+    if account_requests.account_bring_decline(actor=request.user, account=account):
         messages.success(request, "Declined. The student can request a new account or bring another one.")
     else:
         messages.info(request, "This request can no longer be declined.")

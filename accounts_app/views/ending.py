@@ -20,7 +20,6 @@ from accounts_app.lifecycle import CLEANABLE_STATES
 from accounts_app.models import Handover, MemberAccount
 from accounts_app.permissions import can_manage_course
 from accounts_app.services import ending, handover
-from accounts_app.services.closing import close_queue_status
 from accounts_app.views.aws_accounts import my_student_membership
 from accounts_app.views.common import managed_course, roster_course
 
@@ -45,7 +44,7 @@ def course_end(request: HttpRequest, course_id: int) -> HttpResponse:
         "accounts": accounts,
         "cleanup_regions": selectors.course_cleanup_by_region(accounts),
         "extend_form": ExtendForm(initial={"end_date": course.end_date}),
-        "close_queue": close_queue_status(),
+        "close_queue": selectors.close_queue_status(),
     }
     return render(request, "ending/course_end.html", context)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import unquote
 
 from portal.aws.errors import NotFound, classify
@@ -60,12 +61,12 @@ def revoke_policy(before: datetime) -> dict:
     }
 
 
-def _document(value) -> dict:
+def _document(value: dict | str) -> dict:
     # IAM answers policy documents URL-encoded; boto3 usually decodes them already.
     return value if isinstance(value, dict) else json.loads(unquote(value))
 
 
-def _call(account_id: str, operation: str, **params) -> dict:
+def _call(account_id: str, operation: str, **params: Any) -> dict:
     api = client("iam", account_id=account_id)
     try:
         return getattr(api, operation)(**params)
@@ -73,7 +74,7 @@ def _call(account_id: str, operation: str, **params) -> dict:
         raise classify(error, operation=operation) from error
 
 
-def _pages(account_id: str, operation: str, key: str, **params) -> list:
+def _pages(account_id: str, operation: str, key: str, **params: Any) -> list:
     paginator = client("iam", account_id=account_id).get_paginator(operation)
     try:
         return [item for page in paginator.paginate(**params) for item in page[key]]

@@ -4,11 +4,13 @@ account's root email address (its handover to a student)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from portal.aws.errors import NotFound, classify
 from portal.aws.session import client
 
 
-def _call(operation: str, **params) -> dict:
+def _call(operation: str, **params: Any) -> dict:
     try:
         return getattr(client("account"), operation)(**params)
     except Exception as error:

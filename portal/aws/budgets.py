@@ -5,8 +5,9 @@ portal's own freeze."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from portal.aws.errors import NotFound, PermanentAwsError, classify
 from portal.aws.session import client
@@ -32,7 +33,7 @@ class BudgetSpec:
     end: date | None = None
 
 
-def _call(operation: str, **params) -> dict:
+def _call(operation: str, **params: Any) -> dict:
     try:
         return getattr(client("budgets"), operation)(**params)
     except Exception as error:
@@ -85,7 +86,7 @@ def describe(management_account_id: str, name: str) -> dict | None:
         return None
 
 
-def _day(value) -> str:
+def _day(value: datetime | str) -> str:
     """A TimePeriod date as AWS answers it (a timestamp) or as the portal writes it."""
     return value.date().isoformat() if hasattr(value, "date") else str(value)[:10]
 

@@ -37,6 +37,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from itertools import batched
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -147,21 +148,21 @@ class _Place:
     account_id: str
     region: str
 
-    def call(self, service: str, operation: str, /, **params) -> dict:
+    def call(self, service: str, operation: str, /, **params: Any) -> dict:
         api = client(service, account_id=self.account_id, region=self.region)
         try:
             return getattr(api, operation)(**params)
         except Exception as error:
             raise classify(error, operation=operation) from error
 
-    def found(self, service: str, operation: str, /, **params) -> dict | None:
+    def found(self, service: str, operation: str, /, **params: Any) -> dict | None:
         """`call`, or None when AWS says the thing is not there: gone since it was listed."""
         try:
             return self.call(service, operation, **params)
         except NotFound:
             return None
 
-    def pages(self, service: str, operation: str, /, **params) -> Iterator[dict]:
+    def pages(self, service: str, operation: str, /, **params: Any) -> Iterator[dict]:
         paginator = client(service, account_id=self.account_id, region=self.region).get_paginator(
             operation
         )
@@ -170,7 +171,8 @@ class _Place:
         except Exception as error:
             raise classify(error, operation=operation) from error
 
-    def items(self, service: str, operation: str, key: str, /, **params) -> Iterator[dict]:
+    def items(self, service: str, operation: str, key: str, /, **params: Any) -> Iterator[Any]:
+        """The entries under `key` on every page: dicts, or plain names for some listings (ListTables)."""
         for page in self.pages(service, operation, **params):
             yield from page.get(key, [])
 

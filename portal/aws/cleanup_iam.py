@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from fnmatch import fnmatchcase
+from typing import Any
 
 from django.conf import settings
 
@@ -62,7 +63,7 @@ IDENTITY_CENTER_SAML_PROVIDER = "AWSSSO_*_DO_NOT_DELETE"
 type Found = tuple[str, str]  # (the id a deleter takes, the label of the dry run)
 
 
-def _call(account_id: str, operation: str, **params) -> dict:
+def _call(account_id: str, operation: str, **params: Any) -> dict:
     api = client("iam", account_id=account_id)
     try:
         return getattr(api, operation)(**params)
@@ -70,7 +71,7 @@ def _call(account_id: str, operation: str, **params) -> dict:
         raise classify(error, operation=operation) from error
 
 
-def _pages(account_id: str, operation: str, **params) -> Iterator[dict]:
+def _pages(account_id: str, operation: str, **params: Any) -> Iterator[dict]:
     paginator = client("iam", account_id=account_id).get_paginator(operation)
     try:
         yield from paginator.paginate(**params)
@@ -78,18 +79,19 @@ def _pages(account_id: str, operation: str, **params) -> Iterator[dict]:
         raise classify(error, operation=operation) from error
 
 
-def _items(account_id: str, operation: str, key: str, **params) -> Iterator[dict]:
+def _items(account_id: str, operation: str, key: str, **params: Any) -> Iterator[Any]:
+    """The entries under `key` on every page: dicts, or plain names for some (ListAccountAliases)."""
     for page in _pages(account_id, operation, **params):
         yield from page.get(key, [])
 
 
-def _all(account_id: str, operation: str, key: str, **params) -> list[dict]:
+def _all(account_id: str, operation: str, key: str, **params: Any) -> list[dict]:
     """Every entry, read to the end before anything is removed: removing entries while paging
     through them would move later ones onto pages already read."""
     return list(_items(account_id, operation, key, **params))
 
 
-def _unless_gone(account_id: str, operation: str, **params) -> None:
+def _unless_gone(account_id: str, operation: str, **params: Any) -> None:
     """Remove one thing attached to what is being deleted; already gone is fine."""
     try:
         _call(account_id, operation, **params)

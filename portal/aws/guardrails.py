@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from portal.aws.display import STUDENT_PERMISSION_SET
+
 SCP_MAX_CHARACTERS = 10_240
 MANAGED_BUDGET_PREFIX = "classroom-cloud-"
 
@@ -102,7 +104,7 @@ class PermissionSetSpec:
 
 PERMISSION_SETS = {
     "student": PermissionSetSpec(
-        "ClassroomStudent",
+        STUDENT_PERMISSION_SET,
         "Students: build freely inside their own account, within the course SCP.",
         ["arn:aws:iam::aws:policy/PowerUserAccess", "arn:aws:iam::aws:policy/IAMFullAccess"],
     ),

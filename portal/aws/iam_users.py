@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 import string
+from typing import Any
 
 from portal.aws import cleanup_iam
 from portal.aws.errors import NotFound, PermanentAwsError, classify
@@ -15,16 +16,12 @@ POLICY_NAME = "classroom-cloud-guardrails"
 PASSWORD_LENGTH = 20
 
 
-def _call(account_id: str, operation: str, **params) -> dict:
+def _call(account_id: str, operation: str, **params: Any) -> dict:
     api = client("iam", account_id=account_id)
     try:
         return getattr(api, operation)(**params)
     except Exception as error:
         raise classify(error, operation=operation) from error
-
-
-def signin_url(account_id_or_alias: str) -> str:
-    return f"https://{account_id_or_alias}.signin.aws.amazon.com/console"
 
 
 def new_password() -> str:

@@ -3,8 +3,9 @@ assignments."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from typing import Any
 
 from portal.aws.errors import NotFound, PermanentAwsError, TransientAwsError, classify
 from portal.aws.session import client, identity_center_region
@@ -64,7 +65,7 @@ class ProvisioningStatus:
     failure_reason: str = ""
 
 
-def _call(service: str, operation: str, *, safe_to_repeat: bool = True, **params) -> dict:
+def _call(service: str, operation: str, *, safe_to_repeat: bool = True, **params: Any) -> dict:
     api = client(service, safe_to_repeat=safe_to_repeat, region=identity_center_region())
     try:
         return getattr(api, operation)(**params)
@@ -72,7 +73,7 @@ def _call(service: str, operation: str, *, safe_to_repeat: bool = True, **params
         raise classify(error, operation=operation, safe_to_repeat=safe_to_repeat) from error
 
 
-def _pages(service: str, operation: str, key: str, **params):
+def _pages(service: str, operation: str, key: str, **params: Any) -> Iterator[Any]:
     try:
         for page in client(service, region=identity_center_region()).get_paginator(operation).paginate(**params):
             yield from page[key]
@@ -82,12 +83,6 @@ def _pages(service: str, operation: str, key: str, **params):
 
 def access_portal_url(identity_store_id: str) -> str:
     return f"https://{identity_store_id}.awsapps.com/start"
-
-
-def console_deep_link(portal_url: str, account_id: str, permission_set_name: str) -> str:
-    """Opens the console in `account_id` with that permission set, through the access portal."""
-    query = urlencode({"account_id": account_id, "role_name": permission_set_name})
-    return f"{portal_url.rstrip('/')}/#/console?{query}"
 
 
 def instance() -> Instance:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from portal.aws.errors import NotFound, PermanentAwsError, classify
 from portal.aws.session import client
@@ -56,7 +57,7 @@ class Handshake:
     notes: str = ""
 
 
-def _call(operation: str, *, safe_to_repeat: bool = True, **params) -> dict:
+def _call(operation: str, *, safe_to_repeat: bool = True, **params: Any) -> dict:
     api = client(SERVICE, safe_to_repeat=safe_to_repeat)
     try:
         return getattr(api, operation)(**params)
@@ -64,7 +65,7 @@ def _call(operation: str, *, safe_to_repeat: bool = True, **params) -> dict:
         raise classify(error, operation=operation, safe_to_repeat=safe_to_repeat) from error
 
 
-def _pages(operation: str, key: str, **params) -> Iterator[dict]:
+def _pages(operation: str, key: str, **params: Any) -> Iterator[dict]:
     paginator = client(SERVICE).get_paginator(operation)
     try:
         for page in paginator.paginate(**params):

@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import Any
 
 import boto3
 import botocore.session
@@ -43,7 +44,7 @@ MAX_CACHED_CLIENTS = 512
 
 _lock = threading.Lock()
 # (service, safe_to_repeat, role ARN ("" for the portal's own credentials), expiry, region) -> client
-_clients: OrderedDict[tuple[str, bool, str, datetime | None, str], object] = OrderedDict()
+_clients: OrderedDict[tuple[str, bool, str, datetime | None, str], Any] = OrderedDict()
 # role ARN ("" for the portal's own credentials) -> (session, expiry of its credentials)
 _sessions: dict[str, tuple[boto3.Session, datetime | None]] = {}
 _hooks: list[tuple[str, Callable]] = []
@@ -107,7 +108,7 @@ def _fresh(expiry: datetime | None) -> bool:
     return expiry is not None and expiry - CREDENTIAL_MARGIN > timezone.now()
 
 
-def _assumed(role_arn: str) -> tuple[boto3.Session, datetime]:
+def _assumed(role_arn: str) -> tuple[boto3.Session, datetime | None]:
     with _lock:
         cached = _sessions.get(role_arn)
         if cached and _fresh(cached[1]):
@@ -150,7 +151,7 @@ def _botocore_session() -> botocore.session.Session:
     return made
 
 
-def client(service: str, *, safe_to_repeat: bool = True, account_id: str = "", region: str = ""):
+def client(service: str, *, safe_to_repeat: bool = True, account_id: str = "", region: str = "") -> Any:
     """A cached client of the management account (or of `account_id`'s member role), in `region`
     (default: the portal's region)."""
     role_arn = _member_role_arn(account_id) if account_id else settings.PORTAL_AWS_MANAGEMENT_ROLE_ARN

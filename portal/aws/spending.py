@@ -21,20 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
+from portal.aws.display import SPENDING_KIND_LABELS
 from portal.aws.errors import AwsError, NotFound, PermanentAwsError, TransientAwsError, classify
 from portal.aws.session import client
 
 # Every kind, in the order a freeze stops them; an unfreeze brings them back in reverse.
-KIND_LABELS: dict[str, str] = {
-    "autoscaling:group": "Auto Scaling group",
-    "ec2:instance": "EC2 instance",
-    "sagemaker:notebook-instance": "SageMaker notebook instance",
-    "sagemaker:endpoint": "SageMaker endpoint",
-    "rds:db-cluster": "Aurora DB cluster",
-    "rds:db-instance": "RDS DB instance",
-}
-KINDS: tuple[str, ...] = tuple(KIND_LABELS)
+KINDS: tuple[str, ...] = tuple(SPENDING_KIND_LABELS)
 
 # States in which the resource bills and will accept a stop once it has settled.
 INSTANCE_SETTLING = frozenset({"pending"})
@@ -82,14 +76,14 @@ class _Place:
     account_id: str
     region: str
 
-    def call(self, service: str, operation: str, **params) -> dict:
+    def call(self, service: str, operation: str, **params: Any) -> dict:
         api = client(service, account_id=self.account_id, region=self.region)
         try:
             return getattr(api, operation)(**params)
         except Exception as error:
             raise classify(error, operation=operation) from error
 
-    def items(self, service: str, operation: str, key: str, **params) -> Iterator[dict]:
+    def items(self, service: str, operation: str, key: str, **params: Any) -> Iterator[dict]:
         paginator = client(service, account_id=self.account_id, region=self.region).get_paginator(operation)
         try:
             for page in paginator.paginate(**params):
@@ -130,7 +124,7 @@ def running(account_id: str, region: str) -> list[Billing]:
     ]
 
 
-def _billing(at: _Place, kind: str, id: str, label: str, **memory) -> Billing:
+def _billing(at: _Place, kind: str, id: str, label: str, **memory: Any) -> Billing:
     return Billing(region=at.region, kind=kind, id=id, label=label, memory=memory)
 
 

@@ -19,7 +19,7 @@ from botocore.endpoint import Endpoint
 
 from accounts_app.models import MemberAccount
 from accounts_app.services.guardrails import course_guardrails_apply
-from accounts_app.services.vending import account_tags
+from accounts_app.services.identity import account_tags
 from portal.aws import organizations
 from portal.aws.emulator import is_loopback
 

@@ -31,9 +31,9 @@ from django.db import connections
 
 from accounts_app.choices import AccountState, CourseRole, MembershipSource
 from accounts_app.models import Course, MemberAccount, Membership
+from accounts_app.services.account_requests import course_provision_all
 from accounts_app.services.bootstrap import aws_bootstrap
 from accounts_app.services.reconcile import reconcile
-from accounts_app.services.vending import course_provision_all
 from accounts_app.tasks import DISPATCH_SCHEDULED_KEY
 from portal.aws import organizations, session
 from portal.aws.errors import AwsError

@@ -1,6 +1,7 @@
 from datetime import date, timedelta
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from accounts_app.forms import (
     DEFAULT_INSTANCE_FAMILIES,
@@ -37,7 +38,7 @@ class Command(BaseCommand):
         parser.add_argument("--term", help="e.g. 'Fall 2026' (default: from the start date)")
 
     def handle(self, **options) -> None:
-        start = options["start"] or date.today()
+        start = options["start"] or timezone.localdate()
         end = options["end"] or start + DEFAULT_LENGTH
         form = CourseForm(
             data={

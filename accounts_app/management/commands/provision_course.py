@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts_app.models import Course
-from accounts_app.services.vending import VendingError, course_provision_all
+from accounts_app.services.account_requests import VendingError, course_provision_all
 
 
 class Command(BaseCommand):

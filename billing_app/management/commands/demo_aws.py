@@ -29,9 +29,9 @@ from accounts_app.management.commands.seed_demo import (
     refuse_unless_local_emulator,
 )
 from accounts_app.models import Course, MemberAccount, Membership
+from accounts_app.services.account_requests import account_request, course_precreate
 from accounts_app.services.handover import handover_request
 from accounts_app.services.rosters import member_remove
-from accounts_app.services.vending import account_request, course_precreate
 from billing_app.demo import cost_explorer_results, daily_costs
 from billing_app.models import CostRecord
 from billing_app.services.refresh import costs_refresh

@@ -58,8 +58,7 @@ class CourseForm(forms.ModelForm):
     allowed_services = forms.CharField(
         label="Allowed AWS services",
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Service prefixes as in IAM actions, separated by commas or spaces, "
-        "e.g. ec2, s3, lambda.",
+        help_text="Service prefixes as in IAM actions, separated by commas or spaces, e.g. ec2, s3, lambda.",
     )
     allowed_instance_families = forms.CharField(
         label="Allowed EC2 instance families",
@@ -79,9 +78,7 @@ class CourseForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["allowed_regions"].choices = [
-            (code, f"{code} — {name}") for code, name in region_names().items()
-        ]
+        self.fields["allowed_regions"].choices = [(code, f"{code} — {name}") for code, name in region_names().items()]
         if self.instance.pk:
             self.initial["allowed_services"] = ", ".join(self.instance.allowed_services)
             self.initial["allowed_instance_families"] = ", ".join(self.instance.allowed_instance_families)
@@ -185,9 +182,7 @@ class RosterUploadForm(forms.Form):
 
 
 class RosterConfirmForm(forms.Form):
-    send_invitations = forms.BooleanField(
-        required=False, initial=True, label="Email invitations to the people added"
-    )
+    send_invitations = forms.BooleanField(required=False, initial=True, label="Email invitations to the people added")
 
 
 class MemberAddForm(forms.Form):
@@ -284,9 +279,7 @@ class BringAccountForm(forms.Form):
 
 
 class PrecreateForm(forms.Form):
-    count = forms.IntegerField(
-        min_value=1, max_value=500, initial=5, label="How many accounts to pre-create"
-    )
+    count = forms.IntegerField(min_value=1, max_value=500, initial=5, label="How many accounts to pre-create")
 
 
 class ExtendForm(forms.Form):
@@ -343,6 +336,8 @@ class HandoverCancelForm(forms.Form):
 
 class HandoverDeclineForm(forms.Form):
     reason = forms.CharField(
-        label="Why not?", max_length=1000, widget=forms.Textarea(attrs={"rows": 3}),
+        label="Why not?",
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 3}),
         help_text="The student reads this.",
     )

@@ -48,8 +48,7 @@ class StaffIdleTimeoutMiddleware:
             if last_activity is not None and now - last_activity > idle_timeout_seconds():
                 return self.sign_out(request)
             if last_activity is None or (
-                not request.headers.get(AUTO_REFRESH_HEADER)
-                and now - last_activity >= ACTIVITY_RESOLUTION_SECONDS
+                not request.headers.get(AUTO_REFRESH_HEADER) and now - last_activity >= ACTIVITY_RESOLUTION_SECONDS
             ):
                 request.session[LAST_ACTIVITY_SESSION_KEY] = now
         return self.get_response(request)

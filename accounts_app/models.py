@@ -98,9 +98,7 @@ class Course(models.Model):
     start_date = models.DateField()
     end_date = models.DateField()
     description = models.TextField(blank=True)
-    budget_per_student = models.DecimalField(
-        "budget per student (USD)", max_digits=10, decimal_places=2
-    )
+    budget_per_student = models.DecimalField("budget per student (USD)", max_digits=10, decimal_places=2)
     budget_period = models.CharField(
         "budget applies to", max_length=10, choices=BudgetPeriod.choices, default=BudgetPeriod.COURSE
     )
@@ -127,9 +125,7 @@ class Course(models.Model):
         blank=True,
         help_text="A tag key students put on their resources (e.g. project) to break spend down by.",
     )
-    access_mode = models.CharField(
-        max_length=20, choices=AccessMode.choices, default=AccessMode.IDENTITY_CENTER
-    )
+    access_mode = models.CharField(max_length=20, choices=AccessMode.choices, default=AccessMode.IDENTITY_CENTER)
     end_policy = models.CharField(
         "end-of-course policy", max_length=20, choices=EndPolicy.choices, default=EndPolicy.CLOSE
     )
@@ -190,9 +186,7 @@ class Course(models.Model):
         "can join with the code. Empty: any address.",
     )
     archived_at = models.DateTimeField(null=True, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -203,12 +197,8 @@ class Course(models.Model):
     class Meta:
         ordering = ["-start_date", "code"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(end_date__gte=models.F("start_date")), name="course_dates_in_order"
-            ),
-            models.CheckConstraint(
-                condition=Q(budget_per_student__gt=0), name="course_budget_positive"
-            ),
+            models.CheckConstraint(condition=Q(end_date__gte=models.F("start_date")), name="course_dates_in_order"),
+            models.CheckConstraint(condition=Q(budget_per_student__gt=0), name="course_budget_positive"),
         ]
 
     def __str__(self) -> str:
@@ -279,9 +269,7 @@ class Membership(models.Model):
         related_name="memberships",
     )
     source = models.CharField(max_length=20, choices=MembershipSource.choices)
-    invite_status = models.CharField(
-        max_length=20, choices=InviteStatus.choices, default=InviteStatus.NOT_SENT
-    )
+    invite_status = models.CharField(max_length=20, choices=InviteStatus.choices, default=InviteStatus.NOT_SENT)
     invited_at = models.DateTimeField(null=True, blank=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -339,9 +327,7 @@ class AuditEvent(models.Model):
     )
     # Kept as text so the log still names the person after their user is deleted.
     actor_label = models.CharField(max_length=254)
-    course = models.ForeignKey(
-        Course, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
-    )
+    course = models.ForeignKey(Course, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events")
     action = models.CharField(max_length=40, choices=AuditAction.choices)
     object_type = models.CharField(max_length=50)
     object_id = models.CharField(max_length=50, blank=True)
@@ -440,9 +426,7 @@ class MemberAccount(models.Model):
     """
 
     # None for the organization's pool of recycled accounts, which belongs to no course.
-    course = models.ForeignKey(
-        Course, null=True, blank=True, on_delete=models.PROTECT, related_name="aws_accounts"
-    )
+    course = models.ForeignKey(Course, null=True, blank=True, on_delete=models.PROTECT, related_name="aws_accounts")
     membership = models.OneToOneField(
         Membership,
         null=True,
@@ -450,9 +434,7 @@ class MemberAccount(models.Model):
         on_delete=models.SET_NULL,
         related_name="aws_account",
     )
-    state = models.CharField(
-        max_length=30, choices=AccountState.choices, default=AccountState.REQUESTED, db_index=True
-    )
+    state = models.CharField(max_length=30, choices=AccountState.choices, default=AccountState.REQUESTED, db_index=True)
     origin = models.CharField(max_length=20, choices=AccountOrigin.choices, default=AccountOrigin.CREATED)
     root_email = models.EmailField()
     account_name = models.CharField(max_length=50)
@@ -480,9 +462,7 @@ class MemberAccount(models.Model):
     identity_store_user_id = models.CharField(max_length=100, blank=True)
     iam_user_name = models.CharField("IAM user name", max_length=64, blank=True)
     account_alias = models.CharField(max_length=63, blank=True)
-    one_time_password = models.TextField(
-        blank=True, help_text="Encrypted; erased once shown to the student."
-    )
+    one_time_password = models.TextField(blank=True, help_text="Encrypted; erased once shown to the student.")
     last_error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     # Set with a transition that changes whether the freeze SCP belongs on the account (frozen,
@@ -632,9 +612,7 @@ class Handover(models.Model):
     )
     # The account's state before the request, restored if the request is declined.
     previous_state = models.CharField(max_length=30, choices=AccountState.choices)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     requested_at = models.DateTimeField(auto_now_add=True)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

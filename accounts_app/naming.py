@@ -41,9 +41,7 @@ def fitted(pattern: str, *, course: str, student: str, limit: int) -> str:
         return full
     room = limit - fixed_length(pattern) - HASH_LENGTH
     if room < 0:
-        raise ValueError(
-            f"{pattern!r} leaves no room for a {HASH_LENGTH}-character key in {limit} characters."
-        )
+        raise ValueError(f"{pattern!r} leaves no room for a {HASH_LENGTH}-character key in {limit} characters.")
     digest = hashlib.sha256(f"{course}\n{student}".encode()).hexdigest()[:HASH_LENGTH]
     return pattern.format(course=course[:room].rstrip("-"), student=digest)
 
@@ -92,9 +90,7 @@ def root_email_pattern_problems(pattern: str) -> list[str]:
         return [f"it is not a valid pattern ({error}); use {{course}} and {{student}}"]
     problems = []
     if sorted(fields) != sorted(FIELDS):
-        problems.append(
-            "it must contain {course} and {student} once each (one address per course and student)"
-        )
+        problems.append("it must contain {course} and {student} once each (one address per course and student)")
     if pattern.count("@") != 1 or "{" in pattern.rsplit("@", 1)[-1]:
         problems.append("it must be one address: a mailbox with the fields, then @ and a fixed domain")
     room = ROOT_EMAIL_MAX_LENGTH - fixed_length(pattern) if not problems else HASH_LENGTH

@@ -26,10 +26,7 @@ def must_use_mfa(user) -> bool:
     """Administrators and instructors hold other people's AWS accounts: they need a second factor."""
     if not user.is_authenticated:
         return False
-    return (
-        can_create_courses(user)
-        or Membership.objects.filter(user=user, role=CourseRole.INSTRUCTOR).exists()
-    )
+    return can_create_courses(user) or Membership.objects.filter(user=user, role=CourseRole.INSTRUCTOR).exists()
 
 
 def holds_staff_role(user) -> bool:
@@ -37,10 +34,7 @@ def holds_staff_role(user) -> bool:
     people's data, so their sessions end when left idle."""
     if not user.is_authenticated:
         return False
-    return (
-        can_create_courses(user)
-        or Membership.objects.filter(user=user, role__in=STAFF_ROLES).exists()
-    )
+    return can_create_courses(user) or Membership.objects.filter(user=user, role__in=STAFF_ROLES).exists()
 
 
 def can_manage_course(user, course: Course) -> bool:

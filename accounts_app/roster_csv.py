@@ -102,8 +102,7 @@ def parse_roster(text: str) -> ParsedRoster:
             result.errors.append(
                 RosterError(
                     None,
-                    f"The file has more than {settings.PORTAL_ROSTER_MAX_ROWS:,} people. "
-                    "Split the roster into parts.",
+                    f"The file has more than {settings.PORTAL_ROSTER_MAX_ROWS:,} people. Split the roster into parts.",
                 )
             )
             return result
@@ -114,8 +113,7 @@ def parse_roster(text: str) -> ParsedRoster:
             result.errors.append(
                 RosterError(
                     line,
-                    f"{row.email} is already on line {first_line_of_email[row.email]}. "
-                    "List each person once.",
+                    f"{row.email} is already on line {first_line_of_email[row.email]}. List each person once.",
                 )
             )
             continue
@@ -146,9 +144,7 @@ def _read_header(reader, result: ParsedRoster) -> dict[str, int] | None:
     return None
 
 
-def _read_row(
-    line: int, cells: list[str], columns: dict[str, int], result: ParsedRoster
-) -> RosterRow | None:
+def _read_row(line: int, cells: list[str], columns: dict[str, int], result: ParsedRoster) -> RosterRow | None:
     def cell(column: str) -> str:
         index = columns.get(column)
         return cells[index].strip() if index is not None and index < len(cells) else ""
@@ -164,18 +160,12 @@ def _read_row(
 
     name = cell("name")
     if len(name) > NAME_MAX_LENGTH:
-        result.errors.append(
-            RosterError(line, f"The name is longer than {NAME_MAX_LENGTH} characters.")
-        )
+        result.errors.append(RosterError(line, f"The name is longer than {NAME_MAX_LENGTH} characters."))
 
     raw_role = cell("role")
     role = ROLE_ALIASES.get(raw_role.lower())
     if role is None:
-        result.errors.append(
-            RosterError(
-                line, f"Unknown role “{raw_role}”. Use instructor, ta or student."
-            )
-        )
+        result.errors.append(RosterError(line, f"Unknown role “{raw_role}”. Use instructor, ta or student."))
 
     if len(result.errors) > errors_before:
         return None

@@ -30,9 +30,7 @@ def course_role_counts(*, course: Course) -> dict[str, int]:
     return counts
 
 
-def roster_members(
-    *, course: Course, role: str | None = None, search: str | None = None
-) -> QuerySet[Membership]:
+def roster_members(*, course: Course, role: str | None = None, search: str | None = None) -> QuerySet[Membership]:
     members = course.memberships.select_related("user", "aws_account").order_by("role", "name", "email")
     if role in CourseRole.values:
         members = members.filter(role=role)
@@ -144,14 +142,12 @@ def student_account(*, membership: Membership) -> MemberAccount | None:
 STUDENT_NOTES = {
     AccountState.REQUESTED: "AWS is busy creating other accounts. Yours stays in the queue and is created "
     "as soon as AWS accepts more; nothing to do.",
-    AccountState.CREATING: "AWS has not confirmed your account yet. The portal checks again by itself; "
-    "nothing to do.",
+    AccountState.CREATING: "AWS has not confirmed your account yet. The portal checks again by itself; nothing to do.",
     AccountState.AWAITING_ACCESS_ROLE: "The portal cannot use the role {role} in your account yet. Check that "
     "the CloudFormation stack finished creating it (status CREATE_COMPLETE) in your account, then try again.",
 }
 STUDENT_NOTE_OTHERWISE = (
-    "A step of your account's setup did not work yet. The portal tries again; your course staff can see "
-    "the details."
+    "A step of your account's setup did not work yet. The portal tries again; your course staff can see the details."
 )
 
 
@@ -258,9 +254,7 @@ def account_access(*, account: MemberAccount) -> dict[str, str]:
 def vending_overview() -> dict:
     """The administrator's view of the organization: quota use and the vending queue."""
     organization = AwsOrganization.load()
-    by_state = dict(
-        MemberAccount.objects.values_list("state").annotate(n=Count("pk")).values_list("state", "n")
-    )
+    by_state = dict(MemberAccount.objects.values_list("state").annotate(n=Count("pk")).values_list("state", "n"))
     with_account = MemberAccount.objects.exclude(aws_account_id=None).count()
     return {
         "close_queue": close_queue_status(),

@@ -57,9 +57,7 @@ def emails_deliver_task(self, messages: list[dict]) -> None:
         countdown = get_exponential_backoff_interval(
             EMAIL_RETRY_BACKOFF, self.request.retries, EMAIL_RETRY_BACKOFF_MAX, full_jitter=True
         )
-        raise self.retry(
-            args=(undelivered.remaining,), exc=undelivered.__cause__, countdown=countdown
-        ) from undelivered
+        raise self.retry(args=(undelivered.remaining,), exc=undelivered.__cause__, countdown=countdown) from undelivered
 
 
 @shared_task

@@ -21,12 +21,8 @@ course_patterns = [
     path("<int:course_id>/roster/add/", roster.member_add, name="member_add"),
     path("<int:course_id>/roster/invite/", roster.invitations_send_pending, name="invite_pending"),
     path("<int:course_id>/roster/<int:member_id>/role/", roster.member_role, name="member_role"),
-    path(
-        "<int:course_id>/roster/<int:member_id>/resend/", roster.member_resend, name="member_resend"
-    ),
-    path(
-        "<int:course_id>/roster/<int:member_id>/remove/", roster.member_remove, name="member_remove"
-    ),
+    path("<int:course_id>/roster/<int:member_id>/resend/", roster.member_resend, name="member_resend"),
+    path("<int:course_id>/roster/<int:member_id>/remove/", roster.member_remove, name="member_remove"),
     path("<int:course_id>/my-account/", aws_accounts.my_account, name="my_account"),
     path("<int:course_id>/my-account/request/", aws_accounts.account_request, name="account_request"),
     path("<int:course_id>/my-account/bring/", aws_accounts.account_bring, name="account_bring"),
@@ -57,9 +53,7 @@ course_patterns = [
     path(
         "<int:course_id>/accounts/<int:account_id>/handover/decline/", ending.handover_decline, name="handover_decline"
     ),
-    path(
-        "<int:course_id>/accounts/<int:account_id>/handover/cancel/", ending.handover_cancel, name="handover_cancel"
-    ),
+    path("<int:course_id>/accounts/<int:account_id>/handover/cancel/", ending.handover_cancel, name="handover_cancel"),
     path("<int:course_id>/my-account/keep/", ending.handover_start, name="handover_start"),
     path("<int:course_id>/my-account/handover/", ending.my_handover, name="my_handover"),
     path("<int:course_id>/my-account/handover/code/", ending.my_handover_code, name="my_handover_code"),

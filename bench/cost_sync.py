@@ -45,10 +45,7 @@ def pages_of(cells: list[tuple], count: int, *, estimated_from) -> list[dict]:
         token = f"page-{number + 2}" if number < count - 1 else None
         pages.append(
             page(
-                *(
-                    period(day, groups, estimated=day >= estimated_from)
-                    for day, groups in days.items()
-                ),
+                *(period(day, groups, estimated=day >= estimated_from) for day, groups in days.items()),
                 next_token=token,
             )
         )
@@ -58,9 +55,7 @@ def pages_of(cells: list[tuple], count: int, *, estimated_from) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=1000)
-    parser.add_argument(
-        "--pages", type=int, nargs="+", default=[1, 8, 32], help="usage pages, one sync each"
-    )
+    parser.add_argument("--pages", type=int, nargs="+", default=[1, 8, 32], help="usage pages, one sync each")
     options = parser.parse_args()
 
     setup_django()
@@ -75,12 +70,8 @@ def main() -> None:
         from tests.support import cost_explorer
 
         today = timezone.localdate()
-        course = CourseFactory(
-            code="bench", start_date=today - timedelta(days=60), end_date=today + timedelta(days=60)
-        )
-        account_ids = [
-            f"{i:012d}" for i in range(100_000_000_000, 100_000_000_000 + options.accounts)
-        ]
+        course = CourseFactory(code="bench", start_date=today - timedelta(days=60), end_date=today + timedelta(days=60))
+        account_ids = [f"{i:012d}" for i in range(100_000_000_000, 100_000_000_000 + options.accounts)]
         cost_explorer.student_accounts(course, account_ids)
         days = [today - timedelta(days=DAYS - i) for i in range(DAYS)]
         usage = [
@@ -89,11 +80,7 @@ def main() -> None:
             for n, account_id in enumerate(account_ids)
             for s, service in enumerate(SERVICES)
         ]
-        credits = [
-            (day, account_id, "Credit", "-0.0100000000")
-            for day in days
-            for account_id in account_ids
-        ]
+        credits = [(day, account_id, "Credit", "-0.0100000000") for day in days for account_id in account_ids]
         estimated_from = today - timedelta(days=2)
 
         runs = []
@@ -124,9 +111,7 @@ def main() -> None:
                     started = time.perf_counter()
                     sync = costs_sync(days=DAYS, today=today)
                     seconds = time.perf_counter() - started
-                    runs.append(
-                        (count, again, sync.requests, sync.rows, seconds, in_aws["seconds"])
-                    )
+                    runs.append((count, again, sync.requests, sync.rows, seconds, in_aws["seconds"]))
                     assert sync.requests == count + CREDIT_PAGES, (sync.requests, count)
             session.reset()
         stored = (

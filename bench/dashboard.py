@@ -51,9 +51,7 @@ def make_course(code: str, students: int, days: int, today, sync):
     prefix = {"large": "1", "small": "2"}[code.split("-")[0]]
     accounts = student_accounts(course, [f"{prefix}{i:011d}" for i in range(students)])
     # Some raised budgets and open alerts, as a real course has.
-    StudentBudget.objects.bulk_create(
-        StudentBudget(account=a, amount_override=Decimal(900)) for a in accounts[::10]
-    )
+    StudentBudget.objects.bulk_create(StudentBudget(account=a, amount_override=Decimal(900)) for a in accounts[::10])
     Alert.objects.bulk_create(
         Alert(
             account=a,
@@ -110,12 +108,8 @@ def interleaved(works: dict) -> dict[str, tuple[float, int, object]]:
                 results[name] = work()
                 times[name].append(time.perf_counter() - started)
             queries[name].add(len(captured))
-    assert all(len(q) == 1 for q in queries.values()), (
-        f"query counts changed between runs: {queries}"
-    )
-    return {
-        name: (statistics.median(times[name]), queries[name].pop(), results[name]) for name in works
-    }
+    assert all(len(q) == 1 for q in queries.values()), f"query counts changed between runs: {queries}"
+    return {name: (statistics.median(times[name]), queries[name].pop(), results[name]) for name in works}
 
 
 def main() -> None:
@@ -158,9 +152,7 @@ def main() -> None:
                 window = selectors.chart_window(course, today)
                 return (
                     selectors.course_costs(course=course, today=today),
-                    selectors.course_daily_by_service(
-                        course=course, start=window[0], end=window[1]
-                    ),
+                    selectors.course_daily_by_service(course=course, start=window[0], end=window[1]),
                     selectors.course_top_services(course=course),
                 )
 
@@ -201,11 +193,7 @@ def main() -> None:
     rows = []
     for students in (small, large):
         inserted, data_time, data_queries, sql_time, page, spend = results[students]
-        page_cells = (
-            f"{page[0] * 1000:,.0f} ms | {page[1]} | {page[2] / 1024:,.0f} KiB"
-            if page
-            else "n/a | n/a | n/a"
-        )
+        page_cells = f"{page[0] * 1000:,.0f} ms | {page[1]} | {page[2] / 1024:,.0f} KiB" if page else "n/a | n/a | n/a"
         rows.append(
             f"| {students:,} | {inserted:,} | {data_time * 1000:,.1f} ms | {data_queries} | {page_cells} "
             f"| {sql_time * 1000:,.1f} ms | ${spend:,.2f} |"
@@ -218,7 +206,9 @@ def main() -> None:
     verdict_data = "faster" if big[1] < big[3] else "slower"
     verdict_page = ""
     if big[4]:
-        verdict_page = f"; the whole page is {'faster' if big[4][0] < big[3] else 'slower'} ({big[4][0] * 1000:,.0f} ms)"
+        verdict_page = (
+            f"; the whole page is {'faster' if big[4][0] < big[3] else 'slower'} ({big[4][0] * 1000:,.0f} ms)"
+        )
     same_queries = results[small][2] == big[2] and (not big[4] or results[small][4][1] == big[4][1])
     record(
         "dashboard",

@@ -81,15 +81,20 @@ def seed(course, count: int, offset: int) -> list:
         )
         if n % 5 == 0:
             client("sagemaker", account_id=inside, region=REGION).create_notebook_instance(
-                NotebookInstanceName="lab", InstanceType="ml.t3.medium",
+                NotebookInstanceName="lab",
+                InstanceType="ml.t3.medium",
                 RoleArn=f"arn:aws:iam::{inside}:role/sagemaker",
             )
         if n % 10 == 0:
             client("cloudwatch", account_id=inside, region=REGION).put_metric_data(
                 Namespace="AWS/Bedrock",
                 MetricData=[
-                    {"MetricName": metric, "Dimensions": [{"Name": "ModelId", "Value": MODEL}], "Value": value,
-                     "Timestamp": timezone.now() - timedelta(minutes=10)}
+                    {
+                        "MetricName": metric,
+                        "Dimensions": [{"Name": "ModelId", "Value": MODEL}],
+                        "Value": value,
+                        "Timestamp": timezone.now() - timedelta(minutes=10),
+                    }
                     for metric, value in (("InputTokenCount", 20_000), ("OutputTokenCount", 3_000), ("Invocations", 9))
                 ],
             )
@@ -115,7 +120,9 @@ def main() -> None:
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "PORTAL_AWS_MANAGEMENT_ROLE_ARN"):
         os.environ.pop(name, None)
     os.environ.update(
-        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=REGION,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=REGION,
         MOTO_EC2_LOAD_DEFAULT_AMIS="false",
     )
     setup_django()
@@ -125,8 +132,8 @@ def main() -> None:
         from moto import mock_aws
 
         from accounts_app.services.bootstrap import aws_bootstrap
-        from devtools.emulator.server import honour_managed_policy_paths
         from billing_app.models import MeterReading
+        from devtools.emulator.server import honour_managed_policy_paths
         from portal.aws import meter as aws_meter
         from portal.aws import session
         from portal.celery import app as celery_app
@@ -140,7 +147,9 @@ def main() -> None:
             session.reset()
             session.client("organizations").create_organization(FeatureSet="ALL")
             aws_bootstrap(actor=None)
-            course = CourseFactory(code="bench", allowed_regions=[REGION], allowed_services=["ec2", "sagemaker", "bedrock"])
+            course = CourseFactory(
+                code="bench", allowed_regions=[REGION], allowed_services=["ec2", "sagemaker", "bedrock"]
+            )
             calls = Calls()
             seeded = 0
             for size in sorted(options.accounts):
@@ -155,7 +164,9 @@ def main() -> None:
                 first = cycle(calls)
                 MeterReading.objects.update(taken_at=F("taken_at") - timedelta(minutes=5))
                 steady = cycle(calls)
-                totals = MeterReading.objects.aggregate(usd=Sum("usd_per_hour"), unknown=Sum("unknown"), calls=Sum("calls"))
+                totals = MeterReading.objects.aggregate(
+                    usd=Sum("usd_per_hour"), unknown=Sum("unknown"), calls=Sum("calls")
+                )
                 runs.append((size, seeding, first, steady, totals))
                 print(f"{size} accounts: first cycle {first[0]:.1f} s, steady {steady[0]:.1f} s", flush=True)
             session.reset()
@@ -165,7 +176,7 @@ def main() -> None:
 
     bound = aws_meter.CALLS_PER_REGION
     rows, tables = [], []
-    for size, seeding, first, steady, totals in runs:
+    for size, _seeding, first, steady, _totals in runs:
         for label, (seconds, counts, in_aws, read) in (("first (cold)", first), ("steady", steady)):
             total = sum(counts.values())
             rows.append(
@@ -189,7 +200,7 @@ def main() -> None:
 |---:|---|---:|---:|---:|---:|---:|---:|
 {chr(10).join(rows)}
 
-Calls per account in a steady cycle: the region's 10 listings, and GetMetricData where Bedrock was used ({aws_meter.LISTINGS_PER_REGION}); the bound is {bound} per region, with 3 endpoints and 3 training jobs described. The first cycle adds AssumeRole and the ownership check (ListParents, ListTagsForResource), once an hour per account, and the Price List's GetProducts once a day per price (moto has no Price List: the table's prices, asked again the next hour). At {largest[0]:,} accounts the readings found ${largest[4]['usd'] or 0:.2f} an hour, {largest[4]['unknown'] or 0} item(s) of unknown price.
+Calls per account in a steady cycle: the region's 10 listings, and GetMetricData where Bedrock was used ({aws_meter.LISTINGS_PER_REGION}); the bound is {bound} per region, with 3 endpoints and 3 training jobs described. The first cycle adds AssumeRole and the ownership check (ListParents, ListTagsForResource), once an hour per account, and the Price List's GetProducts once a day per price (moto has no Price List: the table's prices, asked again the next hour). At {largest[0]:,} accounts the readings found ${largest[4]["usd"] or 0:.2f} an hour, {largest[4]["unknown"] or 0} item(s) of unknown price.
 
 {tables[0] if tables else ""}
 

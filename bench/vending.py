@@ -42,9 +42,16 @@ def fastest_finish(accounts: int, rate: float, burst: int, max_in_progress: int,
 
 
 def per_account_table(calls: dict[str, int], accounts: int) -> str:
-    rows = [f"| {operation} | {count:,} | {count / accounts:.1f} |" for operation, count in sorted(calls.items(), key=lambda item: -item[1])]
+    rows = [
+        f"| {operation} | {count:,} | {count / accounts:.1f} |"
+        for operation, count in sorted(calls.items(), key=lambda item: -item[1])
+    ]
     total = sum(calls.values())
-    return "| operation | calls | per account |\n|---|---:|---:|\n" + "\n".join(rows) + f"\n| **all** | **{total:,}** | **{total / accounts:.1f}** |"
+    return (
+        "| operation | calls | per account |\n|---|---:|---:|\n"
+        + "\n".join(rows)
+        + f"\n| **all** | **{total:,}** | **{total / accounts:.1f}** |"
+    )
 
 
 def main() -> None:

@@ -7,7 +7,17 @@ from billing_app.models import Alert, CostSync, MeterReading, Price, StudentBudg
 class CostSyncAdmin(admin.ModelAdmin):
     """Every Cost Explorer sync, with what it cost: administrators watch the $0.01 requests here."""
 
-    list_display = ["started_at", "window_start", "window_end", "requests", "cost", "rows", "duration", "error", "warnings"]
+    list_display = [
+        "started_at",
+        "window_start",
+        "window_end",
+        "requests",
+        "cost",
+        "rows",
+        "duration",
+        "error",
+        "warnings",
+    ]
     list_filter = ["started_at"]
 
     @admin.display(description="Cost Explorer cost")

@@ -56,7 +56,10 @@ def cost_explorer_results(usage: dict, credits: dict, *, start: date, days: int)
     def periods(groups_by_day: dict[date, list[dict]]) -> list[dict]:
         return [
             {
-                "TimePeriod": {"Start": (start + timedelta(days=i)).isoformat(), "End": (start + timedelta(days=i + 1)).isoformat()},
+                "TimePeriod": {
+                    "Start": (start + timedelta(days=i)).isoformat(),
+                    "End": (start + timedelta(days=i + 1)).isoformat(),
+                },
                 "Groups": groups_by_day.get(start + timedelta(days=i), []),
                 "Estimated": i >= days - 3,
             }

@@ -81,9 +81,10 @@ def estimates(*, accounts: list[MemberAccount], start: date, end: date) -> dict[
     settled = settled_through()
     window = {"account__in": accounts, "day__gte": start, "day__lte": end}
     billed = dict(
-        AccountDailyCost.objects.filter(**window).values("account_id").annotate(total=Sum("usage")).values_list(
-            "account_id", "total"
-        )
+        AccountDailyCost.objects.filter(**window)
+        .values("account_id")
+        .annotate(total=Sum("usage"))
+        .values_list("account_id", "total")
     )
     unsettled = {"day__gt": settled} if settled else {}
     billed_days: dict[int, dict[date, Decimal]] = defaultdict(dict)
@@ -216,7 +217,6 @@ class CourseMeter:
     @property
     def oldest_reading(self) -> datetime | None:
         return min((meter.now.taken_at for meter in self.read), default=None)
-
 
 
 def course_meter(*, course: Course, accounts: list[MemberAccount], now: datetime) -> CourseMeter:

@@ -37,9 +37,7 @@ class CostRecord(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["aws_account_id", "day", "kind", "service"], name="cost_record_unique"
-            )
+            models.UniqueConstraint(fields=["aws_account_id", "day", "kind", "service"], name="cost_record_unique")
         ]
         indexes = [models.Index(fields=["course", "day"]), models.Index(fields=["day"])]
 
@@ -74,9 +72,7 @@ class CourseServiceDailyCost(models.Model):
     usage = models.DecimalField(**AMOUNT, default=0)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["course", "day", "service"], name="course_service_day_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["course", "day", "service"], name="course_service_day_unique")]
 
     def __str__(self) -> str:
         return f"{self.course_id} {self.day} {self.service}: {self.usage}"
@@ -93,9 +89,7 @@ class TagDailyCost(models.Model):
     amount = models.DecimalField(**AMOUNT)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["account", "day", "tag_value"], name="tag_cost_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["account", "day", "tag_value"], name="tag_cost_unique")]
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.day} {self.tag_value or '(untagged)'}: {self.amount}"
@@ -184,9 +178,7 @@ class Alert(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["account", "kind", "period", "budget"], name="alert_once_per_period"
-            )
+            models.UniqueConstraint(fields=["account", "kind", "period", "budget"], name="alert_once_per_period")
         ]
 
     def __str__(self) -> str:
@@ -255,3 +247,6 @@ class MeteredDailyCost(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "day"], name="metered_day_unique")]
         indexes = [models.Index(fields=["course", "day"])]
+
+    def __str__(self) -> str:
+        return f"{self.account} on {self.day}"

@@ -82,9 +82,10 @@ def course_costs(*, course: Course, today: date) -> CourseCosts:
     ):
         trends[account_id][day] = usage
     alerts = dict(
-        Alert.objects.filter(course=course, resolved_at=None).values("account_id").annotate(n=Count("pk")).values_list(
-            "account_id", "n"
-        )
+        Alert.objects.filter(course=course, resolved_at=None)
+        .values("account_id")
+        .annotate(n=Count("pk"))
+        .values_list("account_id", "n")
     )
     overrides = dict(
         StudentBudget.objects.filter(account__course=course, amount_override__isnull=False).values_list(
@@ -218,7 +219,9 @@ def cost_tag_refusal(*, course: Course) -> str:
 
 def account_hourly(*, account: MemberAccount, since) -> dict | None:
     """Chart data of the account's hourly spend since `since`, or None without hourly history."""
-    rows = list(HourlyCost.objects.filter(account=account, hour__gte=since).order_by("hour").values_list("hour", "amount"))
+    rows = list(
+        HourlyCost.objects.filter(account=account, hour__gte=since).order_by("hour").values_list("hour", "amount")
+    )
     if not rows:
         return None
     return {

@@ -109,7 +109,9 @@ def student_costs(request: HttpRequest, course_id: int, account_id: int) -> Http
 def _own_account(request: HttpRequest, course) -> MemberAccount:
     """The signed-in student's own account in the course; 404 for anyone else."""
     membership = course.memberships.filter(user=request.user, role=CourseRole.STUDENT).first()
-    account = MemberAccount.objects.filter(membership=membership).select_related("course").first() if membership else None
+    account = (
+        MemberAccount.objects.filter(membership=membership).select_related("course").first() if membership else None
+    )
     if account is None:
         raise Http404("You have no AWS account in this course.")
     return account

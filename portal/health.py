@@ -33,6 +33,4 @@ def broker_ok() -> bool:
 def healthz(request: HttpRequest) -> JsonResponse:
     checks = {"database": database_ok(), "broker": broker_ok()}
     healthy = all(checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "fail", "checks": checks}, status=200 if healthy else 503
-    )
+    return JsonResponse({"status": "ok" if healthy else "fail", "checks": checks}, status=200 if healthy else 503)

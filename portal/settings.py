@@ -261,9 +261,7 @@ PORTAL_AWS_MANAGEMENT_ROLE_ARN = os.environ.get("PORTAL_AWS_MANAGEMENT_ROLE_ARN"
 PORTAL_AWS_MEMBER_ROLE_NAME = os.environ.get("PORTAL_AWS_MEMBER_ROLE_NAME", "OrganizationAccountAccessRole")
 PORTAL_AWS_OU_NAME = os.environ.get("PORTAL_AWS_OU_NAME", "Classroom Cloud")
 # Root email of each student account: one deterministic address per (course, student).
-PORTAL_ROOT_EMAIL_PATTERN = os.environ.get(
-    "PORTAL_ROOT_EMAIL_PATTERN", "aws+{course}-{student}@school.example.edu"
-)
+PORTAL_ROOT_EMAIL_PATTERN = os.environ.get("PORTAL_ROOT_EMAIL_PATTERN", "aws+{course}-{student}@school.example.edu")
 # School-wide region allow-list (baseline SCP); each course narrows it further.
 PORTAL_AWS_SCHOOL_REGIONS = env_list(
     "PORTAL_AWS_SCHOOL_REGIONS", "us-east-1,us-east-2,us-west-2,eu-west-1,eu-central-1"

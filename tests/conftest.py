@@ -96,9 +96,7 @@ def personas(db) -> Personas:
     }
     users = {}
     for persona, (persona_course, role, name) in people.items():
-        user = UserFactory(
-            email=f"{persona}@school.example", name=name, is_instructor=role == CourseRole.INSTRUCTOR
-        )
+        user = UserFactory(email=f"{persona}@school.example", name=name, is_instructor=role == CourseRole.INSTRUCTOR)
         MembershipFactory(course=persona_course, user=user, role=role)
         users[persona] = user
     admin = UserFactory(email="admin@school.example", is_staff=True, is_superuser=True)

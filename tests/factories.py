@@ -63,9 +63,7 @@ class MembershipFactory(factory.django.DjangoModelFactory):
 # request frees its student's place.
 NO_STUDENT = frozenset({S.POOLED, S.COOLING_DOWN, S.DECLINED})
 # A student's own account, asked for and being brought into the organization.
-BROUGHT = frozenset(
-    {S.AWAITING_APPROVAL, S.INVITING, S.INVITED, S.AWAITING_ACCESS_ROLE, S.DECLINED}
-)
+BROUGHT = frozenset({S.AWAITING_APPROVAL, S.INVITING, S.INVITED, S.AWAITING_ACCESS_ROLE, S.DECLINED})
 # No account id yet (AWS has not made the account), or none any more (a declined request).
 NO_ACCOUNT_ID = frozenset({S.REQUESTED, S.CREATING, S.WAITING_FOR_QUOTA, S.FAILED, S.DECLINED})
 # A brought account's states before AWS made the invitation's handshake (or with none kept).
@@ -132,9 +130,7 @@ class MemberAccountFactory(factory.django.DjangoModelFactory):
         None,
         factory.SubFactory(MembershipFactory, course=factory.SelfAttribute("..course")),
     )
-    origin = factory.LazyAttribute(
-        lambda a: AccountOrigin.INVITED if a.state in BROUGHT else AccountOrigin.CREATED
-    )
+    origin = factory.LazyAttribute(lambda a: AccountOrigin.INVITED if a.state in BROUGHT else AccountOrigin.CREATED)
     brought_by = factory.LazyAttribute(_brought_by)
     root_email = factory.Sequence(lambda n: f"aws+account-{n}@school.example.edu")
     account_name = factory.Sequence(lambda n: f"account-{n}")
@@ -148,9 +144,7 @@ class MemberAccountFactory(factory.django.DjangoModelFactory):
     handshake_id = factory.LazyAttribute(_handshake_id)
     close_submitted_at = factory.LazyAttribute(_close_submitted_at)
     available_from = factory.LazyAttribute(_available_from)
-    costs_since = factory.LazyAttribute(
-        lambda a: a.available_from.date() if a.available_from else None
-    )
+    costs_since = factory.LazyAttribute(lambda a: a.available_from.date() if a.available_from else None)
 
     @classmethod
     def _generate(cls, strategy, params):

@@ -24,9 +24,7 @@ STUDENTS = [f"firstname.lastname.middle@{school}.example.edu" for school in ("no
 @pytest.fixture
 def long_courses(db):
     # The same long code prefix twice, with large ids: their keys differ only past what fits.
-    return [
-        CourseFactory(pk=10**15 + n, code=f"distributed-systems-engineering-{n}") for n in range(2)
-    ]
+    return [CourseFactory(pk=10**15 + n, code=f"distributed-systems-engineering-{n}") for n in range(2)]
 
 
 def test_long_root_emails_fit_in_64_characters_and_stay_unique(settings, long_courses):

@@ -92,8 +92,14 @@ def script(aws) -> AwsScript:
     return AwsScript(aws)
 
 
-def moto_member(personas, *, course: Course | None = None, membership: Membership | None = None,
-                state: str = S.READY, name: str = "cs101-student") -> MemberAccount:
+def moto_member(
+    personas,
+    *,
+    course: Course | None = None,
+    membership: Membership | None = None,
+    state: str = S.READY,
+    name: str = "cs101-student",
+) -> MemberAccount:
     """A record and its account, made in moto and placed where vending puts it."""
     course = course or personas.course
     email = f"aws+{name}@school.example"
@@ -120,8 +126,18 @@ def writes(script: AwsScript) -> list[str]:
 # --- Freeze and unfreeze: the state first, AWS after, behind the gate -----------------------------
 
 
-NOT_READY = [S.REQUESTED, S.CONFIGURING, S.POOLED, S.FROZEN, S.ENDED, S.CLEANING, S.RECYCLED,
-             S.HANDED_OVER, S.CLOSED, S.FAILED]
+NOT_READY = [
+    S.REQUESTED,
+    S.CONFIGURING,
+    S.POOLED,
+    S.FROZEN,
+    S.ENDED,
+    S.CLEANING,
+    S.RECYCLED,
+    S.HANDED_OVER,
+    S.CLOSED,
+    S.FAILED,
+]
 
 
 @pytest.mark.django_db
@@ -438,8 +454,16 @@ def test_a_course_scp_is_attached_only_to_an_ou_under_the_portals(personas, aws,
 
 def test_no_record_state_after_the_accounts_life_allows_any_action():
     after_life = {S.RECYCLED, S.HANDED_OVER, S.CLOSED, S.FAILED}
-    before_configuring = {S.REQUESTED, S.CREATING, S.INVITING, S.INVITED, S.AWAITING_ACCESS_ROLE,
-                          S.WAITING_FOR_QUOTA, S.CONFIGURING, S.WAITING_FOR_DIRECTORY}
+    before_configuring = {
+        S.REQUESTED,
+        S.CREATING,
+        S.INVITING,
+        S.INVITED,
+        S.AWAITING_ACCESS_ROLE,
+        S.WAITING_FOR_QUOTA,
+        S.CONFIGURING,
+        S.WAITING_FOR_DIRECTORY,
+    }
     for action, states in ALLOWED_STATES.items():
         assert not states & (after_life | before_configuring), action
 
@@ -591,14 +615,34 @@ def code_sent(scene) -> None:
 # (url name, persona, what the scene needs, what is posted, the tasks queued in place of AWS calls,
 # and the one that sends the emails they decided)
 FORMERLY_AWS = [
-    ("billing:freeze", "instructor", lambda s: None, {},
-     ["accounts_app.tasks.account_freeze_sync_task", "accounts_app.tasks.emails_deliver_task"]),
-    ("billing:unfreeze", "instructor", frozen, {"budget": "120"},
-     ["billing_app.tasks.budget_ensure_task", "accounts_app.tasks.account_freeze_sync_task"]),
-    ("courses:account_check_role", "student", awaiting_role, {},
-     ["accounts_app.tasks.account_verify_access_role_task"]),
-    ("courses:my_handover_code", "student", code_sent, {"code": "123456"},
-     ["accounts_app.tasks.handover_code_check_task"]),
+    (
+        "billing:freeze",
+        "instructor",
+        lambda s: None,
+        {},
+        ["accounts_app.tasks.account_freeze_sync_task", "accounts_app.tasks.emails_deliver_task"],
+    ),
+    (
+        "billing:unfreeze",
+        "instructor",
+        frozen,
+        {"budget": "120"},
+        ["billing_app.tasks.budget_ensure_task", "accounts_app.tasks.account_freeze_sync_task"],
+    ),
+    (
+        "courses:account_check_role",
+        "student",
+        awaiting_role,
+        {},
+        ["accounts_app.tasks.account_verify_access_role_task"],
+    ),
+    (
+        "courses:my_handover_code",
+        "student",
+        code_sent,
+        {"code": "123456"},
+        ["accounts_app.tasks.handover_code_check_task"],
+    ),
     ("courses:my_handover_resend", "student", code_sent, {}, ["accounts_app.tasks.handover_advance_task"]),
 ]
 

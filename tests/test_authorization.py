@@ -166,9 +166,7 @@ def scene(personas) -> Scene:
     course = personas.course
     course.join_code, course.join_code_enabled = JOIN_CODE, True
     course.save()
-    newcomer = MembershipFactory(
-        course=course, user=None, email="newcomer@school.example", name="New Comer"
-    )
+    newcomer = MembershipFactory(course=course, user=None, email="newcomer@school.example", name="New Comer")
     upload = RosterUpload.objects.create(
         course=course,
         uploaded_by=personas.instructor,
@@ -202,14 +200,10 @@ def scene(personas) -> Scene:
         student_member=student_member,
         newcomer=newcomer,
         upload=upload,
-        other_member=Membership.objects.get(
-            course=personas.other_course, user=personas.other_student
-        ),
+        other_member=Membership.objects.get(course=personas.other_course, user=personas.other_student),
         other_upload=other_upload,
         failed_account=member_account(course, "cs101-pool-001", AccountState.FAILED),
-        other_failed_account=member_account(
-            personas.other_course, "bio200-pool-001", AccountState.FAILED
-        ),
+        other_failed_account=member_account(personas.other_course, "bio200-pool-001", AccountState.FAILED),
         student_account=student_account,
     )
 
@@ -281,9 +275,7 @@ def bring_request(scene: Scene) -> MemberAccount:
 
 REQUESTS = {
     "courses:list": Request(kwargs=lambda s: {}),
-    "courses:create": Request(
-        kwargs=lambda s: {}, data=lambda s: course_form_data(), redirects_to="courses:roster"
-    ),
+    "courses:create": Request(kwargs=lambda s: {}, data=lambda s: course_form_data(), redirects_to="courses:roster"),
     "courses:detail": Request(kwargs=in_course),
     "courses:edit": Request(
         kwargs=in_course,
@@ -291,18 +283,14 @@ REQUESTS = {
         redirects_to="courses:detail",
     ),
     "courses:archive": Request(kwargs=in_course, redirects_to="courses:detail"),
-    "courses:join_code": Request(
-        kwargs=in_course, data=lambda s: {"action": "rotate"}, redirects_to="courses:detail"
-    ),
+    "courses:join_code": Request(kwargs=in_course, data=lambda s: {"action": "rotate"}, redirects_to="courses:detail"),
     "courses:audit": Request(kwargs=in_course),
     "courses:roster": Request(kwargs=in_course),
     "courses:roster_export": Request(kwargs=in_course),
     "courses:roster_import": Request(
         kwargs=in_course,
         data=lambda s: {
-            "file": SimpleUploadedFile(
-                "spring.csv", b"email,name,role\nimported@school.example,Imported,student\n"
-            )
+            "file": SimpleUploadedFile("spring.csv", b"email,name,role\nimported@school.example,Imported,student\n")
         },
         redirects_to="courses:roster_preview",
     ),
@@ -340,9 +328,7 @@ REQUESTS = {
     "courses:account_check_role": Request(kwargs=in_course, redirects_to="courses:detail"),
     "courses:account_password": Request(kwargs=in_course, redirects_to="courses:detail"),
     "courses:provision_all": Request(kwargs=in_course, redirects_to="courses:roster"),
-    "courses:precreate": Request(
-        kwargs=in_course, data=lambda s: {"count": "2"}, redirects_to="courses:roster"
-    ),
+    "courses:precreate": Request(kwargs=in_course, data=lambda s: {"count": "2"}, redirects_to="courses:roster"),
     "courses:account_retry": Request(
         kwargs=lambda s: {"course_id": s.course.pk, "account_id": s.failed_account.pk},
         redirects_to="courses:roster",
@@ -386,7 +372,11 @@ REQUESTS = {
     ),
     "courses:handover_start": Request(
         kwargs=in_course,
-        data=lambda s: {"new_root_email": "me@personal.example", "contact_name": "Stu Dent", "contact_phone": "+1 555 0100"},
+        data=lambda s: {
+            "new_root_email": "me@personal.example",
+            "contact_name": "Stu Dent",
+            "contact_phone": "+1 555 0100",
+        },
         redirects_to="courses:my_handover",
     ),
     # An approved handover whose root email has moved: the student's actions answer without AWS.
@@ -406,12 +396,8 @@ REQUESTS = {
     "courses:my_handover_cancel": Request(
         kwargs=in_course, prepare=lambda s: handover_of(s, approved=True), redirects_to="courses:my_handover"
     ),
-    "invitation": Request(
-        kwargs=lambda s: {"token": invitation_token(s.newcomer)}, redirects_to="courses:detail"
-    ),
-    "join": Request(
-        kwargs=lambda s: {}, data=lambda s: {"code": "k7qf3mzp"}, redirects_to="join_course"
-    ),
+    "invitation": Request(kwargs=lambda s: {"token": invitation_token(s.newcomer)}, redirects_to="courses:detail"),
+    "join": Request(kwargs=lambda s: {}, data=lambda s: {"code": "k7qf3mzp"}, redirects_to="join_course"),
     "join_course": Request(kwargs=lambda s: {"code": JOIN_CODE}, redirects_to="courses:detail"),
     "aws_overview": Request(kwargs=lambda s: {}),
     "access_role_template": Request(kwargs=lambda s: {}),
@@ -503,9 +489,7 @@ def test_authorization_matrix(scene, name, method, persona, expected):
 
 
 @pytest.mark.parametrize("persona", ["instructor", "admin"])
-@pytest.mark.parametrize(
-    "name", ["courses:member_role", "courses:member_resend", "courses:member_remove"]
-)
+@pytest.mark.parametrize("name", ["courses:member_role", "courses:member_resend", "courses:member_remove"])
 def test_member_of_the_other_course_is_not_found_under_this_courses_url(scene, persona, name):
     client = scene.personas.client(persona)
     path = reverse(name, kwargs={"course_id": scene.course.pk, "member_id": scene.other_member.pk})

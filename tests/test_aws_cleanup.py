@@ -35,9 +35,9 @@ IMAGE_ID = "ami-12c6146b"  # any id does: moto does not check images
 @pytest.fixture
 def member(aws) -> str:
     """A new member account of the organization: its id."""
-    status = aws.client("organizations").create_account(
-        Email="student@school.example", AccountName="student"
-    )["CreateAccountStatus"]
+    status = aws.client("organizations").create_account(Email="student@school.example", AccountName="student")[
+        "CreateAccountStatus"
+    ]
     return status["AccountId"]
 
 
@@ -108,9 +108,9 @@ def _lambda_role(aws, member: str) -> str:
             }
         ],
     }
-    return _in(aws, member, "iam").create_role(
-        RoleName="lab-function", AssumeRolePolicyDocument=json.dumps(trust)
-    )["Role"]["Arn"]
+    return _in(aws, member, "iam").create_role(RoleName="lab-function", AssumeRolePolicyDocument=json.dumps(trust))[
+        "Role"
+    ]["Arn"]
 
 
 def _db_instance(aws, member: str, name: str = "lab-db", **options) -> dict:
@@ -137,11 +137,7 @@ def _table(aws, member: str, name: str = "scores", region: str = REGION, **optio
 
 def _bucket(aws, member: str, name: str, region: str = REGION):
     s3 = _in(aws, member, "s3", region)
-    location = (
-        {}
-        if region == "us-east-1"
-        else {"CreateBucketConfiguration": {"LocationConstraint": region}}
-    )
+    location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
     s3.create_bucket(Bucket=name, **location)
     return s3
 
@@ -346,24 +342,18 @@ class Studio:
 
     def _list_spaces(self, params) -> dict:
         self._settle()
-        spaces = [
-            self._describe(self.spaces, "SpaceName", {"SpaceName": name}) for name in self.spaces
-        ]
+        spaces = [self._describe(self.spaces, "SpaceName", {"SpaceName": name}) for name in self.spaces]
         return {"Spaces": spaces}
 
     def _list_profiles(self, params) -> dict:
         self._settle()
         profiles = [
-            self._describe(self.profiles, "UserProfileName", {"UserProfileName": name})
-            for name in self.profiles
+            self._describe(self.profiles, "UserProfileName", {"UserProfileName": name}) for name in self.profiles
         ]
         return {"UserProfiles": profiles}
 
     def _apps_left(self, owner_field: str, owner: str) -> bool:
-        return any(
-            key[:2] == (owner_field, owner) and status != "Deleted"
-            for key, status in self.apps.items()
-        )
+        return any(key[:2] == (owner_field, owner) and status != "Deleted" for key, status in self.apps.items())
 
     def _delete_space(self, params):
         if self._apps_left("SpaceName", params["SpaceName"]):
@@ -414,9 +404,7 @@ class ServerlessCaches:
 
 def _make_stack(aws, member):
     template = json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}})
-    stack_id = _in(aws, member, "cloudformation").create_stack(
-        StackName="course-lab", TemplateBody=template
-    )["StackId"]
+    stack_id = _in(aws, member, "cloudformation").create_stack(StackName="course-lab", TemplateBody=template)["StackId"]
     return stack_id, "course-lab: CREATE_COMPLETE"
 
 
@@ -451,18 +439,16 @@ def _make_stopped_notebook(aws, member):
 
 def _make_load_balancer(aws, member):
     subnets = [s["SubnetId"] for s in _in(aws, member, "ec2").describe_subnets()["Subnets"][:2]]
-    balancer = _in(aws, member, "elbv2").create_load_balancer(Name="web", Subnets=subnets)[
-        "LoadBalancers"
-    ][0]
+    balancer = _in(aws, member, "elbv2").create_load_balancer(Name="web", Subnets=subnets)["LoadBalancers"][0]
     return balancer["LoadBalancerArn"], "web: application load balancer, active"
 
 
 def _make_classic_load_balancer(aws, member):
     elb = _in(aws, member, "elb")
     listener = {"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 80}
-    dns = elb.create_load_balancer(
-        LoadBalancerName="legacy", Listeners=[listener], AvailabilityZones=["us-east-1a"]
-    )["DNSName"]
+    dns = elb.create_load_balancer(LoadBalancerName="legacy", Listeners=[listener], AvailabilityZones=["us-east-1a"])[
+        "DNSName"
+    ]
     return "legacy", f"legacy: classic load balancer, {dns}"
 
 
@@ -475,23 +461,19 @@ def _make_nat_gateway(aws, member):
     ec2 = _in(aws, member, "ec2")
     subnet = ec2.describe_subnets()["Subnets"][0]
     allocation = ec2.allocate_address(Domain="vpc")["AllocationId"]
-    gateway = ec2.create_nat_gateway(SubnetId=subnet["SubnetId"], AllocationId=allocation)[
-        "NatGateway"
-    ]
+    gateway = ec2.create_nat_gateway(SubnetId=subnet["SubnetId"], AllocationId=allocation)["NatGateway"]
     return gateway["NatGatewayId"], f"{gateway['NatGatewayId']}: in {subnet['VpcId']}, available"
 
 
 def _make_elastic_ip(aws, member):
     address = _in(aws, member, "ec2").allocate_address(Domain="vpc")
-    return address[
-        "AllocationId"
-    ], f"{address['AllocationId']}: {address['PublicIp']}, not attached"
+    return address["AllocationId"], f"{address['AllocationId']}: {address['PublicIp']}, not attached"
 
 
 def _make_volume(aws, member):
-    volume_id = _in(aws, member, "ec2").create_volume(
-        AvailabilityZone="us-east-1a", Size=8, VolumeType="gp3"
-    )["VolumeId"]
+    volume_id = _in(aws, member, "ec2").create_volume(AvailabilityZone="us-east-1a", Size=8, VolumeType="gp3")[
+        "VolumeId"
+    ]
     return volume_id, f"{volume_id}: 8 GiB gp3, available"
 
 
@@ -503,9 +485,7 @@ def _make_image(aws, member):
 def _make_snapshot(aws, member):
     ec2 = _in(aws, member, "ec2")
     volume_id = ec2.create_volume(AvailabilityZone="us-east-1a", Size=8)["VolumeId"]
-    snapshot_id = ec2.create_snapshot(VolumeId=volume_id, Description="before the exam")[
-        "SnapshotId"
-    ]
+    snapshot_id = ec2.create_snapshot(VolumeId=volume_id, Description="before the exam")["SnapshotId"]
     ec2.delete_volume(VolumeId=volume_id)
     return snapshot_id, f'{snapshot_id}: 8 GiB, of {volume_id}, "before the exam"'
 
@@ -549,16 +529,12 @@ def _make_repository(aws, member):
         "schemaVersion": 2,
         "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
     }
-    ecr.put_image(
-        repositoryName="lab-images", imageManifest=json.dumps(manifest), imageTag="latest"
-    )
+    ecr.put_image(repositoryName="lab-images", imageManifest=json.dumps(manifest), imageTag="latest")
     return "lab-images", f"lab-images: {uri}"
 
 
 def _make_bucket(aws, member):
-    _bucket(aws, member, "student-notes").put_object(
-        Bucket="student-notes", Key="notes.txt", Body=b"hi"
-    )
+    _bucket(aws, member, "student-notes").put_object(Bucket="student-notes", Key="notes.txt", Body=b"hi")
     return "student-notes", "student-notes"
 
 
@@ -688,9 +664,7 @@ def _make_db_cluster(aws, member):
 
 def _make_db_cluster_snapshot(aws, member):
     rds = _db_cluster(aws, member)
-    rds.create_db_cluster_snapshot(
-        DBClusterIdentifier="lab-aurora", DBClusterSnapshotIdentifier="lab-aurora-final"
-    )
+    rds.create_db_cluster_snapshot(DBClusterIdentifier="lab-aurora", DBClusterSnapshotIdentifier="lab-aurora-final")
     rds.delete_db_cluster(DBClusterIdentifier="lab-aurora", SkipFinalSnapshot=True)
     return "lab-aurora-final", "lab-aurora-final: aurora-postgresql snapshot of lab-aurora, 1 GiB"
 
@@ -909,10 +883,7 @@ def test_resources_in_two_regions_are_listed_where_they_are_and_all_deleted(aws,
 
 def _errors(passes: list[dict[Resource, AwsError | None]]) -> list[dict[str, str | None]]:
     """Each pass's outcome as kind/id → AWS's error code (None: deleted)."""
-    return [
-        {f"{r.kind} {r.id}": error.code if error else None for r, error in outcome.items()}
-        for outcome in passes
-    ]
+    return [{f"{r.kind} {r.id}": error.code if error else None for r, error in outcome.items()} for outcome in passes]
 
 
 # --- What relaunches things -----------------------------------------------------------------------
@@ -926,9 +897,9 @@ def test_an_auto_scaling_group_goes_first_with_its_instances_and_launches_no_mor
     autoscaling = _in(aws, member, "autoscaling")
 
     def refuse_unless_forced(params):
-        (group,) = autoscaling.describe_auto_scaling_groups(
-            AutoScalingGroupNames=[params["AutoScalingGroupName"]]
-        )["AutoScalingGroups"]
+        (group,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[params["AutoScalingGroupName"]])[
+            "AutoScalingGroups"
+        ]
         if group["Instances"] and not params.get("ForceDelete"):
             return Fault(
                 "ResourceInUse",
@@ -1159,8 +1130,7 @@ def test_an_aurora_cluster_goes_after_its_instances_without_a_snapshot(aws, memb
         if "DeletionProtection" in params:
             return Fault(
                 "InvalidParameterCombination",
-                "Deletion Protection can only be applied on the Cluster level, not for "
-                "individual instances",
+                "Deletion Protection can only be applied on the Cluster level, not for individual instances",
             )
         return PASS
 
@@ -1169,9 +1139,7 @@ def test_an_aurora_cluster_goes_after_its_instances_without_a_snapshot(aws, memb
 
     passes = _clean(member, [REGION])
 
-    assert _errors(passes) == [
-        {"rds:db-instance lab-aurora-1": None, "rds:db-cluster lab-aurora": None}
-    ]
+    assert _errors(passes) == [{"rds:db-instance lab-aurora-1": None, "rds:db-cluster lab-aurora": None}]
     deletions = [c for c in script.log if c in ("DeleteDBInstance", "DeleteDBCluster")]
     assert deletions == ["DeleteDBInstance", "DeleteDBCluster"]
     assert script.calls["ModifyDBInstance"] == 0
@@ -1197,9 +1165,7 @@ def test_a_replicated_secret_loses_its_replicas_then_goes_without_a_recovery_win
     assert replicas_removed["RemoveReplicaRegions"] == [OTHER_REGION]
     assert script.params["DeleteSecret"][0]["ForceDeleteWithoutRecovery"] is True
     for region in both:
-        assert _in(aws, member, "secretsmanager", region).list_secrets(
-            IncludePlannedDeletion=True
-        )["SecretList"] == []
+        assert _in(aws, member, "secretsmanager", region).list_secrets(IncludePlannedDeletion=True)["SecretList"] == []
 
 
 def test_a_key_is_scheduled_for_deletion_after_the_shortest_wait_and_then_not_listed(aws, member):
@@ -1222,9 +1188,7 @@ def test_a_key_whose_policy_shuts_out_the_account_is_listed_and_its_refusal_repo
     refusal = Fault("AccessDeniedException", "User is not authorized to perform kms:DescribeKey")
     script.always("kms", "DescribeKey", refusal)
 
-    assert _listed(member, "kms:key") == {
-        key_id: f"alias/lab ({key_id}): its key policy refuses access"
-    }
+    assert _listed(member, "kms:key") == {key_id: f"alias/lab ({key_id}): its key policy refuses access"}
     with pytest.raises(PermanentAwsError) as refused:
         cleanup.delete(member, Resource(REGION, "kms:key", key_id))
     assert refused.value.code == "AccessDeniedException"
@@ -1318,9 +1282,7 @@ def test_aws_managed_keys_are_not_the_students_and_are_not_described(aws, member
     assert managed
 
     def list_managed_keys(parsed, **kwargs):
-        parsed["Keys"] += [
-            {"KeyId": key, "KeyArn": f"arn:aws:kms:{REGION}:{member}:key/{key}"} for key in managed
-        ]
+        parsed["Keys"] += [{"KeyId": key, "KeyArn": f"arn:aws:kms:{REGION}:{member}:key/{key}"} for key in managed]
 
     aws.add_hook("after-call.kms.ListKeys", list_managed_keys)
 
@@ -1333,9 +1295,7 @@ def test_aws_managed_keys_are_not_the_students_and_are_not_described(aws, member
 
 def test_a_versioned_bucket_is_emptied_of_every_version_and_delete_marker_then_deleted(aws, member):
     s3 = _bucket(aws, member, "versioned-notes")
-    s3.put_bucket_versioning(
-        Bucket="versioned-notes", VersioningConfiguration={"Status": "Enabled"}
-    )
+    s3.put_bucket_versioning(Bucket="versioned-notes", VersioningConfiguration={"Status": "Enabled"})
     for draft in range(3):
         s3.put_object(Bucket="versioned-notes", Key="essay.txt", Body=f"draft {draft}".encode())
         s3.put_object(Bucket="versioned-notes", Key=f"data/{draft}.csv", Body=b"1,2,3")
@@ -1406,9 +1366,7 @@ def test_an_instance_with_a_volume_and_an_address_is_cleaned_in_repeated_passes(
         attempts.append(params)
         if len(attempts) > 1:
             return None
-        return _aws_error(
-            "VolumeInUse", f"Volume {data_volume} is currently attached to {instance_id}"
-        )
+        return _aws_error("VolumeInUse", f"Volume {data_volume} is currently attached to {instance_id}")
 
     aws.add_hook("before-call.ec2.DeleteVolume", still_shutting_down)
 
@@ -1431,9 +1389,7 @@ def test_an_instance_with_a_volume_and_an_address_is_cleaned_in_repeated_passes(
     (reservation,) = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
     assert reservation["Instances"][0]["State"]["Name"] == "terminated"
     # The address is let go of before it is released, after the instance is told to terminate.
-    order = [
-        c for c in calls if c in ("TerminateInstances", "DisassociateAddress", "ReleaseAddress")
-    ]
+    order = [c for c in calls if c in ("TerminateInstances", "DisassociateAddress", "ReleaseAddress")]
     assert order == ["TerminateInstances", "DisassociateAddress", "ReleaseAddress"]
 
 
@@ -1465,9 +1421,7 @@ def test_a_running_notebook_is_stopped_by_one_pass_and_deleted_by_the_next(aws, 
         RoleArn=f"arn:aws:iam::{member}:role/sagemaker",
     )
     notebook = Resource(REGION, "sagemaker:notebook-instance", "lab-notebook")
-    assert _listed(member, notebook.kind) == {
-        "lab-notebook": "lab-notebook: ml.t3.medium, InService"
-    }
+    assert _listed(member, notebook.kind) == {"lab-notebook": "lab-notebook: ml.t3.medium, InService"}
 
     cleanup.delete(member, notebook)
 
@@ -1548,9 +1502,7 @@ def test_termination_protection_does_not_keep_a_stack(aws, member):
 
     def update_protection(params, **kwargs):
         # moto has no UpdateTerminationProtection: AWS's answer.
-        protected[params["body"]["StackName"]] = (
-            params["body"]["EnableTerminationProtection"] == "true"
-        )
+        protected[params["body"]["StackName"]] = params["body"]["EnableTerminationProtection"] == "true"
         return AWSResponse(None, 200, {}, None), {
             "StackId": stack_id,
             "ResponseMetadata": {"HTTPStatusCode": 200},

@@ -54,9 +54,9 @@ SAML_METADATA = (
 @pytest.fixture
 def member(aws) -> str:
     """A new member account of the organization: its id."""
-    status = aws.client("organizations").create_account(
-        Email="student@school.example", AccountName="student"
-    )["CreateAccountStatus"]
+    status = aws.client("organizations").create_account(Email="student@school.example", AccountName="student")[
+        "CreateAccountStatus"
+    ]
     return status["AccountId"]
 
 
@@ -116,9 +116,7 @@ def _signing_certificate() -> str:
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def _give_user_everything(
-    aws, member: str, strict: StrictIam, name: str, *, password: bool = True
-) -> dict:
+def _give_user_everything(aws, member: str, strict: StrictIam, name: str, *, password: bool = True) -> dict:
     """Everything a student can hang on an IAM user, each of which IAM refuses to delete it with.
     Returns what was made."""
     iam = _iam(aws, member)
@@ -217,9 +215,9 @@ def _make_oidc_provider(aws, member, strict):
 
 
 def _make_saml_provider(aws, member, strict):
-    arn = _iam(aws, member).create_saml_provider(
-        Name="school-idp", SAMLMetadataDocument=SAML_METADATA
-    )["SAMLProviderArn"]
+    arn = _iam(aws, member).create_saml_provider(Name="school-idp", SAMLMetadataDocument=SAML_METADATA)[
+        "SAMLProviderArn"
+    ]
     return arn, "school-idp: SAML provider"
 
 
@@ -250,9 +248,7 @@ def test_every_iam_kind_has_a_maker_and_comes_after_every_regional_kind():
 
 
 @pytest.mark.parametrize("kind", IAM_MAKERS)
-def test_each_iam_kind_is_listed_deleted_with_what_hangs_on_it_and_again_harmlessly(
-    aws, member, strict, kind
-):
+def test_each_iam_kind_is_listed_deleted_with_what_hangs_on_it_and_again_harmlessly(aws, member, strict, kind):
     resource_id, label = IAM_MAKERS[kind](aws, member, strict)
 
     assert _listed(member, kind) == {resource_id: label}
@@ -296,9 +292,7 @@ def test_an_enabled_mfa_device_cannot_be_deleted_before_it_is_deactivated(aws, m
 # --- In what order, and what stays ---------------------------------------------------------------
 
 
-def test_a_user_loses_everything_iam_refuses_to_delete_it_with_then_goes(
-    aws, member, strict, script
-):
+def test_a_user_loses_everything_iam_refuses_to_delete_it_with_then_goes(aws, member, strict, script):
     iam = _iam(aws, member)
     iam.create_user(UserName="alice")
     made = _give_user_everything(aws, member, strict, "alice")
@@ -306,11 +300,7 @@ def test_a_user_loses_everything_iam_refuses_to_delete_it_with_then_goes(
 
     cleanup.delete(member, Resource(GLOBAL, "iam:user", "alice"))
 
-    changes = [
-        call
-        for call in script.log[start:]
-        if call.startswith(("Delete", "Deactivate", "Detach", "Remove"))
-    ]
+    changes = [call for call in script.log[start:] if call.startswith(("Delete", "Deactivate", "Detach", "Remove"))]
     assert changes == [
         "DeleteLoginProfile",
         "DeleteAccessKey",
@@ -325,9 +315,7 @@ def test_a_user_loses_everything_iam_refuses_to_delete_it_with_then_goes(
         "DetachUserPolicy",
         "DeleteUser",
     ]
-    assert script.params["DeleteAccessKey"][-2:] == [
-        {"UserName": "alice", "AccessKeyId": key} for key in made["keys"]
-    ]
+    assert script.params["DeleteAccessKey"][-2:] == [{"UserName": "alice", "AccessKeyId": key} for key in made["keys"]]
     # The user's MFA device went with it, not left behind unassigned; the group and the policy
     # are deleted as themselves, later in the pass.
     assert iam.list_virtual_mfa_devices()["VirtualMFADevices"] == []
@@ -364,9 +352,7 @@ def test_a_policy_is_detached_everywhere_unset_as_a_boundary_and_its_versions_de
     assert strict.user_boundaries == {}
 
 
-def test_a_role_leaves_its_instance_profiles_which_stay_and_loses_its_policies(
-    aws, member, strict, script
-):
+def test_a_role_leaves_its_instance_profiles_which_stay_and_loses_its_policies(aws, member, strict, script):
     iam = _iam(aws, member)
     _make_role(aws, member, strict)
 
@@ -379,9 +365,7 @@ def test_a_role_leaves_its_instance_profiles_which_stay_and_loses_its_policies(
     assert script.calls["RemoveRoleFromInstanceProfile"] == 1
 
 
-def test_something_removed_meanwhile_is_skipped_and_the_user_still_goes(
-    aws, member, strict, script
-):
+def test_something_removed_meanwhile_is_skipped_and_the_user_still_goes(aws, member, strict, script):
     iam = _iam(aws, member)
     iam.create_user(UserName="alice")
     _give_user_everything(aws, member, strict, "alice")
@@ -401,9 +385,7 @@ def test_something_removed_meanwhile_is_skipped_and_the_user_still_goes(
 # --- What cleanup keeps ---------------------------------------------------------------------------
 
 
-def test_the_portals_role_aws_roles_and_the_schools_roles_are_kept_with_their_policies(
-    aws, member, strict, settings
-):
+def test_the_portals_role_aws_roles_and_the_schools_roles_are_kept_with_their_policies(aws, member, strict, settings):
     settings.PORTAL_CLEANUP_KEEP_ROLES = [*settings.PORTAL_CLEANUP_KEEP_ROLES, "school-audit-*"]
     iam = _iam(aws, member)
     iam.create_service_linked_role(AWSServiceName="elasticloadbalancing.amazonaws.com")
@@ -422,18 +404,14 @@ def test_the_portals_role_aws_roles_and_the_schools_roles_are_kept_with_their_po
     permission_set_policy = _policy(iam, "course-s3-access")
     iam.attach_role_policy(RoleName=reserved, PolicyArn=permission_set_policy)
     boundary = _policy(iam, "stacksets-boundary")
-    iam.put_role_permissions_boundary(
-        RoleName="stacksets-exec-5c1d2ba7e4b7f6a1", PermissionsBoundary=boundary
-    )
+    iam.put_role_permissions_boundary(RoleName="stacksets-exec-5c1d2ba7e4b7f6a1", PermissionsBoundary=boundary)
     identity_center = "AWSSSO_0123456789abcdef_DO_NOT_DELETE"
     iam.create_saml_provider(Name=identity_center, SAMLMetadataDocument=SAML_METADATA)
     # What the student made next to them.
     _role(iam, "lab-function")
     students_policy = _policy(iam, "lab-s3")
     iam.attach_role_policy(RoleName="lab-function", PolicyArn=students_policy)
-    students_provider = iam.create_saml_provider(
-        Name="school-idp", SAMLMetadataDocument=SAML_METADATA
-    )
+    students_provider = iam.create_saml_provider(Name="school-idp", SAMLMetadataDocument=SAML_METADATA)
 
     roles = {r["RoleName"] for r in iam.list_roles()["Roles"]}
     assert {settings.PORTAL_AWS_MEMBER_ROLE_NAME, reserved, *kept_by_name} < roles
@@ -468,9 +446,7 @@ def _lab_function(aws, member: str, role_arn: str) -> None:
     )
 
 
-def test_an_account_is_cleaned_of_everything_in_one_pass_and_the_next_finds_nothing(
-    aws, member, strict
-):
+def test_an_account_is_cleaned_of_everything_in_one_pass_and_the_next_finds_nothing(aws, member, strict):
     iam = _iam(aws, member)
     for make in IAM_MAKERS.values():
         make(aws, member, strict)

@@ -30,9 +30,7 @@ def organization_units(aws) -> list[tuple[str, str]]:
     found, parents = [], [organizations.list_roots()["Roots"][0]["Id"]]
     while parents:
         parent = parents.pop()
-        for ou in organizations.list_organizational_units_for_parent(ParentId=parent)[
-            "OrganizationalUnits"
-        ]:
+        for ou in organizations.list_organizational_units_for_parent(ParentId=parent)["OrganizationalUnits"]:
             found.append((parent, ou["Name"]))
             parents.append(ou["Id"])
     return sorted(found)
@@ -43,18 +41,13 @@ def aws_inventory(aws) -> dict:
     instance_arn = aws.client("sso-admin").list_instances()["Instances"][0]["InstanceArn"]
     return {
         "ous": organization_units(aws),
-        "policies": sorted(
-            p["Name"]
-            for p in organizations.list_policies(Filter="SERVICE_CONTROL_POLICY")["Policies"]
-        ),
+        "policies": sorted(p["Name"] for p in organizations.list_policies(Filter="SERVICE_CONTROL_POLICY")["Policies"]),
         "permission_sets": len(
             aws.client("sso-admin").list_permission_sets(InstanceArn=instance_arn)["PermissionSets"]
         ),
         "trusted": sorted(
             s["ServicePrincipal"]
-            for s in organizations.list_aws_service_access_for_organization()[
-                "EnabledServicePrincipals"
-            ]
+            for s in organizations.list_aws_service_access_for_organization()["EnabledServicePrincipals"]
         ),
     }
 
@@ -154,9 +147,7 @@ def consolidated_billing_organization():
     """An organization with consolidated billing only, in its own emulator (not the `aws` one)."""
     with mock_aws():
         aws_session.reset()
-        org = aws_session.client("organizations").create_organization(
-            FeatureSet="CONSOLIDATED_BILLING"
-        )
+        org = aws_session.client("organizations").create_organization(FeatureSet="CONSOLIDATED_BILLING")
         yield org["Organization"]["Id"]
         aws_session.reset()
 
@@ -176,10 +167,7 @@ def test_aws_bootstrap_refuses_an_organization_without_all_features(
     )
     organizations = aws_session.client("organizations")
     root = organizations.list_roots()["Roots"][0]["Id"]
-    assert (
-        organizations.list_organizational_units_for_parent(ParentId=root)["OrganizationalUnits"]
-        == []
-    )
+    assert organizations.list_organizational_units_for_parent(ParentId=root)["OrganizationalUnits"] == []
     assert AwsOrganization.load().bootstrapped_at is None
 
 
@@ -213,9 +201,7 @@ def test_aws_bootstrap_create_organization_needs_an_emulator_endpoint(monkeypatc
 
 @pytest.mark.django_db(transaction=True)
 def test_provision_course_queues_the_students_and_reports_how_many(personas, aws):
-    MembershipFactory(
-        course=personas.course, user=None, email="ann@school.example", name="Ann Arbor"
-    )
+    MembershipFactory(course=personas.course, user=None, email="ann@school.example", name="Ann Arbor")
 
     output = run("provision_course", "cs101")
 
@@ -288,9 +274,7 @@ def test_course_status_json_after_provisioning(personas, aws):
 
 @pytest.mark.django_db
 def test_course_status_text_lists_states_and_errors(personas):
-    MembershipFactory(
-        course=personas.course, user=None, email="ann@school.example", name="Ann Arbor"
-    )
+    MembershipFactory(course=personas.course, user=None, email="ann@school.example", name="Ann Arbor")
     ann = Membership.objects.get(email="ann@school.example")
     key = student_key(ann.email)
     account = MemberAccount.objects.create(
@@ -299,9 +283,7 @@ def test_course_status_text_lists_states_and_errors(personas):
         root_email=root_email_for(ann.course, key),
         account_name=account_name_for(ann.course, key),
     )
-    transition(
-        account, expected=AccountState.REQUESTED, to=AccountState.FAILED, last_error="AWS said no."
-    )
+    transition(account, expected=AccountState.REQUESTED, to=AccountState.FAILED, last_error="AWS said no.")
 
     output = run("course_status", "cs101")
 

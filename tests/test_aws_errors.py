@@ -80,9 +80,7 @@ def test_throttling_is_transient_even_for_a_call_that_is_not_safe_to_repeat(code
 
 
 def test_a_5xx_on_a_call_that_is_not_safe_to_repeat_is_an_unknown_outcome():
-    error = classify(
-        client_error("ServiceException", "Internal error", status=500), safe_to_repeat=False
-    )
+    error = classify(client_error("ServiceException", "Internal error", status=500), safe_to_repeat=False)
 
     assert type(error) is UnknownOutcome
     assert isinstance(error, TransientAwsError)
@@ -90,9 +88,7 @@ def test_a_5xx_on_a_call_that_is_not_safe_to_repeat_is_an_unknown_outcome():
 
 
 def test_a_5xx_on_a_safe_call_is_merely_transient():
-    error = classify(
-        client_error("ServiceException", "Internal error", status=500), safe_to_repeat=True
-    )
+    error = classify(client_error("ServiceException", "Internal error", status=500), safe_to_repeat=True)
 
     assert type(error) is TransientAwsError
 
@@ -117,9 +113,7 @@ def test_a_5xx_with_a_code_the_portal_does_not_know_is_still_judged_by_its_statu
 )
 @pytest.mark.parametrize("safe_to_repeat", [True, False])
 def test_refusals_that_need_a_person_are_permanent(code, status, safe_to_repeat):
-    error = classify(
-        client_error(code, "Not allowed", status=status), safe_to_repeat=safe_to_repeat
-    )
+    error = classify(client_error(code, "Not allowed", status=status), safe_to_repeat=safe_to_repeat)
 
     assert type(error) is PermanentAwsError
     assert error.permanent is True
@@ -127,9 +121,7 @@ def test_refusals_that_need_a_person_are_permanent(code, status, safe_to_repeat)
     assert error.reason == ""
 
 
-@pytest.mark.parametrize(
-    "code", ["AccountNotFoundException", "ResourceNotFoundException", "NoSuchEntity"]
-)
+@pytest.mark.parametrize("code", ["AccountNotFoundException", "ResourceNotFoundException", "NoSuchEntity"])
 def test_missing_things_are_not_found(code):
     error = classify(client_error(code, "No such thing", operation="DescribeAccount"))
 
@@ -219,9 +211,7 @@ def test_a_lost_answer_to_a_safe_call_is_transient(lost):
     [EndpointConnectionError(endpoint_url=ENDPOINT), ConnectTimeoutError(endpoint_url=ENDPOINT)],
 )
 @pytest.mark.parametrize("safe_to_repeat", [True, False])
-def test_a_request_that_never_left_is_transient_even_when_not_safe_to_repeat(
-    unreached, safe_to_repeat
-):
+def test_a_request_that_never_left_is_transient_even_when_not_safe_to_repeat(unreached, safe_to_repeat):
     error = classify(unreached, operation="CreateAccount", safe_to_repeat=safe_to_repeat)
 
     assert type(error) is TransientAwsError
@@ -339,9 +329,7 @@ def test_the_client_for_calls_not_safe_to_repeat_has_botocore_retries_off():
     assert once.meta.config.retries["total_max_attempts"] == 1
     # botocore reads max_attempts=4 as four retries: five attempts in all.
     assert safe.meta.config.retries == {"mode": "standard", "total_max_attempts": 5}
-    assert (
-        session.client("organizations", safe_to_repeat=False) is once
-    )  # cached: hooks and stubbers stick
+    assert session.client("organizations", safe_to_repeat=False) is once  # cached: hooks and stubbers stick
 
 
 def test_a_throttled_create_account_is_sent_once_and_is_transient(wire):
@@ -392,9 +380,7 @@ def test_the_constraint_reason_on_the_wire_reaches_the_classified_error(wire, re
     wire.answers.append(
         (
             400,
-            _error_body(
-                "ConstraintViolationException", "You have exceeded a limit.", Reason=reason
-            ),
+            _error_body("ConstraintViolationException", "You have exceeded a limit.", Reason=reason),
         )
     )
 
@@ -480,9 +466,7 @@ def test_access_denied_on_the_wire_is_permanent_and_not_retried(wire):
     wire.answers.append(
         (
             400,
-            _error_body(
-                "AccessDeniedException", "You don't have permissions to access this resource."
-            ),
+            _error_body("AccessDeniedException", "You don't have permissions to access this resource."),
         )
     )
 
@@ -509,7 +493,9 @@ def test_an_unknown_account_on_the_wire_is_not_found(wire):
     assert wire.requests == ["DescribeAccount"]
 
 
-@pytest.mark.parametrize("code", ["AccessDenied", "AccessDeniedException", "RegionDisabledException", "AssignmentFailed"])
+@pytest.mark.parametrize(
+    "code", ["AccessDenied", "AccessDeniedException", "RegionDisabledException", "AssignmentFailed"]
+)
 def test_a_new_accounts_refusals_are_waits(code):
     refusal = PermanentAwsError("Not authorized.", code=code, operation="AssumeRole")
 

@@ -139,7 +139,9 @@ def invited_account(personas, script, aws_account_id: str = EXISTING_ID) -> Memb
         # moto holds only accounts of the organization: before the student accepts, AWS does not
         # know the account as a member.
         script.answer(
-            "organizations", "DescribeAccount", Fault("AccountNotFoundException", "You specified an account that doesn't exist.")
+            "organizations",
+            "DescribeAccount",
+            Fault("AccountNotFoundException", "You specified an account that doesn't exist."),
         )
     script.answer("organizations", "InviteAccountToOrganization", accepted_by_aws)
     account_invite(account=account)
@@ -563,7 +565,9 @@ def test_an_accepted_invitation_goes_on_to_configuring_when_the_access_role_work
     assert account.state == S.CONFIGURING
     # Into its course's OU, under the guardrails, before the portal assumes its role there.
     course = Course.objects.get(pk=personas.course.pk)
-    assert aws.client("organizations").list_parents(ChildId=account.aws_account_id)["Parents"][0]["Id"] == course.aws_ou_id
+    assert (
+        aws.client("organizations").list_parents(ChildId=account.aws_account_id)["Parents"][0]["Id"] == course.aws_ou_id
+    )
     assert script.calls["GetCallerIdentity"] == 1  # moto's STS answers for the member role
     assert transitions(account)[-3:] == [
         (S.INVITING, S.INVITED),

@@ -77,9 +77,7 @@ def alerts(**filters) -> list[tuple]:
 
 
 def attached_policies(aws, account_id: str) -> list[str]:
-    found = aws.client("organizations").list_policies_for_target(
-        TargetId=account_id, Filter="SERVICE_CONTROL_POLICY"
-    )
+    found = aws.client("organizations").list_policies_for_target(TargetId=account_id, Filter="SERVICE_CONTROL_POLICY")
     return sorted(policy["Name"] for policy in found["Policies"])
 
 
@@ -138,9 +136,7 @@ def test_an_account_that_becomes_ready_gets_its_aws_budget_with_four_notificatio
         d(1, 9),
         d(16, 12),
     )
-    assert budgets.describe_notifications_for_budget(AccountId=management, BudgetName=name)[
-        "Notifications"
-    ] == [
+    assert budgets.describe_notifications_for_budget(AccountId=management, BudgetName=name)["Notifications"] == [
         notification("ACTUAL", 50),
         notification("ACTUAL", 80),
         notification("ACTUAL", 100),
@@ -176,10 +172,7 @@ def test_only_the_configuring_to_ready_transition_queues_the_budget(
     assert StudentBudget.objects.count() == 0  # queued, not run yet
     for callback in becoming_ready:  # the commit: the tasks run (eagerly)
         callback()
-    assert (
-        StudentBudget.objects.get().aws_budget_name
-        == f"classroom-cloud-{student_account.aws_account_id}"
-    )
+    assert StudentBudget.objects.get().aws_budget_name == f"classroom-cloud-{student_account.aws_account_id}"
 
 
 @pytest.mark.django_db
@@ -189,9 +182,7 @@ def test_budget_ensure_is_idempotent(student_account, aws):
 
     management = AwsOrganization.load().management_account_id
     described = aws.client("budgets").describe_budgets(AccountId=management)["Budgets"]
-    assert [b["BudgetName"] for b in described] == [
-        f"classroom-cloud-{student_account.aws_account_id}"
-    ]
+    assert [b["BudgetName"] for b in described] == [f"classroom-cloud-{student_account.aws_account_id}"]
     assert len(moto_budget(described[0]["BudgetName"])[1]) == 4
     assert first.pk == again.pk and StudentBudget.objects.count() == 1
 
@@ -229,9 +220,7 @@ def test_raising_a_budget_updates_the_aws_budget_amount(
     current = aws.client("budgets").describe_budget(AccountId=management, BudgetName=name)["Budget"]
 
     with Stubber(aws.client("budgets")) as stubber:  # moto has no UpdateBudget
-        stubber.add_response(
-            "describe_budget", {"Budget": current}, {"AccountId": management, "BudgetName": name}
-        )
+        stubber.add_response("describe_budget", {"Budget": current}, {"AccountId": management, "BudgetName": name})
         stubber.add_response(
             "update_budget",
             {},
@@ -250,9 +239,7 @@ def test_raising_a_budget_updates_the_aws_budget_amount(
         )
         # The raise is saved, then a task brings the AWS Budget in line once it commits.
         with django_capture_on_commit_callbacks(execute=True):
-            budget = budget_raise(
-                actor=personas.instructor, account=student_account, amount=Decimal("250.00")
-            )
+            budget = budget_raise(actor=personas.instructor, account=student_account, amount=Decimal("250.00"))
         stubber.assert_no_pending_responses()
 
     assert StudentBudget.objects.get(pk=budget.pk).amount_override == Decimal("250.00")
@@ -262,9 +249,10 @@ def test_raising_a_budget_updates_the_aws_budget_amount(
         "Budget of cs101-student: $100.00 → $250.00",
     )
     # The alerts of the old budget are settled.
-    assert sorted(
-        Alert.objects.filter(resolved_at__isnull=False).values_list("kind", flat=True)
-    ) == [AlertKind.ACTUAL_50, AlertKind.FORECAST_100]
+    assert sorted(Alert.objects.filter(resolved_at__isnull=False).values_list("kind", flat=True)) == [
+        AlertKind.ACTUAL_50,
+        AlertKind.FORECAST_100,
+    ]
     assert not Alert.objects.filter(resolved_at=None).exists()
 
 
@@ -389,18 +377,14 @@ def test_a_course_edit_leaves_the_budget_of_an_account_the_gate_refuses(personas
 # --- Budget actions (Stubber: moto has none) ------------------------------------------------------
 
 
-def scp_action(
-    action_id: str, action_type: str = "APPLY_SCP_POLICY", subscribers: list[dict] | None = None
-) -> dict:
+def scp_action(action_id: str, action_type: str = "APPLY_SCP_POLICY", subscribers: list[dict] | None = None) -> dict:
     return {
         "ActionId": action_id,
         "BudgetName": "classroom-cloud-210987654321",
         "NotificationType": "ACTUAL",
         "ActionType": action_type,
         "ActionThreshold": {"ActionThresholdValue": 100.0, "ActionThresholdType": "PERCENTAGE"},
-        "Definition": {
-            "ScpActionDefinition": {"PolicyId": "p-freeze0001", "TargetIds": ["210987654321"]}
-        },
+        "Definition": {"ScpActionDefinition": {"PolicyId": "p-freeze0001", "TargetIds": ["210987654321"]}},
         "ExecutionRoleArn": ROLE_ARN,
         "ApprovalModel": "AUTOMATIC",
         "Status": "STANDBY",
@@ -415,9 +399,7 @@ def create_action_params(subscribers: list[str]) -> dict:
         "NotificationType": "ACTUAL",
         "ActionType": "APPLY_SCP_POLICY",
         "ActionThreshold": {"ActionThresholdValue": 100.0, "ActionThresholdType": "PERCENTAGE"},
-        "Definition": {
-            "ScpActionDefinition": {"PolicyId": "p-freeze0001", "TargetIds": ["210987654321"]}
-        },
+        "Definition": {"ScpActionDefinition": {"PolicyId": "p-freeze0001", "TargetIds": ["210987654321"]}},
         "ExecutionRoleArn": ROLE_ARN,
         "ApprovalModel": "AUTOMATIC",
         "Subscribers": [{"SubscriptionType": "EMAIL", "Address": email} for email in subscribers],
@@ -567,9 +549,7 @@ def test_ensure_scp_action_creates_the_freeze_action_when_the_budget_has_none(aw
 
 
 @pytest.mark.django_db
-def test_budget_ensure_adds_the_budget_action_when_the_course_asks_for_it(
-    personas, student_account, aws, settings
-):
+def test_budget_ensure_adds_the_budget_action_when_the_course_asks_for_it(personas, student_account, aws, settings):
     settings.PORTAL_AWS_BUDGET_ACTION_ROLE_ARN = ROLE_ARN
     personas.course.budget_action_enabled = True
     personas.course.save()
@@ -579,9 +559,7 @@ def test_budget_ensure_adds_the_budget_action_when_the_course_asks_for_it(
     policy_id = freeze_policy_id()
 
     with Stubber(aws.client("budgets")) as stubber:
-        stubber.add_client_error(
-            "describe_budget", service_error_code="NotFoundException", http_status_code=404
-        )
+        stubber.add_client_error("describe_budget", service_error_code="NotFoundException", http_status_code=404)
         stubber.add_response("create_budget", {})
         stubber.add_response("describe_budget_actions_for_budget", {"Actions": []})
         stubber.add_response(
@@ -680,9 +658,7 @@ def test_threshold_alerts_email_the_student_and_the_usage_contact(
     assert f"See the details: http://localhost:8000/courses/{personas.course.pk}/" in half.body
     assert "frozen" not in half.body
     html, mimetype = half.alternatives[0]
-    assert (
-        mimetype == "text/html" and "<strong>Siobhán O&#x27;Brien &amp; co passed 50% of the $100.00 budget" in html
-    )
+    assert mimetype == "text/html" and "<strong>Siobhán O&#x27;Brien &amp; co passed 50% of the $100.00 budget" in html
     forecast = next(m for m in mail.outbox if "Forecast" in m.subject)
     assert forecast.body.splitlines()[0] == (
         f"At this pace {name} will spend about $116.60 of the $100.00 budget by Dec 15."
@@ -739,9 +715,7 @@ def test_a_monthly_budget_counts_each_month_apart(personas, student_account):
     september = budgets_evaluate(today=d(30, 9))
 
     assert october == []
-    assert [(a.kind, a.period, a.spend) for a in september] == [
-        (AlertKind.ACTUAL_50, "2026-09", Decimal("60.00"))
-    ]
+    assert [(a.kind, a.period, a.spend) for a in september] == [(AlertKind.ACTUAL_50, "2026-09", Decimal("60.00"))]
 
 
 @pytest.mark.django_db
@@ -764,9 +738,7 @@ def test_a_day_far_above_the_recent_median_raises_one_spike_alert(
         ),
     ]
     assert again == []
-    assert [m.subject for m in mail.outbox] == [
-        f"[Classroom Cloud] cs101: Unusual daily spend ({name})"
-    ]
+    assert [m.subject for m in mail.outbox] == [f"[Classroom Cloud] cs101: Unusual daily spend ({name})"]
 
 
 @pytest.mark.django_db
@@ -790,18 +762,14 @@ def test_spike_alert_thresholds(student_account, history, latest, spiked):
 
     raised = budgets_evaluate(today=TODAY)
 
-    assert [a.kind for a in raised if a.kind == AlertKind.DAILY_SPIKE] == (
-        [AlertKind.DAILY_SPIKE] if spiked else []
-    )
+    assert [a.kind for a in raised if a.kind == AlertKind.DAILY_SPIKE] == ([AlertKind.DAILY_SPIKE] if spiked else [])
 
 
 # --- Freeze and unfreeze --------------------------------------------------------------------------
 
 
 @pytest.mark.django_db(transaction=True)
-def test_spending_the_whole_budget_freezes_the_account_with_the_freeze_scp(
-    personas, student_account, aws
-):
+def test_spending_the_whole_budget_freezes_the_account_with_the_freeze_scp(personas, student_account, aws):
     spend(student_account, {d(1, 9): "60", d(2, 9): "40"})
 
     raised = budgets_evaluate(today=TODAY)
@@ -815,14 +783,11 @@ def test_spending_the_whole_budget_freezes_the_account_with_the_freeze_scp(
         for p in organizations.list_policies(Filter="SERVICE_CONTROL_POLICY")["Policies"]
         if p["Name"] == FREEZE_POLICY_NAME
     )
-    assert (
-        json.loads(organizations.describe_policy(PolicyId=policy["Id"])["Policy"]["Content"])
-        == freeze_policy(portal_role=portal_role())
+    assert json.loads(organizations.describe_policy(PolicyId=policy["Id"])["Policy"]["Content"]) == freeze_policy(
+        portal_role=portal_role()
     )
     assert list(
-        AccountEvent.objects.filter(account=account).values_list(
-            "from_state", "to_state", "actor", "reason"
-        )
+        AccountEvent.objects.filter(account=account).values_list("from_state", "to_state", "actor", "reason")
     ) == [(AccountState.READY, AccountState.FROZEN, None, "Spent $100.00 of $100.00")]
     audit = AuditEvent.objects.get(action=AuditAction.ACCOUNT_FROZEN)
     assert (audit.actor_label, audit.course, audit.object_id, audit.summary) == (
@@ -852,10 +817,7 @@ def test_spending_the_whole_budget_freezes_the_account_with_the_freeze_scp(
         "instructor@school.example",
         "student@school.example",
     ]
-    assert (
-        "The account is frozen: everything except billing, support and cost pages is denied"
-        in frozen_mail.body
-    )
+    assert "The account is frozen: everything except billing, support and cost pages is denied" in frozen_mail.body
 
     # Checking again changes nothing: no second freeze, alert or event.
     assert budgets_evaluate(today=TODAY) == []
@@ -872,9 +834,7 @@ def test_unfreezing_with_a_new_budget_detaches_the_scp_and_lets_the_thresholds_f
     budget_ensure(account=student_account)
     spend(student_account, {d(1, 9): "100"})
     budgets_evaluate(today=TODAY)
-    account = MemberAccount.objects.select_related("course", "membership").get(
-        pk=student_account.pk
-    )
+    account = MemberAccount.objects.select_related("course", "membership").get(pk=student_account.pk)
     assert account.state == AccountState.FROZEN
     management = AwsOrganization.load().management_account_id
     name = f"classroom-cloud-{account.aws_account_id}"
@@ -898,10 +858,7 @@ def test_unfreezing_with_a_new_budget_detaches_the_scp_and_lets_the_thresholds_f
                 },
             },
         )
-        assert (
-            account_unfreeze(actor=personas.instructor, account=account, new_budget=Decimal(200))
-            is True
-        )
+        assert account_unfreeze(actor=personas.instructor, account=account, new_budget=Decimal(200)) is True
         stubber.assert_no_pending_responses()
 
     account.refresh_from_db()
@@ -955,9 +912,7 @@ def test_unfreezing_without_a_new_budget_keeps_the_budget(
     personas, student_account, aws, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        assert account_freeze(
-            actor=personas.instructor, account=student_account, reason="Paused by the instructor"
-        )
+        assert account_freeze(actor=personas.instructor, account=student_account, reason="Paused by the instructor")
     assert attached_policies(aws, student_account.aws_account_id) == [
         "FullAWSAccess",
         FREEZE_POLICY_NAME,

@@ -99,7 +99,9 @@ def assignments(aws, account_id: str) -> list[dict]:
 
 def identity_user_exists(aws, user_id: str) -> bool:
     try:
-        aws.client("identitystore").describe_user(IdentityStoreId=AwsOrganization.load().identity_store_id, UserId=user_id)
+        aws.client("identitystore").describe_user(
+            IdentityStoreId=AwsOrganization.load().identity_store_id, UserId=user_id
+        )
     except ClientError:
         return False
     return True
@@ -324,7 +326,9 @@ def test_the_guardrails_that_freeze_or_fence_an_account_let_the_portals_role_cle
     role = portal_role_arn("OrganizationAccountAccessRole")
     # Conditions on the type of instance launched: the portal launches none.
     instance_type_sids = {
-        "OnlyAllowedInstanceTypes", "OnlyAllowedAutoScalingTypes", "OnlyAllowedLaunchConfigurationTypes"
+        "OnlyAllowedInstanceTypes",
+        "OnlyAllowedAutoScalingTypes",
+        "OnlyAllowedLaunchConfigurationTypes",
     }
     profile = GuardrailProfile(regions=["us-east-1"], services=["s3"], instance_families=["t3"])
     fences = [
@@ -357,9 +361,7 @@ def end_page(personas, persona: str = "instructor") -> str:
 
 
 @pytest.mark.django_db
-def test_the_end_page_shows_what_was_deleted_and_what_was_not_region_by_region(
-    student_account, aws, script, personas
-):
+def test_the_end_page_shows_what_was_deleted_and_what_was_not_region_by_region(student_account, aws, script, personas):
     lab_resources(aws, student_account.aws_account_id)
     script.always("dynamodb", "DeleteTable", Fault("AccessDeniedException", "Denied by a resource policy"))
     run_cleanup(student_account)
@@ -377,7 +379,7 @@ def test_the_end_page_shows_what_was_deleted_and_what_was_not_region_by_region(
         assert "Not deleted: lab-scores: ACTIVE: Denied by a resource policy" in page
         assert "Deleted: lab-results-2026" in page
         # The course's summary.
-        assert "<h2 id=\"cleanup-regions-heading\">Cleanup by region</h2>" in page
+        assert '<h2 id="cleanup-regions-heading">Cleanup by region</h2>' in page
         for region, counts in {"eu-west-1": (1, 1, 0, 1), "us-east-1": (len(deleted_in_us_east_1), 0, 0, 1)}.items():
             cells = "".join(f'<td class="num">{count}</td>' for count in counts)
             assert f'<tr><th scope="row">{region}</th>{cells}</tr>' in page
@@ -423,7 +425,11 @@ def test_the_course_summary_adds_up_its_accounts_and_counts_a_resource_deleted_t
     page = end_page(personas)
 
     # Region: deleted, could not be deleted, found before the pool, accounts.
-    for region, counts in {"ap-southeast-2": (0, 0, 1, 1), "eu-west-1": (0, 1, 0, 1), "us-east-1": (3, 0, 0, 2)}.items():
+    for region, counts in {
+        "ap-southeast-2": (0, 0, 1, 1),
+        "eu-west-1": (0, 1, 0, 1),
+        "us-east-1": (3, 0, 0, 2),
+    }.items():
         cells = "".join(f'<td class="num">{count}</td>' for count in counts)
         assert f'<tr><th scope="row">{region}</th>{cells}</tr>' in page
     assert "<strong>us-east-1</strong>: 2 deleted</p>" in page  # the stack once, and the bucket

@@ -112,7 +112,9 @@ def test_no_more_than_three_closures_are_in_progress(personas, aws, script, sett
     assert states() == [S.CLOSING] * 3 + [S.CLOSE_QUEUED] * 2
     assert script.calls["CloseAccount"] == 3
     assert close_queue_status().in_progress == 3
-    assert {a.pk for a in accounts[:3]} == set(MemberAccount.objects.filter(state=S.CLOSING).values_list("pk", flat=True))
+    assert {a.pk for a in accounts[:3]} == set(
+        MemberAccount.objects.filter(state=S.CLOSING).values_list("pk", flat=True)
+    )
 
 
 @pytest.mark.django_db
@@ -174,8 +176,11 @@ def test_close_account_quota_exceeded_is_back_pressure_not_failure(personas, aws
     script.answer(
         "organizations",
         "CloseAccount",
-        Fault("ConstraintViolationException", "You have exceeded close account quota for the past 30 days.",
-              Reason="CLOSE_ACCOUNT_QUOTA_EXCEEDED"),
+        Fault(
+            "ConstraintViolationException",
+            "You have exceeded close account quota for the past 30 days.",
+            Reason="CLOSE_ACCOUNT_QUOTA_EXCEEDED",
+        ),
     )
 
     retry_in = close_dispatch()

@@ -14,9 +14,7 @@ from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
-ROSTER = (
-    "email,name,role\nann@school.example,Ann Arbor,student\nbob@school.example,Bob Builder,ta\n"
-)
+ROSTER = "email,name,role\nann@school.example,Ann Arbor,student\nbob@school.example,Bob Builder,ta\n"
 
 
 def run(*args) -> tuple[str, str]:
@@ -27,9 +25,7 @@ def run(*args) -> tuple[str, str]:
 
 def roster_state(course) -> list[tuple]:
     return list(
-        course.memberships.order_by("email").values_list(
-            "email", "name", "role", "invite_status", "updated_at"
-        )
+        course.memberships.order_by("email").values_list("email", "name", "role", "invite_status", "updated_at")
     )
 
 
@@ -47,9 +43,7 @@ def test_import_roster_reports_what_it_did_and_invites_the_new_people(
 
     assert stdout == "Imported fall.csv into cs101: 2 added, 0 updated, 0 unchanged.\n"
     assert stderr == ""
-    assert sorted(
-        personas.course.memberships.filter(user=None).values_list("email", "name", "role", "source")
-    ) == [
+    assert sorted(personas.course.memberships.filter(user=None).values_list("email", "name", "role", "source")) == [
         ("ann@school.example", "Ann Arbor", "student", "import"),
         ("bob@school.example", "Bob Builder", "ta", "import"),
     ]
@@ -75,9 +69,7 @@ def test_import_roster_counts_updates_and_unchanged_rows(personas, tmp_path):
     assert personas.course.memberships.get(email="bob@school.example").role == CourseRole.STUDENT
 
 
-def test_import_roster_without_invitations_sends_nothing(
-    personas, tmp_path, django_capture_on_commit_callbacks
-):
+def test_import_roster_without_invitations_sends_nothing(personas, tmp_path, django_capture_on_commit_callbacks):
     path = tmp_path / "roster.csv"
     path.write_bytes(("\ufeff" + ROSTER).encode("utf-8"))  # as Excel's "CSV UTF-8" writes it
 
@@ -86,9 +78,9 @@ def test_import_roster_without_invitations_sends_nothing(
 
     assert callbacks == []
     assert mail.outbox == []
-    assert set(
-        personas.course.memberships.filter(user=None).values_list("invite_status", flat=True)
-    ) == {InviteStatus.NOT_SENT}
+    assert set(personas.course.memberships.filter(user=None).values_list("invite_status", flat=True)) == {
+        InviteStatus.NOT_SENT
+    }
 
 
 def test_import_roster_refuses_an_unknown_course(personas, tmp_path):
@@ -127,8 +119,7 @@ def test_import_roster_refuses_a_latin1_file(personas, tmp_path):
         run("import_roster", "cs101", str(path))
 
     assert str(caught.value) == (
-        "The file is not UTF-8 text (byte 33 is invalid). "
-        "In your spreadsheet, save it as “CSV UTF-8”."
+        "The file is not UTF-8 text (byte 33 is invalid). In your spreadsheet, save it as “CSV UTF-8”."
     )
     assert roster_state(personas.course) == before
 
@@ -209,16 +200,13 @@ def create_course_args(**overrides) -> list[str]:
     return args
 
 
-def test_create_course_invites_an_instructor_without_an_account(
-    db, django_capture_on_commit_callbacks
-):
+def test_create_course_invites_an_instructor_without_an_account(db, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         stdout, stderr = run(*create_course_args())
 
     course = Course.objects.get()
     assert stdout == (
-        "Created cs300 (Fall 2026, 2026-09-01 to 2026-12-18); "
-        "invited Prof.Ada@School.example as instructor.\n"
+        "Created cs300 (Fall 2026, 2026-09-01 to 2026-12-18); invited Prof.Ada@School.example as instructor.\n"
     )
     assert stderr == ""
     assert (course.code, course.name, course.term) == ("cs300", "Data Systems", "Fall 2026")
@@ -239,9 +227,7 @@ def test_create_course_invites_an_instructor_without_an_account(
     assert [message.to for message in mail.outbox] == [["prof.ada@school.example"]]
     assert mail.outbox[0].subject == "[Classroom Cloud] You are invited to cs300: Data Systems"
     assert "/invite/" in mail.outbox[0].body
-    assert list(
-        AuditEvent.objects.filter(course=course).values_list("action", "summary").order_by("id")
-    ) == [
+    assert list(AuditEvent.objects.filter(course=course).values_list("action", "summary").order_by("id")) == [
         (
             AuditAction.COURSE_CREATED,
             "Created course cs300 (Data Systems) with instructor prof.ada@school.example",
@@ -250,17 +236,14 @@ def test_create_course_invites_an_instructor_without_an_account(
     ]
 
 
-def test_create_course_binds_an_instructor_who_already_has_an_account(
-    db, django_capture_on_commit_callbacks
-):
+def test_create_course_binds_an_instructor_who_already_has_an_account(db, django_capture_on_commit_callbacks):
     prof = UserFactory(email="prof.ada@school.example", name="Ada Lovelace")
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         stdout, _ = run(*create_course_args())
 
     assert stdout == (
-        "Created cs300 (Fall 2026, 2026-09-01 to 2026-12-18); "
-        "added Prof.Ada@School.example as instructor.\n"
+        "Created cs300 (Fall 2026, 2026-09-01 to 2026-12-18); added Prof.Ada@School.example as instructor.\n"
     )
     member = Course.objects.get(code="cs300").memberships.get()
     assert (member.user, member.name, member.invite_status) == (
@@ -339,7 +322,5 @@ def test_create_course_refuses_a_code_already_in_use(db):
     with pytest.raises(CommandError) as caught:
         run(*create_course_args(name="Another", instructor="other@school.example"))
 
-    assert str(caught.value) == (
-        "The course was not created.\ncode: Course with this Code already exists."
-    )
+    assert str(caught.value) == ("The course was not created.\ncode: Course with this Code already exists.")
     assert list(Course.objects.values_list("name", flat=True)) == ["Data Systems"]

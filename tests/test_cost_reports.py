@@ -21,7 +21,7 @@ HEADER = "email,name,aws_account_id,day,kind,service,amount,currency,estimated"
 @pytest.fixture
 def costs(personas):
     student = Membership.objects.get(user=personas.student)
-    student.name = "=HYPERLINK(\"http://evil\")"
+    student.name = '=HYPERLINK("http://evil")'
     student.save()
     account = MemberAccountFactory(membership=student, aws_account_id="111122223333")
     sync = CostSync.objects.create(window_start=date(2026, 9, 1), window_end=date(2026, 9, 30))
@@ -45,7 +45,7 @@ def costs(personas):
 
 
 # The student's columns, the name written so that a spreadsheet shows it and runs nothing.
-STUDENT_COLUMNS = "student@school.example,\"'=HYPERLINK(\"\"http://evil\"\")\",111122223333"
+STUDENT_COLUMNS = 'student@school.example,"\'=HYPERLINK(""http://evil"")",111122223333'
 EXPECTED = [
     HEADER,
     f"{STUDENT_COLUMNS},2026-09-01,credit,Credit,-0.400000,USD,False",
@@ -67,7 +67,9 @@ def test_cost_report_command_writes_the_csv_for_the_dates_asked(costs):
 def test_cost_report_command_writes_a_file(costs, tmp_path):
     target = tmp_path / "report.csv"
 
-    call_command("cost_report", "cs101", "--from", "2026-09-01", "--to", "2026-09-30", "--output", str(target), stderr=StringIO())
+    call_command(
+        "cost_report", "cs101", "--from", "2026-09-01", "--to", "2026-09-30", "--output", str(target), stderr=StringIO()
+    )
 
     assert target.read_text(encoding="utf-8").splitlines() == EXPECTED
 
@@ -113,7 +115,12 @@ def test_bootstrap_activates_the_tag_keys_courses_name(personas, aws):
     stub.add_response(
         "update_cost_allocation_tags_status",
         {"Errors": []},
-        {"CostAllocationTagsStatus": [{"TagKey": "project", "Status": "Active"}, {"TagKey": "team", "Status": "Active"}]},
+        {
+            "CostAllocationTagsStatus": [
+                {"TagKey": "project", "Status": "Active"},
+                {"TagKey": "team", "Status": "Active"},
+            ]
+        },
     )
 
     with stub:
@@ -186,9 +193,11 @@ def test_a_refused_tag_key_is_kept_and_shown_where_staff_see_the_courses_costs(p
         "Costs by the “team” tag are unavailable: AWS has not activated it as a cost allocation tag. AWS said: "
         "“TagKeysNotFoundException Tag key not found.”" in dashboard
     )
-    detail = personas.client("instructor").get(
-        reverse("billing:student_costs", args=[personas.course.pk, account.pk])
-    ).content.decode()
+    detail = (
+        personas.client("instructor")
+        .get(reverse("billing:student_costs", args=[personas.course.pk, account.pk]))
+        .content.decode()
+    )
     assert "Unavailable: AWS has not activated “team” as a cost allocation tag." in detail
     assert "No tagged spend yet" not in detail
     # The student reads a plain sentence, not AWS's answer.

@@ -65,9 +65,7 @@ def d(day: int, month: int = 10) -> date:
 
 def records() -> set[tuple]:
     return set(
-        CostRecord.objects.values_list(
-            "aws_account_id", "day", "kind", "service", "amount", "currency", "estimated"
-        )
+        CostRecord.objects.values_list("aws_account_id", "day", "kind", "service", "amount", "currency", "estimated")
     )
 
 
@@ -80,9 +78,7 @@ def account_days() -> set[tuple]:
 
 
 def service_days() -> set[tuple]:
-    return set(
-        CourseServiceDailyCost.objects.values_list("course__code", "day", "service", "usage")
-    )
+    return set(CourseServiceDailyCost.objects.values_list("course__code", "day", "service", "usage"))
 
 
 def seed_two_students() -> None:
@@ -135,9 +131,7 @@ def test_a_sync_stores_every_usage_credit_and_refund_figure_as_a_decimal(course,
         (ALICE, d(18), CostKind.CREDIT, "Credit", Decimal("-1.00"), "USD", False),
         (BOB, d(19), CostKind.REFUND, "Refund", Decimal("-0.10"), "USD", True),
     }
-    assert {type(amount) for amount in CostRecord.objects.values_list("amount", flat=True)} == {
-        Decimal
-    }
+    assert {type(amount) for amount in CostRecord.objects.values_list("amount", flat=True)} == {Decimal}
     alice, bob = (
         MemberAccount.objects.get(aws_account_id=ALICE),
         MemberAccount.objects.get(aws_account_id=BOB),
@@ -149,9 +143,7 @@ def test_a_sync_stores_every_usage_credit_and_refund_figure_as_a_decimal(course,
 
 
 @pytest.mark.django_db
-def test_a_sync_rebuilds_the_rollups_with_usage_and_credits_apart_and_the_estimated_flag(
-    course, cost_explorer
-):
+def test_a_sync_rebuilds_the_rollups_with_usage_and_credits_apart_and_the_estimated_flag(course, cost_explorer):
     student_accounts(course, [ALICE, BOB])
     seed_two_students()
 
@@ -172,15 +164,11 @@ def test_a_sync_rebuilds_the_rollups_with_usage_and_credits_apart_and_the_estima
 
 
 @pytest.mark.django_db
-def test_the_sync_asks_one_query_family_for_the_whole_organization_and_follows_every_page(
-    course, cost_explorer
-):
+def test_the_sync_asks_one_query_family_for_the_whole_organization_and_follows_every_page(course, cost_explorer):
     student_accounts(course, [ALICE, BOB])
     seed_two_students()
     asked: list[dict] = []
-    cost_explorer.add_hook(
-        "before-parameter-build.ce.GetCostAndUsage", lambda params, **_: asked.append(dict(params))
-    )
+    cost_explorer.add_hook("before-parameter-build.ce.GetCostAndUsage", lambda params, **_: asked.append(dict(params)))
 
     sync = costs_sync(days=DAYS, today=TODAY)
 
@@ -219,9 +207,7 @@ def test_the_sync_asks_one_query_family_for_the_whole_organization_and_follows_e
 
 
 @pytest.mark.django_db
-def test_running_the_sync_twice_with_the_same_answers_changes_no_figure_and_no_row_count(
-    course, cost_explorer
-):
+def test_running_the_sync_twice_with_the_same_answers_changes_no_figure_and_no_row_count(course, cost_explorer):
     student_accounts(course, [ALICE, BOB])
     seed_two_students()
     first = costs_sync(days=DAYS, today=TODAY)
@@ -263,9 +249,7 @@ def test_an_estimated_figure_revised_by_aws_is_updated_and_becomes_final(course,
 
 
 @pytest.mark.django_db
-def test_a_figure_aws_stops_reporting_is_deleted_but_days_before_the_window_are_kept(
-    course, cost_explorer
-):
+def test_a_figure_aws_stops_reporting_is_deleted_but_days_before_the_window_are_kept(course, cost_explorer):
     (alice,) = student_accounts(course, [ALICE])
     ec2, s3 = "Amazon Elastic Compute Cloud - Compute", "Amazon Simple Storage Service"
     old_sync = CostSync.objects.create(window_start=d(1, 9), window_end=d(1))
@@ -311,9 +295,7 @@ def test_rows_of_accounts_the_portal_does_not_know_are_stored_without_an_account
     costs_sync(days=DAYS, today=TODAY)
 
     assert set(
-        CostRecord.objects.filter(aws_account_id=STRANGER).values_list(
-            "kind", "amount", "account", "course"
-        )
+        CostRecord.objects.filter(aws_account_id=STRANGER).values_list("kind", "amount", "account", "course")
     ) == {
         (CostKind.USAGE, Decimal("50.00"), None, None),
         (CostKind.CREDIT, Decimal("-5.00"), None, None),
@@ -323,9 +305,7 @@ def test_rows_of_accounts_the_portal_does_not_know_are_stored_without_an_account
 
 
 @pytest.mark.django_db
-def test_rows_of_an_account_the_portal_learns_about_later_are_attached_at_the_next_sync(
-    course, cost_explorer
-):
+def test_rows_of_an_account_the_portal_learns_about_later_are_attached_at_the_next_sync(course, cost_explorer):
     ec2 = "Amazon Elastic Compute Cloud - Compute"
     seed(page(period(d(19), [(CAROL, ec2, "4.00")])), page())
     costs_sync(days=DAYS, today=TODAY)
@@ -334,9 +314,7 @@ def test_rows_of_an_account_the_portal_learns_about_later_are_attached_at_the_ne
     (carol,) = student_accounts(course, [CAROL])
     costs_sync(days=DAYS, today=TODAY)
 
-    assert list(CostRecord.objects.values_list("account_id", "course_id")) == [
-        (carol.pk, course.pk)
-    ]
+    assert list(CostRecord.objects.values_list("account_id", "course_id")) == [(carol.pk, course.pk)]
     assert account_days() == {(CAROL, "cs101", d(19), Decimal("4.00"), Decimal(0), False)}
 
 
@@ -362,9 +340,7 @@ def test_a_refused_sync_records_the_error_and_stores_nothing(course, cost_explor
 
 
 @pytest.mark.django_db
-def test_a_course_naming_a_cost_tag_gets_one_tag_query_and_a_per_value_breakdown(
-    course, cost_explorer
-):
+def test_a_course_naming_a_cost_tag_gets_one_tag_query_and_a_per_value_breakdown(course, cost_explorer):
     course.cost_tag_key = "project"
     course.save()
     alice, _ = student_accounts(course, [ALICE, BOB])
@@ -386,9 +362,7 @@ def test_a_course_naming_a_cost_tag_gets_one_tag_query_and_a_per_value_breakdown
         ),
     )
     asked: list[dict] = []
-    cost_explorer.add_hook(
-        "before-parameter-build.ce.GetCostAndUsage", lambda params, **_: asked.append(dict(params))
-    )
+    cost_explorer.add_hook("before-parameter-build.ce.GetCostAndUsage", lambda params, **_: asked.append(dict(params)))
 
     sync = costs_sync(days=DAYS, today=TODAY)
 
@@ -437,18 +411,14 @@ def test_the_hourly_history_is_kept_after_aws_stops_reporting_it(course, cost_ex
         (10, Decimal("0.50")),
         (11, Decimal("0.80")),
     ]
-    assert selectors.account_hourly(
-        account=alice, since=timezone.make_aware(timezone.datetime(2026, 10, 19))
-    ) == {
+    assert selectors.account_hourly(account=alice, since=timezone.make_aware(timezone.datetime(2026, 10, 19))) == {
         "labels": ["Oct 19 10:00", "Oct 19 11:00"],
         "series": [{"label": "Spend", "data": [0.5, 0.8]}],
     }
 
 
 @pytest.mark.django_db
-def test_refused_optional_queries_are_warnings_and_the_sync_stores_the_rest(
-    course, cost_explorer, settings
-):
+def test_refused_optional_queries_are_warnings_and_the_sync_stores_the_rest(course, cost_explorer, settings):
     """Stubber: moto answers every query. AWS refuses a tag that is not (yet) a cost allocation
     tag with DataUnavailableException, and HOURLY granularity unless it is enabled in billing."""
     settings.PORTAL_COST_HOURLY = True
@@ -571,9 +541,7 @@ def test_a_sync_failing_part_way_records_the_requests_it_made(course, cost_explo
 
 
 @pytest.mark.django_db
-def test_last_month_is_re_read_until_aws_marks_it_final_so_its_statement_becomes_final(
-    course, cost_explorer
-):
+def test_last_month_is_re_read_until_aws_marks_it_final_so_its_statement_becomes_final(course, cost_explorer):
     """Stubber: AWS keeps the last days of a month Estimated past the 13th of the next; moto
     answers whatever was seeded, whatever the window."""
     student_accounts(course, [ALICE])
@@ -631,9 +599,7 @@ def test_sync_costs_reports_the_window_rows_requests_and_their_price(course, cos
     previous_month = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
     start = previous_month if today.day < 14 else today - timedelta(days=3)
     end = today + timedelta(days=1)
-    assert out.getvalue() == (
-        f"Synced {start} to {end}: 3 rows from 2 Cost Explorer request(s) ($0.02).\n"
-    )
+    assert out.getvalue() == (f"Synced {start} to {end}: 3 rows from 2 Cost Explorer request(s) ($0.02).\n")
     assert CostRecord.objects.count() == 3
     assert AccountDailyCost.objects.get(day=today - timedelta(days=1)).credits == Decimal("-0.25")
 
@@ -676,9 +642,7 @@ def test_sync_costs_turns_a_cost_explorer_refusal_into_a_command_error(cost_expl
         )
         with pytest.raises(CommandError) as raised:
             call_command("sync_costs")
-    assert (
-        str(raised.value) == "Cost Explorer refused: GetCostAndUsage: AccessDeniedException: denied"
-    )
+    assert str(raised.value) == "Cost Explorer refused: GetCostAndUsage: AccessDeniedException: denied"
 
 
 # --- Dashboard selectors --------------------------------------------------------------------------
@@ -705,17 +669,14 @@ def test_course_costs_match_the_synced_figures_with_credits_apart(course, cost_e
             period(d(19), [(BOB, ec2, "30.00")]),
             period(d(20), [(ALICE, ec2, "2.50"), (ALICE, s3, "1.50")], estimated=True),
         ),
-        page(
-            period(d(14), [(ALICE, "Credit", "-3.00")]), period(d(19), [(BOB, "Refund", "-0.75")])
-        ),
+        page(period(d(14), [(ALICE, "Credit", "-3.00")]), period(d(19), [(BOB, "Refund", "-0.75")])),
     )
     costs_sync(days=DAYS, today=TODAY)
 
     costs = selectors.course_costs(course=course, today=TODAY)
 
     assert [
-        (r.account, r.name, r.spend, r.credits, r.budget, r.percent, r.trend, r.open_alerts)
-        for r in costs.students
+        (r.account, r.name, r.spend, r.credits, r.budget, r.percent, r.trend, r.open_alerts) for r in costs.students
     ] == [
         (
             alice,
@@ -772,15 +733,11 @@ def course_with_rollups(students: int, code: str):
     course = CourseFactory(code=code)
     accounts = student_accounts(course, [f"{code[-1]}{i:011d}" for i in range(students)])
     AccountDailyCost.objects.bulk_create(
-        AccountDailyCost(
-            account=a, course=course, day=d(11 + i), usage=Decimal("1.00"), credits=Decimal("-0.10")
-        )
+        AccountDailyCost(account=a, course=course, day=d(11 + i), usage=Decimal("1.00"), credits=Decimal("-0.10"))
         for a in accounts
         for i in range(10)
     )
-    StudentBudget.objects.bulk_create(
-        StudentBudget(account=a, amount_override=Decimal("50.00")) for a in accounts
-    )
+    StudentBudget.objects.bulk_create(StudentBudget(account=a, amount_override=Decimal("50.00")) for a in accounts)
     Alert.objects.bulk_create(
         Alert(
             account=a,
@@ -833,17 +790,11 @@ def test_course_daily_by_service_stacks_the_top_six_services_and_the_rest_as_oth
     services = [f"Service {letter}" for letter in "ABCDEFGH"]  # A spends most, H least
     CourseServiceDailyCost.objects.bulk_create(
         [
-            CourseServiceDailyCost(
-                course=course, day=day, service=name, usage=Decimal(8 - rank) + Decimal(offset) / 10
-            )
+            CourseServiceDailyCost(course=course, day=day, service=name, usage=Decimal(8 - rank) + Decimal(offset) / 10)
             for offset, day in enumerate([d(1), d(2)])
             for rank, name in enumerate(services)
         ]
-        + [
-            CourseServiceDailyCost(
-                course=other_course, day=d(1), service="Service Z", usage=Decimal(999)
-            )
-        ]
+        + [CourseServiceDailyCost(course=other_course, day=d(1), service="Service Z", usage=Decimal(999))]
     )
 
     chart = selectors.course_daily_by_service(course=course, start=d(1), end=d(3))
@@ -870,8 +821,7 @@ def test_course_daily_by_service_stacks_the_top_six_services_and_the_rest_as_oth
 @pytest.mark.django_db
 def test_course_daily_by_service_has_no_other_series_for_six_services_or_fewer(course):
     CourseServiceDailyCost.objects.bulk_create(
-        CourseServiceDailyCost(course=course, day=d(1), service=f"Service {i}", usage=Decimal(i))
-        for i in range(1, 7)
+        CourseServiceDailyCost(course=course, day=d(1), service=f"Service {i}", usage=Decimal(i)) for i in range(1, 7)
     )
 
     chart = selectors.course_daily_by_service(course=course, start=d(1), end=d(1))
@@ -899,12 +849,8 @@ def test_the_monthly_statement_is_final_only_once_settled_and_with_no_estimated_
     AccountDailyCost.objects.bulk_create(
         [
             AccountDailyCost(account=alice, course=course, day=d(30, 9), usage=Decimal(90)),
-            AccountDailyCost(
-                account=alice, course=course, day=d(1), usage=Decimal(10), credits=Decimal(-2)
-            ),
-            AccountDailyCost(
-                account=bob, course=course, day=d(31), usage=Decimal(5), estimated=True
-            ),
+            AccountDailyCost(account=alice, course=course, day=d(1), usage=Decimal(10), credits=Decimal(-2)),
+            AccountDailyCost(account=bob, course=course, day=d(31), usage=Decimal(5), estimated=True),
             AccountDailyCost(account=alice, course=course, day=d(1, 11), usage=Decimal(99)),
         ]
     )

@@ -140,7 +140,9 @@ def test_editing_the_end_date_in_the_settings_also_reopens_an_ended_course(cours
     ending.course_end(actor=personas.instructor, course=course)
     from accounts_app.services.courses import course_update
 
-    course_update(actor=personas.instructor, course=course, changes={"end_date": timezone.localdate() + timedelta(days=3)})
+    course_update(
+        actor=personas.instructor, course=course, changes={"end_date": timezone.localdate() + timedelta(days=3)}
+    )
 
     assert {a.state for a in MemberAccount.objects.all()} == {S.READY}
 
@@ -208,7 +210,9 @@ def test_the_instructor_ends_the_course_early_from_the_page_and_the_ta_cannot(co
     assert b"End the course now" not in ta_view.content
     assert personas.client("ta").post(reverse("courses:end_now", kwargs={"course_id": course.pk})).status_code == 403
 
-    response = personas.client("instructor").post(reverse("courses:end_now", kwargs={"course_id": course.pk}), follow=True)
+    response = personas.client("instructor").post(
+        reverse("courses:end_now", kwargs={"course_id": course.pk}), follow=True
+    )
 
     assert b"Ended the course: freezing 2 account(s)." in response.content
     assert {a.state for a in MemberAccount.objects.all()} == {S.ENDED}

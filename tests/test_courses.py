@@ -92,9 +92,7 @@ def test_site_instructor_creates_a_course_and_becomes_its_first_instructor(perso
     assert event.actor == personas.instructor
     assert event.actor_label == "instructor@school.example"
     assert (event.object_type, event.object_id) == ("course", str(course.pk))
-    assert event.summary == (
-        "Created course cs205 (Serverless Systems) with instructor instructor@school.example"
-    )
+    assert event.summary == ("Created course cs205 (Serverless Systems) with instructor instructor@school.example")
 
 
 def test_a_new_course_allows_only_small_instance_families_and_cheap_services(personas):
@@ -102,10 +100,17 @@ def test_a_new_course_allows_only_small_instance_families_and_cheap_services(per
     beyond EC2 itself."""
     client = personas.client("instructor")
 
-    client.post(reverse("courses:create"), browser_form_data(CourseForm(), **{
-        key: value for key, value in new_course_data().items()
-        if key not in {"allowed_services", "allowed_instance_families"}
-    }))
+    client.post(
+        reverse("courses:create"),
+        browser_form_data(
+            CourseForm(),
+            **{
+                key: value
+                for key, value in new_course_data().items()
+                if key not in {"allowed_services", "allowed_instance_families"}
+            },
+        ),
+    )
 
     course = Course.objects.get(code="cs205")
     assert course.allowed_instance_families == ["t3", "t3a", "t4g"]
@@ -119,7 +124,9 @@ def test_the_new_course_form_shows_the_price_class_of_what_it_allows(personas):
 
     families = re.search(r'id="family-price-classes">(.*?)</p>', page, re.DOTALL).group(1)
     assert re.findall(r"<span>(\S+) <strong>([^<]+)</strong></span>", families) == [
-        ("t3", "$"), ("t3a", "$"), ("t4g", "$")
+        ("t3", "$"),
+        ("t3a", "$"),
+        ("t4g", "$"),
     ]
     services = re.search(r'id="service-price-classes">(.*?)</p>', page, re.DOTALL).group(1)
     assert "<span>ec2 <strong>$$</strong></span>" in services
@@ -137,7 +144,10 @@ def test_opting_in_to_a_gpu_family_and_a_costly_service_shows_their_class(person
 
     assert response.status_code == 200
     assert response.context["form"].price_classes()["instance_families"] == [
-        ("t3", "$"), ("g5", "$$$ GPU"), ("p4d", "$$$ GPU"), ("zz9", "?")
+        ("t3", "$"),
+        ("g5", "$$$ GPU"),
+        ("p4d", "$$$ GPU"),
+        ("zz9", "?"),
     ]
     assert ("sagemaker", "$$$") in response.context["form"].price_classes()["services"]
     assert "<span>g5 <strong>$$$ GPU</strong></span>" in response.content.decode()
@@ -154,8 +164,9 @@ def test_an_empty_instance_family_list_still_means_every_type_and_says_so(person
     assert 'id="every-instance-type"' in page
     assert "students may start EVERY instance type, GPU instances included" in page
 
-    response = client.post(reverse("courses:edit", kwargs={"course_id": course.pk}),
-                           edit_data(course, name="Cloud Computing II"))
+    response = client.post(
+        reverse("courses:edit", kwargs={"course_id": course.pk}), edit_data(course, name="Cloud Computing II")
+    )
     assert response.status_code == 302
     course.refresh_from_db()
     assert course.allowed_instance_families == []
@@ -167,9 +178,7 @@ def test_created_course_shows_its_success_message_on_the_roster(personas):
     response = client.post(reverse("courses:create"), new_course_data(), follow=True)
 
     assert response.status_code == 200
-    assert [str(m) for m in response.context["messages"]] == [
-        "Created cs205. Next, add people to the roster."
-    ]
+    assert [str(m) for m in response.context["messages"]] == ["Created cs205. Next, add people to the roster."]
 
 
 @pytest.mark.parametrize("persona", ["student", "ta"])
@@ -208,9 +217,7 @@ def test_verified_address_at_an_instructor_domain_may_create_courses(db, setting
         ("prof@faculty.example.evil.test", True),  # a domain that only starts the same way
     ],
 )
-def test_instructor_domain_does_not_grant_rights_to_other_addresses(
-    db, settings, client, email, verified
-):
+def test_instructor_domain_does_not_grant_rights_to_other_addresses(db, settings, client, email, verified):
     settings.PORTAL_INSTRUCTOR_EMAIL_DOMAINS = ["faculty.example"]
     client.force_login(UserFactory(email=email, verified=verified))
 
@@ -301,9 +308,7 @@ def test_editing_to_another_courses_code_is_refused(personas):
     client = personas.client("instructor")
     course = personas.course
 
-    response = client.post(
-        reverse("courses:edit", kwargs={"course_id": course.pk}), edit_data(course, code="bio200")
-    )
+    response = client.post(reverse("courses:edit", kwargs={"course_id": course.pk}), edit_data(course, code="bio200"))
 
     assert response.status_code == 200
     assert response.context["form"].errors == {"code": ["Course with this Code already exists."]}
@@ -320,9 +325,7 @@ def test_editing_records_the_changed_fields_with_old_and_new_values(personas):
 
     response = client.post(
         reverse("courses:edit", kwargs={"course_id": course.pk}),
-        edit_data(
-            course, name="Cloud Computing II", budget_per_student="150.00", end_date="2026-12-20"
-        ),
+        edit_data(course, name="Cloud Computing II", budget_per_student="150.00", end_date="2026-12-20"),
     )
 
     assert response.status_code == 302
@@ -363,9 +366,7 @@ def test_saving_unchanged_settings_writes_no_audit_event(personas):
     client = personas.client("instructor")
     course = personas.course
 
-    response = client.post(
-        reverse("courses:edit", kwargs={"course_id": course.pk}), edit_data(course)
-    )
+    response = client.post(reverse("courses:edit", kwargs={"course_id": course.pk}), edit_data(course))
 
     assert response.status_code == 302
     assert course_events(course, AuditAction.COURSE_UPDATED) == []
@@ -405,9 +406,7 @@ def test_invalid_edit_changes_nothing(personas):
     )
 
     assert response.status_code == 200
-    assert response.context["form"].errors == {
-        "budget_per_student": ["The budget per student must be more than $0."]
-    }
+    assert response.context["form"].errors == {"budget_per_student": ["The budget per student must be more than $0."]}
     course.refresh_from_db()
     assert course.name == "Cloud Computing"
     assert course_events(course, AuditAction.COURSE_UPDATED) == []
@@ -426,9 +425,7 @@ def test_archiving_makes_the_course_read_only_and_restoring_undoes_it(personas):
 
     course.refresh_from_db()
     assert course.is_archived
-    assert [str(m) for m in archived.context["messages"]] == [
-        "Archived cs101. It is read-only until restored."
-    ]
+    assert [str(m) for m in archived.context["messages"]] == ["Archived cs101. It is read-only until restored."]
     assert "This course is archived and read-only." in archived.content.decode()
     refused = client.get(edit_url)
     assert refused.status_code == 403
@@ -454,9 +451,7 @@ def test_archiving_makes_the_course_read_only_and_restoring_undoes_it(personas):
     assert not course.is_archived
     assert [str(m) for m in restored.context["messages"]] == ["Restored cs101 from the archive."]
     assert client.get(edit_url).status_code == 200
-    assert [e.summary for e in course_events(course, AuditAction.COURSE_ARCHIVED)] == [
-        "Archived course cs101"
-    ]
+    assert [e.summary for e in course_events(course, AuditAction.COURSE_ARCHIVED)] == ["Archived course cs101"]
     assert [e.summary for e in course_events(course, AuditAction.COURSE_UNARCHIVED)] == [
         "Restored course cs101 from the archive"
     ]
@@ -490,9 +485,7 @@ def test_archived_course_leaves_the_active_list_for_the_archived_section(persona
 
 
 def post_join_code(client, course: Course, action: str):
-    return client.post(
-        reverse("courses:join_code", kwargs={"course_id": course.pk}), {"action": action}
-    )
+    return client.post(reverse("courses:join_code", kwargs={"course_id": course.pk}), {"action": action})
 
 
 def join_page(client, code: str):
@@ -521,8 +514,7 @@ def test_join_code_can_be_turned_on_rotated_and_turned_off(personas):
     stale = join_page(newcomer, first_code)
     assert stale.status_code == 404
     assert (
-        f"No course is open for joining with the code “{first_code}”. "
-        "Check the code with your instructor."
+        f"No course is open for joining with the code “{first_code}”. Check the code with your instructor."
     ) in stale.content.decode()
     assert join_page(newcomer, second_code).status_code == 200
 

@@ -179,6 +179,7 @@ def test_the_deployment_compose_file_is_production_with_required_secrets_and_no_
 
 def interpolated(value: str, given: dict[str, str]) -> str:
     """${NAME:?message} and ${NAME:-default} as Compose reads them, with `given` as the shell."""
+
     def one(match: re.Match) -> str:
         name, operator, rest = match.groups()
         if name in given:
@@ -192,8 +193,7 @@ def interpolated(value: str, given: dict[str, str]) -> str:
 def test_the_deployment_compose_environment_passes_the_deployment_checks(tmp_path):
     environment = compose("docker-compose.yml")["x-portal"]["environment"]
     secrets_given = {
-        name: PRODUCTION_ENV[name]
-        for name in ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "EMAIL_HOST")
+        name: PRODUCTION_ENV[name] for name in ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "EMAIL_HOST")
     } | {"POSTGRES_PASSWORD": "S3cretPassw0rd", "PORTAL_BASE_URL": "https://portal.example.edu"}
     env = {name: interpolated(str(value), secrets_given) for name, value in environment.items()}
 
@@ -241,9 +241,11 @@ def locked(name: str) -> dict[str, tuple[str, frozenset[str]]]:
 def declared(*groups: str) -> set[str]:
     """The packages pyproject.toml names: its dependencies, or those of the optional groups."""
     project = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
-    specifiers = project["dependencies"] if not groups else [
-        specifier for group in groups for specifier in project["optional-dependencies"][group]
-    ]
+    specifiers = (
+        project["dependencies"]
+        if not groups
+        else [specifier for group in groups for specifier in project["optional-dependencies"][group]]
+    )
     return {re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9._-]+", s)[0]).lower() for s in specifiers}
 
 

@@ -58,9 +58,7 @@ def subjects() -> list[str]:
 
 
 @pytest.mark.django_db
-def test_nothing_is_sent_before_the_change_commits(
-    mail_server, django_capture_on_commit_callbacks
-):
+def test_nothing_is_sent_before_the_change_commits(mail_server, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks() as queued:
         emails_send([message("Your account is ready")])
         assert mail_server.attempts == []
@@ -145,8 +143,7 @@ def test_after_its_last_retry_the_task_says_which_emails_were_not_sent(
     assert mail_server.attempts == ["Your account is ready"] * 3
     assert mail.outbox == []
     assert (
-        "Gave up sending 1 email(s) after 3 attempts: "
-        "[('Your account is ready', ['student@school.example'])]"
+        "Gave up sending 1 email(s) after 3 attempts: [('Your account is ready', ['student@school.example'])]"
     ) in caplog.text
 
 
@@ -171,9 +168,7 @@ def test_an_email_keeps_its_sender_subject_and_both_bodies_through_the_queue(
 
 
 @pytest.mark.django_db
-def test_allauths_emails_go_through_the_same_queue(
-    personas, mail_server, django_capture_on_commit_callbacks
-):
+def test_allauths_emails_go_through_the_same_queue(personas, mail_server, django_capture_on_commit_callbacks):
     client = personas.client("anonymous")
 
     with django_capture_on_commit_callbacks() as queued:

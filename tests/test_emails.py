@@ -105,8 +105,18 @@ def world(db, settings) -> World:
 def _invitation(w: World):
     member = MembershipFactory(course=w.course, user=None, email="new.student@school.example", name="Alan Turing")
     url = invitation_url(member)
-    context = {"member": member, "course": w.course, "url": url, "max_age_days": settings.PORTAL_INVITATION_MAX_AGE_DAYS}
-    return "invitation", context, [member.email], [url, "new.student@school.example", f"{settings.PORTAL_INVITATION_MAX_AGE_DAYS} days"]
+    context = {
+        "member": member,
+        "course": w.course,
+        "url": url,
+        "max_age_days": settings.PORTAL_INVITATION_MAX_AGE_DAYS,
+    }
+    return (
+        "invitation",
+        context,
+        [member.email],
+        [url, "new.student@school.example", f"{settings.PORTAL_INVITATION_MAX_AGE_DAYS} days"],
+    )
 
 
 def _alert(w: World):
@@ -129,10 +139,22 @@ def _spending_stopped(w: World):
     w.account.state = AccountState.FROZEN
     w.account.spending_report = {
         "resources": [
-            {"region": "us-east-1", "kind": "ec2:instance", "id": "i-0a1b", "label": "web (i-0a1b): t3.large, running",
-             "status": "stopped", "reason": ""},
-            {"region": "eu-west-1", "kind": "ec2:instance", "id": "i-0c2d", "label": "i-0c2d: c5d.large, spot, running",
-             "status": "not stopped", "reason": "You can't stop the Spot Instance 'i-0c2d'."},
+            {
+                "region": "us-east-1",
+                "kind": "ec2:instance",
+                "id": "i-0a1b",
+                "label": "web (i-0a1b): t3.large, running",
+                "status": "stopped",
+                "reason": "",
+            },
+            {
+                "region": "eu-west-1",
+                "kind": "ec2:instance",
+                "id": "i-0c2d",
+                "label": "i-0c2d: c5d.large, spot, running",
+                "status": "not stopped",
+                "reason": "You can't stop the Spot Instance 'i-0c2d'.",
+            },
         ],
         "checked_at": "2026-10-20T14:06:00+00:00",
     }
@@ -150,7 +172,12 @@ def _spending_stopped(w: World):
 
 
 def _course_ending(w: World):
-    context = {"course": w.course, "account": w.account, "outcome": end_outcome(w.course), "schedule": end_schedule(w.course)}
+    context = {
+        "course": w.course,
+        "account": w.account,
+        "outcome": end_outcome(w.course),
+        "schedule": end_schedule(w.course),
+    }
     facts = [
         "December 15, 2026",  # the end date
         "December 16, 2026",  # the freeze, as the end date is over
@@ -168,8 +195,19 @@ def _course_ended(w: World):
     w.course.ended_at = datetime(2026, 12, 10, 15, 0, tzinfo=timezone.get_current_timezone())
     w.course.save()
     w.account.state = AccountState.ENDED
-    context = {"course": w.course, "account": w.account, "outcome": end_outcome(w.course), "schedule": end_schedule(w.course)}
-    facts = ["December 10, 2026", "December 24, 2026", "it is cleaned up and closed", "Keep my account", w.links()["course"]]
+    context = {
+        "course": w.course,
+        "account": w.account,
+        "outcome": end_outcome(w.course),
+        "schedule": end_schedule(w.course),
+    }
+    facts = [
+        "December 10, 2026",
+        "December 24, 2026",
+        "it is cleaned up and closed",
+        "Keep my account",
+        w.links()["course"],
+    ]
     return "course_ended", context, [w.student.email], facts
 
 
@@ -279,7 +317,10 @@ def _handover_blocked(w: World):
     _approved(w, w.instructor.user)
     now = timezone.now()
     Handover.objects.filter(pk=w.handover.pk).update(
-        root_email_moved_at=now, contacts_set_at=now, access_removed_at=now, blockers=BLOCKERS,
+        root_email_moved_at=now,
+        contacts_set_at=now,
+        access_removed_at=now,
+        blockers=BLOCKERS,
         last_error="The member account must have a valid payment instrument.",
     )
     w.handover.refresh_from_db()
@@ -408,7 +449,7 @@ def test_email_renders_with_its_facts(world, case):
 
     prefix = settings.ACCOUNT_EMAIL_SUBJECT_PREFIX
     subject = message.subject
-    assert subject.startswith(prefix) and subject[len(prefix):].strip()
+    assert subject.startswith(prefix) and subject[len(prefix) :].strip()
     assert "\n" not in subject and "\r" not in subject
     assert "cs101" in subject
     assert not ENTITY.search(subject), subject
@@ -428,7 +469,12 @@ def test_email_renders_with_its_facts(world, case):
 def test_the_ending_notice_offers_to_keep_the_account_only_where_the_course_allows(world):
     world.course.handover_allowed = False
     world.course.save()
-    context = {"course": world.course, "account": world.account, "outcome": end_outcome(world.course), "schedule": end_schedule(world.course)}
+    context = {
+        "course": world.course,
+        "account": world.account,
+        "outcome": end_outcome(world.course),
+        "schedule": end_schedule(world.course),
+    }
 
     for name in ("course_ending", "course_ended"):
         message = email_build(name, context, [world.student.email])
@@ -440,7 +486,12 @@ def test_the_ending_notice_offers_to_keep_the_account_only_where_the_course_allo
 def test_an_ending_notice_under_the_keep_policy_asks_no_instructor(world):
     world.course.end_policy = EndPolicy.KEEP
     world.course.save()
-    context = {"course": world.course, "account": world.account, "outcome": end_outcome(world.course), "schedule": end_schedule(world.course)}
+    context = {
+        "course": world.course,
+        "account": world.account,
+        "outcome": end_outcome(world.course),
+        "schedule": end_schedule(world.course),
+    }
 
     message = email_build("course_ending", context, [world.student.email])
 
@@ -500,7 +551,9 @@ def test_an_account_ready_for_the_first_time_emails_its_student_once(
     world.account.refresh_from_db()
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert transition(world.account, expected=AccountState.CONFIGURING, to=AccountState.READY, reason="Access verified")
+        assert transition(
+            world.account, expected=AccountState.CONFIGURING, to=AccountState.READY, reason="Access verified"
+        )
 
     [message] = mail.outbox
     assert message.to == ["ada@school.example"]

@@ -90,15 +90,11 @@ def organizations(emulator):
 
 
 def set_pace(emulator: RunningEmulator, seconds) -> requests.Response:
-    return requests.post(
-        f"{emulator.endpoint}{PACE_PATH}", json={"creation_seconds": seconds}, timeout=10
-    )
+    return requests.post(f"{emulator.endpoint}{PACE_PATH}", json={"creation_seconds": seconds}, timeout=10)
 
 
 def create(organizations, name: str) -> dict:
-    return organizations.create_account(Email=f"{name}@school.example", AccountName=name)[
-        "CreateAccountStatus"
-    ]
+    return organizations.create_account(Email=f"{name}@school.example", AccountName=name)["CreateAccountStatus"]
 
 
 def listed_names(organizations) -> set[str]:
@@ -113,9 +109,7 @@ def test_without_a_pace_accounts_are_created_at_once_as_moto_does(organizations)
     assert "ada" in listed_names(organizations)
 
 
-def test_a_paced_account_stays_in_progress_and_unlisted_until_its_time(
-    emulator, clock, organizations
-):
+def test_a_paced_account_stays_in_progress_and_unlisted_until_its_time(emulator, clock, organizations):
     set_pace(emulator, CREATION_SECONDS).raise_for_status()
 
     status = create(organizations, "ada")
@@ -126,13 +120,9 @@ def test_a_paced_account_stays_in_progress_and_unlisted_until_its_time(
     assert described["CreateAccountStatus"]["State"] == "IN_PROGRESS"
     assert "AccountId" not in described["CreateAccountStatus"]
     assert "ada" not in listed_names(organizations)
-    running = organizations.list_create_account_status(States=["IN_PROGRESS"])[
-        "CreateAccountStatuses"
-    ]
+    running = organizations.list_create_account_status(States=["IN_PROGRESS"])["CreateAccountStatuses"]
     assert [s["AccountName"] for s in running] == ["ada"]
-    succeeded = organizations.list_create_account_status(States=["SUCCEEDED"])[
-        "CreateAccountStatuses"
-    ]
+    succeeded = organizations.list_create_account_status(States=["SUCCEEDED"])["CreateAccountStatuses"]
     assert "ada" not in [s["AccountName"] for s in succeeded]
 
 
@@ -173,9 +163,7 @@ def test_the_pace_applies_to_creations_that_follow_it(emulator, organizations):
     quick = create(organizations, "alan")
 
     assert (slow["State"], quick["State"]) == ("IN_PROGRESS", "SUCCEEDED")
-    assert requests.get(f"{emulator.endpoint}{PACE_PATH}", timeout=10).json() == {
-        "creation_seconds": 0.0
-    }
+    assert requests.get(f"{emulator.endpoint}{PACE_PATH}", timeout=10).json() == {"creation_seconds": 0.0}
 
 
 @pytest.mark.parametrize("payload", [{"creation_seconds": "soon"}, {"seconds": 60}, ["60"]])
@@ -217,9 +205,7 @@ def test_a_root_email_moves_to_the_address_that_received_the_code(organizations,
     account = aws_client(emulator, "account")
     account_id = create(organizations, "ada")["AccountId"]
 
-    status = account.start_primary_email_update(
-        AccountId=account_id, PrimaryEmail="ada@home.example"
-    )["Status"]
+    status = account.start_primary_email_update(AccountId=account_id, PrimaryEmail="ada@home.example")["Status"]
     accepted = account.accept_primary_email_update(
         AccountId=account_id, PrimaryEmail="ada@home.example", Otp=code_in(emails[-1])
     )["Status"]
@@ -229,10 +215,7 @@ def test_a_root_email_moves_to_the_address_that_received_the_code(organizations,
         f"AWS emails ada@home.example: the code to make it the root email of account {account_id}"
     )
     assert account.get_primary_email(AccountId=account_id)["PrimaryEmail"] == "ada@home.example"
-    assert (
-        organizations.describe_account(AccountId=account_id)["Account"]["Email"]
-        == "ada@home.example"
-    )
+    assert organizations.describe_account(AccountId=account_id)["Account"]["Email"] == "ada@home.example"
 
 
 def test_a_wrong_code_is_refused_and_the_root_email_stays(organizations, emulator, emails):
@@ -242,17 +225,13 @@ def test_a_wrong_code_is_refused_and_the_root_email_stays(organizations, emulato
     wrong = f"{(int(code_in(emails[-1])) + 1) % 1_000_000:06d}"
 
     with pytest.raises(ClientError) as refused:
-        account.accept_primary_email_update(
-            AccountId=account_id, PrimaryEmail="ada@home.example", Otp=wrong
-        )
+        account.accept_primary_email_update(AccountId=account_id, PrimaryEmail="ada@home.example", Otp=wrong)
 
     assert refused.value.response["Error"]["Code"] == "ValidationException"
     assert account.get_primary_email(AccountId=account_id)["PrimaryEmail"] == "ada@school.example"
 
 
-def test_accepting_without_a_pending_update_or_for_an_unknown_account_is_not_found(
-    organizations, emulator
-):
+def test_accepting_without_a_pending_update_or_for_an_unknown_account_is_not_found(organizations, emulator):
     account = aws_client(emulator, "account")
     account_id = create(organizations, "ada")["AccountId"]
 
@@ -305,14 +284,12 @@ class Budgets:
         }
 
     def subscribers(self, notification: dict = ACTUAL_80) -> list[dict]:
-        return self.client.describe_subscribers_for_notification(**self.where(notification))[
-            "Subscribers"
-        ]
+        return self.client.describe_subscribers_for_notification(**self.where(notification))["Subscribers"]
 
     def notifications(self) -> list[dict]:
-        return self.client.describe_notifications_for_budget(
-            AccountId=self.account_id, BudgetName=BUDGET_NAME
-        )["Notifications"]
+        return self.client.describe_notifications_for_budget(AccountId=self.account_id, BudgetName=BUDGET_NAME)[
+            "Notifications"
+        ]
 
 
 @pytest.fixture
@@ -323,9 +300,7 @@ def budgets(emulator) -> Budgets:
     client.create_budget(
         AccountId=account_id,
         Budget=a_budget(),
-        NotificationsWithSubscribers=[
-            {"Notification": ACTUAL_80, "Subscribers": [email("ada@school.example")]}
-        ],
+        NotificationsWithSubscribers=[{"Notification": ACTUAL_80, "Subscribers": [email("ada@school.example")]}],
     )
     return Budgets(client, account_id)
 
@@ -343,9 +318,7 @@ def test_an_updated_budget_has_its_new_amount_period_and_costs_and_keeps_its_not
         NewBudget=a_budget("80", TimeUnit="ANNUALLY", TimePeriod=course_term, CostTypes=no_credits),
     )
 
-    budget = budgets.client.describe_budget(AccountId=budgets.account_id, BudgetName=BUDGET_NAME)[
-        "Budget"
-    ]
+    budget = budgets.client.describe_budget(AccountId=budgets.account_id, BudgetName=BUDGET_NAME)["Budget"]
     assert Decimal(budget["BudgetLimit"]["Amount"]) == 80
     assert budget["TimeUnit"] == "ANNUALLY"
     period = budget["TimePeriod"]
@@ -368,9 +341,7 @@ def test_updating_or_asking_about_a_budget_that_does_not_exist_is_not_found(budg
         lambda: budgets.client.update_budget(
             AccountId=budgets.account_id, NewBudget={**a_budget(), "BudgetName": "cs101-alan"}
         ),
-        lambda: budgets.client.describe_subscribers_for_notification(
-            **{**budgets.where(), "BudgetName": "cs101-alan"}
-        ),
+        lambda: budgets.client.describe_subscribers_for_notification(**{**budgets.where(), "BudgetName": "cs101-alan"}),
         lambda: budgets.subscribers({**ACTUAL_80, "Threshold": 90}),  # no such notification
     ):
         with pytest.raises(ClientError) as refused:

@@ -55,9 +55,18 @@ REGION, OTHER_REGION = "us-east-1", "eu-west-1"
 IMAGE_ID = "ami-12c6146b"  # any id does: moto does not check images
 # Calls that change something in the member account: none may be made twice, or past the gate.
 WRITES = {
-    "StopInstances", "StartInstances", "ModifyInstanceAttribute", "UpdateAutoScalingGroup",
-    "StopNotebookInstance", "StartNotebookInstance", "DeleteEndpoint", "CreateEndpoint",
-    "StopDBInstance", "StartDBInstance", "StopDBCluster", "StartDBCluster",
+    "StopInstances",
+    "StartInstances",
+    "ModifyInstanceAttribute",
+    "UpdateAutoScalingGroup",
+    "StopNotebookInstance",
+    "StartNotebookInstance",
+    "DeleteEndpoint",
+    "CreateEndpoint",
+    "StopDBInstance",
+    "StartDBInstance",
+    "StopDBCluster",
+    "StartDBCluster",
 }
 
 
@@ -92,7 +101,10 @@ def inside(account: MemberAccount, service: str, region: str = REGION):
 
 def run_instance(account, name: str, region: str = REGION, **options) -> str:
     return inside(account, "ec2", region).run_instances(
-        ImageId=IMAGE_ID, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+        ImageId=IMAGE_ID,
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="t3.micro",
         TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
         **options,
     )["Instances"][0]["InstanceId"]
@@ -105,14 +117,19 @@ def make_group(account, name: str = "workers") -> None:
     )
     subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
     inside(account, "autoscaling").create_auto_scaling_group(
-        AutoScalingGroupName=name, LaunchTemplate={"LaunchTemplateName": f"{name}-template"},
-        MinSize=1, MaxSize=3, DesiredCapacity=2, VPCZoneIdentifier=subnet,
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateName": f"{name}-template"},
+        MinSize=1,
+        MaxSize=3,
+        DesiredCapacity=2,
+        VPCZoneIdentifier=subnet,
     )
 
 
 def make_notebook(account, name: str = "lab-notebook") -> None:
     inside(account, "sagemaker").create_notebook_instance(
-        NotebookInstanceName=name, InstanceType="ml.t3.medium",
+        NotebookInstanceName=name,
+        InstanceType="ml.t3.medium",
         RoleArn=f"arn:aws:iam::{account.aws_account_id}:role/sagemaker",
     )
 
@@ -120,31 +137,39 @@ def make_notebook(account, name: str = "lab-notebook") -> None:
 def make_endpoint(account, name: str) -> None:
     sagemaker = inside(account, "sagemaker")
     sagemaker.create_model(
-        ModelName=name, ExecutionRoleArn=f"arn:aws:iam::{account.aws_account_id}:role/sagemaker",
+        ModelName=name,
+        ExecutionRoleArn=f"arn:aws:iam::{account.aws_account_id}:role/sagemaker",
         PrimaryContainer={"Image": f"{name}:latest"},
     )
     variant = {"VariantName": "all", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.t2.medium"}
     sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
-    sagemaker.create_endpoint(
-        EndpointName=name, EndpointConfigName=name, Tags=[{"Key": "project", "Value": "lab5"}]
-    )
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name, Tags=[{"Key": "project", "Value": "lab5"}])
 
 
 def make_database(account, name: str = "lab-db", **options) -> None:
     inside(account, "rds").create_db_instance(
-        DBInstanceIdentifier=name, DBInstanceClass="db.t3.micro", Engine="postgres",
-        MasterUsername="student", MasterUserPassword="not-a-secret-1", AllocatedStorage=20, **options,
+        DBInstanceIdentifier=name,
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        MasterUsername="student",
+        MasterUserPassword="not-a-secret-1",
+        AllocatedStorage=20,
+        **options,
     )
 
 
 def make_aurora(account, name: str = "lab-aurora") -> None:
     rds = inside(account, "rds")
     rds.create_db_cluster(
-        DBClusterIdentifier=name, Engine="aurora-postgresql", MasterUsername="student",
+        DBClusterIdentifier=name,
+        Engine="aurora-postgresql",
+        MasterUsername="student",
         MasterUserPassword="not-a-secret-1",
     )
     rds.create_db_instance(
-        DBInstanceIdentifier=f"{name}-1", DBClusterIdentifier=name, Engine="aurora-postgresql",
+        DBInstanceIdentifier=f"{name}-1",
+        DBClusterIdentifier=name,
+        Engine="aurora-postgresql",
         DBInstanceClass="db.t3.medium",
     )
 
@@ -191,9 +216,7 @@ def endpoints(account) -> dict[str, str]:
 
 
 def db_status(account, name: str = "lab-db") -> str:
-    return inside(account, "rds").describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0][
-        "DBInstanceStatus"
-    ]
+    return inside(account, "rds").describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]["DBInstanceStatus"]
 
 
 def cluster_status(account, name: str = "lab-aurora") -> str:
@@ -228,9 +251,7 @@ def unfreeze(personas, account, capture) -> None:
 # --- The freeze ------------------------------------------------------------------------------------
 
 
-def test_a_freeze_stops_everything_that_bills_and_writes_it_down(
-    personas, account, django_capture_on_commit_callbacks
-):
+def test_a_freeze_stops_everything_that_bills_and_writes_it_down(personas, account, django_capture_on_commit_callbacks):
     ids = a_bit_of_everything(account)
     mail.outbox.clear()
 
@@ -262,7 +283,8 @@ def test_a_freeze_stops_everything_that_bills_and_writes_it_down(
     assert not [key for key in entries if ids["idle"] in key]
     assert entries[f"{REGION}/autoscaling:group/workers"]["memory"] == {"min": 1, "max": 3, "desired": 2}
     assert entries[f"{REGION}/sagemaker:endpoint/digits"]["memory"] == {
-        "config": "digits", "tags": [{"Key": "project", "Value": "lab5"}]
+        "config": "digits",
+        "tags": [{"Key": "project", "Value": "lab5"}],
     }
 
     audit = AuditEvent.objects.get(action=AuditAction.SPENDING_STOPPED)
@@ -451,7 +473,8 @@ def test_a_database_with_read_replicas_is_reported_not_stopped(
         "lab-db-replica": "Cannot stop DB instance lab-db-replica: it is a read replica.",
     }
     script.always(
-        "rds", "StopDBInstance",
+        "rds",
+        "StopDBInstance",
         lambda params: Fault("InvalidDBInstanceState", reasons[params["DBInstanceIdentifier"]]),
     )
 
@@ -523,7 +546,8 @@ def test_a_group_whose_sizes_changed_while_frozen_is_left_as_it_is(
     assert group_sizes(account) == (0, 1, 0)
     entry = note(account)[f"{REGION}/autoscaling:group/workers"]
     assert (entry["status"], entry["reason"]) == (
-        SpendingStatus.NOT_RESTORED, "its sizes were changed since the freeze (min 0, max 1, desired 0)"
+        SpendingStatus.NOT_RESTORED,
+        "its sizes were changed since the freeze (min 0, max 1, desired 0)",
     )
 
 
@@ -632,8 +656,11 @@ def test_the_reconciler_queues_a_lost_step_and_a_bounded_number_of_daily_looks(
     others = []
     for n in range(3):
         other = MemberAccount.objects.create(
-            course=personas.course, state=S.FROZEN, root_email=f"aws+other{n}@school.example",
-            account_name=f"other{n}", aws_account_id=f"11111111111{n}",
+            course=personas.course,
+            state=S.FROZEN,
+            root_email=f"aws+other{n}@school.example",
+            account_name=f"other{n}",
+            aws_account_id=f"11111111111{n}",
         )
         others.append(other)
     # One frozen an hour ago whose step never ran (a lost task), two looked at two days ago.

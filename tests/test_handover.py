@@ -97,9 +97,7 @@ def membership_of(user) -> Membership:
 
 def db_account(personas, *, state: str = AccountState.READY) -> MemberAccount:
     """The student's account as the database knows it; nothing in AWS (for what calls no AWS)."""
-    return MemberAccountFactory(
-        course=personas.course, membership=membership_of(personas.student), state=state
-    )
+    return MemberAccountFactory(course=personas.course, membership=membership_of(personas.student), state=state)
 
 
 def moto_account(personas, aws, *, origin: str = AccountOrigin.CREATED) -> MemberAccount:
@@ -203,16 +201,11 @@ def assignments_of_account(aws, account_id: str) -> list[dict]:
 
 def identity_user_names(aws) -> set[str]:
     store = AwsOrganization.load().identity_store_id
-    return {
-        user["UserName"]
-        for user in aws.client("identitystore").list_users(IdentityStoreId=store)["Users"]
-    }
+    return {user["UserName"] for user in aws.client("identitystore").list_users(IdentityStoreId=store)["Users"]}
 
 
 def attached_policy_ids(aws, account_id: str) -> set[str]:
-    found = aws.client("organizations").list_policies_for_target(
-        TargetId=account_id, Filter="SERVICE_CONTROL_POLICY"
-    )
+    found = aws.client("organizations").list_policies_for_target(TargetId=account_id, Filter="SERVICE_CONTROL_POLICY")
     return {policy["Id"] for policy in found["Policies"]}
 
 
@@ -224,9 +217,7 @@ def contacts_of(account_id: str) -> dict[str, dict | None]:
 
 
 @pytest.mark.django_db
-def test_a_student_asks_through_the_form_and_the_instructor_is_emailed(
-    personas, django_capture_on_commit_callbacks
-):
+def test_a_student_asks_through_the_form_and_the_instructor_is_emailed(personas, django_capture_on_commit_callbacks):
     account = db_account(personas)
     student = personas.client("student")
     url = reverse("courses:handover_start", args=[personas.course.pk])
@@ -312,9 +303,7 @@ def test_asking_twice_is_refused(personas, django_capture_on_commit_callbacks):
     stale.state = AccountState.READY  # a page loaded before the first request
 
     with pytest.raises(HandoverError, match="cannot be handed over now"):
-        handover_request(
-            actor=personas.student, account=MemberAccount.objects.get(pk=account.pk), **CONTACT
-        )
+        handover_request(actor=personas.student, account=MemberAccount.objects.get(pk=account.pk), **CONTACT)
     with pytest.raises(HandoverError, match="already asked"):
         handover_request(actor=personas.student, account=stale, **CONTACT)
     student = personas.client("student")
@@ -340,9 +329,7 @@ def test_a_course_that_does_not_allow_handovers_refuses(personas):
     assert student.get(url).status_code == 404
     assert student.post(url, CONTACT).status_code == 404
     with pytest.raises(HandoverError):
-        handover_request(
-            actor=personas.student, account=MemberAccount.objects.get(pk=account.pk), **CONTACT
-        )
+        handover_request(actor=personas.student, account=MemberAccount.objects.get(pk=account.pk), **CONTACT)
     account.refresh_from_db()
     assert account.state == AccountState.READY
     assert not Handover.objects.exists()
@@ -350,17 +337,12 @@ def test_a_course_that_does_not_allow_handovers_refuses(personas):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    "state", [AccountState.CONFIGURING, AccountState.CLEANING, AccountState.FAILED]
-)
+@pytest.mark.parametrize("state", [AccountState.CONFIGURING, AccountState.CLEANING, AccountState.FAILED])
 def test_an_account_that_is_not_in_use_or_ended_cannot_be_asked_for(personas, state):
     account = db_account(personas, state=state)
 
     assert (
-        personas.client("student")
-        .get(reverse("courses:handover_start", args=[personas.course.pk]))
-        .status_code
-        == 404
+        personas.client("student").get(reverse("courses:handover_start", args=[personas.course.pk])).status_code == 404
     )
     with pytest.raises(HandoverError):
         handover_request(actor=personas.student, account=account, **CONTACT)
@@ -379,9 +361,7 @@ def test_a_declined_request_puts_the_account_back_and_tells_the_student_why(
     if previous == AccountState.ENDED:  # the student asks during the grace period
         personas.course.ended_at = timezone.now()
         personas.course.save()
-        assert transition(
-            account, expected=AccountState.READY, to=AccountState.ENDED, reason="Course ended"
-        )
+        assert transition(account, expected=AccountState.READY, to=AccountState.ENDED, reason="Course ended")
     handover_request(actor=personas.student, account=account, **CONTACT)
     instructor = personas.client("instructor")
     decline_url = reverse("courses:handover_decline", args=[personas.course.pk, account.pk])
@@ -421,16 +401,10 @@ def test_a_declined_request_puts_the_account_back_and_tells_the_student_why(
     assert message.to == ["student@school.example"]
     assert "declined" in message.subject
     assert "The account holds the course's shared dataset." in message.body
-    checklist = personas.client("student").get(
-        reverse("courses:my_handover", args=[personas.course.pk])
-    )
-    assert "Your request was declined: The account holds the course's shared dataset." in text(
-        checklist
-    )
+    checklist = personas.client("student").get(reverse("courses:my_handover", args=[personas.course.pk]))
+    assert "Your request was declined: The account holds the course's shared dataset." in text(checklist)
     # Decided is decided: approving now changes nothing.
-    again = instructor.post(
-        reverse("courses:handover_approve", args=[personas.course.pk, account.pk]), follow=True
-    )
+    again = instructor.post(reverse("courses:handover_approve", args=[personas.course.pk, account.pk]), follow=True)
     assert "already decided" in text(again)
     assert not handover_approve(actor=personas.instructor, handover=record)
     account.refresh_from_db()
@@ -508,9 +482,7 @@ def test_a_course_whose_end_policy_is_keep_approves_the_request_at_once(
 
 
 @moto_db
-def test_an_approved_handover_goes_from_the_code_to_leaving_the_organization(
-    personas, aws, account_api
-):
+def test_an_approved_handover_goes_from_the_code_to_leaving_the_organization(personas, aws, account_api):
     account = vended_account(personas)
     account_id = account.aws_account_id
     student_user = account.identity_store_user_id
@@ -526,9 +498,7 @@ def test_an_approved_handover_goes_from_the_code_to_leaving_the_organization(
     mail.outbox.clear()
 
     # The instructor approves: the portal asks AWS to send the student a code, once.
-    approved_page = instructor.post(
-        reverse("courses:handover_approve", args=[course_id, account.pk]), follow=True
-    )
+    approved_page = instructor.post(reverse("courses:handover_approve", args=[course_id, account.pk]), follow=True)
 
     assert "Approved." in text(approved_page)
     record = Handover.objects.get(account=account)
@@ -536,9 +506,7 @@ def test_an_approved_handover_goes_from_the_code_to_leaving_the_organization(
     assert record.decided_by == personas.instructor
     assert record.code_sent_at is not None
     assert account_api.calls["StartPrimaryEmailUpdate"] == 1
-    assert account_api.params["StartPrimaryEmailUpdate"] == [
-        {"AccountId": account_id, "PrimaryEmail": OWN_EMAIL}
-    ]
+    assert account_api.params["StartPrimaryEmailUpdate"] == [{"AccountId": account_id, "PrimaryEmail": OWN_EMAIL}]
     handover_advance(handover=record)  # a redelivered task, or the reconciler
     assert account_api.calls["StartPrimaryEmailUpdate"] == 1
     assert sent("you can keep your AWS account") == [["student@school.example"]]
@@ -546,9 +514,7 @@ def test_an_approved_handover_goes_from_the_code_to_leaving_the_organization(
     assert "Type the code from AWS" in text(student.get(checklist))
 
     # A wrong code: a plain error, and nothing moves.
-    wrong = student.post(
-        reverse("courses:my_handover_code", args=[course_id]), {"code": "000000"}, follow=True
-    )
+    wrong = student.post(reverse("courses:my_handover_code", args=[course_id]), {"code": "000000"}, follow=True)
 
     assert "AWS did not accept the code" in text(wrong)
     record.refresh_from_db()
@@ -556,9 +522,7 @@ def test_an_approved_handover_goes_from_the_code_to_leaving_the_organization(
     assert account_api.primary_email(account_id) == account.root_email
     assert account_api.calls["PutAlternateContact"] == 0
     assert tags_of(aws, account_id)["managed-by"] == "classroom-cloud-portal"
-    not_a_code = student.post(
-        reverse("courses:my_handover_code", args=[course_id]), {"code": "abc-12"}, follow=True
-    )
+    not_a_code = student.post(reverse("courses:my_handover_code", args=[course_id]), {"code": "abc-12"}, follow=True)
     assert "The code is the 6 letters and digits in the email AWS sent you" in text(not_a_code)
 
     # The right code: the root email moves, and the portal does everything that is its to do.
@@ -640,9 +604,7 @@ def test_an_approved_handover_goes_from_the_code_to_leaving_the_organization(
         membership_of(personas.student).pk,
         account_id,
     )
-    assert list(
-        AccountDailyCost.objects.filter(account=account).values_list("usage", flat=True)
-    ) == [Decimal("12.34")]
+    assert list(AccountDailyCost.objects.filter(account=account).values_list("usage", flat=True)) == [Decimal("12.34")]
     assert handover_audit(account) == [
         (AuditAction.HANDOVER_REQUESTED, "student@school.example"),
         (AuditAction.HANDOVER_APPROVED, "instructor@school.example"),
@@ -655,9 +617,7 @@ def test_an_approved_handover_goes_from_the_code_to_leaving_the_organization(
         (AuditAction.HANDOVER_STEP, "student@school.example"),  # ready again
         (AuditAction.HANDOVER_COMPLETED, "system"),
     ]
-    assert [e.to_state for e in AccountEvent.objects.filter(account=account).order_by("id")][
-        -3:
-    ] == [
+    assert [e.to_state for e in AccountEvent.objects.filter(account=account).order_by("id")][-3:] == [
         AccountState.HANDOVER_REQUESTED,
         AccountState.HANDOVER,
         AccountState.HANDED_OVER,
@@ -665,9 +625,7 @@ def test_an_approved_handover_goes_from_the_code_to_leaving_the_organization(
 
 
 @moto_db
-def test_the_students_identity_center_user_stays_while_they_have_another_course(
-    personas, aws, account_api
-):
+def test_the_students_identity_center_user_stays_while_they_have_another_course(personas, aws, account_api):
     account = vended_account(personas)
     MembershipFactory(course=personas.other_course, user=personas.student)
     other = account_request(
@@ -682,9 +640,7 @@ def test_the_students_identity_center_user_stays_while_they_have_another_course(
 
     assert assignments_of_account(aws, account.aws_account_id) == []
     assert "student@school.example" in identity_user_names(aws)
-    assert (
-        len(assignments_of_account(aws, other.aws_account_id)) == 2
-    )  # the student and the other course's instructor
+    assert len(assignments_of_account(aws, other.aws_account_id)) == 2  # the student and the other course's instructor
 
 
 # --- Steps, one at a time -------------------------------------------------------------------------
@@ -722,9 +678,7 @@ def test_a_new_code_can_be_sent_until_the_root_email_has_moved(
 
 
 @pytest.mark.django_db
-def test_the_student_cannot_say_they_are_ready_before_the_school_has_let_go(
-    personas, aws, account_api
-):
+def test_the_student_cannot_say_they_are_ready_before_the_school_has_let_go(personas, aws, account_api):
     account = moto_account(personas, aws)
     record = approved(personas, account, account_api)
 
@@ -830,9 +784,7 @@ def test_a_request_declined_after_the_course_ended_freezes_the_account_like_the_
     account = moto_account(personas, aws)
     record = handover_request(actor=personas.student, account=account, **CONTACT)
     with django_capture_on_commit_callbacks(execute=True):
-        assert (
-            course_end(actor=personas.instructor, course=personas.course) == 0
-        )  # the request is pending
+        assert course_end(actor=personas.instructor, course=personas.course) == 0  # the request is pending
 
     with django_capture_on_commit_callbacks(execute=True):
         assert handover_decline(actor=personas.instructor, handover=record, reason="Not this term.")
@@ -840,9 +792,7 @@ def test_a_request_declined_after_the_course_ended_freezes_the_account_like_the_
     account.refresh_from_db()
     assert account.state == AccountState.ENDED
     assert freeze_policy_id() in attached_policy_ids(aws, account.aws_account_id)
-    assert [e.to_state for e in AccountEvent.objects.filter(account=account).order_by("id")][
-        -2:
-    ] == [
+    assert [e.to_state for e in AccountEvent.objects.filter(account=account).order_by("id")][-2:] == [
         AccountState.READY,
         AccountState.ENDED,
     ]
@@ -909,17 +859,14 @@ def test_a_worker_killed_mid_advance_resumes_without_repeating_done_steps(
     assert record.root_email_moved_at and record.contacts_set_at and record.access_removed_at
     assert account_api.calls["StartPrimaryEmailUpdate"] == 1
     assert account_api.calls["PutAlternateContact"] == 3  # one per contact, crash or not
-    assert all(
-        contact["EmailAddress"] == OWN_EMAIL
-        for contact in contacts_of(account.aws_account_id).values()
-    )
+    assert all(contact["EmailAddress"] == OWN_EMAIL for contact in contacts_of(account.aws_account_id).values())
     assert tags_of(aws, account.aws_account_id) == MANAGED_BY_TAG
     assert f"classroom-cloud-{account.aws_account_id}" in budget_names(aws)
     assert parent_of(aws, account.aws_account_id) == AwsOrganization.load().leaving_ou_id
     summaries = list(
-        AuditEvent.objects.filter(
-            action=AuditAction.HANDOVER_STEP, object_id=str(account.pk)
-        ).values_list("summary", flat=True)
+        AuditEvent.objects.filter(action=AuditAction.HANDOVER_STEP, object_id=str(account.pk)).values_list(
+            "summary", flat=True
+        )
     )
     assert sum("Alternate contacts set" in s for s in summaries) == 1
     assert sum("moved into the leaving OU" in s for s in summaries) == 1
@@ -948,9 +895,9 @@ def test_the_wait_period_message_names_the_day_the_account_may_leave(
         handover_advance(handover=record)
 
     record.refresh_from_db()
-    joined = aws.client("organizations").describe_account(AccountId=record.account.aws_account_id)[
-        "Account"
-    ]["JoinedTimestamp"]
+    joined = aws.client("organizations").describe_account(AccountId=record.account.aws_account_id)["Account"][
+        "JoinedTimestamp"
+    ]
     possible = timezone.localtime(joined + timedelta(days=4))
     message = (
         "AWS lets a newly created account leave its organization only 4 days after it was created: "
@@ -997,9 +944,7 @@ def test_the_wait_period_message_names_the_day_the_account_may_leave(
         ),
     ],
 )
-def test_each_reason_aws_gives_becomes_a_plain_checklist_item(
-    personas, aws, account_api, reason, origin, expected
-):
+def test_each_reason_aws_gives_becomes_a_plain_checklist_item(personas, aws, account_api, reason, origin, expected):
     record = ready_to_leave(personas, aws, account_api, origin=origin)
     account_api.refusals.append(reason)
 
@@ -1015,14 +960,10 @@ def test_each_reason_aws_gives_becomes_a_plain_checklist_item(
 
 
 @pytest.mark.django_db
-def test_an_account_already_out_of_the_organization_completes_the_handover(
-    personas, aws, account_api
-):
+def test_an_account_already_out_of_the_organization_completes_the_handover(personas, aws, account_api):
     record = ready_to_leave(personas, aws, account_api)
     # The answer to an earlier RemoveAccountFromOrganization was lost: the account is gone already.
-    aws.client("organizations").remove_account_from_organization(
-        AccountId=record.account.aws_account_id
-    )
+    aws.client("organizations").remove_account_from_organization(AccountId=record.account.aws_account_id)
     removals = account_api.calls["RemoveAccountFromOrganization"]
 
     handover_advance(handover=record)

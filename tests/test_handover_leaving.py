@@ -190,8 +190,11 @@ def test_the_student_cancels_a_request_not_yet_decided(personas):
 def test_a_finished_handover_cannot_be_cancelled(personas):
     account = db_account(personas, state=AccountState.HANDED_OVER)
     record = Handover.objects.create(
-        account=account, status=HandoverStatus.COMPLETED, previous_state=AccountState.READY,
-        removed_at=timezone.now(), **CONTACT,
+        account=account,
+        status=HandoverStatus.COMPLETED,
+        previous_state=AccountState.READY,
+        removed_at=timezone.now(),
+        **CONTACT,
     )
 
     assert not handover_cancel(actor=personas.student, handover=record, reason="Too late")

@@ -113,9 +113,7 @@ NO_PERMISSION_NEEDED = frozenset({"sts:GetCallerIdentity"})
 EMULATOR_ONLY = frozenset({"organizations:CreateOrganization"})
 
 # Client methods that are not AWS operations.
-NOT_OPERATIONS = frozenset(
-    {"can_paginate", "close", "generate_presigned_url", "get_waiter", "get_paginator"}
-)
+NOT_OPERATIONS = frozenset({"can_paginate", "close", "generate_presigned_url", "get_waiter", "get_paginator"})
 MAX_DEPTH = 8
 
 
@@ -322,11 +320,7 @@ class _ModuleScan:
         self._seen.add(key)
         names: dict[str, _Client] = {}
         for node in ast.walk(function):
-            if (
-                isinstance(node, ast.Assign)
-                and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name)
-            ):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
                 found = self.client_of(node.value, env, names, depth)
                 if found is not None:
                     names[node.targets[0].id] = found
@@ -381,9 +375,7 @@ class _ModuleScan:
             env = {p.arg: _Param(p.arg, defaults[p.arg] is EMPTY) for p in params}
             self.read(function, env, name)
         for name in sorted(self.helpers - self.bound):
-            self.unresolved.append(
-                f"{self.label}: {name}() takes the operation as a parameter; nothing here calls it"
-            )
+            self.unresolved.append(f"{self.label}: {name}() takes the operation as a parameter; nothing here calls it")
 
 
 def scan_sources(paths_and_sources: list[tuple[Path, str | None]]) -> Scan:
@@ -609,7 +601,7 @@ def _prefix(service: str) -> str:
 
 
 def api_action(call: Call) -> str:
-    """"organizations:CreateAccount" for Call("organizations", "create_account", ...)."""
+    """ "organizations:CreateAccount" for Call("organizations", "create_account", ...)."""
     names = _operation_names(call.service)
     assert call.operation in names, f"{call.where}: {call.service} has no {call.operation!r}"
     return f"{_prefix(call.service)}:{names[call.operation]}"
@@ -683,8 +675,10 @@ def test_the_bootstrap_role_grants_exactly_what_aws_bootstrap_calls():
 # while it runs, the test below says where.
 BOOTSTRAP_ONLY = frozenset(
     {
-        "organizations:EnableAWSServiceAccess", "organizations:EnablePolicyType",
-        "sso:CreatePermissionSet", "sso:AttachManagedPolicyToPermissionSet",
+        "organizations:EnableAWSServiceAccess",
+        "organizations:EnablePolicyType",
+        "sso:CreatePermissionSet",
+        "sso:AttachManagedPolicyToPermissionSet",
     }
 )
 
@@ -695,7 +689,7 @@ def test_the_runtime_role_holds_nothing_only_aws_bootstrap_needs():
     bootstrap_only = set(required_actions(paths.bootstrap)) - set(runtime)
     reached_at_runtime = {action: runtime[action] for action in BOOTSTRAP_ONLY if action in runtime}
     assert not reached_at_runtime, f"Runtime code reaches aws_bootstrap's calls: {reached_at_runtime}"
-    assert BOOTSTRAP_ONLY <= bootstrap_only
+    assert bootstrap_only >= BOOTSTRAP_ONLY
     assert not allowed_actions(RUNTIME_ROLE_PATH) & bootstrap_only
 
 
@@ -771,7 +765,7 @@ def test_scan_finds_known_calls_and_leaves_member_accounts_out():
 
 
 def test_scan_follows_helpers_factories_and_member_clients(tmp_path):
-    source = '''
+    source = """
 from portal.aws.session import client
 
 SERVICE = "organizations"
@@ -809,7 +803,7 @@ def sweep(at: _Place):
 
 def unknown(name):
     getattr(client("identitystore"), name.lower())()
-'''
+"""
     scan = scan_sources([(tmp_path / "example.py", source)])
     management = {(c.service, c.operation) for c in scan.management_calls()}
     member = {(c.service, c.operation) for c in scan.member_calls()}

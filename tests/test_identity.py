@@ -132,9 +132,7 @@ def test_an_account_with_the_students_root_email_that_is_not_this_records_is_not
 
 
 @pytest.mark.django_db
-def test_an_account_with_the_students_root_email_and_this_records_tags_is_adopted(
-    personas, aws, script, queued
-):
+def test_an_account_with_the_students_root_email_and_this_records_tags_is_adopted(personas, aws, script, queued):
     account = queued_account(personas)
     existing = account_in_organization(
         aws, email=account.root_email, name=account.account_name, tags=record_tags(account)
@@ -177,9 +175,7 @@ def test_configuring_moves_and_tags_only_an_account_that_carries_its_records_tag
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("tagged", [False, True], ids=["untagged", "this record's tags"])
-def test_a_pool_account_is_adopted_by_root_email_only_with_its_records_tags(
-    personas, aws, script, queued, tagged
-):
+def test_a_pool_account_is_adopted_by_root_email_only_with_its_records_tags(personas, aws, script, queued, tagged):
     (spare,) = course_precreate(actor=personas.instructor, course=personas.course, count=1)
     tags = record_tags(spare) if tagged else {}
     existing = account_in_organization(aws, email=spare.root_email, name=spare.account_name, tags=tags)
@@ -213,9 +209,7 @@ def in_progress(params: dict) -> dict:
 
 
 @pytest.mark.django_db
-def test_email_already_exists_for_an_account_that_is_not_the_portals_fails_the_record(
-    personas, aws, script, queued
-):
+def test_email_already_exists_for_an_account_that_is_not_the_portals_fails_the_record(personas, aws, script, queued):
     account = queued_account(personas)
     script.answer("organizations", "CreateAccount", in_progress)
     vending_dispatch()

@@ -134,9 +134,7 @@ def test_a_tampered_link_is_refused(invited, personas):
     payload, timestamp, signature = token.split(":")
     other = invitation_token(personas.course.memberships.get(email="student@school.example"))
     forged_payload = other.split(":")[0] + ":" + timestamp + ":" + signature
-    bad_signature = (
-        f"{payload}:{timestamp}:{signature[:-1]}{'B' if signature.endswith('A') else 'A'}"
-    )
+    bad_signature = f"{payload}:{timestamp}:{signature[:-1]}{'B' if signature.endswith('A') else 'A'}"
 
     for tampered in (forged_payload, bad_signature, "not-a-token"):
         response = Client().get(reverse("invitation", kwargs={"token": tampered}))
@@ -197,10 +195,7 @@ def test_a_signed_in_user_accepts_and_is_bound_to_the_roster_entry(invited, pers
     assert invited.accepted_at is not None
     event = AuditEvent.objects.get(action=AuditAction.INVITE_ACCEPTED)
     assert (event.actor, event.course, event.object_id) == (user, personas.course, str(invited.pk))
-    assert (
-        event.summary
-        == "newbie@school.example accepted the invitation sent to newbie@school.example"
-    )
+    assert event.summary == "newbie@school.example accepted the invitation sent to newbie@school.example"
 
 
 def test_a_user_may_accept_an_invitation_sent_to_another_of_their_addresses(invited):
@@ -213,8 +208,7 @@ def test_a_user_may_accept_an_invitation_sent_to_another_of_their_addresses(invi
     client.post(path)
 
     assert (
-        "You are signed in as newbie.home@home.example; "
-        "the invitation was sent to newbie@school.example." in page.text
+        "You are signed in as newbie.home@home.example; the invitation was sent to newbie@school.example." in page.text
     )
     invited.refresh_from_db()
     assert invited.user == user
@@ -263,9 +257,7 @@ def test_an_invitation_used_by_someone_else_cannot_be_used_again(invited):
     response = second_client.post(path)
 
     assert response.status_code == 409
-    assert (
-        str(response.context["error"]) == "This invitation has already been used by another person."
-    )
+    assert str(response.context["error"]) == "This invitation has already been used by another person."
     invited.refresh_from_db()
     assert invited.user == first
 
@@ -283,15 +275,11 @@ def sign_up_from_invitation(client: Client, invited: Membership, email: str):
     link = re.search(r'<a class="button" href="([^"]+)">Create an account</a>', page.text)
     signup_href = html.unescape(link.group(1))
     signup_page = client.get(signup_href)
-    response = client.post(
-        signup_href, {"email": email, "password1": NEW_PASSWORD, "password2": NEW_PASSWORD}
-    )
+    response = client.post(signup_href, {"email": email, "password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
     return signup_page, response
 
 
-def test_anonymous_journey_sign_up_verify_and_land_in_the_course(
-    invited, personas, django_capture_on_commit_callbacks
-):
+def test_anonymous_journey_sign_up_verify_and_land_in_the_course(invited, personas, django_capture_on_commit_callbacks):
     client = Client()
 
     with django_capture_on_commit_callbacks(execute=True):  # the email goes as the request commits
@@ -400,9 +388,7 @@ def sign_in(email: str) -> Client:
 def test_signing_in_claims_entries_that_name_a_verified_address(personas):
     user = UserFactory(email="claire@school.example")
     cs101 = MembershipFactory(course=personas.course, user=None, email="claire@school.example")
-    bio200 = MembershipFactory(
-        course=personas.other_course, user=None, email="claire@school.example"
-    )
+    bio200 = MembershipFactory(course=personas.other_course, user=None, email="claire@school.example")
 
     client = sign_in("Claire@School.example")
 
@@ -411,9 +397,7 @@ def test_signing_in_claims_entries_that_name_a_verified_address(personas):
         member.refresh_from_db()
         assert (member.user, member.invite_status) == (user, InviteStatus.ACCEPTED)
     assert sorted(
-        AuditEvent.objects.filter(action=AuditAction.INVITE_ACCEPTED).values_list(
-            "course__code", "summary"
-        )
+        AuditEvent.objects.filter(action=AuditAction.INVITE_ACCEPTED).values_list("course__code", "summary")
     ) == [
         ("bio200", "claire@school.example accepted the invitation sent to claire@school.example"),
         ("cs101", "claire@school.example accepted the invitation sent to claire@school.example"),
@@ -424,9 +408,7 @@ def test_an_unverified_address_claims_nothing(personas):
     user = UserFactory(email="dana@school.example")
     EmailAddress.objects.create(user=user, email="dana@home.example", verified=False, primary=False)
     unverified = MembershipFactory(course=personas.course, user=None, email="dana@home.example")
-    verified = MembershipFactory(
-        course=personas.other_course, user=None, email="dana@school.example"
-    )
+    verified = MembershipFactory(course=personas.other_course, user=None, email="dana@school.example")
 
     client = sign_in("dana@school.example")
 
@@ -450,12 +432,8 @@ def test_claiming_needs_a_verified_address_at_all(personas):
 
 
 def test_claiming_skips_a_course_the_user_is_already_on(personas):
-    EmailAddress.objects.create(
-        user=personas.student, email="student@home.example", verified=True, primary=False
-    )
-    second_entry = MembershipFactory(
-        course=personas.course, user=None, email="student@home.example"
-    )
+    EmailAddress.objects.create(user=personas.student, email="student@home.example", verified=True, primary=False)
+    second_entry = MembershipFactory(course=personas.course, user=None, email="student@home.example")
 
     assert memberships_claim_by_email(user=personas.student) == 0
 
@@ -478,10 +456,7 @@ def join_path(code: str) -> str:
 
 
 def not_open_message(code: str) -> str:
-    return (
-        f"No course is open for joining with the code “{code}”. "
-        "Check the code with your instructor."
-    )
+    return f"No course is open for joining with the code “{code}”. Check the code with your instructor."
 
 
 def test_join_form_accepts_the_code_in_lower_case_without_the_hyphen(personas, join_code):
@@ -529,9 +504,7 @@ def test_joining_with_the_code_enrols_a_student(personas, join_code):
         str(member.pk),
     )
     assert event.summary == "other_student@school.example joined as a student with the course code"
-    roster = personas.client("instructor").get(
-        reverse("courses:roster", kwargs={"course_id": personas.course.pk})
-    )
+    roster = personas.client("instructor").get(reverse("courses:roster", kwargs={"course_id": personas.course.pk}))
     assert member in roster.context["members"]
     assert "<td>other_student@school.example</td>" in roster.text
 
@@ -615,9 +588,7 @@ def test_an_unknown_code_is_refused_with_the_code_as_understood(personas, typed,
     response = personas.client("other_student").post(join_path(typed))
 
     assert_not_open(response, understood)
-    assert not Membership.objects.filter(
-        user=personas.other_student, course=personas.course
-    ).exists()
+    assert not Membership.objects.filter(user=personas.other_student, course=personas.course).exists()
 
 
 def test_joining_requires_signing_in(personas, join_code):

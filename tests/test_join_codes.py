@@ -47,9 +47,7 @@ def join_path(code: str) -> str:
 
 
 def open_code(personas, **limits) -> str:
-    course = course_join_code_enable(
-        actor=personas.instructor, course=personas.course, limits=JoinCodeLimits(**limits)
-    )
+    course = course_join_code_enable(actor=personas.instructor, course=personas.course, limits=JoinCodeLimits(**limits))
     return course.join_code
 
 
@@ -135,9 +133,7 @@ def test_the_code_waits_through_the_sign_in(personas):
     client = Client()
     to_sign_in = client.get(join_path(code))
 
-    signed_in = client.post(
-        to_sign_in["Location"], {"login": "late.joiner@school.example", "password": PASSWORD}
-    )
+    signed_in = client.post(to_sign_in["Location"], {"login": "late.joiner@school.example", "password": PASSWORD})
     confirm = client.get(signed_in["Location"])
 
     assert (signed_in.status_code, signed_in["Location"]) == (302, join_path(code))

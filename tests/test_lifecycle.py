@@ -214,6 +214,4 @@ def test_the_architecture_guide_classifies_every_state_as_the_code_does():
     rows = re.findall(r"^\| `(\w+)` \| ([\w ]+?) \|", ARCHITECTURE.read_text(), flags=re.MULTILINE)
     documented = dict(rows)
     assert len(rows) == len(documented)  # each state once
-    assert documented == {
-        state.value: name for name, states in CLASSES.items() for state in states
-    }
+    assert documented == {state.value: name for name, states in CLASSES.items() for state in states}

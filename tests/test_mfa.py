@@ -83,9 +83,7 @@ def test_instructor_without_an_authenticator_cannot_open_any_course_page(persona
     assert not personas.course.is_archived
 
 
-def test_instructor_rights_from_an_email_domain_also_require_a_second_factor(
-    db, settings, client, mfa_required
-):
+def test_instructor_rights_from_an_email_domain_also_require_a_second_factor(db, settings, client, mfa_required):
     settings.PORTAL_INSTRUCTOR_EMAIL_DOMAINS = ["faculty.example"]
     client.force_login(UserFactory(email="prof@faculty.example"))
 
@@ -157,9 +155,7 @@ def test_instructor_signs_in_sets_up_totp_and_reaches_the_courses(
     # The code is computed here and checked a moment later by the server: allow the neighbouring
     # 30-second period in case the two fall on either side of a boundary.
     settings.MFA_TOTP_TOLERANCE = 1
-    signed_in = client.post(
-        reverse("account_login"), {"login": "instructor@school.example", "password": PASSWORD}
-    )
+    signed_in = client.post(reverse("account_login"), {"login": "instructor@school.example", "password": PASSWORD})
     assert signed_in.status_code == 302
     to_courses = client.get(signed_in["Location"])
     assert (to_courses.status_code, to_courses["Location"]) == (302, activate_url())
@@ -177,9 +173,7 @@ def test_instructor_signs_in_sets_up_totp_and_reaches_the_courses(
     activated = client.post(activate_url(), {"code": code})
 
     assert activated.status_code == 302
-    assert Authenticator.objects.filter(
-        user=personas.instructor, type=Authenticator.Type.TOTP
-    ).exists()
+    assert Authenticator.objects.filter(user=personas.instructor, type=Authenticator.Type.TOTP).exists()
     # The code just typed counts as this session's second factor: it is not asked for again.
     assert client.get(reverse("courses:list")).status_code == 200
 
@@ -271,18 +265,14 @@ def test_the_admin_sign_in_form_does_not_sign_in_with_a_password(personas, clien
     assert client.get("/admin/").status_code == 302
 
 
-def test_the_admin_is_reached_through_the_sign_in_and_its_second_factor(
-    personas, client, empty_cache, totp_tolerance
-):
+def test_the_admin_is_reached_through_the_sign_in_and_its_second_factor(personas, client, empty_cache, totp_tolerance):
     secret = generate_totp_secret()
     TOTP.activate(personas.admin, secret)
 
     to_admin_login = client.get("/admin/")
     to_sign_in = client.get(to_admin_login["Location"])
     assert to_sign_in["Location"] == f"{reverse('account_login')}?{urlencode({'next': '/admin/'})}"
-    password_step = client.post(
-        to_sign_in["Location"], {"login": "admin@school.example", "password": PASSWORD}
-    )
+    password_step = client.post(to_sign_in["Location"], {"login": "admin@school.example", "password": PASSWORD})
     assert (password_step.status_code, password_step["Location"]) == (302, reverse("mfa_authenticate"))
     assert "_auth_user_id" not in client.session
     code_step = client.post(reverse("mfa_authenticate"), {"code": current_code(secret)})
@@ -382,9 +372,7 @@ def post_login(client, email: str, password: str):
     return client.post(reverse("account_login"), {"login": email, "password": password})
 
 
-def test_sign_in_is_refused_after_five_wrong_passwords_even_with_the_right_one(
-    personas, client, empty_cache
-):
+def test_sign_in_is_refused_after_five_wrong_passwords_even_with_the_right_one(personas, client, empty_cache):
     # ACCOUNT_RATE_LIMITS["login_failed"]: 5 failures per address in 5 minutes.
     for attempt in range(1, 6):
         response = post_login(client, "student@school.example", "wrong-password")

@@ -91,6 +91,7 @@ STILL_IN_PROGRESS = Edit(lambda parsed: parsed["PermissionSetProvisioningStatus"
 
 def provisioning(state: str, reason: str = ""):
     """AWS's DescribePermissionSetProvisioningStatus answer."""
+
     def answer(params: dict) -> dict:
         status = {"Status": state, "RequestId": params["ProvisionPermissionSetRequestId"]}
         return {"PermissionSetProvisioningStatus": {**status, **({"FailureReason": reason} if reason else {})}}

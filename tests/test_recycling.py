@@ -41,7 +41,6 @@ from tests.support.cost_explorer import page, period, seed
 moto_db = pytest.mark.django_db(transaction=True)
 
 
-
 def pool_tags(pooled: MemberAccount) -> dict[str, str]:
     """An account in the pool: still the portal's (and this portal's), no course's, and its pool
     record's, which keeps its root email and so its key."""
@@ -53,6 +52,7 @@ def pool_tags(pooled: MemberAccount) -> dict[str, str]:
         "course": "pool",
         "student": "pool",
     }
+
 
 EC2 = "Amazon Elastic Compute Cloud - Compute"
 
@@ -97,18 +97,12 @@ def cleaning_account(personas) -> MemberAccount:
     """The student's account, vended, frozen for the end of its "recycle" course and being
     cleaned: what `account_clean` hands to `account_recycle`."""
     recycle_policy(personas.course)
-    account = account_request(
-        actor=personas.student, membership=Membership.objects.get(user=personas.student)
-    )
+    account = account_request(actor=personas.student, membership=Membership.objects.get(user=personas.student))
     account.refresh_from_db()
     assert account.state == AccountState.READY
     organizations.attach_policy(freeze_policy_id(), account.aws_account_id)
-    assert transition(
-        account, expected=AccountState.READY, to=AccountState.ENDED, reason="The course has ended"
-    )
-    assert transition(
-        account, expected=AccountState.ENDED, to=AccountState.CLEANING, reason="End of course"
-    )
+    assert transition(account, expected=AccountState.READY, to=AccountState.ENDED, reason="The course has ended")
+    assert transition(account, expected=AccountState.ENDED, to=AccountState.CLEANING, reason="End of course")
     return account
 
 
@@ -128,9 +122,7 @@ def budget_names(aws) -> set[str]:
 
 
 def attached_policy_ids(aws, account_id: str) -> set[str]:
-    found = aws.client("organizations").list_policies_for_target(
-        TargetId=account_id, Filter="SERVICE_CONTROL_POLICY"
-    )
+    found = aws.client("organizations").list_policies_for_target(TargetId=account_id, Filter="SERVICE_CONTROL_POLICY")
     return {policy["Id"] for policy in found["Policies"]}
 
 
@@ -148,9 +140,7 @@ def count_calls(aws) -> dict[str, int]:
 
 
 @moto_db
-def test_a_cleaned_account_goes_to_the_pool_and_its_record_stays_with_the_course(
-    personas, aws, monkeypatch, settings
-):
+def test_a_cleaned_account_goes_to_the_pool_and_its_record_stays_with_the_course(personas, aws, monkeypatch, settings):
     account = cleaning_account(personas)
     account_id = account.aws_account_id
     membership = Membership.objects.get(user=personas.student)
@@ -185,9 +175,7 @@ def test_a_cleaned_account_goes_to_the_pool_and_its_record_stays_with_the_course
     assert pooled.root_email == account.root_email
     assert pooled.origin == account.origin
     assert pooled.identity_store_user_id == ""
-    assert pooled.available_from == datetime(
-        2027, 1, 3, tzinfo=UTC
-    )  # Dec 31 03:00 + 2 days, next midnight UTC
+    assert pooled.available_from == datetime(2027, 1, 3, tzinfo=UTC)  # Dec 31 03:00 + 2 days, next midnight UTC
     assert pooled.costs_since == date(2027, 1, 3)
     assert MemberAccount.objects.filter(aws_account_id=account_id).count() == 2
     # In AWS: in the pool OU, tagged for the pool, without the course's budget or the freeze.
@@ -239,10 +227,7 @@ def test_recycling_twice_makes_one_pool_record_and_moves_the_account_once(person
 
     assert first is not None
     assert second.pk == first.pk
-    assert (
-        MemberAccount.objects.filter(aws_account_id=account.aws_account_id, course=None).count()
-        == 1
-    )
+    assert MemberAccount.objects.filter(aws_account_id=account.aws_account_id, course=None).count() == 1
     assert MemberAccount.objects.filter(aws_account_id=account.aws_account_id).count() == 2
     assert calls.get("MoveAccount") == 1
     assert AuditEvent.objects.filter(action=AuditAction.ACCOUNT_RECYCLED).count() == 1
@@ -426,27 +411,21 @@ def test_a_check_aws_refuses_keeps_the_account_out_of_the_pool(personas, aws):
     "tampering",
     ["moved out of the course OU", "managed-by tag removed", "moved to the pool OU untagged"],
 )
-def test_an_account_the_portal_cannot_prove_is_its_own_fails_and_nothing_moves(
-    personas, aws, tampering
-):
+def test_an_account_the_portal_cannot_prove_is_its_own_fails_and_nothing_moves(personas, aws, tampering):
     account = cleaning_account(personas)
     account_id = account.aws_account_id
     course_ou = Course.objects.get(pk=personas.course.pk).aws_ou_id
     client = aws.client("organizations")
     if tampering == "moved out of the course OU":
         root = client.list_roots()["Roots"][0]["Id"]
-        client.move_account(
-            AccountId=account_id, SourceParentId=course_ou, DestinationParentId=root
-        )
+        client.move_account(AccountId=account_id, SourceParentId=course_ou, DestinationParentId=root)
         expected_error = (
             f"AWS account {account_id} is in {root}, not in {course_ou}: the portal deletes and closes "
             "nothing outside its own OUs. Move it back or handle it by hand."
         )
     elif tampering == "moved to the pool OU untagged":
         pool_ou = AwsOrganization.load().pool_ou_id
-        client.move_account(
-            AccountId=account_id, SourceParentId=course_ou, DestinationParentId=pool_ou
-        )
+        client.move_account(AccountId=account_id, SourceParentId=course_ou, DestinationParentId=pool_ou)
         client.untag_resource(ResourceId=account_id, TagKeys=["managed-by"])
         expected_error = (
             f"AWS account {account_id} is in {pool_ou}, not in {course_ou}: the portal deletes and closes "
@@ -505,9 +484,7 @@ def test_an_unused_account_of_the_courses_own_pool_is_recycled_too(personas, aws
     [spare] = course_precreate(actor=personas.instructor, course=personas.course, count=1)
     spare.refresh_from_db()
     assert spare.state == AccountState.POOLED
-    assert transition(
-        spare, expected=AccountState.POOLED, to=AccountState.CLEANING, reason="End of course"
-    )
+    assert transition(spare, expected=AccountState.POOLED, to=AccountState.CLEANING, reason="End of course")
 
     pooled = account_recycle(account=spare)  # nothing to detach: no freeze, no budget
 
@@ -597,9 +574,7 @@ def test_a_cooling_account_is_not_given_out_and_a_new_one_is_created_instead(per
 # --- Costs: split by day between the records ------------------------------------------------------
 
 
-def recycled_records(
-    course: Course, other_course: Course | None, *, since: date, aws_id: str = "444444444444"
-):
+def recycled_records(course: Course, other_course: Course | None, *, since: date, aws_id: str = "444444444444"):
     """An account's record of its first course (RECYCLED) and its pool record from `since`,
     taken by `other_course` (or still in the pool)."""
     old = MemberAccountFactory(
@@ -611,9 +586,7 @@ def recycled_records(
     new = MemberAccountFactory(
         course=other_course,
         membership=(
-            MembershipFactory(course=other_course, user=None, email="second@school.example")
-            if other_course
-            else None
+            MembershipFactory(course=other_course, user=None, email="second@school.example") if other_course else None
         ),
         state=AccountState.READY if other_course else AccountState.POOLED,
         root_email=old.root_email,

@@ -43,7 +43,9 @@ def test_every_student_gets_exactly_one_account_despite_an_unreliable_aws():
         worker_log = stack.worker_log_tail()
 
     states = Counter(account.state for account in accounts)
-    report = f"states: {dict(states)}\nlast errors: {[a.last_error for a in accounts if a.last_error][:5]}\n{worker_log}"
+    report = (
+        f"states: {dict(states)}\nlast errors: {[a.last_error for a in accounts if a.last_error][:5]}\n{worker_log}"
+    )
     assert set(proxy.faults_injected) == set(Fault), "every kind of fault was injected"
     assert states == {AccountState.READY: STUDENTS}, report
     assert not [account for account in accounts if account.state in WORKING_STATES]

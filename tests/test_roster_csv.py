@@ -33,9 +33,7 @@ def test_utf8_without_bom_is_decoded_and_parsed():
     parsed = parse_roster(decode_roster(data))
 
     assert parsed.errors == []
-    assert parsed.rows == [
-        RosterRow(line=2, email="zoe@school.example", name="Zoë Ångström", role=CourseRole.STUDENT)
-    ]
+    assert parsed.rows == [RosterRow(line=2, email="zoe@school.example", name="Zoë Ångström", role=CourseRole.STUDENT)]
 
 
 def test_utf8_bom_is_removed_so_the_first_header_is_still_email():
@@ -46,9 +44,7 @@ def test_utf8_bom_is_removed_so_the_first_header_is_still_email():
 
     assert not text.startswith("\ufeff")
     assert parsed.errors == []
-    assert parsed.rows == [
-        RosterRow(line=2, email="li@school.example", name="李雷", role=CourseRole.TA)
-    ]
+    assert parsed.rows == [RosterRow(line=2, email="li@school.example", name="李雷", role=CourseRole.TA)]
 
 
 def test_parse_roster_also_strips_a_bom_left_in_the_text():
@@ -94,9 +90,7 @@ def test_semicolon_separated_file_is_read():
 
     assert parsed.errors == []
     assert parsed.rows == [
-        RosterRow(
-            line=2, email="ann@school.example", name="Lovelace, Ada", role=CourseRole.INSTRUCTOR
-        )
+        RosterRow(line=2, email="ann@school.example", name="Lovelace, Ada", role=CourseRole.INSTRUCTOR)
     ]
 
 
@@ -104,18 +98,14 @@ def test_header_names_ignore_case_surrounding_blanks_and_column_order():
     parsed = parse_roster("  ROLE , Name ,  E-Mail ,EMAIL \nTA,Bob,ignored,BOB@school.example\n")
 
     assert parsed.errors == []
-    assert parsed.rows == [
-        RosterRow(line=2, email="bob@school.example", name="Bob", role=CourseRole.TA)
-    ]
+    assert parsed.rows == [RosterRow(line=2, email="bob@school.example", name="Bob", role=CourseRole.TA)]
 
 
 def test_only_the_email_column_is_required_and_role_defaults_to_student():
     parsed = parse_roster("email\nann@school.example\n")
 
     assert parsed.errors == []
-    assert parsed.rows == [
-        RosterRow(line=2, email="ann@school.example", name="", role=CourseRole.STUDENT)
-    ]
+    assert parsed.rows == [RosterRow(line=2, email="ann@school.example", name="", role=CourseRole.STUDENT)]
 
 
 @pytest.mark.parametrize(
@@ -150,10 +140,7 @@ def test_missing_header_is_reported_on_its_line_with_what_was_found():
 
 def test_header_after_leading_blank_lines_reports_its_physical_line():
     assert errors_of("\n\nname,role\nAnn,student\n") == [
-        (
-            "Line 3: The first line must be a header naming the columns email, name, role "
-            "(found: name, role)."
-        )
+        ("Line 3: The first line must be a header naming the columns email, name, role (found: name, role).")
     ]
 
 
@@ -204,12 +191,8 @@ def test_windows_line_endings_with_blank_lines_keep_physical_line_numbers():
 
     parsed = parse_roster(text)
 
-    assert [(row.line, row.email, row.name) for row in parsed.rows] == [
-        (3, "ann@school.example", "Ann")
-    ]
-    assert [str(error) for error in parsed.errors] == [
-        "Line 5: “not-an-email” is not a valid email address."
-    ]
+    assert [(row.line, row.email, row.name) for row in parsed.rows] == [(3, "ann@school.example", "Ann")]
+    assert [str(error) for error in parsed.errors] == ["Line 5: “not-an-email” is not a valid email address."]
 
 
 # --- Row contents ---------------------------------------------------------------------------------
@@ -224,8 +207,7 @@ def test_emails_are_normalised_to_lower_case_without_blanks():
 
 def test_names_are_trimmed_but_unicode_is_kept_exactly():
     parsed = parse_roster(
-        "email,name\nzoe@school.example,  Zoë Ångström \nli@school.example,李雷\n"
-        "jose@school.example,José Ñúñez-Çelik\n"
+        "email,name\nzoe@school.example,  Zoë Ångström \nli@school.example,李雷\njose@school.example,José Ñúñez-Çelik\n"
     )
 
     assert [row.name for row in parsed.rows] == ["Zoë Ångström", "李雷", "José Ñúñez-Çelik"]
@@ -251,9 +233,7 @@ def test_unknown_role_blocks_with_its_line_number():
     parsed = parse_roster("email,role\nann@school.example,student\nbob@school.example,dean\n")
 
     assert parsed.ok is False
-    assert [str(error) for error in parsed.errors] == [
-        "Line 3: Unknown role “dean”. Use instructor, ta or student."
-    ]
+    assert [str(error) for error in parsed.errors] == ["Line 3: Unknown role “dean”. Use instructor, ta or student."]
     assert parsed.errors[0].line == 3
 
 
@@ -294,9 +274,7 @@ def test_short_rows_leave_missing_cells_empty():
     parsed = parse_roster("email,name,role\nann@school.example\n")
 
     assert parsed.errors == []
-    assert parsed.rows == [
-        RosterRow(line=2, email="ann@school.example", name="", role=CourseRole.STUDENT)
-    ]
+    assert parsed.rows == [RosterRow(line=2, email="ann@school.example", name="", role=CourseRole.STUDENT)]
 
 
 def test_quoted_fields_keep_commas_quotes_and_newlines():
@@ -314,9 +292,7 @@ def test_quoted_fields_keep_commas_quotes_and_newlines():
         ("bob@school.example", "Bob\nSecond Line", CourseRole.TA),
     ]
     # The line after a record that spans two lines is still reported by its physical number.
-    assert [str(error) for error in parsed.errors] == [
-        "Line 5: Unknown role “dean”. Use instructor, ta or student."
-    ]
+    assert [str(error) for error in parsed.errors] == ["Line 5: Unknown role “dean”. Use instructor, ta or student."]
 
 
 @pytest.mark.parametrize("cell", ["=cmd()", "+1", "-2+3", "@SUM(A1)", '=HYPERLINK("x")'])
@@ -333,9 +309,7 @@ def test_formula_looking_names_are_kept_verbatim_when_parsed(cell):
 
 
 def roster_text(people: int) -> str:
-    return "email,name,role\n" + "".join(
-        f"person{i}@school.example,Person {i},student\n" for i in range(people)
-    )
+    return "email,name,role\n" + "".join(f"person{i}@school.example,Person {i},student\n" for i in range(people))
 
 
 def test_row_limit_from_settings_is_enforced(settings):
@@ -343,9 +317,7 @@ def test_row_limit_from_settings_is_enforced(settings):
 
     parsed = parse_roster(roster_text(4))
 
-    assert parsed.errors == [
-        RosterError(None, "The file has more than 3 people. Split the roster into parts.")
-    ]
+    assert parsed.errors == [RosterError(None, "The file has more than 3 people. Split the roster into parts.")]
 
 
 def test_blank_lines_do_not_count_towards_the_row_limit(settings):

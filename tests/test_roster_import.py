@@ -27,9 +27,7 @@ from tests.factories import CourseFactory, MembershipFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 
-ROSTER = (
-    "email,name,role\nann@school.example,Ann Arbor,student\nbob@school.example,Bob Builder,ta\n"
-)
+ROSTER = "email,name,role\nann@school.example,Ann Arbor,student\nbob@school.example,Bob Builder,ta\n"
 
 
 def roster_state(course) -> list[tuple]:
@@ -48,17 +46,11 @@ def import_events(course):
 
 
 def test_import_adds_everyone_in_the_file(personas):
-    plan = roster_import(
-        actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=False
-    )
+    plan = roster_import(actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=False)
 
     assert plan.summary == {"add": 2, "update": 0, "unchanged": 0}
-    added = personas.course.memberships.filter(
-        email__in=["ann@school.example", "bob@school.example"]
-    )
-    assert sorted(
-        added.values_list("email", "name", "role", "source", "invite_status", "user")
-    ) == [
+    added = personas.course.memberships.filter(email__in=["ann@school.example", "bob@school.example"])
+    assert sorted(added.values_list("email", "name", "role", "source", "invite_status", "user")) == [
         ("ann@school.example", "Ann Arbor", "student", "import", "not_sent", None),
         ("bob@school.example", "Bob Builder", "ta", "import", "not_sent", None),
     ]
@@ -67,14 +59,10 @@ def test_import_adds_everyone_in_the_file(personas):
 
 
 def test_importing_the_same_file_again_changes_nothing(personas):
-    roster_import(
-        actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=False
-    )
+    roster_import(actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=False)
     before = roster_state(personas.course)
 
-    plan = roster_import(
-        actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=False
-    )
+    plan = roster_import(actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=False)
 
     assert [planned.outcome for planned in plan.rows] == [
         RowOutcome.UNCHANGED,
@@ -86,25 +74,19 @@ def test_importing_the_same_file_again_changes_nothing(personas):
 
 
 def test_reimport_with_changed_role_and_name_updates_the_entry(personas):
-    roster_import(
-        actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=False
-    )
-    changed = (
-        "email,name,role\nann@school.example,Ann Arbor,ta\nbob@school.example,Robert Builder,ta\n"
-    )
+    roster_import(actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=False)
+    changed = "email,name,role\nann@school.example,Ann Arbor,ta\nbob@school.example,Robert Builder,ta\n"
 
-    plan = roster_import(
-        actor=personas.instructor, course=personas.course, text=changed, send_invitations=False
-    )
+    plan = roster_import(actor=personas.instructor, course=personas.course, text=changed, send_invitations=False)
 
     assert [(p.row.email, p.outcome, p.changes) for p in plan.rows] == [
         ("ann@school.example", RowOutcome.UPDATE, ("role: Student → TA",)),
         ("bob@school.example", RowOutcome.UPDATE, ("name: Bob Builder → Robert Builder",)),
     ]
     assert sorted(
-        personas.course.memberships.filter(
-            email__endswith="@school.example", user=None
-        ).values_list("email", "name", "role")
+        personas.course.memberships.filter(email__endswith="@school.example", user=None).values_list(
+            "email", "name", "role"
+        )
     ) == [
         ("ann@school.example", "Ann Arbor", "ta"),
         ("bob@school.example", "Robert Builder", "ta"),
@@ -112,9 +94,7 @@ def test_reimport_with_changed_role_and_name_updates_the_entry(personas):
 
 
 def test_an_empty_name_in_the_file_keeps_the_name_on_the_roster(personas):
-    roster_import(
-        actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=False
-    )
+    roster_import(actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=False)
 
     plan = roster_import(
         actor=personas.instructor,
@@ -128,9 +108,7 @@ def test_an_empty_name_in_the_file_keeps_the_name_on_the_roster(personas):
 
 
 def test_a_file_with_one_bad_line_changes_nothing(personas):
-    roster_import(
-        actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=False
-    )
+    roster_import(actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=False)
     before = roster_state(personas.course)
     events_before = AuditEvent.objects.count()
     text = (
@@ -141,9 +119,7 @@ def test_a_file_with_one_bad_line_changes_nothing(personas):
     )
 
     with pytest.raises(RosterImportError) as caught:
-        roster_import(
-            actor=personas.instructor, course=personas.course, text=text, send_invitations=True
-        )
+        roster_import(actor=personas.instructor, course=personas.course, text=text, send_invitations=True)
 
     assert [str(error) for error in caught.value.errors] == [
         "Line 4: Unknown role “dean”. Use instructor, ta or student."
@@ -158,13 +134,9 @@ def test_an_import_that_leaves_no_instructor_is_refused(personas):
     text = "email,role\ninstructor@school.example,ta\nnew@school.example,student\n"
 
     with pytest.raises(RosterImportError) as caught:
-        roster_import(
-            actor=personas.instructor, course=personas.course, text=text, send_invitations=False
-        )
+        roster_import(actor=personas.instructor, course=personas.course, text=text, send_invitations=False)
 
-    assert [str(error) for error in caught.value.errors] == [
-        "This file would leave the course without an instructor."
-    ]
+    assert [str(error) for error in caught.value.errors] == ["This file would leave the course without an instructor."]
     assert roster_state(personas.course) == before
     assert not import_events(personas.course).exists()
 
@@ -172,9 +144,7 @@ def test_an_import_that_leaves_no_instructor_is_refused(personas):
 def test_demoting_one_instructor_is_fine_when_the_file_names_another(personas):
     text = "email,role\ninstructor@school.example,ta\nnew-prof@school.example,instructor\n"
 
-    roster_import(
-        actor=personas.instructor, course=personas.course, text=text, send_invitations=False
-    )
+    roster_import(actor=personas.instructor, course=personas.course, text=text, send_invitations=False)
 
     assert dict(personas.course.memberships.values_list("email", "role")) == {
         "instructor@school.example": "ta",
@@ -185,9 +155,7 @@ def test_demoting_one_instructor_is_fine_when_the_file_names_another(personas):
 
 
 def test_people_missing_from_the_file_stay_on_the_roster(personas):
-    roster_import(
-        actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=False
-    )
+    roster_import(actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=False)
 
     roster_import(
         actor=personas.instructor,
@@ -207,28 +175,17 @@ def test_people_missing_from_the_file_stay_on_the_roster(personas):
 
 
 def test_an_import_only_touches_its_own_course(personas):
-    MembershipFactory(
-        course=personas.other_course, user=None, email="ann@school.example", name="Ann B"
-    )
+    MembershipFactory(course=personas.other_course, user=None, email="ann@school.example", name="Ann B")
 
-    roster_import(
-        actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=False
-    )
+    roster_import(actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=False)
 
     assert personas.other_course.memberships.get(email="ann@school.example").name == "Ann B"
     assert personas.other_course.memberships.count() == 3
 
 
 def test_the_audit_event_summarises_the_import(personas):
-    roster_import(
-        actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=False
-    )
-    text = (
-        "email,name,role\n"
-        "ann@school.example,Ann Arbor,ta\n"
-        "bob@school.example,,ta\n"
-        "carl@school.example,,\n"
-    )
+    roster_import(actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=False)
+    text = "email,name,role\nann@school.example,Ann Arbor,ta\nbob@school.example,,ta\ncarl@school.example,,\n"
 
     roster_import(
         actor=personas.instructor,
@@ -251,15 +208,11 @@ def test_the_audit_event_summarises_the_import(personas):
     }
 
 
-def test_sending_invitations_emails_each_new_person_a_working_link(
-    personas, django_capture_on_commit_callbacks
-):
+def test_sending_invitations_emails_each_new_person_a_working_link(personas, django_capture_on_commit_callbacks):
     anonymous = personas.client("anonymous")
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        roster_import(
-            actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=True
-        )
+        roster_import(actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=True)
 
     assert len(callbacks) == 2  # the invitations' task, then the one that sends them
     assert sorted(message.to[0] for message in mail.outbox) == [
@@ -288,13 +241,9 @@ def test_sending_invitations_emails_each_new_person_a_working_link(
     assert sorted(sent_event.data["emails"]) == ["ann@school.example", "bob@school.example"]
 
 
-def test_reimport_with_invitations_does_not_email_people_already_invited(
-    personas, django_capture_on_commit_callbacks
-):
+def test_reimport_with_invitations_does_not_email_people_already_invited(personas, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        roster_import(
-            actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=True
-        )
+        roster_import(actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=True)
     mail.outbox.clear()
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -308,9 +257,7 @@ def test_reimport_with_invitations_does_not_email_people_already_invited(
     assert [message.to for message in mail.outbox] == [["carl@school.example"]]
 
 
-def test_invitations_go_only_to_the_people_this_import_added(
-    personas, django_capture_on_commit_callbacks
-):
+def test_invitations_go_only_to_the_people_this_import_added(personas, django_capture_on_commit_callbacks):
     roster_import(actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=False)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -328,18 +275,14 @@ def test_invitations_go_only_to_the_people_this_import_added(
 
 def test_no_email_is_sent_until_the_import_commits(personas, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        roster_import(
-            actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=True
-        )
+        roster_import(actor=personas.instructor, course=personas.course, text=ROSTER, send_invitations=True)
 
     assert len(callbacks) == 1
     assert mail.outbox == []
     assert not personas.course.memberships.filter(invite_status=InviteStatus.SENT).exists()
 
 
-def test_no_invitation_is_sent_for_people_who_already_signed_in(
-    personas, django_capture_on_commit_callbacks
-):
+def test_no_invitation_is_sent_for_people_who_already_signed_in(personas, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         roster_import(
             actor=personas.instructor,
@@ -353,9 +296,7 @@ def test_no_invitation_is_sent_for_people_who_already_signed_in(
 
 
 def roster_file(people: int, role: str = "student") -> str:
-    return "email,name,role\n" + "".join(
-        f"learner{i}@school.example,Learner {i},{role}\n" for i in range(people)
-    )
+    return "email,name,role\n" + "".join(f"learner{i}@school.example,Learner {i},{role}\n" for i in range(people))
 
 
 def queries_of_import(text: str) -> int:
@@ -381,9 +322,7 @@ def test_updating_runs_the_same_number_of_queries_for_10_and_500_people(db):
         actor = UserFactory()
         roster_import(actor=actor, course=course, text=roster_file(people), send_invitations=False)
         with CaptureQueriesContext(connection) as captured:
-            plan = roster_import(
-                actor=actor, course=course, text=roster_file(people, "ta"), send_invitations=True
-            )
+            plan = roster_import(actor=actor, course=course, text=roster_file(people, "ta"), send_invitations=True)
         assert plan.count(RowOutcome.UPDATE) == people
         assert course.memberships.filter(role=CourseRole.TA).count() == people
         return len(captured)
@@ -396,16 +335,11 @@ def test_the_largest_allowed_file_imports_and_reimports_with_changes(db):
     MembershipFactory(course=course, role=CourseRole.INSTRUCTOR)
 
     added = roster_import(actor=None, course=course, text=roster_file(5000), send_invitations=False)
-    updated = roster_import(
-        actor=None, course=course, text=roster_file(5000, "ta"), send_invitations=False
-    )
+    updated = roster_import(actor=None, course=course, text=roster_file(5000, "ta"), send_invitations=False)
 
     assert added.summary == {"add": 5000, "update": 0, "unchanged": 0}
     assert updated.summary == {"add": 0, "update": 5000, "unchanged": 0}
-    assert (
-        course.memberships.filter(role=CourseRole.TA, source=MembershipSource.IMPORT).count()
-        == 5000
-    )
+    assert course.memberships.filter(role=CourseRole.TA, source=MembershipSource.IMPORT).count() == 5000
     assert course.memberships.count() == 5001
 
 
@@ -473,9 +407,7 @@ def upload(client, course, text: str, filename: str = "roster.csv"):
 def test_instructor_uploads_previews_and_confirms_an_import(personas):
     client = personas.client("instructor")
     course = personas.course
-    MembershipFactory(
-        course=course, user=None, email="carl@school.example", name="Carl", role="student"
-    )
+    MembershipFactory(course=course, user=None, email="carl@school.example", name="Carl", role="student")
     before = roster_state(course)
     text = ROSTER + "carl@school.example,Carl,ta\nstudent@school.example,,student\n"
 
@@ -511,9 +443,7 @@ def test_instructor_uploads_previews_and_confirms_an_import(personas):
 
     confirmed = confirm(client, response.url, follow=True)
 
-    assert confirmed.redirect_chain == [
-        (reverse("courses:roster", kwargs={"course_id": course.pk}), 302)
-    ]
+    assert confirmed.redirect_chain == [(reverse("courses:roster", kwargs={"course_id": course.pk}), 302)]
     assert "Imported fall.csv: 2 added, 1 updated." in confirmed.text
     assert dict(course.memberships.values_list("email", "role")) == {
         "instructor@school.example": "instructor",
@@ -551,9 +481,7 @@ def test_preview_lists_errors_by_line_and_offers_no_import(personas):
     assert "Nothing was imported: fix 3 problems and upload the file again" in html
     assert "<li>Line 4: “not-an-email” is not a valid email address.</li>" in html
     assert "<li>Line 5: Unknown role “dean”. Use instructor, ta or student.</li>" in html
-    assert (
-        "<li>Line 6: ann@school.example is already on line 2. List each person once.</li>" in html
-    )
+    assert "<li>Line 6: ann@school.example is already on line 2. List each person once.</li>" in html
     assert 'name="send_invitations"' not in html  # no confirm form to submit
 
     confirmed = confirm(client, response.url, send_invitations=True)
@@ -565,9 +493,7 @@ def test_preview_lists_errors_by_line_and_offers_no_import(personas):
     assert RosterUpload.objects.get().applied_at is None
 
 
-def test_confirming_with_invitations_emails_the_new_people(
-    personas, django_capture_on_commit_callbacks
-):
+def test_confirming_with_invitations_emails_the_new_people(personas, django_capture_on_commit_callbacks):
     client = personas.client("instructor")
     response = upload(client, personas.course, ROSTER)
 
@@ -604,12 +530,7 @@ def test_upload_of_a_latin1_file_shows_the_error_on_the_form(personas):
 
     assert response.status_code == 200
     assert response.context["form"].errors == {
-        "file": [
-            (
-                "The file is not UTF-8 text (byte 33 is invalid). "
-                "In your spreadsheet, save it as “CSV UTF-8”."
-            )
-        ]
+        "file": [("The file is not UTF-8 text (byte 33 is invalid). In your spreadsheet, save it as “CSV UTF-8”.")]
     }
     assert not RosterUpload.objects.exists()
 
@@ -656,13 +577,9 @@ def test_instructor_of_another_course_cannot_see_the_upload_page(personas):
 
 
 def test_export_neutralises_formulas_in_names(personas):
-    MembershipFactory(
-        course=personas.course, user=None, email="evil@school.example", name='=HYPERLINK("x")'
-    )
+    MembershipFactory(course=personas.course, user=None, email="evil@school.example", name='=HYPERLINK("x")')
 
-    response = personas.client("ta").get(
-        reverse("courses:roster_export", kwargs={"course_id": personas.course.pk})
-    )
+    response = personas.client("ta").get(reverse("courses:roster_export", kwargs={"course_id": personas.course.pk}))
 
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
@@ -709,8 +626,8 @@ def test_membership_source_of_imported_people_is_import(personas):
     roster_import(actor=None, course=personas.course, text=ROSTER, send_invitations=False)
 
     assert set(
-        Membership.objects.filter(
-            email__in=["ann@school.example", "bob@school.example"]
-        ).values_list("source", flat=True)
+        Membership.objects.filter(email__in=["ann@school.example", "bob@school.example"]).values_list(
+            "source", flat=True
+        )
     ) == {MembershipSource.IMPORT}
     assert import_events(personas.course).get().actor_label == "system"

@@ -92,8 +92,14 @@ def test_nobody_in_a_member_account_takes_it_out_of_the_organization(principal):
 @pytest.mark.parametrize(
     "action",
     [
-        "iam:UpdateAssumeRolePolicy", "iam:AttachRolePolicy", "iam:PutRolePolicy", "iam:DetachRolePolicy",
-        "iam:DeleteRolePolicy", "iam:DeleteRole", "iam:PutRolePermissionsBoundary", "iam:TagRole",
+        "iam:UpdateAssumeRolePolicy",
+        "iam:AttachRolePolicy",
+        "iam:PutRolePolicy",
+        "iam:DetachRolePolicy",
+        "iam:DeleteRolePolicy",
+        "iam:DeleteRole",
+        "iam:PutRolePermissionsBoundary",
+        "iam:TagRole",
     ],
 )
 def test_students_cannot_change_or_delete_the_portals_role(action):
@@ -165,8 +171,14 @@ def test_a_foreign_region_is_fenced_even_for_a_course_that_lists_it():
     """The school's baseline on the portal's OU holds whatever a course's profile says."""
     loose = course(allowed_regions=[COURSE_REGION, FOREIGN_REGION])
     scps = hierarchy(loose)
-    run = decide(STUDENT, "ec2:RunInstances", instance(FOREIGN_REGION), region=FOREIGN_REGION, scps=scps,
-                 ec2__InstanceType="t3.micro")
+    run = decide(
+        STUDENT,
+        "ec2:RunInstances",
+        instance(FOREIGN_REGION),
+        region=FOREIGN_REGION,
+        scps=scps,
+        ec2__InstanceType="t3.micro",
+    )
     assert run == EXPLICITLY_DENIED
 
 
@@ -207,25 +219,40 @@ def test_a_service_the_course_allows_is_open():
 # --- Instance sizes -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("instance_type", "expected"), [
-    ("t3.micro", ALLOWED), ("t4g.small", ALLOWED), ("p4d.24xlarge", EXPLICITLY_DENIED),
-    ("g5.xlarge", EXPLICITLY_DENIED), ("m5.large", EXPLICITLY_DENIED),
-])
+@pytest.mark.parametrize(
+    ("instance_type", "expected"),
+    [
+        ("t3.micro", ALLOWED),
+        ("t4g.small", ALLOWED),
+        ("p4d.24xlarge", EXPLICITLY_DENIED),
+        ("g5.xlarge", EXPLICITLY_DENIED),
+        ("m5.large", EXPLICITLY_DENIED),
+    ],
+)
 @pytest.mark.parametrize("action", ["ec2:RunInstances", "ec2:StartInstances"])
 def test_only_the_courses_instance_families_start(action, instance_type, expected):
     assert decide(STUDENT, action, instance(), region=COURSE_REGION, ec2__InstanceType=instance_type) == expected
 
 
-@pytest.mark.parametrize(("instance_types", "expected"), [
-    (["ml.t3.medium"], ALLOWED),
-    (["ml.p3.2xlarge"], EXPLICITLY_DENIED),
-    (["ml.t3.medium", "ml.g5.12xlarge"], EXPLICITLY_DENIED),
-])
+@pytest.mark.parametrize(
+    ("instance_types", "expected"),
+    [
+        (["ml.t3.medium"], ALLOWED),
+        (["ml.p3.2xlarge"], EXPLICITLY_DENIED),
+        (["ml.t3.medium", "ml.g5.12xlarge"], EXPLICITLY_DENIED),
+    ],
+)
 def test_sagemaker_is_limited_to_small_instances_where_allowed(instance_types, expected):
     scps = hierarchy(course(allowed_services=["ec2", "sagemaker"]))
     notebook = f"arn:aws:sagemaker:{COURSE_REGION}:{ACCOUNT}:notebook-instance/nb"
-    decided = decide(STUDENT, "sagemaker:CreateNotebookInstance", notebook, region=COURSE_REGION, scps=scps,
-                     sagemaker__InstanceTypes=instance_types)
+    decided = decide(
+        STUDENT,
+        "sagemaker:CreateNotebookInstance",
+        notebook,
+        region=COURSE_REGION,
+        scps=scps,
+        sagemaker__InstanceTypes=instance_types,
+    )
     assert decided == expected
 
 
@@ -352,8 +379,10 @@ def test_only_the_root_user_picks_a_paid_support_plan():
 def test_students_still_look_at_reservations_and_domains():
     """Only buying is denied: the console's pages that list offerings still open."""
     baseline_only = [{}, baseline(), {}]
-    assert decide(STUDENT, "ec2:DescribeReservedInstancesOfferings", "*", region=COURSE_REGION,
-                  scps=baseline_only) == ALLOWED
+    assert (
+        decide(STUDENT, "ec2:DescribeReservedInstancesOfferings", "*", region=COURSE_REGION, scps=baseline_only)
+        == ALLOWED
+    )
     assert decide(STUDENT, "route53domains:CheckDomainAvailability", "*", scps=baseline_only) == ALLOWED
 
 
@@ -404,23 +433,32 @@ def test_auto_scaling_overrides_keep_to_the_families(action, instance_types, exp
     """AWS's Service Authorization Reference types autoscaling:InstanceTypes as one String (the
     evaluator follows it), so each request here names one override type."""
     scps = hierarchy(course(allowed_services=["ec2", "autoscaling"]))
-    decided = decide(STUDENT, action, AUTO_SCALING_GROUP, region=COURSE_REGION, scps=scps,
-                     autoscaling__InstanceTypes=instance_types)
+    decided = decide(
+        STUDENT, action, AUTO_SCALING_GROUP, region=COURSE_REGION, scps=scps, autoscaling__InstanceTypes=instance_types
+    )
     assert decided == expected
 
 
 def test_scaling_a_group_to_zero_names_no_type_and_is_not_denied():
     scps = hierarchy(course(allowed_services=["ec2", "autoscaling"]))
-    assert decide(portal(), "autoscaling:UpdateAutoScalingGroup", AUTO_SCALING_GROUP, region=COURSE_REGION,
-                  scps=scps) == ALLOWED
+    assert (
+        decide(portal(), "autoscaling:UpdateAutoScalingGroup", AUTO_SCALING_GROUP, region=COURSE_REGION, scps=scps)
+        == ALLOWED
+    )
 
 
 @pytest.mark.parametrize(("instance_type", "expected"), [("t3.micro", ALLOWED), ("p3.2xlarge", EXPLICITLY_DENIED)])
 def test_launch_configurations_keep_to_the_families(instance_type, expected):
     scps = hierarchy(course(allowed_services=["ec2", "autoscaling"]))
     configuration = in_course_region("autoscaling", "launchConfiguration:0123-abcd:launchConfigurationName/lab")
-    decided = decide(STUDENT, "autoscaling:CreateLaunchConfiguration", configuration, region=COURSE_REGION,
-                     scps=scps, autoscaling__InstanceType=instance_type)
+    decided = decide(
+        STUDENT,
+        "autoscaling:CreateLaunchConfiguration",
+        configuration,
+        region=COURSE_REGION,
+        scps=scps,
+        autoscaling__InstanceType=instance_type,
+    )
     assert decided == expected
 
 
@@ -467,7 +505,9 @@ def test_the_root_user_in_the_leaving_ou_can_do_the_owners_tasks(action, resourc
 @pytest.mark.parametrize("principal", [ROOT_USER, STUDENT], ids=["root", "student"])
 def test_nobody_in_the_leaving_ou_does_anything_else(principal, action, resource, region, frozen):
     context = {"ec2__InstanceType": "t3.micro"} if action == "ec2:RunInstances" else {}
-    assert decide(principal, action, resource, region=region, scps=leaving(frozen=frozen), **context) == EXPLICITLY_DENIED
+    assert (
+        decide(principal, action, resource, region=region, scps=leaving(frozen=frozen), **context) == EXPLICITLY_DENIED
+    )
 
 
 def test_a_frozen_account_stays_frozen_for_its_root_user_in_its_course():

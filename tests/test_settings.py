@@ -21,9 +21,7 @@ PRODUCTION_ENV = {
 
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PORTAL_", "AWS_ENDPOINT_URL"))
-    }
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PORTAL_", "AWS_ENDPOINT_URL"))}
     clean.pop("DATABASE_URL", None)
     clean.pop("REDIS_URL", None)
     return subprocess.run(
@@ -43,9 +41,7 @@ def test_production_settings_pass_the_deployment_checks():
     assert "no issues" in result.stdout
 
 
-@pytest.mark.parametrize(
-    "missing", ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL"]
-)
+@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL"])
 def test_production_refuses_to_start_without_a_secret(missing):
     env = {k: v for k, v in PRODUCTION_ENV.items() if k != missing}
 

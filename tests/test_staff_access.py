@@ -18,8 +18,8 @@ from accounts_app.services import staff_access
 from accounts_app.services.reconcile import reconcile
 from accounts_app.services.rosters import member_add, member_change_role, member_remove, roster_import
 from accounts_app.tasks import staff_access_sync_task
-from tests.factories import MembershipFactory, UserFactory
 from portal.aws.errors import TransientAwsError
+from tests.factories import MembershipFactory, UserFactory
 from tests.support.aws_script import AwsScript, Clock, Fault
 from tests.test_cleanup_service import ready_account
 
@@ -115,9 +115,7 @@ def test_a_removed_ta_loses_access_at_once_through_the_task(personas, aws, accou
     assert holders(aws, account, "student") == {"student@school.example"}
     assert script.calls["DeleteAccountAssignment"] == 1
     event = AuditEvent.objects.get(action=AuditAction.STAFF_ACCESS_CHANGED)
-    assert event.summary == (
-        "AWS access of ta@school.example (no staff role): granted on 0 account(s), removed from 1"
-    )
+    assert event.summary == ("AWS access of ta@school.example (no staff role): granted on 0 account(s), removed from 1")
     assert event.data["revoked"] == [account.aws_account_id]
 
 
@@ -355,9 +353,7 @@ def test_an_account_refusing_past_the_grace_window_is_left_for_the_reconciler(
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("refusal", sorted(NEW_ACCOUNT_REFUSALS))
-def test_the_reconciler_waits_for_a_new_account_and_repairs_it_at_the_next_run(
-    personas, aws, account, script, refusal
-):
+def test_the_reconciler_waits_for_a_new_account_and_repairs_it_at_the_next_run(personas, aws, account, script, refusal):
     unassign(aws, account, "ta", user_id_of(aws, "ta@school.example"))
     script.answer("sso-admin", "CreateAccountAssignment", NEW_ACCOUNT_REFUSALS[refusal])
 
@@ -382,7 +378,9 @@ def test_the_reconciler_waits_for_a_new_account_and_repairs_it_at_the_next_run(
 
 
 @pytest.mark.django_db
-def test_the_reconciler_reports_an_old_accounts_refusal_as_before(personas, aws, account, script, monkeypatch, settings):
+def test_the_reconciler_reports_an_old_accounts_refusal_as_before(
+    personas, aws, account, script, monkeypatch, settings
+):
     unassign(aws, account, "ta", user_id_of(aws, "ta@school.example"))
     script.always("sso-admin", "CreateAccountAssignment", NEW_ACCOUNT_REFUSALS["AccessDeniedException"])
     after_the_grace_window(monkeypatch, settings)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from botocore.stub import Stubber
@@ -49,9 +50,19 @@ HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 HOURS_PER_MONTH = Decimal(730)
 # What the meter asks in a member account: never a change.
 MEMBER_READS = {
-    "DescribeInstances", "DescribeVolumes", "DescribeNatGateways", "DescribeLoadBalancers",
-    "DescribeDBInstances", "ListNotebookInstances", "ListEndpoints", "DescribeEndpoint",
-    "DescribeEndpointConfig", "ListTrainingJobs", "DescribeTrainingJob", "ListMetrics", "GetMetricData",
+    "DescribeInstances",
+    "DescribeVolumes",
+    "DescribeNatGateways",
+    "DescribeLoadBalancers",
+    "DescribeDBInstances",
+    "ListNotebookInstances",
+    "ListEndpoints",
+    "DescribeEndpoint",
+    "DescribeEndpointConfig",
+    "ListTrainingJobs",
+    "DescribeTrainingJob",
+    "ListMetrics",
+    "GetMetricData",
 }
 
 
@@ -95,7 +106,10 @@ def inside(account, service: str, region: str = REGION):
 
 def run_instance(account, name: str, region: str = REGION, kind: str = "t3.micro", **options) -> str:
     return inside(account, "ec2", region).run_instances(
-        ImageId=IMAGE_ID, MinCount=1, MaxCount=1, InstanceType=kind,
+        ImageId=IMAGE_ID,
+        MinCount=1,
+        MaxCount=1,
+        InstanceType=kind,
         TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
         **options,
     )["Instances"][0]["InstanceId"]
@@ -104,7 +118,8 @@ def run_instance(account, name: str, region: str = REGION, kind: str = "t3.micro
 def make_endpoint(account, name: str, count: int = 1) -> None:
     sagemaker = inside(account, "sagemaker")
     sagemaker.create_model(
-        ModelName=name, ExecutionRoleArn=f"arn:aws:iam::{account.aws_account_id}:role/sagemaker",
+        ModelName=name,
+        ExecutionRoleArn=f"arn:aws:iam::{account.aws_account_id}:role/sagemaker",
         PrimaryContainer={"Image": f"{name}:latest"},
     )
     variant = {"VariantName": "all", "ModelName": name, "InitialInstanceCount": count, "InstanceType": "ml.t2.medium"}
@@ -149,8 +164,12 @@ def usd(value) -> str:
 def product(service_code: str, attributes: dict, unit: str, price: str, *, reserved: str = "") -> str:
     """One Price List product as GetProducts answers it: a JSON document, in a string."""
     sku = "JRTCKXETXF4Q8S2Y"
-    document = {
-        "product": {"productFamily": "Compute Instance", "attributes": {"servicecode": service_code, **attributes}, "sku": sku},
+    document: dict[str, Any] = {
+        "product": {
+            "productFamily": "Compute Instance",
+            "attributes": {"servicecode": service_code, **attributes},
+            "sku": sku,
+        },
         "serviceCode": service_code,
         "terms": {
             "OnDemand": {
@@ -181,7 +200,12 @@ def product(service_code: str, attributes: dict, unit: str, price: str, *, reser
         document["terms"]["Reserved"] = {
             f"{sku}.4NA7Y494T4": {
                 "priceDimensions": {
-                    f"{sku}.4NA7Y494T4.6YS6EN2CT7": {"unit": unit, "beginRange": "0", "endRange": "Inf", "pricePerUnit": {"USD": reserved}},
+                    f"{sku}.4NA7Y494T4.6YS6EN2CT7": {
+                        "unit": unit,
+                        "beginRange": "0",
+                        "endRange": "Inf",
+                        "pricePerUnit": {"USD": reserved},
+                    },
                     f"{sku}.4NA7Y494T4.2TG2D8R56U": {"unit": "Quantity", "pricePerUnit": {"USD": "53"}},
                 },
                 "termAttributes": {"LeaseContractLength": "1yr", "PurchaseOption": "Partial Upfront"},
@@ -196,8 +220,13 @@ def price_list_answer(*products: str) -> dict:
 
 def ec2_filters(instance_type: str, region: str = REGION) -> list[dict]:
     attributes = {
-        "regionCode": region, "instanceType": instance_type, "operatingSystem": "Linux", "tenancy": "Shared",
-        "preInstalledSw": "NA", "capacitystatus": "Used", "licenseModel": "No License required",
+        "regionCode": region,
+        "instanceType": instance_type,
+        "operatingSystem": "Linux",
+        "tenancy": "Shared",
+        "preInstalledSw": "NA",
+        "capacitystatus": "Used",
+        "licenseModel": "No License required",
     }
     return [{"Type": "TERM_MATCH", "Field": name, "Value": value} for name, value in attributes.items()]
 
@@ -234,20 +263,28 @@ def test_the_meter_lists_what_bills_now_in_the_courses_regions_and_prices_it(acc
     nat = ec2.create_nat_gateway(SubnetId=subnets[0], AllocationId=ec2.allocate_address(Domain="vpc")["AllocationId"])
     balancer = inside(account, "elbv2").create_load_balancer(Name="web", Subnets=subnets[:2], Type="application")
     inside(account, "elb").create_load_balancer(
-        LoadBalancerName="legacy", AvailabilityZones=["us-east-1a"],
+        LoadBalancerName="legacy",
+        AvailabilityZones=["us-east-1a"],
         Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 80}],
     )
     inside(account, "rds").create_db_instance(
-        DBInstanceIdentifier="lab-db", DBInstanceClass="db.t3.micro", Engine="postgres",
-        MasterUsername="student", MasterUserPassword="not-a-secret-1", AllocatedStorage=20,
+        DBInstanceIdentifier="lab-db",
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        MasterUsername="student",
+        MasterUserPassword="not-a-secret-1",
+        AllocatedStorage=20,
     )
     inside(account, "sagemaker").create_notebook_instance(
-        NotebookInstanceName="lab-notebook", InstanceType="ml.t3.medium",
+        NotebookInstanceName="lab-notebook",
+        InstanceType="ml.t3.medium",
         RoleArn=f"arn:aws:iam::{account.aws_account_id}:role/sagemaker",
     )
     make_endpoint(account, "digits", count=2)
     # Through a cross-region inference profile: priced as the model it runs.
-    use_bedrock(account, f"us.{HAIKU}", tokens_in=30_000, tokens_out=4_000, invocations=12, at=now - timedelta(minutes=20))
+    use_bedrock(
+        account, f"us.{HAIKU}", tokens_in=30_000, tokens_out=4_000, invocations=12, at=now - timedelta(minutes=20)
+    )
     # Older than the last full hour: not this hour's use.
     use_bedrock(account, HAIKU, tokens_in=900_000, tokens_out=0, invocations=1, at=now - timedelta(minutes=95))
     script.log.clear()
@@ -264,7 +301,9 @@ def test_the_meter_lists_what_bills_now_in_the_courses_regions_and_prices_it(acc
     # gp3: 100 GiB, 1,000 IOPS and 125 MiB/s above what it includes, each priced by the month.
     assert volumes[data["VolumeId"]]["usd_per_hour"] == usd(hourly("8") + hourly("5") + hourly("5"))
     assert item(reading, "ec2:nat-gateway", nat["NatGateway"]["NatGatewayId"])["usd_per_hour"] == usd("0.045")
-    assert item(reading, "elbv2:load-balancer", balancer["LoadBalancers"][0]["LoadBalancerArn"])["usd_per_hour"] == usd("0.0225")
+    assert item(reading, "elbv2:load-balancer", balancer["LoadBalancers"][0]["LoadBalancerArn"])["usd_per_hour"] == usd(
+        "0.0225"
+    )
     assert item(reading, "elb:load-balancer", "legacy")["usd_per_hour"] == usd("0.025")
     assert item(reading, "rds:db-instance", "lab-db")["usd_per_hour"] == usd(Decimal("0.018") + hourly("2.3"))
     assert item(reading, "sagemaker:notebook-instance", "lab-notebook")["usd_per_hour"] == usd("0.05")
@@ -329,9 +368,7 @@ def test_no_single_price_in_the_answer_falls_back_to_the_table(aws, price_list):
     assert Price.objects.get().note == NO_SINGLE_PRICE
 
 
-def test_the_table_serves_when_the_price_list_cannot_be_asked_and_it_is_asked_again_within_the_hour(
-    aws, script
-):
+def test_the_table_serves_when_the_price_list_cannot_be_asked_and_it_is_asked_again_within_the_hour(aws, script):
     """moto, like the local emulator, has no Price List API (404): the table's price is used, and
     kept an hour only."""
     wanted = {("nat-gateway", OTHER_REGION)}
@@ -384,6 +421,7 @@ def test_an_unknown_price_is_shown_as_unknown_never_as_zero(personas, account):
 def test_training_jobs_in_progress_are_priced_and_the_describes_are_bounded(account, script):
     """moto finishes a training job at once; AwsScript answers as AWS does while five jobs run.
     The meter describes three of them a region and counts the others as unknown."""
+
     def listed(params):
         return {
             "TrainingJobSummaries": [
@@ -400,7 +438,9 @@ def test_training_jobs_in_progress_are_priced_and_the_describes_are_bounded(acco
     def described(params):
         return {
             "TrainingJobName": params["TrainingJobName"],
-            "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:{account.aws_account_id}:training-job/{params['TrainingJobName']}",
+            "TrainingJobArn": (
+                f"arn:aws:sagemaker:{REGION}:{account.aws_account_id}:training-job/{params['TrainingJobName']}"
+            ),
             "ModelArtifacts": {"S3ModelArtifacts": ""},
             "TrainingJobStatus": "InProgress",
             "SecondaryStatus": "Training",
@@ -495,7 +535,11 @@ def test_the_estimate_adds_what_the_meter_saw_beyond_the_bill_on_days_cost_explo
 
     assert settled_through() == newest - timedelta(days=1)
     found = estimates(accounts=[account, other], start=newest - timedelta(days=10), end=newest + timedelta(days=10))
-    assert (found[account.pk].billed, found[account.pk].metered, found[account.pk].total) == (10, Decimal("4.5"), Decimal("14.5"))
+    assert (found[account.pk].billed, found[account.pk].metered, found[account.pk].total) == (
+        10,
+        Decimal("4.5"),
+        Decimal("14.5"),
+    )
     assert (found[other.pk].billed, found[other.pk].metered) == (9, 0)
 
 
@@ -504,7 +548,12 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 def test_the_budget_runs_out_when_what_is_left_is_spent_at_this_rate():
     forecast = burn_down(
-        budget=Decimal(50), spent=Decimal(26), usd_per_hour=Decimal("0.5"), unknown=0, now=NOW, period_end=date(2026, 12, 15)
+        budget=Decimal(50),
+        spent=Decimal(26),
+        usd_per_hour=Decimal("0.5"),
+        unknown=0,
+        now=NOW,
+        period_end=date(2026, 12, 15),
     )
     assert forecast.runs_out_at == NOW + timedelta(hours=48)
     assert forecast.left == 24 and not forecast.already_spent and not forecast.lasts_the_period
@@ -521,14 +570,21 @@ def test_the_budget_runs_out_when_what_is_left_is_spent_at_this_rate():
     ],
 )
 def test_burn_down_cases(spent, usd_per_hour, period_end, expected):
-    forecast = burn_down(budget=Decimal(50), spent=spent, usd_per_hour=usd_per_hour, unknown=0, now=NOW, period_end=period_end)
+    forecast = burn_down(
+        budget=Decimal(50), spent=spent, usd_per_hour=usd_per_hour, unknown=0, now=NOW, period_end=period_end
+    )
     found = "already spent" if forecast.already_spent else "runs out" if forecast.runs_out_at else "lasts"
     assert found == expected
 
 
 def test_a_tiny_rate_does_not_overflow():
     forecast = burn_down(
-        budget=Decimal(50), spent=Decimal(0), usd_per_hour=Decimal("0.000001"), unknown=0, now=NOW, period_end=date(2026, 12, 15)
+        budget=Decimal(50),
+        spent=Decimal(0),
+        usd_per_hour=Decimal("0.000001"),
+        unknown=0,
+        now=NOW,
+        period_end=date(2026, 12, 15),
     )
     assert forecast.lasts_the_period
 
@@ -614,8 +670,13 @@ def test_a_student_sees_only_their_own_meter(personas, account):
         course=personas.other_course, membership=Membership.objects.get(user=personas.other_student)
     )
     MeterReading.objects.create(
-        account=other, course=other.course, taken_at=timezone.now(), checked_at=timezone.now(),
-        running=7, usd_per_hour=Decimal("9.99"), items=[],
+        account=other,
+        course=other.course,
+        taken_at=timezone.now(),
+        checked_at=timezone.now(),
+        running=7,
+        usd_per_hour=Decimal("9.99"),
+        items=[],
     )
     mine = personas.client("other_student").get(reverse("billing:my_meter", args=[personas.other_course.pk]))
     assert "7 items, $9.9900 an hour" in mine.content.decode()

@@ -21,19 +21,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 from django.db import connection
 from django.utils import timezone
 
 from accounts_app import tasks
-from accounts_app.choices import AccountOrigin, CourseRole
 from accounts_app.choices import AccountState as S
+from accounts_app.choices import CourseRole
 from accounts_app.lifecycle import transition
 from accounts_app.models import AccountEvent, AwsOrganization, MemberAccount, Membership
 from accounts_app.services import account_setup, vending_queue
 from accounts_app.services.account_requests import (
-    VendingError,
     account_request,
     course_precreate,
 )
@@ -59,6 +58,7 @@ from tests.support.aws_script import (
 from tests.support.next_steps import record_account_steps
 
 # --- Scripting AWS --------------------------------------------------------------------------------
+
 
 class WorkerKilled(BaseException):
     """The worker process dies (SIGKILL, OOM): nothing after this point runs."""
@@ -108,9 +108,7 @@ def in_progress(params: dict) -> dict:
 
 def described(state: str, **fields):
     """An answer to DescribeCreateAccountStatus for whichever request is asked about."""
-    return lambda params: creation_status(
-        state, request=params["CreateAccountRequestId"], name="any", **fields
-    )
+    return lambda params: creation_status(state, request=params["CreateAccountRequestId"], name="any", **fields)
 
 
 def in_progress_instead_of_succeeded(parsed: dict) -> None:
@@ -165,10 +163,7 @@ def accounts_in_organization(email: str) -> list[organizations.Account]:
 
 
 def transitions(account: MemberAccount) -> list[tuple[str, str]]:
-    return [
-        (e.from_state, e.to_state)
-        for e in AccountEvent.objects.filter(account=account).order_by("id")
-    ]
+    return [(e.from_state, e.to_state) for e in AccountEvent.objects.filter(account=account).order_by("id")]
 
 
 def assignments_of(aws, account: MemberAccount, role: str, user_id: str) -> list[dict]:
@@ -201,9 +196,7 @@ def test_a_creation_in_progress_is_polled_with_growing_delays_until_it_succeeds(
     tags = aws.client("organizations").list_tags_for_resource(ResourceId=created.id)
     safe = Stubber(aws.client("organizations"))
     asked = {"CreateAccountRequestId": account.create_request_id}
-    running = creation_status(
-        "IN_PROGRESS", request=account.create_request_id, name=account.account_name
-    )
+    running = creation_status("IN_PROGRESS", request=account.create_request_id, name=account.account_name)
     safe.add_response("describe_create_account_status", running, asked)
     safe.add_response("describe_create_account_status", running, asked)
     done = creation_status(
@@ -257,9 +250,7 @@ def test_the_poll_delay_never_exceeds_the_maximum(personas, aws, script, clock, 
 
 
 @pytest.mark.django_db
-def test_email_already_exists_adopts_the_account_when_it_is_in_the_organization(
-    personas, aws, script, queued
-):
+def test_email_already_exists_adopts_the_account_when_it_is_in_the_organization(personas, aws, script, queued):
     account = creating_account(personas, script)
     # Our own earlier request (whose answer was lost) created it meanwhile, with this record's tags.
     earlier = aws.client("organizations").create_account(
@@ -286,9 +277,7 @@ def test_email_already_exists_adopts_the_account_when_it_is_in_the_organization(
 
 
 @pytest.mark.django_db
-def test_email_already_exists_outside_the_organization_fails_with_an_explanation(
-    personas, aws, script, queued
-):
+def test_email_already_exists_outside_the_organization_fails_with_an_explanation(personas, aws, script, queued):
     account = creating_account(personas, script)
     script.answer(
         "organizations",
@@ -331,9 +320,7 @@ def test_a_failure_aws_asks_to_retry_puts_the_account_back_in_the_queue_and_it_i
     personas, aws, script, reason
 ):
     account = creating_account(personas, script)
-    script.answer(
-        "organizations", "DescribeCreateAccountStatus", described("FAILED", FailureReason=reason)
-    )
+    script.answer("organizations", "DescribeCreateAccountStatus", described("FAILED", FailureReason=reason))
 
     account_poll_creation(account=account)
 
@@ -378,9 +365,7 @@ def test_a_failure_reason_the_portal_does_not_know_fails_with_the_reason(persona
 
     account.refresh_from_db()
     assert account.state == S.FAILED
-    assert (
-        account.last_error == "AWS could not create the account (GOVCLOUD_ACCOUNT_ALREADY_EXISTS)."
-    )
+    assert account.last_error == "AWS could not create the account (GOVCLOUD_ACCOUNT_ALREADY_EXISTS)."
 
 
 # --- CreateAccount refused ---------------------------------------------------------------------
@@ -404,9 +389,7 @@ def test_a_failure_reason_the_portal_does_not_know_fails_with_the_reason(persona
     ],
     ids=["throttled", "creation-rate-limit", "no-connection"],
 )
-def test_a_create_account_refused_for_now_goes_back_to_the_queue_and_creates_nothing(
-    personas, aws, script, refusal
-):
+def test_a_create_account_refused_for_now_goes_back_to_the_queue_and_creates_nothing(personas, aws, script, refusal):
     account = queued_account(personas)
     script.answer("organizations", "CreateAccount", refusal)
 
@@ -467,8 +450,7 @@ def test_access_denied_on_create_account_fails_the_account(personas, aws, script
     account.refresh_from_db()
     assert account.state == S.FAILED
     assert (
-        account.last_error
-        == "AWS refused to create the account: You don't have permissions to access this resource."
+        account.last_error == "AWS refused to create the account: You don't have permissions to access this resource."
     )
 
 
@@ -477,9 +459,7 @@ def _waiting_for_quota(personas, script) -> MemberAccount:
     script.answer(
         "organizations",
         "CreateAccount",
-        Fault(
-            "ConstraintViolationException", "Limit reached.", Reason="ACCOUNT_NUMBER_LIMIT_EXCEEDED"
-        ),
+        Fault("ConstraintViolationException", "Limit reached.", Reason="ACCOUNT_NUMBER_LIMIT_EXCEEDED"),
     )
     vending_dispatch()
     account.refresh_from_db()
@@ -504,18 +484,13 @@ def test_reconcile_puts_accounts_waiting_for_the_quota_back_in_the_queue_when_th
 
     account.refresh_from_db()
     assert account.state == S.REQUESTED
-    assert (
-        AccountEvent.objects.filter(account=account).last().reason
-        == "The organization has room again"
-    )
+    assert AccountEvent.objects.filter(account=account).last().reason == "The organization has room again"
     assert script.calls["CreateAccount"] == 1  # reconcile only queues; the dispatcher sends
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("limit_from", ["organization", "settings"])
-def test_reconcile_leaves_accounts_waiting_while_the_organization_is_full(
-    personas, aws, script, settings, limit_from
-):
+def test_reconcile_leaves_accounts_waiting_while_the_organization_is_full(personas, aws, script, settings, limit_from):
     account = _waiting_for_quota(personas, script)
     in_use = len(list(organizations.list_accounts()))
     if limit_from == "organization":
@@ -564,9 +539,7 @@ def test_the_account_quota_is_read_in_us_east_1_whatever_the_portals_region(aws,
 
 
 @pytest.mark.django_db
-def test_reconcile_reads_the_quota_again_and_releases_the_accounts_when_aws_raises_it(
-    personas, aws, script, queued
-):
+def test_reconcile_reads_the_quota_again_and_releases_the_accounts_when_aws_raises_it(personas, aws, script, queued):
     account = _waiting_for_quota(personas, script)
     in_use = len(list(organizations.list_accounts()))
     AwsOrganization.objects.filter(pk=1).update(account_limit=in_use)
@@ -789,10 +762,7 @@ def test_a_create_account_that_never_reached_aws_is_sent_again_after_the_grace_p
 
     account.refresh_from_db()
     assert account.state == S.REQUESTED
-    assert (
-        AccountEvent.objects.filter(account=account).last().reason
-        == "The creation request never reached AWS"
-    )
+    assert AccountEvent.objects.filter(account=account).last().reason == "The creation request never reached AWS"
     assert script.calls["CreateAccount"] == 1
 
     vending_dispatch()
@@ -805,13 +775,9 @@ def test_a_create_account_that_never_reached_aws_is_sent_again_after_the_grace_p
 
 
 @pytest.mark.django_db
-def test_a_500_on_create_account_is_looked_up_before_anything_is_sent_again(
-    personas, aws, script, clock
-):
+def test_a_500_on_create_account_is_looked_up_before_anything_is_sent_again(personas, aws, script, clock):
     account = queued_account(personas)
-    script.answer(
-        "organizations", "CreateAccount", Fault("ServiceException", "Internal error.", status=500)
-    )
+    script.answer("organizations", "CreateAccount", Fault("ServiceException", "Internal error.", status=500))
 
     vending_dispatch()
 
@@ -875,9 +841,7 @@ def test_transition_is_a_compare_and_swap(personas):
     assert lost is False
     assert first_worker.state == S.CREATING
     assert second_worker.state == S.REQUESTED  # the loser's copy is not touched
-    assert list(AccountEvent.objects.filter(account=account).values_list("reason", flat=True)) == [
-        "first"
-    ]
+    assert list(AccountEvent.objects.filter(account=account).values_list("reason", flat=True)) == ["first"]
 
 
 @pytest.mark.django_db
@@ -891,9 +855,7 @@ def test_transition_from_any_of_several_states_still_lets_one_caller_win(persona
     copies = [MemberAccount.objects.get(pk=account.pk) for _ in range(2)]
 
     results = [
-        transition(
-            c, expected={S.REQUESTED, S.CREATING}, to=S.CONFIGURING, aws_account_id="210987654321"
-        )
+        transition(c, expected={S.REQUESTED, S.CREATING}, to=S.CONFIGURING, aws_account_id="210987654321")
         for c in copies
     ]
 
@@ -923,7 +885,7 @@ def test_two_workers_racing_past_the_check_still_make_one_transition(personas):
             with connection.execute_wrapper(hold_updates_until_both_checked):
                 copy = MemberAccount.objects.get(pk=account.pk)
                 results[name] = transition(copy, expected=S.REQUESTED, to=S.CREATING, reason=name)
-        except Exception as error:  # noqa: BLE001 - reported below, on the test's thread
+        except Exception as error:
             errors.append(error)
         finally:
             connection.close()
@@ -938,9 +900,7 @@ def test_two_workers_racing_past_the_check_still_make_one_transition(personas):
     assert sorted(results.values()) == [False, True]
     winner = next(name for name, won in results.items() if won)
     events = list(AccountEvent.objects.filter(account=account))
-    assert [(e.from_state, e.to_state, e.reason) for e in events] == [
-        (S.REQUESTED, S.CREATING, winner)
-    ]
+    assert [(e.from_state, e.to_state, e.reason) for e in events] == [(S.REQUESTED, S.CREATING, winner)]
 
 
 @pytest.mark.django_db
@@ -964,9 +924,7 @@ def test_a_poll_message_delivered_twice_moves_the_account_once(personas, aws, sc
 
 
 @pytest.mark.django_db
-def test_two_overlapping_polls_of_a_finished_creation_move_the_account_once(
-    personas, aws, script, queued, monkeypatch
-):
+def test_two_overlapping_polls_of_a_finished_creation_move_the_account_once(personas, aws, script, queued, monkeypatch):
     account = creating_account(personas, script)
     script.always(
         "organizations",
@@ -989,9 +947,7 @@ def test_two_overlapping_polls_of_a_finished_creation_move_the_account_once(
             second_delivery.append(True)
             account_poll_creation(account=MemberAccount.objects.get(pk=account.pk))
 
-    aws.add_hook(
-        "after-call.organizations.DescribeCreateAccountStatus", second_worker_polls_meanwhile
-    )
+    aws.add_hook("after-call.organizations.DescribeCreateAccountStatus", second_worker_polls_meanwhile)
 
     account_poll_creation(account=account)
 
@@ -1021,9 +977,7 @@ def test_a_configure_message_delivered_twice_has_one_set_of_aws_side_effects(per
 
 
 @pytest.mark.django_db
-def test_two_overlapping_configure_workers_assign_once_and_move_the_account_once(
-    personas, aws, script, monkeypatch
-):
+def test_two_overlapping_configure_workers_assign_once_and_move_the_account_once(personas, aws, script, monkeypatch):
     account = configuring_account(personas)
     outcomes = []
     real_transition = account_setup.transition
@@ -1066,9 +1020,7 @@ def test_two_overlapping_configure_workers_assign_once_and_move_the_account_once
         ("identitystore", "CreateUser"),
     ],
 )
-def test_configure_resumes_after_a_worker_is_killed_mid_step(
-    personas, aws, script, service, operation
-):
+def test_configure_resumes_after_a_worker_is_killed_mid_step(personas, aws, script, service, operation):
     account = configuring_account(personas)
     killed = []
 
@@ -1209,9 +1161,7 @@ def test_an_assignment_still_in_progress_is_retried_and_not_created_twice(person
 
     account.refresh_from_db()
     assert account.state == S.READY
-    assert (
-        script.calls["CreateAccountAssignment"] == 3
-    )  # the student once, then the TA and the instructor
+    assert script.calls["CreateAccountAssignment"] == 3  # the student once, then the TA and the instructor
     assert len(assignments_of(aws, account, "student", account.identity_store_user_id)) == 1
 
 
@@ -1249,9 +1199,7 @@ def test_a_failed_assignment_fails_the_account_with_the_reason(personas, aws, sc
 
 
 @pytest.mark.django_db
-def test_a_lost_assignment_answer_is_found_by_has_assignment_and_not_sent_again(
-    personas, aws, script
-):
+def test_a_lost_assignment_answer_is_found_by_has_assignment_and_not_sent_again(personas, aws, script):
     account = configuring_account(personas)
     script.answer("sso-admin", "CreateAccountAssignment", LOST_AFTER_AWS)
 
@@ -1259,9 +1207,7 @@ def test_a_lost_assignment_answer_is_found_by_has_assignment_and_not_sent_again(
 
     account.refresh_from_db()
     assert account.state == S.READY
-    assert (
-        script.sent["CreateAccountAssignment"] == 3
-    )  # the student once (lost), the TA, the instructor
+    assert script.sent["CreateAccountAssignment"] == 3  # the student once (lost), the TA, the instructor
     assert len(assignments_of(aws, account, "student", account.identity_store_user_id)) == 1
 
 
@@ -1308,9 +1254,7 @@ def test_an_identity_center_conflict_is_retried_not_failed(personas, aws, script
 
 
 @pytest.mark.django_db
-def test_a_member_of_a_course_with_staff_gets_every_role_assigned_exactly_once(
-    personas, aws, script
-):
+def test_a_member_of_a_course_with_staff_gets_every_role_assigned_exactly_once(personas, aws, script):
     account = configuring_account(personas)
 
     account_configure(account=account)

@@ -44,18 +44,14 @@ def account_tags(aws, account_id: str) -> dict[str, str]:
 
 
 def scp_content(aws, policy_id: str) -> dict:
-    return json.loads(
-        aws.client("organizations").describe_policy(PolicyId=policy_id)["Policy"]["Content"]
-    )
+    return json.loads(aws.client("organizations").describe_policy(PolicyId=policy_id)["Policy"]["Content"])
 
 
 def identity_user_id(aws, email: str) -> str:
     store = AwsOrganization.load().identity_store_id
     return aws.client("identitystore").get_user_id(
         IdentityStoreId=store,
-        AlternateIdentifier={
-            "UniqueAttribute": {"AttributePath": "userName", "AttributeValue": email}
-        },
+        AlternateIdentifier={"UniqueAttribute": {"AttributePath": "userName", "AttributeValue": email}},
     )["UserId"]
 
 
@@ -73,9 +69,7 @@ def assigned_principals(aws, account_id: str, role: str) -> set[str]:
 
 
 @moto_db
-def test_identity_center_request_makes_a_ready_account_in_the_course_ou_with_its_tags(
-    personas, aws
-):
+def test_identity_center_request_makes_a_ready_account_in_the_course_ou_with_its_tags(personas, aws):
     student = membership_of(personas.student)
 
     account = account_request(actor=personas.student, membership=student)
@@ -88,9 +82,7 @@ def test_identity_center_request_makes_a_ready_account_in_the_course_ou_with_its
     assert course.aws_ou_id
     parents = aws.client("organizations").list_parents(ChildId=account.aws_account_id)["Parents"]
     assert parents == [{"Id": course.aws_ou_id, "Type": "ORGANIZATIONAL_UNIT"}]
-    course_ou = aws.client("organizations").describe_organizational_unit(
-        OrganizationalUnitId=course.aws_ou_id
-    )
+    course_ou = aws.client("organizations").describe_organizational_unit(OrganizationalUnitId=course.aws_ou_id)
     # Named and tagged after the course's id, which never changes nor is reused (its code may be).
     assert course_ou["OrganizationalUnit"]["Name"] == f"Course {course.pk}"
     portal_ou = AwsOrganization.load().parent_ou_id
@@ -115,9 +107,7 @@ def test_identity_center_request_creates_and_attaches_the_course_scp(personas, a
 
     course = Course.objects.get(pk=personas.course.pk)
     organizations = aws.client("organizations")
-    attached = organizations.list_policies_for_target(
-        TargetId=course.aws_ou_id, Filter="SERVICE_CONTROL_POLICY"
-    )
+    attached = organizations.list_policies_for_target(TargetId=course.aws_ou_id, Filter="SERVICE_CONTROL_POLICY")
     assert course.aws_scp_id in {p["Id"] for p in attached["Policies"]}
     policy = organizations.describe_policy(PolicyId=course.aws_scp_id)["Policy"]
     portal_ou = AwsOrganization.load().parent_ou_id
@@ -144,9 +134,7 @@ def test_identity_center_request_assigns_student_ta_and_instructor_permission_se
     student_user = identity_user_id(aws, "student@school.example")
     assert account.identity_store_user_id == student_user
     assert assigned_principals(aws, account.aws_account_id, "student") == {student_user}
-    assert assigned_principals(aws, account.aws_account_id, "ta") == {
-        identity_user_id(aws, "ta@school.example")
-    }
+    assert assigned_principals(aws, account.aws_account_id, "ta") == {identity_user_id(aws, "ta@school.example")}
     assert assigned_principals(aws, account.aws_account_id, "instructor") == {
         identity_user_id(aws, "instructor@school.example")
     }
@@ -178,9 +166,7 @@ def iam_user_course(personas):
 
 
 @moto_db
-def test_iam_user_mode_creates_a_guarded_iam_user_with_a_login_profile(
-    personas, aws, iam_user_course
-):
+def test_iam_user_mode_creates_a_guarded_iam_user_with_a_login_profile(personas, aws, iam_user_course):
     account = account_request(actor=personas.student, membership=membership_of(personas.student))
 
     account.refresh_from_db()
@@ -195,15 +181,11 @@ def test_iam_user_mode_creates_a_guarded_iam_user_with_a_login_profile(
     assert iam.list_account_aliases()["AccountAliases"] == [account.account_alias]
     assert account.account_alias == f"{account.account_name}-{account.aws_account_id[-4:]}"
     # No Identity Center user or assignment in this mode.
-    assert not aws.client("identitystore").list_users(
-        IdentityStoreId=AwsOrganization.load().identity_store_id
-    )["Users"]
+    assert not aws.client("identitystore").list_users(IdentityStoreId=AwsOrganization.load().identity_store_id)["Users"]
 
 
 @moto_db
-def test_iam_user_first_password_is_stored_encrypted_and_revealed_once(
-    personas, aws, iam_user_course
-):
+def test_iam_user_first_password_is_stored_encrypted_and_revealed_once(personas, aws, iam_user_course):
     account = account_request(actor=personas.student, membership=membership_of(personas.student))
     account.refresh_from_db()
     stored = account.one_time_password
@@ -228,9 +210,7 @@ def test_iam_user_first_password_is_stored_encrypted_and_revealed_once(
 
 
 @moto_db
-def test_external_directory_waits_for_the_user_then_reconcile_finishes_the_account(
-    personas, aws, settings
-):
+def test_external_directory_waits_for_the_user_then_reconcile_finishes_the_account(personas, aws, settings):
     settings.PORTAL_IDENTITY_SOURCE = "external"
     student = membership_of(personas.student)
 
@@ -278,9 +258,7 @@ def test_precreated_pool_accounts_are_pooled_and_a_student_takes_one(personas, a
     pooled = course_precreate(actor=personas.instructor, course=course, count=2)
 
     assert len(pooled) == 2
-    assert set(MemberAccount.objects.values_list("state", "membership")) == {
-        (AccountState.POOLED, None)
-    }
+    assert set(MemberAccount.objects.values_list("state", "membership")) == {(AccountState.POOLED, None)}
     pool_ids = set(MemberAccount.objects.values_list("aws_account_id", flat=True))
     assert all(account_tags(aws, account_id)["student"] == "pool" for account_id in pool_ids)
     accounts_before = len(organization_accounts(aws))
@@ -292,15 +270,8 @@ def test_precreated_pool_accounts_are_pooled_and_a_student_takes_one(personas, a
     assert account.aws_account_id in pool_ids
     assert len(organization_accounts(aws)) == accounts_before
     assert account_tags(aws, account.aws_account_id)["student"] == "student@school.example"
-    assert (
-        MemberAccount.objects.filter(
-            course=course, membership=None, state=AccountState.POOLED
-        ).count()
-        == 1
-    )
-    assert account.events.filter(
-        from_state="pooled", to_state="configuring", reason="Taken from the pool"
-    ).exists()
+    assert MemberAccount.objects.filter(course=course, membership=None, state=AccountState.POOLED).count() == 1
+    assert account.events.filter(from_state="pooled", to_state="configuring", reason="Taken from the pool").exists()
 
 
 # --- Provisioning a whole course ------------------------------------------------------------------
@@ -325,9 +296,7 @@ def test_provision_all_requests_one_account_per_student_and_then_none(personas, 
     ]
     assert len({a.aws_account_id for a in accounts}) == 3
     # Staff and the other course's students get none.
-    assert not MemberAccount.objects.filter(
-        membership__role__in=[CourseRole.TA, CourseRole.INSTRUCTOR]
-    ).exists()
+    assert not MemberAccount.objects.filter(membership__role__in=[CourseRole.TA, CourseRole.INSTRUCTOR]).exists()
     assert not MemberAccount.objects.filter(course=personas.other_course).exists()
     management_id = AwsOrganization.load().management_account_id
     assert len([a for a in organization_accounts(aws) if a["Id"] != management_id]) == 3
@@ -353,16 +322,9 @@ def test_editing_allowed_services_reapplies_the_course_scp(personas, aws):
     assert after != before
     assert "lambda:*" in after["Statement"][0]["NotAction"]
     assert after == course_policy(course_profile(course), portal_role=portal_role())
-    assert (
-        AuditEvent.objects.filter(course=course, action=AuditAction.GUARDRAILS_APPLIED).count() == 2
-    )
+    assert AuditEvent.objects.filter(course=course, action=AuditAction.GUARDRAILS_APPLIED).count() == 2
     # Still one course SCP, updated in place.
-    names = [
-        p["Name"]
-        for p in aws.client("organizations").list_policies(Filter="SERVICE_CONTROL_POLICY")[
-            "Policies"
-        ]
-    ]
+    names = [p["Name"] for p in aws.client("organizations").list_policies(Filter="SERVICE_CONTROL_POLICY")["Policies"]]
     assert names.count(f"Classroom Cloud course {course.pk} in {AwsOrganization.load().parent_ou_id}") == 1
 
 
@@ -398,9 +360,7 @@ def test_course_form_refuses_guardrails_that_compile_over_the_scp_limit():
     families = [f"x{n}" for n in range(600)]
 
     form = CourseForm(
-        data=course_form_data(
-            allowed_services=", ".join(services), allowed_instance_families=" ".join(families)
-        )
+        data=course_form_data(allowed_services=", ".join(services), allowed_instance_families=" ".join(families))
     )
 
     assert not form.is_valid()
@@ -418,11 +378,7 @@ def test_course_form_refuses_guardrails_that_compile_over_the_scp_limit():
 def test_course_form_accepts_every_service_when_the_scp_fits():
     services = sorted(service_prefixes())
 
-    form = CourseForm(
-        data=course_form_data(
-            allowed_services=", ".join(services), allowed_instance_families="t3 m5"
-        )
-    )
+    form = CourseForm(data=course_form_data(allowed_services=", ".join(services), allowed_instance_families="t3 m5"))
 
     assert form.is_valid(), form.errors
     assert form.cleaned_data["allowed_services"] == services
@@ -457,10 +413,5 @@ def test_pool_can_be_refilled_after_a_student_took_an_account(personas, aws):
 
     assert [a.account_name for a in refill] == [f"cs101-{course.pk}-pool-003"]
     assert MemberAccount.objects.filter(course=course).count() == 3
-    assert (
-        MemberAccount.objects.filter(
-            course=course, membership=None, state=AccountState.POOLED
-        ).count()
-        == 2
-    )
+    assert MemberAccount.objects.filter(course=course, membership=None, state=AccountState.POOLED).count() == 2
     assert len(set(MemberAccount.objects.values_list("root_email", flat=True))) == 3

@@ -20,9 +20,7 @@ moto_db = pytest.mark.django_db(transaction=True)
 
 
 def hrefs(response) -> list[str]:
-    return [
-        html.unescape(href) for href in re.findall(r'href="([^"]*)"', response.content.decode())
-    ]
+    return [html.unescape(href) for href in re.findall(r'href="([^"]*)"', response.content.decode())]
 
 
 def messages_of(response) -> list[str]:
@@ -40,9 +38,7 @@ def queued_account(membership: Membership) -> MemberAccount:
     )
 
 
-def failed_account(
-    membership: Membership, why: str = "AWS refused to create the account: no."
-) -> MemberAccount:
+def failed_account(membership: Membership, why: str = "AWS refused to create the account: no.") -> MemberAccount:
     account = queued_account(membership)
     assert transition(
         account,
@@ -84,9 +80,7 @@ def test_student_sees_the_request_button_on_the_course_page(personas):
 
     assert response.status_code == 200
     assert "Request my AWS account" in response.content.decode()
-    assert (
-        reverse("courses:account_request", args=[personas.course.pk]) in response.content.decode()
-    )
+    assert reverse("courses:account_request", args=[personas.course.pk]) in response.content.decode()
 
 
 @pytest.mark.django_db
@@ -115,9 +109,7 @@ def test_requesting_an_account_redirects_and_the_course_page_shows_the_console_l
     assert f'<dd class="code">{account.aws_account_id}</dd>' in content
     portal_url = AwsOrganization.load().access_portal_url
     assert portal_url.startswith("https://") and portal_url.endswith(".awsapps.com/start")
-    deep_link = (
-        f"{portal_url}/#/console?account_id={account.aws_account_id}&role_name=ClassroomStudent"
-    )
+    deep_link = f"{portal_url}/#/console?account_id={account.aws_account_id}&role_name=ClassroomStudent"
     assert deep_link in hrefs(page)
     assert "Request my AWS account" not in content
 
@@ -166,9 +158,7 @@ def test_account_panel_partial_polls_only_while_the_account_is_in_progress(perso
 
 @pytest.mark.django_db
 def test_account_panel_of_a_failed_account_stops_polling_and_hides_the_error(personas):
-    failed_account(
-        student_membership(personas), why="The portal is not allowed to CreateAccount in AWS."
-    )
+    failed_account(student_membership(personas), why="The portal is not allowed to CreateAccount in AWS.")
 
     response = personas.client("student").get(
         reverse("courses:my_account", args=[personas.course.pk]), headers={"HX-Request": "true"}
@@ -176,10 +166,7 @@ def test_account_panel_of_a_failed_account_stops_polling_and_hides_the_error(per
 
     content = response.content.decode()
     assert "hx-trigger" not in content
-    assert (
-        "Your account could not be set up. Your instructor has been shown why and can retry."
-        in content
-    )
+    assert "Your account could not be set up. Your instructor has been shown why and can retry." in content
     assert "The portal is not allowed" not in content
 
 
@@ -199,9 +186,7 @@ def test_course_staff_cannot_use_the_student_account_endpoints(personas, persona
     client = personas.client(persona)
     url = reverse(url_name, args=[personas.course.pk])
 
-    response = (
-        client.get(url) if method == "GET" else client.post(url, {"aws_account_id": "123456789012"})
-    )
+    response = client.get(url) if method == "GET" else client.post(url, {"aws_account_id": "123456789012"})
 
     assert response.status_code == 404
     assert not MemberAccount.objects.exists()
@@ -212,9 +197,7 @@ def test_course_staff_cannot_use_the_student_account_endpoints(personas, persona
 
 @moto_db
 def test_instructor_provision_all_queues_every_student(personas, aws):
-    MembershipFactory(
-        course=personas.course, user=None, email="ann@school.example", name="Ann Arbor"
-    )
+    MembershipFactory(course=personas.course, user=None, email="ann@school.example", name="Ann Arbor")
     client = personas.client("instructor")
     url = reverse("courses:provision_all", args=[personas.course.pk])
 
@@ -238,9 +221,7 @@ def test_instructor_provision_all_queues_every_student(personas, aws):
 
 @pytest.mark.django_db
 def test_ta_cannot_provision_all(personas):
-    response = personas.client("ta").post(
-        reverse("courses:provision_all", args=[personas.course.pk])
-    )
+    response = personas.client("ta").post(reverse("courses:provision_all", args=[personas.course.pk]))
 
     assert response.status_code == 403
     assert not MemberAccount.objects.exists()
@@ -303,9 +284,7 @@ def test_retrying_an_account_that_is_no_longer_failed_says_so(personas):
 def test_retrying_another_courses_account_is_not_found(personas):
     other = failed_account(Membership.objects.get(user=personas.other_student))
 
-    response = personas.client("instructor").post(
-        reverse("courses:account_retry", args=[personas.course.pk, other.pk])
-    )
+    response = personas.client("instructor").post(reverse("courses:account_retry", args=[personas.course.pk, other.pk]))
 
     assert response.status_code == 404
     other.refresh_from_db()
@@ -328,27 +307,17 @@ def test_roster_shows_each_students_account_state(personas):
     assert response.status_code == 200
     rows = {
         email: row
-        for row in re.findall(
-            r'<tr id="member-\d+">.*?</tr>', response.content.decode(), flags=re.DOTALL
-        )
+        for row in re.findall(r'<tr id="member-\d+">.*?</tr>', response.content.decode(), flags=re.DOTALL)
         for email in re.findall(r"<td>([^<@]+@school\.example)</td>", row)
     }
     assert '<span class="state state-ready">Ready</span>' in rows["student@school.example"]
     assert "111122223333" in rows["student@school.example"]
     assert '<span class="state state-failed">Needs attention</span>' in rows["ann@school.example"]
     assert "AWS refused the root email address as invalid." in rows["ann@school.example"]
-    assert (
-        reverse("courses:account_retry", args=[course.pk, failed.pk]) in rows["ann@school.example"]
-    )
-    assert (
-        reverse("courses:account_retry", args=[course.pk, ready.pk])
-        not in rows["student@school.example"]
-    )
+    assert reverse("courses:account_retry", args=[course.pk, failed.pk]) in rows["ann@school.example"]
+    assert reverse("courses:account_retry", args=[course.pk, ready.pk]) not in rows["student@school.example"]
     assert "None yet" in rows["bob@school.example"]
-    assert (
-        '<span class="state state-requested">Waiting in the queue</span>'
-        in rows["cy@school.example"]
-    )
+    assert '<span class="state state-requested">Waiting in the queue</span>' in rows["cy@school.example"]
     # The roster polls while an account is still being made.
     assert 'hx-trigger="every 5s"' in response.content.decode()
 
@@ -361,24 +330,17 @@ def test_ta_sees_account_states_on_the_roster_without_retry(personas):
 
     assert response.status_code == 200
     assert '<span class="state state-failed">Needs attention</span>' in response.content.decode()
-    assert (
-        reverse("courses:account_retry", args=[personas.course.pk, failed.pk])
-        not in response.content.decode()
-    )
+    assert reverse("courses:account_retry", args=[personas.course.pk, failed.pk]) not in response.content.decode()
 
 
 # --- Administrators -------------------------------------------------------------------------------
 
 
 @pytest.mark.django_db
-def test_aws_overview_shows_the_organization_and_the_quota_to_administrators(
-    personas, aws, settings
-):
+def test_aws_overview_shows_the_organization_and_the_quota_to_administrators(personas, aws, settings):
     settings.PORTAL_AWS_ACCOUNT_LIMIT = 37  # moto's Service Quotas does not know the account quota
     organization_id = aws.client("organizations").describe_organization()["Organization"]["Id"]
-    failed_account(
-        student_membership(personas), why="The management account has no valid payment method."
-    )
+    failed_account(student_membership(personas), why="The management account has no valid payment method.")
 
     response = personas.client("admin").get(reverse("aws_overview"))
 
@@ -398,17 +360,13 @@ def test_aws_overview_is_forbidden_to_instructors(personas):
 
 @pytest.mark.django_db
 def test_access_role_template_names_the_management_account(personas, aws):
-    management_id = aws.client("organizations").describe_organization()["Organization"][
-        "MasterAccountId"
-    ]
+    management_id = aws.client("organizations").describe_organization()["Organization"]["MasterAccountId"]
 
     response = personas.client("student").get(reverse("access_role_template"))
 
     assert response.status_code == 200
     assert response["Content-Type"] == "text/yaml; charset=utf-8"
-    assert (
-        response["Content-Disposition"] == 'attachment; filename="classroom-cloud-access-role.yaml"'
-    )
+    assert response["Content-Disposition"] == 'attachment; filename="classroom-cloud-access-role.yaml"'
     content = response.content.decode()
     assert content.startswith('AWSTemplateFormatVersion: "2010-09-09"')
     assert f"AWS: arn:aws:iam::{management_id}:root" in content

@@ -83,9 +83,7 @@ def brought_access_roles_check() -> list[str]:
     next run (the portal's own sessions are refused until then)."""
     organization = AwsOrganization.load()
     due = Q(access_role_secured_at__isnull=True) | Q(access_role_secured_at__lte=timezone.now())
-    accounts = MemberAccount.objects.filter(
-        due, origin=AccountOrigin.INVITED, state__in=SIGN_IN_STATES
-    )
+    accounts = MemberAccount.objects.filter(due, origin=AccountOrigin.INVITED, state__in=SIGN_IN_STATES)
     drift: list[str] = []
     for account in accounts.select_related("course").exclude(aws_account_id=None):
         label = f"{account.account_name} ({account.aws_account_id})"

@@ -103,7 +103,7 @@ def course_precreate(*, actor, course: Course, count: int) -> list[MemberAccount
     names = MemberAccount.objects.filter(course=course, account_name__startswith=prefix).values_list(
         "account_name", flat=True
     )
-    numbers = [name[len(prefix):] for name in names]
+    numbers = [name[len(prefix) :] for name in names]
     taken = max((int(number) for number in numbers if number.isdigit()), default=0)
     accounts = MemberAccount.objects.bulk_create(
         [_new_account(course, None, f"pool-{taken + i + 1:03d}") for i in range(count)]
@@ -251,6 +251,7 @@ def _audit_request(actor, account: MemberAccount, how: str) -> None:
         target=account,
         summary=f"AWS account for {who}: {how}",
     )
+
 
 @transaction.atomic
 def account_password_reveal(*, actor, account: MemberAccount) -> str | None:

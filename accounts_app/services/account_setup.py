@@ -80,9 +80,7 @@ def account_is_new_in_aws(account: MemberAccount) -> bool:
     if account.origin != AccountOrigin.CREATED:
         return False
     created = (
-        AccountEvent.objects.filter(
-            account=account, to_state=S.CONFIGURING, from_state__in=CREATION_STATES
-        )
+        AccountEvent.objects.filter(account=account, to_state=S.CONFIGURING, from_state__in=CREATION_STATES)
         .order_by("id")
         .values_list("created_at", flat=True)
         .first()

@@ -133,8 +133,9 @@ def aws_bootstrap(*, actor) -> list[str]:
 
     limit = quotas.account_limit()
     report.append(
-        f"Account quota: {limit}." if limit else
-        "Account quota: not readable from Service Quotas; "
+        f"Account quota: {limit}."
+        if limit
+        else "Account quota: not readable from Service Quotas; "
         f"using PORTAL_AWS_ACCOUNT_LIMIT={settings.PORTAL_AWS_ACCOUNT_LIMIT}."
     )
 
@@ -158,7 +159,12 @@ def aws_bootstrap(*, actor) -> list[str]:
         organization.accounts_in_organization = sum(1 for _ in organizations.list_accounts())
         organization.bootstrapped_at = timezone.now()
         organization.save()
-        audit_record(actor=actor, action=AuditAction.AWS_BOOTSTRAPPED, summary=f"Set up AWS organization {org.id}", data={"report": report})
+        audit_record(
+            actor=actor,
+            action=AuditAction.AWS_BOOTSTRAPPED,
+            summary=f"Set up AWS organization {org.id}",
+            data={"report": report},
+        )
     return report
 
 

@@ -166,7 +166,9 @@ def _return_to_owner(account: MemberAccount) -> None:
 
 def _cleanup_finished(account: MemberAccount, remaining: list[aws_cleanup.Resource]) -> None:
     # Why each leftover is left: AWS's answer when the last pass tried to delete it.
-    errors = {(r["region"], r["kind"], r["id"]): r.get("error", "") for r in account.cleanup_report.get("remaining", [])}
+    errors = {
+        (r["region"], r["kind"], r["id"]): r.get("error", "") for r in account.cleanup_report.get("remaining", [])
+    }
     left = [{**r.as_dict(), "error": errors.get((r.region, r.kind, r.id), "")} for r in remaining]
     _report_update(account, remaining=left, finished_at=timezone.now().isoformat())
     recycle = account.cleanup_report.get("destination") == "recycle"
@@ -223,7 +225,7 @@ def pool_check(account: MemberAccount) -> list[aws_cleanup.Resource]:
 
 
 def found_by_region(resources: list[aws_cleanup.Resource]) -> str:
-    """"eu-north-1: EC2 instances i-0a1, i-0b2; S3 buckets lab-data. us-west-2: …": by region, in
+    """ "eu-north-1: EC2 instances i-0a1, i-0b2; S3 buckets lab-data. us-west-2: …": by region, in
     order, each kind with the ids a person needs to find them."""
     regions: dict[str, dict[str, list[str]]] = {}
     for resource in sorted(resources, key=lambda r: r.region):
@@ -272,7 +274,9 @@ def access_revoke(account: MemberAccount, organization: AwsOrganization) -> None
 def _wait_for_deletion(instance: str, status: identity_center.AssignmentStatus) -> None:
     current = identity_center.assignment_deletion_status(instance, status.request_id)
     if current.state == "FAILED":
-        raise PermanentAwsError(current.failure_reason, code="AssignmentDeletionFailed", operation="DeleteAccountAssignment")
+        raise PermanentAwsError(
+            current.failure_reason, code="AssignmentDeletionFailed", operation="DeleteAccountAssignment"
+        )
     if current.state == "IN_PROGRESS":
         # The task retries; the next run lists the assignment again only if it still exists.
         raise TransientAwsError("An assignment is still being removed.", operation="DeleteAccountAssignment")

@@ -90,7 +90,11 @@ def _close_one(account: MemberAccount, organization: AwsOrganization, now: datet
     if aws_account.state in CLOSED_STATES | {"PENDING_CLOSURE"}:
         # Already closing (an earlier request whose answer was lost): follow it.
         if transition(
-            account, expected=S.CLOSE_QUEUED, to=S.CLOSING, reason=f"AWS shows it {aws_account.state}", close_submitted_at=now
+            account,
+            expected=S.CLOSE_QUEUED,
+            to=S.CLOSING,
+            reason=f"AWS shows it {aws_account.state}",
+            close_submitted_at=now,
         ):
             next_step.next_step_enqueue(account)
         return
@@ -107,7 +111,14 @@ def _close_one(account: MemberAccount, organization: AwsOrganization, now: datet
         return
     except PermanentAwsError as error:
         message = f"AWS refused to close the account: {error.message}"
-        transition(account, expected=S.CLOSING, to=S.FAILED, reason=str(error)[:1000], last_error=message, close_submitted_at=None)
+        transition(
+            account,
+            expected=S.CLOSING,
+            to=S.FAILED,
+            reason=str(error)[:1000],
+            last_error=message,
+            close_submitted_at=None,
+        )
         return
     audit_record(
         actor=None,
@@ -150,7 +161,13 @@ def account_poll_closure(*, account: MemberAccount) -> float | None:
     submitted = account.close_submitted_at or account.state_changed_at
     if timezone.now() - submitted < LOST_REQUEST_GRACE:
         return settings.PORTAL_AWS_POLL_SECONDS
-    transition(account, expected=S.CLOSING, to=S.CLOSE_QUEUED, reason="The close request never reached AWS", close_submitted_at=None)
+    transition(
+        account,
+        expected=S.CLOSING,
+        to=S.CLOSE_QUEUED,
+        reason="The close request never reached AWS",
+        close_submitted_at=None,
+    )
     next_step.close_dispatch_enqueue()
     return None
 

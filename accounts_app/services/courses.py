@@ -176,18 +176,14 @@ class JoinCodeLimits:
         return ", ".join(parts) or "no limits"
 
 
-def course_join_code_enable(
-    *, actor: User, course: Course, limits: JoinCodeLimits | None = None
-) -> Course:
+def course_join_code_enable(*, actor: User, course: Course, limits: JoinCodeLimits | None = None) -> Course:
     """Turn self-enrolment on, keeping the existing code if there is one."""
     if course.join_code:
         return _set_join_code(actor, course, course.join_code, AuditAction.JOIN_CODE_ENABLED, limits)
     return course_join_code_rotate(actor=actor, course=course, limits=limits)
 
 
-def course_join_code_rotate(
-    *, actor: User, course: Course, limits: JoinCodeLimits | None = None
-) -> Course:
+def course_join_code_rotate(*, actor: User, course: Course, limits: JoinCodeLimits | None = None) -> Course:
     """Give the course a fresh code; the old one stops working at once."""
     action = AuditAction.JOIN_CODE_ROTATED if course.join_code else AuditAction.JOIN_CODE_ENABLED
     for _ in range(JOIN_CODE_ATTEMPTS):
@@ -240,9 +236,7 @@ def _set_join_code(
         _apply_limits(course, limits)
         if limits != JoinCodeLimits():
             summary += f"; {limits.describe()}"
-    course.save(
-        update_fields=["join_code", "join_code_enabled", "join_code_joins", *JOIN_LIMIT_FIELDS, "updated_at"]
-    )
+    course.save(update_fields=["join_code", "join_code_enabled", "join_code_joins", *JOIN_LIMIT_FIELDS, "updated_at"])
     audit_record(actor=actor, action=action, course=course, target=course, summary=summary)
     return course
 

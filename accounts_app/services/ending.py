@@ -84,8 +84,10 @@ def _students_to_end(course: Course):
 def course_end_notify(*, course: Course) -> int:
     """Tell every student with an account what will happen to it, once per end date."""
     with transaction.atomic():
-        claimed = Course.objects.filter(pk=course.pk).exclude(end_notice_sent_for=course.end_date).update(
-            end_notice_sent_for=course.end_date
+        claimed = (
+            Course.objects.filter(pk=course.pk)
+            .exclude(end_notice_sent_for=course.end_date)
+            .update(end_notice_sent_for=course.end_date)
         )
         if not claimed:
             return 0
@@ -141,7 +143,12 @@ def account_end(*, account: MemberAccount) -> bool:
         [
             email_build(
                 "course_ended",
-                {"course": course, "account": account, "outcome": end_outcome(course), "schedule": end_schedule(course)},
+                {
+                    "course": course,
+                    "account": account,
+                    "outcome": end_outcome(course),
+                    "schedule": end_schedule(course),
+                },
                 [account.membership.email],
             )
         ]
@@ -152,9 +159,7 @@ def account_end(*, account: MemberAccount) -> bool:
 def course_accounts_retire(*, course: Course) -> int:
     """The grace period is over: run the end policy on every ended account, and clean the
     course's unused pool accounts for the organization's pool. Returns how many started."""
-    accounts = MemberAccount.objects.filter(
-        course=course, end_excluded=False, state__in=RETIRABLE_STATES
-    )
+    accounts = MemberAccount.objects.filter(course=course, end_excluded=False, state__in=RETIRABLE_STATES)
     started = 0
     for account in accounts:
         started += account_retire(actor=None, account=account, reason="End of course")

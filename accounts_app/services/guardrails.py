@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts_app.choices import AuditAction
 from accounts_app.models import AwsOrganization, Course
 from accounts_app.services.audit import audit_record
+from accounts_app.services.gates import course_ou_check
 from accounts_app.services.identity import (
     NotThePortals,
     course_ou_name,
@@ -20,7 +21,6 @@ from accounts_app.services.identity import (
     course_resource_check,
     course_tags,
 )
-from accounts_app.services.gates import course_ou_check
 from accounts_app.services.ownership import MANAGED_BY_TAG, NotOurs
 from portal.aws import organizations
 from portal.aws.errors import NotFound, PermanentAwsError
@@ -44,8 +44,7 @@ def organization_ready() -> AwsOrganization:
     organization = AwsOrganization.load()
     if not organization.parent_ou_id:
         raise AwsNotBootstrapped(
-            "The AWS organization is not set up yet: an administrator must run "
-            "`python manage.py aws_bootstrap`."
+            "The AWS organization is not set up yet: an administrator must run `python manage.py aws_bootstrap`."
         )
     return organization
 

@@ -114,7 +114,9 @@ def handover_request(
         raise HandoverError("Give your own email address, not the account's current one.")
     with transaction.atomic():
         previous_state = account.state
-        if not transition(account, expected=HELD_STATES, to=S.HANDOVER_REQUESTED, actor=actor, reason="Asked to keep it"):
+        if not transition(
+            account, expected=HELD_STATES, to=S.HANDOVER_REQUESTED, actor=actor, reason="Asked to keep it"
+        ):
             raise HandoverError("The account changed meanwhile; reload the page.")
         handover = Handover.objects.create(
             account=account,
@@ -124,12 +126,19 @@ def handover_request(
             previous_state=previous_state,
             requested_by=actor,
         )
-        _audit(actor, handover, AuditAction.HANDOVER_REQUESTED, f"{account.membership.email} asked to keep {account.account_name}")
+        _audit(
+            actor,
+            handover,
+            AuditAction.HANDOVER_REQUESTED,
+            f"{account.membership.email} asked to keep {account.account_name}",
+        )
     if account.course.end_policy == EndPolicy.KEEP:
         handover_approve(actor=None, handover=handover)
     else:
         instructors = account.course.memberships.filter(role=CourseRole.INSTRUCTOR).values_list("email", flat=True)
-        email_send("handover_requested", {"handover": handover, "account": account, "course": account.course}, instructors)
+        email_send(
+            "handover_requested", {"handover": handover, "account": account, "course": account.course}, instructors
+        )
     return handover
 
 
@@ -161,12 +170,18 @@ def handover_decline(*, actor, handover: Handover, reason: str) -> bool:
             status=HandoverStatus.DECLINED, decided_by=actor, decided_at=timezone.now(), decline_reason=reason
         )
         if not claimed or not transition(
-            account, expected=S.HANDOVER_REQUESTED, to=S(handover.previous_state), actor=actor, reason="Handover declined"
+            account,
+            expected=S.HANDOVER_REQUESTED,
+            to=S(handover.previous_state),
+            actor=actor,
+            reason="Handover declined",
         ):
             transaction.set_rollback(True)
             return False
         handover.refresh_from_db()
-        _audit(actor, handover, AuditAction.HANDOVER_DECLINED, f"Declined the handover of {account.account_name}: {reason}")
+        _audit(
+            actor, handover, AuditAction.HANDOVER_DECLINED, f"Declined the handover of {account.account_name}: {reason}"
+        )
         _follow_course_end(account)
     email_send("handover_declined", _context(handover), [account.membership.email])
     return True
@@ -335,7 +350,12 @@ def handover_student_ready(*, actor, handover: Handover) -> None:
     with transaction.atomic():
         Handover.objects.filter(pk=handover.pk).update(student_ready_at=timezone.now(), blockers=[], last_error="")
         handover.refresh_from_db()
-        _audit(actor, handover, AuditAction.HANDOVER_STEP, "The student finished their steps; trying to leave the organization")
+        _audit(
+            actor,
+            handover,
+            AuditAction.HANDOVER_STEP,
+            "The student finished their steps; trying to leave the organization",
+        )
         next_step.handover_advance_enqueue(handover)
 
 
@@ -389,7 +409,12 @@ def _handed_over(handover: Handover) -> None:
         )
         handover.refresh_from_db()
         if transition(account, expected=S.HANDOVER, to=S.HANDED_OVER, reason="Left the organization"):
-            _audit(None, handover, AuditAction.HANDOVER_COMPLETED, f"{account.account_name} left the organization: handed over")
+            _audit(
+                None,
+                handover,
+                AuditAction.HANDOVER_COMPLETED,
+                f"{account.account_name} left the organization: handed over",
+            )
     email_send("handover_done", _context(handover), [account.membership.email])
 
 
@@ -475,7 +500,9 @@ def handover_return(*, handover: Handover) -> None:
         Handover.objects.filter(pk=handover.pk).update(returned_at=timezone.now(), last_error="", blockers=[])
         handover.refresh_from_db()
         previous = S(handover.previous_state)
-        if transition(account, expected=S.HANDOVER, to=previous, reason=f"Handover cancelled: {handover.cancel_reason}"):
+        if transition(
+            account, expected=S.HANDOVER, to=previous, reason=f"Handover cancelled: {handover.cancel_reason}"
+        ):
             _audit(None, handover, AuditAction.HANDOVER_STEP, f"{account.account_name} is back in its course's OU")
             _follow_course_end(account)
 
@@ -499,8 +526,12 @@ def handover_timeouts(*, now=None) -> list[str]:
 
 def _last_progress(handover: Handover):
     stamps = [
-        handover.decided_at, handover.code_sent_at, handover.root_email_moved_at, handover.contacts_set_at,
-        handover.access_removed_at, handover.student_ready_at,
+        handover.decided_at,
+        handover.code_sent_at,
+        handover.root_email_moved_at,
+        handover.contacts_set_at,
+        handover.access_removed_at,
+        handover.student_ready_at,
     ]
     return max(stamp for stamp in [handover.requested_at, *stamps] if stamp)
 

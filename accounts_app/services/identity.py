@@ -117,8 +117,7 @@ def account_adoption_check(account: MemberAccount, aws_account_id: str) -> None:
         return
     key, value = next(iter(MANAGED_BY_TAG.items()))
     found_as = (
-        f"AWS account {aws_account_id} has this record's root email (or came from a creation request "
-        "with its name)"
+        f"AWS account {aws_account_id} has this record's root email (or came from a creation request with its name)"
     )
     fix = f"Find out whose it is; if it is this record's, give it the tags {_tag_text(wanted)} and retry."
     if found.get(key) != value:

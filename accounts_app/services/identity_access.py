@@ -71,9 +71,7 @@ def identity_user_release(organization: AwsOrganization, *, user_id: str, releas
 # --- Account assignments --------------------------------------------------------------------------
 
 
-def assignment_ensure(
-    organization: AwsOrganization, *, account_id: str, permission_set_arn: str, user_id: str
-) -> None:
+def assignment_ensure(organization: AwsOrganization, *, account_id: str, permission_set_arn: str, user_id: str) -> None:
     """Let `user_id` sign in to `account_id` through the permission set; nothing if they can."""
     instance = organization.sso_instance_arn
     target = {"account_id": account_id, "permission_set_arn": permission_set_arn, "user_id": user_id}

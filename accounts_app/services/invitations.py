@@ -43,15 +43,11 @@ def invitation_member(token: str) -> Membership:
     try:
         payload = signing.loads(token, salt=INVITATION_SALT, max_age=max_age)
     except signing.SignatureExpired:
-        raise InvitationError(
-            "This invitation has expired. Ask your instructor to send you a new one."
-        ) from None
+        raise InvitationError("This invitation has expired. Ask your instructor to send you a new one.") from None
     except signing.BadSignature:
         raise InvitationError("This invitation link is not valid. Check that it was copied whole.") from None
     member = (
-        Membership.objects.select_related("course")
-        .filter(pk=payload.get("member"), email=payload.get("email"))
-        .first()
+        Membership.objects.select_related("course").filter(pk=payload.get("member"), email=payload.get("email")).first()
     )
     if member is None:
         raise InvitationError(
@@ -61,9 +57,7 @@ def invitation_member(token: str) -> Membership:
     return member
 
 
-def invitations_enqueue(
-    *, actor: User | None, course: Course, member_ids: Iterable[int] | None = None
-) -> int:
+def invitations_enqueue(*, actor: User | None, course: Course, member_ids: Iterable[int] | None = None) -> int:
     """Queue invitation emails after the current transaction commits. Without `member_ids`,
     everyone on the roster who was never invited is queued. Returns how many were queued."""
     from accounts_app.tasks import invitations_send_task
@@ -82,9 +76,7 @@ def invitations_enqueue(
 def invitations_send(*, actor: User | None, member_ids: list[int]) -> int:
     """Mark each roster entry invited and queue its invitation, in one transaction: the emails
     go (over one mail connection) once the entries say so."""
-    members = list(
-        Membership.objects.select_related("course").filter(pk__in=member_ids, user__isnull=True)
-    )
+    members = list(Membership.objects.select_related("course").filter(pk__in=member_ids, user__isnull=True))
     if not members:
         return 0
 
@@ -135,8 +127,7 @@ def invitation_accept(*, user: User, member: Membership) -> Membership:
     other = Membership.objects.filter(course=member.course, user=user).first()
     if other is not None:
         raise InvitationError(
-            f"You are already on {member.course.code} as {other.get_role_display()} "
-            f"(with {other.email})."
+            f"You are already on {member.course.code} as {other.get_role_display()} (with {other.email})."
         )
     _bind(member, user)
     audit_record(
@@ -151,16 +142,12 @@ def invitation_accept(*, user: User, member: Membership) -> Membership:
 
 def memberships_claim_by_email(*, user: User) -> int:
     """Bind the roster entries that name one of `user`'s verified addresses. Returns how many."""
-    verified = set(
-        EmailAddress.objects.filter(user=user, verified=True).values_list("email", flat=True)
-    )
+    verified = set(EmailAddress.objects.filter(user=user, verified=True).values_list("email", flat=True))
     emails = {email.lower() for email in verified}
     if not emails:
         return 0
     claimed = 0
-    unbound = Membership.objects.filter(email__in=emails, user__isnull=True).exclude(
-        course__memberships__user=user
-    )
+    unbound = Membership.objects.filter(email__in=emails, user__isnull=True).exclude(course__memberships__user=user)
     for member in unbound.select_related("course"):
         try:
             invitation_accept(user=user, member=member)
@@ -175,9 +162,7 @@ class JoinCodeUnknown(Exception):
 
     def __init__(self, code: str):
         self.code = code
-        super().__init__(
-            f"No course is open for joining with the code “{code}”. Check the code with your instructor."
-        )
+        super().__init__(f"No course is open for joining with the code “{code}”. Check the code with your instructor.")
 
 
 class JoinRefused(Exception):
@@ -245,8 +230,7 @@ def _check_join_limits(user: User, course: Course) -> None:
     if course.join_code_expires_at is not None and course.join_code_expires_at <= timezone.now():
         expired_at = dateformat.format(timezone.localtime(course.join_code_expires_at), r"F j, Y \a\t H:i T")
         raise JoinCodeExpired(
-            f"This course code stopped working on {expired_at}. "
-            "Ask your instructor for a new code or an invitation."
+            f"This course code stopped working on {expired_at}. Ask your instructor for a new code or an invitation."
         )
     if course.join_code_max_joins is not None and course.join_code_joins >= course.join_code_max_joins:
         raise JoinCodeFull(

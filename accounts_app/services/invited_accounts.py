@@ -270,6 +270,13 @@ def account_verify_access_role(*, actor, account: MemberAccount) -> bool:
             last_error=f"The portal cannot use the role {settings.PORTAL_AWS_MEMBER_ROLE_NAME} in your account yet: {error.message}"
         )
         return False
-    if transition(account, expected=S.AWAITING_ACCESS_ROLE, to=S.CONFIGURING, actor=actor, reason="Access role works", last_error=""):
+    if transition(
+        account,
+        expected=S.AWAITING_ACCESS_ROLE,
+        to=S.CONFIGURING,
+        actor=actor,
+        reason="Access role works",
+        last_error="",
+    ):
         next_step.next_step_enqueue(account)
     return True

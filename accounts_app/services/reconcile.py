@@ -75,7 +75,9 @@ def _requeue_stuck(stale) -> None:
 
 def _retry_waiting(*, accounts_in_use: int) -> None:
     for account in MemberAccount.objects.filter(state=S.WAITING_FOR_DIRECTORY):
-        if transition(account, expected=S.WAITING_FOR_DIRECTORY, to=S.CONFIGURING, reason="Checking the directory again"):
+        if transition(
+            account, expected=S.WAITING_FOR_DIRECTORY, to=S.CONFIGURING, reason="Checking the directory again"
+        ):
             next_step.next_step_enqueue(account)
     waiting_for_quota = MemberAccount.objects.filter(state=S.WAITING_FOR_QUOTA)
     # Every account in the organization counts, closed ones too (AWS keeps them 90 days).

@@ -34,6 +34,7 @@ from portal.aws import organizations
 from portal.aws.errors import PermanentAwsError
 from portal.aws.guardrails import MANAGED_BUDGET_PREFIX
 
+
 def cooldown_end(now: datetime) -> datetime:
     """Midnight (UTC, Cost Explorer's day) after the cool-down: the next holder's costs start on
     a day of their own."""
@@ -104,7 +105,9 @@ def _left_for_the_next_student(account: MemberAccount) -> str:
     try:
         found = pool_check(account)
     except PermanentAwsError as error:
-        return f"Not returned to the pool: AWS refused the check of its regions ({error.message}). Fix that; then Retry."
+        return (
+            f"Not returned to the pool: AWS refused the check of its regions ({error.message}). Fix that; then Retry."
+        )
     if not found:
         return ""
     limited = (

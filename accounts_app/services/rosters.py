@@ -89,26 +89,18 @@ def roster_plan(*, course: Course, text: str) -> RosterPlan:
         plan.rows.append(PlannedRow(row, outcome, member, tuple(changes)))
 
     if plan.ok and not _keeps_an_instructor(existing, plan):
-        plan.errors.append(
-            RosterError(None, "This file would leave the course without an instructor.")
-        )
+        plan.errors.append(RosterError(None, "This file would leave the course without an instructor."))
     return plan
 
 
-def roster_upload_create(
-    *, actor: User, course: Course, filename: str, data: bytes
-) -> tuple[RosterUpload, RosterPlan]:
+def roster_upload_create(*, actor: User, course: Course, filename: str, data: bytes) -> tuple[RosterUpload, RosterPlan]:
     """Keep an uploaded file for its preview. ValueError if it cannot be read at all."""
     text = decode_roster(data)
-    upload = RosterUpload.objects.create(
-        course=course, uploaded_by=actor, filename=filename[:255], content=text
-    )
+    upload = RosterUpload.objects.create(course=course, uploaded_by=actor, filename=filename[:255], content=text)
     return upload, roster_plan(course=course, text=text)
 
 
-def roster_upload_apply(
-    *, actor: User, upload: RosterUpload, send_invitations: bool
-) -> RosterPlan:
+def roster_upload_apply(*, actor: User, upload: RosterUpload, send_invitations: bool) -> RosterPlan:
     """Import a previewed upload. Applying the same upload twice does nothing the second time."""
     with transaction.atomic():
         upload = RosterUpload.objects.select_for_update().get(pk=upload.pk)
@@ -166,9 +158,7 @@ def roster_import(
         ),
         data={
             "added": added,
-            "updated": {
-                p.row.email: list(p.changes) for p in plan.rows if p.outcome == RowOutcome.UPDATE
-            },
+            "updated": {p.row.email: list(p.changes) for p in plan.rows if p.outcome == RowOutcome.UPDATE},
         },
     )
     if send_invitations and added:
@@ -204,9 +194,7 @@ def _keeps_an_instructor(existing: dict[str, Membership], plan: RosterPlan) -> b
 
 
 @transaction.atomic
-def member_add(
-    *, actor: User, course: Course, email: str, name: str, role: CourseRole
-) -> Membership:
+def member_add(*, actor: User, course: Course, email: str, name: str, role: CourseRole) -> Membership:
     """Put one person on the roster by hand."""
     email = normalize_email(email)
     if course.memberships.filter(email=email).exists():
@@ -280,4 +268,3 @@ def _refuse_losing_last_instructor(member: Membership) -> None:
     )
     if instructors == [member.pk]:
         raise RosterChangeError("A course needs at least one instructor. Add another one first.")
-

@@ -160,9 +160,7 @@ def _written_down(report: dict, item: Billing) -> dict:
     return entry
 
 
-def _stop_finished(
-    account: MemberAccount, report: dict, before: dict[str, str], running: dict[str, set[str]]
-) -> None:
+def _stop_finished(account: MemberAccount, report: dict, before: dict[str, str], running: dict[str, set[str]]) -> None:
     for entry in list(report["resources"]):
         if entry["region"] not in running or entry_key(entry) in running[entry["region"]]:
             continue
@@ -175,7 +173,8 @@ def _stop_finished(
     found = set().union(*running.values())
     # New in the note, or with a new outcome, or stopped once more (AWS started an RDS DB again).
     changed = [
-        e for e in report["resources"]
+        e
+        for e in report["resources"]
         if e["status"] != before.get(entry_key(e)) or (e["status"] == STOPPED and entry_key(e) in found)
     ]
     first_note = not report.get("notified_at") and bool(report["resources"])

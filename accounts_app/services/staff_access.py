@@ -340,7 +340,9 @@ def _course_reconcile(
                 assignment = identity_center.Assignment(permission_set, "USER", user_id)
                 assignment_remove(organization, account_id=account_id, assignment=assignment)
                 changes.revoked.append(account_id)
-                who = emails.get(user_id) or identity_center.user_name(organization.identity_store_id, user_id) or user_id
+                who = (
+                    emails.get(user_id) or identity_center.user_name(organization.identity_store_id, user_id) or user_id
+                )
                 drift.append(
                     f"{course.code}: took the {set_names[permission_set]} permission set on {account_id} from "
                     f"{who}, whom the roster does not give it."

@@ -78,7 +78,9 @@ def vending_dispatch() -> DispatchResult:
         allowed, _ = _create_account_allowance(timezone.now())
         slots = min(settings.PORTAL_AWS_MAX_CREATIONS_IN_PROGRESS - in_flight, allowed)
         queued = list(
-            MemberAccount.objects.filter(state=S.REQUESTED).select_related("course", "membership").order_by("created_at")[: max(slots, 0)]
+            MemberAccount.objects.filter(state=S.REQUESTED)
+            .select_related("course", "membership")
+            .order_by("created_at")[: max(slots, 0)]
         )
         if queued:
             directory = _AwsDirectory()
@@ -150,7 +152,9 @@ def _submit_creation(account: MemberAccount, directory: _AwsDirectory) -> int:
     Returns 1 if a request was sent."""
     if _adopt_from_aws(account, directory):
         return 0
-    MemberAccount.objects.filter(pk=account.pk).update(create_submitted_at=timezone.now(), attempts=account.attempts + 1)
+    MemberAccount.objects.filter(pk=account.pk).update(
+        create_submitted_at=timezone.now(), attempts=account.attempts + 1
+    )
     try:
         status = organizations.create_account(
             email=account.root_email,
@@ -213,9 +217,21 @@ def _creation_refused(account: MemberAccount, error: AwsError) -> None:
         )
     elif not error.permanent:
         # Throttled, or five creations already in flight: back in the queue.
-        transition(account, expected=S.CREATING, to=S.REQUESTED, reason=str(error), last_error=f"AWS asked us to slow down: {error.message}")
+        transition(
+            account,
+            expected=S.CREATING,
+            to=S.REQUESTED,
+            reason=str(error),
+            last_error=f"AWS asked us to slow down: {error.message}",
+        )
     else:
-        transition(account, expected=S.CREATING, to=S.FAILED, reason=str(error), last_error=f"AWS refused to create the account: {error.message}")
+        transition(
+            account,
+            expected=S.CREATING,
+            to=S.FAILED,
+            reason=str(error),
+            last_error=f"AWS refused to create the account: {error.message}",
+        )
 
 
 # --- Waiting for creation -------------------------------------------------------------------------
@@ -318,4 +334,6 @@ def _creation_failed(account: MemberAccount, failure_reason: str) -> None:
         )
         return
     explanation = FAILURE_EXPLANATIONS.get(failure_reason, f"AWS could not create the account ({failure_reason}).")
-    transition(account, expected=S.CREATING, to=S.FAILED, reason=failure_reason, create_request_id="", last_error=explanation)
+    transition(
+        account, expected=S.CREATING, to=S.FAILED, reason=failure_reason, create_request_id="", last_error=explanation
+    )

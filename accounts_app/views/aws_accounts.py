@@ -130,7 +130,9 @@ def account_password(request: HttpRequest, course_id: int) -> HttpResponse:
     account = get_object_or_404(MemberAccount, membership=membership, state=AccountState.READY)
     password = account_requests.account_password_reveal(actor=request.user, account=account)
     if password is None:
-        messages.info(request, "Your first password was already shown. If you lost it, ask your instructor to reset it.")
+        messages.info(
+            request, "Your first password was already shown. If you lost it, ask your instructor to reset it."
+        )
         return redirect("courses:detail", course_id=course.pk)
     context = {"course": course, "account": account, "password": password, **selectors.account_access(account=account)}
     response = render(request, "accounts/password.html", context)
@@ -161,7 +163,9 @@ def precreate(request: HttpRequest, course_id: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, " ".join(form.errors["count"]))
     else:
-        accounts = account_requests.course_precreate(actor=request.user, course=course, count=form.cleaned_data["count"])
+        accounts = account_requests.course_precreate(
+            actor=request.user, course=course, count=form.cleaned_data["count"]
+        )
         messages.success(request, f"Pre-creating {len(accounts)} account(s) for the pool.")
     return redirect("courses:roster", course_id=course.pk)
 
@@ -219,7 +223,10 @@ def access_role_template(request: HttpRequest) -> HttpResponse:
     response = render(
         request,
         "accounts/access-role.yaml",
-        {"role_name": settings.PORTAL_AWS_MEMBER_ROLE_NAME, "management_account_id": organization.management_account_id},
+        {
+            "role_name": settings.PORTAL_AWS_MEMBER_ROLE_NAME,
+            "management_account_id": organization.management_account_id,
+        },
         content_type="text/yaml; charset=utf-8",
     )
     response["Content-Disposition"] = 'attachment; filename="classroom-cloud-access-role.yaml"'

@@ -60,8 +60,7 @@ def course_detail(request: HttpRequest, course_id: int) -> HttpResponse:
     if context["can_view_roster"]:
         context["role_counts"] = selectors.course_role_counts(course=course)
         context["account_counts"] = [
-            (AccountState(state).label, n)
-            for state, n in selectors.course_account_counts(course=course).items()
+            (AccountState(state).label, n) for state, n in selectors.course_account_counts(course=course).items()
         ]
     membership = context["my_membership"]
     if membership is not None and membership.role == CourseRole.STUDENT:

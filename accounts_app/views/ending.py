@@ -90,7 +90,9 @@ def cleanup_preview(request: HttpRequest, course_id: int) -> HttpResponse:
     accounts = accounts.filter(state__in=CLEANABLE_STATES)
     for account in accounts:
         account_cleanup_preview_task.delay_on_commit(account.pk)
-    messages.success(request, f"Listing the resources in {len(accounts)} account(s); this page shows them as they come.")
+    messages.success(
+        request, f"Listing the resources in {len(accounts)} account(s); this page shows them as they come."
+    )
     return redirect("courses:end", course_id=course.pk)
 
 
@@ -98,7 +100,9 @@ def cleanup_preview(request: HttpRequest, course_id: int) -> HttpResponse:
 @login_required
 def account_exclude(request: HttpRequest, course_id: int, account_id: int) -> HttpResponse:
     course = managed_course(request, course_id)
-    account = get_object_or_404(MemberAccount.objects.select_related("membership", "course"), course=course, pk=account_id)
+    account = get_object_or_404(
+        MemberAccount.objects.select_related("membership", "course"), course=course, pk=account_id
+    )
     excluded = request.POST.get("excluded") == "1"
     try:
         ending.account_exclude(actor=request.user, account=account, excluded=excluded)
@@ -178,7 +182,9 @@ def _cancel(request: HttpRequest, record: Handover, *, who: str) -> None:
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     reason = f"Cancelled by {who}" + (f": {reason}" if reason.strip() else ".")
     if handover.handover_cancel(actor=request.user, handover=record, reason=reason):
-        messages.success(request, "Cancelled. The account goes back into its course; the student and instructors are told.")
+        messages.success(
+            request, "Cancelled. The account goes back into its course; the student and instructors are told."
+        )
     else:
         messages.info(request, "This handover has already finished or been stopped.")
 
@@ -273,7 +279,9 @@ def my_handover_ready(request: HttpRequest, course_id: int) -> HttpResponse:
     except handover.HandoverError as error:
         messages.error(request, str(error))
     else:
-        messages.success(request, "Thanks. The portal is asking AWS to let the account leave the school's organization.")
+        messages.success(
+            request, "Thanks. The portal is asking AWS to let the account leave the school's organization."
+        )
     return redirect("courses:my_handover", course_id=course_id)
 
 

@@ -87,7 +87,9 @@ def budget_ensure(*, account: MemberAccount) -> StudentBudget | None:
         return None
     course = account.course
     budget, _ = StudentBudget.objects.get_or_create(account=account)
-    recipients = [email for email in (account.membership and account.membership.email, course.usage_alert_email) if email]
+    recipients = [
+        email for email in (account.membership and account.membership.email, course.usage_alert_email) if email
+    ]
     monthly = course.budget_period == BudgetPeriod.MONTHLY
     spec = aws_budgets.BudgetSpec(
         name=budget_name(account),
@@ -165,9 +167,7 @@ def budgets_evaluate(*, today: date | None = None) -> list[Alert]:
     )
     spends = _spend_in_period(accounts, today)
     history = _recent_days(accounts, today)
-    existing = set(
-        Alert.objects.filter(account__in=accounts).values_list("account_id", "kind", "period", "budget")
-    )
+    existing = set(Alert.objects.filter(account__in=accounts).values_list("account_id", "kind", "period", "budget"))
     new_alerts: list[Alert] = []
     for spend in spends:
         new_alerts += _threshold_alerts(spend, today, existing)
@@ -190,9 +190,8 @@ def _spend_in_period(accounts: list[MemberAccount], today: date) -> list[Account
     periods = {a.pk: budget_period(a.course, today) for a in accounts}
     earliest = min((p.start for p in periods.values()), default=today)
     totals: dict[int, dict[date, Decimal]] = {}
-    rows = (
-        AccountDailyCost.objects.filter(account__in=accounts, day__gte=earliest, day__lte=today)
-        .values_list("account_id", "day", "usage")
+    rows = AccountDailyCost.objects.filter(account__in=accounts, day__gte=earliest, day__lte=today).values_list(
+        "account_id", "day", "usage"
     )
     for account_id, day, usage in rows:
         totals.setdefault(account_id, {})[day] = usage
@@ -245,8 +244,13 @@ def _threshold_alerts(spend: AccountSpend, today: date, existing: set) -> list[A
     forecast_key = (spend.account.pk, AlertKind.FORECAST_100, key, spend.budget)
     if forecast > spend.budget and spend.percent < 100 and forecast_key not in existing:
         alerts.append(
-            _alert(spend, AlertKind.FORECAST_100, key, f"At this pace {spend.account.membership.display_name} will "
-                   f"spend about ${forecast:.2f} of the ${spend.budget:.2f} budget by {spend.period.end:%b %-d}.")
+            _alert(
+                spend,
+                AlertKind.FORECAST_100,
+                key,
+                f"At this pace {spend.account.membership.display_name} will "
+                f"spend about ${forecast:.2f} of the ${spend.budget:.2f} budget by {spend.period.end:%b %-d}.",
+            )
         )
     return alerts
 
@@ -266,8 +270,13 @@ def _spike_alert(spend: AccountSpend, days: dict[date, Decimal], existing: set) 
     if value < SPIKE_MINIMUM_USD or value <= median * multiple or seen:
         return []
     return [
-        _alert(spend, AlertKind.DAILY_SPIKE, period, f"{spend.account.membership.display_name} spent ${value:.2f} "
-               f"on {latest:%b %-d}, more than {multiple}× the usual ${median:.2f} a day.")
+        _alert(
+            spend,
+            AlertKind.DAILY_SPIKE,
+            period,
+            f"{spend.account.membership.display_name} spent ${value:.2f} "
+            f"on {latest:%b %-d}, more than {multiple}× the usual ${median:.2f} a day.",
+        )
     ]
 
 

@@ -146,7 +146,9 @@ def _tag_costs(
     owners = AccountOwners()
     for course in Course.objects.exclude(cost_tag_key="").filter(archived_at__isnull=True):
         account_ids = set(
-            MemberAccount.objects.filter(course=course).exclude(aws_account_id=None).values_list("aws_account_id", flat=True)
+            MemberAccount.objects.filter(course=course)
+            .exclude(aws_account_id=None)
+            .values_list("aws_account_id", flat=True)
         )
         if not account_ids:
             continue
@@ -189,7 +191,12 @@ def _hourly_costs(meter: costs.RequestMeter, warnings: list[str]) -> list[Hourly
         return []
     owners = AccountOwners()
     return [
-        HourlyCost(aws_account_id=r.account_id, account_id=owners.owner(r.account_id, r.hour.date())[0], hour=r.hour, amount=r.amount)
+        HourlyCost(
+            aws_account_id=r.account_id,
+            account_id=owners.owner(r.account_id, r.hour.date())[0],
+            hour=r.hour,
+            amount=r.amount,
+        )
         for r in rows
     ]
 
@@ -232,9 +239,7 @@ def rollups_rebuild(*, start: date, end: date) -> None:
         batch_size=BATCH,
     )
     per_service = raw.filter(kind=CostKind.USAGE).values("course_id", "day", "service").annotate(usage=Sum("amount"))
-    CourseServiceDailyCost.objects.bulk_create(
-        [CourseServiceDailyCost(**row) for row in per_service], batch_size=BATCH
-    )
+    CourseServiceDailyCost.objects.bulk_create([CourseServiceDailyCost(**row) for row in per_service], batch_size=BATCH)
 
 
 def _any_estimated() -> Max:

@@ -44,9 +44,7 @@ def prices_for(wanted: set[tuple[str, str]], *, now: datetime) -> dict[tuple[str
         return {}
     stored = {
         (price.rate, price.region): price
-        for price in Price.objects.filter(
-            _any_of(wanted), checked_at__gt=now - PRICE_MAX_AGE
-        )
+        for price in Price.objects.filter(_any_of(wanted), checked_at__gt=now - PRICE_MAX_AGE)
     }
     quotes, fresh = {}, []
     for key in sorted(wanted):

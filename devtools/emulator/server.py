@@ -61,9 +61,7 @@ from portal.aws.emulator import PACE_PATH
 
 ORGANIZATIONS_TARGET = "AWSOrganizationsV20161128."
 LISTS_OF_ACCOUNTS = frozenset({"ListAccounts", "ListAccountsForParent"})
-PRIMARY_EMAIL_PATHS = frozenset(
-    {"/getPrimaryEmail", "/startPrimaryEmailUpdate", "/acceptPrimaryEmailUpdate"}
-)
+PRIMARY_EMAIL_PATHS = frozenset({"/getPrimaryEmail", "/startPrimaryEmailUpdate", "/acceptPrimaryEmailUpdate"})
 BUDGETS_TARGET = "AWSBudgetServiceGateway."
 EMAIL_SUBSCRIBERS_PER_NOTIFICATION = 10  # AWS's limit
 
@@ -74,9 +72,7 @@ class AccountCreationPace:
     """WSGI middleware in front of moto that keeps each new account "in progress" for
     `creation_seconds` after its CreateAccount."""
 
-    def __init__(
-        self, app, *, creation_seconds: float = 0.0, clock: Callable[[], float] = time.monotonic
-    ):
+    def __init__(self, app, *, creation_seconds: float = 0.0, clock: Callable[[], float] = time.monotonic):
         self.app = app
         self.creation_seconds = creation_seconds
         self.clock = clock
@@ -92,10 +88,7 @@ class AccountCreationPace:
             return self.app(environ, start_response)
         operation = target.removeprefix(ORGANIZATIONS_TARGET)
         request = json.loads(_read_body(environ) or b"{}")
-        if (
-            operation == "DescribeAccount"
-            and request.get("AccountId") in self._unfinished_accounts()
-        ):
+        if operation == "DescribeAccount" and request.get("AccountId") in self._unfinished_accounts():
             return _error(
                 start_response,
                 "400 Bad Request",
@@ -154,9 +147,7 @@ class AccountCreationPace:
     def _unfinished_accounts(self) -> set[str]:
         now = self.clock()
         with self._lock:
-            return {
-                account for account, ready_at in self._account_ready_at.items() if now < ready_at
-            }
+            return {account for account, ready_at in self._account_ready_at.items() if now < ready_at}
 
     def _pace_setting(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         """GET answers the creation time; POST {"creation_seconds": N} sets it for the
@@ -169,9 +160,7 @@ class AccountCreationPace:
                 return [b'Send {"creation_seconds": <a number>}.']
             self.creation_seconds = max(seconds, 0.0)
         body = json.dumps({"creation_seconds": self.creation_seconds}).encode()
-        start_response(
-            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-        )
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
 
 
@@ -187,9 +176,7 @@ class PrimaryEmailUpdates:
     one-time code to the address (printed here), AcceptPrimaryEmailUpdate with that code makes
     the address the account's root email, which Organizations then shows too."""
 
-    def __init__(
-        self, app, *, announce: Callable[[str], None] = lambda line: print(line, flush=True)
-    ):
+    def __init__(self, app, *, announce: Callable[[str], None] = lambda line: print(line, flush=True)):
         self.app = app
         self.announce = announce
         self._lock = threading.Lock()
@@ -213,13 +200,9 @@ class PrimaryEmailUpdates:
             return _reply(start_response, "200 OK", {"PrimaryEmail": account.email})
         if path == "/startPrimaryEmailUpdate":
             return self._start(start_response, account, request.get("PrimaryEmail", ""))
-        return self._accept(
-            start_response, account, request.get("PrimaryEmail", ""), request.get("Otp", "")
-        )
+        return self._accept(start_response, account, request.get("PrimaryEmail", ""), request.get("Otp", ""))
 
-    def _start(
-        self, start_response: StartResponse, account: FakeAccount, email: str
-    ) -> Iterable[bytes]:
+    def _start(self, start_response: StartResponse, account: FakeAccount, email: str) -> Iterable[bytes]:
         if "@" not in email:
             return _error(
                 start_response,
@@ -230,14 +213,10 @@ class PrimaryEmailUpdates:
         code = f"{secrets.randbelow(1_000_000):06d}"
         with self._lock:
             self._pending[account.id] = (email, code)
-        self.announce(
-            f"AWS emails {email}: the code to make it the root email of account {account.id} is {code}"
-        )
+        self.announce(f"AWS emails {email}: the code to make it the root email of account {account.id} is {code}")
         return _reply(start_response, "200 OK", {"Status": "PENDING"})
 
-    def _accept(
-        self, start_response: StartResponse, account: FakeAccount, email: str, code: str
-    ) -> Iterable[bytes]:
+    def _accept(self, start_response: StartResponse, account: FakeAccount, email: str, code: str) -> Iterable[bytes]:
         with self._lock:
             pending = self._pending.get(account.id)
             if pending is None:
@@ -404,9 +383,7 @@ def _answer(app, environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
     return started[0], list(started[1]), body
 
 
-def _reply(
-    start_response: StartResponse, status: str, payload: dict, *, error_type: str = ""
-) -> Iterable[bytes]:
+def _reply(start_response: StartResponse, status: str, payload: dict, *, error_type: str = "") -> Iterable[bytes]:
     body = json.dumps(payload).encode()
     headers = [
         ("Content-Type", "application/x-amz-json-1.1"),
@@ -454,6 +431,8 @@ def list_no_service_specific_credentials() -> None:
         return ActionResult({"ServiceSpecificCredentials": []})
 
     IamResponse.list_service_specific_credentials = list_service_specific_credentials
+
+
 # Listings cleanup reads (portal/aws/cleanup.py) and moto does not serve, with the key of their
 # answer. Nothing can make these things in moto, so there are none: AWS's answer in an account
 # without any.
@@ -489,9 +468,7 @@ def main() -> None:
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5055)
     arguments = parser.parse_args()
-    os.environ.setdefault(
-        "MOTO_PORT", str(arguments.port)
-    )  # moto writes it into the URLs it returns
+    os.environ.setdefault("MOTO_PORT", str(arguments.port))  # moto writes it into the URLs it returns
     honour_managed_policy_paths()
     list_no_service_specific_credentials()
     answer_listings_moto_lacks()

@@ -184,9 +184,9 @@ def ensure_scp_action(
     """An APPLY_SCP_POLICY action that attaches `policy_id` to the account at 100% of actual
     spend and emails `subscribers` when it runs. Returns the action id (the existing one if the
     budget has it already, its email subscribers made `subscribers`)."""
-    for action in _call(
-        "describe_budget_actions_for_budget", AccountId=management_account_id, BudgetName=budget_name
-    )["Actions"]:
+    for action in _call("describe_budget_actions_for_budget", AccountId=management_account_id, BudgetName=budget_name)[
+        "Actions"
+    ]:
         if action["ActionType"] == "APPLY_SCP_POLICY":
             _action_subscribers_ensure(management_account_id, budget_name, action, subscribers)
             return action["ActionId"]
@@ -209,9 +209,7 @@ def _emails(subscribers: list[dict]) -> set[str]:
     return {s["Address"].lower() for s in subscribers if s["SubscriptionType"] == "EMAIL"}
 
 
-def _action_subscribers_ensure(
-    management_account_id: str, budget_name: str, action: dict, emails: list[str]
-) -> None:
+def _action_subscribers_ensure(management_account_id: str, budget_name: str, action: dict, emails: list[str]) -> None:
     """AWS keeps the subscribers an action was created with until told: replace its email
     subscribers with `emails` (an SNS topic added by hand stays). No call when they match."""
     current = action.get("Subscribers", [])

@@ -163,9 +163,7 @@ class _Place:
             return None
 
     def pages(self, service: str, operation: str, /, **params: Any) -> Iterator[dict]:
-        paginator = client(service, account_id=self.account_id, region=self.region).get_paginator(
-            operation
-        )
+        paginator = client(service, account_id=self.account_id, region=self.region).get_paginator(operation)
         try:
             yield from paginator.paginate(**params)
         except Exception as error:
@@ -186,11 +184,7 @@ class _Place:
 def enabled_regions(account_id: str) -> list[str]:
     """The regions the member account can use: the default ones and those it opted in to."""
     regions = _Place(account_id, "").call("ec2", "describe_regions", AllRegions=True)["Regions"]
-    return sorted(
-        r["RegionName"]
-        for r in regions
-        if r.get("OptInStatus") in ("opt-in-not-required", "opted-in")
-    )
+    return sorted(r["RegionName"] for r in regions if r.get("OptInStatus") in ("opt-in-not-required", "opted-in"))
 
 
 # --- Inventory ------------------------------------------------------------------------------------
@@ -323,8 +317,7 @@ def _list_db_snapshots(at: _Place) -> Iterator[Resource]:
             continue
         name = snapshot["DBSnapshotIdentifier"]
         details = (
-            f"{snapshot['Engine']} snapshot of {snapshot['DBInstanceIdentifier']}, "
-            f"{snapshot['AllocatedStorage']} GiB"
+            f"{snapshot['Engine']} snapshot of {snapshot['DBInstanceIdentifier']}, {snapshot['AllocatedStorage']} GiB"
         )
         yield at.resource("rds:db-snapshot", name, f"{name}: {details}")
 
@@ -399,9 +392,7 @@ def _list_auto_scaling_groups(at: _Place) -> Iterator[Resource]:
 
 
 def _list_launch_configurations(at: _Place) -> Iterator[Resource]:
-    configurations = at.items(
-        "autoscaling", "describe_launch_configurations", "LaunchConfigurations"
-    )
+    configurations = at.items("autoscaling", "describe_launch_configurations", "LaunchConfigurations")
     for configuration in configurations:
         name = configuration["LaunchConfigurationName"]
         details = f"{configuration['InstanceType']} from {configuration['ImageId']}"
@@ -421,9 +412,7 @@ def _list_launch_templates(at: _Place) -> Iterator[Resource]:
 def _list_nodegroups(at: _Place) -> Iterator[Resource]:
     for cluster in at.items("eks", "list_clusters", "clusters"):
         for name in at.items("eks", "list_nodegroups", "nodegroups", clusterName=cluster):
-            described = at.found(
-                "eks", "describe_nodegroup", clusterName=cluster, nodegroupName=name
-            )
+            described = at.found("eks", "describe_nodegroup", clusterName=cluster, nodegroupName=name)
             if described is None or described["nodegroup"]["status"] == "DELETING":
                 continue
             group = described["nodegroup"]
@@ -437,9 +426,7 @@ def _list_fargate_profiles(at: _Place) -> Iterator[Resource]:
     for cluster in at.items("eks", "list_clusters", "clusters"):
         names = at.items("eks", "list_fargate_profiles", "fargateProfileNames", clusterName=cluster)
         for name in names:
-            described = at.found(
-                "eks", "describe_fargate_profile", clusterName=cluster, fargateProfileName=name
-            )
+            described = at.found("eks", "describe_fargate_profile", clusterName=cluster, fargateProfileName=name)
             if described is None or described["fargateProfile"]["status"] == "DELETING":
                 continue
             label = f"{name} in {cluster}: {described['fargateProfile']['status']}"
@@ -470,9 +457,7 @@ def _list_ecs_services(at: _Place) -> Iterator[Resource]:
         cluster_name = cluster["clusterName"]
         arns = list(at.items("ecs", "list_services", "serviceArns", cluster=cluster_name))
         for batch in batched(arns, 10):  # the most DescribeServices takes
-            described = at.call(
-                "ecs", "describe_services", cluster=cluster_name, services=list(batch)
-            )
+            described = at.call("ecs", "describe_services", cluster=cluster_name, services=list(batch))
             for service in described["services"]:
                 if service["status"] != "ACTIVE":  # DRAINING: being deleted
                     continue
@@ -553,10 +538,7 @@ def _list_replication_groups(at: _Place) -> Iterator[Resource]:
         if group["Status"] == "deleting":
             continue
         name = group["ReplicationGroupId"]
-        details = (
-            f"{len(group.get('MemberClusters', []))} × {group.get('CacheNodeType', '?')}, "
-            f"{group['Status']}"
-        )
+        details = f"{len(group.get('MemberClusters', []))} × {group.get('CacheNodeType', '?')}, {group['Status']}"
         yield at.resource("elasticache:replication-group", name, f"{name}: {details}")
 
 
@@ -586,10 +568,7 @@ def _list_file_systems(at: _Place) -> Iterator[Resource]:
         if system["LifeCycleState"] in ("deleting", "deleted"):
             continue
         system_id = system["FileSystemId"]
-        details = (
-            f"{_size(system['SizeInBytes']['Value'])}, "
-            f"{system['NumberOfMountTargets']} mount targets"
-        )
+        details = f"{_size(system['SizeInBytes']['Value'])}, {system['NumberOfMountTargets']} mount targets"
         label = _titled(system_id, system.get("Name", ""), details)
         yield at.resource("efs:file-system", system_id, label)
 
@@ -599,10 +578,7 @@ def _list_vpc_endpoints(at: _Place) -> Iterator[Resource]:
         if endpoint["State"].lower() in ("deleting", "deleted") or endpoint.get("RequesterManaged"):
             continue  # a requester-managed endpoint is the service's that made it
         endpoint_id = endpoint["VpcEndpointId"]
-        details = (
-            f"{endpoint['VpcEndpointType']} endpoint of {endpoint['ServiceName']} "
-            f"in {endpoint['VpcId']}"
-        )
+        details = f"{endpoint['VpcEndpointType']} endpoint of {endpoint['ServiceName']} in {endpoint['VpcId']}"
         label = _titled(endpoint_id, _name_tag(endpoint.get("Tags")), details)
         yield at.resource("ec2:vpc-endpoint", endpoint_id, label)
 
@@ -619,16 +595,13 @@ def _list_db_clusters(at: _Place) -> Iterator[Resource]:
 
 def _list_db_cluster_snapshots(at: _Place) -> Iterator[Resource]:
     # Automated snapshots go with their cluster; manual ones stay.
-    snapshots = at.items(
-        "rds", "describe_db_cluster_snapshots", "DBClusterSnapshots", SnapshotType="manual"
-    )
+    snapshots = at.items("rds", "describe_db_cluster_snapshots", "DBClusterSnapshots", SnapshotType="manual")
     for snapshot in snapshots:
         if snapshot["Status"] == "deleting":
             continue
         name = snapshot["DBClusterSnapshotIdentifier"]
         details = (
-            f"{snapshot['Engine']} snapshot of {snapshot['DBClusterIdentifier']}, "
-            f"{snapshot['AllocatedStorage']} GiB"
+            f"{snapshot['Engine']} snapshot of {snapshot['DBClusterIdentifier']}, {snapshot['AllocatedStorage']} GiB"
         )
         yield at.resource("rds:db-cluster-snapshot", name, f"{name}: {details}")
 
@@ -910,9 +883,7 @@ def _refused(operation: str, code: str, message: str) -> AwsError:
 
 
 def _delete_auto_scaling_group(at: _Place, name: str) -> None:
-    groups = at.call(
-        "autoscaling", "describe_auto_scaling_groups", AutoScalingGroupNames=[name]
-    )["AutoScalingGroups"]
+    groups = at.call("autoscaling", "describe_auto_scaling_groups", AutoScalingGroupNames=[name])["AutoScalingGroups"]
     if not groups or groups[0].get("Status") == "Delete in progress":
         return
     if groups[0].get("DeletionProtection", "none") != "none":
@@ -945,9 +916,7 @@ def _delete_nodegroup(at: _Place, id: str) -> None:
 
 def _delete_fargate_profile(at: _Place, id: str) -> None:
     cluster, name = id.split("/")
-    profile = at.call(
-        "eks", "describe_fargate_profile", clusterName=cluster, fargateProfileName=name
-    )
+    profile = at.call("eks", "describe_fargate_profile", clusterName=cluster, fargateProfileName=name)
     # AWS deletes one profile of a cluster at a time (ResourceInUseException meanwhile): the
     # others go in later passes.
     if profile["fargateProfile"]["status"] != "DELETING":
@@ -1064,9 +1033,7 @@ def _delete_serverless_cache(at: _Place, name: str) -> None:
 
 
 def _delete_file_system(at: _Place, system_id: str) -> None:
-    targets = list(
-        at.items("efs", "describe_mount_targets", "MountTargets", FileSystemId=system_id)
-    )
+    targets = list(at.items("efs", "describe_mount_targets", "MountTargets", FileSystemId=system_id))
     for target in targets:
         if target["LifeCycleState"] not in ("deleting", "deleted"):
             _delete_mount_target(at, target["MountTargetId"])
@@ -1149,18 +1116,14 @@ def _schedule_key_deletion(at: _Place, key_id: str) -> None:
     if metadata["KeyState"] in KEYS_PENDING_DELETION:
         return
     # KMS never deletes a key at once: after a waiting period, of at least seven days.
-    at.call(
-        "kms", "schedule_key_deletion", KeyId=key_id, PendingWindowInDays=KMS_MINIMUM_PENDING_DAYS
-    )
+    at.call("kms", "schedule_key_deletion", KeyId=key_id, PendingWindowInDays=KMS_MINIMUM_PENDING_DAYS)
 
 
 def _delete_hosted_zone(at: _Place, zone_id: str) -> None:
     """Delete every record set but the zone's own NS and SOA (AWS refuses to delete a zone with
     others, HostedZoneNotEmpty, and deletes those two with the zone), then the zone."""
     apex = at.call("route53", "get_hosted_zone", Id=zone_id)["HostedZone"]["Name"]
-    listed = at.items(
-        "route53", "list_resource_record_sets", "ResourceRecordSets", HostedZoneId=zone_id
-    )
+    listed = at.items("route53", "list_resource_record_sets", "ResourceRecordSets", HostedZoneId=zone_id)
     records = [r for r in listed if not (r["Name"] == apex and r["Type"] in ("NS", "SOA"))]
     # A change batch holds at most 1,000 values: 100 record sets of a few values each keep below.
     for batch in batched(records, 100):

@@ -120,9 +120,7 @@ def _role_kept(name: str, path: str) -> bool:
         return True
     if path == "/" and name.lower() == settings.PORTAL_AWS_MEMBER_ROLE_NAME.lower():
         return True
-    return any(
-        fnmatchcase(name.lower(), pattern.lower()) for pattern in settings.PORTAL_CLEANUP_KEEP_ROLES
-    )
+    return any(fnmatchcase(name.lower(), pattern.lower()) for pattern in settings.PORTAL_CLEANUP_KEEP_ROLES)
 
 
 def _kept_role_names(account_id: str) -> set[str]:
@@ -195,9 +193,7 @@ def _used_by(account_id: str, policy_arn: str, role_names: set[str]) -> bool:
 
 def _list_mfa_devices(account_id: str) -> Iterator[Found]:
     # Unassigned only: an assigned device goes with its user, and the root user's stays.
-    for device in _items(
-        account_id, "list_virtual_mfa_devices", "VirtualMFADevices", AssignmentStatus="Unassigned"
-    ):
+    for device in _items(account_id, "list_virtual_mfa_devices", "VirtualMFADevices", AssignmentStatus="Unassigned"):
         serial = device["SerialNumber"]
         yield serial, f"{serial.split(':mfa/', 1)[-1]}: not assigned to a user"
 
@@ -290,9 +286,7 @@ def _delete_role(account_id: str, role_name: str) -> None:
     role = _call(account_id, "get_role", RoleName=role_name)["Role"]
     if _role_kept(role_name, role["Path"]):
         # Never listed; deleting the portal's own role would lock the portal out of the account.
-        raise PermanentAwsError(
-            f"Cleanup keeps the role {role_name}.", code="RoleKept", operation="DeleteRole"
-        )
+        raise PermanentAwsError(f"Cleanup keeps the role {role_name}.", code="RoleKept", operation="DeleteRole")
     named = {"RoleName": role_name}
     profiles = _all(account_id, "list_instance_profiles_for_role", "InstanceProfiles", **named)
     for profile in profiles:

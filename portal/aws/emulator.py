@@ -71,5 +71,5 @@ def _post(path: str, payload: dict) -> None:
     request = urllib.request.Request(
         endpoint() + path, data=body, method="POST", headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (local emulator)
+    with urllib.request.urlopen(request, timeout=10) as response:
         response.read()

@@ -114,9 +114,7 @@ def find_user(identity_store_id: str, user_name: str) -> str | None:
     return found["UserId"]
 
 
-def create_user(
-    identity_store_id: str, *, user_name: str, display_name: str, email: str
-) -> str:
+def create_user(identity_store_id: str, *, user_name: str, display_name: str, email: str) -> str:
     given, _, family = display_name.partition(" ")
     try:
         created = _call(
@@ -304,9 +302,7 @@ def has_assignment(instance_arn: str, *, account_id: str, permission_set_arn: st
     )
 
 
-def create_assignment(
-    instance_arn: str, *, account_id: str, permission_set_arn: str, user_id: str
-) -> AssignmentStatus:
+def create_assignment(instance_arn: str, *, account_id: str, permission_set_arn: str, user_id: str) -> AssignmentStatus:
     """Not safe to repeat (sent once); check has_assignment() after an UnknownOutcome."""
     try:
         raw = _call(

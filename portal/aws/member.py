@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from portal.aws.errors import NotFound, classify
 from portal.aws.session import client
@@ -24,7 +25,7 @@ class Place:
     region: str
     counter: Counter | None = field(default=None, compare=False)
 
-    def call(self, service: str, operation: str, /, **params) -> dict:
+    def call(self, service: str, operation: str, /, **params: Any) -> dict:
         api = client(service, account_id=self.account_id, region=self.region)
         try:
             answer = getattr(api, operation)(**params)
@@ -33,14 +34,14 @@ class Place:
         self._count(api, operation)
         return answer
 
-    def found(self, service: str, operation: str, /, **params) -> dict | None:
+    def found(self, service: str, operation: str, /, **params: Any) -> dict | None:
         """`call`, or None when AWS says the thing is not there: gone since it was listed."""
         try:
             return self.call(service, operation, **params)
         except NotFound:
             return None
 
-    def pages(self, service: str, operation: str, /, **params) -> Iterator[dict]:
+    def pages(self, service: str, operation: str, /, **params: Any) -> Iterator[dict]:
         api = client(service, account_id=self.account_id, region=self.region)
         paginator = api.get_paginator(operation)
         try:
@@ -50,10 +51,10 @@ class Place:
         except Exception as error:
             raise classify(error, operation=operation) from error
 
-    def items(self, service: str, operation: str, key: str, /, **params) -> Iterator[dict]:
+    def items(self, service: str, operation: str, key: str, /, **params: Any) -> Iterator[dict]:
         for page in self.pages(service, operation, **params):
             yield from page.get(key, [])
 
-    def _count(self, api, operation: str) -> None:
+    def _count(self, api: Any, operation: str) -> None:
         if self.counter is not None:
             self.counter[api.meta.method_to_api_mapping.get(operation, operation)] += 1

@@ -162,12 +162,12 @@ def _item(at: Place, kind: str, id: str, label: str, *charges: Charge, unpriced:
 
 def _instances(at: Place) -> list[Running]:
     answer = at.call(
-        "ec2", "describe_instances",
-        Filters=[{"Name": "instance-state-name", "Values": INSTANCE_BILLING}], MaxResults=1000,
+        "ec2",
+        "describe_instances",
+        Filters=[{"Name": "instance-state-name", "Values": INSTANCE_BILLING}],
+        MaxResults=1000,
     )
-    found = [
-        _instance(at, instance) for reservation in answer["Reservations"] for instance in reservation["Instances"]
-    ]
+    found = [_instance(at, instance) for reservation in answer["Reservations"] for instance in reservation["Instances"]]
     return found + _page(at, "EC2 instances", answer)
 
 
@@ -213,9 +213,7 @@ def _volume(at: Place, volume: dict) -> Running:
 
 
 def _nat_gateways(at: Place) -> list[Running]:
-    answer = at.call(
-        "ec2", "describe_nat_gateways", Filter=[{"Name": "state", "Values": NAT_BILLING}], MaxResults=1000
-    )
+    answer = at.call("ec2", "describe_nat_gateways", Filter=[{"Name": "state", "Values": NAT_BILLING}], MaxResults=1000)
     found = [_nat_gateway(at, gateway) for gateway in answer["NatGateways"]]
     return found + _page(at, "NAT gateways", answer)
 
@@ -230,7 +228,9 @@ def _load_balancers(at: Place) -> list[Running]:
     answer = at.call("elbv2", "describe_load_balancers", PageSize=400)
     found = [
         _item(
-            at, "elbv2:load-balancer", balancer["LoadBalancerArn"],
+            at,
+            "elbv2:load-balancer",
+            balancer["LoadBalancerArn"],
             f"{balancer['LoadBalancerName']}: {balancer['Type']} load balancer, {balancer['State']['Code']}",
             Charge(rate("load-balancer", balancer["Type"]), Decimal(1)),
         )
@@ -243,7 +243,9 @@ def _classic_load_balancers(at: Place) -> list[Running]:
     answer = at.call("elb", "describe_load_balancers", PageSize=400)
     found = [
         _item(
-            at, "elb:load-balancer", balancer["LoadBalancerName"],
+            at,
+            "elb:load-balancer",
+            balancer["LoadBalancerName"],
             f"{balancer['LoadBalancerName']}: classic load balancer",
             Charge(rate("load-balancer", "classic"), Decimal(1)),
         )
@@ -300,7 +302,9 @@ def _notebooks(at: Place) -> list[Running]:
 def _notebook(at: Place, notebook: dict) -> Running:
     name, kind = notebook["NotebookInstanceName"], notebook["InstanceType"]
     label = f"{name}: {kind}, {notebook['NotebookInstanceStatus']}"
-    return _item(at, "sagemaker:notebook-instance", name, label, Charge(rate("sagemaker", "Notebook", kind), Decimal(1)))
+    return _item(
+        at, "sagemaker:notebook-instance", name, label, Charge(rate("sagemaker", "Notebook", kind), Decimal(1))
+    )
 
 
 def _endpoints(at: Place) -> list[Running]:
@@ -308,8 +312,13 @@ def _endpoints(at: Place) -> list[Running]:
     billing = [e for e in answer["Endpoints"] if e["EndpointStatus"] not in ENDPOINT_GONE]
     found = [_endpoint(at, e) for e in billing[:DESCRIBED_PER_KIND]]
     found += [
-        _item(at, "sagemaker:endpoint", e["EndpointName"], f"{e['EndpointName']}: {e['EndpointStatus']}",
-              unpriced=f"not described: the meter describes {DESCRIBED_PER_KIND} endpoints a region")
+        _item(
+            at,
+            "sagemaker:endpoint",
+            e["EndpointName"],
+            f"{e['EndpointName']}: {e['EndpointStatus']}",
+            unpriced=f"not described: the meter describes {DESCRIBED_PER_KIND} endpoints a region",
+        )
         for e in billing[DESCRIBED_PER_KIND:]
     ]
     return found + _page(at, "SageMaker endpoints", answer)
@@ -338,8 +347,13 @@ def _training_jobs(at: Place) -> list[Running]:
     jobs = answer["TrainingJobSummaries"]
     found = [_training_job(at, job["TrainingJobName"]) for job in jobs[:DESCRIBED_PER_KIND]]
     found += [
-        _item(at, "sagemaker:training-job", job["TrainingJobName"], f"{job['TrainingJobName']}: InProgress",
-              unpriced=f"not described: the meter describes {DESCRIBED_PER_KIND} training jobs a region")
+        _item(
+            at,
+            "sagemaker:training-job",
+            job["TrainingJobName"],
+            f"{job['TrainingJobName']}: InProgress",
+            unpriced=f"not described: the meter describes {DESCRIBED_PER_KIND} training jobs a region",
+        )
         for job in jobs[DESCRIBED_PER_KIND:]
     ]
     return found + _page(at, "SageMaker training jobs", answer)
@@ -369,11 +383,14 @@ def _bedrock(at: Place, now: datetime) -> list[Running]:
     listed = at.call(
         "cloudwatch", "list_metrics", Namespace="AWS/Bedrock", Dimensions=[{"Name": "ModelId"}], RecentlyActive="PT3H"
     )
-    models = sorted({
-        metric["Dimensions"][0]["Value"]
-        for metric in listed["Metrics"]
-        if metric["MetricName"] in BEDROCK_METRICS.values() and [d["Name"] for d in metric["Dimensions"]] == ["ModelId"]
-    })
+    models = sorted(
+        {
+            metric["Dimensions"][0]["Value"]
+            for metric in listed["Metrics"]
+            if metric["MetricName"] in BEDROCK_METRICS.values()
+            and [d["Name"] for d in metric["Dimensions"]] == ["ModelId"]
+        }
+    )
     if not models:
         return _page(at, "Bedrock metrics", listed)
     used = _bedrock_use(at, models[:BEDROCK_MODELS], now)
@@ -434,6 +451,6 @@ def base_model_id(model: str) -> str:
     profile) and an ARN are priced as `anthropic.claude…`."""
     model = model.rsplit("/", 1)[-1] if model.startswith("arn:") else model
     for prefix in INFERENCE_PROFILE_PREFIXES:
-        if model.startswith(prefix) and "." in model[len(prefix):]:
-            return model[len(prefix):]
+        if model.startswith(prefix) and "." in model[len(prefix) :]:
+            return model[len(prefix) :]
     return model

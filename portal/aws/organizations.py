@@ -92,7 +92,9 @@ def enable_service_access(service_principal: str) -> None:
 
 
 def enabled_service_principals() -> set[str]:
-    return {s["ServicePrincipal"] for s in _pages("list_aws_service_access_for_organization", "EnabledServicePrincipals")}
+    return {
+        s["ServicePrincipal"] for s in _pages("list_aws_service_access_for_organization", "EnabledServicePrincipals")
+    }
 
 
 def ensure_ou(parent_id: str, name: str, *, tags: dict[str, str]) -> str:
@@ -126,7 +128,9 @@ def find_ou(parent_id: str, name: str) -> str | None:
 
 def _account(raw: dict) -> Account:
     # `State` replaces the retired `Status`; older answers (and the emulator) may carry only one.
-    return Account(raw["Id"], raw["Name"], raw["Email"], raw.get("State") or raw.get("Status", ""), raw.get("JoinedTimestamp"))
+    return Account(
+        raw["Id"], raw["Name"], raw["Email"], raw.get("State") or raw.get("Status", ""), raw.get("JoinedTimestamp")
+    )
 
 
 def list_accounts() -> Iterator[Account]:

@@ -163,9 +163,7 @@ def client(service: str, *, safe_to_repeat: bool = True, account_id: str = "", r
         if key in _clients:
             _clients.move_to_end(key)
             return _clients[key]
-    made = session.client(
-        service, region_name=region, config=SAFE_CONFIG if safe_to_repeat else ONCE_CONFIG
-    )
+    made = session.client(service, region_name=region, config=SAFE_CONFIG if safe_to_repeat else ONCE_CONFIG)
     with _lock:
         for event, handler in _hooks:
             made.meta.events.register(event, handler)

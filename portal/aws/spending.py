@@ -212,8 +212,12 @@ def _stop_group(at: _Place, item: Billing) -> None:
         return
     # Max too: a scaling policy or a scheduled action cannot scale it out again.
     at.call(
-        "autoscaling", "update_auto_scaling_group",
-        AutoScalingGroupName=item.id, MinSize=0, MaxSize=0, DesiredCapacity=0,
+        "autoscaling",
+        "update_auto_scaling_group",
+        AutoScalingGroupName=item.id,
+        MinSize=0,
+        MaxSize=0,
+        DesiredCapacity=0,
     )
 
 
@@ -236,9 +240,7 @@ def _stop_instance(at: _Place, item: Billing) -> dict | None:
 
 
 def _stop_notebook(at: _Place, item: Billing) -> None:
-    status = at.call("sagemaker", "describe_notebook_instance", NotebookInstanceName=item.id)[
-        "NotebookInstanceStatus"
-    ]
+    status = at.call("sagemaker", "describe_notebook_instance", NotebookInstanceName=item.id)["NotebookInstanceStatus"]
     if status in NOTEBOOK_SETTLING:
         raise _settling(item.id, status, "StopNotebookInstance")
     if status not in NOTEBOOK_AT_REST:
@@ -294,8 +296,12 @@ def _restore_group(at: _Place, item: Billing) -> str:
         return f"its sizes were changed since the freeze (min {now[0]}, max {now[1]}, desired {now[2]})"
     sizes = item.memory
     at.call(
-        "autoscaling", "update_auto_scaling_group",
-        AutoScalingGroupName=item.id, MinSize=sizes["min"], MaxSize=sizes["max"], DesiredCapacity=sizes["desired"],
+        "autoscaling",
+        "update_auto_scaling_group",
+        AutoScalingGroupName=item.id,
+        MinSize=sizes["min"],
+        MaxSize=sizes["max"],
+        DesiredCapacity=sizes["desired"],
     )
     return ""
 
@@ -314,9 +320,7 @@ def _restore_instance(at: _Place, item: Billing) -> str:
 
 
 def _restore_notebook(at: _Place, item: Billing) -> str:
-    status = at.call("sagemaker", "describe_notebook_instance", NotebookInstanceName=item.id)[
-        "NotebookInstanceStatus"
-    ]
+    status = at.call("sagemaker", "describe_notebook_instance", NotebookInstanceName=item.id)["NotebookInstanceStatus"]
     if status == "Stopping":
         raise _settling(item.id, status, "StartNotebookInstance")
     if status == "Stopped":

@@ -237,4 +237,3 @@ def open_journey(chromium, portal, viewport, screenshot_dir) -> Iterator:
     yield open_
     for context in contexts:
         context.close()
-

@@ -108,6 +108,7 @@ def wait_for[T](what: str, probe: Callable[[], T | None], *, timeout: float = 20
 def wait_for_mail(to: str, subject_contains: str, *, timeout: float = 20.0) -> mail.EmailMessage:
     """The email sent to `to` whose subject contains `subject_contains` (sent by the live server
     or the Celery worker: both run in this process and share the locmem outbox)."""
+
     def probe():
         return next(
             (m for m in list(mail.outbox) if to in m.to and subject_contains.lower() in m.subject.lower()),

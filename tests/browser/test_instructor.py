@@ -33,9 +33,7 @@ def csv_file(text: str) -> dict:
     return {"name": "roster.csv", "mimeType": "text/csv", "buffer": text.encode()}
 
 
-def test_an_instructor_sets_up_a_course_and_provisions_every_student(
-    open_journey, aws_stack, settings, term
-):
+def test_an_instructor_sets_up_a_course_and_provisions_every_student(open_journey, aws_stack, settings, term):
     settings.PORTAL_REQUIRE_MFA_FOR_STAFF = True
     instructor = person("prof@school.example", "Prof Ada Byron", is_instructor=True)
     secret = give_totp(instructor)
@@ -153,4 +151,6 @@ def test_an_instructor_sets_up_a_course_and_provisions_every_student(
     # The dry run lists every region of every account in the worker; the empty accounts say so.
     journey.reload_until(lambda page: page.get_by_text("Nothing to delete").nth(2), timeout_ms=VENDING_TIMEOUT_MS)
     journey.check("end-of-course")
-    assert {a.state for a in MemberAccount.objects.filter(course=course, membership__isnull=False)} == {AccountState.READY}
+    assert {a.state for a in MemberAccount.objects.filter(course=course, membership__isnull=False)} == {
+        AccountState.READY
+    }

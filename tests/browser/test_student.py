@@ -101,7 +101,8 @@ def test_an_invited_student_signs_up_gets_an_account_sees_their_spend_and_keeps_
     console = panel.get_by_role("link", name="Open the AWS console")
     access_portal = AwsOrganization.load().access_portal_url
     expect(console).to_have_attribute(
-        "href", f"{access_portal.rstrip('/')}/#/console?account_id={account.aws_account_id}&role_name={PERMISSION_SETS['student'].name}"
+        "href",
+        f"{access_portal.rstrip('/')}/#/console?account_id={account.aws_account_id}&role_name={PERMISSION_SETS['student'].name}",
     )
     expect(panel.get_by_role("link", name=access_portal)).to_be_visible()
     expect(panel.locator(".step-done")).to_have_count(4)
@@ -119,7 +120,9 @@ def test_an_invited_student_signs_up_gets_an_account_sees_their_spend_and_keeps_
     today = timezone.localdate()
     seed_costs(
         aws_stack.moto_url,
-        daily_usage(account.aws_account_id, today=today, amounts=["10.00", "12.00", "11.00", "13.00", "14.00"], service=EC2),
+        daily_usage(
+            account.aws_account_id, today=today, amounts=["10.00", "12.00", "11.00", "13.00", "14.00"], service=EC2
+        ),
     )
     sync_costs()  # what beat runs a few times a day
     alert = Alert.objects.get(account=account, kind=AlertKind.ACTUAL_50)

@@ -49,9 +49,7 @@ def students_with_costs(course, moto_url: str) -> dict[str, MemberAccount]:
         moto_url,
         {
             today - timedelta(days=back): [
-                row
-                for _, aws_id, ec2, s3 in STUDENTS
-                for row in ((aws_id, EC2, ec2), (aws_id, S3, s3))
+                row for _, aws_id, ec2, s3 in STUDENTS for row in ((aws_id, EC2, ec2), (aws_id, S3, s3))
             ]
             for back in range(5)
         },

@@ -114,6 +114,4 @@ class AccountApi:
         reason = self.refusals.popleft()
         # AWS puts the reason at the top level of the error answer, beside "Error".
         message = "You cannot remove this account from the organization."
-        return Fault(
-            "ConstraintViolationException", message, Reason=reason, Message=message
-        ).response()
+        return Fault("ConstraintViolationException", message, Reason=reason, Message=message).response()

@@ -93,9 +93,7 @@ class AwsScript:
 
     def _before_call(self, model, **kwargs):
         name = model.name
-        answer = (
-            self._answers[name].popleft() if self._answers[name] else self._always.get(name, PASS)
-        )
+        answer = self._answers[name].popleft() if self._answers[name] else self._always.get(name, PASS)
         if callable(answer) and not isinstance(answer, (Edit, Fault)):
             answer = answer(self.params[name][-1])
         if answer is PASS:
@@ -143,5 +141,3 @@ class Clock:
 
     def advance(self, delta: timedelta) -> None:
         self.now += delta
-
-

@@ -52,9 +52,7 @@ def page(*periods: dict, next_token: str | None = None) -> dict:
 
 def seed(*responses: dict) -> None:
     """Queue answers in moto (inside mock_aws: the request never leaves the process)."""
-    reply = requests.post(
-        SEED_URL, json={"account_id": DEFAULT_ACCOUNT_ID, "results": list(responses)}, timeout=30
-    )
+    reply = requests.post(SEED_URL, json={"account_id": DEFAULT_ACCOUNT_ID, "results": list(responses)}, timeout=30)
     reply.raise_for_status()
 
 

@@ -215,7 +215,9 @@ class FaultyAws:
         self._thread.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         self._server.shutdown()
         self._server.server_close()
 
@@ -311,7 +313,9 @@ class FaultyAws:
             return reply
         now = time.monotonic()
         if call.operation == "DescribeCreateAccountStatus":
-            return _edit_json(reply, lambda data: {**data, "CreateAccountStatus": self._seen(data["CreateAccountStatus"], now)})
+            return _edit_json(
+                reply, lambda data: {**data, "CreateAccountStatus": self._seen(data["CreateAccountStatus"], now)}
+            )
         if call.operation == "ListCreateAccountStatus":
             wanted = json.loads(call.body or b"{}").get("States") or CREATION_STATES
 
@@ -322,7 +326,9 @@ class FaultyAws:
             return _edit_json(reply, rewrite)
         hidden = self._accounts_in_creation(now)
         if call.operation in {"ListAccounts", "ListAccountsForParent"}:
-            return _edit_json(reply, lambda data: {**data, "Accounts": [a for a in data["Accounts"] if a["Id"] not in hidden]})
+            return _edit_json(
+                reply, lambda data: {**data, "Accounts": [a for a in data["Accounts"] if a["Id"] not in hidden]}
+            )
         if call.operation == "DescribeAccount" and json.loads(call.body).get("AccountId") in hidden:
             return error_reply(call, 400, "AccountNotFoundException", "You specified an account that doesn't exist.")
         return reply

@@ -113,9 +113,14 @@ class VendingStack:
         import boto3  # here only: the portal's own clients go through portal.aws
 
         api = boto3.client(
-            "organizations", endpoint_url=self.moto_url, region_name=settings.PORTAL_AWS_REGION, **_lowercase(FAKE_CREDENTIALS)
+            "organizations",
+            endpoint_url=self.moto_url,
+            region_name=settings.PORTAL_AWS_REGION,
+            **_lowercase(FAKE_CREDENTIALS),
         )
-        return [(a["Id"], a["Email"]) for page in api.get_paginator("list_accounts").paginate() for a in page["Accounts"]]
+        return [
+            (a["Id"], a["Email"]) for page in api.get_paginator("list_accounts").paginate() for a in page["Accounts"]
+        ]
 
     def worker_log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.worker_log.read_text(errors="replace").splitlines()[-lines:])
@@ -132,7 +137,9 @@ def vending_stack(scenario: Scenario) -> Iterator[VendingStack]:
         organizations.create_organization()
         aws_bootstrap(actor=None)
         stack.enter_context(_tasks_go_to_the_broker())
-        worker = stack.enter_context(_worker(_worker_environment(scenario, proxy.endpoint_url), scenario, logs / "worker.log"))
+        worker = stack.enter_context(
+            _worker(_worker_environment(scenario, proxy.endpoint_url), scenario, logs / "worker.log")
+        )
         yield VendingStack(scenario, proxy, moto_url, worker, logs / "worker.log")
 
 
@@ -208,10 +215,16 @@ def _worker(env: dict[str, str], scenario: Scenario, log_path: Path) -> Iterator
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [
-                str(BIN / "celery"), "-A", "portal", "worker",
-                "--concurrency", str(scenario.worker_concurrency),
-                "--loglevel", "warning",
-                "--hostname", node,
+                str(BIN / "celery"),
+                "-A",
+                "portal",
+                "worker",
+                "--concurrency",
+                str(scenario.worker_concurrency),
+                "--loglevel",
+                "warning",
+                "--hostname",
+                node,
             ],
             cwd=ROOT,
             env=env,
@@ -231,7 +244,9 @@ def _wait_for_worker(node: str, process: subprocess.Popen, log_path: Path, timeo
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"The Celery worker exited with {process.returncode}:\n{log_path.read_text(errors='replace')}")
+            raise RuntimeError(
+                f"The Celery worker exited with {process.returncode}:\n{log_path.read_text(errors='replace')}"
+            )
         if celery_app.control.ping(destination=[node], timeout=1.0):
             return
     raise RuntimeError(f"The Celery worker did not answer within {timeout} s.")

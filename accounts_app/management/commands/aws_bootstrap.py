@@ -14,9 +14,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument(
-            "--wait", type=int, default=0, metavar="SECONDS", help="Wait this long for AWS to answer."
-        )
+        parser.add_argument("--wait", type=int, default=0, metavar="SECONDS", help="Wait this long for AWS to answer.")
         parser.add_argument(
             "--create-organization",
             action="store_true",

@@ -13,9 +13,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("course_code")
         parser.add_argument("csv_file", type=Path)
-        parser.add_argument(
-            "--no-invitations", action="store_true", help="Do not email invitations."
-        )
+        parser.add_argument("--no-invitations", action="store_true", help="Do not email invitations.")
 
     def handle(self, course_code: str, csv_file: Path, no_invitations: bool, **options) -> None:
         course = Course.objects.filter(code=course_code.lower()).first()
@@ -38,9 +36,7 @@ class Command(BaseCommand):
         except RosterImportError as error:
             for problem in error.errors:
                 self.stderr.write(str(problem))
-            raise CommandError(
-                f"Nothing was imported: {len(error.errors)} problem(s) in {csv_file.name}."
-            ) from None
+            raise CommandError(f"Nothing was imported: {len(error.errors)} problem(s) in {csv_file.name}.") from None
         self.stdout.write(
             self.style.SUCCESS(
                 f"Imported {csv_file.name} into {course.code}: "

@@ -17,9 +17,18 @@ DEMO_PASSWORD = "classroom-demo"
 DEMO_DOMAIN = "demo.example.edu"
 DEMO_COURSE_CODE = "cloud101-demo"
 STUDENT_NAMES = [
-    "Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra", "Barbara Liskov",
-    "Donald Knuth", "Frances Allen", "Ken Thompson", "Margaret Hamilton", "Tim Berners-Lee",
-    "Radia Perlman", "Leslie Lamport",
+    "Ada Lovelace",
+    "Alan Turing",
+    "Grace Hopper",
+    "Edsger Dijkstra",
+    "Barbara Liskov",
+    "Donald Knuth",
+    "Frances Allen",
+    "Ken Thompson",
+    "Margaret Hamilton",
+    "Tim Berners-Lee",
+    "Radia Perlman",
+    "Leslie Lamport",
 ]
 # The demo's story (billing_app/management/commands/demo_aws.py): Alan blows his budget (see
 # billing_app/demo.py), Grace asks to keep her account, Ken drops the course, and the last two
@@ -59,8 +68,7 @@ class Command(BaseCommand):
 
         self.stdout.write(self.style.SUCCESS(f"Demo course {course.code}: {course.name}"))
         self.stdout.write(f"Every demo login uses the password: {DEMO_PASSWORD}")
-        for label, user in [("administrator", admin), ("instructor", instructor), ("TA", ta),
-                            ("student", students[0])]:
+        for label, user in [("administrator", admin), ("instructor", instructor), ("TA", ta), ("student", students[0])]:
             self.stdout.write(f"  {label:<14} {user.email}")
         self.stdout.write(f"  (and {len(students) - 1} more students @{DEMO_DOMAIN})")
 
@@ -80,9 +88,7 @@ def demo_user(email: str, name: str, **flags) -> User:
     if created:
         user.set_password(DEMO_PASSWORD)
         user.save(update_fields=["password"])
-    EmailAddress.objects.update_or_create(
-        user=user, email=email, defaults={"verified": True, "primary": True}
-    )
+    EmailAddress.objects.update_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
     return user
 
 

@@ -57,9 +57,7 @@ class Command(BaseCommand):
             raise CommandError("No demo course: run `python manage.py seed_demo` first.")
         self.forget_previous_emulator()
         emulator.set_creation_seconds(0)  # the term's accounts exist already when the demo opens
-        late_joiners = list(
-            course.memberships.filter(email__in=[demo_email(name) for name in LATE_JOINERS])
-        )
+        late_joiners = list(course.memberships.filter(email__in=[demo_email(name) for name in LATE_JOINERS]))
         for member in course.memberships.filter(role=CourseRole.STUDENT).exclude(pk__in=[m.pk for m in late_joiners]):
             account_request(actor=member.user, membership=member)
         self.stdout.write("Provisioning the demo accounts…")

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts_app', '0013_refused_cost_tags'),
-        ('billing_app', '0004_cost_settlement'),
+        ('billing_app', '0005_budget_requests'),
     ]
 
     operations = [

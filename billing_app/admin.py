@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from billing_app.models import Alert, CostSync, StudentBudget
+from billing_app.models import Alert, CostSync, MeterReading, Price, StudentBudget
 
 
 @admin.register(CostSync)
@@ -46,3 +46,28 @@ class AlertAdmin(admin.ModelAdmin):
 class StudentBudgetAdmin(admin.ModelAdmin):
     list_display = ["account", "amount_override", "aws_budget_name", "synced_at"]
     readonly_fields = ["aws_budget_name", "aws_action_id", "synced_at"]
+
+
+@admin.register(MeterReading)
+class MeterReadingAdmin(admin.ModelAdmin):
+    """The usage meter's latest reading of each account: what it found, what it cost in AWS calls."""
+
+    list_display = ["account", "course", "taken_at", "running", "usd_per_hour", "unknown", "calls", "error"]
+    list_filter = ["course"]
+    readonly_fields = [field.name for field in MeterReading._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Price)
+class PriceAdmin(admin.ModelAdmin):
+    """The prices the meter uses, and where each came from."""
+
+    list_display = ["rate", "region", "usd", "unit", "source", "checked_at", "note"]
+    list_filter = ["source", "region"]
+    search_fields = ["rate"]
+    readonly_fields = [field.name for field in Price._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False

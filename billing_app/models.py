@@ -222,3 +222,70 @@ class BudgetRequest(models.Model):
 
     def __str__(self) -> str:
         return f"${self.amount} for {self.account} ({self.get_status_display()})"
+
+
+# --- The usage meter --------------------------------------------------------------------------------
+
+
+class PriceSource(models.TextChoices):
+    PRICE_LIST = "price_list", "AWS Price List"
+    TABLE = "table", "the portal's price table (approximate)"
+    UNKNOWN = "unknown", "unknown"
+
+
+class Price(models.Model):
+    """The price of one unit of a rate in a region (portal/aws/prices.py), as the Price List gave
+    it, or the vendored table when it could not, or unknown. Asked again once it is older than a
+    day (an hour when the Price List could not be asked)."""
+
+    rate = models.CharField(max_length=200, help_text="e.g. ec2-instance/t3.micro/Linux")
+    region = models.CharField(max_length=30)
+    usd = models.DecimalField(max_digits=16, decimal_places=10, null=True, blank=True, help_text="Empty: unknown.")
+    unit = models.CharField(max_length=20)
+    source = models.CharField(max_length=20, choices=PriceSource.choices)
+    checked_at = models.DateTimeField()
+    note = models.CharField(max_length=500, blank=True, help_text="Why the Price List was not used.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rate", "region"], name="price_rate_region_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.rate} in {self.region}: {self.usd if self.usd is not None else 'unknown'} per {self.unit}"
+
+
+class MeterReading(models.Model):
+    """The latest look at what an account runs now and what it costs an hour, replaced by each
+    reading. `items` lists each thing with its dollars an hour, or none when its price is unknown
+    (counted in `unknown`, left out of `usd_per_hour`)."""
+
+    account = models.OneToOneField(MemberAccount, on_delete=models.CASCADE, related_name="meter_reading")
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="+")
+    taken_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never read yet.")
+    items = models.JSONField(default=list, blank=True)
+    running = models.PositiveIntegerField(default=0)
+    usd_per_hour = models.DecimalField(**AMOUNT, default=0, help_text="What runs with a known price, per hour.")
+    unknown = models.PositiveIntegerField(default=0, help_text="Items whose price is unknown.")
+    regions = models.JSONField(default=list, blank=True)
+    calls = models.PositiveIntegerField(default=0, help_text="AWS requests the reading took.")
+    checked_at = models.DateTimeField(help_text="The last attempt, successful or not.")
+    error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.account}: {self.running} running, ${self.usd_per_hour}/h"
+
+
+class MeteredDailyCost(models.Model):
+    """What the meter counted an account spent on one day (UTC, as Cost Explorer's days): its
+    dollars an hour integrated between readings. Only days Cost Explorer has not settled count."""
+
+    account = models.ForeignKey(MemberAccount, on_delete=models.CASCADE, related_name="metered_days")
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    amount = models.DecimalField(**AMOUNT, default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "day"], name="metered_day_unique")]
+        indexes = [models.Index(fields=["course", "day"])]
+
+    def __str__(self) -> str:
+        return f"{self.account} on {self.day}"

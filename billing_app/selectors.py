@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.db.models import Count, Q, Sum
 
@@ -25,6 +26,9 @@ from billing_app.models import (
     TagDailyCost,
 )
 
+if TYPE_CHECKING:
+    from billing_app.meter_selectors import AccountMeter
+
 TREND_DAYS = 7
 CHART_SERVICES = 6  # the rest is stacked as "Other"
 ZERO = Decimal(0)
@@ -40,6 +44,7 @@ class StudentCostRow:
     budget: Decimal
     trend: list[Decimal]
     open_alerts: int
+    meter: AccountMeter | None = None  # the usage meter's view (meter_selectors), when the page has it
 
     @property
     def percent(self) -> Decimal:
@@ -124,6 +129,7 @@ SORTS = {
     "spend": lambda r: (r.spend,),
     "percent": lambda r: (r.percent,),
     "alerts": lambda r: (r.open_alerts,),
+    "rate": lambda r: (r.meter.usd_per_hour if r.meter else ZERO,),
     "state": lambda r: (r.account.state,),
 }
 

@@ -30,3 +30,22 @@ def course_budgets_ensure_task(course_id: int) -> None:
     course = Course.objects.filter(pk=course_id).first()
     if course is not None:
         course_budgets_ensure(course=course)
+
+
+# A reading a throttled or unreachable AWS refused is tried again twice within the minute; after
+# that the next cycle reads the account anyway.
+METER_TASK = {**AWS_TASK, "retry_backoff": 5, "retry_backoff_max": 30, "max_retries": 2}
+
+
+@shared_task
+def meter_cycle_task() -> None:
+    from billing_app.services.meter import meter_cycle
+
+    meter_cycle()
+
+
+@shared_task(**METER_TASK)
+def account_meter_task(account_id: int) -> None:
+    from billing_app.services.meter import account_meter_read
+
+    account_meter_read(account_id=account_id)

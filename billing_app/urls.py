@@ -27,4 +27,5 @@ urlpatterns = [
         budget_request_views.budget_request_decline,
         name="budget_request_decline",
     ),
+    path("<int:course_id>/my-costs/running-now/", views.my_meter, name="my_meter"),
 ]

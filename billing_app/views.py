@@ -20,7 +20,7 @@ from accounts_app.models import MemberAccount
 from accounts_app.permissions import can_manage_course
 from accounts_app.selectors import account_spending
 from accounts_app.views.common import managed_course, roster_course, visible_course
-from billing_app import selectors
+from billing_app import meter_selectors, selectors
 from billing_app.forms import BudgetRequestForm
 from billing_app.reports import report_lines
 from billing_app.services.budgets import account_freeze, account_unfreeze, budget_amount
@@ -33,6 +33,10 @@ def course_costs(request: HttpRequest, course_id: int) -> HttpResponse:
     course = roster_course(request, course_id)
     today = timezone.localdate()
     costs = selectors.course_costs(course=course, today=today)
+    accounts = [row.account for row in costs.students]
+    meter = meter_selectors.course_meter(course=course, accounts=accounts, now=timezone.now())
+    for row in costs.students:
+        row.meter = meter.accounts[row.account.pk]
     sort = request.GET.get("sort", "-spend")
     query, state = request.GET.get("q", "").strip(), request.GET.get("state", "")
     start, end = selectors.chart_window(course, today)
@@ -47,6 +51,8 @@ def course_costs(request: HttpRequest, course_id: int) -> HttpResponse:
         "query": query,
         "state": state,
         "states": AccountState.choices,
+        "meter": meter,
+        "soonest": meter_selectors.soonest_to_run_out(costs.students),
         "chart": selectors.course_daily_by_service(course=course, start=start, end=end),
         "top_services": selectors.course_top_services(course=course),
         "alerts": selectors.course_open_alerts(course=course),
@@ -89,6 +95,7 @@ def _account_context(course, account: MemberAccount) -> dict:
         "alerts": selectors.account_alerts(account=account),
         "spending": account_spending(account=account),
         "budget_requests": selectors.account_budget_requests(account=account),
+        "meter": meter_selectors.account_meter(account=account, now=timezone.now()),
     }
 
 
@@ -103,20 +110,35 @@ def student_costs(request: HttpRequest, course_id: int, account_id: int) -> Http
     return render(request, "billing/student.html", context)
 
 
-@login_required
-def my_costs(request: HttpRequest, course_id: int) -> HttpResponse:
-    course = visible_course(request, course_id)
+def _own_account(request: HttpRequest, course) -> MemberAccount:
+    """The signed-in student's own account in the course; 404 for anyone else."""
     membership = course.memberships.filter(user=request.user, role=CourseRole.STUDENT).first()
     account = (
         MemberAccount.objects.filter(membership=membership).select_related("course").first() if membership else None
     )
     if account is None:
         raise Http404("You have no AWS account in this course.")
+    return account
+
+
+@login_required
+def my_costs(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = visible_course(request, course_id)
+    account = _own_account(request, course)
     context = _account_context(course, account)
     context.update(can_manage=False, can_view_roster=False, staff_view=False)
     if account.state in IN_USE_STATES:
         context["budget_request_form"] = BudgetRequestForm()
     return render(request, "billing/student.html", context)
+
+
+@login_required
+def my_meter(request: HttpRequest, course_id: int) -> HttpResponse:
+    """What the student's own account runs now, for their account panel (loaded by htmx)."""
+    course = visible_course(request, course_id)
+    account = _own_account(request, course)
+    meter = meter_selectors.account_meter(account=account, now=timezone.now())
+    return render(request, "billing/_my_meter.html", {"course": course, "account": account, "meter": meter})
 
 
 @require_POST

@@ -153,6 +153,12 @@ else:
         }
     }
 
+# The usage meter reads every student account this often (one task per account, spread over the
+# interval); each reading costs a bounded number of AWS calls per region (docs/COSTS.md).
+PORTAL_METER_INTERVAL_MINUTES = int(os.environ.get("PORTAL_METER_INTERVAL_MINUTES", "5"))
+if PORTAL_METER_INTERVAL_MINUTES < 1:
+    raise ImproperlyConfigured("PORTAL_METER_INTERVAL_MINUTES must be a whole number of minutes, 1 or more.")
+
 # --- Celery (settings that hold when workers crash; see docs/OPERATIONS.md) -----------------------
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = (
@@ -188,6 +194,8 @@ CELERY_BEAT_SCHEDULE = {
     "course-ends": {"task": "accounts_app.tasks.courses_end_tick_task", "schedule": 15 * 60},
     # Cost Explorer updates about three times a day; each sync costs a few cents.
     "sync-costs": {"task": "billing_app.tasks.costs_sync_task", "schedule": 8 * 60 * 60},
+    # What runs now in each student account and what it costs an hour (docs/COSTS.md).
+    "meter-usage": {"task": "billing_app.tasks.meter_cycle_task", "schedule": PORTAL_METER_INTERVAL_MINUTES * 60},
 }
 
 # --- Sign-in (django-allauth) ---------------------------------------------------------------------

@@ -142,6 +142,7 @@ MATRIX = [
     ("billing:budget_request_review", GET, LOGIN,  403,    404,          200, 200,       404,             200),
     ("billing:budget_request_approve", POST, LOGIN, 403,   404,          403, DONE,      404,             DONE),
     ("billing:budget_request_decline", POST, LOGIN, 403,   404,          403, DONE,      404,             DONE),
+    ("billing:my_meter",         GET,    LOGIN,    200,    404,          404, 404,       404,             404),
 ]
 # fmt: on
 
@@ -494,6 +495,7 @@ REQUESTS = {
         data=lambda s: {"reason": "Use the spot instances the lab explains."},
         redirects_to="billing:budget_request_review",
     ),
+    "billing:my_meter": Request(kwargs=in_course),
 }
 
 

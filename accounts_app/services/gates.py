@@ -36,6 +36,7 @@ class Action(StrEnum):
     RECYCLE = "recycling"
     CLOSE = "closure"
     HANDOVER = "handover"
+    METER = "usage reading"
 
 
 # The record states in which each action may call AWS about the account (the groups named in
@@ -49,6 +50,8 @@ ALLOWED_STATES: dict[Action, frozenset[S]] = {
     Action.RECYCLE: frozenset({S.CLEANING}),
     Action.CLOSE: frozenset({S.CLOSE_QUEUED}),
     Action.HANDOVER: frozenset({S.HANDOVER}),
+    # Reads only (billing_app/services/meter.py): the accounts students use.
+    Action.METER: IN_USE_STATES,
 }
 
 

@@ -37,13 +37,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from itertools import batched
-from typing import Any
 
 from botocore.exceptions import ClientError
 
 from portal.aws import cleanup_iam
 from portal.aws.errors import AwsError, NotFound, PermanentAwsError, classify
-from portal.aws.session import client
+from portal.aws.member import Place
 
 # Every kind, in the order a pass deletes them: what holds or relaunches something else goes
 # before it.
@@ -142,37 +141,8 @@ class Resource:
 
 
 @dataclass(frozen=True)
-class _Place:
-    """One region of one member account."""
-
-    account_id: str
-    region: str
-
-    def call(self, service: str, operation: str, /, **params: Any) -> dict:
-        api = client(service, account_id=self.account_id, region=self.region)
-        try:
-            return getattr(api, operation)(**params)
-        except Exception as error:
-            raise classify(error, operation=operation) from error
-
-    def found(self, service: str, operation: str, /, **params: Any) -> dict | None:
-        """`call`, or None when AWS says the thing is not there: gone since it was listed."""
-        try:
-            return self.call(service, operation, **params)
-        except NotFound:
-            return None
-
-    def pages(self, service: str, operation: str, /, **params: Any) -> Iterator[dict]:
-        paginator = client(service, account_id=self.account_id, region=self.region).get_paginator(operation)
-        try:
-            yield from paginator.paginate(**params)
-        except Exception as error:
-            raise classify(error, operation=operation) from error
-
-    def items(self, service: str, operation: str, key: str, /, **params: Any) -> Iterator[Any]:
-        """The entries under `key` on every page: dicts, or plain names for some listings (ListTables)."""
-        for page in self.pages(service, operation, **params):
-            yield from page.get(key, [])
+class _Place(Place):
+    """One region of one member account, where cleanup lists and deletes."""
 
     def resource(self, kind: str, id: str, label: str) -> Resource:
         return Resource(region=self.region, kind=kind, id=id, label=label)

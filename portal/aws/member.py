@@ -1,9 +1,10 @@
 """One region of one member account, reached through the account's organization role: the calls a
 module makes there, with AWS's errors turned into the portal's (errors.py).
 
-The usage meter (meter.py) reads through it. `counter`, when given, counts the requests made, one
-per page of a listing, by operation: the meter keeps within a number of calls per account and says
-how many it made (answered requests; a refused one ends the reading of its region).
+Cleanup (cleanup.py), the freeze's stop and restore (spending.py) and the usage meter (meter.py)
+work through it. `counter`, when given, counts the requests made, one per page of a listing, by
+operation: the meter keeps within a number of calls per account and says how many it made
+(answered requests; a refused one ends the reading of its region).
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class Place:
         except Exception as error:
             raise classify(error, operation=operation) from error
 
-    def items(self, service: str, operation: str, key: str, /, **params: Any) -> Iterator[dict]:
+    def items(self, service: str, operation: str, key: str, /, **params: Any) -> Iterator[Any]:
+        """The entries under `key` on every page: dicts, or plain names for some listings (ListTables)."""
         for page in self.pages(service, operation, **params):
             yield from page.get(key, [])
 

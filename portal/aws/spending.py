@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from portal.aws.display import SPENDING_KIND_LABELS
-from portal.aws.errors import AwsError, NotFound, PermanentAwsError, TransientAwsError, classify
-from portal.aws.session import client
+from portal.aws.errors import AwsError, NotFound, PermanentAwsError, TransientAwsError
+from portal.aws.member import Place
 
 # Every kind, in the order a freeze stops them; an unfreeze brings them back in reverse.
 KINDS: tuple[str, ...] = tuple(SPENDING_KIND_LABELS)
@@ -69,29 +69,6 @@ class Billing:
         return cls(data["region"], data["kind"], data["id"], data.get("label", ""), data.get("memory") or {})
 
 
-@dataclass(frozen=True)
-class _Place:
-    """One region of one member account."""
-
-    account_id: str
-    region: str
-
-    def call(self, service: str, operation: str, **params: Any) -> dict:
-        api = client(service, account_id=self.account_id, region=self.region)
-        try:
-            return getattr(api, operation)(**params)
-        except Exception as error:
-            raise classify(error, operation=operation) from error
-
-    def items(self, service: str, operation: str, key: str, **params: Any) -> Iterator[dict]:
-        paginator = client(service, account_id=self.account_id, region=self.region).get_paginator(operation)
-        try:
-            for page in paginator.paginate(**params):
-                yield from page.get(key, [])
-        except Exception as error:
-            raise classify(error, operation=operation) from error
-
-
 def _settling(what: str, status: str, operation: str) -> TransientAwsError:
     return TransientAwsError(f"{what} is {status}: it is stopped once that is over.", code=status, operation=operation)
 
@@ -111,7 +88,7 @@ def _gone(error: AwsError) -> bool:
 
 def running(account_id: str, region: str) -> list[Billing]:
     """What bills while it runs in one region of the account, in KINDS order. Reads only."""
-    at = _Place(account_id, region)
+    at = Place(account_id, region)
     groups = list(at.items("autoscaling", "describe_auto_scaling_groups", "AutoScalingGroups"))
     in_groups = {instance["InstanceId"] for group in groups for instance in group.get("Instances", [])}
     return [
@@ -124,11 +101,11 @@ def running(account_id: str, region: str) -> list[Billing]:
     ]
 
 
-def _billing(at: _Place, kind: str, id: str, label: str, **memory: Any) -> Billing:
+def _billing(at: Place, kind: str, id: str, label: str, **memory: Any) -> Billing:
     return Billing(region=at.region, kind=kind, id=id, label=label, memory=memory)
 
 
-def _groups(at: _Place, groups: list[dict]) -> Iterator[Billing]:
+def _groups(at: Place, groups: list[dict]) -> Iterator[Billing]:
     for group in groups:
         sizes = {"min": group["MinSize"], "max": group["MaxSize"], "desired": group["DesiredCapacity"]}
         if not any(sizes.values()):
@@ -138,7 +115,7 @@ def _groups(at: _Place, groups: list[dict]) -> Iterator[Billing]:
         yield _billing(at, "autoscaling:group", name, label, **sizes)
 
 
-def _instances(at: _Place, in_groups: set[str]) -> Iterator[Billing]:
+def _instances(at: Place, in_groups: set[str]) -> Iterator[Billing]:
     for reservation in at.items("ec2", "describe_instances", "Reservations"):
         for instance in reservation["Instances"]:
             state = instance["State"]["Name"]
@@ -151,7 +128,7 @@ def _instances(at: _Place, in_groups: set[str]) -> Iterator[Billing]:
             yield _billing(at, "ec2:instance", instance["InstanceId"], label)
 
 
-def _notebooks(at: _Place) -> Iterator[Billing]:
+def _notebooks(at: Place) -> Iterator[Billing]:
     for notebook in at.items("sagemaker", "list_notebook_instances", "NotebookInstances"):
         status = notebook["NotebookInstanceStatus"]
         if status in NOTEBOOK_AT_REST:
@@ -161,7 +138,7 @@ def _notebooks(at: _Place) -> Iterator[Billing]:
         yield _billing(at, "sagemaker:notebook-instance", name, label)
 
 
-def _endpoints(at: _Place) -> Iterator[Billing]:
+def _endpoints(at: Place) -> Iterator[Billing]:
     for listed in at.items("sagemaker", "list_endpoints", "Endpoints"):
         if listed["EndpointStatus"] in ENDPOINT_AT_REST:
             continue
@@ -173,7 +150,7 @@ def _endpoints(at: _Place) -> Iterator[Billing]:
         yield _billing(at, "sagemaker:endpoint", name, label, config=config, tags=tags)
 
 
-def _clusters(at: _Place) -> Iterator[Billing]:
+def _clusters(at: Place) -> Iterator[Billing]:
     for cluster in at.items("rds", "describe_db_clusters", "DBClusters"):
         if cluster["Status"] in DB_AT_REST:
             continue
@@ -181,7 +158,7 @@ def _clusters(at: _Place) -> Iterator[Billing]:
         yield _billing(at, "rds:db-cluster", name, f"{name}: {cluster['Engine']}, {cluster['Status']}")
 
 
-def _db_instances(at: _Place) -> Iterator[Billing]:
+def _db_instances(at: Place) -> Iterator[Billing]:
     for db in at.items("rds", "describe_db_instances", "DBInstances"):
         # A cluster's members stop and start with their cluster: StopDBInstance refuses them.
         if db["DBInstanceStatus"] in DB_AT_REST or db.get("DBClusterIdentifier"):
@@ -197,7 +174,7 @@ def _db_instances(at: _Place) -> Iterator[Billing]:
 def stop(account_id: str, item: Billing) -> dict:
     """Stop `item`, or start to. Returns what the stop changed beyond that and must be undone with
     it (an instance's stop protection turned off), to be added to the item's memory."""
-    at = _Place(account_id, item.region)
+    at = Place(account_id, item.region)
     try:
         return _STOPPERS[item.kind](at, item) or {}
     except AwsError as error:
@@ -206,7 +183,7 @@ def stop(account_id: str, item: Billing) -> dict:
         raise
 
 
-def _stop_group(at: _Place, item: Billing) -> None:
+def _stop_group(at: Place, item: Billing) -> None:
     group = _group(at, item.id)
     if group is None or not (group["MinSize"] or group["MaxSize"] or group["DesiredCapacity"]):
         return
@@ -221,7 +198,7 @@ def _stop_group(at: _Place, item: Billing) -> None:
     )
 
 
-def _stop_instance(at: _Place, item: Billing) -> dict | None:
+def _stop_instance(at: Place, item: Billing) -> dict | None:
     state = _instance_state(at, item.id)
     if state is None or state in INSTANCE_AT_REST:
         return None
@@ -239,7 +216,7 @@ def _stop_instance(at: _Place, item: Billing) -> dict | None:
     return None
 
 
-def _stop_notebook(at: _Place, item: Billing) -> None:
+def _stop_notebook(at: Place, item: Billing) -> None:
     status = at.call("sagemaker", "describe_notebook_instance", NotebookInstanceName=item.id)["NotebookInstanceStatus"]
     if status in NOTEBOOK_SETTLING:
         raise _settling(item.id, status, "StopNotebookInstance")
@@ -247,7 +224,7 @@ def _stop_notebook(at: _Place, item: Billing) -> None:
         at.call("sagemaker", "stop_notebook_instance", NotebookInstanceName=item.id)
 
 
-def _stop_endpoint(at: _Place, item: Billing) -> None:
+def _stop_endpoint(at: Place, item: Billing) -> None:
     status = at.call("sagemaker", "describe_endpoint", EndpointName=item.id)["EndpointStatus"]
     if status in ENDPOINT_SETTLING:
         raise _settling(item.id, status, "DeleteEndpoint")
@@ -256,7 +233,7 @@ def _stop_endpoint(at: _Place, item: Billing) -> None:
         at.call("sagemaker", "delete_endpoint", EndpointName=item.id)
 
 
-def _stop_cluster(at: _Place, item: Billing) -> None:
+def _stop_cluster(at: Place, item: Billing) -> None:
     status = _cluster(at, item.id)["Status"]
     if status in DB_SETTLING:
         raise _settling(item.id, status, "StopDBCluster")
@@ -264,7 +241,7 @@ def _stop_cluster(at: _Place, item: Billing) -> None:
         at.call("rds", "stop_db_cluster", DBClusterIdentifier=item.id)
 
 
-def _stop_db_instance(at: _Place, item: Billing) -> None:
+def _stop_db_instance(at: Place, item: Billing) -> None:
     status = _db_instance(at, item.id)["DBInstanceStatus"]
     if status in DB_SETTLING:
         raise _settling(item.id, status, "StopDBInstance")
@@ -278,7 +255,7 @@ def _stop_db_instance(at: _Place, item: Billing) -> None:
 def restore(account_id: str, item: Billing) -> str:
     """Bring `item` back as it was before the freeze, if it is still as the freeze left it.
     Returns "" when it is back (or already running again), otherwise why it was left alone."""
-    at = _Place(account_id, item.region)
+    at = Place(account_id, item.region)
     try:
         return _RESTORERS[item.kind](at, item)
     except AwsError as error:
@@ -287,7 +264,7 @@ def restore(account_id: str, item: Billing) -> str:
         raise
 
 
-def _restore_group(at: _Place, item: Billing) -> str:
+def _restore_group(at: Place, item: Billing) -> str:
     group = _group(at, item.id)
     if group is None:
         return GONE
@@ -306,7 +283,7 @@ def _restore_group(at: _Place, item: Billing) -> str:
     return ""
 
 
-def _restore_instance(at: _Place, item: Billing) -> str:
+def _restore_instance(at: Place, item: Billing) -> str:
     state = _instance_state(at, item.id)
     if state is None or state in ("shutting-down", "terminated"):
         return GONE
@@ -319,7 +296,7 @@ def _restore_instance(at: _Place, item: Billing) -> str:
     return ""
 
 
-def _restore_notebook(at: _Place, item: Billing) -> str:
+def _restore_notebook(at: Place, item: Billing) -> str:
     status = at.call("sagemaker", "describe_notebook_instance", NotebookInstanceName=item.id)["NotebookInstanceStatus"]
     if status == "Stopping":
         raise _settling(item.id, status, "StartNotebookInstance")
@@ -330,7 +307,7 @@ def _restore_notebook(at: _Place, item: Billing) -> str:
     return ""
 
 
-def _restore_endpoint(at: _Place, item: Billing) -> str:
+def _restore_endpoint(at: Place, item: Billing) -> str:
     try:
         status = at.call("sagemaker", "describe_endpoint", EndpointName=item.id)["EndpointStatus"]
     except AwsError as error:
@@ -352,7 +329,7 @@ def _restore_endpoint(at: _Place, item: Billing) -> str:
     return ""
 
 
-def _restore_cluster(at: _Place, item: Billing) -> str:
+def _restore_cluster(at: Place, item: Billing) -> str:
     status = _cluster(at, item.id)["Status"]
     if status == "stopping":
         raise _settling(item.id, status, "StartDBCluster")
@@ -361,7 +338,7 @@ def _restore_cluster(at: _Place, item: Billing) -> str:
     return ""
 
 
-def _restore_db_instance(at: _Place, item: Billing) -> str:
+def _restore_db_instance(at: Place, item: Billing) -> str:
     status = _db_instance(at, item.id)["DBInstanceStatus"]
     if status == "stopping":
         raise _settling(item.id, status, "StartDBInstance")
@@ -373,12 +350,12 @@ def _restore_db_instance(at: _Place, item: Billing) -> str:
 # --- Looking one up -------------------------------------------------------------------------------
 
 
-def _group(at: _Place, name: str) -> dict | None:
+def _group(at: Place, name: str) -> dict | None:
     groups = at.call("autoscaling", "describe_auto_scaling_groups", AutoScalingGroupNames=[name])
     return next(iter(groups["AutoScalingGroups"]), None)
 
 
-def _instance_state(at: _Place, instance_id: str) -> str | None:
+def _instance_state(at: Place, instance_id: str) -> str | None:
     """The instance's state, or None once AWS no longer knows it."""
     try:
         reservations = at.call("ec2", "describe_instances", InstanceIds=[instance_id])["Reservations"]
@@ -388,11 +365,11 @@ def _instance_state(at: _Place, instance_id: str) -> str | None:
     return instances[0]["State"]["Name"] if instances else None
 
 
-def _cluster(at: _Place, name: str) -> dict:
+def _cluster(at: Place, name: str) -> dict:
     return at.call("rds", "describe_db_clusters", DBClusterIdentifier=name)["DBClusters"][0]
 
 
-def _db_instance(at: _Place, name: str) -> dict:
+def _db_instance(at: Place, name: str) -> dict:
     return at.call("rds", "describe_db_instances", DBInstanceIdentifier=name)["DBInstances"][0]
 
 

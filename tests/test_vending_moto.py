@@ -355,18 +355,15 @@ def course_form_data(**overrides) -> dict:
 
 @pytest.mark.django_db
 def test_course_form_refuses_guardrails_that_compile_over_the_scp_limit():
+    """AWS takes 5,120 characters in one SCP: every service AWS has is far more."""
     services = sorted(service_prefixes())
-    # Every service AWS has does not reach the limit on its own; instance families add the rest.
-    families = [f"x{n}" for n in range(600)]
 
-    form = CourseForm(
-        data=course_form_data(allowed_services=", ".join(services), allowed_instance_families=" ".join(families))
-    )
+    form = CourseForm(data=course_form_data(allowed_services=", ".join(services), allowed_instance_families="t3"))
 
     assert not form.is_valid()
     [message] = form.errors["allowed_services"]
     size = re.fullmatch(
-        r"The course's guardrails compile to ([\d,]+) characters, over AWS's limit of 10,240 for one SCP\. "
+        r"The course's guardrails compile to ([\d,]+) characters, over AWS's limit of 5,120 for one SCP\. "
         rf"Allow fewer services \({len(services)} now\) or fewer EC2 instance families\.",
         message,
     )
@@ -375,8 +372,8 @@ def test_course_form_refuses_guardrails_that_compile_over_the_scp_limit():
 
 
 @pytest.mark.django_db
-def test_course_form_accepts_every_service_when_the_scp_fits():
-    services = sorted(service_prefixes())
+def test_course_form_accepts_a_hundred_and_fifty_services_when_the_scp_fits():
+    services = sorted(service_prefixes())[:150]
 
     form = CourseForm(data=course_form_data(allowed_services=", ".join(services), allowed_instance_families="t3 m5"))
 

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 from portal.aws.display import STUDENT_PERMISSION_SET
 
-SCP_MAX_CHARACTERS = 10_240
+# AWS Organizations' quota for one service control policy, as stored: the portal sends it minified
+# (organizations.py), so no whitespace counts.
+SCP_MAX_CHARACTERS = 5_120
 MANAGED_BUDGET_PREFIX = "classroom-cloud-"
 
 # Services that are not regional (or must work from anywhere for the console to work). A region

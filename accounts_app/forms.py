@@ -21,6 +21,8 @@ from accounts_app.services.courses import (
 )
 from accounts_app.services.guardrails import course_policy_check
 from accounts_app.services.webhooks import WebhookError, webhook_url_check
+from portal.aws.bedrock_models import FAMILIES as BEDROCK_FAMILIES
+from portal.aws.bedrock_models import unknown_families
 from portal.aws.catalog import (
     PRICE_SOURCE,
     instance_family_price_class,
@@ -50,6 +52,22 @@ class DateInput(forms.DateInput):
     input_type = "date"
 
 
+class BedrockFamiliesField(forms.MultipleChoiceField):
+    """Checkboxes of Bedrock's model families; keys not in the table are refused, each by name."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=[(family.key, family.label) for family in BEDROCK_FAMILIES.values()], **kwargs)
+
+    def validate(self, value: list[str]) -> None:
+        unknown = unknown_families(value)
+        if unknown:
+            raise ValidationError(
+                "Unknown Bedrock model family: %(names)s. Known families: %(known)s.",
+                params={"names": ", ".join(unknown), "known": ", ".join(BEDROCK_FAMILIES)},
+            )
+        super().validate(value)
+
+
 class CourseForm(forms.ModelForm):
     allowed_regions = forms.MultipleChoiceField(
         label="Allowed AWS regions",
@@ -66,6 +84,15 @@ class CourseForm(forms.ModelForm):
         required=False,
         help_text="e.g. t3, t3a, t4g (burstable, cents an hour). Add GPU or large families (g5, p3, "
         "m5…) only if the course needs them. Empty means every instance type, GPUs included.",
+    )
+    bedrock_model_families = BedrockFamiliesField(
+        label="Allowed Bedrock model families",
+        required=False,
+        initial=[],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Where bedrock is an allowed service, students may run only these families' models "
+        "(on demand, through cross-region inference profiles, in batch); none ticked allows every model. "
+        "Prices differ about a hundredfold between models: the largest cost dollars per million tokens.",
     )
 
     class Meta:
@@ -147,6 +174,9 @@ class CourseForm(forms.ModelForm):
             )
         return sorted(set(families))
 
+    def clean_bedrock_model_families(self) -> list[str]:
+        return sorted(set(self.cleaned_data["bedrock_model_families"]))
+
     def clean_allowed_regions(self) -> list[str]:
         return sorted(self.cleaned_data["allowed_regions"])
 
@@ -155,7 +185,7 @@ class CourseForm(forms.ModelForm):
         start, end = cleaned.get("start_date"), cleaned.get("end_date")
         if start and end and end < start:
             self.add_error("end_date", "The course must end on or after its start date.")
-        guardrails = ("allowed_regions", "allowed_services", "allowed_instance_families")
+        guardrails = ("allowed_regions", "allowed_services", "allowed_instance_families", "bedrock_model_families")
         if all(name in cleaned for name in guardrails):
             problem = course_policy_check(Course(**{name: cleaned[name] for name in guardrails}))
             if problem:

@@ -144,6 +144,13 @@ class Course(models.Model):
         blank=True,
         help_text="e.g. t3, t4g. Empty allows every instance type.",
     )
+    bedrock_model_families = models.JSONField(
+        "allowed Bedrock model families",
+        default=list,
+        blank=True,
+        help_text="Bedrock model families students may invoke, e.g. anthropic.claude. Empty allows every "
+        "model where Bedrock is an allowed service.",
+    )
     billing_contact_email = models.EmailField()
     usage_alert_email = models.EmailField("usage-alert contact email")
     aws_ou_id = models.CharField("AWS OU id", max_length=100, blank=True)

@@ -40,6 +40,7 @@ COURSE_FIELDS = (
     "allowed_regions",
     "allowed_services",
     "allowed_instance_families",
+    "bedrock_model_families",
     "billing_contact_email",
     "usage_alert_email",
 )

@@ -33,7 +33,9 @@ from portal.aws.guardrails import (
 )
 
 FREEZE_POLICY_NAME = "classroom-cloud-freeze"
-GUARDRAIL_FIELDS = frozenset({"allowed_regions", "allowed_services", "allowed_instance_families"})
+GUARDRAIL_FIELDS = frozenset(
+    {"allowed_regions", "allowed_services", "allowed_instance_families", "bedrock_model_families"}
+)
 
 
 class AwsNotBootstrapped(Exception):
@@ -59,6 +61,7 @@ def course_profile(course: Course) -> GuardrailProfile:
         regions=list(course.allowed_regions),
         services=list(course.allowed_services),
         instance_families=list(course.allowed_instance_families),
+        bedrock_model_families=list(course.bedrock_model_families),
     )
 
 

@@ -4,8 +4,9 @@ profile, the IAM-user policy, and the permission sets. Pure functions; nothing h
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from portal.aws import bedrock_models
 from portal.aws.display import STUDENT_PERMISSION_SET
 
 # AWS Organizations' quota for one service control policy, as stored: the portal sends it minified
@@ -159,6 +160,22 @@ FLEET_ACTIONS = [
     "ec2:ModifySpotFleetRequest",
     "ec2:RequestSpotInstances",
 ]
+# What runs a Bedrock model. Converse and StartAsyncInvoke are authorized as bedrock:InvokeModel,
+# ConverseStream as bedrock:InvokeModelWithResponseStream (Bedrock's API reference); batch
+# inference is CreateModelInvocationJob.
+BEDROCK_INVOKE_ACTIONS = [
+    "bedrock:CreateModelInvocationJob",
+    "bedrock:InvokeModel",
+    "bedrock:InvokeModelWithResponseStream",
+]
+# What such a call names besides a model, each authorized with the same action while the model it
+# runs is authorized too: an application inference profile (AWS authorizes the profile or model
+# it copies as well), an asynchronous invocation, a batch job.
+BEDROCK_MODEL_COMPANIONS = [
+    "arn:aws:bedrock:*:*:application-inference-profile/*",
+    "arn:aws:bedrock:*:*:async-invoke/*",
+    "arn:aws:bedrock:*:*:model-invocation-job/*",
+]
 # Actions whose instance resource carries ec2:InstanceType (Service Authorization Reference).
 INSTANCE_TYPE_ACTIONS = ["ec2:RunInstances", "ec2:StartInstances", "ec2:ModifyInstanceAttribute", "ec2:ImportInstance"]
 AUTO_SCALING_GROUP_ACTIONS = ["autoscaling:CreateAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup"]
@@ -173,6 +190,7 @@ class GuardrailProfile:
     regions: list[str]
     services: list[str]
     instance_families: list[str]
+    bedrock_model_families: list[str] = field(default_factory=list)  # keys of bedrock_models.FAMILIES
 
 
 @dataclass(frozen=True)
@@ -307,8 +325,9 @@ def _region_statement(regions: list[str], *, sid: str) -> dict:
 
 def course_policy(profile: GuardrailProfile, *, portal_role: str) -> dict:
     """The course SCP: only the allowed services, in the allowed regions, on the allowed EC2
-    instance families; the portal's own role excepted, which cleans up in every service and
-    region. Raises GuardrailTooLarge when it would not fit in an SCP."""
+    instance families and, where Bedrock is allowed, the allowed model families; the portal's own
+    role excepted, which cleans up in every service and region. Raises GuardrailTooLarge when it
+    would not fit in an SCP."""
     allowed = sorted({f"{service}:*" for service in [*profile.services, *ESSENTIAL_SERVICES]})
     only_allowed = {"Sid": "OnlyAllowedServices", "Effect": "Deny", "NotAction": allowed, "Resource": "*"}
     statements = [
@@ -327,15 +346,39 @@ def course_policy(profile: GuardrailProfile, *, portal_role: str) -> dict:
                 "Condition": {"ForAnyValue:StringNotLike": {"sagemaker:InstanceTypes": SAGEMAKER_SMALL_INSTANCES}},
             }
         )
+    fenced_models = "bedrock" in profile.services and bool(profile.bedrock_model_families)
+    if fenced_models:
+        statements.append(_bedrock_model_statement(profile.bedrock_model_families))
     document = _policy(*statements)
     size = len(_minified(document))
     if size > SCP_MAX_CHARACTERS:
+        trim = "fewer EC2 instance families" + (" or fewer Bedrock model families" if fenced_models else "")
         raise GuardrailTooLarge(
             f"The course's guardrails compile to {size:,} characters, over AWS's limit of "
-            f"{SCP_MAX_CHARACTERS:,} for one SCP. Allow fewer services ({len(profile.services)} now) "
-            "or fewer EC2 instance families."
+            f"{SCP_MAX_CHARACTERS:,} for one SCP. Allow fewer services ({len(profile.services)} now) or {trim}."
         )
     return document
+
+
+def _bedrock_model_statement(families: list[str]) -> dict:
+    """No model outside `families`, however it is reached. AWS authorizes a call through a
+    cross-region inference profile twice: on the profile (`inference-profile/us.anthropic.claude…`,
+    in the region called) and on the foundation model in the region it is routed to
+    (`foundation-model/anthropic.claude…`); each ARN of the families passes, every other is denied.
+    Custom, imported and provisioned models, Marketplace endpoints and prompt routers are none of
+    the families: denied. The portal's own role is bound too: it never invokes a model."""
+    return {
+        "Sid": "OnlyAllowedBedrockModels",
+        "Effect": "Deny",
+        "Action": BEDROCK_INVOKE_ACTIONS,
+        "NotResource": sorted(
+            [
+                *bedrock_models.foundation_model_arns(families),
+                *bedrock_models.inference_profile_arns(families),
+                *BEDROCK_MODEL_COMPANIONS,
+            ]
+        ),
+    }
 
 
 def _instance_family_statements(families: list[str], portal_role: str) -> list[dict]:

@@ -154,7 +154,7 @@ class MemberAccountFactory(factory.django.DjangoModelFactory):
         return super()._generate(strategy, params)
 
 
-def browser_form_data(form: forms.Form, **overrides) -> dict:
+def browser_form_data(form: forms.BaseForm, **overrides) -> dict:
     """What a browser submits for `form` as it was shown, with `overrides` typed in. Built from
     the form itself, so a new field with a default needs no change here."""
     data = {}

@@ -285,8 +285,8 @@ def test_the_meter_lists_what_bills_now_in_the_courses_regions_and_prices_it(acc
     use_bedrock(
         account, f"us.{HAIKU}", tokens_in=30_000, tokens_out=4_000, invocations=12, at=now - timedelta(minutes=20)
     )
-    # Older than the last full hour: not this hour's use.
-    use_bedrock(account, HAIKU, tokens_in=900_000, tokens_out=0, invocations=1, at=now - timedelta(minutes=95))
+    # Yesterday's: neither this hour's use nor today's.
+    use_bedrock(account, HAIKU, tokens_in=900_000, tokens_out=0, invocations=1, at=now - timedelta(hours=25))
     script.log.clear()
 
     reading = account_meter_read(account_id=account.pk, now=now)

@@ -11,6 +11,8 @@ and stores the reading (`MeterReading`). The spend between two readings, the dol
 to change linearly from one to the next, is added to each UTC day it falls on (`MeteredDailyCost`):
 the metered spend that billing_app/meter_selectors.py adds to Cost Explorer's figures for the days
 Cost Explorer has not settled. Unknown prices add nothing there: the metered spend is a floor.
+A stored Bedrock item also says its model's family and its use since UTC midnight, priced (`family`
+and `today`, see `_bedrock_day`): what the daily limits of a model family read.
 
 Once a reading is stored, `billing_app.signals.meter_read` is sent: the hook for what acts on it.
 """
@@ -35,6 +37,7 @@ from billing_app.models import MeteredDailyCost, MeterReading, PriceSource
 from billing_app.services.prices import Quote, prices_for
 from billing_app.signals import meter_read
 from portal.aws import meter as aws_meter
+from portal.aws.bedrock_models import family_of
 from portal.aws.errors import PermanentAwsError
 from portal.aws.prices import per_hour, unit_of
 
@@ -53,6 +56,8 @@ MAX_INTEGRATED_GAP = timedelta(hours=6)
 # Metered days Cost Explorer has long settled are forgotten.
 KEEP_METERED_DAYS = 35
 CENTS = Decimal("0.000001")  # AMOUNT's precision
+# What a stored Bedrock item counts of its day (its "today", besides "usd").
+TOKEN_COUNTS = ("input_tokens", "output_tokens", "invocations")
 
 
 def meter_interval() -> timedelta:
@@ -126,11 +131,31 @@ def _read(account: MemberAccount, now: datetime) -> MeterReading | None:
         return _failed(account, now, f"Not read: {error}")
     regions = meter_regions(account.course)
     try:
-        reading = aws_meter.read(account.aws_account_id, regions, now=now)
+        reading = aws_meter.read(
+            account.aws_account_id, regions, now=now, bedrock_models=_bedrock_models_used_today(account, now)
+        )
     except PermanentAwsError as error:
         return _failed(account, now, f"AWS refused the meter: {error}")
-    wanted = {(charge.rate, item.region) for item in reading.items for charge in item.charges}
+    wanted = {(charge.rate, item.region) for item in reading.items for charge in _all_charges(item)}
     return _record(account, reading, prices_for(wanted, now=now), regions, now)
+
+
+def _bedrock_models_used_today(account: MemberAccount, now: datetime) -> dict[str, set[str]]:
+    """The Bedrock models the account's last reading saw used today (UTC), by region: read again
+    whether or not CloudWatch still lists them as recently active."""
+    last = MeterReading.objects.filter(account=account).values("taken_at", "items").first()
+    if not last or last["taken_at"] is None or last["taken_at"].astimezone(UTC).date() != now.astimezone(UTC).date():
+        return {}
+    used: dict[str, set[str]] = {}
+    for item in last["items"]:
+        today = item.get("today") or {}
+        if item["kind"] == "bedrock:model" and any(today.get(count) for count in TOKEN_COUNTS):
+            used.setdefault(item["region"], set()).add(item["id"])
+    return used
+
+
+def _all_charges(item: aws_meter.Running) -> tuple[aws_meter.Charge, ...]:
+    return item.charges + (item.today.charges if item.today else ())
 
 
 def _confirm_ours(account: MemberAccount) -> None:
@@ -195,7 +220,7 @@ def _priced(item: aws_meter.Running, quotes: dict[tuple[str, str], Quote]) -> di
     why_unknown = item.unpriced or (f"no price for {', '.join(missing)}" if missing else "")
     if not item.charges and not why_unknown:
         why_unknown = "nothing to price it by"
-    return {
+    priced = {
         "region": item.region,
         "kind": item.kind,
         "kind_label": aws_meter.KIND_LABELS[item.kind],
@@ -205,6 +230,28 @@ def _priced(item: aws_meter.Running, quotes: dict[tuple[str, str], Quote]) -> di
         # The weaker source when a price comes from both.
         "source": PriceSource.TABLE if PriceSource.TABLE in sources else (sources.pop() if sources else ""),
         "why_unknown": why_unknown,
+    }
+    if item.kind == "bedrock:model":
+        priced |= _bedrock_day(item, quotes)
+    return priced
+
+
+def _bedrock_day(item: aws_meter.Running, quotes: dict[tuple[str, str], Quote]) -> dict:
+    """For the daily limits of a model family: the model's family (bedrock_models.FAMILIES, "" for
+    none) and its use since UTC midnight, priced at the hour's quotes (None when one is unknown)."""
+    today = item.today or aws_meter.TokenUse(0, 0, 0)  # the meter gives every Bedrock item its day
+    # Each charge is thousands of tokens at a price per thousand.
+    costs = [(quotes[(charge.rate, item.region)].usd, charge.quantity) for charge in today.charges]
+    known = all(price is not None for price, _ in costs)
+    usd = str(sum((price * quantity for price, quantity in costs), Decimal(0)).quantize(CENTS)) if known else None
+    return {
+        "family": family_of(item.id),
+        "today": {
+            "input_tokens": today.input_tokens,
+            "output_tokens": today.output_tokens,
+            "invocations": today.invocations,
+            "usd": usd,
+        },
     }
 
 

@@ -6,7 +6,9 @@ RDS DB instances, SageMaker notebook instances, endpoints and training jobs, and
 Bedrock use from CloudWatch (AWS/Bedrock InputTokenCount, OutputTokenCount and Invocations per
 ModelId). Each item carries its charges: the price rates it runs at (prices.py) and how much of
 each (one instance, 100 GiB, 34 thousand tokens in the last hour). An item the meter cannot price
-(a spot instance, a serverless endpoint) says why; it is shown as unknown, never as $0.
+(a spot instance, a serverless endpoint) says why; it is shown as unknown, never as $0. A Bedrock
+item also carries the model's use since UTC midnight (`today`), charged at the same rates, for the
+daily limits of a model family.
 
 The calls are bounded, whatever the account holds: one page of each listing (an account with more
 than a page of one kind gets an "unread" item, priced unknown), at most DESCRIBED_PER_KIND
@@ -19,11 +21,12 @@ have expired (hourly).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
+from portal.aws.bedrock_models import base_model_id
 from portal.aws.errors import AwsError
 from portal.aws.member import Place
 from portal.aws.prices import rate
@@ -50,11 +53,18 @@ LISTINGS_PER_REGION = 11
 # DescribeEndpoint and DescribeEndpointConfig for each endpoint, DescribeTrainingJob for each job.
 DESCRIBED_PER_KIND = 3
 CALLS_PER_REGION = LISTINGS_PER_REGION + 3 * DESCRIBED_PER_KIND
-BEDROCK_MODELS = 50  # three queries each; GetMetricData takes 500
+# One GetMetricData reads the last hour's and the day's use of every model: it takes at most
+# GET_METRIC_DATA_QUERIES queries and answers at most GET_METRIC_DATA_POINTS data points (more are
+# another page, another call), and one StartTime and EndTime serve all its queries. So each model
+# has three queries (BEDROCK_METRICS) over the day in five-minute periods, summed twice: the
+# periods of the last hour, and those since midnight (or since an hour back, in the day's first
+# hour). At most BEDROCK_MODELS × 3 = 150 queries of at most 288 periods each: 43,200 data points.
+# Queries of their own for the hour could not help: they would span the day too.
+GET_METRIC_DATA_QUERIES, GET_METRIC_DATA_POINTS = 500, 100_800
+BEDROCK_MODELS = 50
 BEDROCK_WINDOW = timedelta(hours=1)
+BEDROCK_PERIOD = timedelta(minutes=5)
 BEDROCK_METRICS = {"in": "InputTokenCount", "out": "OutputTokenCount", "calls": "Invocations"}
-# Bedrock's cross-region inference profiles prefix the model id with where they route.
-INFERENCE_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "global.", "jp.", "au.", "ca.")
 
 INSTANCE_BILLING = ["pending", "running"]
 NAT_BILLING = ["pending", "available"]
@@ -79,6 +89,19 @@ class Charge:
 
 
 @dataclass(frozen=True)
+class TokenUse:
+    """A Bedrock model's use over a while, and its charges: thousands of tokens at its rates."""
+
+    input_tokens: int
+    output_tokens: int
+    invocations: int
+    charges: tuple[Charge, ...] = ()
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "charges": [charge.as_dict() for charge in self.charges]}
+
+
+@dataclass(frozen=True)
 class Running:
     """One thing that bills now."""
 
@@ -88,10 +111,12 @@ class Running:
     label: str
     charges: tuple[Charge, ...] = ()
     unpriced: str = ""  # why the meter cannot price it: shown as unknown
+    today: TokenUse | None = None  # a Bedrock model's use since UTC midnight
 
     def as_dict(self) -> dict:
         data = asdict(self)
         data["charges"] = [charge.as_dict() for charge in self.charges]
+        data["today"] = self.today.as_dict() if self.today else None
         return data
 
 
@@ -102,14 +127,22 @@ class Reading:
     errors: list[str] = field(default_factory=list)  # regions not read, with AWS's reason
 
 
-def read(account_id: str, regions: Iterable[str], *, now: datetime) -> Reading:
-    """What runs now in `regions` of the account. A region AWS refuses is an unread item and an
-    error; a refused AssumeRole (the whole account) raises."""
+def read(
+    account_id: str,
+    regions: Iterable[str],
+    *,
+    now: datetime,
+    bedrock_models: Mapping[str, Collection[str]] | None = None,
+) -> Reading:
+    """What runs now in `regions` of the account. `bedrock_models` names, by region, the models
+    already seen used today: their day is read even once CloudWatch stops listing them (three hours
+    after their last use), so a family's day counts every model of it. A region AWS refuses is an
+    unread item and an error; a refused AssumeRole (the whole account) raises."""
     reading = Reading()
     for region in regions:
         at = Place(account_id, region, reading.calls)
         try:
-            reading.items += _region(at, now)
+            reading.items += _region(at, now, (bedrock_models or {}).get(region, ()))
         except AwsError as error:
             if error.operation == "AssumeRole":
                 raise
@@ -118,7 +151,7 @@ def read(account_id: str, regions: Iterable[str], *, now: datetime) -> Reading:
     return reading
 
 
-def _region(at: Place, now: datetime) -> list[Running]:
+def _region(at: Place, now: datetime, bedrock_models: Collection[str]) -> list[Running]:
     return [
         *_instances(at),
         *_volumes(at),
@@ -129,7 +162,7 @@ def _region(at: Place, now: datetime) -> list[Running]:
         *_notebooks(at),
         *_endpoints(at),
         *_training_jobs(at),
-        *_bedrock(at, now),
+        *_bedrock(at, now, bedrock_models),
     ]
 
 
@@ -378,23 +411,25 @@ def _training_job(at: Place, name: str) -> Running:
 # --- Bedrock --------------------------------------------------------------------------------------
 
 
-def _bedrock(at: Place, now: datetime) -> list[Running]:
-    """Each model used in the last full hour: its tokens, priced per thousand."""
+def _bedrock(at: Place, now: datetime, seen_today: Collection[str]) -> list[Running]:
+    """Each model used in the last full hour or since UTC midnight: its tokens, priced per thousand."""
     listed = at.call(
         "cloudwatch", "list_metrics", Namespace="AWS/Bedrock", Dimensions=[{"Name": "ModelId"}], RecentlyActive="PT3H"
     )
-    models = sorted(
-        {
-            metric["Dimensions"][0]["Value"]
-            for metric in listed["Metrics"]
-            if metric["MetricName"] in BEDROCK_METRICS.values()
-            and [d["Name"] for d in metric["Dimensions"]] == ["ModelId"]
-        }
-    )
+    recent = {
+        metric["Dimensions"][0]["Value"]
+        for metric in listed["Metrics"]
+        if metric["MetricName"] in BEDROCK_METRICS.values() and [d["Name"] for d in metric["Dimensions"]] == ["ModelId"]
+    }
+    models = sorted(recent | set(seen_today))
     if not models:
         return _page(at, "Bedrock metrics", listed)
     used = _bedrock_use(at, models[:BEDROCK_MODELS], now)
-    found = [_bedrock_item(at, model, use) for model, use in used.items() if any(use.values())]
+    found = [
+        _bedrock_item(at, model, hour, today)
+        for model, (hour, today) in used.items()
+        if any(hour.values()) or any(today.values())
+    ]
     found += [
         _unread(at, model, f"Bedrock model {model} not read: the meter reads {BEDROCK_MODELS} models a region")
         for model in models[BEDROCK_MODELS:]
@@ -402,10 +437,22 @@ def _bedrock(at: Place, now: datetime) -> list[Running]:
     return found + _page(at, "Bedrock metrics", listed)
 
 
-def _bedrock_use(at: Place, models: list[str], now: datetime) -> dict[str, dict[str, Decimal]]:
-    # One-minute periods over the last full hour, summed: a period of an hour would be aligned by
-    # CloudWatch to the hour and reach back up to two.
-    end = now.replace(second=0, microsecond=0)
+# A model's use over a while: the sum of each of BEDROCK_METRICS, by its short name.
+Use = dict[str, Decimal]
+
+
+def _no_use() -> Use:
+    return dict.fromkeys(BEDROCK_METRICS, Decimal(0))
+
+
+def _bedrock_use(at: Place, models: list[str], now: datetime) -> dict[str, tuple[Use, Use]]:
+    """Each model's use in the last full hour and since UTC midnight, from one GetMetricData over
+    both, in five-minute periods (see GET_METRIC_DATA_POINTS). The periods start at five-minute
+    marks, as midnight and the hour's start do: each lies wholly inside a window or outside it."""
+    end = now.astimezone(UTC).replace(second=0, microsecond=0)
+    end -= timedelta(minutes=end.minute % 5)
+    hour_start = end - BEDROCK_WINDOW
+    midnight = datetime.combine(end.date(), time.min, tzinfo=UTC)
     queries = [
         {
             "Id": f"m{number}_{short}",
@@ -415,7 +462,7 @@ def _bedrock_use(at: Place, models: list[str], now: datetime) -> dict[str, dict[
                     "MetricName": metric,
                     "Dimensions": [{"Name": "ModelId", "Value": model}],
                 },
-                "Period": 60,
+                "Period": int(BEDROCK_PERIOD.total_seconds()),
                 "Stat": "Sum",
             },
             "ReturnData": True,
@@ -424,33 +471,33 @@ def _bedrock_use(at: Place, models: list[str], now: datetime) -> dict[str, dict[
         for short, metric in BEDROCK_METRICS.items()
     ]
     answer = at.call(
-        "cloudwatch", "get_metric_data", MetricDataQueries=queries, StartTime=end - BEDROCK_WINDOW, EndTime=end
+        "cloudwatch", "get_metric_data", MetricDataQueries=queries, StartTime=min(hour_start, midnight), EndTime=end
     )
-    use = {model: dict.fromkeys(BEDROCK_METRICS, Decimal(0)) for model in models}
+    use = {model: (_no_use(), _no_use()) for model in models}
     for result in answer["MetricDataResults"]:
         number, short = result["Id"][1:].split("_", 1)
-        use[models[int(number)]][short] += sum((Decimal(str(value)) for value in result.get("Values", [])), Decimal(0))
+        hour, today = use[models[int(number)]]
+        for stamp, value in zip(result.get("Timestamps", []), result.get("Values", []), strict=True):
+            if stamp >= hour_start:
+                hour[short] += Decimal(str(value))
+            if stamp >= midnight:
+                today[short] += Decimal(str(value))
     return use
 
 
-def _bedrock_item(at: Place, model: str, use: dict[str, Decimal]) -> Running:
+def _bedrock_item(at: Place, model: str, hour: Use, today: Use) -> Running:
     priced_as = base_model_id(model)
-    label = (
-        f"{model}: {use['calls']:,.0f} invocations, {use['in']:,.0f} input and {use['out']:,.0f} output "
-        "tokens in the last hour"
-    )
-    charges = [
+    label = f"{model}: {_counted(hour)} in the last hour; {_counted(today)} since midnight UTC"
+    day = TokenUse(int(today["in"]), int(today["out"]), int(today["calls"]), _token_charges(priced_as, today))
+    return Running(at.region, "bedrock:model", model, label, _token_charges(priced_as, hour), today=day)
+
+
+def _counted(use: Use) -> str:
+    return f"{use['calls']:,.0f} invocations, {use['in']:,.0f} input and {use['out']:,.0f} output tokens"
+
+
+def _token_charges(priced_as: str, use: Use) -> tuple[Charge, ...]:
+    return (
         Charge(rate("bedrock-input", priced_as), use["in"] / THOUSAND),
         Charge(rate("bedrock-output", priced_as), use["out"] / THOUSAND),
-    ]
-    return _item(at, "bedrock:model", model, label, *charges)
-
-
-def base_model_id(model: str) -> str:
-    """The foundation model an invocation is priced as: `us.anthropic.claude…` (an inference
-    profile) and an ARN are priced as `anthropic.claude…`."""
-    model = model.rsplit("/", 1)[-1] if model.startswith("arn:") else model
-    for prefix in INFERENCE_PROFILE_PREFIXES:
-        if model.startswith(prefix) and "." in model[len(prefix) :]:
-            return model[len(prefix) :]
-    return model
+    )

@@ -76,31 +76,36 @@ def _metric_values(at: Place, instance_ids: list[str], *, hours: int, now: datet
     """Each query's values by its id (the metric's short name and the instance's position), over
     one period of `hours` (CloudWatch may split it at a period boundary: the values are summed
     or their maximum taken, whatever the split)."""
-    queries = [
-        {
-            "Id": f"{short}{position}",
-            "MetricStat": {
-                "Metric": {
-                    "Namespace": "AWS/EC2",
-                    "MetricName": metric,
-                    "Dimensions": [{"Name": "InstanceId", "Value": instance_id}],
-                },
-                "Period": hours * 3600,
-                "Stat": stat,
-            },
-        }
-        for position, instance_id in enumerate(instance_ids)
-        for short, metric, stat in METRICS
-    ]
+    per_call = QUERIES_PER_CALL // len(METRICS)  # an instance's queries in one call
     values: dict[str, list[float]] = defaultdict(list)
-    for start in range(0, len(queries), QUERIES_PER_CALL):
+    for first in range(0, len(instance_ids), per_call):
+        queries = [
+            _query(f"{short}{position}", instance_id, metric, stat, hours)
+            for position, instance_id in enumerate(instance_ids[first : first + per_call], start=first)
+            for short, metric, stat in METRICS
+        ]
         for result in at.items(
             "cloudwatch",
             "get_metric_data",
             "MetricDataResults",
-            MetricDataQueries=queries[start : start + QUERIES_PER_CALL],
+            MetricDataQueries=queries,
             StartTime=now - timedelta(hours=hours),
             EndTime=now,
         ):
             values[result["Id"]].extend(result.get("Values", []))
     return values
+
+
+def _query(query_id: str, instance_id: str, metric: str, stat: str, hours: int) -> dict:
+    return {
+        "Id": query_id,
+        "MetricStat": {
+            "Metric": {
+                "Namespace": "AWS/EC2",
+                "MetricName": metric,
+                "Dimensions": [{"Name": "InstanceId", "Value": instance_id}],
+            },
+            "Period": hours * 3600,
+            "Stat": stat,
+        },
+    }

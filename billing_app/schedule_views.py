@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.middleware import HtmxDetails
 
 from accounts_app.choices import CourseRole
 from accounts_app.models import Course, MemberAccount
@@ -18,6 +19,13 @@ from billing_app import schedule_selectors
 from billing_app.forms import CourseScheduleForm
 from billing_app.models import ScheduledStop
 from billing_app.services import schedules as services
+
+
+class HtmxHttpRequest(HttpRequest):
+    """A request as django-htmx's middleware leaves it."""
+
+    htmx: HtmxDetails
+
 
 # While something is being started again, the student's list asks for news this often (seconds).
 STOPS_REFRESH_SECONDS = 3
@@ -51,11 +59,8 @@ def schedule(request: HttpRequest, course_id: int) -> HttpResponse:
 
 def _own_account(request: HttpRequest, course: Course) -> MemberAccount:
     """The signed-in student's own account in the course; 404 for anyone else."""
-    account = (
-        MemberAccount.objects.filter(course=course, membership__user=request.user, membership__role=CourseRole.STUDENT)
-        .select_related("course")
-        .first()
-    )
+    mine = {"membership__user_id": request.user.pk, "membership__role": CourseRole.STUDENT}
+    account = MemberAccount.objects.filter(course=course, **mine).select_related("course").first()
     if account is None:
         raise Http404("You have no AWS account in this course.")
     return account
@@ -82,7 +87,7 @@ def my_scheduled_stops(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def scheduled_stop_start(request: HttpRequest, course_id: int, stop_id: int) -> HttpResponse:
+def scheduled_stop_start(request: HtmxHttpRequest, course_id: int, stop_id: int) -> HttpResponse:
     """Start again one thing the schedule stopped in the student's own account."""
     course = visible_course(request, course_id)
     account = _own_account(request, course)

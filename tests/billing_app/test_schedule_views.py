@@ -33,7 +33,7 @@ def schedule_url(course) -> str:
 
 
 @pytest.fixture
-def account(personas) -> MemberAccount:
+def account(personas):
     return MemberAccountFactory(membership=Membership.objects.get(user=personas.student), aws_account_id="111111111111")
 
 

@@ -3,7 +3,7 @@ budgets, alerts, and a record of every sync."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -360,6 +360,9 @@ class StopStatus(models.TextChoices):
 # What the student may start again: stopped, perhaps stopped (the answer was lost), or a start that
 # failed.
 RESTARTABLE_STATUSES = frozenset({StopStatus.STOPPING, StopStatus.STOPPED, StopStatus.NOT_STARTED})
+# A start still not done after this long (its task gave up on a resource that stayed busy) may be
+# asked for again.
+START_PATIENCE = timedelta(minutes=15)
 
 
 class ScheduledStop(models.Model):
@@ -396,3 +399,11 @@ class ScheduledStop(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.resource_id} in {self.region} ({self.why}): {self.status}"
+
+    def is_starting(self, now: datetime) -> bool:
+        """A start asked for lately and not done yet."""
+        requested = self.restart_requested_at
+        return self.status == StopStatus.STARTING and requested is not None and now - requested < START_PATIENCE
+
+    def can_start_again(self, now: datetime) -> bool:
+        return self.status in RESTARTABLE_STATUSES or (self.status == StopStatus.STARTING and not self.is_starting(now))

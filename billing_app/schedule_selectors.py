@@ -10,7 +10,7 @@ from django.conf import settings
 
 from accounts_app.choices import AccountState
 from accounts_app.models import Course, MemberAccount
-from billing_app.models import RESTARTABLE_STATUSES, CourseSchedule, ScheduledStop, StopStatus
+from billing_app.models import CourseSchedule, ScheduledStop
 from billing_app.schedule_rules import OffPeriod, off_period, schedule_text
 from portal.aws.display import SPENDING_KIND_LABELS
 
@@ -57,10 +57,7 @@ class AccountStops:
     lines: list[StopLine]
     zone: str  # the course's time zone: the times are shown in it
     ready: bool  # only a ready account starts anything again (a frozen one is the freeze's)
-
-    @property
-    def starting(self) -> bool:
-        return any(line.stop.status == StopStatus.STARTING for line in self.lines)
+    starting: bool  # something is being started again: the student's list looks again soon
 
 
 def account_scheduled_stops(*, account: MemberAccount, now: datetime) -> AccountStops:
@@ -68,7 +65,8 @@ def account_scheduled_stops(*, account: MemberAccount, now: datetime) -> Account
     stops = ScheduledStop.objects.filter(account=account, stopped_at__gte=now - SHOWN_FOR)[:SHOWN_AT_MOST]
     schedule = CourseSchedule.objects.filter(course_id=account.course_id).first()
     return AccountStops(
-        lines=[StopLine(stop, SPENDING_KIND_LABELS[stop.kind], stop.status in RESTARTABLE_STATUSES) for stop in stops],
+        lines=[StopLine(stop, SPENDING_KIND_LABELS[stop.kind], stop.can_start_again(now)) for stop in stops],
         zone=schedule.zone_name if schedule else settings.TIME_ZONE,
         ready=account.state == AccountState.READY,
+        starting=any(stop.is_starting(now) for stop in stops),
     )

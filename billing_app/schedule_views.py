@@ -97,8 +97,10 @@ def scheduled_stop_start(request: HtmxHttpRequest, course_id: int, stop_id: int)
     except services.ScheduleError as error:
         notice, level = str(error), messages.ERROR
     else:
-        notice = "Starting it again… this list updates by itself." if queued else "It is already started again."
-        level = messages.SUCCESS if queued else messages.INFO
+        if queued:
+            notice, level = "Starting it again… this list updates by itself.", messages.SUCCESS
+        else:
+            notice, level = "It is already started again, or on its way.", messages.INFO
     if request.htmx:
         return _stops_fragment(request, course, account, notice)
     messages.add_message(request, level, notice)

@@ -53,7 +53,6 @@ from accounts_app.services.gates import (
 from accounts_app.services.guardrails import organization_ready
 from accounts_app.services.ownership import NotOurs
 from billing_app.models import (
-    RESTARTABLE_STATUSES,
     CourseSchedule,
     ScheduledStop,
     ScheduleMode,
@@ -341,13 +340,14 @@ def scheduled_stop_restart_request(*, actor, stop: ScheduledStop) -> bool:
         raise ScheduleError("Your account is no longer in use: nothing in it can be started again.")
     from billing_app.tasks import scheduled_stop_restart_task
 
+    now = timezone.now()
     with transaction.atomic():
         locked = ScheduledStop.objects.select_for_update().select_related("account").get(pk=stop.pk)
-        if locked.status in (StopStatus.STARTING, StopStatus.STARTED):
+        if locked.status == StopStatus.STARTED or locked.is_starting(now):
             return False
-        if locked.status not in RESTARTABLE_STATUSES:
+        if not locked.can_start_again(now):
             raise ScheduleError("AWS refused to stop it, so it still runs: there is nothing to start again.")
-        _update(locked, status=StopStatus.STARTING, restart_requested_at=timezone.now(), error="")
+        _update(locked, status=StopStatus.STARTING, restart_requested_at=now, error="")
         audit_record(
             actor=actor,
             action=AuditAction.SCHEDULE_RESTART,

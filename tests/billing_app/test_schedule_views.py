@@ -162,6 +162,29 @@ def test_starting_again_is_queued_and_the_list_says_so(personas, account, django
     assert "starting again…" in text and 'hx-trigger="every 3s"' in text
 
 
+@pytest.mark.parametrize(
+    ("asked_ago", "queued", "notice"),
+    [
+        (timedelta(minutes=1), False, "It is already started again, or on its way."),
+        # Its task gave up on a resource that stayed busy: the student may ask again.
+        (timedelta(minutes=20), True, "Starting it again… this list updates by itself."),
+    ],
+)
+def test_a_start_on_its_way_is_not_asked_twice_but_one_that_never_came_may_be(
+    personas, account, asked_ago, queued, notice, django_capture_on_commit_callbacks
+):
+    stop = stop_in(account, status=StopStatus.STARTING, restart_requested_at=timezone.now() - asked_ago)
+    url = reverse("billing:scheduled_stop_start", args=[personas.course.pk, stop.pk])
+
+    with django_capture_on_commit_callbacks() as tasks:
+        response = personas.client("student").post(url, headers={"HX-Request": "true"})
+
+    assert len(tasks) == int(queued)
+    assert notice in response.content.decode()
+    stop.refresh_from_db()
+    assert (stop.restart_requested_at > timezone.now() - timedelta(minutes=1)) is queued
+
+
 def test_a_student_cannot_start_what_was_stopped_in_another_students_account(personas, account):
     classmate = MemberAccountFactory(course=personas.course, aws_account_id="222222222222")
     theirs = stop_in(classmate)

@@ -1,5 +1,5 @@
 """What the portal knows about money: raw Cost Explorer rows, the rollups dashboards read,
-budgets, alerts, and a record of every sync."""
+budgets, alerts, a record of every sync, the usage meter and course schedules."""
 
 from __future__ import annotations
 

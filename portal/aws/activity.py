@@ -61,7 +61,8 @@ def instance_activity(account_id: str, region: str, *, hours: int, now: datetime
 
 
 def _running(at: Place) -> Iterator[dict]:
-    filters = [{"Name": "instance-state-name", "Values": ["running"]}]
+    # Pending too: starting, it bills, and is not idle (its launch time is now).
+    filters = [{"Name": "instance-state-name", "Values": ["pending", "running"]}]
     for reservation in at.items("ec2", "describe_instances", "Reservations", Filters=filters):
         yield from reservation["Instances"]
 

@@ -86,6 +86,9 @@ class AuditAction(models.TextChoices):
     BUDGET_REQUESTED = "budget.requested", "Higher budget asked for"
     BUDGET_REQUEST_APPROVED = "budget.request_approved", "Higher budget approved"
     BUDGET_REQUEST_DECLINED = "budget.request_declined", "Higher budget declined"
+    SCHEDULE_CHANGED = "course.schedule_changed", "Schedule changed"
+    SCHEDULE_STOPPED = "account.schedule_stopped", "Stopped by the schedule"
+    SCHEDULE_RESTART = "account.schedule_restart", "Started again after the schedule"
 
 
 class AccountState(models.TextChoices):

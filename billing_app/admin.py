@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from billing_app.models import Alert, CostSync, MeterReading, Price, StudentBudget
+from billing_app.models import Alert, CostSync, CourseSchedule, MeterReading, Price, ScheduledStop, StudentBudget
 
 
 @admin.register(CostSync)
@@ -68,6 +68,32 @@ class PriceAdmin(admin.ModelAdmin):
     list_filter = ["source", "region"]
     search_fields = ["rate"]
     readonly_fields = [field.name for field in Price._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(CourseSchedule)
+class CourseScheduleAdmin(admin.ModelAdmin):
+    """Each course's schedule, read only: instructors set it on the course's Schedule page, whose
+    form checks it (a time zone name, class hours that end after they start)."""
+
+    list_display = ["course", "mode", "weekdays", "class_starts", "class_ends", "stop_at", "time_zone", "idle_hours"]
+    list_filter = ["mode"]
+    readonly_fields = [field.name for field in CourseSchedule._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(ScheduledStop)
+class ScheduledStopAdmin(admin.ModelAdmin):
+    """What course schedules stopped, and what became of it: AWS's refusals are in `error`."""
+
+    list_display = ["account", "kind", "resource_id", "region", "why", "status", "stopped_at", "restarted_at", "error"]
+    list_filter = ["status", "reason", "course"]
+    search_fields = ["resource_id", "account__account_name", "account__aws_account_id"]
+    readonly_fields = [field.name for field in ScheduledStop._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -1,6 +1,12 @@
+import calendar
 from decimal import Decimal
+from zoneinfo import available_timezones
 
 from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from billing_app.models import ScheduleMode
 
 
 class BudgetRequestForm(forms.Form):
@@ -26,3 +32,70 @@ class BudgetDeclineForm(forms.Form):
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
     )
+
+
+WEEKDAYS = [(str(day), name) for day, name in enumerate(calendar.day_name)]
+MAX_IDLE_HOURS = 72
+TIME_INPUT = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+
+
+class CourseScheduleForm(forms.Form):
+    """A course's schedule. Only the fields of the chosen mode must be filled in; the others are
+    kept as typed, for when the mode is switched back."""
+
+    mode = forms.ChoiceField(label="Stop what runs", choices=ScheduleMode.choices, widget=forms.RadioSelect)
+    weekdays = forms.TypedMultipleChoiceField(
+        label="Days with class hours",
+        choices=WEEKDAYS,
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    class_starts = forms.TimeField(label="Class hours from", required=False, widget=TIME_INPUT)
+    class_ends = forms.TimeField(label="Class hours until", required=False, widget=TIME_INPUT)
+    stop_at = forms.TimeField(label="Nightly stop at", required=False, widget=TIME_INPUT)
+    time_zone = forms.CharField(
+        label="Time zone",
+        max_length=64,
+        required=False,
+        help_text=f"A name such as Europe/Paris or America/New_York. Empty: the portal's, {settings.TIME_ZONE}.",
+    )
+    idle_hours = forms.IntegerField(
+        label="Stop idle EC2 instances after (hours)",
+        min_value=1,
+        max_value=MAX_IDLE_HOURS,
+        required=False,
+        help_text="An instance whose CPU and network stayed near zero that long is stopped. Empty: never.",
+    )
+
+    def clean_time_zone(self) -> str:
+        name = self.cleaned_data["time_zone"].strip()
+        if name and name not in available_timezones():
+            raise ValidationError(
+                f"“{name}” is not a time zone name. Use one such as Europe/Paris, America/New_York or UTC."
+            )
+        return name
+
+    def clean(self) -> dict:
+        data = super().clean()
+        mode = data.get("mode")
+        if mode == ScheduleMode.CLASS_HOURS:
+            self._check_class_hours(data)
+        elif mode == ScheduleMode.NIGHTLY and data.get("stop_at") is None and "stop_at" not in self.errors:
+            self.add_error("stop_at", "Say when the nightly stop happens, e.g. 22:00.")
+        return data
+
+    def _check_class_hours(self, data: dict) -> None:
+        if not data.get("weekdays") and "weekdays" not in self.errors:
+            self.add_error("weekdays", "Choose at least one day with class hours.")
+        starts, ends = data.get("class_starts"), data.get("class_ends")
+        if starts is None and "class_starts" not in self.errors:
+            self.add_error("class_starts", "Say when class hours start, e.g. 09:00.")
+        if ends is None and "class_ends" not in self.errors:
+            self.add_error("class_ends", "Say when class hours end, e.g. 17:00.")
+        if starts is not None and ends is not None and ends <= starts:
+            self.add_error(
+                "class_ends",
+                f"Class hours must end after they start on the same day: {starts:%H:%M} until {ends:%H:%M} "
+                "is not. For a class past midnight, use the nightly stop.",
+            )

@@ -1,14 +1,17 @@
 """What the portal knows about money: raw Cost Explorer rows, the rollups dashboards read,
-budgets, alerts, and a record of every sync."""
+budgets, alerts, a record of every sync, the usage meter and course schedules."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import models
 
 from accounts_app.models import Course, MemberAccount
+from billing_app.schedule_rules import CLASS_HOURS, NIGHTLY, NONE, Rule
 
 AMOUNT: dict[str, Any] = {"max_digits": 14, "decimal_places": 6}
 
@@ -289,3 +292,118 @@ class MeteredDailyCost(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account} on {self.day}"
+
+
+# --- Schedules --------------------------------------------------------------------------------------
+
+
+class ScheduleMode(models.TextChoices):
+    NONE = NONE, "No schedule"
+    CLASS_HOURS = CLASS_HOURS, "Class hours: stopped outside them"
+    NIGHTLY = NIGHTLY, "Nightly stop: stopped every night at a set time"
+
+
+class CourseSchedule(models.Model):
+    """When what runs in the course's student accounts is stopped (billing_app/schedule_rules.py):
+    outside class hours or every night, and, with `idle_hours`, an EC2 instance idle that long.
+    A course without one, or with mode "none" and no idle hours, has nothing stopped."""
+
+    course = models.OneToOneField(Course, on_delete=models.CASCADE, related_name="stop_schedule")
+    mode = models.CharField(max_length=20, choices=ScheduleMode.choices, default=ScheduleMode.NONE)
+    weekdays = models.JSONField(default=list, blank=True, help_text="Days with class hours: 0 = Monday … 6 = Sunday.")
+    class_starts = models.TimeField(null=True, blank=True)
+    class_ends = models.TimeField(null=True, blank=True)
+    stop_at = models.TimeField(null=True, blank=True, help_text="The nightly stop's time.")
+    time_zone = models.CharField(max_length=64, blank=True, help_text="Empty: the portal's (TIME_ZONE).")
+    idle_hours = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Empty: no idle stop.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Schedule of {self.course}: {self.get_mode_display()}"
+
+    @property
+    def zone_name(self) -> str:
+        return self.time_zone or settings.TIME_ZONE
+
+    def rule(self) -> Rule:
+        return Rule(
+            mode=self.mode,
+            zone=ZoneInfo(self.zone_name),
+            weekdays=frozenset(self.weekdays),
+            class_starts=self.class_starts,
+            class_ends=self.class_ends,
+            stop_at=self.stop_at,
+            night=timedelta(hours=settings.PORTAL_SCHEDULE_NIGHT_HOURS),
+        )
+
+    @property
+    def stops_anything(self) -> bool:
+        return self.mode != ScheduleMode.NONE or self.idle_hours is not None
+
+
+class StopReason(models.TextChoices):
+    SCHEDULE = "schedule", "The course's schedule"
+    IDLE = "idle", "Idle"
+
+
+class StopStatus(models.TextChoices):
+    """What the schedule did to one resource, and what the student did after."""
+
+    STOPPING = "stopping", "Being stopped"  # written down before the call: it may be stopped
+    STOPPED = "stopped", "Stopped"
+    NOT_STOPPED = "not stopped", "Not stopped"
+    STARTING = "starting", "Starting again"
+    STARTED = "started", "Started again"
+    NOT_STARTED = "not started", "Not started again"
+
+
+# What the student may start again: stopped, perhaps stopped (the answer was lost), or a start that
+# failed.
+RESTARTABLE_STATUSES = frozenset({StopStatus.STOPPING, StopStatus.STOPPED, StopStatus.NOT_STARTED})
+# A start still not done after this long (its task gave up on a resource that stayed busy) may be
+# asked for again.
+START_PATIENCE = timedelta(minutes=15)
+
+
+class ScheduledStop(models.Model):
+    """One resource the schedule stopped (or tried to), written before the stop call so that a
+    crash never makes the portal forget it. A resource is stopped once per off period
+    (`period_start`): started again by the student in that period, it is left running. An idle
+    stop has no period: an instance started again is idle again only after the idle hours."""
+
+    account = models.ForeignKey(MemberAccount, on_delete=models.CASCADE, related_name="scheduled_stops")
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="+")
+    region = models.CharField(max_length=30)
+    kind = models.CharField(max_length=40, help_text="e.g. ec2:instance (portal/aws/display.py's kinds)")
+    resource_id = models.CharField(max_length=255)
+    label = models.CharField(max_length=500, blank=True)
+    reason = models.CharField(max_length=10, choices=StopReason.choices)
+    why = models.CharField(max_length=200, help_text="In words, as the student reads it.")
+    period_start = models.DateTimeField(null=True, blank=True, help_text="The off period's start; empty when idle.")
+    status = models.CharField(max_length=20, choices=StopStatus.choices, default=StopStatus.STOPPING)
+    stopped_at = models.DateTimeField()
+    restart_requested_at = models.DateTimeField(null=True, blank=True)
+    restarted_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, help_text="AWS's refusal, for staff.")
+
+    class Meta:
+        ordering = ["-stopped_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "region", "kind", "resource_id", "period_start"],
+                condition=models.Q(reason="schedule"),
+                name="one_schedule_stop_per_off_period",
+            )
+        ]
+        indexes = [models.Index(fields=["account", "stopped_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.resource_id} in {self.region} ({self.why}): {self.status}"
+
+    def is_starting(self, now: datetime) -> bool:
+        """A start asked for lately and not done yet."""
+        requested = self.restart_requested_at
+        return self.status == StopStatus.STARTING and requested is not None and now - requested < START_PATIENCE
+
+    def can_start_again(self, now: datetime) -> bool:
+        return self.status in RESTARTABLE_STATUSES or (self.status == StopStatus.STARTING and not self.is_starting(now))

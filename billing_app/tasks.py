@@ -49,3 +49,26 @@ def account_meter_task(account_id: int) -> None:
     from billing_app.services.meter import account_meter_read
 
     account_meter_read(account_id=account_id)
+
+
+@shared_task
+def schedules_tick_task() -> None:
+    from billing_app.services.schedules import schedules_tick
+
+    schedules_tick()
+
+
+# A pass a throttled AWS refused is tried again twice within the minute; a resource still
+# starting waits for the next pass, which the next tick queues anyway.
+@shared_task(**METER_TASK)
+def account_schedule_task(account_id: int) -> None:
+    from billing_app.services.schedules import account_schedule_apply
+
+    account_schedule_apply(account_id=account_id)
+
+
+@shared_task(**AWS_TASK)
+def scheduled_stop_restart_task(stop_id: int) -> None:
+    from billing_app.services.schedules import scheduled_stop_restart
+
+    scheduled_stop_restart(stop_id=stop_id)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from billing_app import budget_request_views, views
+from billing_app import budget_request_views, schedule_views, views
 
 app_name = "billing"
 urlpatterns = [
@@ -28,4 +28,11 @@ urlpatterns = [
         name="budget_request_decline",
     ),
     path("<int:course_id>/my-costs/running-now/", views.my_meter, name="my_meter"),
+    path("<int:course_id>/schedule/", schedule_views.schedule, name="schedule"),
+    path("<int:course_id>/my-costs/scheduled-stops/", schedule_views.my_scheduled_stops, name="my_scheduled_stops"),
+    path(
+        "<int:course_id>/my-costs/scheduled-stops/<int:stop_id>/start/",
+        schedule_views.scheduled_stop_start,
+        name="scheduled_stop_start",
+    ),
 ]

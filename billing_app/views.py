@@ -20,7 +20,7 @@ from accounts_app.models import MemberAccount
 from accounts_app.permissions import can_manage_course
 from accounts_app.selectors import account_spending
 from accounts_app.views.common import managed_course, roster_course, visible_course
-from billing_app import meter_selectors, selectors
+from billing_app import meter_selectors, schedule_selectors, selectors
 from billing_app.forms import BudgetRequestForm
 from billing_app.reports import report_lines
 from billing_app.services.budgets import account_freeze, account_unfreeze, budget_amount
@@ -96,6 +96,7 @@ def _account_context(course, account: MemberAccount) -> dict:
         "spending": account_spending(account=account),
         "budget_requests": selectors.account_budget_requests(account=account),
         "meter": meter_selectors.account_meter(account=account, now=timezone.now()),
+        "scheduled_stops": schedule_selectors.account_scheduled_stops(account=account, now=timezone.now()),
     }
 
 

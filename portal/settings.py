@@ -159,6 +159,20 @@ PORTAL_METER_INTERVAL_MINUTES = int(os.environ.get("PORTAL_METER_INTERVAL_MINUTE
 if PORTAL_METER_INTERVAL_MINUTES < 1:
     raise ImproperlyConfigured("PORTAL_METER_INTERVAL_MINUTES must be a whole number of minutes, 1 or more.")
 
+# Course schedules (docs/COSTS.md, "Schedules"): every interval, what runs in the accounts of a
+# course outside its hours is stopped (one task per account, spread over the interval), and an
+# EC2 instance idle for the course's idle hours. A nightly stop's night lasts this many hours.
+PORTAL_SCHEDULE_INTERVAL_MINUTES = int(os.environ.get("PORTAL_SCHEDULE_INTERVAL_MINUTES", "10"))
+if PORTAL_SCHEDULE_INTERVAL_MINUTES < 1:
+    raise ImproperlyConfigured("PORTAL_SCHEDULE_INTERVAL_MINUTES must be a whole number of minutes, 1 or more.")
+PORTAL_SCHEDULE_NIGHT_HOURS = float(os.environ.get("PORTAL_SCHEDULE_NIGHT_HOURS", "8"))
+if not 1 <= PORTAL_SCHEDULE_NIGHT_HOURS < 24:
+    raise ImproperlyConfigured("PORTAL_SCHEDULE_NIGHT_HOURS must be 1 or more and less than 24.")
+# Idle: the CPU never reached this (CloudWatch's CPUUtilization maximum) and the network in and out
+# averaged less than this an hour.
+PORTAL_IDLE_MAX_CPU_PERCENT = float(os.environ.get("PORTAL_IDLE_MAX_CPU_PERCENT", "5"))
+PORTAL_IDLE_MAX_NETWORK_MB_PER_HOUR = float(os.environ.get("PORTAL_IDLE_MAX_NETWORK_MB_PER_HOUR", "5"))
+
 # --- Celery (settings that hold when workers crash; see docs/OPERATIONS.md) -----------------------
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = (
@@ -196,6 +210,8 @@ CELERY_BEAT_SCHEDULE = {
     "sync-costs": {"task": "billing_app.tasks.costs_sync_task", "schedule": 8 * 60 * 60},
     # What runs now in each student account and what it costs an hour (docs/COSTS.md).
     "meter-usage": {"task": "billing_app.tasks.meter_cycle_task", "schedule": PORTAL_METER_INTERVAL_MINUTES * 60},
+    # Course schedules: what runs outside class hours or at night, and what sits idle, is stopped.
+    "schedules": {"task": "billing_app.tasks.schedules_tick_task", "schedule": PORTAL_SCHEDULE_INTERVAL_MINUTES * 60},
 }
 
 # --- Sign-in (django-allauth) ---------------------------------------------------------------------

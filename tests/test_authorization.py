@@ -41,7 +41,7 @@ from accounts_app.models import (
 )
 from accounts_app.services.invitations import invitation_token
 from billing_app import urls as billing_urls
-from billing_app.models import BudgetRequest
+from billing_app.models import BudgetRequest, CourseSchedule, ScheduledStop, StopReason, StopStatus
 from tests.factories import CourseFactory, MembershipFactory, browser_form_data
 
 PERSONAS = (
@@ -143,6 +143,12 @@ MATRIX = [
     ("billing:budget_request_approve", POST, LOGIN, 403,   404,          403, DONE,      404,             DONE),
     ("billing:budget_request_decline", POST, LOGIN, 403,   404,          403, DONE,      404,             DONE),
     ("billing:my_meter",         GET,    LOGIN,    200,    404,          404, 404,       404,             404),
+    # The course's schedule: TAs read it, instructors set it; a student starts again what it stopped
+    # in their own account, and nobody else does.
+    ("billing:schedule",         GET,    LOGIN,    403,    404,          200, 200,       404,             200),
+    ("billing:schedule",         POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
+    ("billing:my_scheduled_stops", GET,  LOGIN,    200,    404,          404, 404,       404,             404),
+    ("billing:scheduled_stop_start", POST, LOGIN,  DONE,   404,          404, 404,       404,             404),
 ]
 # fmt: on
 
@@ -325,6 +331,26 @@ def budget_request_of(account: MemberAccount) -> BudgetRequest:
     return budget_request
 
 
+def scheduled_stop_of(account: MemberAccount) -> ScheduledStop:
+    """The course's nightly stop stopped an instance in the account."""
+    stop, _ = ScheduledStop.objects.get_or_create(
+        account=account,
+        resource_id="i-0123456789abcdef0",
+        defaults={
+            "course": account.course,
+            "region": "us-east-1",
+            "kind": "ec2:instance",
+            "label": "web (i-0123456789abcdef0): t3.micro, running",
+            "reason": StopReason.SCHEDULE,
+            "why": "nightly stop at 22:00",
+            "period_start": timezone.now(),
+            "status": StopStatus.STOPPED,
+            "stopped_at": timezone.now(),
+        },
+    )
+    return stop
+
+
 REQUESTS = {
     "courses:list": Request(kwargs=lambda s: {}),
     "courses:create": Request(kwargs=lambda s: {}, data=lambda s: course_form_data(), redirects_to="courses:roster"),
@@ -496,6 +522,16 @@ REQUESTS = {
         redirects_to="billing:budget_request_review",
     ),
     "billing:my_meter": Request(kwargs=in_course),
+    "billing:schedule": Request(
+        kwargs=in_course,
+        data=lambda s: {"mode": "nightly", "stop_at": "22:00", "time_zone": "Europe/Berlin", "idle_hours": "3"},
+        redirects_to="billing:schedule",
+    ),
+    "billing:my_scheduled_stops": Request(kwargs=in_course),
+    "billing:scheduled_stop_start": Request(
+        kwargs=lambda s: in_course(s) | {"stop_id": scheduled_stop_of(s.student_account).pk},
+        redirects_to="courses:detail",
+    ),
 }
 
 
@@ -524,6 +560,8 @@ def database_state() -> dict:
         "webhooks": list(WebhookEndpoint.objects.order_by("pk").values()),
         "webhook_deliveries": list(WebhookDelivery.objects.order_by("pk").values_list("pk", flat=True)),
         "budget_requests": list(BudgetRequest.objects.order_by("pk").values()),
+        "schedules": list(CourseSchedule.objects.order_by("pk").values()),
+        "scheduled_stops": list(ScheduledStop.objects.order_by("pk").values()),
     }
 
 

@@ -18,7 +18,10 @@ RECYCLED, and the account's new life is another record.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
+
+from django.core.cache import cache
 
 from accounts_app.choices import AccountState as S
 from accounts_app.lifecycle import CLEANABLE_STATES, FROZEN_STATES, IN_USE_STATES
@@ -37,6 +40,8 @@ class Action(StrEnum):
     CLOSE = "closure"
     HANDOVER = "handover"
     METER = "usage reading"
+    SCHEDULE_STOP = "scheduled stop"
+    SCHEDULE_START = "start of what a schedule stopped"
 
 
 # The record states in which each action may call AWS about the account (the groups named in
@@ -52,7 +57,15 @@ ALLOWED_STATES: dict[Action, frozenset[S]] = {
     Action.HANDOVER: frozenset({S.HANDOVER}),
     # Reads only (billing_app/services/meter.py): the accounts students use.
     Action.METER: IN_USE_STATES,
+    # A course's schedule (billing_app/services/schedules.py) stops what runs in a ready account,
+    # and the student starts it again there; a frozen account is the freeze's.
+    Action.SCHEDULE_STOP: frozenset({S.READY}),
+    Action.SCHEDULE_START: frozenset({S.READY}),
 }
+# The ownership check asks AWS Organizations twice (ListParents, ListTagsForResource) in the
+# management account: the actions that run every few minutes in every account (the usage meter,
+# the schedules) ask it once an hour per account.
+OWNERSHIP_RECHECK_SECONDS = 60 * 60
 
 
 class StateRefused(Exception):
@@ -79,6 +92,16 @@ def action_gate(account: MemberAccount, *, action: Action, organization: AwsOrga
     the portal's tag (NotOurs otherwise)."""
     state_gate(account, action=action)
     ownership_check(account, organization)
+
+
+def ownership_check_hourly(account: MemberAccount, organization: Callable[[], AwsOrganization]) -> None:
+    """`ownership_check`, whose success is remembered for OWNERSHIP_RECHECK_SECONDS (a refusal
+    is not: it is asked again each time). `organization` is called only when AWS is asked."""
+    key = f"account-ours:{account.pk}:{account.aws_account_id}"
+    if cache.get(key):
+        return
+    ownership_check(account, organization())
+    cache.set(key, 1, OWNERSHIP_RECHECK_SECONDS)
 
 
 def course_ou_check(course: Course, organization: AwsOrganization, ou_id: str) -> None:

@@ -30,9 +30,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts_app.models import AwsOrganization, MemberAccount
-from accounts_app.services.gates import ALLOWED_STATES, Action, StateRefused, state_gate
+from accounts_app.services.gates import ALLOWED_STATES, Action, StateRefused, ownership_check_hourly, state_gate
 from accounts_app.services.guardrails import organization_ready
-from accounts_app.services.ownership import NotOurs, ownership_check
+from accounts_app.services.ownership import NotOurs
 from billing_app.models import MeteredDailyCost, MeterReading, PriceSource
 from billing_app.services.prices import Quote, prices_for
 from billing_app.signals import meter_read
@@ -47,9 +47,6 @@ METERED_STATES = ALLOWED_STATES[Action.METER]
 SPREAD_SHARE = 0.8  # of the interval, over which a cycle's readings are spread
 # Longer than any reading (a few dozen calls); a worker that dies holding it delays one reading.
 LOCK_SECONDS = 5 * 60
-# The ownership check asks AWS Organizations twice (ListParents, ListTagsForResource) in the
-# management account: once an hour per account, not every five minutes.
-OWNERSHIP_RECHECK_SECONDS = 60 * 60
 # Between two readings further apart than this (the meter was down), nothing is counted: a
 # guess over hours would be worth less than Cost Explorer's figures, which arrive by then.
 MAX_INTEGRATED_GAP = timedelta(hours=6)
@@ -88,12 +85,18 @@ def meter_cycle(*, now: datetime | None = None) -> int:
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    interval = meter_interval().total_seconds()
-    for position, account_id in enumerate(account_ids):
-        countdown = interval * SPREAD_SHARE * position / len(account_ids)
-        account_meter_task.apply_async((account_id,), countdown=countdown, expires=interval)
+    spread_over(account_meter_task, account_ids, meter_interval())
     MeteredDailyCost.objects.filter(day__lt=now.date() - timedelta(days=KEEP_METERED_DAYS)).delete()
     return len(account_ids)
+
+
+def spread_over(task, account_ids: list[int], interval: timedelta) -> None:
+    """Queue `task` once per account, spread over SPREAD_SHARE of the interval, each expiring
+    unrun after it (the next cycle queues it again)."""
+    seconds = interval.total_seconds()
+    for position, account_id in enumerate(account_ids):
+        countdown = seconds * SPREAD_SHARE * position / len(account_ids)
+        task.apply_async((account_id,), countdown=countdown, expires=seconds)
 
 
 # --- One reading ----------------------------------------------------------------------------------
@@ -124,7 +127,7 @@ def _read_lately(account: MemberAccount, now: datetime) -> bool:
 def _read(account: MemberAccount, now: datetime) -> MeterReading | None:
     try:
         state_gate(account, action=Action.METER)
-        _confirm_ours(account)
+        ownership_check_hourly(account, organization_ready)
     except StateRefused:
         return None
     except (NotOurs, PermanentAwsError) as error:
@@ -156,14 +159,6 @@ def _bedrock_models_used_today(account: MemberAccount, now: datetime) -> dict[st
 
 def _all_charges(item: aws_meter.Running) -> tuple[aws_meter.Charge, ...]:
     return item.charges + (item.today.charges if item.today else ())
-
-
-def _confirm_ours(account: MemberAccount) -> None:
-    key = f"meter-ours:{account.pk}:{account.aws_account_id}"
-    if cache.get(key):
-        return
-    ownership_check(account, organization_ready())
-    cache.set(key, 1, OWNERSHIP_RECHECK_SECONDS)
 
 
 def _failed(account: MemberAccount, now: datetime, error: str) -> MeterReading:

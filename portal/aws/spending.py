@@ -171,11 +171,15 @@ def _db_instances(at: Place) -> Iterator[Billing]:
 # --- Stopping -------------------------------------------------------------------------------------
 
 
-def stop(account_id: str, item: Billing) -> dict:
+def stop(account_id: str, item: Billing, *, lift_stop_protection: bool = True) -> dict:
     """Stop `item`, or start to. Returns what the stop changed beyond that and must be undone with
-    it (an instance's stop protection turned off), to be added to the item's memory."""
+    it (an instance's stop protection turned off), to be added to the item's memory. Without
+    `lift_stop_protection`, an instance with stop protection on is refused as AWS refuses it
+    (OperationNotPermitted): a schedule leaves it running, a freeze does not."""
     at = Place(account_id, item.region)
     try:
+        if item.kind == "ec2:instance":
+            return _stop_instance(at, item, lift_stop_protection=lift_stop_protection) or {}
         return _STOPPERS[item.kind](at, item) or {}
     except AwsError as error:
         if _gone(error):
@@ -198,7 +202,7 @@ def _stop_group(at: Place, item: Billing) -> None:
     )
 
 
-def _stop_instance(at: Place, item: Billing) -> dict | None:
+def _stop_instance(at: Place, item: Billing, *, lift_stop_protection: bool = True) -> dict | None:
     state = _instance_state(at, item.id)
     if state is None or state in INSTANCE_AT_REST:
         return None
@@ -207,7 +211,7 @@ def _stop_instance(at: Place, item: Billing) -> dict | None:
     try:
         at.call("ec2", "stop_instances", InstanceIds=[item.id])
     except PermanentAwsError as error:
-        if error.code != "OperationNotPermitted":
+        if error.code != "OperationNotPermitted" or not lift_stop_protection:
             raise  # e.g. UnsupportedOperation: a spot or instance-store instance cannot stop
         # Stop protection is on: off for the freeze, on again when the instance is brought back.
         at.call("ec2", "modify_instance_attribute", InstanceId=item.id, DisableApiStop={"Value": False})
@@ -373,9 +377,9 @@ def _db_instance(at: Place, name: str) -> dict:
     return at.call("rds", "describe_db_instances", DBInstanceIdentifier=name)["DBInstances"][0]
 
 
+# An instance's stopper takes how to meet stop protection: `stop` calls it apart.
 _STOPPERS = {
     "autoscaling:group": _stop_group,
-    "ec2:instance": _stop_instance,
     "sagemaker:notebook-instance": _stop_notebook,
     "sagemaker:endpoint": _stop_endpoint,
     "rds:db-cluster": _stop_cluster,

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts_app', '0015_schedule_audit_actions'),
+        ('accounts_app', '0016_schedule_audit_actions'),
         ('billing_app', '0006_usage_meter'),
     ]
 

@@ -157,7 +157,13 @@ def _titled(id: str, name: str, details: str) -> str:
 
 
 def _item(
-    at: Place, kind: str, id: str, label: str, *charges: Charge, unpriced: str = "", instances: Counter | None = None
+    at: Place,
+    kind: str,
+    id: str,
+    label: str,
+    *charges: Charge,
+    unpriced: str = "",
+    instances: Counter[str] | None = None,
 ) -> Running:
     return Running(at.region, kind, id, label, tuple(charges), unpriced, tuple(sorted((instances or {}).items())))
 
@@ -334,7 +340,8 @@ def _endpoint(at: Place, listed: dict) -> Running:
     endpoint = at.call("sagemaker", "describe_endpoint", EndpointName=name)
     config = at.call("sagemaker", "describe_endpoint_config", EndpointConfigName=endpoint["EndpointConfigName"])
     counts = {v["VariantName"]: v.get("CurrentInstanceCount") for v in endpoint.get("ProductionVariants", [])}
-    charges, sizes, unpriced, instances = [], [], "", Counter()
+    charges, sizes, unpriced = [], [], ""
+    instances: Counter[str] = Counter()
     for variant in config["ProductionVariants"]:
         if "InstanceType" not in variant:
             unpriced = "serverless: billed by the requests it serves"
@@ -378,7 +385,7 @@ def _training_job(at: Place, name: str) -> Running:
     # Managed spot training costs at most the on-demand price the meter shows.
     spot = ", managed spot (at most this)" if job.get("EnableManagedSpotTraining") else ""
     label = f"{name}: {sizes}{spot}, {job.get('SecondaryStatus') or job['TrainingJobStatus']}"
-    instances = Counter()
+    instances: Counter[str] = Counter()
     for group in groups:
         if group.get("InstanceType"):
             instances[group["InstanceType"]] += group.get("InstanceCount", 1)

@@ -142,6 +142,10 @@ def test_the_student_reads_which_limit_froze_their_account_and_how_to_ask_for_mo
     assert "No GPU or accelerator instances." in text
     assert "A higher budget does not lift the course's limit on GPU and accelerator instances" in text
 
+    # The account panel on the course's page sends them there.
+    panel = personas.client("student").get(reverse("courses:detail", args=[personas.course.pk])).content.decode()
+    assert "crossed one of the course's spend limits" in " ".join(panel.split())
+
 
 def test_staff_read_that_unfreezing_an_account_still_over_its_limit_freezes_it_again(personas):
     account = student_account(personas)

@@ -70,7 +70,8 @@ def account_limits_check(*, reading: MeterReading) -> bool:
     )
     if account is None or account.state != AccountState.READY or account.membership is None:
         return False  # a frozen account stays as it is: no second freeze, alert or email
-    burn = account_meter(account=account, now=reading.taken_at).burn_down if limits.freeze_within_hours else None
+    projects = limits.freeze_within_hours is not None
+    burn = account_meter(account=account, now=reading.taken_at).burn_down if projects else None
     crossed = breaches(limits, reading, burn)
     if not crossed:
         return False
@@ -86,8 +87,8 @@ def any_limit(limits: CourseSpendLimits) -> bool:
 
 
 def breaches(limits: CourseSpendLimits, reading: MeterReading, burn: BurnDown | None) -> list[Breach]:
-    """Every limit the reading crosses, the most certain first: what is counted by type (GPUs,
-    tokens) before what is counted in dollars."""
+    """Every limit the reading crosses, in a fixed order (GPU instances, dollars an hour, Bedrock,
+    the budget's projection): the first one names the freeze."""
     found = [
         accelerators_breach(limits.max_accelerated_instances, reading.items),
         usd_per_hour_breach(limits.max_usd_per_hour, reading.usd_per_hour, reading.unknown),

@@ -22,6 +22,8 @@ run demo: export AWS_SETUP_ARGS := --create-organization
 # The emulator has no creation quotas; the demo need not wait for AWS's.
 run demo: export PORTAL_AWS_CREATE_ACCOUNT_RATE := 5
 run demo: export PORTAL_AWS_CREATE_ACCOUNT_BURST := 10
+# The usage meter reads every minute, so that the demo's spend limits act while you watch.
+run demo: export PORTAL_METER_INTERVAL_MINUTES := 1
 # The demo (people with a published password, a story that rewrites account records) exists
 # only on the emulator: seed_demo and demo_aws refuse anything else.
 DEMO := yes

@@ -6,4 +6,4 @@ class BillingAppConfig(AppConfig):
     verbose_name = "Costs and budgets"
 
     def ready(self) -> None:
-        from billing_app import receivers  # noqa: F401  (creates budgets for new accounts)
+        from billing_app import receivers  # noqa: F401  (budgets for new accounts, the spend limits)

@@ -165,6 +165,17 @@ class AlertKind(models.TextChoices):
     FROZEN = "frozen", "Account frozen for its budget"
 
 
+class SpendLimit(models.TextChoices):
+    """A course's limits on what a student account runs (CourseSpendLimits), each checked at every
+    meter reading; the one crossed is kept on the freeze's alert."""
+
+    USD_PER_HOUR = "usd_per_hour", "dollars an hour"
+    ACCELERATORS = "accelerators", "GPU and accelerator instances"
+    BEDROCK_TOKENS = "bedrock_tokens", "Bedrock tokens a day"
+    BEDROCK_USD = "bedrock_usd", "Bedrock dollars a day"
+    PROJECTION = "projection", "the budget running out"
+
+
 class Alert(models.Model):
     """Raised once per account, kind, period (a month, the course, or a day for spikes) and
     budget: raising a budget lets its thresholds fire again, and keeps the old alerts."""
@@ -172,6 +183,12 @@ class Alert(models.Model):
     account = models.ForeignKey(MemberAccount, on_delete=models.CASCADE, related_name="alerts")
     course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=20, choices=AlertKind.choices)
+    limit = models.CharField(
+        max_length=20,
+        choices=SpendLimit.choices,
+        blank=True,
+        help_text="For a freeze: the course limit that froze the account (empty: the budget or a person).",
+    )
     period = models.CharField(max_length=20, help_text="e.g. 2026-11, course, or a day for spikes")
     message = models.CharField(max_length=500)
     spend = models.DecimalField(max_digits=12, decimal_places=2)
@@ -187,6 +204,13 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return self.message
+
+    @property
+    def headline(self) -> str:
+        """What happened, in a few words: a subject line, a chat title."""
+        if self.kind == AlertKind.FROZEN and self.limit:
+            return f"Account frozen by the course's limit on {self.get_limit_display()}"
+        return self.get_kind_display()
 
 
 class BudgetRequestStatus(models.TextChoices):
@@ -407,3 +431,79 @@ class ScheduledStop(models.Model):
 
     def can_start_again(self, now: datetime) -> bool:
         return self.status in RESTARTABLE_STATUSES or (self.status == StopStatus.STARTING and not self.is_starting(now))
+
+
+# --- Spend limits ---------------------------------------------------------------------------------
+
+
+class CourseSpendLimits(models.Model):
+    """What each student account of the course may run, checked at every meter reading
+    (billing_app/services/limits.py): crossing one freezes the account within one meter interval.
+    An empty field is no limit; a course without a row has none."""
+
+    course = models.OneToOneField(Course, on_delete=models.CASCADE, related_name="spend_limits")
+    max_usd_per_hour = models.DecimalField(
+        "most dollars an hour per student",
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="What runs with a known price, at each reading. Empty: no limit.",
+    )
+    max_accelerated_instances = models.PositiveSmallIntegerField(
+        "most GPU or accelerator instances at once per student",
+        null=True,
+        blank=True,
+        help_text="EC2 p, g, inf, trn, dl, f and vt families; SageMaker ml.p, ml.g, ml.inf and ml.trn. "
+        "0: none allowed. Empty: no limit.",
+    )
+    bedrock_daily_tokens = models.PositiveBigIntegerField(
+        "most Bedrock tokens a day per model family",
+        null=True,
+        blank=True,
+        help_text="Input and output tokens since midnight UTC, for each model family (e.g. anthropic.claude). "
+        "Empty: no limit.",
+    )
+    bedrock_daily_usd = models.DecimalField(
+        "most Bedrock dollars a day per model family",
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Since midnight UTC, for each model family. Empty: no limit.",
+    )
+    freeze_within_hours = models.PositiveSmallIntegerField(
+        "freeze when the budget runs out within (hours)",
+        null=True,
+        blank=True,
+        help_text="At what runs now, the budget would be gone within this many hours. Empty: no limit.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "course spend limits"
+        verbose_name_plural = "course spend limits"
+
+    def __str__(self) -> str:
+        return f"Spend limits of {self.course}"
+
+    @property
+    def rules(self) -> list[str]:
+        """Each limit set, as a sentence for pages and emails."""
+        rules = []
+        if self.max_usd_per_hour is not None:
+            rules.append(f"At most ${self.max_usd_per_hour:,.2f} an hour per student account.")
+        if self.max_accelerated_instances == 0:
+            rules.append("No GPU or accelerator instances.")
+        elif self.max_accelerated_instances is not None:
+            rules.append(f"At most {self.max_accelerated_instances} GPU or accelerator instance(s) at once.")
+        if self.bedrock_daily_tokens is not None:
+            rules.append(f"At most {self.bedrock_daily_tokens:,} Bedrock tokens a day per model family.")
+        if self.bedrock_daily_usd is not None:
+            rules.append(f"At most ${self.bedrock_daily_usd:,.2f} of Bedrock a day per model family.")
+        if self.freeze_within_hours is not None:
+            rules.append(f"Frozen when, at what runs now, the budget runs out within {self.freeze_within_hours} hours.")
+        return rules

@@ -2,6 +2,7 @@ from django.dispatch import receiver
 
 from accounts_app.choices import AccountState
 from accounts_app.signals import account_state_changed
+from billing_app.signals import meter_read
 
 
 @receiver(account_state_changed)
@@ -11,3 +12,11 @@ def create_budget_when_ready(sender, account, from_state, to_state, **kwargs) ->
         from billing_app.tasks import budget_ensure_task
 
         budget_ensure_task.delay_on_commit(account.pk)
+
+
+@receiver(meter_read)
+def freeze_past_the_course_limits(sender, reading, previous_usd_per_hour, **kwargs) -> None:
+    """A reading over one of the course's spend limits freezes the ready account it read."""
+    from billing_app.services.limits import account_limits_check
+
+    account_limits_check(reading=reading)

@@ -16,11 +16,13 @@ from accounts_app.models import AwsOrganization, Course, MemberAccount
 from billing_app.models import (
     AccountDailyCost,
     Alert,
+    AlertKind,
     BudgetRequest,
     BudgetRequestStatus,
     CostKind,
     CostRecord,
     CourseServiceDailyCost,
+    CourseSpendLimits,
     HourlyCost,
     StudentBudget,
     TagDailyCost,
@@ -45,6 +47,7 @@ class StudentCostRow:
     trend: list[Decimal]
     open_alerts: int
     meter: AccountMeter | None = None  # the usage meter's view (meter_selectors), when the page has it
+    frozen_by: Alert | None = None  # a frozen account's freeze (its course limit, if one), when the page has it
 
     @property
     def percent(self) -> Decimal:
@@ -300,3 +303,22 @@ def course_pending_budget_requests(*, course: Course):
 
 def account_budget_requests(*, account: MemberAccount, limit: int = 5):
     return BudgetRequest.objects.filter(account=account).select_related("decided_by")[:limit]
+
+
+def course_spend_limits(*, course: Course) -> CourseSpendLimits:
+    """The course's spend limits; a course that never set any has none (an unsaved, empty row)."""
+    return CourseSpendLimits.objects.filter(course=course).first() or CourseSpendLimits(course=course)
+
+
+def freeze_alerts(*, accounts) -> dict[int, Alert]:
+    """The alert of each frozen account's latest freeze: why it was frozen, and by which course
+    limit if one froze it (one query)."""
+    frozen = [account for account in accounts if account.state == AccountState.FROZEN]
+    if not frozen:
+        return {}
+    latest = (
+        Alert.objects.filter(account__in=frozen, kind=AlertKind.FROZEN)
+        .order_by("account_id", "-created_at", "-id")
+        .distinct("account_id")
+    )
+    return {alert.account_id: alert for alert in latest}

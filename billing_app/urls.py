@@ -1,11 +1,12 @@
 from django.urls import path
 
-from billing_app import budget_request_views, schedule_views, views
+from billing_app import budget_request_views, limits_views, schedule_views, views
 
 app_name = "billing"
 urlpatterns = [
     path("<int:course_id>/costs/", views.course_costs, name="costs"),
     path("<int:course_id>/costs/export.csv", views.costs_export, name="costs_export"),
+    path("<int:course_id>/costs/limits/", limits_views.spend_limits, name="spend_limits"),
     path("<int:course_id>/costs/statement/<int:year>-<int:month>/", views.statement, name="statement"),
     path("<int:course_id>/costs/students/<int:account_id>/", views.student_costs, name="student_costs"),
     path("<int:course_id>/costs/students/<int:account_id>/freeze/", views.freeze, name="freeze"),

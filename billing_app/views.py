@@ -35,8 +35,10 @@ def course_costs(request: HttpRequest, course_id: int) -> HttpResponse:
     costs = selectors.course_costs(course=course, today=today)
     accounts = [row.account for row in costs.students]
     meter = meter_selectors.course_meter(course=course, accounts=accounts, now=timezone.now())
+    freezes = selectors.freeze_alerts(accounts=accounts)
     for row in costs.students:
         row.meter = meter.accounts[row.account.pk]
+        row.frozen_by = freezes.get(row.account.pk)
     sort = request.GET.get("sort", "-spend")
     query, state = request.GET.get("q", "").strip(), request.GET.get("state", "")
     start, end = selectors.chart_window(course, today)
@@ -56,6 +58,7 @@ def course_costs(request: HttpRequest, course_id: int) -> HttpResponse:
         "chart": selectors.course_daily_by_service(course=course, start=start, end=end),
         "top_services": selectors.course_top_services(course=course),
         "alerts": selectors.course_open_alerts(course=course),
+        "limits": selectors.course_spend_limits(course=course),
         "budget_requests": selectors.course_pending_budget_requests(course=course),
         "tag_refusal": selectors.cost_tag_refusal(course=course),
         "months": selectors.statement_months(course, today),
@@ -97,6 +100,8 @@ def _account_context(course, account: MemberAccount) -> dict:
         "budget_requests": selectors.account_budget_requests(account=account),
         "meter": meter_selectors.account_meter(account=account, now=timezone.now()),
         "scheduled_stops": schedule_selectors.account_scheduled_stops(account=account, now=timezone.now()),
+        "limits": selectors.course_spend_limits(course=course),
+        "frozen_by": selectors.freeze_alerts(accounts=[account]).get(account.pk),
     }
 
 

@@ -133,6 +133,9 @@ MATRIX = [
     ("billing:costs",            GET,    LOGIN,    403,    404,          200, 200,       404,             200),
     ("billing:costs_export",     GET,    LOGIN,    403,    404,          200, 200,       404,             200),
     ("billing:statement",        GET,    LOGIN,    403,    404,          200, 200,       404,             200),
+    # The course's spend limits: TAs read them, instructors set them (students see them on their spend page).
+    ("billing:spend_limits",     GET,    LOGIN,    403,    404,          200, 200,       404,             200),
+    ("billing:spend_limits",     POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
     ("billing:student_costs",    GET,    LOGIN,    403,    404,          200, 200,       404,             200),
     ("billing:freeze",           POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
     ("billing:unfreeze",         POST,   LOGIN,    403,    404,          403, DONE,      404,             DONE),
@@ -492,6 +495,9 @@ REQUESTS = {
     "access_role_template": Request(kwargs=lambda s: {}),
     "billing:costs": Request(kwargs=in_course),
     "billing:costs_export": Request(kwargs=in_course),
+    "billing:spend_limits": Request(
+        kwargs=in_course, data=lambda s: {"max_accelerated_instances": "0"}, redirects_to="billing:spend_limits"
+    ),
     "billing:statement": Request(kwargs=lambda s: {"course_id": s.course.pk, "year": 2026, "month": 10}),
     "billing:student_costs": Request(kwargs=lambda s: in_course(s) | {"account_id": s.student_account.pk}),
     "billing:freeze": Request(

@@ -29,8 +29,9 @@ from accounts_app.services.ending import end_outcome, end_schedule
 from accounts_app.services.handover import REMOVAL_BLOCKERS
 from accounts_app.services.invitations import invitation_url
 from accounts_app.services.notifications import email_build
-from billing_app.models import Alert, AlertKind, BudgetRequest, BudgetRequestStatus
+from billing_app.models import Alert, AlertKind, BudgetRequest, BudgetRequestStatus, SpendLimit
 from billing_app.services.budget_requests import review_link
+from billing_app.services.budgets import ask_for_more_link
 from tests.factories import CourseFactory, MemberAccountFactory, MembershipFactory, UserFactory
 
 BASE_URL = "https://cloud.school.example"
@@ -63,6 +64,7 @@ class World:
             "checklist": f"{BASE_URL}/courses/{course}/my-account/handover/",
             "decide": f"{BASE_URL}/courses/{course}/accounts/{account}/handover/",
             "account": f"{BASE_URL}/courses/{course}/costs/students/{account}/",
+            "ask": f"{BASE_URL}/courses/{course}/my-costs/#budget-request",
         }
 
 
@@ -132,9 +134,34 @@ def _alert(w: World):
         spend=Decimal("100.40"),
         budget=Decimal("100.00"),
     )
-    context = {"alert": alert, "account": w.account, "course": w.course}
+    context = {"alert": alert, "account": w.account, "course": w.course, "ask_link": ask_for_more_link(w.course)}
     recipients = [w.student.email, w.course.usage_alert_email, w.instructor.email]
-    facts = [alert.message, "$100.40", w.links()["costs"], w.links()["account"]]
+    facts = [alert.message, "$100.40", w.links()["costs"], w.links()["account"], w.links()["ask"]]
+    return "alert", context, recipients, facts
+
+
+def _alert_limit(w: World):
+    w.account.state = AccountState.FROZEN
+    alert = Alert.objects.create(
+        account=w.account,
+        course=w.course,
+        kind=AlertKind.FROZEN,
+        limit=SpendLimit.ACCELERATORS,
+        period="2026-10-20T14:05:00Z",
+        message="Ada Lovelace's AWS account was frozen: g5.xlarge is a GPU or accelerator instance; "
+        "the course allows 0.",
+        spend=Decimal("12.40"),
+        budget=Decimal("100.00"),
+    )
+    context = {"alert": alert, "account": w.account, "course": w.course, "ask_link": ask_for_more_link(w.course)}
+    recipients = [w.student.email, w.course.usage_alert_email, w.instructor.email]
+    facts = [
+        "frozen by the course's limit on GPU and accelerator instances",
+        "g5.xlarge is a GPU or accelerator instance; the course allows 0",
+        "stops what runs in it (EC2 instances",
+        w.links()["ask"],
+        w.links()["account"],
+    ]
     return "alert", context, recipients, facts
 
 
@@ -161,10 +188,18 @@ def _spending_stopped(w: World):
         ],
         "checked_at": "2026-10-20T14:06:00+00:00",
     }
-    context = {"account": w.account, "course": w.course, "spending": account_spending(account=w.account)}
+    context = {
+        "account": w.account,
+        "course": w.course,
+        "spending": account_spending(account=w.account),
+        "why": "running $14.20/h, the course allows $5.00/h",
+        "ask_link": ask_for_more_link(w.course),
+    }
     recipients = [w.student.email, w.course.usage_alert_email, w.instructor.email]
     facts = [
         "210987654321",
+        "Why: running $14.20/h, the course allows $5.00/h.",
+        w.links()["ask"],
         "EC2 instance web (i-0a1b): t3.large, running in us-east-1: stopped",
         "AWS refused to stop these",
         "EC2 instance i-0c2d: c5d.large, spot, running in eu-west-1: You can't stop the Spot Instance 'i-0c2d'.",
@@ -422,6 +457,7 @@ def _budget_request_declined(w: World):
 CASES = {
     "invitation": _invitation,
     "alert": _alert,
+    "alert/limit": _alert_limit,
     "spending_stopped": _spending_stopped,
     "budget_requested": _budget_requested,
     "budget_request_decided": _budget_request_approved,

@@ -293,7 +293,13 @@ def test_a_freeze_stops_everything_that_bills_and_writes_it_down(personas, accou
     assert len(audit.data["resources"]) == 8
 
     [stopped_mail] = [m for m in mail.outbox if "was stopped" in m.subject]
-    assert stopped_mail.to == ["alerts@school.example", "instructor@school.example", "student@school.example"]
+    assert stopped_mail.to == [
+        "alerts@school.example",
+        "instructor@school.example",
+        "student@school.example",
+        "ta@school.example",
+    ]
+    assert "Why: Paused by the instructor." in stopped_mail.body
     assert f"EC2 instance web ({ids['web']}): t3.micro, running in {REGION}: stopped" in stopped_mail.body
     assert "Auto Scaling group workers: 2 instance(s), min 1, max 3" in stopped_mail.body
     assert "Ask your instructor to raise the budget" in stopped_mail.body

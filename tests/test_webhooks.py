@@ -469,7 +469,13 @@ def test_an_alert_goes_to_the_course_and_the_school_endpoints_that_take_its_topi
     signed = by_host["alerts.school.example"]
     assert signed["type"] == "budget.alert"
     assert signed["data"]["url"] == link
-    assert signed["data"]["alert"] == {"kind": "actual_80", "period": "course", "spend": "85.00", "budget": "100.00"}
+    assert signed["data"]["alert"] == {
+        "kind": "actual_80",
+        "period": "course",
+        "spend": "85.00",
+        "budget": "100.00",
+        "limit": "",  # no course spend limit: not a freeze
+    }
     assert signed["data"]["account"]["aws_account_id"] == "111111111111"
     card = by_host["prod-42.westeurope.logic.azure.com"]["attachments"][0]["content"]
     assert card["body"][0]["text"] == "cs101: 80% of the budget spent (Stella Student)"

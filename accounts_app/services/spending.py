@@ -33,14 +33,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts_app import tasks
-from accounts_app.choices import AuditAction, CourseRole, SpendingStatus, WebhookTopic
-from accounts_app.models import MemberAccount
+from accounts_app.choices import STAFF_ROLES, AuditAction, SpendingStatus, WebhookTopic
+from accounts_app.models import AccountEvent, MemberAccount
 from accounts_app.selectors import account_spending
 from accounts_app.services.audit import audit_record
 from accounts_app.services.cleanup import cleanup_regions
 from accounts_app.services.gates import ALLOWED_STATES, Action, StateRefused, action_gate, state_gate
 from accounts_app.services.guardrails import organization_ready
-from accounts_app.services.notifications import email_send
+from accounts_app.services.notifications import absolute_url, email_send
 from accounts_app.services.ownership import NotOurs
 from accounts_app.services.webhooks import account_data, account_link, account_name, webhooks_send
 from accounts_app.webhook_formats import Notice
@@ -341,21 +341,31 @@ def _save(account: MemberAccount, report: dict, *, last_error: str | None = None
 
 
 def _notify(account: MemberAccount, report: dict) -> None:
-    """Tell the student and the course's staff what the freeze stopped, and how to get more."""
+    """Tell the student and the course's staff (instructors, TAs, the usage contact) what the
+    freeze stopped, why the account was frozen, and how to get more."""
     course = account.course
     recipients = {course.usage_alert_email} if course.usage_alert_email else set()
-    recipients |= set(course.memberships.filter(role=CourseRole.INSTRUCTOR).values_list("email", flat=True))
+    recipients |= set(course.memberships.filter(role__in=STAFF_ROLES).values_list("email", flat=True))
     if account.membership is not None:
         recipients.add(account.membership.email)
-    spending = account_spending(account=account)
-    email_send("spending_stopped", {"account": account, "course": course, "spending": spending}, recipients)
-    webhooks_send(course=course, topic=WebhookTopic.FREEZES, notice=_notice(account, spending))
+    spending, why = account_spending(account=account), _why_frozen(account)
+    ask_link = absolute_url("billing:my_costs", course_id=course.pk) + "#budget-request"
+    context = {"account": account, "course": course, "spending": spending, "why": why, "ask_link": ask_link}
+    email_send("spending_stopped", context, recipients)
+    webhooks_send(course=course, topic=WebhookTopic.FREEZES, notice=_notice(account, spending, why))
+
+
+def _why_frozen(account: MemberAccount) -> str:
+    """The reason given when the account was moved to the state it is in (the budget, a course
+    limit, an instructor, the end of the course)."""
+    events = AccountEvent.objects.filter(account=account, to_state=account.state).order_by("-created_at", "-id")
+    return events.values_list("reason", flat=True).first() or ""
 
 
 NOTICE_LINES = 10  # a chat message names the first ones; the page has them all
 
 
-def _notice(account: MemberAccount, spending) -> Notice:
+def _notice(account: MemberAccount, spending, why: str) -> Notice:
     stopped = [line for line in spending.lines if line.status != SpendingStatus.NOT_STOPPED]
     refused = spending.not_stopped
     text = f"So that the frozen account stops costing money, the portal stopped {len(stopped)} resource(s)."
@@ -365,6 +375,8 @@ def _notice(account: MemberAccount, spending) -> Notice:
         ("Course", f"{account.course.name} ({account.course.code})"),
         ("AWS account", account.aws_account_id or ""),
     ]
+    if why:
+        facts.append(("Frozen", why))
     facts += [
         (f"{line.what} in {line.region}", f"{line.name}: {line.reason or line.status}")
         for line in [*refused, *stopped][:NOTICE_LINES]

@@ -24,17 +24,17 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from accounts_app.choices import AccountState, AuditAction, BudgetPeriod, CourseRole, WebhookTopic
+from accounts_app.choices import STAFF_ROLES, AccountState, AuditAction, BudgetPeriod, CourseRole, WebhookTopic
 from accounts_app.lifecycle import IN_USE_STATES, transition
 from accounts_app.models import AccountEvent, AwsOrganization, Course, MemberAccount
 from accounts_app.services.audit import audit_record
 from accounts_app.services.freezing import freeze_sync_enqueue
 from accounts_app.services.gates import REFUSED, Action, action_gate
 from accounts_app.services.guardrails import freeze_policy_id
-from accounts_app.services.notifications import email_send
+from accounts_app.services.notifications import absolute_url, email_send
 from accounts_app.services.webhooks import account_data, account_link, account_name, webhooks_send
 from accounts_app.webhook_formats import Notice
-from billing_app.models import AccountDailyCost, Alert, AlertKind, StudentBudget
+from billing_app.models import AccountDailyCost, Alert, AlertKind, SpendLimit, StudentBudget
 from portal.aws import budgets as aws_budgets
 from portal.aws.errors import PermanentAwsError
 from portal.aws.guardrails import MANAGED_BUDGET_PREFIX
@@ -42,6 +42,9 @@ from portal.aws.guardrails import MANAGED_BUDGET_PREFIX
 SPIKE_HISTORY_DAYS = 14
 SPIKE_MINIMUM_USD = Decimal("1.00")  # below this a "spike" is noise, whatever the ratio
 THRESHOLDS = ((100, AlertKind.ACTUAL_100), (80, AlertKind.ACTUAL_80), (50, AlertKind.ACTUAL_50))
+# A freeze by these course limits is about the budget: a higher one lifts it, as it lifts the
+# budget's own. The others (dollars an hour, GPUs, Bedrock) hold whatever the budget.
+LIFTED_BY_A_HIGHER_BUDGET = frozenset({"", SpendLimit.PROJECTION})
 
 
 @dataclass(frozen=True)
@@ -283,13 +286,17 @@ def _spike_alert(spend: AccountSpend, days: dict[date, Decimal], existing: set) 
 
 
 def alert_notify(alert: Alert) -> None:
-    """Email the student and the course's usage contact (and instructors for freezes), and post
-    to the course's and the school's webhooks."""
+    """Email the student and the course's usage contact (and the instructors when the budget is
+    spent, and the instructors and TAs of a freeze), and post to the course's and the school's
+    webhooks."""
     account, course = alert.account, alert.course
     recipients = {account.membership.email, course.usage_alert_email}
-    if alert.kind in {AlertKind.ACTUAL_100, AlertKind.FROZEN}:
+    if alert.kind == AlertKind.ACTUAL_100:
         recipients |= set(course.memberships.filter(role=CourseRole.INSTRUCTOR).values_list("email", flat=True))
-    email_send("alert", {"alert": alert, "account": account, "course": course}, recipients)
+    if alert.kind == AlertKind.FROZEN:
+        recipients |= set(course.memberships.filter(role__in=STAFF_ROLES).values_list("email", flat=True))
+    context = {"alert": alert, "account": account, "course": course, "ask_link": ask_for_more_link(course)}
+    email_send("alert", context, recipients)
     topic = WebhookTopic.FREEZES if alert.kind == AlertKind.FROZEN else WebhookTopic.BUDGET_ALERTS
     webhooks_send(course=course, topic=topic, notice=alert_notice(alert))
 
@@ -298,19 +305,27 @@ def alert_notice(alert: Alert) -> Notice:
     account, course = alert.account, alert.course
     frozen = alert.kind == AlertKind.FROZEN
     text = alert.message
-    if frozen:
+    if frozen and alert.limit:
+        text += (
+            " Everything but billing, support and cost pages is denied, and what runs is stopped,"
+            " until an instructor unfreezes it."
+        )
+    elif frozen:
         text += " Everything but billing, support and cost pages is denied until an instructor raises the budget."
+    facts = [
+        ("Course", f"{course.name} ({course.code})"),
+        ("Spend", f"${alert.spend} of a ${alert.budget} budget"),
+        ("AWS account", account.aws_account_id or ""),
+    ]
+    if alert.limit:
+        facts.insert(1, ("Limit", alert.get_limit_display()))
     return Notice(
         event="account.frozen" if frozen else "budget.alert",
-        title=f"{course.code}: {alert.get_kind_display()} ({account_name(account)})",
+        title=f"{course.code}: {alert.headline} ({account_name(account)})",
         text=text,
         link=account_link(account),
         link_label="Open the account's spend",
-        facts=(
-            ("Course", f"{course.name} ({course.code})"),
-            ("Spend", f"${alert.spend} of a ${alert.budget} budget"),
-            ("AWS account", account.aws_account_id or ""),
-        ),
+        facts=tuple(facts),
         data={
             **account_data(account),
             "alert": {
@@ -318,17 +333,24 @@ def alert_notice(alert: Alert) -> Notice:
                 "period": alert.period,
                 "spend": str(alert.spend),
                 "budget": str(alert.budget),
+                "limit": alert.limit,
             },
         },
     )
 
 
+def ask_for_more_link(course: Course) -> str:
+    """Where a student asks for a higher budget (and says what they need): their spend page's form."""
+    return absolute_url("billing:my_costs", course_id=course.pk) + "#budget-request"
+
+
 # --- Freeze and unfreeze --------------------------------------------------------------------------
 
 
-def account_freeze(*, actor, account: MemberAccount, reason: str) -> bool:
+def account_freeze(*, actor, account: MemberAccount, reason: str, limit: SpendLimit | str = "") -> bool:
     """Mark a ready account frozen, then queue the task that attaches the deny-all freeze SCP.
-    Returns whether this call froze it (False: it was not ready)."""
+    `limit` names the course limit that froze it, if one did (kept on the freeze's alert for
+    pages and emails). Returns whether this call froze it (False: it was not ready)."""
     with transaction.atomic():
         if not transition(
             account,
@@ -354,7 +376,8 @@ def account_freeze(*, actor, account: MemberAccount, reason: str) -> bool:
             kind=AlertKind.FROZEN,
             # One per freeze; UTC to the second fits Alert.period (20 characters).
             period=timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
-            message=f"{account.membership.display_name}'s AWS account was frozen: {reason}.",
+            message=f"{account.membership.display_name}'s AWS account was frozen: {reason}."[:500],
+            limit=limit,
             spend=Decimal(spend).quantize(Decimal("0.01")),
             budget=budget_amount(account),
         )
@@ -419,12 +442,18 @@ def budget_raise(*, actor, account: MemberAccount, amount: Decimal) -> StudentBu
 
 
 def frozen_for_its_budget(account: MemberAccount) -> bool:
-    """Frozen by the portal's budget check (an instructor's freeze names the instructor)."""
+    """Frozen by the portal's budget check, or by the course's limit on the budget running out:
+    what a higher budget lifts. An instructor's freeze names the instructor; a freeze by another
+    course limit (dollars an hour, GPUs, Bedrock) is kept on its alert."""
     if account.state != AccountState.FROZEN:
         return False
     freezes = AccountEvent.objects.filter(account=account, to_state=AccountState.FROZEN)
     freeze = freezes.order_by("-created_at", "-id").first()
-    return freeze is not None and freeze.actor_id is None
+    if freeze is None or freeze.actor_id is not None:
+        return False
+    alerts = Alert.objects.filter(account=account, kind=AlertKind.FROZEN).order_by("-created_at", "-id")
+    limit = alerts.values_list("limit", flat=True).first()
+    return (limit or "") in LIFTED_BY_A_HIGHER_BUDGET
 
 
 def under_freeze_line(account: MemberAccount, amount: Decimal, *, today: date | None = None) -> bool:

@@ -225,6 +225,8 @@ def _priced(item: aws_meter.Running, quotes: dict[tuple[str, str], Quote]) -> di
         # The weaker source when a price comes from both.
         "source": PriceSource.TABLE if PriceSource.TABLE in sources else (sources.pop() if sources else ""),
         "why_unknown": why_unknown,
+        # Counted by type whatever the price: an unpriced GPU instance is still one.
+        "instances": dict(item.instances),
     }
     if item.kind == "bedrock:model":
         priced |= _bedrock_day(item, quotes)

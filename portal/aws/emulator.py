@@ -1,8 +1,8 @@
 """The portal's side of the local emulator (devtools/emulator/server.py, around moto): seeding
 Cost Explorer, which returns nothing unless told what to answer, the time an account takes to
-create, and whether AWS_ENDPOINT_URL is that emulator, which the demo commands and
-`aws_bootstrap --create-organization` check before they run. boto3 and HTTP only, no moto:
-production runs aws_bootstrap. Never used against real AWS."""
+create, what the demo's students run in their accounts, and whether AWS_ENDPOINT_URL is that
+emulator, which the demo commands and `aws_bootstrap --create-organization` check before they
+run. boto3 and HTTP only, no moto: production runs aws_bootstrap. Never used against real AWS."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from portal.aws.session import client
 
 SEED_PATH = "/moto-api/static/ce/cost-and-usage-results"
 PACE_PATH = "/portal-emulator/creation-seconds"  # answered by devtools/emulator/server.py
+DEMO_IMAGE_ID = "ami-12c6146b"  # the emulator launches from any image id
 
 
 def endpoint() -> str:
@@ -59,6 +60,21 @@ def seed_cost_explorer(results: list[dict]) -> None:
     request, so list them in the order the portal will ask."""
     caller = client("sts").get_caller_identity()["Account"]
     _post(SEED_PATH, {"account_id": caller, "results": results})
+
+
+def start_instance(account_id: str, region: str, instance_type: str, name: str) -> str:
+    """Start an EC2 instance in a member account, as its student would (the demo's workloads).
+    Returns its id. Refuses anything but the local emulator."""
+    endpoint()
+    ec2 = client("ec2", account_id=account_id, region=region, safe_to_repeat=False)
+    answer = ec2.run_instances(
+        ImageId=DEMO_IMAGE_ID,
+        MinCount=1,
+        MaxCount=1,
+        InstanceType=instance_type,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
+    )
+    return answer["Instances"][0]["InstanceId"]
 
 
 def set_creation_seconds(seconds: float) -> None:

@@ -112,6 +112,9 @@ class Running:
     charges: tuple[Charge, ...] = ()
     unpriced: str = ""  # why the meter cannot price it: shown as unknown
     today: TokenUse | None = None  # a Bedrock model's use since UTC midnight
+    # The instance types it runs and how many of each, priced or not: what a course's limit on
+    # GPU instances counts (billing_app/services/limits.py).
+    instances: tuple[tuple[str, int], ...] = ()
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -186,8 +189,16 @@ def _titled(id: str, name: str, details: str) -> str:
     return f"{title}: {details}"
 
 
-def _item(at: Place, kind: str, id: str, label: str, *charges: Charge, unpriced: str = "") -> Running:
-    return Running(at.region, kind, id, label, tuple(charges), unpriced)
+def _item(
+    at: Place,
+    kind: str,
+    id: str,
+    label: str,
+    *charges: Charge,
+    unpriced: str = "",
+    instances: Counter[str] | None = None,
+) -> Running:
+    return Running(at.region, kind, id, label, tuple(charges), unpriced, tuple(sorted((instances or {}).items())))
 
 
 # --- EC2 and EBS ----------------------------------------------------------------------------------
@@ -210,6 +221,7 @@ def _instance(at: Place, instance: dict) -> Running:
     details = f"{kind}{', spot' if spot else ''}, {state}"
     label = _titled(instance["InstanceId"], _name_tag(instance.get("Tags")), details)
     platform = instance.get("PlatformDetails") or "Linux/UNIX"
+    counted = Counter({kind: 1})
     if spot:
         why = "a spot instance: its price follows the spot market"
     elif instance.get("Placement", {}).get("Tenancy", "default") != "default":
@@ -219,8 +231,8 @@ def _instance(at: Place, instance: dict) -> Running:
     else:
         operating_system = "Linux" if platform == "Linux/UNIX" else "Windows"
         charge = Charge(rate("ec2-instance", kind, operating_system), Decimal(1))
-        return _item(at, "ec2:instance", instance["InstanceId"], label, charge)
-    return _item(at, "ec2:instance", instance["InstanceId"], label, unpriced=why)
+        return _item(at, "ec2:instance", instance["InstanceId"], label, charge, instances=counted)
+    return _item(at, "ec2:instance", instance["InstanceId"], label, unpriced=why, instances=counted)
 
 
 def _volumes(at: Place) -> list[Running]:
@@ -335,9 +347,8 @@ def _notebooks(at: Place) -> list[Running]:
 def _notebook(at: Place, notebook: dict) -> Running:
     name, kind = notebook["NotebookInstanceName"], notebook["InstanceType"]
     label = f"{name}: {kind}, {notebook['NotebookInstanceStatus']}"
-    return _item(
-        at, "sagemaker:notebook-instance", name, label, Charge(rate("sagemaker", "Notebook", kind), Decimal(1))
-    )
+    charge = Charge(rate("sagemaker", "Notebook", kind), Decimal(1))
+    return _item(at, "sagemaker:notebook-instance", name, label, charge, instances=Counter({kind: 1}))
 
 
 def _endpoints(at: Place) -> list[Running]:
@@ -363,6 +374,7 @@ def _endpoint(at: Place, listed: dict) -> Running:
     config = at.call("sagemaker", "describe_endpoint_config", EndpointConfigName=endpoint["EndpointConfigName"])
     counts = {v["VariantName"]: v.get("CurrentInstanceCount") for v in endpoint.get("ProductionVariants", [])}
     charges, sizes, unpriced = [], [], ""
+    instances: Counter[str] = Counter()
     for variant in config["ProductionVariants"]:
         if "InstanceType" not in variant:
             unpriced = "serverless: billed by the requests it serves"
@@ -371,8 +383,9 @@ def _endpoint(at: Place, listed: dict) -> Running:
         count = variant.get("InitialInstanceCount", 1) if count is None else count
         charges.append(Charge(rate("sagemaker", "Hosting", variant["InstanceType"]), Decimal(count)))
         sizes.append(f"{count} × {variant['InstanceType']}")
+        instances[variant["InstanceType"]] += count
     label = f"{name}: {', '.join(sizes) or 'serverless'}, {endpoint['EndpointStatus']}"
-    return _item(at, "sagemaker:endpoint", name, label, *charges, unpriced=unpriced)
+    return _item(at, "sagemaker:endpoint", name, label, *charges, unpriced=unpriced, instances=instances)
 
 
 def _training_jobs(at: Place) -> list[Running]:
@@ -405,7 +418,12 @@ def _training_job(at: Place, name: str) -> Running:
     # Managed spot training costs at most the on-demand price the meter shows.
     spot = ", managed spot (at most this)" if job.get("EnableManagedSpotTraining") else ""
     label = f"{name}: {sizes}{spot}, {job.get('SecondaryStatus') or job['TrainingJobStatus']}"
-    return _item(at, "sagemaker:training-job", name, label, *charges, unpriced="" if charges else "no instance type")
+    instances: Counter[str] = Counter()
+    for group in groups:
+        if group.get("InstanceType"):
+            instances[group["InstanceType"]] += group.get("InstanceCount", 1)
+    unpriced = "" if charges else "no instance type"
+    return _item(at, "sagemaker:training-job", name, label, *charges, unpriced=unpriced, instances=instances)
 
 
 # --- Bedrock --------------------------------------------------------------------------------------

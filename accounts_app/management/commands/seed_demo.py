@@ -32,11 +32,14 @@ STUDENT_NAMES = [
 ]
 # The demo's story (billing_app/management/commands/demo_aws.py): Alan blows his budget (see
 # billing_app/demo.py), Grace asks to keep her account, Ken drops the course, and the last two
-# join late.
+# join late. Ada and Barbara keep a small instance running; Donald starts a GPU instance, which
+# the course's spend limits do not allow: the portal freezes his account and stops it.
 OVER_BUDGET = "Alan Turing"
 KEEPER = "Grace Hopper"
 DROPPED = "Ken Thompson"
 LATE_JOINERS = ["Radia Perlman", "Leslie Lamport"]
+SMALL_RUNNERS = ["Ada Lovelace", "Barbara Liskov"]
+OVER_THE_LIMIT = "Donald Knuth"
 
 
 def demo_email(name: str) -> str:

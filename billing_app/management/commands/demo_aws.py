@@ -4,7 +4,11 @@ The emulator keeps nothing between runs, so this starts the demo's AWS side afre
 `make run` starts: it forgets the accounts of the previous emulator, provisions the demo
 students through the normal vending path (the Celery worker does the work), seeds Cost Explorer
 with a month of believable spend and syncs it (one student blows their budget and is frozen).
-Then the term moves on, through the portal's own services: one student asks to keep their
+The course gets spend limits, two students leave a small instance running and one starts a GPU
+instance the limits do not allow: within a meter interval (PORTAL_METER_INTERVAL_MINUTES, one
+minute under `make run`) the course's costs show the burn rate, and the portal freezes that
+account and stops its instance. Then the term moves on, through the portal's own services: one
+student asks to keep their
 account, one drops the course (their account is cleaned up and closed), the instructor
 pre-creates spare accounts for late adds, and two late joiners ask for accounts. From then on
 the emulator takes DEMO_CREATION_SECONDS per account, as AWS takes minutes: the spares and the
@@ -14,6 +18,7 @@ first late joiner fill AWS's creations in progress, so the second waits in the q
 
 import time
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -25,6 +30,8 @@ from accounts_app.management.commands.seed_demo import (
     KEEPER,
     LATE_JOINERS,
     OVER_BUDGET,
+    OVER_THE_LIMIT,
+    SMALL_RUNNERS,
     demo_email,
     refuse_unless_local_emulator,
 )
@@ -34,6 +41,7 @@ from accounts_app.services.handover import handover_request
 from accounts_app.services.rosters import member_remove
 from billing_app.demo import cost_explorer_results, daily_costs
 from billing_app.models import CostRecord
+from billing_app.services.limits import course_spend_limits_set
 from billing_app.services.refresh import costs_refresh
 from portal.aws import emulator
 
@@ -42,6 +50,16 @@ DEMO_DAYS = 31
 READY_TIMEOUT_SECONDS = 300
 # Longer than AWS's usual few minutes, so that there is time to look at every state.
 DEMO_CREATION_SECONDS = 600
+# No GPU instance, at most $2 an hour, and a freeze a day before the budget runs out.
+DEMO_LIMITS = {
+    "max_usd_per_hour": Decimal("2.00"),
+    "max_accelerated_instances": 0,
+    "bedrock_daily_tokens": None,
+    "bedrock_daily_usd": None,
+    "freeze_within_hours": 24,
+}
+WORKLOAD_REGION = "us-east-1"
+SMALL_INSTANCE, GPU_INSTANCE = "t3.micro", "g5.xlarge"
 
 
 class Command(BaseCommand):
@@ -63,6 +81,7 @@ class Command(BaseCommand):
         self.stdout.write("Provisioning the demo accounts…")
         accounts = self.wait_until_ready(course)
         self.seed_costs(accounts)
+        self.run_workloads(course)
         emulator.set_creation_seconds(DEMO_CREATION_SECONDS)
         self.tell_the_story(course, late_joiners)
 
@@ -104,6 +123,22 @@ class Command(BaseCommand):
                 f"{len(spares)} spare accounts and {len(late_joiners)} late joiners' accounts are being created, "
                 f"{DEMO_CREATION_SECONDS // 60} minutes each, at most "
                 f"{settings.PORTAL_AWS_MAX_CREATIONS_IN_PROGRESS} at a time."
+            )
+        )
+
+    def run_workloads(self, course: Course) -> None:
+        """The course's spend limits, and what three students run under them: the meter reads it
+        within its interval, and freezes the account whose GPU instance the limits do not allow."""
+        instructor = course.memberships.filter(role=CourseRole.INSTRUCTOR).first()
+        course_spend_limits_set(actor=instructor.user, course=course, values=DEMO_LIMITS)
+        workloads = [(name, SMALL_INSTANCE) for name in SMALL_RUNNERS] + [(OVER_THE_LIMIT, GPU_INSTANCE)]
+        for name, instance_type in workloads:
+            account = MemberAccount.objects.get(course=course, membership__email=demo_email(name))
+            emulator.start_instance(account.aws_account_id, WORKLOAD_REGION, instance_type, f"{name.split()[0]}'s lab")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{OVER_THE_LIMIT} started a {GPU_INSTANCE}, which the course's limits do not allow: the portal "
+                f"freezes the account and stops it within {settings.PORTAL_METER_INTERVAL_MINUTES} minute(s)."
             )
         )
 

@@ -42,9 +42,12 @@ def cooldown_end(now: datetime) -> datetime:
     return datetime.combine(later.date() + timedelta(days=1), time.min, tzinfo=UTC)
 
 
-def account_recycle(*, account: MemberAccount) -> MemberAccount | None:
-    """Put a cleaned account into the organization's pool. Returns the pool record."""
-    account = MemberAccount.objects.select_related("course").get(pk=account.pk)
+def account_recycle(*, account_id: int) -> MemberAccount | None:
+    """Put a cleaned account into the organization's pool. Returns the pool record (None: the
+    record is gone, or the account went elsewhere)."""
+    account = MemberAccount.objects.select_related("course").filter(pk=account_id).first()
+    if account is None:
+        return None
     if account.state != S.CLEANING:
         return MemberAccount.objects.filter(aws_account_id=account.aws_account_id, course=None).first()
     organization = organization_ready()

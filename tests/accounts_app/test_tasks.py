@@ -47,8 +47,10 @@ def moto_account_id(aws, name: str) -> str:
 @pytest.fixture
 def ready(personas, aws) -> MemberAccount:
     """The student's READY account, made in moto and placed where vending puts it."""
-    account = MemberAccountFactory(
+    account = MemberAccount.objects.create(
+        course=personas.course,
         membership=student_of(personas),
+        state=S.READY,
         root_email="aws+cs101-student@school.example",
         account_name="cs101-student",
         aws_account_id=moto_account_id(aws, "cs101-student"),

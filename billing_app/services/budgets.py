@@ -76,6 +76,7 @@ def budget_name(account: MemberAccount) -> str:
 # --- The AWS Budget of each account ---------------------------------------------------------------
 
 
+# What the budget of an account is made from, loaded with the account.
 BUDGET_RELATIONS = ("course", "membership", "budget")
 
 

@@ -1,6 +1,7 @@
-"""Thin Celery tasks: ids in, one service call. AWS hiccups (TransientAwsError, including lost
-answers) are retried with jittered exponential backoff; everything else is the service's to
-record on the account. Email goes out through `emails_deliver_task` only, webhook messages
+"""Thin Celery tasks: ids in, one service call, which loads the row once (a row gone meanwhile is
+no error: the service returns). AWS hiccups (TransientAwsError, including lost answers) are
+retried with jittered exponential backoff; everything else is the service's to record on the
+account. Email goes out through `emails_deliver_task` only, webhook messages
 through `webhook_deliver_task`.
 
 Each task imports its service inside its body: services import `accounts_app.next_step`, which
@@ -39,12 +40,6 @@ WEBHOOK_RETRY_BACKOFF_MAX = 60 * 60
 WEBHOOK_MAX_RETRIES = 12
 
 
-def _account(account_id: int):
-    from accounts_app.models import MemberAccount
-
-    return MemberAccount.objects.filter(pk=account_id).first()
-
-
 @shared_task(bind=True, max_retries=EMAIL_MAX_RETRIES)
 def emails_deliver_task(self, messages: list[dict]) -> None:
     """Send queued emails. When the server fails part-way, the retry carries only the messages
@@ -70,14 +65,10 @@ def emails_deliver_task(self, messages: list[dict]) -> None:
 @shared_task(bind=True, max_retries=WEBHOOK_MAX_RETRIES)
 def webhook_deliver_task(self, delivery_id: int) -> None:
     """One attempt to post a webhook message; retried later while the receiver may recover."""
-    from accounts_app.models import WebhookDelivery
     from accounts_app.services.webhooks import WebhookRetry, webhook_deliver
 
-    delivery = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
-    if delivery is None:  # its endpoint was removed meanwhile
-        return
     try:
-        webhook_deliver(delivery=delivery, final=self.request.retries >= self.max_retries)
+        webhook_deliver(delivery_id=delivery_id, final=self.request.retries >= self.max_retries)
     except WebhookRetry as retry:
         countdown = get_exponential_backoff_interval(
             WEBHOOK_RETRY_BACKOFF, self.request.retries, WEBHOOK_RETRY_BACKOFF_MAX, full_jitter=True
@@ -87,11 +78,9 @@ def webhook_deliver_task(self, delivery_id: int) -> None:
 
 @shared_task
 def invitations_send_task(member_ids: list[int], actor_id: int | None) -> int:
-    from accounts_app.models import User
     from accounts_app.services.invitations import invitations_send
 
-    actor = User.objects.filter(pk=actor_id).first() if actor_id else None
-    return invitations_send(actor=actor, member_ids=member_ids)
+    return invitations_send(actor_id=actor_id, member_ids=member_ids)
 
 
 @shared_task(**AWS_TASK)
@@ -108,7 +97,7 @@ def vending_dispatch_task() -> None:
 def account_poll_task(account_id: int) -> None:
     from accounts_app.services.vending_queue import account_poll_creation
 
-    if (account := _account(account_id)) and (delay := account_poll_creation(account=account)) is not None:
+    if (delay := account_poll_creation(account_id=account_id)) is not None:
         account_poll_task.apply_async((account_id,), countdown=delay)
 
 
@@ -116,53 +105,42 @@ def account_poll_task(account_id: int) -> None:
 def account_configure_task(account_id: int) -> None:
     from accounts_app.services.account_setup import account_configure
 
-    if account := _account(account_id):
-        account_configure(account=account)
+    account_configure(account_id=account_id)
 
 
 @shared_task(**AWS_TASK)
 def account_invite_task(account_id: int) -> None:
     from accounts_app.services.invited_accounts import account_invite
 
-    if account := _account(account_id):
-        account_invite(account=account)
+    account_invite(account_id=account_id)
 
 
 @shared_task(**AWS_TASK)
 def account_verify_access_role_task(account_id: int, actor_id: int | None) -> None:
-    from accounts_app.models import User
     from accounts_app.services.invited_accounts import account_verify_access_role
 
-    if account := _account(account_id):
-        actor = User.objects.filter(pk=actor_id).first() if actor_id else None
-        account_verify_access_role(actor=actor, account=account)
+    account_verify_access_role(actor_id=actor_id, account_id=account_id)
 
 
 @shared_task(**AWS_TASK)
 def account_check_invitation_task(account_id: int) -> None:
     from accounts_app.services.invited_accounts import account_check_invitation
 
-    if account := _account(account_id):
-        account_check_invitation(account=account)
+    account_check_invitation(account_id=account_id)
 
 
 @shared_task(**AWS_TASK)
 def course_guardrails_task(course_id: int) -> None:
-    from accounts_app.models import Course
-    from accounts_app.services.guardrails import course_guardrails_apply
+    from accounts_app.services.guardrails import course_guardrails_sync
 
-    course = Course.objects.filter(pk=course_id).first()
-    if course is not None:
-        course_guardrails_apply(actor=None, course=course)
+    course_guardrails_sync(course_id=course_id)
 
 
 @shared_task(**AWS_TASK)
 def staff_access_sync_task(course_id: int, email: str) -> None:
-    from accounts_app.models import Course
     from accounts_app.services.staff_access import staff_access_sync
 
-    if course := Course.objects.filter(pk=course_id).first():
-        staff_access_sync(course=course, email=email)
+    staff_access_sync(course_id=course_id, email=email)
 
 
 @shared_task(**AWS_TASK)
@@ -195,47 +173,42 @@ def courses_end_tick_task() -> None:
 def account_end_task(account_id: int) -> None:
     from accounts_app.services.ending import account_end
 
-    if account := _account(account_id):
-        account_end(account=account)
+    account_end(account_id=account_id)
 
 
 @shared_task(**AWS_TASK)
 def account_unend_task(account_id: int) -> None:
     from accounts_app.services.ending import account_unend
 
-    if account := _account(account_id):
-        account_unend(account=account)
+    account_unend(account_id=account_id)
 
 
 @shared_task(**AWS_TASK)
 def account_freeze_sync_task(account_id: int) -> None:
     from accounts_app.services.freezing import account_freeze_sync
 
-    if account := _account(account_id):
-        account_freeze_sync(account=account)
+    account_freeze_sync(account_id=account_id)
 
 
 @shared_task(**AWS_TASK)
 def account_spending_sync_task(account_id: int) -> None:
     from accounts_app.services.spending import account_spending_sync
 
-    if account := _account(account_id):
-        account_spending_sync(account=account)
+    account_spending_sync(account_id=account_id)
 
 
 @shared_task(**AWS_TASK)
 def account_cleanup_preview_task(account_id: int) -> None:
     from accounts_app.services.cleanup import account_cleanup_preview
 
-    if account := _account(account_id):
-        account_cleanup_preview(account=account)
+    account_cleanup_preview(account_id=account_id)
 
 
 @shared_task(**AWS_TASK)
 def account_cleanup_task(account_id: int) -> None:
     from accounts_app.services.cleanup import account_clean
 
-    if (account := _account(account_id)) and (delay := account_clean(account=account)) is not None:
+    if (delay := account_clean(account_id=account_id)) is not None:
         account_cleanup_task.apply_async((account_id,), countdown=delay)
 
 
@@ -243,8 +216,7 @@ def account_cleanup_task(account_id: int) -> None:
 def account_recycle_task(account_id: int) -> None:
     from accounts_app.services.recycling import account_recycle
 
-    if account := _account(account_id):
-        account_recycle(account=account)
+    account_recycle(account_id=account_id)
 
 
 CLOSE_SCHEDULED_KEY = "closing:dispatch-scheduled"
@@ -264,33 +236,26 @@ def close_dispatch_task() -> None:
 def account_poll_closure_task(account_id: int) -> None:
     from accounts_app.services.closing import account_poll_closure
 
-    if (account := _account(account_id)) and (delay := account_poll_closure(account=account)) is not None:
+    if (delay := account_poll_closure(account_id=account_id)) is not None:
         account_poll_closure_task.apply_async((account_id,), countdown=delay)
 
 
 @shared_task(**AWS_TASK)
 def handover_advance_task(handover_id: int) -> None:
-    from accounts_app.models import Handover
     from accounts_app.services.handover import handover_advance
 
-    if handover := Handover.objects.filter(pk=handover_id).first():
-        handover_advance(handover=handover)
+    handover_advance(handover_id=handover_id)
 
 
 @shared_task(**AWS_TASK)
 def handover_return_task(handover_id: int) -> None:
-    from accounts_app.models import Handover
     from accounts_app.services.handover import handover_return
 
-    if handover := Handover.objects.filter(pk=handover_id).first():
-        handover_return(handover=handover)
+    handover_return(handover_id=handover_id)
 
 
 @shared_task(**AWS_TASK)
 def handover_code_check_task(handover_id: int, actor_id: int | None) -> None:
-    from accounts_app.models import Handover, User
     from accounts_app.services.handover import handover_code_check
 
-    if handover := Handover.objects.filter(pk=handover_id).first():
-        actor = User.objects.filter(pk=actor_id).first() if actor_id else None
-        handover_code_check(actor=actor, handover=handover)
+    handover_code_check(actor_id=actor_id, handover_id=handover_id)

@@ -1,4 +1,4 @@
-"""Thin Celery tasks for costs and budgets."""
+"""Thin Celery tasks for costs and budgets: ids in, one service call, which loads the row once."""
 
 from celery import shared_task
 
@@ -14,22 +14,16 @@ def costs_sync_task(days: int | None = None) -> None:
 
 @shared_task(**AWS_TASK)
 def budget_ensure_task(account_id: int) -> None:
-    from accounts_app.models import MemberAccount
     from billing_app.services.budgets import budget_ensure
 
-    account = MemberAccount.objects.select_related("course", "membership").filter(pk=account_id).first()
-    if account is not None:
-        budget_ensure(account=account)
+    budget_ensure(account_id=account_id)
 
 
 @shared_task(**AWS_TASK)
 def course_budgets_ensure_task(course_id: int) -> None:
-    from accounts_app.models import Course
     from billing_app.services.budgets import course_budgets_ensure
 
-    course = Course.objects.filter(pk=course_id).first()
-    if course is not None:
-        course_budgets_ensure(course=course)
+    course_budgets_ensure(course_id=course_id)
 
 
 # A reading a throttled or unreachable AWS refused is tried again twice within the minute; after

@@ -220,11 +220,11 @@ def test_the_state_moves_before_aws_is_called_and_a_throttled_attach_is_retried(
     assert script.log == []
     assert TransientAwsError in account_freeze_sync_task.autoretry_for
     with pytest.raises(TransientAwsError):
-        account_freeze_sync(account=account)  # the task's first run: AWS throttles, Celery retries
+        account_freeze_sync(account_id=account.pk)  # the task's first run: AWS throttles, Celery retries
     account.refresh_from_db()
     assert (account.state, account.freeze_sync_pending) == (S.FROZEN, True)
 
-    assert account_freeze_sync(account=account)  # the retry; AWS takes it this time
+    assert account_freeze_sync(account_id=account.pk)  # the retry; AWS takes it this time
 
     account.refresh_from_db()
     assert (account.state, account.freeze_sync_pending, account.last_error) == (S.FROZEN, False, "")
@@ -275,7 +275,7 @@ def test_the_sync_follows_the_state_when_it_runs_not_when_it_was_queued(
         account_freeze(actor=personas.instructor, account=account, reason="Paused")
         account_unfreeze(actor=personas.instructor, account=account)
 
-    assert account_freeze_sync(account=account)  # the freeze's task, late: the account is ready now
+    assert account_freeze_sync(account_id=account.pk)  # the freeze's task, late: the account is ready now
 
     account.refresh_from_db()
     assert (account.state, account.freeze_sync_pending) == (S.READY, False)
@@ -289,12 +289,12 @@ def test_the_end_of_a_course_and_its_extension_move_the_state_first(personas, aw
     account = moto_member(personas)
     Course.objects.filter(pk=personas.course.pk).update(ended_at=timezone.now())
 
-    assert account_end(account=account)  # the task runs on commit (eagerly here)
+    assert account_end(account_id=account.pk)  # the task runs on commit (eagerly here)
 
     account.refresh_from_db()
     assert (account.state, account.freeze_sync_pending) == (S.ENDED, False)
     assert freeze_scp_on(account.aws_account_id)
-    assert account_unend(account=account)
+    assert account_unend(account_id=account.pk)
     account.refresh_from_db()
     assert (account.state, account.freeze_sync_pending) == (S.READY, False)
     assert not freeze_scp_on(account.aws_account_id)
@@ -382,7 +382,7 @@ def test_an_aws_budget_is_changed_only_for_an_account_in_use(personas, aws, scri
     account = moto_member(personas, state=state)
     script.log.clear()
 
-    assert budget_ensure(account=account) is None
+    assert budget_ensure(account_id=account.pk) is None
 
     assert script.log == []
     assert "AWS Budget not changed" in MemberAccount.objects.get(pk=account.pk).last_error
@@ -393,7 +393,7 @@ def test_a_failed_record_lists_no_resources(personas, aws, script):
     account = moto_member(personas, state=S.FAILED)
     script.log.clear()
 
-    preview = account_cleanup_preview(account=account)
+    preview = account_cleanup_preview(account_id=account.pk)
 
     assert (preview.resources, script.log) == ([], [])
     assert "needs attention" in preview.error
@@ -418,7 +418,7 @@ def test_a_handover_stops_when_the_account_is_no_longer_in_the_courses_ou(person
     )
     script.log.clear()
 
-    handover_advance(handover=handover)
+    handover_advance(handover_id=handover.pk)
 
     assert writes(script) == []
     handover.refresh_from_db()
@@ -428,7 +428,7 @@ def test_a_handover_stops_when_the_account_is_no_longer_in_the_courses_ou(person
     [stopped] = AuditEvent.objects.filter(course=personas.course, summary__startswith="Handover stopped")
     assert account.aws_account_id in stopped.summary  # the staff read why
 
-    handover_advance(handover=handover)  # the reconciler's next try: still stopped, said once
+    handover_advance(handover_id=handover.pk)  # the reconciler's next try: still stopped, said once
 
     assert AuditEvent.objects.filter(course=personas.course, summary__startswith="Handover stopped").count() == 1
     assert writes(script) == []

@@ -144,7 +144,7 @@ def invited_account(personas, script, aws_account_id: str = EXISTING_ID) -> Memb
             Fault("AccountNotFoundException", "You specified an account that doesn't exist."),
         )
     script.answer("organizations", "InviteAccountToOrganization", accepted_by_aws)
-    account_invite(account=account)
+    account_invite(account_id=account.pk)
     account.refresh_from_db()
     assert account.state == S.INVITED
     return account
@@ -171,8 +171,8 @@ def test_a_brought_account_waits_for_an_instructor_before_anything_reaches_aws(
 ):
     with django_capture_on_commit_callbacks() as queued:
         account = bring(personas)
-    account_invite(account=account)  # a stray task changes nothing
-    account_configure(account=account)
+    account_invite(account_id=account.pk)  # a stray task changes nothing
+    account_configure(account_id=account.pk)
 
     account.refresh_from_db()
     assert queued == []
@@ -262,8 +262,8 @@ def test_an_existing_account_is_invited_once_with_a_reference_in_the_notes(perso
     account = approved(personas)
     script.answer("organizations", "InviteAccountToOrganization", accepted_by_aws)
 
-    account_invite(account=account)
-    account_invite(account=account)  # the message delivered again
+    account_invite(account_id=account.pk)
+    account_invite(account_id=account.pk)  # the message delivered again
 
     account.refresh_from_db()
     assert account.state == S.INVITED
@@ -291,7 +291,7 @@ def test_an_accepted_or_foreign_handshake_of_the_same_account_is_never_taken(per
     script.always("organizations", "ListHandshakesForOrganization", {"Handshakes": others})
     script.answer("organizations", "InviteAccountToOrganization", accepted_by_aws)
 
-    account_invite(account=account)
+    account_invite(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.INVITED
@@ -324,7 +324,7 @@ def test_after_a_lost_answer_only_a_handshake_with_the_portals_reference_sent_by
     script.answer("organizations", "ListHandshakesForOrganization", lookalikes)
 
     with pytest.raises(UnknownOutcome):
-        account_invite(account=account)
+        account_invite(account_id=account.pk)
 
     account.refresh_from_db()
     assert (account.state, account.handshake_id) == (S.INVITING, "")
@@ -335,7 +335,7 @@ def test_after_a_lost_answer_only_a_handshake_with_the_portals_reference_sent_by
         "ListHandshakesForOrganization",
         lambda params: {"Handshakes": [handshake("OPEN", notes=sent_notes(script))]},
     )
-    account_invite(account=account)
+    account_invite(account_id=account.pk)
 
     account.refresh_from_db()
     assert (account.state, account.handshake_id) == (S.INVITED, NEW_HANDSHAKE)
@@ -353,7 +353,7 @@ def test_an_invitation_accepted_before_its_lost_answer_was_read_is_the_portals(p
     )
     script.answer("organizations", "ListHandshakesForOrganization", {"Handshakes": []})
     with pytest.raises(UnknownOutcome):
-        account_invite(account=account)
+        account_invite(account_id=account.pk)
 
     # Meanwhile the student accepted the invitation the portal sent for this request.
     script.answer(
@@ -361,7 +361,7 @@ def test_an_invitation_accepted_before_its_lost_answer_was_read_is_the_portals(p
         "ListHandshakesForOrganization",
         lambda params: {"Handshakes": [handshake("ACCEPTED", notes=sent_notes(script))]},
     )
-    account_invite(account=account)
+    account_invite(account_id=account.pk)
 
     account.refresh_from_db()
     assert (account.state, account.handshake_id) == (S.INVITED, NEW_HANDSHAKE)
@@ -385,7 +385,7 @@ def test_a_worker_that_died_after_sending_leaves_an_invitation_found_by_its_refe
         },
     )
 
-    account_invite(account=account)
+    account_invite(account_id=account.pk)
 
     account.refresh_from_db()
     assert (account.state, account.handshake_id) == (S.INVITED, NEW_HANDSHAKE)
@@ -398,7 +398,7 @@ def test_a_worker_that_died_after_sending_leaves_an_invitation_found_by_its_refe
 def test_a_retry_after_a_declined_invitation_sends_a_new_one(personas, aws, script):
     account = invited_account(personas, script)
     script.always("organizations", "DescribeHandshake", lambda params: {"Handshake": handshake("DECLINED")})
-    account_check_invitation(account=account)
+    account_check_invitation(account_id=account.pk)
     account.refresh_from_db()
     assert account.state == S.FAILED
     assert account.last_error == "The invitation was declined. Retry to send a new one."
@@ -409,7 +409,7 @@ def test_a_retry_after_a_declined_invitation_sends_a_new_one(personas, aws, scri
         "InviteAccountToOrganization",
         lambda params: {"Handshake": handshake("OPEN", notes=params["Notes"], handshake_id="h-second00000001")},
     )
-    account_invite(account=account)
+    account_invite(account_id=account.pk)
 
     account.refresh_from_db()
     assert (account.state, account.handshake_id) == (S.INVITED, "h-second00000001")
@@ -425,7 +425,7 @@ def test_someone_elses_open_invitation_of_the_account_fails_the_request_with_a_p
         Fault("DuplicateHandshakeException", "A handshake with the same action and target already exists."),
     )
 
-    account_invite(account=account)
+    account_invite(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.FAILED
@@ -445,7 +445,7 @@ def test_an_invitation_refused_as_duplicate_fails_with_a_plain_message(personas,
         Fault("DuplicateAccountException", "That account is already present in the specified destination."),
     )
 
-    account_invite(account=account)
+    account_invite(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.FAILED
@@ -464,7 +464,7 @@ def test_an_account_already_in_the_organization_is_refused_before_any_invitation
         member_id = AwsOrganization.load().management_account_id
     account = approved(personas, member_id)
 
-    account_invite(account=account)
+    account_invite(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.FAILED
@@ -498,7 +498,7 @@ def test_the_daily_invitation_quota_keeps_a_request_waiting_with_an_explanation(
     account = approved(personas)
     script.answer("organizations", "InviteAccountToOrganization", accepted_by_aws)
 
-    account_invite(account=account)
+    account_invite(account_id=account.pk)
 
     account.refresh_from_db()
     frees_at = oldest + timedelta(hours=24)
@@ -509,7 +509,7 @@ def test_the_daily_invitation_quota_keeps_a_request_waiting_with_an_explanation(
     assert script.calls["InviteAccountToOrganization"] == 0
 
     clock.advance(timedelta(hours=4, seconds=1))  # the reconciler re-queues it
-    account_invite(account=account)
+    account_invite(account_id=account.pk)
 
     account.refresh_from_db()
     assert (account.state, account.last_error) == (S.INVITED, "")
@@ -530,8 +530,8 @@ def test_aws_refusing_for_its_daily_quota_is_a_wait_not_a_failure(personas, aws,
         accepted_by_aws,
     )
 
-    account_invite(account=account)
-    account_invite(account=account)  # re-queued too soon: nothing is sent
+    account_invite(account_id=account.pk)
+    account_invite(account_id=account.pk)  # re-queued too soon: nothing is sent
 
     account.refresh_from_db()
     assert account.state == S.INVITING
@@ -541,7 +541,7 @@ def test_aws_refusing_for_its_daily_quota_is_a_wait_not_a_failure(personas, aws,
     assert OrganizationInvitation.objects.get(account=account).rate_limited
 
     clock.advance(timedelta(hours=1, seconds=1))
-    account_invite(account=account)
+    account_invite(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.INVITED
@@ -559,7 +559,7 @@ def test_an_accepted_invitation_goes_on_to_configuring_when_the_access_role_work
         "organizations", "DescribeHandshake", {"Handshake": handshake("ACCEPTED", account_id=account.aws_account_id)}
     )
 
-    account_check_invitation(account=account)
+    account_check_invitation(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
@@ -583,7 +583,7 @@ def test_an_accepted_account_without_the_records_tags_is_neither_moved_nor_enter
         "organizations", "DescribeHandshake", {"Handshake": handshake("ACCEPTED", account_id=account.aws_account_id)}
     )
 
-    account_check_invitation(account=account)
+    account_check_invitation(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.FAILED
@@ -614,12 +614,12 @@ def test_an_accepted_invitation_waits_for_the_access_role_until_the_student_crea
         "organizations", "DescribeHandshake", {"Handshake": handshake("ACCEPTED", account_id=account.aws_account_id)}
     )
 
-    account_check_invitation(account=account)
+    account_check_invitation(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.AWAITING_ACCESS_ROLE
     assert account.last_error.startswith(f"The portal cannot use the role {ROLE} in your account yet: ")
-    assert account_verify_access_role(actor=personas.student, account=account) is True
+    assert account_verify_access_role(actor_id=personas.student.pk, account_id=account.pk) is True
     account.refresh_from_db()
     assert (account.state, account.last_error) == (S.CONFIGURING, "")
 
@@ -630,7 +630,7 @@ def test_an_invitation_that_was_not_accepted_fails_with_a_message(personas, aws,
     account = invited_account(personas, script)
     script.answer("organizations", "DescribeHandshake", {"Handshake": handshake(state)})
 
-    account_check_invitation(account=account)
+    account_check_invitation(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.FAILED
@@ -644,7 +644,7 @@ def test_an_open_invitation_leaves_the_account_invited(personas, aws, script):
     account = invited_account(personas, script)
     script.answer("organizations", "DescribeHandshake", {"Handshake": handshake("OPEN")})
 
-    account_check_invitation(account=account)
+    account_check_invitation(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.INVITED
@@ -744,7 +744,7 @@ def test_a_forged_access_role_is_made_the_portals_alone_on_configure(personas, a
     forge_the_role(aws, account_id)
     account = configuring_brought_account(personas, aws, account_id)
 
-    account_configure(account=account)
+    account_configure(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.READY, account.last_error
@@ -780,7 +780,7 @@ def test_the_portals_principal_is_its_management_role_when_it_uses_one(personas,
     settings.PORTAL_AWS_MANAGEMENT_ROLE_ARN = portal_role
     aws.reset()  # the portal's sessions now come from that role
 
-    account_configure(account=account)
+    account_configure(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.READY, account.last_error
@@ -798,7 +798,7 @@ def test_an_access_role_under_another_path_fails_the_account_with_what_to_do(per
     iam.create_role(RoleName=ROLE, Path="/student/", AssumeRolePolicyDocument=json.dumps(trust))
     account = configuring_brought_account(personas, aws, account_id)
 
-    account_configure(account=account)
+    account_configure(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.FAILED
@@ -812,7 +812,7 @@ def test_an_access_role_under_another_path_fails_the_account_with_what_to_do(per
 def test_the_reconciler_repairs_and_reports_a_changed_access_role(personas, aws, managed_policies, clock):
     account_id = students_own_account(aws)
     account = configuring_brought_account(personas, aws, account_id)
-    account_configure(account=account)
+    account_configure(account_id=account.pk)
     clean = role_as_it_is(aws, account_id)
     assert [line for line in reconcile() if account_id in line] == []  # nothing to repair yet
 
@@ -832,7 +832,7 @@ def test_the_reconciler_repairs_and_reports_a_changed_access_role(personas, aws,
 def test_the_reconciler_checks_only_a_brought_account_still_in_its_course_ou(personas, aws, managed_policies, clock):
     account_id = students_own_account(aws)
     account = configuring_brought_account(personas, aws, account_id)
-    account_configure(account=account)
+    account_configure(account_id=account.pk)
     clock.advance(timedelta(minutes=2))
     aws.client("organizations").move_account(
         AccountId=account_id,

@@ -101,7 +101,7 @@ def test_a_frozen_student_asks_an_instructor_approves_from_the_link_and_the_acco
         url=SLACK_URL,
         topics=["budget_requests"],
     )
-    budget_ensure(account=account)
+    budget_ensure(account_id=account.pk)
     spend(account, {d(1, 9): "100"})
     budgets_evaluate(today=TODAY)
     account.refresh_from_db()

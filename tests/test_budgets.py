@@ -177,8 +177,8 @@ def test_only_the_configuring_to_ready_transition_queues_the_budget(
 
 @pytest.mark.django_db
 def test_budget_ensure_is_idempotent(student_account, aws):
-    first = budget_ensure(account=student_account)
-    again = budget_ensure(account=student_account)
+    first = budget_ensure(account_id=student_account.pk)
+    again = budget_ensure(account_id=student_account.pk)
 
     management = AwsOrganization.load().management_account_id
     described = aws.client("budgets").describe_budgets(AccountId=management)["Budgets"]
@@ -193,7 +193,7 @@ def test_a_monthly_course_gets_a_monthly_aws_budget(personas, student_account, a
     personas.course.save()
     student_account.refresh_from_db()
 
-    budget = budget_ensure(account=student_account)
+    budget = budget_ensure(account_id=student_account.pk)
 
     stored, notifications = moto_budget(budget.aws_budget_name)
     assert (stored["TimeUnit"], stored["BudgetLimit"]) == (
@@ -212,7 +212,7 @@ def test_a_monthly_course_gets_a_monthly_aws_budget(personas, student_account, a
 def test_raising_a_budget_updates_the_aws_budget_amount(
     personas, student_account, aws, django_capture_on_commit_callbacks
 ):
-    budget_ensure(account=student_account)
+    budget_ensure(account_id=student_account.pk)
     spend(student_account, {d(1): "60"})
     budgets_evaluate(today=TODAY)  # a 50% alert, then the raise settles it
     management = AwsOrganization.load().management_account_id
@@ -273,7 +273,7 @@ def aws_budget(aws, account: MemberAccount) -> tuple[str, str, dict]:
 
 @pytest.mark.django_db
 def test_a_new_aws_budget_counts_neither_credits_nor_refunds(student_account):
-    budget = budget_ensure(account=student_account)
+    budget = budget_ensure(account_id=student_account.pk)
 
     stored, _ = moto_budget(budget.aws_budget_name)
     assert stored["CostTypes"] == {"IncludeCredit": False, "IncludeRefund": False}
@@ -282,7 +282,7 @@ def test_a_new_aws_budget_counts_neither_credits_nor_refunds(student_account):
 @pytest.mark.django_db
 def test_an_aws_budget_that_counts_credits_is_updated_to_exclude_them(student_account, aws):
     """Stubber: AWS's default CostTypes include credits and refunds (moto keeps what it is given)."""
-    budget_ensure(account=student_account)
+    budget_ensure(account_id=student_account.pk)
     management, name, current = aws_budget(aws, student_account)
     with_credits = {**current, "CostTypes": {**current["CostTypes"], "IncludeCredit": True, "IncludeRefund": True}}
 
@@ -304,7 +304,7 @@ def test_an_aws_budget_that_counts_credits_is_updated_to_exclude_them(student_ac
                 },
             },
         )
-        budget_ensure(account=student_account)
+        budget_ensure(account_id=student_account.pk)
         stubber.assert_no_pending_responses()
 
 
@@ -313,7 +313,7 @@ def test_a_course_edit_updates_each_aws_budget_amount_end_date_and_recipients(
     personas, student_account, aws, django_capture_on_commit_callbacks
 ):
     """Stubber: moto has neither UpdateBudget nor the subscriber APIs."""
-    budget_ensure(account=student_account)
+    budget_ensure(account_id=student_account.pk)
     management, name, current = aws_budget(aws, student_account)
     old_contact = {"SubscriptionType": "EMAIL", "Address": "alerts@school.example"}
     new_contact = {"SubscriptionType": "EMAIL", "Address": "ta@school.example"}
@@ -362,13 +362,13 @@ def test_a_course_edit_updates_each_aws_budget_amount_end_date_and_recipients(
 @pytest.mark.django_db
 def test_a_course_edit_leaves_the_budget_of_an_account_the_gate_refuses(personas, student_account, aws):
     """Stubber with no answers: any call to AWS Budgets would fail the test."""
-    budget_ensure(account=student_account)
+    budget_ensure(account_id=student_account.pk)
     assert transition(student_account, expected=AccountState.READY, to=AccountState.ENDED)
     personas.course.budget_per_student = Decimal("150.00")
     personas.course.save()
 
     with Stubber(aws.client("budgets")):
-        assert course_budgets_ensure(course=personas.course) == 1
+        assert course_budgets_ensure(course_id=personas.course.pk) == 1
 
     student_account.refresh_from_db()
     assert student_account.last_error.startswith("AWS Budget not changed:")
@@ -585,7 +585,7 @@ def test_budget_ensure_adds_the_budget_action_when_the_course_asks_for_it(person
                 "Subscribers": STUDENT_AND_CONTACT,
             },
         )
-        budget = budget_ensure(account=student_account)
+        budget = budget_ensure(account_id=student_account.pk)
         stubber.assert_no_pending_responses()
 
     assert (budget.aws_budget_name, budget.aws_action_id) == (name, NEW_ACTION)
@@ -837,7 +837,7 @@ def test_spending_the_whole_budget_freezes_the_account_with_the_freeze_scp(perso
 def test_unfreezing_with_a_new_budget_detaches_the_scp_and_lets_the_thresholds_fire_again(
     personas, student_account, aws
 ):
-    budget_ensure(account=student_account)
+    budget_ensure(account_id=student_account.pk)
     spend(student_account, {d(1, 9): "100"})
     budgets_evaluate(today=TODAY)
     account = MemberAccount.objects.select_related("course", "membership").get(pk=student_account.pk)

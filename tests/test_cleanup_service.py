@@ -36,9 +36,9 @@ def ready_account(membership: Membership):
     account = account_request(actor=None, membership=membership)
     vending_dispatch()
     account.refresh_from_db()
-    account_poll_creation(account=account)
+    account_poll_creation(account_id=account.pk)
     account.refresh_from_db()
-    account_configure(account=account)
+    account_configure(account_id=account.pk)
     account.refresh_from_db()
     assert account.state == S.READY, account.last_error
     return account
@@ -52,7 +52,7 @@ def cleaning(account):
 def run_cleanup(account, passes: int = 10) -> None:
     """What the cleanup task does: run steps while another pass is due."""
     for _ in range(passes):
-        if account_clean(account=account) is None:
+        if account_clean(account_id=account.pk) is None:
             return
     raise AssertionError("cleanup did not finish")
 
@@ -111,7 +111,7 @@ def identity_user_exists(aws, user_id: str) -> bool:
 def test_the_dry_run_lists_everything_in_every_region_and_deletes_nothing(student_account, aws):
     made = lab_resources(aws, student_account.aws_account_id)
 
-    preview = account_cleanup_preview(account=student_account)
+    preview = account_cleanup_preview(account_id=student_account.pk)
 
     listed = {(r.region, r.kind, r.id) for r in preview.resources}
     assert ("us-east-1", "ec2:instance", made["instance"]) in listed
@@ -121,7 +121,7 @@ def test_the_dry_run_lists_everything_in_every_region_and_deletes_nothing(studen
     assert ("eu-west-1", "dynamodb:table", "lab-scores") in listed
     student_account.refresh_from_db()
     assert len(student_account.cleanup_report["preview"]["resources"]) == len(preview.resources)
-    assert account_cleanup_preview(account=student_account).resources == preview.resources  # still there
+    assert account_cleanup_preview(account_id=student_account.pk).resources == preview.resources  # still there
 
 
 @pytest.mark.django_db
@@ -143,7 +143,7 @@ def test_cleanup_revokes_access_deletes_everything_and_queues_the_closure(studen
     assert {"ec2:instance", "ec2:volume", "s3:bucket", "dynamodb:table"} <= deleted
     # One listing per pass, plus the one that finds nothing left: each region listed once each time.
     assert script.calls["ListTables"] == 2 * (len(report["passes"]) + 1)
-    assert account_cleanup_preview(account=student_account).resources == []
+    assert account_cleanup_preview(account_id=student_account.pk).resources == []
     s3 = aws.client("s3", account_id=account_id, region="eu-west-1")
     assert "lab-results-2026" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 
@@ -184,7 +184,7 @@ def test_a_pass_that_dies_half_way_resumes_with_the_next_one(student_account, aw
     script.answer("dynamodb", "DeleteTable", WorkerKilled())
 
     with pytest.raises(WorkerKilled):
-        account_clean(account=student_account)
+        account_clean(account_id=student_account.pk)
 
     student_account.refresh_from_db()
     assert student_account.state == S.CLEANING
@@ -205,7 +205,7 @@ def test_throttling_in_a_pass_is_retried_by_the_task(student_account, aws, scrip
     script.answer("dynamodb", "DeleteTable", Fault("ThrottlingException", "Rate exceeded"))
 
     with pytest.raises(TransientAwsError):
-        account_clean(account=student_account)
+        account_clean(account_id=student_account.pk)
 
     run_cleanup(student_account)
     student_account.refresh_from_db()

@@ -90,11 +90,11 @@ def test_a_queued_account_is_closed_and_followed_from_pending_closure_to_suspend
     assert account.close_submitted_at == clock.now
     assert script.calls["CloseAccount"] == 1
 
-    assert account_poll_closure(account=account) == closing.CLOSURE_POLL_SECONDS
+    assert account_poll_closure(account_id=account.pk) == closing.CLOSURE_POLL_SECONDS
     account.refresh_from_db()
     assert account.state == S.CLOSING
 
-    assert account_poll_closure(account=account) is None
+    assert account_poll_closure(account_id=account.pk) is None
     account.refresh_from_db()
     assert account.state == S.CLOSED
     assert aws_state(aws, account.aws_account_id) == "SUSPENDED"
@@ -213,7 +213,7 @@ def test_a_lost_close_answer_is_followed_not_sent_again(personas, aws, script):
     account.refresh_from_db()
     assert account.state == S.CLOSING
 
-    account_poll_closure(account=account)
+    account_poll_closure(account_id=account.pk)
     account.refresh_from_db()
     assert account.state == S.CLOSED
     assert script.sent["CloseAccount"] == 1
@@ -233,7 +233,7 @@ def test_a_close_request_that_never_arrived_goes_back_to_the_queue(personas, aws
     # A closure whose answer was an unknown outcome, still ACTIVE after the grace: re-queued.
     transition(account, expected=S.CLOSE_QUEUED, to=S.CLOSING, close_submitted_at=clock.now)
     clock.advance(closing.LOST_REQUEST_GRACE + timedelta(seconds=1))
-    account_poll_closure(account=account)
+    account_poll_closure(account_id=account.pk)
     account.refresh_from_db()
     assert account.state == S.CLOSE_QUEUED
     assert account.close_submitted_at is None
@@ -249,7 +249,7 @@ def test_an_account_already_closing_in_aws_is_followed_without_a_second_request(
     account.refresh_from_db()
     assert account.state == S.CLOSING
     assert script.calls["CloseAccount"] == 1  # the earlier run's, none from the portal
-    account_poll_closure(account=account)
+    account_poll_closure(account_id=account.pk)
     account.refresh_from_db()
     assert account.state == S.CLOSED
 

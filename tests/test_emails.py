@@ -636,7 +636,7 @@ def test_every_email_the_portal_sends_has_its_templates_and_a_test_here():
 def no_budgets(monkeypatch):
     """The billing receiver creates an AWS Budget for every account that becomes ready: not here."""
     made = []
-    monkeypatch.setattr("billing_app.services.budgets.budget_ensure", lambda *, account: made.append(account.pk))
+    monkeypatch.setattr("billing_app.services.budgets.budget_ensure", lambda *, account_id: made.append(account_id))
     return made
 
 

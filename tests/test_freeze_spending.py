@@ -330,7 +330,7 @@ def test_a_second_run_changes_nothing(personas, account, script, django_capture_
     mails, audits = len(mail.outbox), AuditEvent.objects.filter(action=AuditAction.SPENDING_STOPPED).count()
     script.log.clear()
 
-    account_spending_sync(account=account)  # a redelivered task, or the daily look
+    account_spending_sync(account_id=account.pk)  # a redelivered task, or the daily look
 
     assert writes(script) == []
     assert note(account) == before
@@ -354,14 +354,14 @@ def test_a_lost_answer_is_not_forgotten_and_the_retry_finishes(personas, account
 
     assert TransientAwsError in account_spending_sync_task.autoretry_for
     with pytest.raises(TransientAwsError):
-        account_spending_sync(account=account)
+        account_spending_sync(account_id=account.pk)
     assert instance_state(account, web) == "stopped"
     assert statuses(account) == {f"{REGION}/ec2:instance/{web}": SpendingStatus.STOPPING}
 
     answers_lost = False
     calls = script.calls["StopInstances"]
 
-    account_spending_sync(account=account)  # the task's retry
+    account_spending_sync(account_id=account.pk)  # the task's retry
 
     assert statuses(account) == {f"{REGION}/ec2:instance/{web}": SpendingStatus.STOPPED}
     assert script.calls["StopInstances"] == calls  # not stopped twice
@@ -375,7 +375,7 @@ def test_the_freeze_scp_is_not_held_up_by_the_spending_step(
     script.always("ec2", "DescribeRegions", Fault("RequestLimitExceeded", "Request limit exceeded."))
 
     with django_capture_on_commit_callbacks() as queued:
-        assert account_freeze_sync(account=account)  # the SCP is on, whatever the next step meets
+        assert account_freeze_sync(account_id=account.pk)  # the SCP is on, whatever the next step meets
 
     assert account.aws_account_id in organizations.policy_targets(freeze_policy_id())
     assert len(queued) == 1  # the spending step, a task of its own: throttled, it is retried alone
@@ -435,13 +435,13 @@ def test_an_instance_aws_cannot_stop_is_reported_not_stopped_with_aws_reason(
 
     # Tried again by the next look, refused again: the same note, no second audit line.
     audits = AuditEvent.objects.filter(action=AuditAction.SPENDING_STOPPED).count()
-    account_spending_sync(account=account)
+    account_spending_sync(account_id=account.pk)
     assert note(account)[f"{REGION}/ec2:instance/{scratch}"]["status"] == SpendingStatus.NOT_STOPPED
     assert AuditEvent.objects.filter(action=AuditAction.SPENDING_STOPPED).count() == audits
 
     # Once it has gone (AWS reclaimed the spot instance, staff terminated it), it bills no more.
     inside(account, "ec2").terminate_instances(InstanceIds=[scratch])
-    account_spending_sync(account=account)
+    account_spending_sync(account_id=account.pk)
     assert statuses(account) == {f"{REGION}/ec2:instance/{web}": SpendingStatus.STOPPED}
     account.refresh_from_db()
     assert account.last_error == ""
@@ -457,7 +457,7 @@ def test_an_aurora_cluster_is_stopped_whole_and_its_members_never_alone(
     script.always("rds", "StopDBInstance", Fault("InvalidParameterCombination", not_alone))
 
     freeze(personas, account, django_capture_on_commit_callbacks)
-    account_spending_sync(account=account)  # moto's member still says "available": not listed
+    account_spending_sync(account_id=account.pk)  # moto's member still says "available": not listed
 
     assert cluster_status(account) == "stopped"
     assert statuses(account) == {f"{REGION}/rds:db-cluster/lab-aurora": SpendingStatus.STOPPED}
@@ -536,7 +536,7 @@ def test_an_unfreeze_brings_back_only_what_the_portal_stopped(
 
     # Unfreezing again later, or a redelivered task, brings nothing back twice.
     script.log.clear()
-    account_spending_sync(account=account)
+    account_spending_sync(account_id=account.pk)
     assert writes(script) == []
 
 
@@ -589,7 +589,7 @@ def test_the_gate_refuses_an_account_that_is_not_in_its_ou(personas, account, aw
         )
     script.log.clear()
 
-    account_spending_sync(account=account)
+    account_spending_sync(account_id=account.pk)
 
     assert writes(script) == [] and "DescribeInstances" not in script.log
     assert instance_state(account, web) == "running"
@@ -612,7 +612,7 @@ def test_the_gate_refuses_to_bring_anything_back_in_an_account_that_left_its_ou(
     MemberAccount.objects.filter(pk=account.pk).update(state=S.READY)
     script.log.clear()
 
-    account_spending_sync(account=account)
+    account_spending_sync(account_id=account.pk)
 
     assert writes(script) == [] and instance_state(account, web) == "stopped"
     account.refresh_from_db()

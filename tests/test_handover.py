@@ -114,7 +114,7 @@ def moto_account(personas, aws, *, origin: str = AccountOrigin.CREATED) -> Membe
         aws_account_id=created["CreateAccountStatus"]["AccountId"],
     )
     place_as_configured(account)
-    budget_ensure(account=account)
+    budget_ensure(account_id=account.pk)
     return account
 
 
@@ -130,7 +130,7 @@ def approved(personas, account: MemberAccount, account_api: AccountApi) -> Hando
     """Asked and approved, the code sent (the advance task's first run, done by hand)."""
     record = handover_request(actor=personas.student, account=account, **CONTACT)
     assert handover_approve(actor=personas.instructor, handover=record)
-    handover_advance(handover=record)
+    handover_advance(handover_id=record.pk)
     record.refresh_from_db()
     assert record.code_sent_at is not None
     return record
@@ -139,7 +139,7 @@ def approved(personas, account: MemberAccount, account_api: AccountApi) -> Hando
 def code_given(personas, record: Handover, code: str) -> None:
     """The student types the code; the task gives it to AWS (its run, done by hand)."""
     handover_submit_code(actor=personas.student, handover=record, code=code)
-    handover_code_check(actor=personas.student, handover=record)
+    handover_code_check(actor_id=personas.student.pk, handover_id=record.pk)
     record.refresh_from_db()
 
 
@@ -147,7 +147,7 @@ def detached(personas, account: MemberAccount, account_api: AccountApi) -> Hando
     """Up to the student's turn: root email moved, contacts set, the school's access gone."""
     record = approved(personas, account, account_api)
     code_given(personas, record, account_api.code(account.aws_account_id))
-    handover_advance(handover=record)
+    handover_advance(handover_id=record.pk)
     record.refresh_from_db()
     assert record.access_removed_at is not None
     return record
@@ -507,7 +507,7 @@ def test_an_approved_handover_goes_from_the_code_to_leaving_the_organization(per
     assert record.code_sent_at is not None
     assert account_api.calls["StartPrimaryEmailUpdate"] == 1
     assert account_api.params["StartPrimaryEmailUpdate"] == [{"AccountId": account_id, "PrimaryEmail": OWN_EMAIL}]
-    handover_advance(handover=record)  # a redelivered task, or the reconciler
+    handover_advance(handover_id=record.pk)  # a redelivered task, or the reconciler
     assert account_api.calls["StartPrimaryEmailUpdate"] == 1
     assert sent("you can keep your AWS account") == [["student@school.example"]]
     assert sent(f"type the code AWS sent to {OWN_EMAIL}") == [["student@school.example"]]
@@ -703,7 +703,7 @@ def test_a_root_email_already_moved_is_taken_as_done_without_sending_a_code(
     account_api.root_email[account.aws_account_id] = OWN_EMAIL
 
     with django_capture_on_commit_callbacks(execute=True):
-        handover_advance(handover=record)
+        handover_advance(handover_id=record.pk)
 
     record.refresh_from_db()
     assert account_api.calls["StartPrimaryEmailUpdate"] == 0
@@ -764,7 +764,7 @@ def test_aws_not_answering_the_code_or_the_resend_gives_a_message_not_an_error_p
     resend = student.post(reverse("courses:my_handover_resend", args=[personas.course.pk]), follow=True)
     # The task asking AWS for the new code meets the throttling: it is retried with backoff.
     with pytest.raises(TransientAwsError):
-        handover_advance(handover=record)
+        handover_advance(handover_id=record.pk)
 
     assert code.status_code == 302
     assert after_code.status_code == resend.status_code == 200
@@ -848,12 +848,12 @@ def test_a_worker_killed_mid_advance_resumes_without_repeating_done_steps(
     aws.add_hook(f"after-call.{service}.{operation}", kill_once)
 
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(WorkerKilled):
-        handover_advance(handover=record)
+        handover_advance(handover_id=record.pk)
     record.refresh_from_db()
     assert record.access_removed_at is None
 
     with django_capture_on_commit_callbacks(execute=True):
-        handover_advance(handover=record)  # the task runs again
+        handover_advance(handover_id=record.pk)  # the task runs again
 
     record.refresh_from_db()
     assert record.root_email_moved_at and record.contacts_set_at and record.access_removed_at
@@ -892,7 +892,7 @@ def test_the_wait_period_message_names_the_day_the_account_may_leave(
     mail.outbox.clear()
 
     with django_capture_on_commit_callbacks(execute=True):
-        handover_advance(handover=record)
+        handover_advance(handover_id=record.pk)
 
     record.refresh_from_db()
     joined = aws.client("organizations").describe_account(AccountId=record.account.aws_account_id)["Account"][
@@ -948,7 +948,7 @@ def test_each_reason_aws_gives_becomes_a_plain_checklist_item(personas, aws, acc
     record = ready_to_leave(personas, aws, account_api, origin=origin)
     account_api.refusals.append(reason)
 
-    handover_advance(handover=record)
+    handover_advance(handover_id=record.pk)
 
     record.refresh_from_db()
     assert record.blockers == [{"reason": reason, "message": expected}]
@@ -966,8 +966,8 @@ def test_an_account_already_out_of_the_organization_completes_the_handover(perso
     aws.client("organizations").remove_account_from_organization(AccountId=record.account.aws_account_id)
     removals = account_api.calls["RemoveAccountFromOrganization"]
 
-    handover_advance(handover=record)
-    handover_advance(handover=record)
+    handover_advance(handover_id=record.pk)
+    handover_advance(handover_id=record.pk)
 
     record.refresh_from_db()
     assert account_api.calls["RemoveAccountFromOrganization"] == removals
@@ -984,7 +984,7 @@ def test_aws_refusing_to_send_the_code_is_shown_on_the_checklist_and_retried(per
     account_api.start_refusal = Fault("ConflictException", "The email address is already in use by another account.")
     assert handover_approve(actor=personas.instructor, handover=record)
 
-    handover_advance(handover=record)
+    handover_advance(handover_id=record.pk)
 
     record.refresh_from_db()
     assert record.code_sent_at is None
@@ -998,7 +998,7 @@ def test_aws_refusing_to_send_the_code_is_shown_on_the_checklist_and_retried(per
     assert "AWS said: AWS would not send a code" in text(review)
     assert "already in use by another account" in text(review)
 
-    handover_advance(handover=record)  # the reconciler's next try, once AWS agrees
+    handover_advance(handover_id=record.pk)  # the reconciler's next try, once AWS agrees
 
     record.refresh_from_db()
     assert record.code_sent_at is not None

@@ -111,7 +111,7 @@ def test_a_frozen_account_keeps_its_freeze_and_budget_until_it_has_left(personas
     account = moto_account(personas, aws)
     account_id = account.aws_account_id
     assert transition(account, expected=AccountState.READY, to=AccountState.FROZEN, reason="Over budget")
-    assert account_freeze_sync(account=account)
+    assert account_freeze_sync(account_id=account.pk)
     assert freeze_policy_id() in attached_policy_ids(aws, account_id)
 
     record = detached(personas, account, account_api)
@@ -121,7 +121,7 @@ def test_a_frozen_account_keeps_its_freeze_and_budget_until_it_has_left(personas
     assert f"classroom-cloud-{account_id}" in budget_names(aws)
 
     handover_student_ready(actor=personas.student, handover=record)
-    handover_advance(handover=record)
+    handover_advance(handover_id=record.pk)
 
     record.refresh_from_db()
     assert record.status == HandoverStatus.COMPLETED
@@ -168,7 +168,7 @@ def test_an_instructor_cancels_after_the_school_let_go_and_the_account_returns(
         action=AuditAction.HANDOVER_STEP, actor=personas.instructor, summary__contains="cancelled"
     ).exists()
     # The account is the course's again: the handover does not go on.
-    handover_advance(handover=record)
+    handover_advance(handover_id=record.pk)
     assert parent_of(aws, account_id) == personas.course.aws_ou_id
 
 
@@ -209,7 +209,7 @@ def test_a_cancelled_handover_whose_account_already_left_is_completed(personas, 
     assert handover_cancel(actor=personas.student, handover=record, reason="Changed my mind")
     aws.client("organizations").remove_account_from_organization(AccountId=account.aws_account_id)
 
-    handover_return(handover=record)
+    handover_return(handover_id=record.pk)
 
     record.refresh_from_db()
     account.refresh_from_db()
@@ -230,7 +230,7 @@ def test_a_handover_cancelled_while_the_school_lets_go_keeps_the_account_in_its_
             assert handover_cancel(actor=personas.instructor, handover=record, reason="Stop")
 
     aws.add_hook("after-call.organizations.UntagResource", cancel_now)
-    handover_advance(handover=record)
+    handover_advance(handover_id=record.pk)
 
     record.refresh_from_db()
     account.refresh_from_db()

@@ -147,7 +147,7 @@ def test_an_account_with_the_students_root_email_and_this_records_tags_is_adopte
     assert script.calls["CreateAccount"] == made_by_the_test
     assert queued["account_configure_task"] == [account.pk]
 
-    account_configure(account=account)
+    account_configure(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.READY
@@ -165,7 +165,7 @@ def test_configuring_moves_and_tags_only_an_account_that_carries_its_records_tag
     MemberAccount.objects.filter(pk=account.pk).update(aws_account_id=foreign)
     assert transition(account, expected=S.REQUESTED, to=S.CONFIGURING)
 
-    account_configure(account=account)
+    account_configure(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.FAILED
@@ -229,7 +229,7 @@ def test_email_already_exists_for_an_account_that_is_not_the_portals_fails_the_r
         },
     )
 
-    assert account_poll_creation(account=account) is None
+    assert account_poll_creation(account_id=account.pk) is None
 
     account.refresh_from_db()
     assert account.state == S.FAILED
@@ -259,7 +259,7 @@ def test_a_finished_creation_found_by_the_records_name_is_not_adopted_when_it_is
     sent_tags = {t["Key"]: t["Value"] for t in script.params["CreateAccount"][-1]["Tags"]}
     assert sent_tags.items() >= record_tags(account).items()
 
-    account_poll_creation(account=account)
+    account_poll_creation(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
@@ -289,7 +289,7 @@ def test_a_creation_request_adopted_by_name_whose_account_is_not_this_records_fa
         },
     )
 
-    account_poll_creation(account=account)
+    account_poll_creation(account_id=account.pk)
 
     account.refresh_from_db()
     assert (account.state, account.aws_account_id) == (S.FAILED, None)
@@ -501,7 +501,7 @@ def test_create_account_asks_aws_for_the_configured_member_role(personas, aws, s
     account = queued_account(personas)
 
     vending_dispatch()
-    account_poll_creation(account=account)
+    account_poll_creation(account_id=account.pk)
 
     assert [call["RoleName"] for call in script.params["CreateAccount"]] == ["ClassroomPortalAccess"]
     account.refresh_from_db()

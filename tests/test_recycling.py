@@ -154,7 +154,7 @@ def test_a_cleaned_account_goes_to_the_pool_and_its_record_stays_with_the_course
     # look expired to the portal's client cache at a later date.
     monkeypatch.setattr(recycling, "timezone", SimpleNamespace(now=clock))
 
-    pooled = account_recycle(account=account)
+    pooled = account_recycle(account_id=account.pk)
 
     monkeypatch.undo()
     account.refresh_from_db()
@@ -222,8 +222,8 @@ def test_recycling_twice_makes_one_pool_record_and_moves_the_account_once(person
     account = cleaning_account(personas)
     calls = count_calls(aws)
 
-    first = account_recycle(account=account)
-    second = account_recycle(account=account)
+    first = account_recycle(account_id=account.pk)
+    second = account_recycle(account_id=account.pk)
 
     assert first is not None
     assert second.pk == first.pk
@@ -251,7 +251,7 @@ def test_a_recycled_account_carries_the_pools_tags_and_no_other(personas, aws):
     assert tags_of(aws, account_id)["course-id"] == str(personas.course.pk)
     calls = count_calls(aws)
 
-    pooled = account_recycle(account=account)
+    pooled = account_recycle(account_id=account.pk)
 
     assert tags_of(aws, account_id) == pool_tags(pooled)
     assert calls.get("UntagResource") == 1
@@ -285,11 +285,11 @@ def test_a_recycle_killed_after_moving_the_account_resumes_on_the_retry(personas
     aws.add_hook(f"after-call.organizations.{operation}", kill_once)
 
     with pytest.raises(WorkerKilled):
-        account_recycle(account=account)
+        account_recycle(account_id=account.pk)
     account.refresh_from_db()
     assert account.state == AccountState.CLEANING
 
-    pooled = account_recycle(account=account)  # the task runs again
+    pooled = account_recycle(account_id=account.pk)  # the task runs again
 
     account.refresh_from_db()
     assert account.state == AccountState.RECYCLED
@@ -322,7 +322,7 @@ def test_an_account_with_anything_left_in_any_enabled_region_does_not_go_to_the_
     course_ou = Course.objects.get(pk=personas.course.pk).aws_ou_id
     calls = count_calls(aws)
 
-    assert account_recycle(account=account) is None
+    assert account_recycle(account_id=account.pk) is None
 
     account.refresh_from_db()
     assert account.state == AccountState.FAILED
@@ -363,7 +363,7 @@ def test_after_a_person_deleted_the_leftovers_a_retry_puts_the_account_in_the_po
         BillingMode="PAY_PER_REQUEST",
     )
 
-    while account_clean(account=account) is not None:  # what the cleanup task does; the last queues the recycle
+    while account_clean(account_id=account.pk) is not None:  # what the cleanup task does; the last queues the recycle
         pass
 
     account.refresh_from_db()
@@ -393,7 +393,7 @@ def test_a_check_aws_refuses_keeps_the_account_out_of_the_pool(personas, aws):
     script = AwsScript(aws)
     script.always("dynamodb", "ListTables", Fault("AccessDeniedException", "Denied by an SCP", status=400))
 
-    assert account_recycle(account=account) is None
+    assert account_recycle(account_id=account.pk) is None
 
     account.refresh_from_db()
     assert account.state == AccountState.FAILED
@@ -440,7 +440,7 @@ def test_an_account_the_portal_cannot_prove_is_its_own_fails_and_nothing_moves(p
     parent_before, tags_before = parent_of(aws, account_id), tags_of(aws, account_id)
     calls = count_calls(aws)
 
-    result = account_recycle(account=account)
+    result = account_recycle(account_id=account.pk)
 
     assert result is None
     account.refresh_from_db()
@@ -465,7 +465,7 @@ def test_a_students_own_invited_account_is_not_given_to_anyone_else(personas, aw
     course_ou = Course.objects.get(pk=personas.course.pk).aws_ou_id
     calls = count_calls(aws)
 
-    assert account_recycle(account=account) is None
+    assert account_recycle(account_id=account.pk) is None
 
     account.refresh_from_db()
     assert account.state == AccountState.FAILED
@@ -486,7 +486,7 @@ def test_an_unused_account_of_the_courses_own_pool_is_recycled_too(personas, aws
     assert spare.state == AccountState.POOLED
     assert transition(spare, expected=AccountState.POOLED, to=AccountState.CLEANING, reason="End of course")
 
-    pooled = account_recycle(account=spare)  # nothing to detach: no freeze, no budget
+    pooled = account_recycle(account_id=spare.pk)  # nothing to detach: no freeze, no budget
 
     spare.refresh_from_db()
     assert (spare.state, spare.course_id, spare.membership_id) == (
@@ -509,7 +509,7 @@ def test_an_unused_account_of_the_courses_own_pool_is_recycled_too(personas, aws
 @moto_db
 def test_after_the_cool_down_a_student_of_another_course_gets_the_pooled_account(personas, aws):
     account = cleaning_account(personas)
-    pooled = account_recycle(account=account)
+    pooled = account_recycle(account_id=account.pk)
     account_id = account.aws_account_id
 
     assert pool_release_cooled(now=pooled.available_from - timedelta(seconds=1)) == 0
@@ -556,7 +556,7 @@ def test_after_the_cool_down_a_student_of_another_course_gets_the_pooled_account
 @moto_db
 def test_a_cooling_account_is_not_given_out_and_a_new_one_is_created_instead(personas, aws):
     account = cleaning_account(personas)
-    pooled = account_recycle(account=account)
+    pooled = account_recycle(account_id=account.pk)
     calls = count_calls(aws)
 
     given = account_request(

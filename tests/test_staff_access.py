@@ -326,10 +326,10 @@ def test_a_new_account_refusing_a_new_tas_assignment_is_tried_again_not_left_alo
     script.answer("sso-admin", "CreateAccountAssignment", NEW_ACCOUNT_REFUSALS[refusal])
 
     with pytest.raises(TransientAwsError, match="still being set up"):
-        staff_access.staff_access_sync(course=personas.course, email="sam@school.example")
+        staff_access.staff_access_sync(course_id=personas.course.pk, email="sam@school.example")
     assert "sam@school.example" not in holders(aws, account, "ta")
 
-    changes = staff_access.staff_access_sync(course=personas.course, email="sam@school.example")  # the retry
+    changes = staff_access.staff_access_sync(course_id=personas.course.pk, email="sam@school.example")  # the retry
 
     assert changes.granted == [account.aws_account_id] and changes.left_alone == []
     assert holders(aws, account, "ta") == {"ta@school.example", "sam@school.example"}
@@ -343,7 +343,7 @@ def test_an_account_refusing_past_the_grace_window_is_left_for_the_reconciler(
     script.always("sso-admin", "CreateAccountAssignment", NEW_ACCOUNT_REFUSALS["AccessDeniedException"])
     after_the_grace_window(monkeypatch, settings)
 
-    changes = staff_access.staff_access_sync(course=personas.course, email="sam@school.example")
+    changes = staff_access.staff_access_sync(course_id=personas.course.pk, email="sam@school.example")
 
     assert changes.granted == []
     assert changes.left_alone == [

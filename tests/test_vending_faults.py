@@ -152,7 +152,7 @@ def configuring_account(personas) -> MemberAccount:
     """The student's account, created by moto and ready to be configured."""
     account = queued_account(personas)
     vending_dispatch()
-    account_poll_creation(account=account)
+    account_poll_creation(account_id=account.pk)
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
     return account
@@ -210,12 +210,12 @@ def test_a_creation_in_progress_is_polled_with_growing_delays_until_it_succeeds(
     tags.pop("ResponseMetadata")
     safe.add_response("list_tags_for_resource", tags, {"ResourceId": created.id})
     with safe:
-        first = account_poll_creation(account=account)
+        first = account_poll_creation(account_id=account.pk)
         clock.advance(timedelta(seconds=100))
-        second = account_poll_creation(account=account)
+        second = account_poll_creation(account_id=account.pk)
         state_while_running = MemberAccount.objects.get(pk=account.pk).state
         clock.advance(timedelta(seconds=900))
-        last = account_poll_creation(account=account)
+        last = account_poll_creation(account_id=account.pk)
     safe.assert_no_pending_responses()
 
     assert first == 5.0  # PORTAL_AWS_POLL_SECONDS at first
@@ -229,7 +229,7 @@ def test_a_creation_in_progress_is_polled_with_growing_delays_until_it_succeeds(
     assert queued["account_configure_task"] == [account.pk]
     assert script.calls["CreateAccount"] == 1
 
-    account_configure(account=account)
+    account_configure(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.READY
@@ -242,7 +242,7 @@ def test_the_poll_delay_never_exceeds_the_maximum(personas, aws, script, clock, 
     script.answer("organizations", "DescribeCreateAccountStatus", described("IN_PROGRESS"))
     clock.advance(timedelta(hours=2))
 
-    assert account_poll_creation(account=account) == 60.0
+    assert account_poll_creation(account_id=account.pk) == 60.0
     assert script.calls["DescribeCreateAccountStatus"] == 1
 
 
@@ -265,7 +265,7 @@ def test_email_already_exists_adopts_the_account_when_it_is_in_the_organization(
         described("FAILED", FailureReason="EMAIL_ALREADY_EXISTS"),
     )
 
-    assert account_poll_creation(account=account) is None
+    assert account_poll_creation(account_id=account.pk) is None
 
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
@@ -285,7 +285,7 @@ def test_email_already_exists_outside_the_organization_fails_with_an_explanation
         described("FAILED", FailureReason="EMAIL_ALREADY_EXISTS"),
     )
 
-    assert account_poll_creation(account=account) is None
+    assert account_poll_creation(account_id=account.pk) is None
 
     account.refresh_from_db()
     assert account.state == S.FAILED
@@ -306,7 +306,7 @@ def test_account_limit_exceeded_waits_for_the_quota_with_an_explanation(personas
         described("FAILED", FailureReason="ACCOUNT_LIMIT_EXCEEDED"),
     )
 
-    account_poll_creation(account=account)
+    account_poll_creation(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.WAITING_FOR_QUOTA
@@ -322,7 +322,7 @@ def test_a_failure_aws_asks_to_retry_puts_the_account_back_in_the_queue_and_it_i
     account = creating_account(personas, script)
     script.answer("organizations", "DescribeCreateAccountStatus", described("FAILED", FailureReason=reason))
 
-    account_poll_creation(account=account)
+    account_poll_creation(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.REQUESTED
@@ -344,7 +344,7 @@ def test_an_invalid_email_fails_the_account(personas, aws, script):
         described("FAILED", FailureReason="INVALID_EMAIL"),
     )
 
-    account_poll_creation(account=account)
+    account_poll_creation(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.FAILED
@@ -361,7 +361,7 @@ def test_a_failure_reason_the_portal_does_not_know_fails_with_the_reason(persona
         described("FAILED", FailureReason="GOVCLOUD_ACCOUNT_ALREADY_EXISTS"),
     )
 
-    account_poll_creation(account=account)
+    account_poll_creation(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.FAILED
@@ -603,14 +603,14 @@ def test_a_new_account_refusing_its_role_is_tried_again_not_failed(personas, aws
 
     for _ in range(2):
         with pytest.raises(TransientAwsError, match="still being set up"):
-            account_configure(account=account)
+            account_configure(account_id=account.pk)
         clock.advance(timedelta(minutes=6))
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
     assert refusals.refused == 2
 
     refusals.refusing = False  # AWS has finished setting the account up
-    account_configure(account=account)
+    account_configure(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.READY
@@ -624,7 +624,7 @@ def test_an_account_still_refusing_its_role_after_the_grace_window_fails(persona
     AssumeRoleRefusals(aws, ASSUME_ROLE_REFUSALS["AccessDenied"])
     clock.advance(timedelta(minutes=16))
 
-    account_configure(account=account)
+    account_configure(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.FAILED
@@ -651,12 +651,12 @@ def test_a_new_account_refused_by_identity_center_is_tried_again_not_failed(pers
     script.answer("sso-admin", "CreateAccountAssignment", ASSIGNMENT_REFUSALS[answer])
 
     with pytest.raises(TransientAwsError):
-        account_configure(account=account)
+        account_configure(account_id=account.pk)
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
 
     clock.advance(timedelta(minutes=3))
-    account_configure(account=account)  # AWS assigns this time (moto)
+    account_configure(account_id=account.pk)  # AWS assigns this time (moto)
 
     account.refresh_from_db()
     assert account.state == S.READY
@@ -684,7 +684,7 @@ def test_a_lost_create_account_answer_is_resolved_by_looking_and_the_account_is_
     assert len(accounts_in_organization(account.root_email)) == 1  # AWS did the work
     assert queued["account_poll_task"] == [account.pk]
 
-    assert account_poll_creation(account=account) is None
+    assert account_poll_creation(account_id=account.pk) is None
 
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
@@ -692,7 +692,7 @@ def test_a_lost_create_account_answer_is_resolved_by_looking_and_the_account_is_
 
     for _ in range(3):  # redelivered messages, the beat's reconciler
         vending_dispatch()
-        account_poll_creation(account=account)
+        account_poll_creation(account_id=account.pk)
         reconcile()
 
     assert script.calls["CreateAccount"] == 1
@@ -720,7 +720,7 @@ def test_a_lost_answer_while_aws_is_still_creating_adopts_the_request_and_polls_
     script.answer("organizations", "ListAccounts", Edit(still_creating_accounts))
     script.answer("organizations", "ListCreateAccountStatus", Edit(still_creating_statuses))
 
-    delay = account_poll_creation(account=account)
+    delay = account_poll_creation(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.CREATING
@@ -730,7 +730,7 @@ def test_a_lost_answer_while_aws_is_still_creating_adopts_the_request_and_polls_
     follow_ups = (delay is not None) + len(queued["account_poll_task"])
     assert follow_ups == 1
 
-    assert account_poll_creation(account=account) is None  # now AWS has finished
+    assert account_poll_creation(account_id=account.pk) is None  # now AWS has finished
 
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
@@ -751,14 +751,14 @@ def test_a_create_account_that_never_reached_aws_is_sent_again_after_the_grace_p
     assert account.create_request_id == ""
     assert accounts_in_organization(account.root_email) == []
 
-    assert account_poll_creation(account=account) == 5.0  # AWS may list it any moment: wait
+    assert account_poll_creation(account_id=account.pk) == 5.0  # AWS may list it any moment: wait
     clock.advance(LOST_REQUEST_GRACE - timedelta(seconds=1))
-    assert account_poll_creation(account=account) > 0  # too early to conclude: look again later
+    assert account_poll_creation(account_id=account.pk) > 0  # too early to conclude: look again later
     account.refresh_from_db()
     assert account.state == S.CREATING
 
     clock.advance(timedelta(seconds=2))
-    assert account_poll_creation(account=account) is None
+    assert account_poll_creation(account_id=account.pk) is None
 
     account.refresh_from_db()
     assert account.state == S.REQUESTED
@@ -766,7 +766,7 @@ def test_a_create_account_that_never_reached_aws_is_sent_again_after_the_grace_p
     assert script.calls["CreateAccount"] == 1
 
     vending_dispatch()
-    account_poll_creation(account=account)
+    account_poll_creation(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
@@ -789,7 +789,7 @@ def test_a_500_on_create_account_is_looked_up_before_anything_is_sent_again(pers
     assert script.calls["CreateAccount"] == 1
 
     clock.advance(LOST_REQUEST_GRACE + timedelta(seconds=1))
-    account_poll_creation(account=account)
+    account_poll_creation(account_id=account.pk)
     vending_dispatch()
 
     assert script.calls["CreateAccount"] == 2
@@ -945,11 +945,11 @@ def test_two_overlapping_polls_of_a_finished_creation_move_the_account_once(pers
     def second_worker_polls_meanwhile(**kwargs):
         if not second_delivery:
             second_delivery.append(True)
-            account_poll_creation(account=MemberAccount.objects.get(pk=account.pk))
+            account_poll_creation(account_id=account.pk)
 
     aws.add_hook("after-call.organizations.DescribeCreateAccountStatus", second_worker_polls_meanwhile)
 
-    account_poll_creation(account=account)
+    account_poll_creation(account_id=account.pk)
 
     assert outcomes == [(S.CONFIGURING, True), (S.CONFIGURING, False)]  # the second worker won
     assert script.calls["DescribeCreateAccountStatus"] == 2
@@ -992,11 +992,11 @@ def test_two_overlapping_configure_workers_assign_once_and_move_the_account_once
     def second_worker_runs_meanwhile(**kwargs):
         if not second_delivery:
             second_delivery.append(True)
-            account_configure(account=MemberAccount.objects.get(pk=account.pk))
+            account_configure(account_id=account.pk)
 
     aws.add_hook("after-call.organizations.MoveAccount", second_worker_runs_meanwhile)
 
-    account_configure(account=account)
+    account_configure(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.READY
@@ -1032,11 +1032,11 @@ def test_configure_resumes_after_a_worker_is_killed_mid_step(personas, aws, scri
     aws.add_hook(f"after-call.{service}.{operation}", kill_once)
 
     with pytest.raises(WorkerKilled):
-        account_configure(account=account)
+        account_configure(account_id=account.pk)
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
 
-    account_configure(account=account)  # the message is delivered again
+    account_configure(account_id=account.pk)  # the message is delivered again
 
     account.refresh_from_db()
     assert account.state == S.READY
@@ -1096,7 +1096,7 @@ def test_the_queue_keeps_to_the_create_account_rate_and_to_five_creations_in_fli
         described("SUCCEEDED", AccountId="210987654321"),
     )
     script.answer("organizations", "ListTagsForResource", tags_sent_for(script, finished))
-    account_poll_creation(account=finished)
+    account_poll_creation(account_id=finished.pk)
     assert creating() == 4
 
     fourth = vending_dispatch()
@@ -1132,7 +1132,7 @@ def test_an_assignment_in_progress_is_described_until_it_succeeds(personas, aws,
     account = configuring_account(personas)
     script.answer("sso-admin", "CreateAccountAssignment", Edit(assignment_in_progress))
 
-    account_configure(account=account)
+    account_configure(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.READY
@@ -1153,11 +1153,11 @@ def test_an_assignment_still_in_progress_is_retried_and_not_created_twice(person
     )
 
     with pytest.raises(TransientAwsError, match="still being created"):
-        account_configure(account=account)
+        account_configure(account_id=account.pk)
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
 
-    account_configure(account=account)  # the task's retry
+    account_configure(account_id=account.pk)  # the task's retry
 
     account.refresh_from_db()
     assert account.state == S.READY
@@ -1189,7 +1189,7 @@ def test_a_failed_assignment_fails_the_account_with_the_reason(personas, aws, sc
         assignment_status("FAILED", FailureReason=reason),
     )
 
-    account_configure(account=account)
+    account_configure(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.FAILED
@@ -1203,7 +1203,7 @@ def test_a_lost_assignment_answer_is_found_by_has_assignment_and_not_sent_again(
     account = configuring_account(personas)
     script.answer("sso-admin", "CreateAccountAssignment", LOST_AFTER_AWS)
 
-    account_configure(account=account)
+    account_configure(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.READY
@@ -1217,12 +1217,12 @@ def test_an_assignment_request_that_never_reached_aws_is_sent_on_the_retry(perso
     script.answer("sso-admin", "CreateAccountAssignment", NEVER_REACHED)
 
     with pytest.raises(UnknownOutcome):
-        account_configure(account=account)
+        account_configure(account_id=account.pk)
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
     assert assignments_of(aws, account, "student", account.identity_store_user_id) == []
 
-    account_configure(account=account)
+    account_configure(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.READY
@@ -1241,12 +1241,12 @@ def test_an_identity_center_conflict_is_retried_not_failed(personas, aws, script
     )
 
     with pytest.raises(TransientAwsError):
-        account_configure(account=account)
+        account_configure(account_id=account.pk)
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
     assert account.last_error == ""
 
-    account_configure(account=account)
+    account_configure(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.READY
@@ -1257,8 +1257,8 @@ def test_an_identity_center_conflict_is_retried_not_failed(personas, aws, script
 def test_a_member_of_a_course_with_staff_gets_every_role_assigned_exactly_once(personas, aws, script):
     account = configuring_account(personas)
 
-    account_configure(account=account)
-    account_configure(account=account)
+    account_configure(account_id=account.pk)
+    account_configure(account_id=account.pk)
 
     organization = AwsOrganization.load()
     store = organization.identity_store_id

@@ -326,11 +326,11 @@ def test_a_failing_endpoint_is_retried_then_succeeds_and_each_attempt_is_recorde
     attempts: list[tuple] = []
     original = webhook_deliver
 
-    def watched(*, delivery, final):
+    def watched(*, delivery_id, final):
         try:
-            return original(delivery=delivery, final=final)
+            return original(delivery_id=delivery_id, final=final)
         finally:
-            row = WebhookDelivery.objects.get(pk=delivery.pk)
+            row = WebhookDelivery.objects.get(pk=delivery_id)
             attempts.append((row.status, row.attempts, row.last_status_code, row.last_error[:36]))
 
     with pytest.MonkeyPatch.context() as patch:

@@ -186,6 +186,8 @@ def account_bring_decline(*, actor, account: MemberAccount) -> bool:
     account or bring another (the request still counts against their cap). False if it cannot
     be declined (any more)."""
     with transaction.atomic():
+        # Read again under a row lock: an approval or a second decline at the same moment waits,
+        # then finds the request decided.
         account = MemberAccount.objects.select_for_update(of=("self",)).select_related("membership").get(pk=account.pk)
         if not account.bring_declinable:
             return False
@@ -256,6 +258,7 @@ def _audit_request(actor, account: MemberAccount, how: str) -> None:
 @transaction.atomic
 def account_password_reveal(*, actor, account: MemberAccount) -> str | None:
     """The IAM user's first password, once: it is erased as it is shown."""
+    # Read again under a row lock: of two reveals at the same moment, the second finds it erased.
     account = MemberAccount.objects.select_for_update().get(pk=account.pk)
     if not account.one_time_password:
         return None

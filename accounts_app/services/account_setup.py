@@ -33,11 +33,11 @@ from portal.aws.errors import AwsError, PermanentAwsError, while_account_is_new
 from portal.aws.guardrails import iam_user_policy
 
 
-def account_configure(*, account: MemberAccount) -> None:
+def account_configure(*, account_id: int) -> None:
     """Put a created account in its course OU, tag it, open it to the student and the course
     staff, and check that the portal can work inside it. Every step is idempotent."""
-    account = MemberAccount.objects.select_related("course", "membership__user").get(pk=account.pk)
-    if account.state != S.CONFIGURING:
+    account = MemberAccount.objects.select_related("course", "membership__user").filter(pk=account_id).first()
+    if account is None or account.state != S.CONFIGURING:
         return
     organization = organization_ready()
     course = account.course

@@ -69,8 +69,11 @@ def cleanup_inventory(account: MemberAccount) -> Preview:
     return Preview(account, resources)
 
 
-def account_cleanup_preview(*, account: MemberAccount) -> Preview:
-    """The dry run, kept on the account for the instructor to read."""
+def account_cleanup_preview(*, account_id: int) -> Preview | None:
+    """The dry run, kept on the account for the instructor to read (None: the record is gone)."""
+    account = MemberAccount.objects.select_related("course").filter(pk=account_id).first()
+    if account is None:
+        return None
     preview = cleanup_inventory(account)
     _report_update(
         account,
@@ -86,11 +89,11 @@ def account_cleanup_preview(*, account: MemberAccount) -> Preview:
 # --- The cleanup ----------------------------------------------------------------------------------
 
 
-def account_clean(*, account: MemberAccount) -> float | None:
+def account_clean(*, account_id: int) -> float | None:
     """Run one step of an account's cleanup. Returns seconds until the next pass is due, or
-    None when the account has moved on (to the close queue, the pool, or a person)."""
-    account = MemberAccount.objects.select_related("course", "membership").get(pk=account.pk)
-    if account.state != S.CLEANING:
+    None when the account has moved on (to the close queue, the pool, or a person) or is gone."""
+    account = MemberAccount.objects.select_related("course", "membership").filter(pk=account_id).first()
+    if account is None or account.state != S.CLEANING:
         return None
     organization = organization_ready()
     try:

@@ -146,10 +146,11 @@ def _back_to_queue(account: MemberAccount, organization: AwsOrganization, error:
 # --- Following a closure --------------------------------------------------------------------------
 
 
-def account_poll_closure(*, account: MemberAccount) -> float | None:
-    """Look at a closing account. Returns seconds until the next look, None when done."""
-    account = MemberAccount.objects.select_related("course", "membership").get(pk=account.pk)
-    if account.state != S.CLOSING:
+def account_poll_closure(*, account_id: int) -> float | None:
+    """Look at a closing account. Returns seconds until the next look, None when done (or the
+    record is gone)."""
+    account = MemberAccount.objects.select_related("course", "membership").filter(pk=account_id).first()
+    if account is None or account.state != S.CLOSING:
         return None
     aws_account = organizations.find_account(account.aws_account_id)
     # Closed accounts leave the organization's list after 90 days: gone counts as closed.

@@ -126,11 +126,11 @@ def course_end(*, actor, course: Course, now: datetime | None = None) -> int:
     return len(accounts)
 
 
-def account_end(*, account: MemberAccount) -> bool:
+def account_end(*, account_id: int) -> bool:
     """Freeze one account for the end of its course: the state first, then a task attaches the
     freeze SCP."""
-    account = MemberAccount.objects.select_related("course", "membership").get(pk=account.pk)
-    if account.state not in IN_USE_STATES or account.end_excluded or not account.course.is_ended:
+    account = MemberAccount.objects.select_related("course", "membership").filter(pk=account_id).first()
+    if account is None or account.state not in IN_USE_STATES or account.end_excluded or not account.course.is_ended:
         return False
     with transaction.atomic():
         if not transition(
@@ -242,10 +242,11 @@ def course_reopen_if_extended(*, actor, course: Course) -> int:
     return len(ended)
 
 
-def account_unend(*, account: MemberAccount) -> bool:
+def account_unend(*, account_id: int) -> bool:
     """Give an ended account back: frozen if its budget had frozen it before, ready otherwise
     (then a task takes the freeze SCP off)."""
-    if account.state != S.ENDED:
+    account = MemberAccount.objects.filter(pk=account_id).first()
+    if account is None or account.state != S.ENDED:
         return False
     before = _state_before_end(account)
     with transaction.atomic():

@@ -54,13 +54,16 @@ def _wanted(state: str) -> Action | None:
     return None
 
 
-def account_freeze_sync(*, account: MemberAccount) -> bool:
+def account_freeze_sync(*, account_id: int) -> bool:
     """Make the account's freeze SCP match its state. Returns whether AWS matches it now (or the
-    state asks nothing of it). A transient AWS error propagates for the task to retry; a refusal
-    is kept in `last_error` for staff, and the record stays marked pending."""
+    state asks nothing of it; False when the record is gone). A transient AWS error propagates for
+    the task to retry; a refusal is kept in `last_error` for staff, and the record stays marked
+    pending."""
     organization = organization_ready()
     for _ in range(MAX_ROUNDS):
-        record = MemberAccount.objects.select_related("course").filter(pk=account.pk).first()
+        # Read at the start of each round: a round only follows a state that moved while the
+        # previous one acted, and acts on the state as it is now.
+        record = MemberAccount.objects.select_related("course").filter(pk=account_id).first()
         if record is None:
             return False
         wanted = _wanted(record.state)

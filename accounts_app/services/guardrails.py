@@ -74,6 +74,12 @@ def course_policy_check(course: Course) -> str:
     return ""
 
 
+def course_guardrails_sync(*, course_id: int) -> None:
+    """Apply a course's guardrails as the course is now (after an edit of them), if it still exists."""
+    if course := Course.objects.filter(pk=course_id).first():
+        course_guardrails_apply(actor=None, course=course)
+
+
 def course_guardrails_apply(*, actor, course: Course) -> Course:
     """Create the course OU if needed and (re)apply its SCP. Safe to run any number of times.
     Raises NotThePortals (and records why on the course) if an OU or SCP with the course's name

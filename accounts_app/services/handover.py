@@ -40,7 +40,7 @@ from accounts_app.choices import AccessMode, AccountOrigin, AuditAction, CourseR
 from accounts_app.choices import AccountState as S
 from accounts_app.crypto import decrypt, encrypt
 from accounts_app.lifecycle import HELD_STATES, IN_USE_STATES, transition
-from accounts_app.models import Course, Handover, MemberAccount
+from accounts_app.models import Course, Handover, MemberAccount, User
 from accounts_app.services.audit import audit_record
 from accounts_app.services.cleanup import access_revoke
 from accounts_app.services.gates import REFUSED, Action, action_gate
@@ -200,10 +200,17 @@ def _follow_course_end(account: MemberAccount) -> None:
 # --- The checklist --------------------------------------------------------------------------------
 
 
-def handover_advance(*, handover: Handover) -> None:
+def _handover_load(handover_id: int) -> Handover | None:
+    """The handover with its account, course and student, in one query: what each task's steps read."""
+    return Handover.objects.select_related("account__course", "account__membership").filter(pk=handover_id).first()
+
+
+def handover_advance(*, handover_id: int) -> None:
     """Do every step that is due and can be done without the student; stop at the first one
     that waits for them."""
-    handover = Handover.objects.select_related("account__course", "account__membership").get(pk=handover.pk)
+    handover = _handover_load(handover_id)
+    if handover is None:
+        return
     account = handover.account
     if handover.status != HandoverStatus.APPROVED or account.state != S.HANDOVER:
         return
@@ -212,8 +219,7 @@ def handover_advance(*, handover: Handover) -> None:
         return
     if not _gate_passes(handover):
         return
-    if not handover.root_email_moved_at:
-        _root_email_start(handover)
+    if not handover.root_email_moved_at and not _root_email_start(handover):
         return
     if not handover.contacts_set_at:
         _contacts_set(handover)
@@ -223,27 +229,29 @@ def handover_advance(*, handover: Handover) -> None:
         _leave_organization(handover)
 
 
-def _root_email_start(handover: Handover) -> None:
+def _root_email_start(handover: Handover) -> bool:
+    """Ask AWS to send the student a code for their address. Returns whether the root email has
+    moved already, and the checklist goes on; otherwise it waits for the student's code."""
     account = handover.account
     try:
         if account_mgmt.primary_email(account.aws_account_id).lower() == handover.new_root_email.lower():
             # Moved already (the answer to an accepted code was lost): carry on.
             _stamp(handover, "root_email_moved_at", "Root email moved")
-            handover_advance(handover=handover)
-            return
+            return True
         if handover.code_sent_at:
-            return  # waiting for the student to type the code
+            return False  # waiting for the student to type the code
         account_mgmt.start_primary_email_update(account.aws_account_id, handover.new_root_email)
     except PermanentAwsError as error:
         # E.g. the address is already another AWS account's root email, or the portal may not
         # use the Account Management API: the student and the instructor read why.
-        Handover.objects.filter(pk=handover.pk).update(
-            last_error=f"AWS would not send a code to {handover.new_root_email}: {error.message}"
+        _handover_update(
+            handover, last_error=f"AWS would not send a code to {handover.new_root_email}: {error.message}"
         )
-        return
-    Handover.objects.filter(pk=handover.pk).update(last_error="")
+        return False
+    _handover_update(handover, last_error="")
     _stamp(handover, "code_sent_at", f"AWS sent a code to {handover.new_root_email}")
     email_send("handover_code", _context(handover), [account.membership.email])
+    return False
 
 
 def student_error(handover: Handover) -> str:
@@ -264,8 +272,7 @@ def handover_resend_code(*, actor, handover: Handover) -> None:
     if handover.status != HandoverStatus.APPROVED or handover.root_email_moved_at:
         raise HandoverError("There is no code to send now.")
     with transaction.atomic():
-        Handover.objects.filter(pk=handover.pk).update(code_sent_at=None, pending_code="", last_error="")
-        handover.refresh_from_db()
+        _handover_update(handover, code_sent_at=None, pending_code="", last_error="")
         _audit(actor, handover, AuditAction.HANDOVER_STEP, f"Asked for a new code to {handover.new_root_email}")
         next_step.handover_advance_enqueue(handover)
 
@@ -279,21 +286,21 @@ def handover_submit_code(*, actor, handover: Handover, code: str) -> None:
     if not OTP_PATTERN.fullmatch(code):
         raise HandoverError("The code is the 6 letters and digits in the email AWS sent you.")
     with transaction.atomic():
-        Handover.objects.filter(pk=handover.pk).update(pending_code=encrypt(code), last_error="")
-        handover.refresh_from_db()
+        _handover_update(handover, pending_code=encrypt(code), last_error="")
         next_step.handover_code_check_enqueue(handover, actor=actor)
 
 
-def handover_code_check(*, actor, handover: Handover) -> None:
+def handover_code_check(*, actor_id: int | None, handover_id: int) -> None:
     """Give the code the student typed to AWS (the task's half of `handover_submit_code`).
 
     The code stays pending, and the student's checklist keeps refreshing, until its check is
     settled; a task redelivered after a crash checks it again (AWS's answer is looked up, so a
     code accepted twice does no harm)."""
-    handover = Handover.objects.select_related("account__course").get(pk=handover.pk)
-    token = handover.pending_code
-    if not token:
+    handover = _handover_load(handover_id)
+    if handover is None or not handover.pending_code:
         return
+    token = handover.pending_code
+    actor = User.objects.filter(pk=actor_id).first() if actor_id else None
     if handover.status != HandoverStatus.APPROVED or handover.root_email_moved_at or not _gate_passes(handover):
         _code_settled(handover, token)
         return
@@ -328,8 +335,7 @@ def _gate_passes(handover: Handover) -> bool:
     except (*REFUSED, PermanentAwsError) as error:
         if handover.last_error != GATE_REFUSED:
             with transaction.atomic():
-                Handover.objects.filter(pk=handover.pk).update(last_error=GATE_REFUSED)
-                handover.refresh_from_db()
+                _handover_update(handover, last_error=GATE_REFUSED)
                 _audit(None, handover, AuditAction.HANDOVER_STEP, f"Handover stopped: {error}")
         return False
     return True
@@ -348,8 +354,7 @@ def handover_student_ready(*, actor, handover: Handover) -> None:
     if handover.status != HandoverStatus.APPROVED or not handover.access_removed_at:
         raise HandoverError("Finish the earlier steps first.")
     with transaction.atomic():
-        Handover.objects.filter(pk=handover.pk).update(student_ready_at=timezone.now(), blockers=[], last_error="")
-        handover.refresh_from_db()
+        _handover_update(handover, student_ready_at=timezone.now(), blockers=[], last_error="")
         _audit(
             actor,
             handover,
@@ -404,10 +409,9 @@ def _handed_over(handover: Handover) -> None:
     organization = organization_ready()
     aws_budgets.delete_budget(organization.management_account_id, f"{MANAGED_BUDGET_PREFIX}{account.aws_account_id}")
     with transaction.atomic():
-        Handover.objects.filter(pk=handover.pk).update(
-            removed_at=timezone.now(), status=HandoverStatus.COMPLETED, blockers=[], last_error=""
+        _handover_update(
+            handover, removed_at=timezone.now(), status=HandoverStatus.COMPLETED, blockers=[], last_error=""
         )
-        handover.refresh_from_db()
         if transition(account, expected=S.HANDOVER, to=S.HANDED_OVER, reason="Left the organization"):
             _audit(
                 None,
@@ -420,8 +424,7 @@ def _handed_over(handover: Handover) -> None:
 
 def _blocked(handover: Handover, error: PermanentAwsError) -> None:
     blocker = {"reason": error.reason or error.code, "message": removal_blocker_message(handover.account, error)}
-    Handover.objects.filter(pk=handover.pk).update(student_ready_at=None, blockers=[blocker], last_error=error.message)
-    handover.refresh_from_db()
+    _handover_update(handover, student_ready_at=None, blockers=[blocker], last_error=error.message)
     _audit(None, handover, AuditAction.HANDOVER_STEP, f"AWS would not let the account leave yet: {blocker['reason']}")
     email_send("handover_blocked", _context(handover), [handover.account.membership.email])
 
@@ -475,12 +478,14 @@ def handover_cancel(*, actor, handover: Handover, reason: str) -> bool:
     return True
 
 
-def handover_return(*, handover: Handover) -> None:
+def handover_return(*, handover_id: int) -> None:
     """A cancelled handover's account goes back to where it was: into its course's OU (through
     the gate: the record still in HANDOVER, the account in the course's or the leaving OU, with
     the portal's tag), with its tags, then the record returns to its previous state. The freeze
     SCP and the budget never left. Safe to repeat."""
-    handover = Handover.objects.select_related("account__course", "account__membership").get(pk=handover.pk)
+    handover = _handover_load(handover_id)
+    if handover is None:
+        return
     account = handover.account
     if handover.status != HandoverStatus.CANCELLED or handover.returned_at or account.state != S.HANDOVER:
         return
@@ -497,8 +502,7 @@ def handover_return(*, handover: Handover) -> None:
     if handover.contacts_set_at:  # the school's step may have begun removing access: give back what is gone
         _access_restore(account, organization)
     with transaction.atomic():
-        Handover.objects.filter(pk=handover.pk).update(returned_at=timezone.now(), last_error="", blockers=[])
-        handover.refresh_from_db()
+        _handover_update(handover, returned_at=timezone.now(), last_error="", blockers=[])
         previous = S(handover.previous_state)
         if transition(
             account, expected=S.HANDOVER, to=previous, reason=f"Handover cancelled: {handover.cancel_reason}"
@@ -610,10 +614,17 @@ def _context(handover: Handover) -> dict:
     return {"handover": handover, "account": handover.account, "course": handover.account.course}
 
 
+def _handover_update(handover: Handover, **changes) -> None:
+    """Write `changes` to the handover's row and to `handover` itself, which keeps the account it
+    was loaded with (a refresh from the database would drop it, and the next step load it again)."""
+    Handover.objects.filter(pk=handover.pk).update(**changes)
+    for name, value in changes.items():
+        setattr(handover, name, value)
+
+
 def _stamp(handover: Handover, field: str, summary: str, *, actor=None) -> None:
     with transaction.atomic():
-        Handover.objects.filter(pk=handover.pk).update(**{field: timezone.now()})
-        handover.refresh_from_db()
+        _handover_update(handover, **{field: timezone.now()})
         _audit(actor, handover, AuditAction.HANDOVER_STEP, f"{handover.account.account_name}: {summary}")
 
 

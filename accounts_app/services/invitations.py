@@ -73,13 +73,15 @@ def invitations_enqueue(*, actor: User | None, course: Course, member_ids: Itera
     return len(ids)
 
 
-def invitations_send(*, actor: User | None, member_ids: list[int]) -> int:
+def invitations_send(*, actor_id: int | None, member_ids: list[int]) -> int:
     """Mark each roster entry invited and queue its invitation, in one transaction: the emails
-    go (over one mail connection) once the entries say so."""
+    go (over one mail connection) once the entries say so. The actor is who asked (None: the
+    portal, or a user since removed)."""
     members = list(Membership.objects.select_related("course").filter(pk__in=member_ids, user__isnull=True))
     if not members:
         return 0
 
+    actor = User.objects.filter(pk=actor_id).first() if actor_id else None
     now = timezone.now()
     for member in members:
         member.invite_status = InviteStatus.SENT

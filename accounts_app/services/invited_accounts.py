@@ -19,7 +19,7 @@ from django.utils import timezone
 from accounts_app import next_step
 from accounts_app.choices import AccountState as S
 from accounts_app.lifecycle import transition
-from accounts_app.models import AwsOrganization, MemberAccount, OrganizationInvitation
+from accounts_app.models import AwsOrganization, MemberAccount, OrganizationInvitation, User
 from accounts_app.services.account_setup import account_access_verify, account_place_in_course_ou
 from accounts_app.services.guardrails import organization_ready
 from accounts_app.services.identity import NotThePortals, account_tags
@@ -43,7 +43,7 @@ INVITATION_WINDOW = timedelta(hours=24)
 RATE_LIMITED_PAUSE = timedelta(hours=1)
 
 
-def account_invite(*, account: MemberAccount) -> None:
+def account_invite(*, account_id: int) -> None:
     """Send the organization's invitation to a student's existing account, once, within AWS's
     daily invitation quota.
 
@@ -54,8 +54,8 @@ def account_invite(*, account: MemberAccount) -> None:
     id that is accepted, or sent by someone else, proves nothing: taking it would let a student
     name an account already in the organization, another student's, and be given it.
     """
-    account = MemberAccount.objects.select_related("course").get(pk=account.pk)
-    if account.state != S.INVITING:
+    account = MemberAccount.objects.select_related("course", "membership").filter(pk=account_id).first()
+    if account is None or account.state != S.INVITING:
         return
     organization = organization_ready()
     handshake = _own_handshake(account, organization)
@@ -222,10 +222,10 @@ def _refusal_explained(error: AwsError) -> str:
     return explanations.get(error.code, f"AWS refused the invitation: {error.message}")
 
 
-def account_check_invitation(*, account: MemberAccount) -> None:
+def account_check_invitation(*, account_id: int) -> None:
     """Follow the invitation: accepted → ask for the access role (and check it at once)."""
-    account.refresh_from_db()
-    if account.state != S.INVITED:
+    account = MemberAccount.objects.select_related("course", "membership").filter(pk=account_id).first()
+    if account is None or account.state != S.INVITED:
         return
     handshake = organizations.describe_handshake(account.handshake_id)
     if handshake.state == "ACCEPTED":
@@ -237,7 +237,7 @@ def account_check_invitation(*, account: MemberAccount) -> None:
             transition(account, expected=S.INVITED, to=S.FAILED, reason=str(refusal)[:1000], last_error=str(refusal))
             return
         transition(account, expected=S.INVITED, to=S.AWAITING_ACCESS_ROLE, reason="Invitation accepted")
-        account_verify_access_role(actor=None, account=account)
+        _access_role_verify(account, actor=None)
     elif handshake.state in {"DECLINED", "CANCELED", "EXPIRED"}:
         transition(
             account,
@@ -258,9 +258,17 @@ def access_role_check_request(*, actor, account: MemberAccount) -> bool:
     return True
 
 
-def account_verify_access_role(*, actor, account: MemberAccount) -> bool:
-    """Check that the student created the access role in their account; continue if so."""
-    account.refresh_from_db()
+def account_verify_access_role(*, actor_id: int | None, account_id: int) -> bool:
+    """Check that the student created the access role in their account; continue if so. The
+    actor is the person who said the role is in place (None: the portal, or a user since removed)."""
+    account = MemberAccount.objects.filter(pk=account_id).first()
+    if account is None:
+        return False
+    actor = User.objects.filter(pk=actor_id).first() if actor_id else None
+    return _access_role_verify(account, actor=actor)
+
+
+def _access_role_verify(account: MemberAccount, *, actor: User | None) -> bool:
     if account.state != S.AWAITING_ACCESS_ROLE:
         return False
     try:

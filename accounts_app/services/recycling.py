@@ -42,17 +42,20 @@ def cooldown_end(now: datetime) -> datetime:
     return datetime.combine(later.date() + timedelta(days=1), time.min, tzinfo=UTC)
 
 
-def account_recycle(*, account: MemberAccount) -> MemberAccount | None:
-    """Put a cleaned account into the organization's pool. Returns the pool record."""
-    account = MemberAccount.objects.select_related("course").get(pk=account.pk)
+def account_recycle(*, account_id: int) -> MemberAccount | None:
+    """Put a cleaned account into the organization's pool. Returns the pool record (None: the
+    record is gone, or the account went elsewhere)."""
+    account = MemberAccount.objects.select_related("course").filter(pk=account_id).first()
+    if account is None:
+        return None
     if account.state != S.CLEANING:
         return MemberAccount.objects.filter(aws_account_id=account.aws_account_id, course=None).first()
     organization = organization_ready()
-    account_id = account.aws_account_id
+    aws_account_id = account.aws_account_id
     if account.origin == AccountOrigin.INVITED:
         # Its root user is the student's own: whoever got it next would share it with them.
         message = (
-            f"AWS account {account_id} is the student's own (invited into the organization): its root user is "
+            f"AWS account {aws_account_id} is the student's own (invited into the organization): its root user is "
             "theirs, so it is not given to another student. Return it to them or handle it by hand."
         )
         transition(account, expected=S.CLEANING, to=S.FAILED, reason=message, last_error=message)
@@ -62,18 +65,18 @@ def account_recycle(*, account: MemberAccount) -> MemberAccount | None:
     except StateRefused:
         return None  # moved on meanwhile (another worker recycled it, or a person failed it)
     except NotOurs as error:
-        if not _moved_to_pool_already(account_id, organization):
+        if not _moved_to_pool_already(aws_account_id, organization):
             transition(account, expected=S.CLEANING, to=S.FAILED, reason=str(error)[:1000], last_error=str(error))
             return None
     if refusal := _left_for_the_next_student(account):
         transition(account, expected=S.CLEANING, to=S.FAILED, reason=refusal[:1000], last_error=refusal)
         return None
-    organizations.detach_policy(freeze_policy_id(), account_id)
-    aws_budgets.delete_budget(organization.management_account_id, f"{MANAGED_BUDGET_PREFIX}{account_id}")
-    organizations.move_account(account_id, organization.pool_ou_id)
+    organizations.detach_policy(freeze_policy_id(), aws_account_id)
+    aws_budgets.delete_budget(organization.management_account_id, f"{MANAGED_BUDGET_PREFIX}{aws_account_id}")
+    organizations.move_account(aws_account_id, organization.pool_ou_id)
     # Only the pool's tags: a tag of the old course or its student would follow the account to
     # the next (and cost allocation tags would count its spend for the old course).
-    organizations.set_account_tags(account_id, pool_tags(account))
+    organizations.set_account_tags(aws_account_id, pool_tags(account))
     available = cooldown_end(timezone.now())
     with transaction.atomic():
         if not transition(account, expected=S.CLEANING, to=S.RECYCLED, reason="Returned to the organization's pool"):
@@ -83,9 +86,9 @@ def account_recycle(*, account: MemberAccount) -> MemberAccount | None:
             membership=None,
             state=S.COOLING_DOWN,
             origin=account.origin,
-            aws_account_id=account_id,
+            aws_account_id=aws_account_id,
             root_email=account.root_email,
-            account_name=f"pool-{account_id}",
+            account_name=f"pool-{aws_account_id}",
             available_from=available,
             costs_since=available.date(),
         )
@@ -94,7 +97,8 @@ def account_recycle(*, account: MemberAccount) -> MemberAccount | None:
             action=AuditAction.ACCOUNT_RECYCLED,
             course=account.course,
             target=account,
-            summary=f"Returned {account.account_name} ({account_id}) to the pool; usable from {available:%b %-d, %Y}",
+            summary=f"Returned {account.account_name} ({aws_account_id}) to the pool; "
+            f"usable from {available:%b %-d, %Y}",
         )
     return pooled
 

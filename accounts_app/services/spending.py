@@ -72,21 +72,22 @@ def spending_sync_enqueue(account: MemberAccount) -> None:
     tasks.account_spending_sync_task.delay_on_commit(account.pk)
 
 
-def account_spending_sync(*, account: MemberAccount) -> None:
+def account_spending_sync(*, account_id: int) -> None:
     """Stop what a frozen or ended account runs, or bring back in a ready one what its freeze
     stopped. A transient AWS error (or another step of the account still running) propagates for
     the task to retry; the note says how far the step got, and the retry goes on from there."""
-    lock = f"spending-step:{account.pk}"
+    lock = f"spending-step:{account_id}"
     if not cache.add(lock, 1, timeout=LOCK_SECONDS):
         raise TransientAwsError("Another step is stopping or bringing back what this account runs.")
     try:
-        record = MemberAccount.objects.select_related("course", "membership").filter(pk=account.pk).first()
-        if record is None or not record.aws_account_id:
+        # Read once the lock is held: the note is then the one the previous step left.
+        account = MemberAccount.objects.select_related("course", "membership").filter(pk=account_id).first()
+        if account is None or not account.aws_account_id:
             return
-        if record.state in MUST_BE_STOPPED:
-            _stop_all(record)
-        elif record.state in MUST_RUN_AGAIN:
-            _restore_all(record)
+        if account.state in MUST_BE_STOPPED:
+            _stop_all(account)
+        elif account.state in MUST_RUN_AGAIN:
+            _restore_all(account)
     finally:
         cache.delete(lock)
 

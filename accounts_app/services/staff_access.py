@@ -91,21 +91,23 @@ class StaffAccessChanges:
     settling: list[str] = field(default_factory=list)  # new accounts AWS is still setting up
 
 
-def staff_access_sync(*, course: Course, email: str) -> StaffAccessChanges | None:
+def staff_access_sync(*, course_id: int, email: str) -> StaffAccessChanges | None:
     """Give one person the staff access their role in the course gives, and take away any other.
 
     AWS calls: GetUserId (and CreateUser for a new staff member, when the portal provisions
     users), one paginated ListAccountAssignmentsForPrincipal; then, only for each account whose
     access must change, ListParents and ListTagsForResource (the ownership check) and one
     Create/DeleteAccountAssignment per change (with a ListAccountAssignments before a creation,
-    and a status check when AWS has not finished at once). None when there is nothing to do.
-    Raises TransientAwsError, once the other accounts are done, while a brand-new account refuses.
+    and a status check when AWS has not finished at once). None when there is nothing to do (or
+    the course is gone). Raises TransientAwsError, once the other accounts are done, while a
+    brand-new account refuses.
     """
     try:
         organization = organization_ready()
     except AwsNotBootstrapped:
         return None
-    if course.access_mode != AccessMode.IDENTITY_CENTER or not organization.sso_instance_arn:
+    course = Course.objects.filter(pk=course_id).first()
+    if course is None or course.access_mode != AccessMode.IDENTITY_CENTER or not organization.sso_instance_arn:
         return None
     member = Membership.objects.filter(course=course, email=email).first()
     role = member.role if member is not None and member.role in STAFF_ROLES_WITH_ACCESS else None

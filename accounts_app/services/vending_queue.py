@@ -237,11 +237,11 @@ def _creation_refused(account: MemberAccount, error: AwsError) -> None:
 # --- Waiting for creation -------------------------------------------------------------------------
 
 
-def account_poll_creation(*, account: MemberAccount) -> float | None:
+def account_poll_creation(*, account_id: int) -> float | None:
     """Look at a creation in progress. Returns the seconds to wait before looking again, or
-    None when the account has left CREATING."""
-    account.refresh_from_db()
-    if account.state != S.CREATING:
+    None when the account has left CREATING (or is gone)."""
+    account = MemberAccount.objects.select_related("course", "membership").filter(pk=account_id).first()
+    if account is None or account.state != S.CREATING:
         return None
     if not account.create_request_id:
         return _resolve_unknown_creation(account)

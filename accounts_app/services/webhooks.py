@@ -201,10 +201,14 @@ def _payload(endpoint: WebhookEndpoint, notice: formats.Notice) -> dict:
     return formats.signed_payload(notice, created_at=timezone.now().isoformat())
 
 
-def webhook_deliver(*, delivery: WebhookDelivery, final: bool) -> bool:
+def webhook_deliver(*, delivery_id: int, final: bool) -> bool:
     """Make one attempt and record it. Returns whether the message was delivered (True also
-    when an earlier attempt did); raises WebhookRetry when it may pass and this is not the
-    `final` attempt, after which the message is given up."""
+    when an earlier attempt did; False when its endpoint was removed meanwhile, and the message
+    with it); raises WebhookRetry when it may pass and this is not the `final` attempt, after
+    which the message is given up."""
+    delivery = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
+    if delivery is None:
+        return False
     if delivery.status not in OPEN:
         return delivery.status == WebhookDeliveryStatus.DELIVERED
     endpoint = delivery.endpoint

@@ -79,11 +79,20 @@ def budget_name(account: MemberAccount) -> str:
 # --- The AWS Budget of each account ---------------------------------------------------------------
 
 
-def budget_ensure(*, account: MemberAccount) -> StudentBudget | None:
+# What the budget of an account is made from, loaded with the account.
+BUDGET_RELATIONS = ("course", "membership", "budget")
+
+
+def budget_ensure(*, account_id: int) -> StudentBudget | None:
     """Create (or bring up to date) the account's AWS Budget with its 50/80/100% actual and
     100% forecast notifications to the student and the course's usage contact: amount, period,
     dates and recipients follow the course. Returns None, with the reason in the account's
-    `last_error`, when the gate refuses."""
+    `last_error`, when the gate refuses (or the record is gone)."""
+    account = MemberAccount.objects.select_related(*BUDGET_RELATIONS).filter(pk=account_id).first()
+    return _budget_ensure(account) if account is not None else None
+
+
+def _budget_ensure(account: MemberAccount) -> StudentBudget | None:
     organization = AwsOrganization.load()
     try:
         action_gate(account, action=Action.BUDGET, organization=organization)
@@ -125,17 +134,15 @@ def budget_ensure(*, account: MemberAccount) -> StudentBudget | None:
     return budget
 
 
-def course_budgets_ensure(*, course: Course) -> int:
+def course_budgets_ensure(*, course_id: int) -> int:
     """Bring the AWS Budget of every account of the course that has one in line with the course
     (after an edit of its budget, period, dates or usage contact). Returns how many were checked;
     each goes through budget_ensure's gate."""
-    accounts = MemberAccount.objects.filter(course=course, budget__isnull=False).select_related(
-        "course", "membership", "budget"
-    )
+    accounts = MemberAccount.objects.filter(course_id=course_id, budget__isnull=False).select_related(*BUDGET_RELATIONS)
     checked = 0
     for account in accounts:
         try:
-            budget_ensure(account=account)
+            _budget_ensure(account)
         except PermanentAwsError as error:
             # One refused budget must not keep the course's other budgets behind; a person must look.
             MemberAccount.objects.filter(pk=account.pk).update(last_error=f"AWS Budget not updated: {error}")

@@ -36,8 +36,8 @@ class Command(BaseCommand):
         if skip_grace:
             # Freeze here rather than wait for the workers (both are safe to run twice), so
             # that the end policy finds every account frozen.
-            for account in ending_accounts(course).filter(state__in=IN_USE_STATES):
-                ending.account_end(account=account)
+            for account_id in ending_accounts(course).filter(state__in=IN_USE_STATES).values_list("pk", flat=True):
+                ending.account_end(account_id=account_id)
             started = ending.course_accounts_retire(course=course)
             self.stdout.write(f"End policy started for {started} account(s).")
         else:

@@ -198,7 +198,8 @@ def _item(
     unpriced: str = "",
     instances: Counter[str] | None = None,
 ) -> Running:
-    return Running(at.region, kind, id, label, tuple(charges), unpriced, tuple(sorted((instances or {}).items())))
+    counted = tuple(sorted((instances or {}).items()))
+    return Running(at.region, kind, id, label, tuple(charges), unpriced, instances=counted)
 
 
 # --- EC2 and EBS ----------------------------------------------------------------------------------

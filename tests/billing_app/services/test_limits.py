@@ -515,3 +515,50 @@ def test_a_second_cycle_over_a_frozen_account_freezes_nothing_again(
 
     assert AccountEvent.objects.filter(account=aws_account, to_state=AccountState.FROZEN).count() == 1
     assert len(mail.outbox) == mails
+
+
+def test_one_meter_cycle_freezes_an_account_over_its_bedrock_token_cap(
+    personas, course, aws_account, django_capture_on_commit_callbacks
+):
+    """From Bedrock's own CloudWatch figures to the freeze: the meter reads the day's tokens per
+    model (moto's CloudWatch holds what Bedrock publishes), gives each model its family, and the
+    limit adds up each family's models: two Claude models, each under the cap, are over it together."""
+    cloudwatch = client("cloudwatch", account_id=aws_account.aws_account_id, region=REGION)
+    used = timezone.now() - timedelta(minutes=20)
+    for model, tokens_in, tokens_out in [
+        ("anthropic.claude-3-haiku-20240307-v1:0", 2_000, 500),
+        ("us.anthropic.claude-3-5-sonnet-20240620-v1:0", 2_500, 1_000),
+        ("meta.llama3-8b-instruct-v1:0", 40_000, 10_000),
+    ]:
+        cloudwatch.put_metric_data(
+            Namespace="AWS/Bedrock",
+            MetricData=[
+                {
+                    "MetricName": name,
+                    "Dimensions": [{"Name": "ModelId", "Value": model}],
+                    "Value": value,
+                    "Timestamp": used,
+                }
+                for name, value in [
+                    ("InputTokenCount", tokens_in),
+                    ("OutputTokenCount", tokens_out),
+                    ("Invocations", 3),
+                ]
+            ],
+        )
+    limits(course, bedrock_daily_tokens=60_000)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        meter_cycle()
+    aws_account.refresh_from_db()
+    assert aws_account.state == AccountState.READY  # 6,000 Claude tokens, 50,000 Llama ones: none over
+
+    CourseSpendLimits.objects.filter(course=course).update(bedrock_daily_tokens=5_000)
+    with django_capture_on_commit_callbacks(execute=True):
+        account_meter_read(account_id=aws_account.pk, now=timezone.now() + meter_interval())
+
+    aws_account.refresh_from_db()
+    assert aws_account.state == AccountState.FROZEN
+    freeze = AccountEvent.objects.get(account=aws_account, to_state=AccountState.FROZEN)
+    assert freeze.reason == "anthropic.claude used 6,000 tokens today; the cap is 5,000"  # the first found
+    assert Alert.objects.get(account=aws_account, kind=AlertKind.FROZEN).limit == SpendLimit.BEDROCK_TOKENS

@@ -33,7 +33,7 @@ HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"  # $0.00025 and $0.00125 a thou
 SONNET = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 TODAY = datetime.combine(timezone.now().date(), time.min, tzinfo=UTC)
 # What every stored item says.
-STORED_KEYS = {"region", "kind", "kind_label", "id", "label", "usd_per_hour", "source", "why_unknown"}
+STORED_KEYS = {"region", "kind", "kind_label", "id", "label", "usd_per_hour", "source", "why_unknown", "instances"}
 
 
 @pytest.fixture(autouse=True)

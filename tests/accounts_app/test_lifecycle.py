@@ -45,7 +45,7 @@ CLASSES = {
 # New records start in these: a student's request, a request to bring their own account, and
 # the organization's pool record of a recycled account.
 STARTING_STATES = {S.REQUESTED, S.AWAITING_APPROVAL, S.COOLING_DOWN}
-ARCHITECTURE = Path(__file__).resolve().parent.parent / "docs" / "ARCHITECTURE.md"
+ARCHITECTURE = Path(__file__).resolve().parents[2] / "docs" / "ARCHITECTURE.md"
 
 _numbers = itertools.count()
 

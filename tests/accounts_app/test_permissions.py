@@ -167,7 +167,7 @@ class Scene:
 
 @pytest.fixture(autouse=True)
 def fast_test_settings(settings):
-    # The matrix is about course roles; test_mfa.py covers the second-factor requirement.
+    # The matrix is about course roles; tests/accounts_app/test_mfa.py covers the second factor.
     settings.PORTAL_REQUIRE_MFA_FOR_STAFF = False
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 PRODUCTION_ENV = {
     "PORTAL_ENV": "production",
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),

@@ -45,11 +45,11 @@ from billing_app.services.budgets import account_freeze, account_unfreeze, budge
 from portal.aws import organizations
 from portal.aws.errors import TransientAwsError
 from portal.aws.session import client
-from tests import test_authorization as authorization
+from tests.accounts_app import test_permissions as authorization
+from tests.accounts_app.test_permissions import DONE, MATRIX, PERSONAS, REQUESTS
 from tests.support.account_api import AccountApi
 from tests.support.aws_calls import NoAwsCalls, place_as_configured
 from tests.support.aws_script import AwsScript, Fault
-from tests.test_authorization import DONE, MATRIX, PERSONAS, REQUESTS
 
 # The authorization matrix's scene (and its settings), fixtures of this module too.
 scene = authorization.scene

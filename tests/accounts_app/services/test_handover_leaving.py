@@ -3,8 +3,8 @@ left, cancellation by the student or an instructor, a stalled handover timing ou
 request form's checks with AWS's own rules.
 
 moto enforces no SCP: what the leaving OU's SCP lets a root user do is decided by the policy
-evaluator in tests/test_scp_semantics.py; here AWS's Account Management API is played by
-tests/support/account_api.py (moto lacks it), as in tests/test_handover.py.
+evaluator in tests/portal/aws/test_scp_semantics.py; here AWS's Account Management API is played by
+tests/support/account_api.py (moto lacks it), as in tests/accounts_app/services/test_handover.py.
 """
 
 from __future__ import annotations
@@ -34,8 +34,7 @@ from accounts_app.services.identity import account_tags
 from accounts_app.services.ownership import NotOurs, ownership_check
 from portal.aws import organizations
 from portal.aws.guardrails import LEAVING_POLICY_NAME, leaving_policy
-from tests.support.account_api import AccountApi
-from tests.test_handover import (
+from tests.accounts_app.services.test_handover import (
     CONTACT,
     approved,
     assignments_of_account,
@@ -50,6 +49,7 @@ from tests.test_handover import (
     tags_of,
     text,
 )
+from tests.support.account_api import AccountApi
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ from accounts_app.services.reconcile import reconcile
 from accounts_app.services.rosters import member_add, member_change_role, member_remove, roster_import
 from accounts_app.tasks import staff_access_sync_task
 from portal.aws.errors import TransientAwsError
+from tests.accounts_app.services.test_cleanup import ready_account
 from tests.factories import MembershipFactory, UserFactory
 from tests.support.aws_script import AwsScript, Clock, Fault
-from tests.test_cleanup_service import ready_account
 
 
 def user_id_of(aws, email: str) -> str:

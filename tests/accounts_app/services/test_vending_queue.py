@@ -5,7 +5,7 @@ answer and has no handshakes. Here the tests script AWS's real answers on top of
 `AwsScript` answers chosen calls at botocore's `before-call` event (moto never sees those
 requests), lets others reach moto and then loses the answer, or lets moto do the work and edits
 what it says (IN_PROGRESS where moto says SUCCEEDED). Invitations of existing accounts are in
-test_bring_existing.py.
+tests/accounts_app/services/test_invited_accounts.py.
 
 Services are called directly (vending_dispatch, account_poll_creation, account_configure, …):
 these tests run inside a transaction that is rolled back, so the Celery tasks the services queue

@@ -741,7 +741,7 @@ MAKERS: dict[str, Callable] = {
 
 
 def test_every_kind_has_a_maker_here_and_a_plain_english_name():
-    # IAM's kinds have theirs in tests/test_aws_cleanup_iam.py.
+    # IAM's kinds have theirs in tests/portal/aws/test_cleanup_iam.py.
     assert set(MAKERS) | set(cleanup_iam.KIND_LABELS) == set(KINDS) == set(KIND_LABELS)
     assert all(KIND_LABELS[kind][0].isupper() and KIND_LABELS[kind].endswith("s") for kind in KINDS)
 

@@ -466,9 +466,10 @@ def test_launch_configurations_keep_to_the_families(instance_type, expected):
 
 
 def leaving(*, frozen: bool = False) -> list[dict[str, dict]]:
-    """The leaving OU sits directly under the organization's root (tests/test_handover.py checks
-    aws_bootstrap puts it there): the portal OU's deny-root SCP does not reach it. A frozen
-    account keeps its freeze SCP until it has left."""
+    """The leaving OU sits directly under the organization's root
+    (tests/accounts_app/services/test_handover_leaving.py checks aws_bootstrap puts it there): the
+    portal OU's deny-root SCP does not reach it. A frozen account keeps its freeze SCP until it
+    has left."""
     account = {"classroom-cloud-freeze": freeze_policy(portal_role=portal_role())} if frozen else {}
     return [{}, {"classroom-cloud-leaving": leaving_policy(portal_role=portal_role())}, account]
 

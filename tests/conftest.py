@@ -14,6 +14,7 @@ from devtools.emulator.server import (
 from portal.celery import app as celery_app
 from tests.factories import CourseFactory, MembershipFactory, UserFactory
 from tests.support.aws_calls import keep_requests_on_this_machine
+from tests.support.aws_script import AwsScript
 
 # Tests never reach AWS, whatever the shell they run in says: no endpoint (moto intercepts the
 # real AWS addresses in process), no profile, and credentials that open nothing.
@@ -124,3 +125,10 @@ def aws(settings):
         aws_bootstrap(actor=None)
         yield session
         session.reset()
+
+
+@pytest.fixture
+def script(aws) -> AwsScript:
+    """AWS's real answers, scripted call by call on top of the `aws` fixture's moto
+    (tests/support/aws_script.py)."""
+    return AwsScript(aws)

@@ -21,12 +21,7 @@ from accounts_app.services import closing
 from accounts_app.services.closing import account_poll_closure, close_dispatch
 from accounts_app.services.ownership import MANAGED_BY_TAG
 from tests.factories import MembershipFactory
-from tests.support.aws_script import LOST_AFTER_AWS, AwsScript, Clock, Edit, Fault
-
-
-@pytest.fixture
-def script(aws) -> AwsScript:
-    return AwsScript(aws)
+from tests.support.aws_script import LOST_AFTER_AWS, Clock, Edit, Fault
 
 
 @pytest.fixture

@@ -87,11 +87,6 @@ WRITES = {
 }
 
 
-@pytest.fixture
-def script(aws) -> AwsScript:
-    return AwsScript(aws)
-
-
 def moto_member(
     personas,
     *,

@@ -37,15 +37,9 @@ from tests.factories import (
     MembershipFactory,
     browser_form_data,
 )
-from tests.support.aws_script import AwsScript
 from tests.support.next_steps import record_account_steps
 
 moto_db = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def script(aws) -> AwsScript:
-    return AwsScript(aws)
 
 
 @pytest.fixture

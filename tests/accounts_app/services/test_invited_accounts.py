@@ -59,11 +59,6 @@ ROLE = "OrganizationAccountAccessRole"
 
 
 @pytest.fixture
-def script(aws) -> AwsScript:
-    return AwsScript(aws)
-
-
-@pytest.fixture
 def clock(monkeypatch) -> Clock:
     frozen = Clock()
     monkeypatch.setattr(timezone, "now", frozen)

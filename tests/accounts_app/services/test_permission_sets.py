@@ -18,7 +18,7 @@ from accounts_app.models import AwsOrganization
 from accounts_app.services import bootstrap
 from accounts_app.services.bootstrap import BootstrapError, aws_bootstrap
 from portal.aws.guardrails import PERMISSION_SETS
-from tests.support.aws_script import AwsScript, Edit
+from tests.support.aws_script import Edit
 
 VIEW_ONLY = "arn:aws:iam::aws:policy/job-function/ViewOnlyAccess"
 BILLING_VIEW = "arn:aws:iam::aws:policy/AWSBillingReadOnlyAccess"
@@ -55,11 +55,6 @@ def ta_policies(aws) -> set[str]:
         InstanceArn=organization.sso_instance_arn, PermissionSetArn=organization.permission_sets["ta"]
     )["AttachedManagedPolicies"]
     return {policy["Arn"] for policy in attached}
-
-
-@pytest.fixture
-def script(aws) -> AwsScript:
-    return AwsScript(aws)
 
 
 @pytest.fixture

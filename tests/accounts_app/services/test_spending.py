@@ -71,11 +71,6 @@ WRITES = {
 
 
 @pytest.fixture
-def script(aws) -> AwsScript:
-    return AwsScript(aws)
-
-
-@pytest.fixture
 def account(personas, aws) -> MemberAccount:
     """The persona student's ready account, made in moto and placed where vending puts it."""
     email = "aws+cs101-student@school.example"

@@ -21,7 +21,7 @@ from accounts_app.tasks import staff_access_sync_task
 from portal.aws.errors import TransientAwsError
 from tests.accounts_app.services.test_cleanup import ready_account
 from tests.factories import MembershipFactory, UserFactory
-from tests.support.aws_script import AwsScript, Clock, Fault
+from tests.support.aws_script import Clock, Fault
 
 
 def user_id_of(aws, email: str) -> str:
@@ -83,11 +83,6 @@ def committing(django_capture_on_commit_callbacks):
     """`with committing() as callbacks:` runs, as the block ends, what the code queued for after
     its commit (the tasks, eagerly), and lists it."""
     return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
-@pytest.fixture
-def script(aws) -> AwsScript:
-    return AwsScript(aws)
 
 
 @pytest.fixture

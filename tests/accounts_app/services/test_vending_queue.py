@@ -50,7 +50,6 @@ from portal.aws.errors import TransientAwsError, UnknownOutcome
 from tests.support.aws_script import (
     LOST_AFTER_AWS,
     NEVER_REACHED,
-    AwsScript,
     Clock,
     Edit,
     Fault,
@@ -62,11 +61,6 @@ from tests.support.next_steps import record_account_steps
 
 class WorkerKilled(BaseException):
     """The worker process dies (SIGKILL, OOM): nothing after this point runs."""
-
-
-@pytest.fixture
-def script(aws) -> AwsScript:
-    return AwsScript(aws)
 
 
 @pytest.fixture

@@ -40,7 +40,6 @@ from portal.aws.prices import price_list_price
 from portal.aws.session import client
 from tests.factories import MemberAccountFactory
 from tests.support.aws_calls import place_as_configured
-from tests.support.aws_script import AwsScript
 
 pytestmark = pytest.mark.django_db
 
@@ -73,11 +72,6 @@ def forget_cached_checks():
     cache.clear()
     yield
     cache.clear()
-
-
-@pytest.fixture
-def script(aws) -> AwsScript:
-    return AwsScript(aws)
 
 
 @pytest.fixture

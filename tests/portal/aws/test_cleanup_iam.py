@@ -28,7 +28,7 @@ from cryptography.x509.oid import NameOID
 from portal.aws import cleanup, cleanup_iam, iam_users
 from portal.aws.cleanup import KINDS, Resource
 from portal.aws.errors import PermanentAwsError
-from tests.support.aws_script import AwsScript, Fault
+from tests.support.aws_script import Fault
 from tests.support.strict_iam import StrictIam
 
 pytestmark = pytest.mark.django_db
@@ -58,11 +58,6 @@ def member(aws) -> str:
         "CreateAccountStatus"
     ]
     return status["AccountId"]
-
-
-@pytest.fixture
-def script(aws) -> AwsScript:
-    return AwsScript(aws)
 
 
 @pytest.fixture

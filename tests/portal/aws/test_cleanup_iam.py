@@ -29,13 +29,13 @@ from portal.aws import cleanup, cleanup_iam, iam_users
 from portal.aws.cleanup import KINDS, Resource
 from portal.aws.errors import PermanentAwsError
 from tests.support.aws_script import Fault
+from tests.support.cleanup_passes import listed
+from tests.support.member_resources import IMAGE_ID, REGION
 from tests.support.strict_iam import StrictIam
 
 pytestmark = pytest.mark.django_db
 
-REGION = "us-east-1"
 GLOBAL = cleanup_iam.REGION
-IMAGE_ID = "ami-12c6146b"  # any id does: moto does not check images
 POLICY = json.dumps(
     {
         "Version": "2012-10-17",
@@ -52,15 +52,6 @@ SAML_METADATA = (
 
 
 @pytest.fixture
-def member(aws) -> str:
-    """A new member account of the organization: its id."""
-    status = aws.client("organizations").create_account(Email="student@school.example", AccountName="student")[
-        "CreateAccountStatus"
-    ]
-    return status["AccountId"]
-
-
-@pytest.fixture
 def strict(aws, member, script) -> StrictIam:
     return StrictIam(script, aws, member)
 
@@ -68,11 +59,6 @@ def strict(aws, member, script) -> StrictIam:
 def _iam(aws, member: str):
     """IAM inside the member account, as the student uses it."""
     return aws.client("iam", account_id=member)
-
-
-def _listed(member: str, kind: str) -> dict[str, str]:
-    """The inventory's resources of one kind: id → label."""
-    return {r.id: r.label for r in cleanup.inventory(member, [REGION]) if r.kind == kind}
 
 
 def _trust(service: str) -> str:
@@ -246,12 +232,12 @@ def test_every_iam_kind_has_a_maker_and_comes_after_every_regional_kind():
 def test_each_iam_kind_is_listed_deleted_with_what_hangs_on_it_and_again_harmlessly(aws, member, strict, kind):
     resource_id, label = IAM_MAKERS[kind](aws, member, strict)
 
-    assert _listed(member, kind) == {resource_id: label}
+    assert listed(member, kind) == {resource_id: label}
 
     resource = Resource(GLOBAL, kind, resource_id, label)
     cleanup.delete(member, resource)  # IAM's DeleteConflict would raise here
 
-    assert _listed(member, kind) == {}
+    assert listed(member, kind) == {}
     cleanup.delete(member, resource)  # already gone: no error
 
 
@@ -273,7 +259,7 @@ def test_iam_refuses_a_plain_delete_of_what_still_holds_something(aws, member, s
         DIRECT_DELETIONS[kind](_iam(aws, member), resource_id)
 
     assert refused.value.response["Error"]["Code"] == "DeleteConflict"
-    assert _listed(member, kind).keys() == {resource_id}
+    assert listed(member, kind).keys() == {resource_id}
 
 
 def test_an_enabled_mfa_device_cannot_be_deleted_before_it_is_deactivated(aws, member, strict):
@@ -353,8 +339,8 @@ def test_a_role_leaves_its_instance_profiles_which_stay_and_loses_its_policies(a
 
     cleanup.delete(member, Resource(GLOBAL, "iam:role", "lab-function"))
 
-    assert _listed(member, "iam:role") == {}
-    assert set(_listed(member, "iam:instance-profile")) == {"lab-profile", "spare-profile"}
+    assert listed(member, "iam:role") == {}
+    assert set(listed(member, "iam:instance-profile")) == {"lab-profile", "spare-profile"}
     profile = iam.get_instance_profile(InstanceProfileName="lab-profile")["InstanceProfile"]
     assert profile["Roles"] == []
     assert script.calls["RemoveRoleFromInstanceProfile"] == 1
@@ -374,7 +360,7 @@ def test_something_removed_meanwhile_is_skipped_and_the_user_still_goes(aws, mem
 
     cleanup.delete(member, Resource(GLOBAL, "iam:user", "alice"))
 
-    assert _listed(member, "iam:user") == {}
+    assert listed(member, "iam:user") == {}
 
 
 # --- What cleanup keeps ---------------------------------------------------------------------------
@@ -410,9 +396,9 @@ def test_the_portals_role_aws_roles_and_the_schools_roles_are_kept_with_their_po
 
     roles = {r["RoleName"] for r in iam.list_roles()["Roles"]}
     assert {settings.PORTAL_AWS_MEMBER_ROLE_NAME, reserved, *kept_by_name} < roles
-    assert set(_listed(member, "iam:role")) == {"lab-function"}
-    assert set(_listed(member, "iam:policy")) == {students_policy}
-    assert set(_listed(member, "iam:saml-provider")) == {students_provider["SAMLProviderArn"]}
+    assert set(listed(member, "iam:role")) == {"lab-function"}
+    assert set(listed(member, "iam:policy")) == {students_policy}
+    assert set(listed(member, "iam:saml-provider")) == {students_provider["SAMLProviderArn"]}
 
 
 def test_a_kept_role_is_not_deleted_even_when_asked_by_name(aws, member, strict, settings):

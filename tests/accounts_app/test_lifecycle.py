@@ -207,6 +207,86 @@ def test_of_two_workers_racing_from_the_same_state_exactly_one_moves_it():
     assert moves(account) == [(S.READY, S.FROZEN)]
 
 
+# --- Compare-and-swap, as vending's workers meet it -----------------------------------------------
+
+
+@pytest.mark.django_db
+def test_transition_is_a_compare_and_swap(personas):
+    account = MemberAccount.objects.create(
+        course=personas.course, root_email="aws+a@school.example.edu", account_name="a"
+    )
+    first_worker = MemberAccount.objects.get(pk=account.pk)
+    second_worker = MemberAccount.objects.get(pk=account.pk)
+
+    won = transition(first_worker, expected=S.REQUESTED, to=S.CREATING, reason="first")
+    lost = transition(second_worker, expected=S.REQUESTED, to=S.CREATING, reason="second")
+
+    assert won is True
+    assert lost is False
+    assert first_worker.state == S.CREATING
+    assert second_worker.state == S.REQUESTED  # the loser's copy is not touched
+    assert list(AccountEvent.objects.filter(account=account).values_list("reason", flat=True)) == ["first"]
+
+
+@pytest.mark.django_db
+def test_transition_from_any_of_several_states_still_lets_one_caller_win(personas):
+    account = MemberAccount.objects.create(
+        course=personas.course,
+        root_email="aws+b@school.example.edu",
+        account_name="b",
+        state=S.CREATING,
+    )
+    copies = [MemberAccount.objects.get(pk=account.pk) for _ in range(2)]
+
+    results = [
+        transition(c, expected={S.REQUESTED, S.CREATING}, to=S.CONFIGURING, aws_account_id="210987654321")
+        for c in copies
+    ]
+
+    assert results == [True, False]
+    account.refresh_from_db()
+    assert account.state == S.CONFIGURING
+    assert account.aws_account_id == "210987654321"
+    assert AccountEvent.objects.filter(account=account).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_racing_past_the_check_still_make_one_transition(personas):
+    account = MemberAccount.objects.create(
+        course=personas.course, root_email="aws+c@school.example.edu", account_name="c"
+    )
+    both_checked = threading.Barrier(2, timeout=20)
+    results: dict[str, bool] = {}
+    errors: list[BaseException] = []
+
+    def hold_updates_until_both_checked(execute, sql, params, many, context):
+        if sql.lstrip().upper().startswith("UPDATE") and "memberaccount" in sql:
+            both_checked.wait()  # each worker has read REQUESTED before either writes
+        return execute(sql, params, many, context)
+
+    def worker(name: str) -> None:
+        try:
+            with connection.execute_wrapper(hold_updates_until_both_checked):
+                copy = MemberAccount.objects.get(pk=account.pk)
+                results[name] = transition(copy, expected=S.REQUESTED, to=S.CREATING, reason=name)
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(name,)) for name in ("one", "two")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert sorted(results.values()) == [False, True]
+    winner = next(name for name, won in results.items() if won)
+    events = list(AccountEvent.objects.filter(account=account))
+    assert [(e.from_state, e.to_state, e.reason) for e in events] == [(S.REQUESTED, S.CREATING, winner)]
+
+
 # --- The documentation ----------------------------------------------------------------------------
 
 

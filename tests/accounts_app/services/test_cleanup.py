@@ -19,11 +19,8 @@ from accounts_app.services.ending import account_retire
 from accounts_app.services.ownership import MANAGED_BY_TAG
 from accounts_app.services.vending_queue import account_poll_creation, vending_dispatch
 from tests.factories import CourseFactory, MembershipFactory
+from tests.support.accounts import WorkerKilled
 from tests.support.aws_script import Fault
-
-
-class WorkerKilled(BaseException):
-    """The worker dies: nothing after this point runs."""
 
 
 def ready_account(membership: Membership):

@@ -21,16 +21,7 @@ from accounts_app.services import closing
 from accounts_app.services.closing import account_poll_closure, close_dispatch
 from accounts_app.services.ownership import MANAGED_BY_TAG
 from tests.factories import MembershipFactory
-from tests.support.aws_script import LOST_AFTER_AWS, Clock, Edit, Fault
-
-
-@pytest.fixture
-def clock(monkeypatch) -> Clock:
-    from django.utils import timezone
-
-    frozen = Clock()
-    monkeypatch.setattr(timezone, "now", frozen)
-    return frozen
+from tests.support.aws_script import LOST_AFTER_AWS, Edit, Fault
 
 
 def queued_account(aws, course, n: int) -> MemberAccount:

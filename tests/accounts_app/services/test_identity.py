@@ -21,7 +21,7 @@ from accounts_app.choices import AccountState as S
 from accounts_app.choices import CourseRole
 from accounts_app.forms import CourseForm
 from accounts_app.lifecycle import transition
-from accounts_app.models import AuditEvent, AwsOrganization, Course, MemberAccount, Membership
+from accounts_app.models import AuditEvent, AwsOrganization, Course, MemberAccount
 from accounts_app.services.account_requests import account_request, course_precreate
 from accounts_app.services.account_setup import account_configure
 from accounts_app.services.courses import CODE_LOCKED, CourseError, course_update
@@ -37,28 +37,12 @@ from tests.factories import (
     MembershipFactory,
     browser_form_data,
 )
-from tests.support.next_steps import record_account_steps
+from tests.support.accounts import queued_account, student_membership
 
 moto_db = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def queued(monkeypatch):
-    """The follow-up tasks the services queue for an account, by task name (recorded, not run)."""
-    return record_account_steps(monkeypatch)
-
-
 # --- Helpers --------------------------------------------------------------------------------------
-
-
-def student_membership(personas) -> Membership:
-    return Membership.objects.get(user=personas.student)
-
-
-def queued_account(personas) -> MemberAccount:
-    account = account_request(actor=personas.student, membership=student_membership(personas))
-    assert account.state == S.REQUESTED
-    return account
 
 
 def account_in_organization(aws, *, email: str, name: str, tags: dict[str, str]) -> str:

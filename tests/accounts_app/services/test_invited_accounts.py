@@ -51,18 +51,12 @@ from accounts_app.services.invited_accounts import (
 from accounts_app.services.reconcile import reconcile
 from portal.aws import access_role
 from portal.aws.errors import UnknownOutcome
-from tests.support.aws_script import AwsScript, Clock, Fault
+from tests.support.accounts import student_membership, transitions
+from tests.support.aws_script import AwsScript, Fault
 
 EXISTING_ID = "111122223333"
 NEW_HANDSHAKE = "h-0a1b2c3d4e5f6a7b"
 ROLE = "OrganizationAccountAccessRole"
-
-
-@pytest.fixture
-def clock(monkeypatch) -> Clock:
-    frozen = Clock()
-    monkeypatch.setattr(timezone, "now", frozen)
-    return frozen
 
 
 # --- Helpers --------------------------------------------------------------------------------------
@@ -110,10 +104,6 @@ def without_reference(notes: str) -> str:
     return notes.split(" Portal reference ")[0]
 
 
-def student_membership(personas) -> Membership:
-    return Membership.objects.get(user=personas.student)
-
-
 def bring(personas, aws_account_id: str = EXISTING_ID) -> MemberAccount:
     account = account_bring_existing(
         actor=personas.student, membership=student_membership(personas), aws_account_id=aws_account_id
@@ -151,10 +141,6 @@ def joined(aws, account: MemberAccount) -> None:
     aws.client("organizations").tag_resource(
         ResourceId=account.aws_account_id, Tags=[{"Key": k, "Value": v} for k, v in account_tags(account).items()]
     )
-
-
-def transitions(account: MemberAccount) -> list[tuple[str, str]]:
-    return [(e.from_state, e.to_state) for e in AccountEvent.objects.filter(account=account).order_by("id")]
 
 
 # --- The instructor's approval --------------------------------------------------------------------

@@ -35,6 +35,7 @@ from billing_app.models import AccountDailyCost, CostRecord
 from billing_app.services.costs import AccountOwners, costs_sync
 from portal.aws import organizations
 from tests.factories import CourseFactory, MemberAccountFactory, MembershipFactory
+from tests.support.accounts import WorkerKilled
 from tests.support.aws_script import AwsScript, Clock
 from tests.support.cost_explorer import page, period, seed
 
@@ -55,10 +56,6 @@ def pool_tags(pooled: MemberAccount) -> dict[str, str]:
 
 
 EC2 = "Amazon Elastic Compute Cloud - Compute"
-
-
-class WorkerKilled(BaseException):
-    """The worker dies (SIGKILL, OOM): nothing after this point runs."""
 
 
 @pytest.fixture(autouse=True)

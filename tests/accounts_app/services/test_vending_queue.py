@@ -1,39 +1,34 @@
-"""Vending when AWS answers as AWS does, not as moto does.
+"""Vending when AWS answers as AWS does, not as moto does: the queue and CreateAccount
+(accounts_app/services/vending_queue.py).
 
 moto creates every account at once, takes duplicate root emails, never throttles, never loses an
 answer and has no handshakes. Here the tests script AWS's real answers on top of it: an
 `AwsScript` answers chosen calls at botocore's `before-call` event (moto never sees those
 requests), lets others reach moto and then loses the answer, or lets moto do the work and edits
-what it says (IN_PROGRESS where moto says SUCCEEDED). Invitations of existing accounts are in
-tests/accounts_app/services/test_invited_accounts.py.
+what it says (IN_PROGRESS where moto says SUCCEEDED). Configuring the new account is in
+test_account_setup.py, invitations of existing accounts in test_invited_accounts.py, and the
+compare-and-swap both rely on in tests/accounts_app/test_lifecycle.py.
 
-Services are called directly (vending_dispatch, account_poll_creation, account_configure, …):
-these tests run inside a transaction that is rolled back, so the Celery tasks the services queue
-"on commit" never run unless a test calls them.
+Services are called directly (vending_dispatch, account_poll_creation, …): these tests run inside
+a transaction that is rolled back, so the Celery tasks the services queue "on commit" never run
+unless a test calls them.
 """
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
-from django.db import connection
-from django.utils import timezone
 
 from accounts_app import tasks
 from accounts_app.choices import AccountState as S
-from accounts_app.choices import CourseRole
-from accounts_app.lifecycle import transition
-from accounts_app.models import AccountEvent, AwsOrganization, MemberAccount, Membership
-from accounts_app.services import account_setup, vending_queue
+from accounts_app.models import AccountEvent, AwsOrganization, MemberAccount
+from accounts_app.services import vending_queue
 from accounts_app.services.account_requests import (
-    account_request,
     course_precreate,
 )
 from accounts_app.services.account_setup import account_configure
@@ -45,36 +40,20 @@ from accounts_app.services.vending_queue import (
     account_poll_creation,
     vending_dispatch,
 )
-from portal.aws import identity_center, organizations, quotas
-from portal.aws.errors import TransientAwsError, UnknownOutcome
+from portal.aws import organizations, quotas
+from tests.support.accounts import (
+    WorkerKilled,
+    queued_account,
+    record_transitions,
+    second_worker_meanwhile,
+    transitions,
+)
 from tests.support.aws_script import (
     LOST_AFTER_AWS,
     NEVER_REACHED,
-    Clock,
     Edit,
     Fault,
 )
-from tests.support.next_steps import record_account_steps
-
-# --- Scripting AWS --------------------------------------------------------------------------------
-
-
-class WorkerKilled(BaseException):
-    """The worker process dies (SIGKILL, OOM): nothing after this point runs."""
-
-
-@pytest.fixture
-def clock(monkeypatch) -> Clock:
-    frozen = Clock()
-    monkeypatch.setattr(timezone, "now", frozen)
-    return frozen
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    """The follow-up tasks the services queue for an account, by task name (recorded, not run)."""
-    return record_account_steps(monkeypatch)
-
 
 # --- Helpers --------------------------------------------------------------------------------------
 
@@ -120,17 +99,6 @@ def tags_sent_for(script, account: MemberAccount) -> dict:
     return {"Tags": sent[-1]}
 
 
-def student_membership(personas) -> Membership:
-    return Membership.objects.get(user=personas.student)
-
-
-def queued_account(personas) -> MemberAccount:
-    """The student's account, waiting in the vending queue."""
-    account = account_request(actor=personas.student, membership=student_membership(personas))
-    assert account.state == S.REQUESTED
-    return account
-
-
 def creating_account(personas, script) -> MemberAccount:
     """The student's account, CreateAccount sent and IN_PROGRESS at AWS (nothing in moto)."""
     account = queued_account(personas)
@@ -142,32 +110,8 @@ def creating_account(personas, script) -> MemberAccount:
     return account
 
 
-def configuring_account(personas) -> MemberAccount:
-    """The student's account, created by moto and ready to be configured."""
-    account = queued_account(personas)
-    vending_dispatch()
-    account_poll_creation(account=account)
-    account.refresh_from_db()
-    assert account.state == S.CONFIGURING
-    return account
-
-
 def accounts_in_organization(email: str) -> list[organizations.Account]:
     return [a for a in organizations.list_accounts() if a.email.lower() == email.lower()]
-
-
-def transitions(account: MemberAccount) -> list[tuple[str, str]]:
-    return [(e.from_state, e.to_state) for e in AccountEvent.objects.filter(account=account).order_by("id")]
-
-
-def assignments_of(aws, account: MemberAccount, role: str, user_id: str) -> list[dict]:
-    organization = AwsOrganization.load()
-    listed = aws.client("sso-admin").list_account_assignments(
-        InstanceArn=organization.sso_instance_arn,
-        AccountId=account.aws_account_id,
-        PermissionSetArn=organization.permission_sets[role],
-    )["AccountAssignments"]
-    return [a for a in listed if a["PrincipalId"] == user_id]
 
 
 # --- Creation: IN_PROGRESS, then SUCCEEDED -------------------------------------------------------
@@ -553,109 +497,6 @@ def test_reconcile_reads_the_quota_again_and_releases_the_accounts_when_aws_rais
     assert set(quota.regions) == {"us-east-1"}
 
 
-# --- A brand-new account is not ready at once ----------------------------------------------------
-# moto lets every new account be entered and assigned at once; AWS refuses for some minutes after
-# CreateAccount succeeds. These tests script AWS's refusals (AssumeRole on the portal's base
-# session, whose STS clients inherit its handlers; Identity Center through AwsScript).
-
-ASSUME_ROLE_REFUSALS = {
-    "AccessDenied": Fault(
-        "AccessDenied",
-        "User: arn:aws:sts::123456789012:assumed-role/portal/classroom-cloud-portal is not authorized to "
-        "perform: sts:AssumeRole on resource: arn:aws:iam::210987654321:role/OrganizationAccountAccessRole",
-        status=403,
-    ),
-    "RegionDisabledException": Fault(
-        "RegionDisabledException",
-        "STS is not activated in this region for account:210987654321. Your account administrator can "
-        "activate STS in this region using the IAM Console.",
-        status=403,
-    ),
-}
-
-
-class AssumeRoleRefusals:
-    """AssumeRole into member accounts answered with `fault` while `refusing`."""
-
-    def __init__(self, aws, fault: Fault):
-        self.fault, self.refusing, self.refused = fault, True, 0
-        aws.base_session().events.register("before-call.sts.AssumeRole", self._answer)
-
-    def _answer(self, **kwargs):
-        if self.refusing:
-            self.refused += 1
-            return self.fault.response()
-        return None
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("code", sorted(ASSUME_ROLE_REFUSALS))
-def test_a_new_account_refusing_its_role_is_tried_again_not_failed(personas, aws, clock, code):
-    account = configuring_account(personas)
-    aws.forget_member_session(account.aws_account_id)
-    refusals = AssumeRoleRefusals(aws, ASSUME_ROLE_REFUSALS[code])
-
-    for _ in range(2):
-        with pytest.raises(TransientAwsError, match="still being set up"):
-            account_configure(account=account)
-        clock.advance(timedelta(minutes=6))
-    account.refresh_from_db()
-    assert account.state == S.CONFIGURING
-    assert refusals.refused == 2
-
-    refusals.refusing = False  # AWS has finished setting the account up
-    account_configure(account=account)
-
-    account.refresh_from_db()
-    assert account.state == S.READY
-
-
-@pytest.mark.django_db
-def test_an_account_still_refusing_its_role_after_the_grace_window_fails(personas, aws, clock, settings):
-    settings.PORTAL_AWS_NEW_ACCOUNT_GRACE_MINUTES = 15
-    account = configuring_account(personas)
-    aws.forget_member_session(account.aws_account_id)
-    AssumeRoleRefusals(aws, ASSUME_ROLE_REFUSALS["AccessDenied"])
-    clock.advance(timedelta(minutes=16))
-
-    account_configure(account=account)
-
-    account.refresh_from_db()
-    assert account.state == S.FAILED
-    assert "not allowed to AssumeRole" in account.last_error
-
-
-ASSIGNMENT_REFUSALS = {
-    "AccessDeniedException": Fault("AccessDeniedException", "User is not authorized to perform this action."),
-    "FAILED status": lambda params: {
-        "AccountAssignmentCreationStatus": {
-            "Status": "FAILED",
-            "RequestId": str(uuid.uuid4()),
-            "FailureReason": "Received a 404 status error: Not supported account.",
-            "TargetId": params["TargetId"],
-        }
-    },
-}
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("answer", sorted(ASSIGNMENT_REFUSALS))
-def test_a_new_account_refused_by_identity_center_is_tried_again_not_failed(personas, aws, script, clock, answer):
-    account = configuring_account(personas)
-    script.answer("sso-admin", "CreateAccountAssignment", ASSIGNMENT_REFUSALS[answer])
-
-    with pytest.raises(TransientAwsError):
-        account_configure(account=account)
-    account.refresh_from_db()
-    assert account.state == S.CONFIGURING
-
-    clock.advance(timedelta(minutes=3))
-    account_configure(account=account)  # AWS assigns this time (moto)
-
-    account.refresh_from_db()
-    assert account.state == S.READY
-
-
 # --- Lost answers to CreateAccount ----------------------------------------------------------------
 
 
@@ -821,83 +662,6 @@ def test_a_worker_killed_right_after_create_account_leaves_one_account(personas,
 
 
 @pytest.mark.django_db
-def test_transition_is_a_compare_and_swap(personas):
-    account = MemberAccount.objects.create(
-        course=personas.course, root_email="aws+a@school.example.edu", account_name="a"
-    )
-    first_worker = MemberAccount.objects.get(pk=account.pk)
-    second_worker = MemberAccount.objects.get(pk=account.pk)
-
-    won = transition(first_worker, expected=S.REQUESTED, to=S.CREATING, reason="first")
-    lost = transition(second_worker, expected=S.REQUESTED, to=S.CREATING, reason="second")
-
-    assert won is True
-    assert lost is False
-    assert first_worker.state == S.CREATING
-    assert second_worker.state == S.REQUESTED  # the loser's copy is not touched
-    assert list(AccountEvent.objects.filter(account=account).values_list("reason", flat=True)) == ["first"]
-
-
-@pytest.mark.django_db
-def test_transition_from_any_of_several_states_still_lets_one_caller_win(personas):
-    account = MemberAccount.objects.create(
-        course=personas.course,
-        root_email="aws+b@school.example.edu",
-        account_name="b",
-        state=S.CREATING,
-    )
-    copies = [MemberAccount.objects.get(pk=account.pk) for _ in range(2)]
-
-    results = [
-        transition(c, expected={S.REQUESTED, S.CREATING}, to=S.CONFIGURING, aws_account_id="210987654321")
-        for c in copies
-    ]
-
-    assert results == [True, False]
-    account.refresh_from_db()
-    assert account.state == S.CONFIGURING
-    assert account.aws_account_id == "210987654321"
-    assert AccountEvent.objects.filter(account=account).count() == 1
-
-
-@pytest.mark.django_db(transaction=True)
-def test_two_workers_racing_past_the_check_still_make_one_transition(personas):
-    account = MemberAccount.objects.create(
-        course=personas.course, root_email="aws+c@school.example.edu", account_name="c"
-    )
-    both_checked = threading.Barrier(2, timeout=20)
-    results: dict[str, bool] = {}
-    errors: list[BaseException] = []
-
-    def hold_updates_until_both_checked(execute, sql, params, many, context):
-        if sql.lstrip().upper().startswith("UPDATE") and "memberaccount" in sql:
-            both_checked.wait()  # each worker has read REQUESTED before either writes
-        return execute(sql, params, many, context)
-
-    def worker(name: str) -> None:
-        try:
-            with connection.execute_wrapper(hold_updates_until_both_checked):
-                copy = MemberAccount.objects.get(pk=account.pk)
-                results[name] = transition(copy, expected=S.REQUESTED, to=S.CREATING, reason=name)
-        except Exception as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(name,)) for name in ("one", "two")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
-    assert sorted(results.values()) == [False, True]
-    winner = next(name for name, won in results.items() if won)
-    events = list(AccountEvent.objects.filter(account=account))
-    assert [(e.from_state, e.to_state, e.reason) for e in events] == [(S.REQUESTED, S.CREATING, winner)]
-
-
-@pytest.mark.django_db
 def test_a_poll_message_delivered_twice_moves_the_account_once(personas, aws, script, queued):
     account = creating_account(personas, script)
     script.answer(
@@ -926,22 +690,12 @@ def test_two_overlapping_polls_of_a_finished_creation_move_the_account_once(pers
         described("SUCCEEDED", AccountId="210987654321"),
     )
     script.always("organizations", "ListTagsForResource", tags_sent_for(script, account))
-    outcomes = []
-    real_transition = vending_queue.transition
-
-    def recorded_transition(*args, **kwargs):
-        outcomes.append((kwargs["to"], real_transition(*args, **kwargs)))
-        return outcomes[-1][1]
-
-    monkeypatch.setattr(vending_queue, "transition", recorded_transition)
-    second_delivery = []
-
-    def second_worker_polls_meanwhile(**kwargs):
-        if not second_delivery:
-            second_delivery.append(True)
-            account_poll_creation(account=MemberAccount.objects.get(pk=account.pk))
-
-    aws.add_hook("after-call.organizations.DescribeCreateAccountStatus", second_worker_polls_meanwhile)
+    outcomes = record_transitions(monkeypatch, vending_queue)
+    second_worker_meanwhile(
+        aws,
+        "after-call.organizations.DescribeCreateAccountStatus",
+        lambda: account_poll_creation(account=MemberAccount.objects.get(pk=account.pk)),
+    )
 
     account_poll_creation(account=account)
 
@@ -950,98 +704,6 @@ def test_two_overlapping_polls_of_a_finished_creation_move_the_account_once(pers
     assert transitions(account)[-1] == (S.CREATING, S.CONFIGURING)
     assert AccountEvent.objects.filter(account=account, to_state=S.CONFIGURING).count() == 1
     assert queued["account_configure_task"] == [account.pk]
-
-
-@pytest.mark.django_db
-def test_a_configure_message_delivered_twice_has_one_set_of_aws_side_effects(personas, aws, script):
-    account = configuring_account(personas)
-
-    tasks.account_configure_task(account.pk)
-    calls_after_first = Counter(script.calls)
-    tasks.account_configure_task(account.pk)
-
-    account.refresh_from_db()
-    assert account.state == S.READY
-    assert script.calls == calls_after_first  # the second delivery did not call AWS at all
-    assert script.calls["MoveAccount"] == 1
-    assert script.calls["TagResource"] == 1
-    assert script.calls["CreateAccountAssignment"] == 3  # the student, the TA, the instructor
-    assert len(assignments_of(aws, account, "student", account.identity_store_user_id)) == 1
-    assert AccountEvent.objects.filter(account=account, to_state=S.READY).count() == 1
-
-
-@pytest.mark.django_db
-def test_two_overlapping_configure_workers_assign_once_and_move_the_account_once(personas, aws, script, monkeypatch):
-    account = configuring_account(personas)
-    outcomes = []
-    real_transition = account_setup.transition
-
-    def recorded_transition(*args, **kwargs):
-        outcomes.append((kwargs["to"], real_transition(*args, **kwargs)))
-        return outcomes[-1][1]
-
-    monkeypatch.setattr(account_setup, "transition", recorded_transition)
-    second_delivery = []
-
-    def second_worker_runs_meanwhile(**kwargs):
-        if not second_delivery:
-            second_delivery.append(True)
-            account_configure(account=MemberAccount.objects.get(pk=account.pk))
-
-    aws.add_hook("after-call.organizations.MoveAccount", second_worker_runs_meanwhile)
-
-    account_configure(account=account)
-
-    account.refresh_from_db()
-    assert account.state == S.READY
-    assert outcomes == [(S.READY, True), (S.READY, False)]
-    assert script.calls["MoveAccount"] == 1  # the second worker found it in the course OU already
-    assert script.calls["CreateAccountAssignment"] == 3  # the first worker found them all made
-    assert len(assignments_of(aws, account, "student", account.identity_store_user_id)) == 1
-    assert AccountEvent.objects.filter(account=account, to_state=S.READY).count() == 1
-
-
-# --- Workers killed mid-step ----------------------------------------------------------------------
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize(
-    ("service", "operation"),
-    [
-        ("organizations", "MoveAccount"),
-        ("organizations", "TagResource"),
-        ("sso-admin", "CreateAccountAssignment"),
-        ("identitystore", "CreateUser"),
-    ],
-)
-def test_configure_resumes_after_a_worker_is_killed_mid_step(personas, aws, script, service, operation):
-    account = configuring_account(personas)
-    killed = []
-
-    def kill_once(**kwargs):  # after AWS did the work, before the worker could go on
-        if not killed:
-            killed.append(True)
-            raise WorkerKilled
-
-    aws.add_hook(f"after-call.{service}.{operation}", kill_once)
-
-    with pytest.raises(WorkerKilled):
-        account_configure(account=account)
-    account.refresh_from_db()
-    assert account.state == S.CONFIGURING
-
-    account_configure(account=account)  # the message is delivered again
-
-    account.refresh_from_db()
-    assert account.state == S.READY
-    assert script.calls["MoveAccount"] == 1
-    assert script.calls["CreateAccountAssignment"] == 3
-    assert script.calls["CreateUser"] == 3  # the student, the TA, the instructor: once each
-    assert len(assignments_of(aws, account, "student", account.identity_store_user_id)) == 1
-    personas.course.refresh_from_db()
-    assert organizations.parent_id(account.aws_account_id) == personas.course.aws_ou_id
-    assert transitions(account)[-1] == (S.CONFIGURING, S.READY)
-    assert AccountEvent.objects.filter(account=account, to_state=S.READY).count() == 1
 
 
 # --- The queue's quotas ---------------------------------------------------------------------------
@@ -1098,165 +760,3 @@ def test_the_queue_keeps_to_the_create_account_rate_and_to_five_creations_in_fli
     assert creating() == 5
     assert fourth.waiting == 2
     assert script.calls["CreateAccount"] == 6
-
-
-# --- Identity Center assignments ------------------------------------------------------------------
-
-
-def assignment_in_progress(parsed: dict) -> None:
-    parsed["AccountAssignmentCreationStatus"]["Status"] = "IN_PROGRESS"
-
-
-def assignment_status(status: str, **fields) -> dict:
-    return {
-        "AccountAssignmentCreationStatus": {
-            "Status": status,
-            "RequestId": str(uuid.uuid4()),
-            "TargetId": "210987654321",
-            "TargetType": "AWS_ACCOUNT",
-            "PrincipalType": "USER",
-            "CreatedDate": datetime.now(UTC),
-            **fields,
-        }
-    }
-
-
-@pytest.mark.django_db
-def test_an_assignment_in_progress_is_described_until_it_succeeds(personas, aws, script):
-    account = configuring_account(personas)
-    script.answer("sso-admin", "CreateAccountAssignment", Edit(assignment_in_progress))
-
-    account_configure(account=account)
-
-    account.refresh_from_db()
-    assert account.state == S.READY
-    assert script.calls["DescribeAccountAssignmentCreationStatus"] == 1
-    created = script.params["CreateAccountAssignment"][0]
-    assert created["PrincipalId"] == account.identity_store_user_id
-    assert len(assignments_of(aws, account, "student", account.identity_store_user_id)) == 1
-
-
-@pytest.mark.django_db
-def test_an_assignment_still_in_progress_is_retried_and_not_created_twice(personas, aws, script):
-    account = configuring_account(personas)
-    script.answer("sso-admin", "CreateAccountAssignment", Edit(assignment_in_progress))
-    script.answer(
-        "sso-admin",
-        "DescribeAccountAssignmentCreationStatus",
-        Edit(lambda parsed: parsed["AccountAssignmentCreationStatus"].update(Status="IN_PROGRESS")),
-    )
-
-    with pytest.raises(TransientAwsError, match="still being created"):
-        account_configure(account=account)
-    account.refresh_from_db()
-    assert account.state == S.CONFIGURING
-
-    account_configure(account=account)  # the task's retry
-
-    account.refresh_from_db()
-    assert account.state == S.READY
-    assert script.calls["CreateAccountAssignment"] == 3  # the student once, then the TA and the instructor
-    assert len(assignments_of(aws, account, "student", account.identity_store_user_id)) == 1
-
-
-@pytest.mark.django_db
-def test_a_failed_assignment_fails_the_account_with_the_reason(personas, aws, script, clock, settings):
-    account = configuring_account(personas)
-    # Past the window in which a new account's refusals are waited out.
-    clock.advance(timedelta(minutes=settings.PORTAL_AWS_NEW_ACCOUNT_GRACE_MINUTES + 1))
-    reason = (
-        "Received a 404 status error: Not supported account ID. "
-        "Please verify that the account exists in your organization."
-    )
-    script.answer(
-        "sso-admin",
-        "CreateAccountAssignment",
-        lambda params: assignment_status(
-            "IN_PROGRESS",
-            PermissionSetArn=params["PermissionSetArn"],
-            PrincipalId=params["PrincipalId"],
-        ),
-    )
-    script.answer(
-        "sso-admin",
-        "DescribeAccountAssignmentCreationStatus",
-        assignment_status("FAILED", FailureReason=reason),
-    )
-
-    account_configure(account=account)
-
-    account.refresh_from_db()
-    assert account.state == S.FAILED
-    assert account.last_error == f"AWS refused CreateAccountAssignment: {reason}"
-    assert transitions(account)[-1] == (S.CONFIGURING, S.FAILED)
-    assert script.calls["CreateAccountAssignment"] == 1  # nothing more after the failure
-
-
-@pytest.mark.django_db
-def test_a_lost_assignment_answer_is_found_by_has_assignment_and_not_sent_again(personas, aws, script):
-    account = configuring_account(personas)
-    script.answer("sso-admin", "CreateAccountAssignment", LOST_AFTER_AWS)
-
-    account_configure(account=account)
-
-    account.refresh_from_db()
-    assert account.state == S.READY
-    assert script.sent["CreateAccountAssignment"] == 3  # the student once (lost), the TA, the instructor
-    assert len(assignments_of(aws, account, "student", account.identity_store_user_id)) == 1
-
-
-@pytest.mark.django_db
-def test_an_assignment_request_that_never_reached_aws_is_sent_on_the_retry(personas, aws, script):
-    account = configuring_account(personas)
-    script.answer("sso-admin", "CreateAccountAssignment", NEVER_REACHED)
-
-    with pytest.raises(UnknownOutcome):
-        account_configure(account=account)
-    account.refresh_from_db()
-    assert account.state == S.CONFIGURING
-    assert assignments_of(aws, account, "student", account.identity_store_user_id) == []
-
-    account_configure(account=account)
-
-    account.refresh_from_db()
-    assert account.state == S.READY
-    assert len(assignments_of(aws, account, "student", account.identity_store_user_id)) == 1
-
-
-@pytest.mark.django_db
-def test_an_identity_center_conflict_is_retried_not_failed(personas, aws, script):
-    # Identity Center's ConflictException: "a previous write did not have time to propagate …
-    # a retry (with appropriate backoff logic) is the recommended response".
-    account = configuring_account(personas)
-    script.answer(
-        "sso-admin",
-        "CreateAccountAssignment",
-        Fault("ConflictException", "A conflicting request is already in progress.", status=409),
-    )
-
-    with pytest.raises(TransientAwsError):
-        account_configure(account=account)
-    account.refresh_from_db()
-    assert account.state == S.CONFIGURING
-    assert account.last_error == ""
-
-    account_configure(account=account)
-
-    account.refresh_from_db()
-    assert account.state == S.READY
-    assert len(assignments_of(aws, account, "student", account.identity_store_user_id)) == 1
-
-
-@pytest.mark.django_db
-def test_a_member_of_a_course_with_staff_gets_every_role_assigned_exactly_once(personas, aws, script):
-    account = configuring_account(personas)
-
-    account_configure(account=account)
-    account_configure(account=account)
-
-    organization = AwsOrganization.load()
-    store = organization.identity_store_id
-    for role in (CourseRole.TA, CourseRole.INSTRUCTOR):
-        member = Membership.objects.get(course=personas.course, role=role)
-        user_id = identity_center.find_user(store, member.email)
-        assert len(assignments_of(aws, account, role, user_id)) == 1

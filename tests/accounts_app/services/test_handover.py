@@ -9,11 +9,14 @@ one-time codes), and the refusals of RemoveAccountFromOrganization (moto lets an
 Journeys through the pages run with real transactions (`moto_db`), so the Celery tasks queued
 "on commit" run eagerly as they would in production. The other tests run in a rolled-back
 transaction and call `handover_advance` themselves, where the task would.
+
+Here: the whole journey through the pages, then its steps one at a time. Asking, declining and
+the staff's pages are in test_handover_requests.py; what AWS asks for before the account may
+leave, the leaving OU, cancelling and timing out in test_handover_leaving.py.
 """
 
 from __future__ import annotations
 
-import html
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -22,14 +25,12 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts_app.choices import AccountOrigin, AccountState, AuditAction, EndPolicy, HandoverStatus
-from accounts_app.lifecycle import transition
+from accounts_app.choices import AccountState, AuditAction, HandoverStatus
 from accounts_app.models import (
     AccountEvent,
     AuditEvent,
     AwsOrganization,
     Handover,
-    MemberAccount,
     Membership,
 )
 from accounts_app.services.account_requests import account_request
@@ -40,442 +41,42 @@ from accounts_app.services.handover import (
     HandoverError,
     handover_advance,
     handover_approve,
-    handover_code_check,
     handover_decline,
     handover_request,
     handover_resend_code,
-    handover_student_ready,
     handover_submit_code,
 )
 from accounts_app.services.ownership import MANAGED_BY_TAG
 from billing_app.models import AccountDailyCost
-from billing_app.services.budgets import budget_ensure
-from portal.aws import account_mgmt
 from portal.aws.errors import TransientAwsError
-from tests.factories import MemberAccountFactory, MembershipFactory
-from tests.support.account_api import AccountApi
-from tests.support.aws_calls import place_as_configured
-from tests.support.aws_script import Fault
+from tests.factories import MembershipFactory
+from tests.support.accounts import WorkerKilled
+from tests.support.handover import (
+    CONTACT,
+    OWN_EMAIL,
+    PAYMENT,
+    approved,
+    assignments_of_account,
+    attached_policy_ids,
+    budget_names,
+    code_given,
+    contacts_of,
+    detached,
+    handover_audit,
+    identity_user_names,
+    membership_of,
+    moto_account,
+    organization_account_ids,
+    parent_of,
+    sent,
+    tags_of,
+    text,
+    vended_account,
+)
 
 moto_db = pytest.mark.django_db(transaction=True)
-
-OWN_EMAIL = "ada.lovelace@home.example"
-CONTACT = {
-    "new_root_email": OWN_EMAIL,
-    "contact_name": "Ada Lovelace",
-    "contact_phone": "+44 20 7946 0958",
-}
-CONTACT_TYPES = ("BILLING", "OPERATIONS", "SECURITY")
-PAYMENT = "MEMBER_ACCOUNT_PAYMENT_INSTRUMENT_REQUIRED"
-
-
-# --- AWS as it answers where moto does not --------------------------------------------------------
-
-
-class WorkerKilled(BaseException):
-    """The worker dies (SIGKILL, OOM): nothing after this point runs."""
-
-
-@pytest.fixture
-def account_api(aws) -> AccountApi:
-    return AccountApi(aws)
-
-
-@pytest.fixture(autouse=True)
-def school_addresses(settings):
-    """Root emails live on the school's domain, as the students' own school addresses do."""
-    settings.PORTAL_ROOT_EMAIL_PATTERN = "aws+{course}-{student}@school.example"
-    settings.PORTAL_HANDOVER_WAIT_DAYS = 4
-
-
-# --- Helpers --------------------------------------------------------------------------------------
-
-
-def membership_of(user) -> Membership:
-    return Membership.objects.get(user=user)
-
-
-def db_account(personas, *, state: str = AccountState.READY) -> MemberAccount:
-    """The student's account as the database knows it; nothing in AWS (for what calls no AWS)."""
-    return MemberAccountFactory(course=personas.course, membership=membership_of(personas.student), state=state)
-
-
-def moto_account(personas, aws, *, origin: str = AccountOrigin.CREATED) -> MemberAccount:
-    """The student's READY account, created in moto's organization, in the course's OU with the
-    portal's tags and its AWS Budget (not vended through the queue: quicker, and no task runs)."""
-    email = "aws+cs101-student@school.example"
-    created = aws.client("organizations").create_account(Email=email, AccountName="cs101-student")
-    account = MemberAccountFactory(
-        course=personas.course,  # the OU it is placed in is set on this very course
-        membership=membership_of(personas.student),
-        origin=origin,
-        root_email=email,
-        account_name="cs101-student",
-        aws_account_id=created["CreateAccountStatus"]["AccountId"],
-    )
-    place_as_configured(account)
-    budget_ensure(account=account)
-    return account
-
-
-def vended_account(personas) -> MemberAccount:
-    """The student's account through the whole vending (only with `moto_db`)."""
-    account = account_request(actor=personas.student, membership=membership_of(personas.student))
-    account.refresh_from_db()
-    assert account.state == AccountState.READY
-    return account
-
-
-def approved(personas, account: MemberAccount, account_api: AccountApi) -> Handover:
-    """Asked and approved, the code sent (the advance task's first run, done by hand)."""
-    record = handover_request(actor=personas.student, account=account, **CONTACT)
-    assert handover_approve(actor=personas.instructor, handover=record)
-    handover_advance(handover=record)
-    record.refresh_from_db()
-    assert record.code_sent_at is not None
-    return record
-
-
-def code_given(personas, record: Handover, code: str) -> None:
-    """The student types the code; the task gives it to AWS (its run, done by hand)."""
-    handover_submit_code(actor=personas.student, handover=record, code=code)
-    handover_code_check(actor=personas.student, handover=record)
-    record.refresh_from_db()
-
-
-def detached(personas, account: MemberAccount, account_api: AccountApi) -> Handover:
-    """Up to the student's turn: root email moved, contacts set, the school's access gone."""
-    record = approved(personas, account, account_api)
-    code_given(personas, record, account_api.code(account.aws_account_id))
-    handover_advance(handover=record)
-    record.refresh_from_db()
-    assert record.access_removed_at is not None
-    return record
-
-
-def sent(subject_part: str) -> list[list[str]]:
-    """Recipients of each email sent so far whose subject contains `subject_part`."""
-    return [message.to for message in mail.outbox if subject_part in message.subject]
-
-
-def handover_audit(account: MemberAccount) -> list[tuple[str, str]]:
-    events = AuditEvent.objects.filter(
-        object_type="memberaccount", object_id=str(account.pk), action__startswith="handover."
-    )
-    return [(event.action, event.actor_label) for event in events.order_by("id")]
-
-
-def text(response) -> str:
-    return html.unescape(response.content.decode())
-
-
-def organization_account_ids(aws) -> set[str]:
-    return {a["Id"] for a in aws.client("organizations").list_accounts()["Accounts"]}
-
-
-def tags_of(aws, account_id: str) -> dict[str, str]:
-    tags = aws.client("organizations").list_tags_for_resource(ResourceId=account_id)["Tags"]
-    return {tag["Key"]: tag["Value"] for tag in tags}
-
-
-def parent_of(aws, account_id: str) -> str:
-    return aws.client("organizations").list_parents(ChildId=account_id)["Parents"][0]["Id"]
-
-
-def budget_names(aws) -> set[str]:
-    organization = AwsOrganization.load()
-    budgets = aws.client("budgets").describe_budgets(AccountId=organization.management_account_id)
-    return {budget["BudgetName"] for budget in budgets.get("Budgets", [])}
-
-
-def assignments_of_account(aws, account_id: str) -> list[dict]:
-    organization = AwsOrganization.load()
-    return [
-        assignment
-        for arn in organization.permission_sets.values()
-        for assignment in aws.client("sso-admin").list_account_assignments(
-            InstanceArn=organization.sso_instance_arn, AccountId=account_id, PermissionSetArn=arn
-        )["AccountAssignments"]
-    ]
-
-
-def identity_user_names(aws) -> set[str]:
-    store = AwsOrganization.load().identity_store_id
-    return {user["UserName"] for user in aws.client("identitystore").list_users(IdentityStoreId=store)["Users"]}
-
-
-def attached_policy_ids(aws, account_id: str) -> set[str]:
-    found = aws.client("organizations").list_policies_for_target(TargetId=account_id, Filter="SERVICE_CONTROL_POLICY")
-    return {policy["Id"] for policy in found["Policies"]}
-
-
-def contacts_of(account_id: str) -> dict[str, dict | None]:
-    return {kind: account_mgmt.alternate_contact(account_id, kind) for kind in CONTACT_TYPES}
-
-
-# --- Asking ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.django_db
-def test_a_student_asks_through_the_form_and_the_instructor_is_emailed(personas, django_capture_on_commit_callbacks):
-    account = db_account(personas)
-    student = personas.client("student")
-    url = reverse("courses:handover_start", args=[personas.course.pk])
-
-    form_page = student.get(url)
-    with django_capture_on_commit_callbacks(execute=True):  # the email goes as the request commits
-        response = student.post(url, {**CONTACT, "new_root_email": "  Ada.Lovelace@Home.example "})
-
-    assert form_page.status_code == 200
-    assert 'name="contact_phone"' in text(form_page)
-    assert response.status_code == 302
-    assert response["Location"] == reverse("courses:my_handover", args=[personas.course.pk])
-    account.refresh_from_db()
-    assert account.state == AccountState.HANDOVER_REQUESTED
-    record = Handover.objects.get(account=account)
-    assert (record.status, record.new_root_email, record.contact_name, record.contact_phone) == (
-        HandoverStatus.REQUESTED,
-        OWN_EMAIL,
-        "Ada Lovelace",
-        "+44 20 7946 0958",
-    )
-    assert record.previous_state == AccountState.READY
-    assert record.requested_by == personas.student
-    assert AccountEvent.objects.filter(
-        account=account,
-        from_state=AccountState.READY,
-        to_state=AccountState.HANDOVER_REQUESTED,
-        actor=personas.student,
-    ).exists()
-    assert handover_audit(account) == [(AuditAction.HANDOVER_REQUESTED, "student@school.example")]
-    assert sent("asks to keep their AWS account") == [["instructor@school.example"]]
-    assert "waiting for an instructor" in text(student.get(response["Location"]))
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize(
-    ("field", "value", "error"),
-    [
-        ("new_root_email", "student@school.example", "Use an address of your own"),
-        ("new_root_email", "not an address", "Enter a valid email address."),
-        ("contact_phone", "call me maybe", "Write the number with digits"),
-        ("contact_phone", "+1 2", "Write the number with digits"),
-    ],
-)
-def test_bad_input_gives_the_form_error_and_changes_nothing(personas, field, value, error):
-    account = db_account(personas)
-
-    response = personas.client("student").post(
-        reverse("courses:handover_start", args=[personas.course.pk]), {**CONTACT, field: value}
-    )
-
-    assert response.status_code == 200
-    assert error in text(response)
-    account.refresh_from_db()
-    assert account.state == AccountState.READY
-    assert not Handover.objects.exists()
-    assert not AuditEvent.objects.filter(action__startswith="handover.").exists()
-    assert mail.outbox == []
-
-
-@pytest.mark.django_db
-def test_the_service_refuses_the_accounts_own_root_email(personas):
-    account = db_account(personas)
-
-    with pytest.raises(HandoverError, match="your own email address"):
-        handover_request(
-            actor=personas.student,
-            account=account,
-            **{**CONTACT, "new_root_email": account.root_email.upper()},
-        )
-
-    account.refresh_from_db()
-    assert account.state == AccountState.READY
-    assert not Handover.objects.exists()
-
-
-@pytest.mark.django_db
-def test_asking_twice_is_refused(personas, django_capture_on_commit_callbacks):
-    account = db_account(personas)
-    with django_capture_on_commit_callbacks(execute=True):
-        first = handover_request(actor=personas.student, account=account, **CONTACT)
-    stale = MemberAccount.objects.get(pk=account.pk)
-    stale.state = AccountState.READY  # a page loaded before the first request
-
-    with pytest.raises(HandoverError, match="cannot be handed over now"):
-        handover_request(actor=personas.student, account=MemberAccount.objects.get(pk=account.pk), **CONTACT)
-    with pytest.raises(HandoverError, match="already asked"):
-        handover_request(actor=personas.student, account=stale, **CONTACT)
-    student = personas.client("student")
-    url = reverse("courses:handover_start", args=[personas.course.pk])
-    with django_capture_on_commit_callbacks(execute=True):
-        again = student.post(url, {**CONTACT, "new_root_email": "other@home.example"})
-
-    assert again.status_code == 302
-    assert again["Location"] == reverse("courses:my_handover", args=[personas.course.pk])
-    assert list(Handover.objects.values_list("pk", "new_root_email")) == [(first.pk, OWN_EMAIL)]
-    assert handover_audit(account) == [(AuditAction.HANDOVER_REQUESTED, "student@school.example")]
-    assert len(sent("asks to keep their AWS account")) == 1
-
-
-@pytest.mark.django_db
-def test_a_course_that_does_not_allow_handovers_refuses(personas):
-    personas.course.handover_allowed = False
-    personas.course.save()
-    account = db_account(personas)
-    student = personas.client("student")
-    url = reverse("courses:handover_start", args=[personas.course.pk])
-
-    assert student.get(url).status_code == 404
-    assert student.post(url, CONTACT).status_code == 404
-    with pytest.raises(HandoverError):
-        handover_request(actor=personas.student, account=MemberAccount.objects.get(pk=account.pk), **CONTACT)
-    account.refresh_from_db()
-    assert account.state == AccountState.READY
-    assert not Handover.objects.exists()
-    assert mail.outbox == []
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("state", [AccountState.CONFIGURING, AccountState.CLEANING, AccountState.FAILED])
-def test_an_account_that_is_not_in_use_or_ended_cannot_be_asked_for(personas, state):
-    account = db_account(personas, state=state)
-
-    assert (
-        personas.client("student").get(reverse("courses:handover_start", args=[personas.course.pk])).status_code == 404
-    )
-    with pytest.raises(HandoverError):
-        handover_request(actor=personas.student, account=account, **CONTACT)
-    assert not Handover.objects.exists()
-
-
-# --- Declining ------------------------------------------------------------------------------------
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("previous", [AccountState.READY, AccountState.ENDED])
-def test_a_declined_request_puts_the_account_back_and_tells_the_student_why(
-    personas, previous, django_capture_on_commit_callbacks
-):
-    account = db_account(personas)
-    if previous == AccountState.ENDED:  # the student asks during the grace period
-        personas.course.ended_at = timezone.now()
-        personas.course.save()
-        assert transition(account, expected=AccountState.READY, to=AccountState.ENDED, reason="Course ended")
-    handover_request(actor=personas.student, account=account, **CONTACT)
-    instructor = personas.client("instructor")
-    decline_url = reverse("courses:handover_decline", args=[personas.course.pk, account.pk])
-    mail.outbox.clear()
-
-    blank = instructor.post(decline_url, {"reason": "   "}, follow=True)
-    record = Handover.objects.get(account=account)
-    assert "Say why the request is declined" in text(blank)
-    assert record.status == HandoverStatus.REQUESTED
-    with pytest.raises(HandoverError, match="Say why"):
-        handover_decline(actor=personas.instructor, handover=record, reason=" \n ")
-
-    with django_capture_on_commit_callbacks(execute=True):  # the email goes as the request commits
-        declined = instructor.post(
-            decline_url, {"reason": "The account holds the course's shared dataset."}, follow=True
-        )
-
-    assert "has been told why" in text(declined)
-    record.refresh_from_db()
-    account.refresh_from_db()
-    assert account.state == previous
-    assert record.status == HandoverStatus.DECLINED
-    assert record.decline_reason == "The account holds the course's shared dataset."
-    assert record.decided_by == personas.instructor
-    assert record.decided_at is not None
-    assert AccountEvent.objects.filter(
-        account=account,
-        from_state=AccountState.HANDOVER_REQUESTED,
-        to_state=previous,
-        actor=personas.instructor,
-    ).exists()
-    assert handover_audit(account) == [
-        (AuditAction.HANDOVER_REQUESTED, "student@school.example"),
-        (AuditAction.HANDOVER_DECLINED, "instructor@school.example"),
-    ]
-    [message] = mail.outbox
-    assert message.to == ["student@school.example"]
-    assert "declined" in message.subject
-    assert "The account holds the course's shared dataset." in message.body
-    checklist = personas.client("student").get(reverse("courses:my_handover", args=[personas.course.pk]))
-    assert "Your request was declined: The account holds the course's shared dataset." in text(checklist)
-    # Decided is decided: approving now changes nothing.
-    again = instructor.post(reverse("courses:handover_approve", args=[personas.course.pk, account.pk]), follow=True)
-    assert "already decided" in text(again)
-    assert not handover_approve(actor=personas.instructor, handover=record)
-    account.refresh_from_db()
-    assert account.state == previous
-
-
-# --- Staff pages ----------------------------------------------------------------------------------
-
-
-@pytest.mark.django_db
-def test_the_instructor_sees_approve_and_decline_and_the_ta_only_the_request(personas):
-    account = db_account(personas)
-    handover_request(actor=personas.student, account=account, **CONTACT)
-    review = reverse("courses:handover_review", args=[personas.course.pk, account.pk])
-    approve = reverse("courses:handover_approve", args=[personas.course.pk, account.pk])
-    decline = reverse("courses:handover_decline", args=[personas.course.pk, account.pk])
-
-    instructor_page = personas.client("instructor").get(review)
-    ta = personas.client("ta")
-    ta_page = ta.get(review)
-
-    assert instructor_page.status_code == 200
-    assert f'action="{approve}"' in text(instructor_page)
-    assert f'action="{decline}"' in text(instructor_page)
-    assert ">Approve</button>" in text(instructor_page)
-    assert ta_page.status_code == 200
-    assert OWN_EMAIL in text(ta_page)
-    assert approve not in text(ta_page)
-    assert decline not in text(ta_page)
-    assert ">Approve</button>" not in text(ta_page)
-    assert ta.post(approve).status_code == 403
-    assert ta.post(decline, {"reason": "No."}).status_code == 403
-    assert personas.client("student").get(review).status_code == 403
-    assert personas.client("other_instructor").get(review).status_code == 404
-    record = Handover.objects.get(account=account)
-    assert record.status == HandoverStatus.REQUESTED
-    account.refresh_from_db()
-    assert account.state == AccountState.HANDOVER_REQUESTED
-    assert handover_audit(account) == [(AuditAction.HANDOVER_REQUESTED, "student@school.example")]
-
-
-@pytest.mark.django_db
-def test_a_course_whose_end_policy_is_keep_approves_the_request_at_once(
-    personas, aws, account_api, django_capture_on_commit_callbacks
-):
-    personas.course.end_policy = EndPolicy.KEEP
-    personas.course.save()
-    account = moto_account(personas, aws)
-
-    with django_capture_on_commit_callbacks(execute=True) as queued:
-        record = handover_request(actor=personas.student, account=account, **CONTACT)
-
-    record.refresh_from_db()
-    account.refresh_from_db()
-    assert record.status == HandoverStatus.APPROVED
-    assert record.decided_by is None
-    assert account.state == AccountState.HANDOVER
-    assert len(queued) == 3  # the advance task, which sent the code, and the two emails
-    assert account_api.calls["StartPrimaryEmailUpdate"] == 1
-    assert account_api.params["StartPrimaryEmailUpdate"][0] == {
-        "AccountId": account.aws_account_id,
-        "PrimaryEmail": OWN_EMAIL,
-    }
-    assert record.code_sent_at is not None
-    assert handover_audit(account)[:2] == [
-        (AuditAction.HANDOVER_REQUESTED, "student@school.example"),
-        (AuditAction.HANDOVER_APPROVED, "system"),
-    ]
-    assert sent("asks to keep their AWS account") == []  # no instructor has anything to decide
-    assert sent("you can keep your AWS account") == [["student@school.example"]]
-    assert sent("type the code AWS sent") == [["student@school.example"]]
+# Root emails on the school's domain, as the students' own school addresses are.
+pytestmark = pytest.mark.usefixtures("school_addresses")
 
 
 # --- The whole journey through the pages ----------------------------------------------------------
@@ -871,147 +472,3 @@ def test_a_worker_killed_mid_advance_resumes_without_repeating_done_steps(
     assert sum("Alternate contacts set" in s for s in summaries) == 1
     assert sum("moved into the leaving OU" in s for s in summaries) == 1
     assert sent("your turn to set up") == [["student@school.example"]]
-
-
-# --- What AWS asks for before the account may leave ----------------------------------------------
-
-
-def ready_to_leave(personas, aws, account_api, *, origin=AccountOrigin.CREATED) -> Handover:
-    account = moto_account(personas, aws, origin=origin)
-    record = detached(personas, account, account_api)
-    handover_student_ready(actor=personas.student, handover=record)
-    return record
-
-
-@pytest.mark.django_db
-def test_the_wait_period_message_names_the_day_the_account_may_leave(
-    personas, aws, account_api, django_capture_on_commit_callbacks
-):
-    record = ready_to_leave(personas, aws, account_api)
-    account_api.refusals.append("WAIT_PERIOD_ACTIVE")
-    mail.outbox.clear()
-
-    with django_capture_on_commit_callbacks(execute=True):
-        handover_advance(handover=record)
-
-    record.refresh_from_db()
-    joined = aws.client("organizations").describe_account(AccountId=record.account.aws_account_id)["Account"][
-        "JoinedTimestamp"
-    ]
-    possible = timezone.localtime(joined + timedelta(days=4))
-    message = (
-        "AWS lets a newly created account leave its organization only 4 days after it was created: "
-        f"possible from {possible:%b %-d, %Y, %H:%M}."
-    )
-    assert record.blockers == [{"reason": "WAIT_PERIOD_ACTIVE", "message": message}]
-    assert record.account.state == AccountState.HANDOVER
-    assert sent("AWS needs something") == [["student@school.example"]]
-    assert message in mail.outbox[0].body
-    page = personas.client("student").get(reverse("courses:my_handover", args=[personas.course.pk]))
-    assert message in text(page)
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize(
-    ("reason", "origin", "expected"),
-    [
-        (
-            "ACCOUNT_CANNOT_LEAVE_WITHOUT_PHONE_VERIFICATION",
-            AccountOrigin.CREATED,
-            REMOVAL_BLOCKERS["ACCOUNT_CANNOT_LEAVE_WITHOUT_PHONE_VERIFICATION"],
-        ),
-        (
-            "ACCOUNT_CANNOT_LEAVE_WITHOUT_EULA",
-            AccountOrigin.CREATED,
-            REMOVAL_BLOCKERS["ACCOUNT_CANNOT_LEAVE_WITHOUT_EULA"],
-        ),
-        (
-            "WAIT_PERIOD_ACTIVE",
-            AccountOrigin.INVITED,
-            (
-                "AWS lets a newly created account leave its organization only 4 days after it was created: "
-                "possible from a few days after its creation."
-            ),
-        ),
-        (
-            "CANNOT_REMOVE_DELEGATED_ADMINISTRATOR_FROM_ORG",
-            AccountOrigin.CREATED,
-            (
-                "AWS would not let the account leave the organization yet "
-                "(CANNOT_REMOVE_DELEGATED_ADMINISTRATOR_FROM_ORG). Your instructor can see AWS's "
-                "explanation and help."
-            ),
-        ),
-    ],
-)
-def test_each_reason_aws_gives_becomes_a_plain_checklist_item(personas, aws, account_api, reason, origin, expected):
-    record = ready_to_leave(personas, aws, account_api, origin=origin)
-    account_api.refusals.append(reason)
-
-    handover_advance(handover=record)
-
-    record.refresh_from_db()
-    assert record.blockers == [{"reason": reason, "message": expected}]
-    assert record.student_ready_at is None
-    assert record.account.state == AccountState.HANDOVER
-    assert record.account.aws_account_id in organization_account_ids(aws)
-    page = personas.client("student").get(reverse("courses:my_handover", args=[personas.course.pk]))
-    assert expected in text(page)
-
-
-@pytest.mark.django_db
-def test_an_account_already_out_of_the_organization_completes_the_handover(personas, aws, account_api):
-    record = ready_to_leave(personas, aws, account_api)
-    # The answer to an earlier RemoveAccountFromOrganization was lost: the account is gone already.
-    aws.client("organizations").remove_account_from_organization(AccountId=record.account.aws_account_id)
-    removals = account_api.calls["RemoveAccountFromOrganization"]
-
-    handover_advance(handover=record)
-    handover_advance(handover=record)
-
-    record.refresh_from_db()
-    assert account_api.calls["RemoveAccountFromOrganization"] == removals
-    assert record.status == HandoverStatus.COMPLETED
-    assert record.account.state == AccountState.HANDED_OVER
-    assert handover_audit(record.account)[-1] == (AuditAction.HANDOVER_COMPLETED, "system")
-    assert AuditEvent.objects.filter(action=AuditAction.HANDOVER_COMPLETED).count() == 1
-
-
-@pytest.mark.django_db
-def test_aws_refusing_to_send_the_code_is_shown_on_the_checklist_and_retried(personas, aws, account_api):
-    account = moto_account(personas, aws)
-    record = handover_request(actor=personas.student, account=account, **CONTACT)
-    account_api.start_refusal = Fault("ConflictException", "The email address is already in use by another account.")
-    assert handover_approve(actor=personas.instructor, handover=record)
-
-    handover_advance(handover=record)
-
-    record.refresh_from_db()
-    assert record.code_sent_at is None
-    assert "already in use by another account" in record.last_error
-    page = personas.client("student").get(reverse("courses:my_handover", args=[personas.course.pk]))
-    assert "AWS would not send a code" in text(page)
-    assert "already in use by another account" not in text(page)  # AWS's words are for the staff
-    review = personas.client("instructor").get(
-        reverse("courses:handover_review", args=[personas.course.pk, account.pk])
-    )
-    assert "AWS said: AWS would not send a code" in text(review)
-    assert "already in use by another account" in text(review)
-
-    handover_advance(handover=record)  # the reconciler's next try, once AWS agrees
-
-    record.refresh_from_db()
-    assert record.code_sent_at is not None
-    assert record.last_error == ""
-
-
-@pytest.mark.django_db
-def test_the_roster_shows_a_pending_handover_to_the_courses_staff(personas):
-    account = MemberAccountFactory(membership=membership_of(personas.student))
-    handover_request(actor=personas.student, account=account, **CONTACT)
-    review = reverse("courses:handover_review", args=[personas.course.pk, account.pk])
-
-    for persona in ("instructor", "ta"):
-        roster = personas.client(persona).get(reverse("courses:roster", args=[personas.course.pk]))
-        assert "Asked to keep the account" in text(roster)
-        assert f'href="{review}"' in roster.content.decode()

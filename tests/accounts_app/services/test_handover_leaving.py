@@ -1,10 +1,10 @@
-"""A handover that can finish: the leaving OU, the freeze and budget kept until the account has
-left, cancellation by the student or an instructor, a stalled handover timing out, and the
-request form's checks with AWS's own rules.
+"""A handover that can finish: what AWS asks for before the account may leave, the leaving OU,
+the freeze and budget kept until the account has left, cancellation by the student or an
+instructor, a stalled handover timing out, and the request form's checks with AWS's own rules.
 
 moto enforces no SCP: what the leaving OU's SCP lets a root user do is decided by the policy
 evaluator in tests/portal/aws/test_scp_semantics.py; here AWS's Account Management API is played by
-tests/support/account_api.py (moto lacks it), as in tests/accounts_app/services/test_handover.py.
+tests/support/account_api.py (moto lacks it), as in test_handover.py.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts_app.choices import AccountState, AuditAction, HandoverStatus
+from accounts_app.choices import AccountOrigin, AccountState, AuditAction, HandoverStatus
 from accounts_app.lifecycle import transition
 from accounts_app.models import AuditEvent, AwsOrganization, Handover, MemberAccount
 from accounts_app.services.freezing import account_freeze_sync
 from accounts_app.services.guardrails import freeze_policy_id, portal_role
 from accounts_app.services.handover import (
+    REMOVAL_BLOCKERS,
     handover_advance,
+    handover_approve,
     handover_cancel,
     handover_request,
     handover_return,
@@ -34,7 +36,8 @@ from accounts_app.services.identity import account_tags
 from accounts_app.services.ownership import NotOurs, ownership_check
 from portal.aws import organizations
 from portal.aws.guardrails import LEAVING_POLICY_NAME, leaving_policy
-from tests.accounts_app.services.test_handover import (
+from tests.support.aws_script import Fault
+from tests.support.handover import (
     CONTACT,
     approved,
     assignments_of_account,
@@ -43,23 +46,17 @@ from tests.accounts_app.services.test_handover import (
     code_given,
     db_account,
     detached,
+    handover_audit,
     moto_account,
+    organization_account_ids,
     parent_of,
     sent,
     tags_of,
     text,
 )
-from tests.support.account_api import AccountApi
 
-
-@pytest.fixture
-def account_api(aws) -> AccountApi:
-    return AccountApi(aws)
-
-
-@pytest.fixture(autouse=True)
-def school_addresses(settings):
-    settings.PORTAL_ROOT_EMAIL_PATTERN = "aws+{course}-{student}@school.example"
+# Root emails on the school's domain, as the students' own school addresses are.
+pytestmark = pytest.mark.usefixtures("school_addresses")
 
 
 def leaving_ou() -> str:
@@ -305,3 +302,135 @@ def test_a_code_with_letters_from_aws_is_accepted(personas, aws, account_api):
     code_given(personas, record, code)
 
     assert record.root_email_moved_at is not None
+
+
+# --- What AWS asks for before the account may leave ----------------------------------------------
+
+
+def ready_to_leave(personas, aws, account_api, *, origin=AccountOrigin.CREATED) -> Handover:
+    account = moto_account(personas, aws, origin=origin)
+    record = detached(personas, account, account_api)
+    handover_student_ready(actor=personas.student, handover=record)
+    return record
+
+
+@pytest.mark.django_db
+def test_the_wait_period_message_names_the_day_the_account_may_leave(
+    personas, aws, account_api, django_capture_on_commit_callbacks
+):
+    record = ready_to_leave(personas, aws, account_api)
+    account_api.refusals.append("WAIT_PERIOD_ACTIVE")
+    mail.outbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        handover_advance(handover=record)
+
+    record.refresh_from_db()
+    joined = aws.client("organizations").describe_account(AccountId=record.account.aws_account_id)["Account"][
+        "JoinedTimestamp"
+    ]
+    possible = timezone.localtime(joined + timedelta(days=4))
+    message = (
+        "AWS lets a newly created account leave its organization only 4 days after it was created: "
+        f"possible from {possible:%b %-d, %Y, %H:%M}."
+    )
+    assert record.blockers == [{"reason": "WAIT_PERIOD_ACTIVE", "message": message}]
+    assert record.account.state == AccountState.HANDOVER
+    assert sent("AWS needs something") == [["student@school.example"]]
+    assert message in mail.outbox[0].body
+    page = personas.client("student").get(reverse("courses:my_handover", args=[personas.course.pk]))
+    assert message in text(page)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("reason", "origin", "expected"),
+    [
+        (
+            "ACCOUNT_CANNOT_LEAVE_WITHOUT_PHONE_VERIFICATION",
+            AccountOrigin.CREATED,
+            REMOVAL_BLOCKERS["ACCOUNT_CANNOT_LEAVE_WITHOUT_PHONE_VERIFICATION"],
+        ),
+        (
+            "ACCOUNT_CANNOT_LEAVE_WITHOUT_EULA",
+            AccountOrigin.CREATED,
+            REMOVAL_BLOCKERS["ACCOUNT_CANNOT_LEAVE_WITHOUT_EULA"],
+        ),
+        (
+            "WAIT_PERIOD_ACTIVE",
+            AccountOrigin.INVITED,
+            (
+                "AWS lets a newly created account leave its organization only 4 days after it was created: "
+                "possible from a few days after its creation."
+            ),
+        ),
+        (
+            "CANNOT_REMOVE_DELEGATED_ADMINISTRATOR_FROM_ORG",
+            AccountOrigin.CREATED,
+            (
+                "AWS would not let the account leave the organization yet "
+                "(CANNOT_REMOVE_DELEGATED_ADMINISTRATOR_FROM_ORG). Your instructor can see AWS's "
+                "explanation and help."
+            ),
+        ),
+    ],
+)
+def test_each_reason_aws_gives_becomes_a_plain_checklist_item(personas, aws, account_api, reason, origin, expected):
+    record = ready_to_leave(personas, aws, account_api, origin=origin)
+    account_api.refusals.append(reason)
+
+    handover_advance(handover=record)
+
+    record.refresh_from_db()
+    assert record.blockers == [{"reason": reason, "message": expected}]
+    assert record.student_ready_at is None
+    assert record.account.state == AccountState.HANDOVER
+    assert record.account.aws_account_id in organization_account_ids(aws)
+    page = personas.client("student").get(reverse("courses:my_handover", args=[personas.course.pk]))
+    assert expected in text(page)
+
+
+@pytest.mark.django_db
+def test_an_account_already_out_of_the_organization_completes_the_handover(personas, aws, account_api):
+    record = ready_to_leave(personas, aws, account_api)
+    # The answer to an earlier RemoveAccountFromOrganization was lost: the account is gone already.
+    aws.client("organizations").remove_account_from_organization(AccountId=record.account.aws_account_id)
+    removals = account_api.calls["RemoveAccountFromOrganization"]
+
+    handover_advance(handover=record)
+    handover_advance(handover=record)
+
+    record.refresh_from_db()
+    assert account_api.calls["RemoveAccountFromOrganization"] == removals
+    assert record.status == HandoverStatus.COMPLETED
+    assert record.account.state == AccountState.HANDED_OVER
+    assert handover_audit(record.account)[-1] == (AuditAction.HANDOVER_COMPLETED, "system")
+    assert AuditEvent.objects.filter(action=AuditAction.HANDOVER_COMPLETED).count() == 1
+
+
+@pytest.mark.django_db
+def test_aws_refusing_to_send_the_code_is_shown_on_the_checklist_and_retried(personas, aws, account_api):
+    account = moto_account(personas, aws)
+    record = handover_request(actor=personas.student, account=account, **CONTACT)
+    account_api.start_refusal = Fault("ConflictException", "The email address is already in use by another account.")
+    assert handover_approve(actor=personas.instructor, handover=record)
+
+    handover_advance(handover=record)
+
+    record.refresh_from_db()
+    assert record.code_sent_at is None
+    assert "already in use by another account" in record.last_error
+    page = personas.client("student").get(reverse("courses:my_handover", args=[personas.course.pk]))
+    assert "AWS would not send a code" in text(page)
+    assert "already in use by another account" not in text(page)  # AWS's words are for the staff
+    review = personas.client("instructor").get(
+        reverse("courses:handover_review", args=[personas.course.pk, account.pk])
+    )
+    assert "AWS said: AWS would not send a code" in text(review)
+    assert "already in use by another account" in text(review)
+
+    handover_advance(handover=record)  # the reconciler's next try, once AWS agrees
+
+    record.refresh_from_db()
+    assert record.code_sent_at is not None
+    assert record.last_error == ""

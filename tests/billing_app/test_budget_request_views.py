@@ -22,8 +22,8 @@ from accounts_app.models import AuditEvent, AwsOrganization, MemberAccount, Memb
 from accounts_app.services.webhooks import webhook_create
 from billing_app.models import AccountDailyCost, BudgetRequest, BudgetRequestStatus, StudentBudget
 from billing_app.services.budgets import account_freeze, budget_ensure, budgets_evaluate
-from tests.billing_app.services.test_budgets import TODAY, attached_policies, d, spend
 from tests.support.aws_calls import NoAwsCalls, place_as_configured
+from tests.support.billing import TODAY, attached_policies, d, spend
 from tests.support.webhooks import webhook_receivers
 
 SLACK_URL = "https://hooks.slack.com/services/T0001/B0002/abcdefghijklmnop"

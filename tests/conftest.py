@@ -132,3 +132,17 @@ def script(aws) -> AwsScript:
     """AWS's real answers, scripted call by call on top of the `aws` fixture's moto
     (tests/support/aws_script.py)."""
     return AwsScript(aws)
+
+
+@pytest.fixture
+def cost_explorer():
+    """moto for Cost Explorer alone: no organization is needed to sync costs. Its answers are
+    seeded with tests/support/cost_explorer.py."""
+    from moto import mock_aws
+
+    from portal.aws import session
+
+    with mock_aws():
+        session.reset()
+        yield session
+        session.reset()

@@ -9,6 +9,7 @@ from accounts_app.models import MemberAccount
 from billing_app.models import AccountDailyCost
 
 TODAY = date(2026, 10, 20)  # day 50 of a course running from Sep 1 to Dec 15, 2026 (106 days)
+DAYS = 14  # the cost sync's window here: it re-reads Oct 6 up to Oct 20 included
 
 
 def d(day: int, month: int = 10) -> date:

@@ -618,19 +618,6 @@ def test_each_day_of_a_recycled_accounts_costs_belongs_to_one_record():
     assert owners.owner("999999999999", date(2027, 1, 3)) == (None, None)
 
 
-@pytest.fixture
-def cost_explorer():
-    """moto for Cost Explorer (no organization is needed to sync costs)."""
-    from moto import mock_aws
-
-    from portal.aws import session
-
-    with mock_aws():
-        session.reset()
-        yield session
-        session.reset()
-
-
 def seed_days(aws_id: str, days: dict[date, str]) -> None:
     seed(
         page(*[period(day, [(aws_id, EC2, amount)]) for day, amount in days.items()]),

@@ -24,10 +24,7 @@ from accounts_app.choices import CourseRole
 from accounts_app.models import AccountEvent, AwsOrganization, MemberAccount, Membership
 from accounts_app.services import account_setup
 from accounts_app.services.account_setup import account_configure
-from accounts_app.services.vending_queue import (
-    account_poll_creation,
-    vending_dispatch,
-)
+from accounts_app.services.vending_queue import account_poll_creation, vending_dispatch
 from portal.aws import identity_center, organizations
 from portal.aws.errors import TransientAwsError, UnknownOutcome
 from tests.support.accounts import (
@@ -37,12 +34,7 @@ from tests.support.accounts import (
     second_worker_meanwhile,
     transitions,
 )
-from tests.support.aws_script import (
-    LOST_AFTER_AWS,
-    NEVER_REACHED,
-    Edit,
-    Fault,
-)
+from tests.support.aws_script import LOST_AFTER_AWS, NEVER_REACHED, Edit, Fault
 
 # --- Helpers --------------------------------------------------------------------------------------
 

@@ -13,18 +13,8 @@ from django.utils import timezone
 
 from accounts_app.choices import AccountState, AuditAction, EndPolicy, HandoverStatus
 from accounts_app.lifecycle import transition
-from accounts_app.models import (
-    AccountEvent,
-    AuditEvent,
-    Handover,
-    MemberAccount,
-)
-from accounts_app.services.handover import (
-    HandoverError,
-    handover_approve,
-    handover_decline,
-    handover_request,
-)
+from accounts_app.models import AccountEvent, AuditEvent, Handover, MemberAccount
+from accounts_app.services.handover import HandoverError, handover_approve, handover_decline, handover_request
 from tests.factories import MemberAccountFactory
 from tests.support.handover import (
     CONTACT,

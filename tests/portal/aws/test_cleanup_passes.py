@@ -14,13 +14,7 @@ from portal.aws.cleanup import Resource
 from portal.aws.errors import PermanentAwsError
 from tests.support.aws_script import Fault
 from tests.support.cleanup_passes import clean_in_passes, listed
-from tests.support.member_resources import (
-    REGION,
-    create_bucket,
-    create_db_instance,
-    in_member,
-    run_instance,
-)
+from tests.support.member_resources import REGION, create_bucket, create_db_instance, in_member, run_instance
 
 pytestmark = pytest.mark.django_db
 

@@ -14,13 +14,7 @@ from portal.aws import cleanup
 from portal.aws.cleanup import Resource
 from tests.support.aws_script import PASS, AwsScript, Fault
 from tests.support.cleanup_passes import listed
-from tests.support.member_resources import (
-    REGION,
-    create_db_instance,
-    create_table,
-    in_member,
-    run_instance,
-)
+from tests.support.member_resources import REGION, create_db_instance, create_table, in_member, run_instance
 from tests.support.resource_kinds import MAKERS
 
 pytestmark = pytest.mark.django_db

@@ -5,13 +5,14 @@ from a sync against moto's Cost Explorer (tests/support/cost_explorer.py) or are
 
 from datetime import date
 from decimal import Decimal
+from typing import cast
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from accounts_app.models import Membership
+from accounts_app.models import Course, Membership
 from billing_app import selectors
 from billing_app.models import AccountDailyCost, Alert, AlertKind, CostSync, CourseServiceDailyCost, StudentBudget
 from billing_app.services.costs import costs_sync
@@ -102,7 +103,7 @@ def test_course_costs_match_the_synced_figures_with_credits_apart(course, cost_e
 def course_with_rollups(students: int, code: str):
     """A course whose students each spent $1 a day for ten days, with a credit, an alert and an
     override per student; rollup rows made directly."""
-    course = CourseFactory(code=code)
+    course = cast(Course, CourseFactory(code=code))  # factory_boy returns a Course, typed as the factory
     accounts = student_accounts(course, [f"{code[-1]}{i:011d}" for i in range(students)])
     AccountDailyCost.objects.bulk_create(
         AccountDailyCost(account=a, course=course, day=d(11 + i), usage=Decimal("1.00"), credits=Decimal("-0.10"))

@@ -5,6 +5,7 @@ the emails and the pages along the way."""
 from __future__ import annotations
 
 import html
+from typing import cast
 
 from django.core import mail
 
@@ -40,7 +41,8 @@ def membership_of(user) -> Membership:
 
 def db_account(personas, *, state: str = AccountState.READY) -> MemberAccount:
     """The student's account as the database knows it; nothing in AWS (for what calls no AWS)."""
-    return MemberAccountFactory(course=personas.course, membership=membership_of(personas.student), state=state)
+    account = MemberAccountFactory(course=personas.course, membership=membership_of(personas.student), state=state)
+    return cast(MemberAccount, account)  # factory_boy returns the model's instance, typed as the factory
 
 
 def moto_account(personas, aws, *, origin: str = AccountOrigin.CREATED) -> MemberAccount:
@@ -48,13 +50,16 @@ def moto_account(personas, aws, *, origin: str = AccountOrigin.CREATED) -> Membe
     portal's tags and its AWS Budget (not vended through the queue: quicker, and no task runs)."""
     email = "aws+cs101-student@school.example"
     created = aws.client("organizations").create_account(Email=email, AccountName="cs101-student")
-    account = MemberAccountFactory(
-        course=personas.course,  # the OU it is placed in is set on this very course
-        membership=membership_of(personas.student),
-        origin=origin,
-        root_email=email,
-        account_name="cs101-student",
-        aws_account_id=created["CreateAccountStatus"]["AccountId"],
+    account = cast(
+        MemberAccount,
+        MemberAccountFactory(
+            course=personas.course,  # the OU it is placed in is set on this very course
+            membership=membership_of(personas.student),
+            origin=origin,
+            root_email=email,
+            account_name="cs101-student",
+            aws_account_id=created["CreateAccountStatus"]["AccountId"],
+        ),
     )
     place_as_configured(account)
     budget_ensure(account=account)

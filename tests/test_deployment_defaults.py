@@ -19,7 +19,7 @@ from django.core.management import CommandError, call_command
 from accounts_app.choices import AccountState
 from accounts_app.models import Course, MemberAccount, User
 from portal.aws.emulator import is_loopback
-from tests.portal.test_settings import PRODUCTION_ENV, manage
+from tests.support.fresh_process import PRODUCTION_ENV, manage
 
 PROJECT = Path(__file__).resolve().parent.parent
 LOCAL_EMULATOR = "http://127.0.0.1:5055"

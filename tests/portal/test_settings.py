@@ -1,37 +1,11 @@
 """The settings module as a fresh process sees it: production refuses to start without its
 secrets, and passes Django's deployment checks once they are given."""
 
-import os
 import secrets
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-PROJECT = Path(__file__).resolve().parents[2]
-PRODUCTION_ENV = {
-    "PORTAL_ENV": "production",
-    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-    "DJANGO_ALLOWED_HOSTS": "portal.example.edu",
-    "DATABASE_URL": "postgres://portal@db.example.edu/portal",
-    "REDIS_URL": "redis://cache.example.edu:6379/0",
-    "EMAIL_HOST": "smtp.example.edu",
-}
-
-
-def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PORTAL_", "AWS_ENDPOINT_URL"))}
-    clean.pop("DATABASE_URL", None)
-    clean.pop("REDIS_URL", None)
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=PROJECT,
-        env=clean | env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.support.fresh_process import PRODUCTION_ENV, manage
 
 
 def test_production_settings_pass_the_deployment_checks():

@@ -1,5 +1,5 @@
-"""A student's account record as vending starts it, what tests read of its history, and the
-workers that die part-way through a step or run it twice at once."""
+"""A student's account record as vending starts it, ready, and cleaned at the end; what tests read
+of its history; and the workers that die part-way through a step or run it twice at once."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ import pytest
 from accounts_app.choices import AccountState as S
 from accounts_app.models import AccountEvent, MemberAccount, Membership
 from accounts_app.services.account_requests import account_request
+from accounts_app.services.account_setup import account_configure
+from accounts_app.services.cleanup import account_clean
+from accounts_app.services.ending import account_retire
+from accounts_app.services.vending_queue import account_poll_creation, vending_dispatch
 
 
 class WorkerKilled(BaseException):
@@ -26,6 +30,33 @@ def queued_account(personas) -> MemberAccount:
     account = account_request(actor=personas.student, membership=student_membership(personas))
     assert account.state == S.REQUESTED
     return account
+
+
+def ready_account(membership: Membership) -> MemberAccount:
+    """Vend an account through the real steps (the tasks do not run here by themselves)."""
+    account = account_request(actor=None, membership=membership)
+    vending_dispatch()
+    account.refresh_from_db()
+    account_poll_creation(account=account)
+    account.refresh_from_db()
+    account_configure(account=account)
+    account.refresh_from_db()
+    assert account.state == S.READY, account.last_error
+    return account
+
+
+def cleaning(account: MemberAccount) -> MemberAccount:
+    """The account retired at the end of its course: its cleanup is due."""
+    assert account_retire(actor=None, account=account, reason="End of course")
+    return account
+
+
+def run_cleanup(account: MemberAccount, passes: int = 10) -> None:
+    """What the cleanup task does: run steps while another pass is due."""
+    for _ in range(passes):
+        if account_clean(account=account) is None:
+            return
+    raise AssertionError("cleanup did not finish")
 
 
 def transitions(account: MemberAccount) -> list[tuple[str, str]]:

@@ -12,41 +12,11 @@ from django.urls import reverse
 from accounts_app.choices import AccessMode, EndPolicy
 from accounts_app.choices import AccountState as S
 from accounts_app.models import AwsOrganization, Course, MemberAccount, Membership
-from accounts_app.services.account_requests import account_request
-from accounts_app.services.account_setup import account_configure
 from accounts_app.services.cleanup import account_clean, account_cleanup_preview
-from accounts_app.services.ending import account_retire
 from accounts_app.services.ownership import MANAGED_BY_TAG
-from accounts_app.services.vending_queue import account_poll_creation, vending_dispatch
 from tests.factories import CourseFactory, MembershipFactory
-from tests.support.accounts import WorkerKilled
+from tests.support.accounts import WorkerKilled, cleaning, ready_account, run_cleanup
 from tests.support.aws_script import Fault
-
-
-def ready_account(membership: Membership):
-    """Vend an account through the real steps (the tasks do not run here by themselves)."""
-    account = account_request(actor=None, membership=membership)
-    vending_dispatch()
-    account.refresh_from_db()
-    account_poll_creation(account=account)
-    account.refresh_from_db()
-    account_configure(account=account)
-    account.refresh_from_db()
-    assert account.state == S.READY, account.last_error
-    return account
-
-
-def cleaning(account):
-    assert account_retire(actor=None, account=account, reason="End of course")
-    return account
-
-
-def run_cleanup(account, passes: int = 10) -> None:
-    """What the cleanup task does: run steps while another pass is due."""
-    for _ in range(passes):
-        if account_clean(account=account) is None:
-            return
-    raise AssertionError("cleanup did not finish")
 
 
 @pytest.fixture

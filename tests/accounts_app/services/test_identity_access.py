@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from django.urls import reverse
 
 from accounts_app.models import AwsOrganization, IdentityCenterUser, Membership
-from tests.accounts_app.services.test_cleanup import cleaning, ready_account, run_cleanup
+from tests.support.accounts import cleaning, ready_account, run_cleanup
 
 
 def identity_user_exists(aws, user_id: str) -> bool:

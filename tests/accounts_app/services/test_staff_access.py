@@ -19,8 +19,8 @@ from accounts_app.services.reconcile import reconcile
 from accounts_app.services.rosters import member_add, member_change_role, member_remove, roster_import
 from accounts_app.tasks import staff_access_sync_task
 from portal.aws.errors import TransientAwsError
-from tests.accounts_app.services.test_cleanup import ready_account
 from tests.factories import MembershipFactory, UserFactory
+from tests.support.accounts import ready_account
 from tests.support.aws_script import Clock, Fault
 
 

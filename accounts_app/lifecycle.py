@@ -61,9 +61,10 @@ TRANSITIONS: dict[S, frozenset[S]] = {
 }
 
 # --- The state vocabulary ---------------------------------------------------------------------
-# Every state is in exactly one of the seven classes below (tests/test_lifecycle.py pins it), and
-# docs/ARCHITECTURE.md tabulates each state's class and who moves it on. The sets after them are
-# what one part of the portal means by a group of states: code names a group here, never inline.
+# Every state is in exactly one of the seven classes below (tests/accounts_app/test_lifecycle.py
+# pins it), and docs/ARCHITECTURE.md tabulates each state's class and who moves it on. The sets
+# after them are what one part of the portal means by a group of states: code names a group here,
+# never inline.
 
 # The portal, not a person, moves the account on: its next step is a task
 # (next_step.next_step_enqueue).

@@ -14,6 +14,7 @@ from devtools.emulator.server import (
 from portal.celery import app as celery_app
 from tests.factories import CourseFactory, MembershipFactory, UserFactory
 from tests.support.aws_calls import keep_requests_on_this_machine
+from tests.support.aws_script import AwsScript
 
 # Tests never reach AWS, whatever the shell they run in says: no endpoint (moto intercepts the
 # real AWS addresses in process), no profile, and credentials that open nothing.
@@ -122,5 +123,26 @@ def aws(settings):
         session.reset()
         session.client("organizations").create_organization(FeatureSet="ALL")
         aws_bootstrap(actor=None)
+        yield session
+        session.reset()
+
+
+@pytest.fixture
+def script(aws) -> AwsScript:
+    """AWS's real answers, scripted call by call on top of the `aws` fixture's moto
+    (tests/support/aws_script.py)."""
+    return AwsScript(aws)
+
+
+@pytest.fixture
+def cost_explorer():
+    """moto for Cost Explorer alone: no organization is needed to sync costs. Its answers are
+    seeded with tests/support/cost_explorer.py."""
+    from moto import mock_aws
+
+    from portal.aws import session
+
+    with mock_aws():
+        session.reset()
         yield session
         session.reset()

@@ -1,7 +1,7 @@
 """Defaults that cannot go wrong: the demo commands run only against the local emulator, the
 compose files start a deployment only with its secrets, or the demo only on this machine, and
 production installs only what it runs, each file checked against its hash.
-(The settings' own refusals are tested in fresh processes in test_settings.py.)"""
+(The settings' own refusals are tested in fresh processes in tests/portal/test_settings.py.)"""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from django.core.management import CommandError, call_command
 from accounts_app.choices import AccountState
 from accounts_app.models import Course, MemberAccount, User
 from portal.aws.emulator import is_loopback
-from tests.test_settings import PRODUCTION_ENV, manage
+from tests.support.fresh_process import PRODUCTION_ENV, manage
 
 PROJECT = Path(__file__).resolve().parent.parent
 LOCAL_EMULATOR = "http://127.0.0.1:5055"

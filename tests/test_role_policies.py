@@ -28,6 +28,7 @@ from accounts_app.services.bootstrap import (
 from accounts_app.services.ownership import MANAGED_BY_TAG
 from portal.aws.guardrails import MANAGED_BUDGET_PREFIX
 from portal.aws.quotas import ORGANIZATIONS_ACCOUNT_QUOTA
+from tests.support.iam_scan import BOOTSTRAP_ROLE_PATH, ROOT, RUNTIME_ROLE_PATH
 from tests.support.policy_eval import (
     ALLOWED,
     EXPLICITLY_DENIED,
@@ -36,7 +37,6 @@ from tests.support.policy_eval import (
     describe_actions,
     global_condition_keys,
 )
-from tests.test_iam_policy import BOOTSTRAP_ROLE_PATH, ROOT, RUNTIME_ROLE_PATH
 
 # The role AWS Budgets assumes to run a course's budget action (PORTAL_AWS_BUDGET_ACTION_ROLE_ARN).
 BUDGET_ACTION_ROLE_PATH = ROOT / "docs" / "iam" / "budget-action-role.json"

@@ -1,5 +1,5 @@
 """The spend limits page (billing_app/limits_views.py), and where the cost pages show the limits and
-which one froze an account. Who may open and post it is in tests/test_authorization.py."""
+which one froze an account. Who may open and post it is in tests/accounts_app/test_permissions.py."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """Scripting AWS's real answers on top of moto, call by call, at botocore's events.
 
 moto answers at once and never refuses, loses an answer or lacks an API the way AWS does; tests
-use `AwsScript` to answer chosen calls as AWS really does (see test_vending_faults.py for the
-patterns), and `Clock` to move time on by hand.
+use `AwsScript` to answer chosen calls as AWS really does (see
+tests/accounts_app/services/test_vending_queue.py for the patterns), and `Clock` to move time on by
+hand.
 """
 
 from __future__ import annotations

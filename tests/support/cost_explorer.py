@@ -21,6 +21,8 @@ SEED_URL = "http://motoapi.amazonaws.com/moto-api/static/ce/cost-and-usage-resul
 
 # (aws account id, service or record type, amount as AWS writes it)
 Group = tuple[str, str, str]
+# Three students' account ids, to bill Cost Explorer's answers to.
+ALICE, BOB, CAROL = "111111111111", "222222222222", "333333333333"
 
 
 def period(day: date, groups: Iterable[Group], *, estimated: bool = False) -> dict:

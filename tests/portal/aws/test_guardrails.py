@@ -1,5 +1,5 @@
 """The course SCP's Bedrock model families (portal/aws/guardrails.py), decided by the IAM policy
-evaluator as tests/test_scp_semantics.py decides the rest: the SCPs placed as AWS places them, the
+evaluator as tests/portal/aws/test_scp_semantics.py decides the rest: the SCPs placed as AWS places them, the
 student's own policies allowing everything.
 
 What AWS authorizes for one Bedrock call (Bedrock's user guide, "Prerequisites for inference
@@ -22,8 +22,8 @@ from accounts_app.services.courses import NEW_COURSE_INSTANCE_FAMILIES, NEW_COUR
 from accounts_app.services.guardrails import course_profile, portal_role
 from portal.aws.bedrock_models import FAMILIES
 from portal.aws.guardrails import BEDROCK_INVOKE_ACTIONS, SCP_MAX_CHARACTERS, course_policy
+from tests.portal.aws.test_scp_semantics import ACCOUNT, STUDENT, course, decide, hierarchy
 from tests.support.policy_eval import ALLOWED, EXPLICITLY_DENIED, describe_actions
-from tests.test_scp_semantics import ACCOUNT, STUDENT, course, decide, hierarchy
 
 SOURCE, DESTINATION = "us-east-1", "us-west-2"
 COURSE_REGIONS = [SOURCE, "us-east-2", DESTINATION]  # where the us. profiles route

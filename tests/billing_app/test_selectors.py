@@ -1,0 +1,269 @@
+"""The dashboard's reads of the cost rollups (billing_app/selectors.py): course costs, the daily
+costs by service, the monthly statement, and the administrator's list of syncs. The rollups come
+from a sync against moto's Cost Explorer (tests/support/cost_explorer.py) or are written directly.
+"""
+
+from datetime import date
+from decimal import Decimal
+from typing import cast
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from accounts_app.models import Course, Membership
+from billing_app import selectors
+from billing_app.models import AccountDailyCost, Alert, AlertKind, CostSync, CourseServiceDailyCost, StudentBudget
+from billing_app.services.costs import costs_sync
+from tests.factories import CourseFactory
+from tests.support.billing import DAYS, TODAY, d
+from tests.support.cost_explorer import ALICE, BOB, CAROL, page, period, seed, student_accounts
+
+
+@pytest.mark.django_db
+def test_course_costs_match_the_synced_figures_with_credits_apart(course, cost_explorer):
+    alice, bob, carol = student_accounts(course, [ALICE, BOB, CAROL])
+    StudentBudget.objects.create(account=bob, amount_override=Decimal("150.00"))
+    Alert.objects.create(
+        account=alice,
+        course=course,
+        kind=AlertKind.DAILY_SPIKE,
+        period="2026-10-12",
+        message="spike",
+        spend=Decimal(10),
+        budget=Decimal(100),
+    )
+    ec2, s3 = "Amazon Elastic Compute Cloud - Compute", "Amazon Simple Storage Service"
+    seed(
+        page(
+            period(d(12), [(ALICE, ec2, "10.00")]),
+            period(d(14), [(ALICE, ec2, "4.00")]),
+            period(d(19), [(BOB, ec2, "30.00")]),
+            period(d(20), [(ALICE, ec2, "2.50"), (ALICE, s3, "1.50")], estimated=True),
+        ),
+        page(period(d(14), [(ALICE, "Credit", "-3.00")]), period(d(19), [(BOB, "Refund", "-0.75")])),
+    )
+    costs_sync(days=DAYS, today=TODAY)
+
+    costs = selectors.course_costs(course=course, today=TODAY)
+
+    assert [
+        (r.account, r.name, r.spend, r.credits, r.budget, r.percent, r.trend, r.open_alerts) for r in costs.students
+    ] == [
+        (
+            alice,
+            "Student 111111111111",
+            Decimal("18.00"),
+            Decimal("-3.00"),
+            Decimal("100.00"),
+            Decimal(18),
+            [Decimal("4.00"), 0, 0, 0, 0, 0, Decimal("4.00")],
+            1,
+        ),
+        (
+            bob,
+            "Student 222222222222",
+            Decimal("30.00"),
+            Decimal("-0.75"),
+            Decimal("150.00"),
+            Decimal(20),
+            [0, 0, 0, 0, 0, Decimal("30.00"), 0],
+            0,
+        ),
+        (
+            carol,
+            "Student 333333333333",
+            Decimal(0),
+            Decimal(0),
+            Decimal("100.00"),
+            Decimal(0),
+            [0] * 7,
+            0,
+        ),
+    ]
+    assert (costs.spend, costs.credits, costs.budget, costs.percent) == (
+        Decimal("48.00"),
+        Decimal("-3.75"),
+        Decimal("350.00"),
+        Decimal(14),
+    )
+    # 48 spent, and the last week's 38 a week for the 56 days left of the course.
+    assert costs.forecast == Decimal(352)
+    assert selectors.account_totals(account=alice) == {
+        "spend": Decimal("18.00"),
+        "credits": Decimal("-3.00"),
+    }
+    assert selectors.account_services(account=alice) == [
+        (ec2, Decimal("16.50")),
+        (s3, Decimal("1.50")),
+    ]
+
+
+def course_with_rollups(students: int, code: str):
+    """A course whose students each spent $1 a day for ten days, with a credit, an alert and an
+    override per student; rollup rows made directly."""
+    course = cast(Course, CourseFactory(code=code))  # factory_boy returns a Course, typed as the factory
+    accounts = student_accounts(course, [f"{code[-1]}{i:011d}" for i in range(students)])
+    AccountDailyCost.objects.bulk_create(
+        AccountDailyCost(account=a, course=course, day=d(11 + i), usage=Decimal("1.00"), credits=Decimal("-0.10"))
+        for a in accounts
+        for i in range(10)
+    )
+    StudentBudget.objects.bulk_create(StudentBudget(account=a, amount_override=Decimal("50.00")) for a in accounts)
+    Alert.objects.bulk_create(
+        Alert(
+            account=a,
+            course=course,
+            kind=AlertKind.ACTUAL_50,
+            period="course",
+            message="half",
+            spend=Decimal(10),
+            budget=Decimal(50),
+        )
+        for a in accounts
+    )
+    return course
+
+
+@pytest.mark.django_db
+def test_course_costs_takes_five_queries_whatever_the_number_of_students():
+    small, large = course_with_rollups(3, "small3"), course_with_rollups(30, "large0")
+    small_rows, large_rows = (
+        Membership.objects.filter(course=small),
+        Membership.objects.filter(course=large),
+    )
+    assert (small_rows.count(), large_rows.count()) == (3, 30)
+
+    with CaptureQueriesContext(connection) as small_queries:
+        small_costs = selectors.course_costs(course=small, today=TODAY)
+        [(r.name, r.account.state) for r in small_costs.students]
+    with CaptureQueriesContext(connection) as large_queries:
+        large_costs = selectors.course_costs(course=large, today=TODAY)
+        [(r.name, r.account.state) for r in large_costs.students]
+
+    assert (len(small_queries), len(large_queries)) == (5, 5)
+    assert (small_costs.spend, small_costs.credits, small_costs.budget) == (
+        Decimal(30),
+        Decimal(-3),
+        Decimal(150),
+    )
+    assert (large_costs.spend, large_costs.credits, large_costs.budget) == (
+        Decimal(300),
+        Decimal(-30),
+        Decimal(1500),
+    )
+    assert {(r.percent, r.open_alerts) for r in large_costs.students} == {(Decimal(20), 1)}
+    assert large_costs.students[0].trend == [Decimal("1.00")] * 7  # Oct 14–20
+
+
+@pytest.mark.django_db
+def test_course_daily_by_service_stacks_the_top_six_services_and_the_rest_as_other(course):
+    other_course = CourseFactory()
+    services = [f"Service {letter}" for letter in "ABCDEFGH"]  # A spends most, H least
+    CourseServiceDailyCost.objects.bulk_create(
+        [
+            CourseServiceDailyCost(course=course, day=day, service=name, usage=Decimal(8 - rank) + Decimal(offset) / 10)
+            for offset, day in enumerate([d(1), d(2)])
+            for rank, name in enumerate(services)
+        ]
+        + [CourseServiceDailyCost(course=other_course, day=d(1), service="Service Z", usage=Decimal(999))]
+    )
+
+    chart = selectors.course_daily_by_service(course=course, start=d(1), end=d(3))
+
+    assert chart == {
+        "labels": ["2026-10-01", "2026-10-02", "2026-10-03"],
+        "series": [
+            {"label": "Service A", "data": [8.0, 8.1, 0.0]},
+            {"label": "Service B", "data": [7.0, 7.1, 0.0]},
+            {"label": "Service C", "data": [6.0, 6.1, 0.0]},
+            {"label": "Service D", "data": [5.0, 5.1, 0.0]},
+            {"label": "Service E", "data": [4.0, 4.1, 0.0]},
+            {"label": "Service F", "data": [3.0, 3.1, 0.0]},
+            {"label": "Other", "data": [3.0, 3.2, 0.0]},  # G and H
+        ],
+    }
+    assert selectors.course_top_services(course=course, limit=3) == [
+        ("Service A", Decimal("16.1")),
+        ("Service B", Decimal("14.1")),
+        ("Service C", Decimal("12.1")),
+    ]
+
+
+@pytest.mark.django_db
+def test_course_daily_by_service_has_no_other_series_for_six_services_or_fewer(course):
+    CourseServiceDailyCost.objects.bulk_create(
+        CourseServiceDailyCost(course=course, day=d(1), service=f"Service {i}", usage=Decimal(i)) for i in range(1, 7)
+    )
+
+    chart = selectors.course_daily_by_service(course=course, start=d(1), end=d(1))
+
+    assert [s["label"] for s in chart["series"]] == [f"Service {i}" for i in range(6, 0, -1)]
+
+
+@pytest.mark.parametrize(
+    ("month", "today", "settled"),
+    [
+        (d(1), d(31), False),
+        (d(1), d(13, 11), False),
+        (d(1), d(14, 11), True),
+        (date(2026, 12, 1), date(2027, 1, 13), False),
+        (date(2026, 12, 1), date(2027, 1, 14), True),
+    ],
+)
+def test_a_month_is_settled_only_after_the_13th_of_the_next_month(month, today, settled):
+    assert selectors.month_is_settled(month, today) is settled
+
+
+@pytest.mark.django_db
+def test_the_monthly_statement_is_final_only_once_settled_and_with_no_estimated_day(course):
+    alice, bob = student_accounts(course, [ALICE, BOB])
+    AccountDailyCost.objects.bulk_create(
+        [
+            AccountDailyCost(account=alice, course=course, day=d(30, 9), usage=Decimal(90)),
+            AccountDailyCost(account=alice, course=course, day=d(1), usage=Decimal(10), credits=Decimal(-2)),
+            AccountDailyCost(account=bob, course=course, day=d(31), usage=Decimal(5), estimated=True),
+            AccountDailyCost(account=alice, course=course, day=d(1, 11), usage=Decimal(99)),
+        ]
+    )
+
+    estimated = selectors.monthly_statement(course=course, month_start=d(1), today=d(20, 11))
+    AccountDailyCost.objects.filter(day=d(31)).update(estimated=False)
+    too_early = selectors.monthly_statement(course=course, month_start=d(1), today=d(13, 11))
+    settled = selectors.monthly_statement(course=course, month_start=d(1), today=d(14, 11))
+
+    assert (estimated["final"], too_early["final"], settled["final"]) == (False, False, True)
+    assert (settled["month"], settled["usage"], settled["credits"]) == (
+        d(1),
+        Decimal(15),
+        Decimal(-2),
+    )
+    assert settled["students"] == [
+        {
+            "account__membership__name": "Student 111111111111",
+            "account__membership__email": "student-111111111111@school.example",
+            "account__aws_account_id": ALICE,
+            "usage": Decimal(10),
+            "credits": Decimal(-2),
+        },
+        {
+            "account__membership__name": "Student 222222222222",
+            "account__membership__email": "student-222222222222@school.example",
+            "account__aws_account_id": BOB,
+            "usage": Decimal(5),
+            "credits": Decimal(0),
+        },
+    ]
+
+
+@pytest.mark.django_db
+def test_administrators_see_every_sync_and_what_it_cost(personas):
+    CostSync.objects.create(window_start=date(2026, 11, 1), window_end=date(2026, 11, 15), requests=7, rows=90)
+    admin = personas.client("admin")
+
+    response = admin.get(reverse("admin:billing_app_costsync_changelist"))
+
+    assert response.status_code == 200
+    assert "$0.07" in response.content.decode()
+    assert personas.client("instructor").get(reverse("admin:billing_app_costsync_changelist")).status_code == 302

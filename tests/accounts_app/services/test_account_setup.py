@@ -190,7 +190,7 @@ def test_two_overlapping_configure_workers_assign_once_and_move_the_account_once
     second_worker_meanwhile(
         aws,
         "after-call.organizations.MoveAccount",
-        lambda: account_configure(account=MemberAccount.objects.get(pk=account.pk)),
+        lambda: account_configure(account_id=account.pk),
     )
 
     account_configure(account_id=account.pk)

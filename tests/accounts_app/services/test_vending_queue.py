@@ -694,7 +694,7 @@ def test_two_overlapping_polls_of_a_finished_creation_move_the_account_once(pers
     second_worker_meanwhile(
         aws,
         "after-call.organizations.DescribeCreateAccountStatus",
-        lambda: account_poll_creation(account=MemberAccount.objects.get(pk=account.pk)),
+        lambda: account_poll_creation(account_id=account.pk),
     )
 
     account_poll_creation(account_id=account.pk)

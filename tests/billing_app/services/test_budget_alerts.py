@@ -257,6 +257,7 @@ def test_spending_the_whole_budget_freezes_the_account_with_the_freeze_scp(perso
         "alerts@school.example",
         "instructor@school.example",
         "student@school.example",
+        "ta@school.example",
     ]
     assert "The account is frozen: everything except billing, support and cost pages is denied" in frozen_mail.body
 

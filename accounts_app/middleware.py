@@ -71,7 +71,8 @@ class RequireMFAMiddleware:
     other way (a password alone) is sent to prove it before it reaches anything else.
 
     With PORTAL_REQUIRE_MFA_FOR_STAFF on, administrators and instructors without an authenticator
-    are sent to set one up first."""
+    are sent to set one up first, unless this session's second factor was their university's
+    (docs/SSO.md, PORTAL_SSO_TRUST_IDP_MFA)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
@@ -81,7 +82,11 @@ class RequireMFAMiddleware:
             if is_mfa_enabled(request.user):
                 if not passed_second_factor(request):
                     return go_to(request, with_next("mfa_reauthenticate", page_path(request)))
-            elif settings.PORTAL_REQUIRE_MFA_FOR_STAFF and must_use_mfa(request.user):
+            elif (
+                settings.PORTAL_REQUIRE_MFA_FOR_STAFF
+                and must_use_mfa(request.user)
+                and not passed_second_factor(request)
+            ):
                 return go_to(request, reverse("mfa_activate_totp"))
         return self.get_response(request)
 

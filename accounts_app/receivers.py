@@ -1,5 +1,6 @@
 """Signal hooks: whoever signs in is joined to the roster entries that are theirs, enrolling an
-authenticator counts as passing it, and a student whose AWS account is ready is told how to sign
+authenticator counts as passing it, so does a university's own second factor where the portal
+trusts it (docs/SSO.md), and a student whose AWS account is ready is told how to sign
 in to it."""
 
 import logging
@@ -25,6 +26,7 @@ from accounts_app.services.invitations import (
 )
 from accounts_app.services.notifications import email_send
 from accounts_app.signals import account_state_changed
+from accounts_app.sso import trusts_idp_second_factor
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,15 @@ def count_enrolment_as_second_factor(sender, request, user, authenticator, **kwa
     this session has passed the second factor, and need not be asked again at once."""
     if authenticator.type == Authenticator.Type.TOTP and request is not None:
         record_authentication(request, user, "mfa", id=authenticator.pk, type=authenticator.type, enrolled=True)
+
+
+@receiver(user_logged_in)
+def count_idp_second_factor(sender, request, user, sociallogin=None, **kwargs) -> None:
+    """A sign-in through a university's provider that asked for a second factor, with
+    PORTAL_SSO_TRUST_IDP_MFA on: recorded as the session's second factor, which the portal's
+    checks (RequireMFAMiddleware) then accept."""
+    if trusts_idp_second_factor(sociallogin):
+        record_authentication(request, user, "mfa", type="idp", provider=sociallogin.account.provider)
 
 
 @receiver(account_state_changed)

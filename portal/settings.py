@@ -78,6 +78,8 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "accounts_app",
     "billing_app",
 ]
@@ -244,6 +246,19 @@ MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 # Stores authenticator secrets and recovery-code seeds encrypted with a key derived from SECRET_KEY.
 MFA_ADAPTER = "accounts_app.mfa_adapter.PortalMFAAdapter"
 MFA_TOTP_ISSUER = "Classroom Cloud Portal"
+# Campus single sign-on (docs/SSO.md): each identity provider is a SocialApp ("openid_connect")
+# an administrator adds in the admin. Its settings name the email domains it is trusted for; an
+# identity at one of them is a verified address, and signs in the portal user who holds it.
+SOCIALACCOUNT_ADAPTER = "accounts_app.sso.PortalSocialAccountAdapter"
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+# Off: students sign in only through their university's provider; administrators, instructors and
+# TAs keep their password (and its second factor) as a way in when the provider is down.
+PORTAL_STUDENT_PASSWORDS = env_bool("PORTAL_STUDENT_PASSWORDS", True)
+# On: staff who signed in through a provider whose ID token says it asked for a second factor
+# (`amr` holds "mfa" or "otp", or `acr` is one of the provider's "mfa_acr_values") are not asked
+# for the portal's own. Off (the default): the portal's TOTP is asked of them as of everyone.
+PORTAL_SSO_TRUST_IDP_MFA = env_bool("PORTAL_SSO_TRUST_IDP_MFA", False)
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "courses:list"
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"

@@ -1,0 +1,118 @@
+"""Campus single sign-on through OpenID Connect (docs/SSO.md), on allauth's own provider.
+
+An administrator adds each university's identity provider in the admin as a SocialApp of the
+provider "openid_connect". Besides allauth's own settings (`server_url`, ...) its settings hold:
+
+- "trusted_domains": the email domains the provider speaks for. An address at one of them is a
+  verified address of whoever signs in, and signs in (and links) the portal user who holds it.
+  An address anywhere else is refused: the provider cannot vouch for it.
+- "mfa_acr_values" (optional): `acr` values of the ID token that mean the provider asked for a
+  second factor, besides an `amr` holding "mfa" or "otp" (read only when
+  PORTAL_SSO_TRUST_IDP_MFA is on).
+
+SocialApp.name is the university's name the sign-in page shows ("Sign in with <name>").
+"""
+
+from typing import Any
+
+from allauth.core.exceptions import ImmediateHttpResponse
+from allauth.mfa.stages import AuthenticateStage
+from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from allauth.socialaccount.models import SocialApp, SocialLogin
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest
+from django.shortcuts import redirect
+
+TRUSTED_DOMAINS_KEY = "trusted_domains"
+MFA_ACR_VALUES_KEY = "mfa_acr_values"
+# RFC 8176's authentication method references that say a second factor was asked for.
+MFA_AMR_VALUES = frozenset({"mfa", "otp"})
+
+
+def trusted_domains(app: SocialApp | None) -> list[str]:
+    if app is None:
+        return []
+    return [domain.strip().lower() for domain in app.settings.get(TRUSTED_DOMAINS_KEY, []) if domain.strip()]
+
+
+def is_trusted_address(app: SocialApp | None, email: str) -> bool:
+    """Whether `app` speaks for `email`: its domain is one of the provider's trusted domains."""
+    return email.rpartition("@")[2].lower() in trusted_domains(app)
+
+
+def campus_email(sociallogin: SocialLogin) -> str:
+    """The address the provider gave for the person (its `email` claim), or "" without one."""
+    for address in sociallogin.email_addresses:
+        if address.primary:
+            return address.email
+    return sociallogin.user.email if sociallogin.user else ""
+
+
+def id_token_claims(sociallogin: SocialLogin) -> dict[str, Any]:
+    return (sociallogin.account.extra_data or {}).get("id_token") or {}
+
+
+def idp_asked_second_factor(sociallogin: SocialLogin) -> bool:
+    """Whether the provider says, in the ID token, that this sign-in passed a second factor."""
+    claims = id_token_claims(sociallogin)
+    methods = claims.get("amr") or []
+    if isinstance(methods, str):
+        methods = [methods]
+    if MFA_AMR_VALUES.intersection(methods):
+        return True
+    acr_values = sociallogin.provider.app.settings.get(MFA_ACR_VALUES_KEY, [])
+    return bool(claims.get("acr")) and claims["acr"] in acr_values
+
+
+def trusts_idp_second_factor(sociallogin: SocialLogin | None) -> bool:
+    """The portal counts the provider's second factor as its own: the setting is on and the
+    provider says it asked for one."""
+    return (
+        sociallogin is not None
+        and settings.PORTAL_SSO_TRUST_IDP_MFA
+        and sociallogin.provider.app is not None
+        and idp_asked_second_factor(sociallogin)
+    )
+
+
+class PortalSocialAccountAdapter(DefaultSocialAccountAdapter):
+    """Set as SOCIALACCOUNT_ADAPTER: a provider vouches for addresses at its trusted domains, and
+    for no other."""
+
+    def is_email_verified(self, provider, email: str) -> bool:
+        return is_trusted_address(provider.app, email)
+
+    def can_authenticate_by_email(self, login: SocialLogin, email: str) -> bool:
+        """Signing in as the portal user who holds `email` (and linking the two) is for trusted
+        addresses only, whatever the provider's own `email_verified` says."""
+        return is_trusted_address(login.provider.app, email)
+
+    def pre_social_login(self, request: HttpRequest, sociallogin: SocialLogin) -> None:
+        app = sociallogin.provider.app
+        email = campus_email(sociallogin)
+        if email and is_trusted_address(app, email):
+            return
+        university = sociallogin.provider.name
+        domains = ", ".join(trusted_domains(app)) or "no email domain yet"
+        if email:
+            reason = f"{university} signed you in as {email}, but the portal trusts it only for {domains}."
+        else:
+            reason = f"{university} did not give the portal your email address."
+        messages.error(
+            request,
+            f"{reason} You were not signed in and no account was linked. Sign in with the account your "
+            "university gave you, or ask an administrator.",
+        )
+        raise ImmediateHttpResponse(redirect("account_login"))
+
+
+class IdpAwareAuthenticateStage(AuthenticateStage):
+    """allauth's step that asks for the portal's TOTP code at sign-in, skipped when the portal
+    trusts the provider's own second factor for this sign-in (PORTAL_SSO_TRUST_IDP_MFA)."""
+
+    def _should_handle(self, request: HttpRequest) -> bool:
+        sociallogin = (self.login.signal_kwargs or {}).get("sociallogin")
+        if trusts_idp_second_factor(sociallogin):
+            return False
+        return super()._should_handle(request)

@@ -18,6 +18,7 @@ from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from allauth.socialaccount.internal import jwtkit
 from allauth.socialaccount.models import SocialAccount, SocialApp
 from django.conf import settings
+from django.core.checks.registry import registry
 from django.core.management import call_command
 from django.test import Client
 from django.test.utils import override_settings
@@ -43,7 +44,9 @@ MFA_ACR = "urn:example-university:mfa"
 @pytest.fixture(scope="module")
 def provider_installed(django_db_setup, django_db_blocker) -> Iterator[None]:
     """oauth2_provider installed and its tables made for this module's tests only, then dropped:
-    the rest of the suite runs without them."""
+    the rest of the suite runs without them, and without the system checks the app registers as it
+    loads (they would look for its models)."""
+    checks_before = set(registry.registered_checks), set(registry.deployment_checks)
     override = override_settings(
         INSTALLED_APPS=[*settings.INSTALLED_APPS, "oauth2_provider"],
         OAUTH2_PROVIDER=provider_settings(rsa_private_key_pem()),
@@ -59,6 +62,7 @@ def provider_installed(django_db_setup, django_db_blocker) -> Iterator[None]:
     finally:
         override.disable()
         directory.clear()
+        registry.registered_checks, registry.deployment_checks = checks_before
 
 
 @dataclass

@@ -10,7 +10,7 @@ stopped instance.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -517,14 +517,17 @@ def test_a_second_cycle_over_a_frozen_account_freezes_nothing_again(
     assert len(mail.outbox) == mails
 
 
-def test_one_meter_cycle_freezes_an_account_over_its_bedrock_token_cap(
+def test_a_meter_reading_freezes_an_account_over_its_bedrock_token_cap(
     personas, course, aws_account, django_capture_on_commit_callbacks
 ):
     """From Bedrock's own CloudWatch figures to the freeze: the meter reads the day's tokens per
     model (moto's CloudWatch holds what Bedrock publishes), gives each model its family, and the
     limit adds up each family's models: two Claude models, each under the cap, are over it together."""
+    # Readings at yesterday's noon (UTC), whatever the time the test runs: a day's figures start
+    # at midnight, and use 20 minutes before a reading just after midnight would be yesterday's.
+    noon = datetime.combine(timezone.now().date() - timedelta(days=1), time(12), tzinfo=UTC)
     cloudwatch = client("cloudwatch", account_id=aws_account.aws_account_id, region=REGION)
-    used = timezone.now() - timedelta(minutes=20)
+    used = noon - timedelta(minutes=20)
     for model, tokens_in, tokens_out in [
         ("anthropic.claude-3-haiku-20240307-v1:0", 2_000, 500),
         ("us.anthropic.claude-3-5-sonnet-20240620-v1:0", 2_500, 1_000),
@@ -549,13 +552,13 @@ def test_one_meter_cycle_freezes_an_account_over_its_bedrock_token_cap(
     limits(course, bedrock_daily_tokens=60_000)
 
     with django_capture_on_commit_callbacks(execute=True):
-        meter_cycle()
+        account_meter_read(account_id=aws_account.pk, now=noon)
     aws_account.refresh_from_db()
     assert aws_account.state == AccountState.READY  # 6,000 Claude tokens, 50,000 Llama ones: none over
 
     CourseSpendLimits.objects.filter(course=course).update(bedrock_daily_tokens=5_000)
     with django_capture_on_commit_callbacks(execute=True):
-        account_meter_read(account_id=aws_account.pk, now=timezone.now() + meter_interval())
+        account_meter_read(account_id=aws_account.pk, now=noon + meter_interval())
 
     aws_account.refresh_from_db()
     assert aws_account.state == AccountState.FROZEN

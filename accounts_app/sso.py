@@ -1,14 +1,18 @@
-"""Campus single sign-on through OpenID Connect (docs/SSO.md), on allauth's own provider.
+"""Campus single sign-on through OpenID Connect or SAML 2.0 (docs/SSO.md), on allauth's own providers.
 
 An administrator adds each university's identity provider in the admin as a SocialApp of the
-provider "openid_connect". Besides allauth's own settings (`server_url`, ...) its settings hold:
+provider "openid_connect" or "saml". Besides allauth's own settings (`server_url`, or `idp` and
+`attribute_mapping`, ...) its settings hold, for either protocol:
 
 - "trusted_domains": the email domains the provider speaks for. An address at one of them is a
   verified address of whoever signs in, and signs in (and links) the portal user who holds it.
   An address anywhere else is refused: the provider cannot vouch for it.
 - "mfa_acr_values" (optional): `acr` values of the ID token that mean the provider asked for a
   second factor, besides an `amr` holding "mfa" or "otp" (read only when
-  PORTAL_SSO_TRUST_IDP_MFA is on).
+  PORTAL_SSO_TRUST_IDP_MFA is on). OpenID Connect only.
+- "mfa_attribute" and "mfa_attribute_values" (optional): a SAML attribute, and its values, that
+  mean the identity provider asked for a second factor (e.g. Entra ID's authnmethodsreferences
+  holding multipleauthn). SAML only; the assertion's AuthnContextClassRef is not read.
 
 SocialApp.name is the university's name the sign-in page shows ("Sign in with <name>").
 """
@@ -26,6 +30,9 @@ from django.shortcuts import redirect
 
 TRUSTED_DOMAINS_KEY = "trusted_domains"
 MFA_ACR_VALUES_KEY = "mfa_acr_values"
+MFA_ATTRIBUTE_KEY = "mfa_attribute"
+MFA_ATTRIBUTE_VALUES_KEY = "mfa_attribute_values"
+SAML_PROVIDER = "saml"
 # RFC 8176's authentication method references that say a second factor was asked for.
 MFA_AMR_VALUES = frozenset({"mfa", "otp"})
 
@@ -42,7 +49,8 @@ def is_trusted_address(app: SocialApp | None, email: str) -> bool:
 
 
 def campus_email(sociallogin: SocialLogin) -> str:
-    """The address the provider gave for the person (its `email` claim), or "" without one."""
+    """The address the provider gave for the person (its `email` claim, or the SAML attribute
+    mapped to email), or "" without one."""
     for address in sociallogin.email_addresses:
         if address.primary:
             return address.email
@@ -54,7 +62,24 @@ def id_token_claims(sociallogin: SocialLogin) -> dict[str, Any]:
 
 
 def idp_asked_second_factor(sociallogin: SocialLogin) -> bool:
-    """Whether the provider says, in the ID token, that this sign-in passed a second factor."""
+    """Whether the provider says that this sign-in passed a second factor: in the ID token
+    (OpenID Connect) or in an attribute of the assertion (SAML)."""
+    if sociallogin.provider.id == SAML_PROVIDER:
+        return saml_attribute_says_second_factor(sociallogin)
+    return id_token_says_second_factor(sociallogin)
+
+
+def saml_attribute_says_second_factor(sociallogin: SocialLogin) -> bool:
+    """allauth stores the assertion's attributes (name to list of values) as the account's extra data."""
+    app_settings = sociallogin.provider.app.settings
+    attribute = app_settings.get(MFA_ATTRIBUTE_KEY)
+    if not attribute:
+        return False
+    released = (sociallogin.account.extra_data or {}).get(attribute) or []
+    return bool(set(released).intersection(app_settings.get(MFA_ATTRIBUTE_VALUES_KEY, [])))
+
+
+def id_token_says_second_factor(sociallogin: SocialLogin) -> bool:
     claims = id_token_claims(sociallogin)
     methods = claims.get("amr") or []
     if isinstance(methods, str):
@@ -87,6 +112,14 @@ class PortalSocialAccountAdapter(DefaultSocialAccountAdapter):
         """Signing in as the portal user who holds `email` (and linking the two) is for trusted
         addresses only, whatever the provider's own `email_verified` says."""
         return is_trusted_address(login.provider.app, email)
+
+    def populate_user(self, request: HttpRequest, sociallogin: SocialLogin, data: dict[str, Any]):
+        """A first sign-in's portal user takes the provider's name for the person: its `name`, or
+        the given name and surname (the portal's user has one name field)."""
+        user = super().populate_user(request, sociallogin, data)
+        given_and_surname = " ".join(part for part in (data.get("first_name"), data.get("last_name")) if part)
+        user.name = data.get("name") or given_and_surname
+        return user
 
     def pre_social_login(self, request: HttpRequest, sociallogin: SocialLogin) -> None:
         app = sociallogin.provider.app

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pytest
 from allauth.account.models import EmailAddress
 from allauth.socialaccount.models import SocialAccount, SocialApp
+from allauth.socialaccount.signals import pre_social_login
 from django.test import Client
 from django.test.utils import override_settings
 from django.urls import reverse
@@ -53,7 +54,9 @@ class Campus:
         login_url = reverse("saml_login", kwargs={"organization_slug": ORGANIZATION})
         to_idp = self.browser.post(login_url)
         assert to_idp.status_code == 302 and to_idp["Location"].startswith(IDP_SSO_URL + "?SAMLRequest=")
-        acs_url, form = self.idp.answer(to_idp["Location"], attributes[MAIL][0].partition("@")[0], attributes, sign=sign)
+        acs_url, form = self.idp.answer(
+            to_idp["Location"], attributes[MAIL][0].partition("@")[0], attributes, sign=sign
+        )
         assert acs_url == f"http://{PORTAL_HOST}" + reverse("saml_acs", kwargs={"organization_slug": ORGANIZATION})
         if tamper:
             xml = base64.b64decode(form["SAMLResponse"]).decode()
@@ -154,8 +157,6 @@ def test_the_saml_attribute_mapped_to_mfa_is_read_as_the_idps_second_factor(camp
 
     def record(request, sociallogin, **kwargs):
         seen.append(trusts_idp_second_factor(sociallogin))
-
-    from allauth.socialaccount.signals import pre_social_login
 
     pre_social_login.connect(record)
     try:

@@ -2,10 +2,11 @@
 
 `place_as_configured` puts an account made straight in moto (quicker than vending it) where
 vending puts it: in its course's OU, with the portal's tags; the gate of every AWS action asks
-for both. `NoAwsCalls` stops every botocore API call in the process, wherever its client was
-made, and keeps a list of them: a test that must prove some code makes no AWS call asserts the
-list is empty. `keep_requests_on_this_machine`, on for every test (conftest.py), stops the
-requests nothing in the test answered before they leave for AWS.
+for both. `students_ready_account` makes the persona student's such account. `NoAwsCalls` stops
+every botocore API call in the process, wherever its client was made, and keeps a list of them: a
+test that must prove some code makes no AWS call asserts the list is empty.
+`keep_requests_on_this_machine`, on for every test (conftest.py), stops the requests nothing in
+the test answered before they leave for AWS.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import pytest
 from botocore.client import BaseClient
 from botocore.endpoint import Endpoint
 
-from accounts_app.models import MemberAccount
+from accounts_app.choices import AccountState
+from accounts_app.models import Course, MemberAccount, Membership
 from accounts_app.services.guardrails import course_guardrails_apply
 from accounts_app.services.identity import account_tags
 from portal.aws import organizations
 from portal.aws.emulator import is_loopback
+from portal.aws.session import client
 
 
 def place_as_configured(account: MemberAccount) -> MemberAccount:
@@ -32,6 +35,22 @@ def place_as_configured(account: MemberAccount) -> MemberAccount:
     organizations.move_account(account.aws_account_id, course.aws_ou_id)
     organizations.tag_account(account.aws_account_id, account_tags(account))
     return account
+
+
+def students_ready_account(personas, course: Course | None = None) -> MemberAccount:
+    """The persona student's ready account in `course` (the personas' by default), made in moto
+    and placed where vending puts it."""
+    email = "aws+cs101-student@school.example"
+    created = client("organizations").create_account(Email=email, AccountName="cs101-student")
+    record = MemberAccount.objects.create(
+        course=course or personas.course,
+        membership=Membership.objects.get(user=personas.student),
+        state=AccountState.READY,
+        root_email=email,
+        account_name="cs101-student",
+        aws_account_id=created["CreateAccountStatus"]["AccountId"],
+    )
+    return place_as_configured(record)
 
 
 class AwsCallMade(AssertionError):

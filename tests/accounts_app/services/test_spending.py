@@ -30,7 +30,7 @@ from moto.core.models import botocore_stubber
 
 from accounts_app.choices import AccountState as S
 from accounts_app.choices import AuditAction, SpendingStatus
-from accounts_app.models import AuditEvent, MemberAccount, Membership
+from accounts_app.models import AuditEvent, MemberAccount
 from accounts_app.services.ending import course_end
 from accounts_app.services.freezing import account_freeze_sync
 from accounts_app.services.guardrails import freeze_policy_id
@@ -46,7 +46,7 @@ from billing_app.services.budgets import account_freeze, account_unfreeze
 from portal.aws import organizations
 from portal.aws.errors import TransientAwsError
 from portal.aws.session import client
-from tests.support.aws_calls import place_as_configured
+from tests.support.aws_calls import students_ready_account
 from tests.support.aws_script import PASS, AwsScript, Fault
 
 pytestmark = pytest.mark.django_db
@@ -73,17 +73,7 @@ WRITES = {
 @pytest.fixture
 def account(personas, aws) -> MemberAccount:
     """The persona student's ready account, made in moto and placed where vending puts it."""
-    email = "aws+cs101-student@school.example"
-    created = client("organizations").create_account(Email=email, AccountName="cs101-student")
-    record = MemberAccount.objects.create(
-        course=personas.course,
-        membership=Membership.objects.get(user=personas.student),
-        state=S.READY,
-        root_email=email,
-        account_name="cs101-student",
-        aws_account_id=created["CreateAccountStatus"]["AccountId"],
-    )
-    return place_as_configured(record)
+    return students_ready_account(personas)
 
 
 def inside(account: MemberAccount, service: str, region: str = REGION):

@@ -28,7 +28,7 @@ from billing_app.services.meter import account_meter_read, meter_cycle, meter_in
 from billing_app.signals import meter_read
 from portal.aws import organizations
 from portal.aws.session import client
-from tests.support.aws_calls import place_as_configured
+from tests.support.aws_calls import students_ready_account
 
 pytestmark = pytest.mark.django_db
 
@@ -409,17 +409,7 @@ def test_setting_the_limits_is_audited_with_what_they_now_say(personas, course):
 @pytest.fixture
 def aws_account(personas, course, aws) -> MemberAccount:
     """The persona student's ready account, made in moto and placed where vending puts it."""
-    email = "aws+cs101-student@school.example"
-    created = client("organizations").create_account(Email=email, AccountName="cs101-student")
-    record = MemberAccount.objects.create(
-        course=course,
-        membership=Membership.objects.get(user=personas.student),
-        state=AccountState.READY,
-        root_email=email,
-        account_name="cs101-student",
-        aws_account_id=created["CreateAccountStatus"]["AccountId"],
-    )
-    return place_as_configured(record)
+    return students_ready_account(personas, course)
 
 
 def run_instance(account, instance_type: str, **options) -> str:

@@ -39,7 +39,7 @@ from portal.aws import organizations
 from portal.aws.prices import price_list_price
 from portal.aws.session import client
 from tests.factories import MemberAccountFactory
-from tests.support.aws_calls import place_as_configured
+from tests.support.aws_calls import students_ready_account
 
 pytestmark = pytest.mark.django_db
 
@@ -80,17 +80,7 @@ def account(personas, aws) -> MemberAccount:
     course lets students use two regions."""
     personas.course.allowed_regions = [REGION, OTHER_REGION]
     personas.course.save()
-    email = "aws+cs101-student@school.example"
-    created = client("organizations").create_account(Email=email, AccountName="cs101-student")
-    record = MemberAccount.objects.create(
-        course=personas.course,
-        membership=Membership.objects.get(user=personas.student),
-        state=S.READY,
-        root_email=email,
-        account_name="cs101-student",
-        aws_account_id=created["CreateAccountStatus"]["AccountId"],
-    )
-    return place_as_configured(record)
+    return students_ready_account(personas)
 
 
 def inside(account, service: str, region: str = REGION):

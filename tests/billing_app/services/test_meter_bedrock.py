@@ -17,13 +17,12 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
-from accounts_app.choices import AccountState
-from accounts_app.models import MemberAccount, Membership
+from accounts_app.models import MemberAccount
 from billing_app.models import MeterReading
 from billing_app.services.meter import account_meter_read
 from portal.aws import meter as aws_meter
 from portal.aws.session import client
-from tests.support.aws_calls import place_as_configured
+from tests.support.aws_calls import students_ready_account
 from tests.support.aws_script import AwsScript
 
 pytestmark = pytest.mark.django_db
@@ -47,17 +46,7 @@ def forget_cached_checks():
 @pytest.fixture
 def account(personas, aws) -> MemberAccount:
     """The persona student's ready account, made in moto and placed where vending puts it."""
-    email = "aws+cs101-student@school.example"
-    created = client("organizations").create_account(Email=email, AccountName="cs101-student")
-    record = MemberAccount.objects.create(
-        course=personas.course,
-        membership=Membership.objects.get(user=personas.student),
-        state=AccountState.READY,
-        root_email=email,
-        account_name="cs101-student",
-        aws_account_id=created["CreateAccountStatus"]["AccountId"],
-    )
-    return place_as_configured(record)
+    return students_ready_account(personas)
 
 
 @pytest.fixture

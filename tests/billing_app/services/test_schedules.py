@@ -28,7 +28,7 @@ from moto.core.models import botocore_stubber
 
 from accounts_app.choices import AccountState as S
 from accounts_app.choices import AuditAction
-from accounts_app.models import AuditEvent, MemberAccount, Membership
+from accounts_app.models import AuditEvent, MemberAccount
 from billing_app.models import CourseSchedule, ScheduledStop, ScheduleMode, StopReason, StopStatus
 from billing_app.services.schedules import (
     ScheduleError,
@@ -39,7 +39,7 @@ from billing_app.services.schedules import (
 from portal.aws import organizations
 from portal.aws.session import client
 from tests.factories import MemberAccountFactory
-from tests.support.aws_calls import place_as_configured
+from tests.support.aws_calls import students_ready_account
 from tests.support.aws_script import AwsScript, Clock
 
 pytestmark = pytest.mark.django_db
@@ -88,17 +88,7 @@ def script(aws) -> AwsScript:
 @pytest.fixture
 def account(personas, aws) -> MemberAccount:
     """The persona student's ready account, made in moto and placed where vending puts it."""
-    email = "aws+cs101-student@school.example"
-    created = client("organizations").create_account(Email=email, AccountName="cs101-student")
-    record = MemberAccount.objects.create(
-        course=personas.course,
-        membership=Membership.objects.get(user=personas.student),
-        state=S.READY,
-        root_email=email,
-        account_name="cs101-student",
-        aws_account_id=created["CreateAccountStatus"]["AccountId"],
-    )
-    return place_as_configured(record)
+    return students_ready_account(personas)
 
 
 def set_schedule(course, **fields) -> CourseSchedule:

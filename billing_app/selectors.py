@@ -316,9 +316,8 @@ def freeze_alerts(*, accounts) -> dict[int, Alert]:
     frozen = [account for account in accounts if account.state == AccountState.FROZEN]
     if not frozen:
         return {}
-    latest = (
-        Alert.objects.filter(account__in=frozen, kind=AlertKind.FROZEN)
-        .order_by("account_id", "-created_at", "-id")
-        .distinct("account_id")
-    )
-    return {alert.account_id: alert for alert in latest}
+    # Oldest first, so that each account's latest freeze is the one the dict keeps: an account has
+    # a freeze alert per freeze, a handful at most (DISTINCT ON would do it in SQL, on PostgreSQL
+    # only, and the demo runs on SQLite).
+    alerts = Alert.objects.filter(account__in=frozen, kind=AlertKind.FROZEN).order_by("created_at", "id")
+    return {alert.account_id: alert for alert in alerts}

@@ -12,11 +12,20 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from accounts_app.choices import AccountState
 from accounts_app.models import Course, Membership
 from billing_app import selectors
-from billing_app.models import AccountDailyCost, Alert, AlertKind, CostSync, CourseServiceDailyCost, StudentBudget
+from billing_app.models import (
+    AccountDailyCost,
+    Alert,
+    AlertKind,
+    CostSync,
+    CourseServiceDailyCost,
+    SpendLimit,
+    StudentBudget,
+)
 from billing_app.services.costs import costs_sync
-from tests.factories import CourseFactory
+from tests.factories import CourseFactory, MemberAccountFactory
 from tests.support.billing import DAYS, TODAY, d
 from tests.support.cost_explorer import ALICE, BOB, CAROL, page, period, seed, student_accounts
 
@@ -267,3 +276,31 @@ def test_administrators_see_every_sync_and_what_it_cost(personas):
     assert response.status_code == 200
     assert "$0.07" in response.content.decode()
     assert personas.client("instructor").get(reverse("admin:billing_app_costsync_changelist")).status_code == 302
+
+
+@pytest.mark.django_db
+def test_each_frozen_accounts_latest_freeze_alert_comes_in_one_query():
+    frozen = MemberAccountFactory(state=AccountState.FROZEN)
+    ready = MemberAccountFactory(state=AccountState.READY, course=frozen.course)
+
+    def freeze_alert(account, limit: str) -> Alert:
+        return Alert.objects.create(
+            account=account,
+            course=account.course,
+            kind=AlertKind.FROZEN,
+            limit=limit,
+            period=limit,
+            message="Frozen",
+            spend=Decimal(1),
+            budget=Decimal(1),
+        )
+
+    freeze_alert(frozen, SpendLimit.ACCELERATORS)
+    latest = freeze_alert(frozen, SpendLimit.USD_PER_HOUR)
+    freeze_alert(ready, SpendLimit.ACCELERATORS)  # an old freeze of an account unfrozen since
+
+    with CaptureQueriesContext(connection) as queries:
+        found = selectors.freeze_alerts(accounts=[frozen, ready])
+
+    assert found == {frozen.pk: latest}
+    assert len(queries) == 1

@@ -32,6 +32,7 @@ class MembershipSource(models.TextChoices):
     IMPORT = "import", "Roster import"
     JOIN_CODE = "join_code", "Join code"
     MANUAL = "manual", "Added by hand"
+    LMS = "lms", "From the LMS"
 
 
 class AuditAction(models.TextChoices):

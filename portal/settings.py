@@ -81,8 +81,10 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
     "allauth.socialaccount.providers.saml",
+    "lti_tool",
     "accounts_app",
     "billing_app",
+    "lms_app",
 ]
 
 MIDDLEWARE = [

@@ -16,4 +16,5 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("accounts_app.urls")),
     path("courses/", include("billing_app.urls")),
+    path("lti/", include("lms_app.urls")),
 ]

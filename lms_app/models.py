@@ -1,0 +1,39 @@
+"""The portal's side of LTI 1.3: which LMS course a portal course follows, and the launches seen.
+
+The platforms themselves (issuer, client id, deployments, their keys' address) and the LMS's
+contexts, users and memberships are django-lti's models (`lti_tool`).
+"""
+
+from django.conf import settings
+from django.db import models
+from lti_tool.models import LtiContext
+
+from accounts_app.models import Course
+
+
+class LmsCourseLink(models.Model):
+    """A portal course that follows an LMS course (an LTI context): its launches land in it,
+    and the LMS's names and roles service keeps its roster."""
+
+    course = models.OneToOneField(Course, on_delete=models.CASCADE, related_name="lms_link")
+    context = models.OneToOneField(LtiContext, on_delete=models.PROTECT, related_name="portal_link")
+    linked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    linked_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.course.code} ← {self.context.title or self.context.id_on_platform}"
+
+
+class UsedLaunchNonce(models.Model):
+    """A launch's nonce, kept once the launch was accepted so that the same signed launch
+    cannot be played again (PyLTI1p3 checks that the nonce was issued, not that it is unused)."""
+
+    issuer = models.CharField(max_length=255)
+    nonce = models.CharField(max_length=255)
+    used_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "nonce"], name="lti_nonce_used_once")]
+
+    def __str__(self) -> str:
+        return f"{self.issuer} {self.nonce}"

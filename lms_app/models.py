@@ -6,9 +6,26 @@ contexts, users and memberships are django-lti's models (`lti_tool`).
 
 from django.conf import settings
 from django.db import models
-from lti_tool.models import LtiContext
+from lti_tool.models import LtiContext, LtiRegistration
 
 from accounts_app.models import Course
+
+
+class PlatformTrust(models.Model):
+    """What the portal takes from a registered LMS on its word: the email domains it speaks for.
+
+    A launch signs in the portal user who holds the launch's email address only at one of these
+    domains, as a campus identity provider does (accounts_app/sso.py): the LMS's administrator
+    could otherwise launch as anyone, the portal's own administrators included.
+    """
+
+    registration = models.OneToOneField(LtiRegistration, on_delete=models.CASCADE, related_name="trust")
+    email_domains = models.JSONField(
+        default=list, blank=True, help_text='e.g. ["example.edu"]: launches sign in people at these domains only.'
+    )
+
+    def __str__(self) -> str:
+        return f"{self.registration}: {', '.join(self.email_domains) or 'no domain'}"
 
 
 class LmsCourseLink(models.Model):

@@ -16,9 +16,12 @@ from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts_app.permissions import holds_staff_role, must_use_mfa
+from accounts_app.sso import sign_in_page_csp
 
+# allauth's pages: signing in, up, out, the provider's own steps.
+SIGN_IN_PREFIX = "/accounts/"
 # Pages someone without a second factor still needs: signing in and out, setting one up.
-MFA_EXEMPT_PREFIXES = ("/accounts/", "/static/", "/healthz")
+MFA_EXEMPT_PREFIXES = (SIGN_IN_PREFIX, "/static/", "/healthz")
 IDLE_EXEMPT_PREFIXES = ("/static/", "/healthz")
 LAST_ACTIVITY_SESSION_KEY = "portal_last_activity"
 # Sent by the panels that refresh themselves (htmx polling): a page left open is not activity.
@@ -118,3 +121,18 @@ def go_to(request: HttpRequest, url: str) -> HttpResponse:
     if request.htmx:
         return HttpResponseClientRedirect(url)
     return redirect(url)
+
+
+class SignInPageCSPMiddleware:
+    """allauth's pages (under /accounts/) get the Content-Security-Policy that lets their forms lead
+    to the university's identity provider (accounts_app.sso.sign_in_page_csp). Listed after
+    Django's ContentSecurityPolicyMiddleware, which then writes this policy instead of SECURE_CSP."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.path.startswith(SIGN_IN_PREFIX) and not hasattr(response, "_csp_config"):
+            response._csp_config = sign_in_page_csp()  # type: ignore[attr-defined]
+        return response

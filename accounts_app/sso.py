@@ -18,6 +18,7 @@ SocialApp.name is the university's name the sign-in page shows ("Sign in with <n
 """
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.mfa.stages import AuthenticateStage
@@ -27,6 +28,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest
 from django.shortcuts import redirect
+from django.utils.csp import CSP
 
 TRUSTED_DOMAINS_KEY = "trusted_domains"
 MFA_ACR_VALUES_KEY = "mfa_acr_values"
@@ -99,6 +101,31 @@ def trusts_idp_second_factor(sociallogin: SocialLogin | None) -> bool:
         and sociallogin.provider.app is not None
         and idp_asked_second_factor(sociallogin)
     )
+
+
+def identity_provider_origins() -> list[str]:
+    """Where the sign-in pages send the browser: each provider's origin. For OpenID Connect that of
+    its `server_url` (the authorization endpoint of Entra ID, Google, Okta and Keycloak is on the
+    issuer's host), for SAML that of the IdP's single sign-on URL, or of its metadata URL when the
+    SSO URL is read from the metadata."""
+    origins = []
+    for app in SocialApp.objects.filter(provider__in=["openid_connect", SAML_PROVIDER]).only("provider", "settings"):
+        idp = app.settings.get("idp") or {}
+        address = app.settings.get("server_url") or idp.get("sso_url") or idp.get("metadata_url") or ""
+        parts = urlsplit(address)
+        if parts.scheme in {"https", "http"} and parts.netloc:
+            origins.append(f"{parts.scheme}://{parts.netloc}")
+    return sorted(set(origins))
+
+
+def sign_in_page_csp() -> dict[str, Any]:
+    """The Content-Security-Policy of the sign-in pages: the portal's, with the identity providers
+    added to form-action. A browser applies form-action to the redirects that follow a form's
+    submission too: the "Sign in with <university>" form posts to the portal, which redirects to
+    the provider, and a form-action of 'self' alone would stop the browser there."""
+    policy = dict(settings.SECURE_CSP)
+    policy["form-action"] = [CSP.SELF, *identity_provider_origins()]
+    return policy
 
 
 class PortalSocialAccountAdapter(DefaultSocialAccountAdapter):

@@ -17,11 +17,7 @@ from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from allauth.socialaccount.internal import jwtkit
 from allauth.socialaccount.models import SocialAccount, SocialApp
-from django.conf import settings
-from django.core.checks.registry import registry
-from django.core.management import call_command
 from django.test import Client
-from django.test.utils import override_settings
 from django.urls import reverse
 
 from accounts_app.choices import CourseRole
@@ -31,8 +27,8 @@ from tests.support.oidc_provider import (
     DIRECTORY_DOMAIN,
     campus_sign_in,
     directory,
-    provider_settings,
-    rsa_private_key_pem,
+    provider_installed,
+    university_provider,
 )
 
 UNIVERSITY = "Example University"
@@ -42,27 +38,9 @@ MFA_ACR = "urn:example-university:mfa"
 
 
 @pytest.fixture(scope="module")
-def provider_installed(django_db_setup, django_db_blocker) -> Iterator[None]:
-    """oauth2_provider installed and its tables made for this module's tests only, then dropped:
-    the rest of the suite runs without them, and without the system checks the app registers as it
-    loads (they would look for its models)."""
-    checks_before = set(registry.registered_checks), set(registry.deployment_checks)
-    override = override_settings(
-        INSTALLED_APPS=[*settings.INSTALLED_APPS, "oauth2_provider"],
-        OAUTH2_PROVIDER=provider_settings(rsa_private_key_pem()),
-        ROOT_URLCONF="tests.support.oidc_server",
-    )
-    override.enable()
-    try:
-        with django_db_blocker.unblock():
-            call_command("migrate", "oauth2_provider", verbosity=0)
+def installed_provider(django_db_setup, django_db_blocker) -> Iterator[None]:
+    with provider_installed(django_db_blocker):
         yield
-        with django_db_blocker.unblock():
-            call_command("migrate", "oauth2_provider", "zero", verbosity=0)
-    finally:
-        override.disable()
-        directory.clear()
-        registry.registered_checks, registry.deployment_checks = checks_before
 
 
 @dataclass
@@ -87,36 +65,14 @@ class Campus:
 
 
 @pytest.fixture
-def campus(provider_installed, live_server) -> Iterator[Campus]:
-    from oauth2_provider.models import get_application_model
-
-    application_model = get_application_model()
-    secret = "the-portal-client-secret"
-    portal_url = live_server.url
-    provider_url = portal_url.replace("localhost", "127.0.0.1")
-    application_model.objects.create(
-        name=UNIVERSITY,
-        client_id="classroom-cloud-portal",
-        client_secret=secret,
-        client_type=application_model.CLIENT_CONFIDENTIAL,
-        authorization_grant_type=application_model.GRANT_AUTHORIZATION_CODE,
-        redirect_uris=f"{portal_url}/accounts/oidc/{PROVIDER_ID}/login/callback/",
-        algorithm=application_model.RS256_ALGORITHM,
-    )
-    app = SocialApp.objects.create(
-        provider="openid_connect",
+def campus(installed_provider, live_server) -> Iterator[Campus]:
+    provider_url, app = university_provider(
+        live_server.url,
+        university=UNIVERSITY,
         provider_id=PROVIDER_ID,
-        name=UNIVERSITY,
-        client_id="classroom-cloud-portal",
-        secret=secret,
-        settings={
-            "server_url": f"{provider_url}/idp",
-            "oauth_pkce_enabled": True,
-            "trusted_domains": [CAMPUS_DOMAIN],
-            "mfa_acr_values": [MFA_ACR],
-        },
+        settings={"trusted_domains": [CAMPUS_DOMAIN], "mfa_acr_values": [MFA_ACR]},
     )
-    yield Campus(portal_url=portal_url, provider_url=provider_url, app=app)
+    yield Campus(portal_url=live_server.url, provider_url=provider_url, app=app)
     directory.clear()
 
 
@@ -277,3 +233,30 @@ def test_without_a_provider_the_sign_in_page_is_the_password_form_alone():
 
     assert "Sign in with" not in page
     assert 'name="password"' in page
+
+
+@pytest.mark.django_db
+def test_the_sign_in_pages_let_their_forms_lead_to_the_identity_providers_and_no_other_page_does():
+    """A browser applies form-action to the redirects after a form's submission: the "Sign in with"
+    form posts to the portal, which sends the browser on to the provider."""
+    SocialApp.objects.create(
+        provider="openid_connect",
+        provider_id="campus",
+        name="Example University",
+        client_id="portal",
+        settings={"server_url": "https://login.example.edu/realms/campus"},
+    )
+    SocialApp.objects.create(
+        provider="saml",
+        provider_id="college",
+        name="Other College",
+        client_id="college",
+        settings={"idp": {"entity_id": "urn:college", "sso_url": "https://idp.college.example/sso/redirect"}},
+    )
+
+    sign_in = Client().get(reverse("account_login"))
+    elsewhere = Client().get("/healthz")
+
+    form_action = next(d for d in sign_in["Content-Security-Policy"].split("; ") if d.startswith("form-action"))
+    assert form_action == "form-action 'self' https://idp.college.example https://login.example.edu"
+    assert "form-action 'self';" in elsewhere["Content-Security-Policy"] + ";"

@@ -12,15 +12,22 @@ then calls the provider's discovery, token, JWKS and userinfo endpoints over HTT
 from __future__ import annotations
 
 import html.parser
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin
 
 import requests
+from allauth.socialaccount.models import SocialApp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.conf import settings
 from django.contrib.auth import authenticate, login
+from django.core.checks.registry import registry
+from django.core.management import call_command
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.test.utils import override_settings
 from django.views.decorators.csrf import csrf_exempt
 
 DIRECTORY_DOMAIN = "directory.idp.invalid"
@@ -45,6 +52,62 @@ def provider_settings(private_key_pem: str) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def provider_installed(django_db_blocker: Any) -> Iterator[None]:
+    """oauth2_provider installed and its tables made for the tests inside only, then dropped: the
+    rest of the suite runs without them, and without the system checks the app registers as it
+    loads (they would look for its models). For a module-scoped fixture (pytest-django's
+    `django_db_blocker`)."""
+    checks_before = set(registry.registered_checks), set(registry.deployment_checks)
+    override = override_settings(
+        INSTALLED_APPS=[*settings.INSTALLED_APPS, "oauth2_provider"],
+        OAUTH2_PROVIDER=provider_settings(rsa_private_key_pem()),
+        ROOT_URLCONF="tests.support.oidc_server",
+    )
+    override.enable()
+    try:
+        with django_db_blocker.unblock():
+            call_command("migrate", "oauth2_provider", verbosity=0)
+        yield
+        with django_db_blocker.unblock():
+            call_command("migrate", "oauth2_provider", "zero", verbosity=0)
+    finally:
+        override.disable()
+        directory.clear()
+        registry.registered_checks, registry.deployment_checks = checks_before
+
+
+def university_provider(
+    portal_url: str, *, university: str, provider_id: str, settings: dict[str, Any]
+) -> tuple[str, SocialApp]:
+    """The university's provider, served by the live server at `portal_url`, and the portal's
+    SocialApp for it. The provider is addressed as 127.0.0.1 and the portal as localhost: two
+    hosts, so that a browser keeps the two sessions apart. Returns the provider's address."""
+    from oauth2_provider.models import get_application_model
+
+    application_model = get_application_model()
+    secret = "the-portal-client-secret"
+    provider_url = portal_url.replace("localhost", "127.0.0.1")
+    application_model.objects.create(
+        name=university,
+        client_id="classroom-cloud-portal",
+        client_secret=secret,
+        client_type=application_model.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=application_model.GRANT_AUTHORIZATION_CODE,
+        redirect_uris=f"{portal_url}/accounts/oidc/{provider_id}/login/callback/",
+        algorithm=application_model.RS256_ALGORITHM,
+    )
+    app = SocialApp.objects.create(
+        provider="openid_connect",
+        provider_id=provider_id,
+        name=university,
+        client_id="classroom-cloud-portal",
+        secret=secret,
+        settings={"server_url": f"{provider_url}/idp", "oauth_pkce_enabled": True, **settings},
+    )
+    return provider_url, app
+
+
 @csrf_exempt
 def idp_sign_in(request: HttpRequest) -> HttpResponse:
     """The provider's own sign-in page: a password for one of its people, then back to the
@@ -55,7 +118,10 @@ def idp_sign_in(request: HttpRequest) -> HttpResponse:
             return HttpResponse("Wrong email or password", status=401)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return HttpResponseRedirect(request.GET["next"])
-    return HttpResponse('<form method="post"><input name="email"><input name="password" type="password"></form>')
+    return HttpResponse(
+        '<form method="post"><input name="email"><input name="password" type="password">'
+        '<button type="submit">Sign in</button></form>'
+    )
 
 
 # --- The browser ---------------------------------------------------------------------------------

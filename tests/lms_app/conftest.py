@@ -1,11 +1,25 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from lti_tool.models import LtiRegistration
 
 from lms_app.models import PlatformTrust
+from tests.support.lti_platform import FakePlatform, serve
 
 CANVAS_ISSUER = "https://canvas.instructure.com"
+
+
+@pytest.fixture
+def platform(settings) -> Iterator[FakePlatform]:
+    """A Moodle-like LMS on this machine, which speaks plain http: allowed with DEBUG on only."""
+    settings.DEBUG = True
+    fake = FakePlatform()
+    server = serve(fake)
+    yield fake
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture

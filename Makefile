@@ -62,6 +62,7 @@ test-tools: $(IAM_SIMULATE)/node_modules/.installed
 run: install
 	mkdir -p var/broker var/broker-control
 	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py lti_keys_ensure
 	$(if $(DEMO),$(BIN)/python manage.py seed_demo)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start -f Procfile $(PROCESSES)
 

@@ -90,6 +90,8 @@ class AuditAction(models.TextChoices):
     SCHEDULE_CHANGED = "course.schedule_changed", "Schedule changed"
     SCHEDULE_STOPPED = "account.schedule_stopped", "Stopped by the schedule"
     SCHEDULE_RESTART = "account.schedule_restart", "Started again after the schedule"
+    LMS_PLATFORM_REGISTERED = "lms.platform_registered", "LMS registered with the portal"
+    LTI_KEY_CREATED = "lms.key_created", "LTI signing key created"
 
 
 class AccountState(models.TextChoices):

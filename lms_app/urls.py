@@ -1,6 +1,8 @@
 from django.urls import path
 from lti_tool.views import OIDCLoginInitView, jwks
 
+from lms_app import views
+
 app_name = "lms"
 
 urlpatterns = [
@@ -8,4 +10,9 @@ urlpatterns = [
     # third-party login initiation), one address per registration.
     path(".well-known/jwks.json", jwks, name="jwks"),
     path("init/<uuid:registration_uuid>/", OIDCLoginInitView.as_view(), name="login_init"),
+    # Registering an LMS (docs/LMS.md): login initiation for every registration (by issuer and
+    # client id), the Canvas developer key's JSON, and LTI Dynamic Registration.
+    path("init/", views.PlatformLoginInitView.as_view(), name="login_init_any"),
+    path("config/canvas.json", views.canvas_config, name="canvas_config"),
+    path("register/", views.dynamic_registration, name="dynamic_registration"),
 ]

@@ -2,10 +2,13 @@
 with its removals, the instructor protections, the safety limit of automatic syncs, and what the
 roster page is told of syncs that did not apply."""
 
+import re
+
 import pytest
 from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from accounts_app.choices import AccountState, AuditAction, CourseRole, EndPolicy, MembershipSource
 from accounts_app.models import AuditEvent, Course, MemberAccount, Membership
@@ -343,3 +346,15 @@ def test_a_sync_that_applies_clears_the_failure_and_the_wait(personas):
 
     course.refresh_from_db()
     assert (course.roster_sync_error, course.roster_sync_awaiting_review) == ("", False)
+
+
+def test_the_roster_page_shows_who_keeps_the_roster_and_why_the_last_sync_failed(personas):
+    apply(personas.course, [INSTRUCTOR])
+    roster_sync_failed(course=personas.course, managed_by=LMS, error="HTTP 401 Unauthorized.", trying_again=False)
+    url = reverse("courses:roster", kwargs={"course_id": personas.course.pk})
+
+    page = personas.client("ta").get(url).content.decode()
+
+    assert f"Managed by <strong>{LMS}</strong>" in page
+    assert re.search(r"last synced \d+\xa0minutes? ago", page)
+    assert "Last sync failed: HTTP 401 Unauthorized." in page

@@ -7,6 +7,7 @@ import time
 import pytest
 from django.conf import settings
 from django.core import mail
+from django.core.cache import cache
 from django.utils import timezone
 
 from accounts_app.choices import AccountState, AuditAction, CourseRole, EndPolicy, MembershipSource
@@ -365,6 +366,11 @@ def test_a_class_launching_at_once_syncs_the_roster_once(linked, django_capture_
     assert LmsRosterFetch.objects.filter(trigger=RosterFetchTrigger.LAUNCH).count() == 1
     assert len(linked.platform.token_requests) == 1
 
+    cache.clear()  # PORTAL_LMS_SYNC_ON_LAUNCH_MINUTES later
+    launch(linked, django_capture_on_commit_callbacks)
+
+    assert LmsRosterFetch.objects.filter(trigger=RosterFetchTrigger.LAUNCH).count() == 2
+
 
 def test_the_launch_throttle_is_per_course(
     linked, personas, lms, lms_registration, django_capture_on_commit_callbacks
@@ -378,8 +384,9 @@ def test_the_launch_throttle_is_per_course(
     assert LmsRosterFetch.objects.filter(status=RosterFetchStatus.APPLIED).count() == 2
 
 
-def test_launches_into_an_archived_or_ended_course_sync_nothing(linked, django_capture_on_commit_callbacks):
-    Course.objects.filter(pk=linked.course.pk).update(ended_at=timezone.now())
+@pytest.mark.parametrize("over", ["archived_at", "ended_at"])
+def test_launches_into_an_archived_or_ended_course_sync_nothing(linked, over, django_capture_on_commit_callbacks):
+    Course.objects.filter(pk=linked.course.pk).update(**{over: timezone.now()})
     linked.link.course.refresh_from_db()
 
     launch(linked, django_capture_on_commit_callbacks)

@@ -138,13 +138,19 @@ def test_a_held_list_says_why_it_waits_and_can_be_applied(synced, personas, sett
         if person.email.startswith("student"):
             synced.lms_course.drop(person)
     fetch = fetched(synced, RosterFetchTrigger.NIGHTLY)
+    client = personas.client("instructor")
 
-    page = personas.client("instructor").get(preview_url(fetch)).content.decode()
+    page = client.get(preview_url(fetch)).content.decode()
 
     assert fetch.status == RosterFetchStatus.FETCHED
     assert "The nightly sync stopped here: this list would remove 3" in page
     assert "of the 4 students" in page
-    assert "Apply this list" in page
+    assert "<strong>3</strong> to remove" in page
+    assert synced.course.memberships.filter(email__startswith="student", source=MembershipSource.LMS).count() == 3
+
+    client.post(preview_url(fetch), {"send_invitations": ""})
+
+    assert not synced.course.memberships.filter(email__startswith="student", source=MembershipSource.LMS).exists()
 
 
 def test_a_list_with_problems_offers_no_apply(synced, personas):

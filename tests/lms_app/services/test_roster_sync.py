@@ -372,9 +372,7 @@ def test_a_class_launching_at_once_syncs_the_roster_once(linked, django_capture_
     assert LmsRosterFetch.objects.filter(trigger=RosterFetchTrigger.LAUNCH).count() == 2
 
 
-def test_the_launch_throttle_is_per_course(
-    linked, personas, lms, lms_registration, django_capture_on_commit_callbacks
-):
+def test_the_launch_throttle_is_per_course(linked, personas, lms, lms_registration, django_capture_on_commit_callbacks):
     other = link_course(lms, lms_registration, personas.other_course)
     other.lms_course.enrol(LmsPerson("other_instructor@school.example", "Otto Instructor"), "Instructor")
 

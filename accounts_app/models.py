@@ -197,6 +197,14 @@ class Course(models.Model):
         help_text="e.g. school.edu: only people with a verified address there (or at a subdomain) "
         "can join with the code. Empty: any address.",
     )
+    # A roster an outside system keeps (an LMS, through lms_app): which one, when its list was
+    # last applied, why the last sync failed, and whether a list it sent waits for an instructor.
+    roster_managed_by = models.CharField(
+        max_length=300, blank=True, help_text="e.g. Canvas: CS 101. Empty: nobody outside the portal keeps the roster."
+    )
+    roster_synced_at = models.DateTimeField(null=True, blank=True)
+    roster_sync_error = models.TextField(blank=True)
+    roster_sync_awaiting_review = models.BooleanField(default=False)
     archived_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

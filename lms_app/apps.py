@@ -6,4 +6,5 @@ class LmsAppConfig(AppConfig):
     verbose_name = "Learning management systems (LTI 1.3)"
 
     def ready(self) -> None:
-        from lms_app import checks  # noqa: F401  (registers the signing key check)
+        # Registers the signing key check, and connects the roster sync to launches.
+        from lms_app import checks, receivers  # noqa: F401

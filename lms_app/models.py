@@ -54,3 +54,49 @@ class UsedLaunchNonce(models.Model):
 
     def __str__(self) -> str:
         return f"{self.issuer} {self.nonce}"
+
+
+class RosterFetchTrigger(models.TextChoices):
+    LAUNCH = "launch", "The sync at a launch"
+    NIGHTLY = "nightly", "The nightly sync"
+    ON_DEMAND = "on_demand", "Sync now"
+
+
+class RosterFetchStatus(models.TextChoices):
+    PENDING = "pending", "Asking the LMS"
+    FETCHED = "fetched", "Waiting for an instructor"
+    APPLIED = "applied", "Applied"
+    FAILED = "failed", "Failed"
+    SUPERSEDED = "superseded", "Replaced by a newer list"
+
+
+class LmsRosterFetch(models.Model):
+    """One ask of the LMS's names and roles service for a linked course's members, and what
+    became of the list: applied at once (an automatic sync), or kept for an instructor to look at
+    (their own Sync now, or an automatic sync that would remove too many students)."""
+
+    link = models.ForeignKey(LmsCourseLink, on_delete=models.CASCADE, related_name="roster_fetches")
+    trigger = models.CharField(max_length=20, choices=RosterFetchTrigger.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=20, choices=RosterFetchStatus.choices, default=RosterFetchStatus.PENDING)
+    # The people the LMS lists, as the roster takes them: [{"email", "name", "role"}].
+    members = models.JSONField(default=list, blank=True)
+    # Members the roster cannot take, and why (no email address, no role the portal uses).
+    skipped = models.JSONField(default=list, blank=True)
+    # What the list would do or did: how many people are added, updated, removed, unchanged.
+    summary = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    fetched_at = models.DateTimeField(null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    applied_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.link.course.code}: {self.get_trigger_display()} ({self.get_status_display()})"

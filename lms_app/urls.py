@@ -1,7 +1,7 @@
 from django.urls import path
 from lti_tool.views import OIDCLoginInitView, jwks
 
-from lms_app import views
+from lms_app import roster_sync_views, views
 
 app_name = "lms"
 
@@ -15,4 +15,14 @@ urlpatterns = [
     path("init/", views.PlatformLoginInitView.as_view(), name="login_init_any"),
     path("config/canvas.json", views.canvas_config, name="canvas_config"),
     path("register/", views.dynamic_registration, name="dynamic_registration"),
+    # A linked course's roster from the LMS: Sync now, and the list waiting for an instructor.
+    path("courses/<int:course_id>/roster-sync/", roster_sync_views.roster_sync_now, name="roster_sync"),
+    path(
+        "courses/<int:course_id>/roster-sync/review/", roster_sync_views.roster_sync_review, name="roster_sync_review"
+    ),
+    path(
+        "courses/<int:course_id>/roster-sync/<int:fetch_id>/",
+        roster_sync_views.roster_sync_preview,
+        name="roster_sync_preview",
+    ),
 ]

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
@@ -218,6 +219,9 @@ CELERY_BEAT_SCHEDULE = {
     "meter-usage": {"task": "billing_app.tasks.meter_cycle_task", "schedule": PORTAL_METER_INTERVAL_MINUTES * 60},
     # Course schedules: what runs outside class hours or at night, and what sits idle, is stopped.
     "schedules": {"task": "billing_app.tasks.schedules_tick_task", "schedule": PORTAL_SCHEDULE_INTERVAL_MINUTES * 60},
+    # The rosters of courses linked to an LMS, from its names and roles service: at night (in
+    # PORTAL_TIME_ZONE), when classes change least and nobody waits on the LMS.
+    "lms-rosters": {"task": "lms_app.tasks.lms_rosters_sync_nightly_task", "schedule": crontab(hour=3, minute=30)},
 }
 
 # --- Sign-in (django-allauth) ---------------------------------------------------------------------
@@ -278,6 +282,19 @@ PORTAL_INSTRUCTOR_EMAIL_DOMAINS = env_list("PORTAL_INSTRUCTOR_EMAIL_DOMAINS")
 PORTAL_INVITATION_MAX_AGE_DAYS = int(os.environ.get("PORTAL_INVITATION_MAX_AGE_DAYS", "14"))
 PORTAL_ROSTER_MAX_BYTES = 2 * 1024 * 1024
 PORTAL_ROSTER_MAX_ROWS = 5000
+# Rosters an LMS keeps (lms_app): a launch into a course syncs its roster at most once this often.
+PORTAL_LMS_SYNC_ON_LAUNCH_MINUTES = int(os.environ.get("PORTAL_LMS_SYNC_ON_LAUNCH_MINUTES", "10"))
+if PORTAL_LMS_SYNC_ON_LAUNCH_MINUTES < 1:
+    raise ImproperlyConfigured("PORTAL_LMS_SYNC_ON_LAUNCH_MINUTES must be a whole number of minutes, 1 or more.")
+# An automatic sync (a launch's, the nightly one) that would remove more students than this many,
+# or this percentage of the class when that is more, changes nothing and waits for an instructor:
+# an LMS answering an empty class by mistake must not end the students' AWS accounts.
+PORTAL_LMS_SYNC_MAX_REMOVALS = int(os.environ.get("PORTAL_LMS_SYNC_MAX_REMOVALS", "3"))
+PORTAL_LMS_SYNC_MAX_REMOVAL_PERCENT = int(os.environ.get("PORTAL_LMS_SYNC_MAX_REMOVAL_PERCENT", "10"))
+if PORTAL_LMS_SYNC_MAX_REMOVALS < 0 or not 0 <= PORTAL_LMS_SYNC_MAX_REMOVAL_PERCENT <= 100:
+    raise ImproperlyConfigured(
+        "PORTAL_LMS_SYNC_MAX_REMOVALS must be 0 or more, PORTAL_LMS_SYNC_MAX_REMOVAL_PERCENT from 0 to 100."
+    )
 PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://localhost:8000")
 
 # --- AWS ------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 from django.urls import path
-from lti_tool.views import OIDCLoginInitView, jwks
+from lti_tool.views import jwks
 
-from lms_app import views
+from lms_app import launch_views, views
 
 app_name = "lms"
 
@@ -9,10 +9,16 @@ urlpatterns = [
     # What platforms fetch: the portal's public keys, and where a launch starts (OpenID Connect
     # third-party login initiation), one address per registration.
     path(".well-known/jwks.json", jwks, name="jwks"),
-    path("init/<uuid:registration_uuid>/", OIDCLoginInitView.as_view(), name="login_init"),
+    path("init/<uuid:registration_uuid>/", launch_views.LoginInitView.as_view(), name="login_init"),
     # Registering an LMS (docs/LMS.md): login initiation for every registration (by issuer and
     # client id), the Canvas developer key's JSON, and LTI Dynamic Registration.
     path("init/", views.PlatformLoginInitView.as_view(), name="login_init_any"),
     path("config/canvas.json", views.canvas_config, name="canvas_config"),
     path("register/", views.dynamic_registration, name="dynamic_registration"),
+    # Where the platform posts the signed launch (the tool's redirect URI and target link URI).
+    path("launch/", launch_views.launch, name="launch"),
+    # An instructor's first launch from an LMS course the portal has no course for.
+    path("setup/<int:context_id>/", launch_views.setup, name="setup"),
+    path("setup/<int:context_id>/create/", launch_views.setup_create, name="setup_create"),
+    path("setup/<int:context_id>/link/", launch_views.setup_link, name="setup_link"),
 ]

@@ -218,6 +218,8 @@ CELERY_BEAT_SCHEDULE = {
     "meter-usage": {"task": "billing_app.tasks.meter_cycle_task", "schedule": PORTAL_METER_INTERVAL_MINUTES * 60},
     # Course schedules: what runs outside class hours or at night, and what sits idle, is stopped.
     "schedules": {"task": "billing_app.tasks.schedules_tick_task", "schedule": PORTAL_SCHEDULE_INTERVAL_MINUTES * 60},
+    # LTI launches' nonces are kept a day to refuse a launch played again; older ones may go.
+    "lti-nonces": {"task": "lms_app.tasks.launch_nonces_purge_task", "schedule": 60 * 60},
 }
 
 # --- Sign-in (django-allauth) ---------------------------------------------------------------------

@@ -417,9 +417,14 @@ def _sign_in_user(user: User | None, email: str, name: str) -> User:
     their verified addresses, as a campus sign-in's does (accounts_app/sso.py). Whoever set a
     password on that address without ever verifying it loses the password, as allauth does there."""
     if user is None:
-        user = User.objects.create_user(email, password=None, name=name)
-        EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
-        return user
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(email, password=None, name=name)
+                EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+                return user
+        except IntegrityError:
+            # A second launch of the same newcomer (a double click in the LMS) made them first.
+            user = User.objects.get(email__iexact=email)
     address = EmailAddress.objects.filter(user=user, email__iexact=email).first()
     if address is not None and address.verified:
         return user

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import pytest
 from lti_tool.models import LtiContext, LtiDeployment, LtiRegistration
@@ -97,7 +98,7 @@ def lms_class(lms: TestPlatform) -> LmsClass:
 @pytest.fixture
 def linked_course(registration: LtiRegistration, lms_class: LmsClass) -> Course:
     """A portal course that follows the LMS course, with an instructor of its own in the portal."""
-    course = CourseFactory(code="cloud-computing", name="Cloud Computing")
+    course = cast(Course, CourseFactory(code="cloud-computing", name="Cloud Computing"))  # factory_boy's instance
     MembershipFactory(course=course, role=CourseRole.INSTRUCTOR, user=UserFactory(email="owner@example.edu"))
     context = LtiContext.objects.create(
         deployment=registration.deployments.get(),

@@ -9,7 +9,6 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth import get_user_model
-from django.http import HttpResponse
 from django.test import Client, RequestFactory
 from django.urls import reverse
 from lti_tool.models import LtiLaunch, LtiRegistration
@@ -22,7 +21,8 @@ from tests.support.lti_platform import LmsCourse, LmsPerson, TestPlatform, authe
 LAUNCH_URL = "http://testserver/lti/launch/"
 
 
-def login_initiation(client: Client, registration: LtiRegistration, params: dict) -> HttpResponse:
+def login_initiation(client: Client, registration: LtiRegistration, params: dict) -> Any:
+    """The portal's answer (the test client's response) to the platform's login initiation."""
     return client.post(reverse("lms:login_init", kwargs={"registration_uuid": registration.uuid}), params)
 
 
@@ -49,7 +49,7 @@ def launch(
     person: LmsPerson,
     course: LmsCourse,
     **launch: Any,
-) -> HttpResponse:
+) -> Any:
     """A whole launch, from the initiation to the portal's answer to the signed launch."""
     return client.post(reverse("lms:launch"), signed_launch(client, platform, registration, person, course, **launch))
 

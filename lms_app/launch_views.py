@@ -65,7 +65,10 @@ class LoginInitView(OIDCLoginInitView):
       opens in a window of its own, where its cookies work. The initiation redirects to the LMS
       at once.
     - A bad initiation (an unknown registration, a missing parameter) answers the launch's
-      refusal page, not a server error.
+      refusal page, naming the issuer and client id it came with, not a server error.
+
+    Without a registration's uuid in the address, the registration is the one of the request's
+    issuer and client id.
     """
 
     def get_oidc_response(self, request: HttpRequest, registration_uuid, params) -> HttpResponse:
@@ -78,7 +81,8 @@ class LoginInitView(OIDCLoginInitView):
         try:
             return oidc_login.redirect(self.get_redirect_url(target_link_uri))
         except (LtiException, OIDCException) as error:
-            return refusal_page(request, launches.lti_error_refusal(error))
+            caller = f"issuer {params.get('iss')!r}, client id {params.get('client_id')!r}"
+            return refusal_page(request, launches.lti_error_refusal(error, about=caller))
         except Key.DoesNotExist:
             return refusal_page(request, NO_TOOL_KEY)
 

@@ -10,9 +10,11 @@ urlpatterns = [
     # third-party login initiation), one address per registration.
     path(".well-known/jwks.json", jwks, name="jwks"),
     path("init/<uuid:registration_uuid>/", launch_views.LoginInitView.as_view(), name="login_init"),
-    # Registering an LMS (docs/LMS.md): login initiation for every registration (by issuer and
-    # client id), the Canvas developer key's JSON, and LTI Dynamic Registration.
-    path("init/", views.PlatformLoginInitView.as_view(), name="login_init_any"),
+    # Login initiation at one address for every registered LMS, found by the request's issuer and
+    # client id (Canvas and Moodle send both): the LMS gives the client id only once the tool is
+    # registered there, too late to be part of an address typed into it.
+    path("init/", launch_views.LoginInitView.as_view(), name="login_init_any"),
+    # Registering an LMS (docs/LMS.md): the Canvas developer key's JSON, LTI Dynamic Registration.
     path("config/canvas.json", views.canvas_config, name="canvas_config"),
     path("register/", views.dynamic_registration, name="dynamic_registration"),
     # Where the platform posts the signed launch (the tool's redirect URI and target link URI).

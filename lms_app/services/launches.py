@@ -149,11 +149,13 @@ _LTI_MESSAGE_INVALID = _LtiErrorMeaning(
 )
 
 
-def lti_error_refusal(error: Exception) -> LaunchRefused:
-    """The page for what PyLTI1p3 (or django-lti's login initiation) refused, in plain words."""
+def lti_error_refusal(error: Exception, *, about: str = "") -> LaunchRefused:
+    """The page for what PyLTI1p3 (or django-lti's login initiation) refused, in plain words; the
+    technical detail is its message, followed by `about` (what the request named) when given."""
     message = str(error)
     meaning = next((known for known in _LTI_ERRORS if message.startswith(known.starts)), _LTI_MESSAGE_INVALID)
-    return LaunchRefused(meaning.title, meaning.explanation, detail=message, status=400)
+    detail = f"{message}: {about}" if about else message
+    return LaunchRefused(meaning.title, meaning.explanation, detail=detail, status=400)
 
 
 # --- Where a launch lands ---------------------------------------------------------------------------

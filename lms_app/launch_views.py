@@ -1,8 +1,7 @@
 """The LMS's way into the portal: the login initiation, the launch, and the pages a launch leads
-to (setting a course up, the link an instructor adds to the LMS course). Registering an LMS is
-views.py's. What a launch does is
-decided in lms_app/services/launches.py; these views check the launch (PyLTI1p3), sign the person
-in and show where it lands."""
+to (setting a course up, the link an instructor adds to the LMS course); registering an LMS is
+views.py's. What a launch does is decided in lms_app/services/launches.py: these views check the
+launch (PyLTI1p3), sign the person in and show where it lands."""
 
 import logging
 from typing import Any, cast
@@ -87,7 +86,7 @@ class LoginInitView(OIDCLoginInitView):
             return refusal_page(request, NO_TOOL_KEY)
 
 
-@csrf_exempt  # the LMS posts the launch from its own page; the signed token stands for the token
+@csrf_exempt  # the LMS's page posts the launch; its signed, single-use token stands for a CSRF token
 @require_POST
 def launch(request: HttpRequest) -> HttpResponse:
     try:

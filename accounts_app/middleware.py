@@ -20,9 +20,13 @@ from accounts_app.sso import sign_in_page_csp
 
 # allauth's pages: signing in, up, out, the provider's own steps.
 SIGN_IN_PREFIX = "/accounts/"
+# An LMS's login initiation and launch (lms_app): a launch signs in anew whoever the LMS names,
+# whatever the session it replaces owed or how long it sat idle; the pages it leads to are
+# checked as any other.
+LMS_LAUNCH_PREFIXES = ("/lti/init/", "/lti/launch/")
 # Pages someone without a second factor still needs: signing in and out, setting one up.
-MFA_EXEMPT_PREFIXES = (SIGN_IN_PREFIX, "/static/", "/healthz")
-IDLE_EXEMPT_PREFIXES = ("/static/", "/healthz")
+MFA_EXEMPT_PREFIXES = (SIGN_IN_PREFIX, "/static/", "/healthz", *LMS_LAUNCH_PREFIXES)
+IDLE_EXEMPT_PREFIXES = ("/static/", "/healthz", *LMS_LAUNCH_PREFIXES)
 LAST_ACTIVITY_SESSION_KEY = "portal_last_activity"
 # Sent by the panels that refresh themselves (htmx polling): a page left open is not activity.
 AUTO_REFRESH_HEADER = "X-Portal-Auto-Refresh"

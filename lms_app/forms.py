@@ -6,7 +6,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from accounts_app.forms import EMAIL_DOMAIN, split_names
+from accounts_app.models import Course
 from lms_app.models import PlatformTrust
+from lms_app.selectors import courses_taught
 
 EMAIL_DOMAINS_HELP = (
     "The email domains this LMS speaks for, e.g. example.edu, students.example.edu (each subdomain "
@@ -60,3 +62,23 @@ class PlatformRegistrationForm(forms.Form):
     registration_token = forms.CharField(widget=forms.HiddenInput, required=False, strip=False)
     name = forms.CharField(label="Name in the portal", max_length=255)
     email_domains = EmailDomainsField(label="Email domains it speaks for")
+
+
+class CourseChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Course) -> str:
+        return f"{obj.code}: {obj.name} ({obj.term})"
+
+
+class LinkCourseForm(forms.Form):
+    """Which portal course the LMS course follows: one the person teaches that follows no other."""
+
+    course = CourseChoiceField(
+        queryset=Course.objects.none(),
+        empty_label=None,
+        widget=forms.RadioSelect,
+        label="A course you teach in the portal",
+    )
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["course"].queryset = courses_taught(user=user).filter(lms_link__isnull=True)  # type: ignore[attr-defined]

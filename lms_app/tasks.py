@@ -32,3 +32,10 @@ def lms_rosters_sync_nightly_task() -> int:
     from lms_app.services.roster_sync import lms_rosters_sync_nightly
 
     return lms_rosters_sync_nightly()
+
+
+@shared_task
+def launch_nonces_purge_task() -> None:
+    from lms_app.services.launches import launch_nonces_purge
+
+    launch_nonces_purge()

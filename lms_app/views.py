@@ -1,5 +1,5 @@
-"""Registering an LMS: the Canvas developer key's JSON, login initiation at one address for every
-LMS, and LTI Dynamic Registration. The launch itself is `lms:launch`."""
+"""Registering an LMS: the Canvas developer key's JSON and LTI Dynamic Registration. The login
+initiation and the launch are launch_views.py's."""
 
 from __future__ import annotations
 
@@ -13,9 +13,6 @@ from django.shortcuts import render
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_http_methods
-from lti_tool.models import Key
-from lti_tool.views import OIDCLoginInitView
-from pylti1p3.exception import OIDCException
 
 from lms_app.forms import PlatformRegistrationForm
 from lms_app.services.registration import (
@@ -40,30 +37,6 @@ TEXT = "text/plain; charset=utf-8"
 def canvas_config(request: HttpRequest) -> JsonResponse:
     """The JSON of a Canvas developer key ("Enter URL" reads it here; "Paste JSON" is a copy)."""
     return JsonResponse(canvas_configuration(ToolUrls.from_request(request)), json_dumps_params={"indent": 2})
-
-
-class PlatformLoginInitView(OIDCLoginInitView):
-    """Login initiation at one address for every registered LMS, found by the request's issuer and
-    client id (Canvas and Moodle send both): the LMS gives the client id only once the tool is
-    registered there, too late to be part of an address typed into it."""
-
-    def get_oidc_response(self, request, registration_uuid, params):
-        try:
-            return super().get_oidc_response(request, registration_uuid, params)
-        except OIDCException as error:
-            # The issuer and client id are the caller's: answered as plain text, never as HTML.
-            return HttpResponse(
-                f"This LMS is not registered with the portal ({error}): issuer {params.get('iss')!r}, "
-                f"client id {params.get('client_id')!r}. The portal's administrator registers LMSs.",
-                status=400,
-                content_type=TEXT,
-            )
-        except Key.DoesNotExist:
-            return HttpResponse(
-                "The portal has no key to sign with yet: its administrator runs `manage.py lti_keys_ensure`.",
-                status=503,
-                content_type=TEXT,
-            )
 
 
 # The LMS shows this page in a frame of its own pages (or a window it opened) and waits for its

@@ -222,6 +222,8 @@ CELERY_BEAT_SCHEDULE = {
     # The rosters of courses linked to an LMS, from its names and roles service: at night (in
     # PORTAL_TIME_ZONE), when classes change least and nobody waits on the LMS.
     "lms-rosters": {"task": "lms_app.tasks.lms_rosters_sync_nightly_task", "schedule": crontab(hour=3, minute=30)},
+    # LTI launches' nonces are kept a day to refuse a launch played again; older ones may go.
+    "lti-nonces": {"task": "lms_app.tasks.launch_nonces_purge_task", "schedule": 60 * 60},
 }
 
 # --- Sign-in (django-allauth) ---------------------------------------------------------------------

@@ -268,3 +268,53 @@ def _refuse_losing_last_instructor(member: Membership) -> None:
     )
     if instructors == [member.pk]:
         raise RosterChangeError("A course needs at least one instructor. Add another one first.")
+
+
+@transaction.atomic
+def roster_member_ensure(
+    *, actor: User | None, course: Course, email: str, name: str, role: CourseRole, source: MembershipSource
+) -> Membership:
+    """Bring one person's roster entry to what another system says (the LMS, at a launch or in its
+    roster): added with `role` and `source` if missing, else given `role` and, when `name` is not
+    blank, `name`; its source stays what it was. Refuses (RosterChangeError) to take the role of
+    the course's last instructor away."""
+    email = normalize_email(email)
+    # get_or_create's own savepoint settles a race for the same person (two launches, a launch and
+    # the roster sync): the loser reads the winner's entry and goes on as an update.
+    member, created = Membership.objects.select_for_update().get_or_create(
+        course=course, email=email, defaults={"name": name, "role": role, "source": source}
+    )
+    source_words = _source_words(source)
+    if created:
+        audit_record(
+            actor=actor,
+            action=AuditAction.MEMBER_ADDED,
+            course=course,
+            target=member,
+            summary=f"Added {email} as {member.get_role_display()} ({source_words})",
+        )
+        staff_access_follow(course=course, changes=[RoleChange(email, None, member.role)])
+        return member
+    if name and name != member.name:
+        member.name = name
+        member.save(update_fields=["name", "updated_at"])
+    if member.role != role:
+        _refuse_losing_last_instructor(member)
+        previous, previous_role = member.get_role_display(), member.role
+        member.role = role
+        member.save(update_fields=["role", "updated_at"])
+        audit_record(
+            actor=actor,
+            action=AuditAction.MEMBER_ROLE_CHANGED,
+            course=course,
+            target=member,
+            summary=f"Changed {email} from {previous} to {member.get_role_display()} ({source_words})",
+        )
+        staff_access_follow(course=course, changes=[RoleChange(email, previous_role, role)])
+    return member
+
+
+def _source_words(source: MembershipSource) -> str:
+    """A source's label inside a sentence: "from the LMS", "added by hand"."""
+    label = MembershipSource(source).label
+    return label[:1].lower() + label[1:]

@@ -1,12 +1,15 @@
 """The LMSs of lms_app's tests, on this machine: a Moodle-like one for dynamic registration
 (`platform`), and the one launches and roster syncs talk to (`lms`, tests/support/lti_platform.py),
 with a portal course linked to one of its courses (`linked`): django-lti's registration,
-deployment and context, the portal's link, and the tool's key the LMS trusts."""
+deployment and context, the portal's link, and the tool's key the LMS trusts. The launch tests'
+`registration` is that LMS as an administrator registers it (an active deployment, the email
+domain it is trusted for), `lms_class` a class in it and `linked_course` a portal course following it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import factory
 import pytest
@@ -14,15 +17,18 @@ from django.core.cache import cache
 from lti_tool.models import Key, LtiContext, LtiDeployment, LtiRegistration
 
 from accounts_app import tasks as accounts_tasks
+from accounts_app.choices import CourseRole
 from accounts_app.models import Course
 from lms_app.models import LmsCourseLink, PlatformTrust
-from tests.factories import CourseFactory
+from lms_app.services.keys import lti_key_ensure
+from tests.factories import CourseFactory, MembershipFactory, UserFactory
 from tests.support import lti_platform
 from tests.support.lti_dynamic_registration import FakePlatform, serve
 from tests.support.lti_platform import LmsCourse, LmsPerson, TestPlatform
 from tests.support.next_steps import record_account_steps
 
 CANVAS_ISSUER = "https://canvas.instructure.com"
+TRUSTED_DOMAIN = "example.edu"
 
 
 @pytest.fixture
@@ -167,3 +173,59 @@ def no_launch_throttle_left_over():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def registration(db, lms: TestPlatform) -> LtiRegistration:
+    """`lms` registered as an administrator does: an active deployment, the email domain it is
+    trusted for, and the portal's signing key."""
+    lti_key_ensure(actor=None)
+    registration = LtiRegistration.objects.create(
+        name="Test LMS",
+        issuer=lms.issuer,
+        client_id=lms.client_id,
+        auth_url=lms.auth_url,
+        token_url=lms.token_url,
+        keyset_url=lms.jwks_url,
+    )
+    LtiDeployment.objects.create(registration=registration, deployment_id=lms.deployment_id, is_active=True)
+    PlatformTrust.objects.create(registration=registration, email_domains=[TRUSTED_DOMAIN])
+    return registration
+
+
+@dataclass
+class LmsClass:
+    """An LMS course with its instructor, TA and two students."""
+
+    course: LmsCourse
+    instructor: LmsPerson
+    ta: LmsPerson
+    student: LmsPerson
+    other_student: LmsPerson
+
+
+@pytest.fixture
+def lms_class(lms: TestPlatform) -> LmsClass:
+    course = lms.add_course(LmsCourse(title="Cloud Computing (Fall 2026)", label="CS 101-A"))
+    return LmsClass(
+        course=course,
+        instructor=course.enrol(LmsPerson("ines.instructor@example.edu", "Ines Instructor"), "Instructor"),
+        ta=course.enrol(LmsPerson("theo.assistant@example.edu", "Theo Assistant"), "Instructor", "TeachingAssistant"),
+        student=course.enrol(LmsPerson("stella.student@example.edu", "Stella Student"), "Learner"),
+        other_student=course.enrol(LmsPerson("olga.student@example.edu", "Olga Student"), "Learner"),
+    )
+
+
+@pytest.fixture
+def linked_course(registration: LtiRegistration, lms_class: LmsClass) -> Course:
+    """A portal course that follows the LMS course, with an instructor of its own in the portal."""
+    course = cast(Course, CourseFactory(code="cloud-computing", name="Cloud Computing"))  # factory_boy's instance
+    MembershipFactory(course=course, role=CourseRole.INSTRUCTOR, user=UserFactory(email="owner@example.edu"))
+    context = LtiContext.objects.create(
+        deployment=registration.deployments.get(),
+        id_on_platform=lms_class.course.id,
+        title=lms_class.course.title,
+        label=lms_class.course.label,
+    )
+    LmsCourseLink.objects.create(course=course, context=context)
+    return course

@@ -65,8 +65,6 @@ def login_initiation(registration: LtiRegistration, **params) -> dict[str, str]:
         "target_link_uri": LAUNCH,
         "lti_message_hint": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9",
         "client_id": registration.client_id,
-        # What the library's cookie check adds when it sends the browser on: the redirect itself.
-        "lti1p3_new_window": "1",
         **params,
     }
 
@@ -109,9 +107,11 @@ def test_the_generic_init_url_refuses_a_client_the_portal_does_not_know(client, 
     )
 
     assert response.status_code == 400
-    assert response["Content-Type"].startswith("text/plain")
+    assert response.templates[0].name == "lms/refused.html"
     text = response.content.decode()
-    assert "not registered with the portal" in text and "'<b>99999</b>'" in text and CANVAS_ISSUER in text
+    assert "This LMS is not registered with the portal" in text and CANVAS_ISSUER in text
+    # The issuer and client id are the caller's: shown escaped, never as HTML.
+    assert "&#x27;&lt;b&gt;99999&lt;/b&gt;&#x27;" in text and "<b>99999" not in text
 
 
 def test_the_generic_init_url_refuses_a_registration_turned_off(client, canvas_registration):

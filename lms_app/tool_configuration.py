@@ -19,8 +19,6 @@ from django.urls import reverse
 TOOL_TITLE = "Classroom Cloud"
 TOOL_DESCRIPTION = "Each student's own AWS account for the course, with its budget and guardrails."
 DEEP_LINK_LABEL = "My AWS account"
-# The launch view's path (`lms:launch`), which also receives deep linking requests.
-LAUNCH_PATH = "/lti/launch/"
 
 NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 RESOURCE_LINK_REQUEST = "LtiResourceLinkRequest"
@@ -76,7 +74,8 @@ class ToolUrls:
 
     @property
     def launch(self) -> str:
-        return self.base + LAUNCH_PATH
+        """Where the LMS posts its launches, deep linking requests included."""
+        return self.base + reverse("lms:launch")
 
     @property
     def jwks(self) -> str:

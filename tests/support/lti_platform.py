@@ -303,6 +303,10 @@ class TestPlatform:
         def record() -> None:
             platform.requests.append((request.method, request.full_path.rstrip("?")))
 
+        @app.get("/favicon.ico")
+        def favicon() -> Response:
+            return Response(status=204)  # what a browser asks the LMS's host for, besides its pages
+
         @app.get("/jwks")
         def jwks() -> Response:
             return Response(json.dumps(platform.public_jwks()), mimetype="application/json")

@@ -1,3 +1,5 @@
+from allauth.socialaccount.admin import SocialAppAdmin, SocialAppForm
+from allauth.socialaccount.models import SocialApp
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -22,6 +24,7 @@ from accounts_app.services.webhooks import (
     webhook_test_send,
     webhook_url_check,
 )
+from accounts_app.sso import SAML_PROVIDER, MetadataError, saml_idp_from_metadata
 from accounts_app.webhook_formats import REPLAY_WINDOW_SECONDS
 
 
@@ -248,3 +251,39 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class CampusProviderForm(SocialAppForm):
+    """allauth's form for a provider, and for a SAML IdP its metadata XML, pasted: the IdP's entity
+    id, single sign-on URL and certificate are read from it into the settings' `idp` (docs/SSO.md)."""
+
+    idp_metadata_xml = forms.CharField(
+        label="SAML IdP metadata (XML)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 100}),
+        help_text="For a SAML IdP without a metadata URL: paste its metadata. It fills settings' idp.",
+    )
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        xml = cleaned.get("idp_metadata_xml", "").strip()
+        if not xml:
+            return cleaned
+        if cleaned.get("provider") != SAML_PROVIDER:
+            self.add_error("idp_metadata_xml", "IdP metadata is for a SAML provider only.")
+            return cleaned
+        try:
+            idp = saml_idp_from_metadata(xml)
+        except MetadataError as error:
+            self.add_error("idp_metadata_xml", str(error))
+            return cleaned
+        cleaned["settings"] = {**(cleaned.get("settings") or {}), "idp": idp}
+        return cleaned
+
+
+admin.site.unregister(SocialApp)
+
+
+@admin.register(SocialApp)
+class CampusProviderAdmin(SocialAppAdmin):
+    form = CampusProviderForm

@@ -29,6 +29,8 @@ from django.contrib import messages
 from django.http import HttpRequest
 from django.shortcuts import redirect
 from django.utils.csp import CSP
+from lxml import etree
+from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 
 TRUSTED_DOMAINS_KEY = "trusted_domains"
 MFA_ACR_VALUES_KEY = "mfa_acr_values"
@@ -101,6 +103,31 @@ def trusts_idp_second_factor(sociallogin: SocialLogin | None) -> bool:
         and sociallogin.provider.app is not None
         and idp_asked_second_factor(sociallogin)
     )
+
+
+class MetadataError(ValueError):
+    """IdP metadata the portal cannot take, with what is wrong with it."""
+
+
+def saml_idp_from_metadata(xml: str) -> dict[str, str]:
+    """A SAML IdP's `idp` settings (entity id, single sign-on URL for the HTTP-Redirect binding, and
+    signing certificate) read from its metadata XML, as an administrator pastes it: for an IdP
+    whose metadata is a file (an XML download, an entry of a federation's aggregate) rather than
+    an address allauth reads it from. Raises MetadataError naming what is missing."""
+    try:
+        parsed = OneLogin_Saml2_IdPMetadataParser.parse(xml.strip().encode())
+    except etree.XMLSyntaxError as error:
+        raise MetadataError(f"This is not XML: {error}.") from error
+    idp = parsed.get("idp") or {}
+    if not idp.get("entityId"):
+        raise MetadataError("No IdP in this metadata: it has no EntityDescriptor with an IDPSSODescriptor.")
+    sso_url = (idp.get("singleSignOnService") or {}).get("url")
+    if not sso_url:
+        raise MetadataError("The IdP offers no single sign-on service with the HTTP-Redirect binding.")
+    certificate = idp.get("x509cert") or next(iter((idp.get("x509certMulti") or {}).get("signing", [])), None)
+    if not certificate:
+        raise MetadataError("The IdP's metadata holds no signing certificate.")
+    return {"entity_id": idp["entityId"], "sso_url": sso_url, "x509cert": certificate}
 
 
 def identity_provider_origins() -> list[str]:

@@ -9,6 +9,7 @@ IdP's certificate, its audience, destination and InResponseTo before allauth sig
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ from django.urls import reverse
 
 from accounts_app.choices import CourseRole
 from accounts_app.models import Membership, User
-from accounts_app.sso import trusts_idp_second_factor
+from accounts_app.sso import MetadataError, saml_idp_from_metadata, trusts_idp_second_factor
 from tests.factories import CourseFactory, MembershipFactory, UserFactory
 from tests.support.saml_idp import (
     GIVEN_NAME,
@@ -167,3 +168,62 @@ def test_the_saml_attribute_mapped_to_mfa_is_read_as_the_idps_second_factor(camp
         pre_social_login.disconnect(record)
 
     assert seen == [False, True]
+
+
+def test_the_idps_metadata_xml_gives_the_settings_a_saml_sign_in_works_with(campus):
+    """The `campus` fixture's provider signs people in with these three values."""
+    assert saml_idp_from_metadata(campus.idp.metadata()) == campus.app.settings["idp"]
+
+
+@pytest.mark.parametrize(
+    ("xml", "problem"),
+    [
+        ("not metadata at all", "This is not XML"),
+        ('<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="sp"/>', "No IdP in this metadata"),
+    ],
+)
+def test_metadata_the_portal_cannot_take_is_refused_with_what_is_wrong(xml, problem):
+    with pytest.raises(MetadataError, match=problem):
+        saml_idp_from_metadata(xml)
+
+
+def test_an_administrator_pastes_the_idps_metadata_in_the_admin(personas):
+    with identity_provider() as idp:
+        response = personas.client("admin").post(
+            reverse("admin:socialaccount_socialapp_add"),
+            {
+                "provider": "saml",
+                "name": "Example University",
+                "client_id": "campus",
+                "secret": "",
+                "key": "",
+                "settings": json.dumps({"trusted_domains": [CAMPUS_DOMAIN]}),
+                "idp_metadata_xml": idp.metadata(),
+            },
+        )
+        certificate = idp.certificate
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    app = SocialApp.objects.get(client_id="campus")
+    assert app.settings == {
+        "trusted_domains": [CAMPUS_DOMAIN],
+        "idp": {"entity_id": IDP_ENTITY_ID, "sso_url": IDP_SSO_URL, "x509cert": certificate},
+    }
+
+
+def test_metadata_pasted_for_an_openid_connect_provider_is_refused(personas):
+    with identity_provider() as idp:
+        response = personas.client("admin").post(
+            reverse("admin:socialaccount_socialapp_add"),
+            {
+                "provider": "openid_connect",
+                "name": "U",
+                "client_id": "u",
+                "settings": "{}",
+                "idp_metadata_xml": idp.metadata(),
+            },
+        )
+
+    assert response.status_code == 200
+    assert "IdP metadata is for a SAML provider only." in response.content.decode()
+    assert not SocialApp.objects.exists()

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.config import IdPConfig
+from saml2.metadata import create_metadata_string
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID
 from saml2.server import Server
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
@@ -74,14 +75,12 @@ class IdentityProvider:
     def certificate(self) -> str:
         return certificate_body(self.cert_file)
 
-    def trust(self, portal_metadata: str) -> None:
-        """The IdP learns the portal (the service provider, its entity id and ACS URL) from its metadata."""
+    def config(self, *, portal_metadata: str | None = None) -> IdPConfig:
         config: dict[str, Any] = {
             "entityid": IDP_ENTITY_ID,
             "key_file": str(self.key_file),
             "cert_file": str(self.cert_file),
             "xmlsec_binary": "/usr/bin/xmlsec1",
-            "metadata": {"inline": [portal_metadata]},
             "service": {
                 "idp": {
                     "endpoints": {"single_sign_on_service": [(IDP_SSO_URL, BINDING_HTTP_REDIRECT)]},
@@ -91,7 +90,17 @@ class IdentityProvider:
                 }
             },
         }
-        self.server = Server(config=IdPConfig().load(config))
+        if portal_metadata is not None:
+            config["metadata"] = {"inline": [portal_metadata]}
+        return IdPConfig().load(config)
+
+    def metadata(self) -> str:
+        """The IdP's own metadata XML, as an administrator downloads it from the IdP."""
+        return create_metadata_string(None, config=self.config(), valid=24, sign=False).decode()
+
+    def trust(self, portal_metadata: str) -> None:
+        """The IdP learns the portal (the service provider, its entity id and ACS URL) from its metadata."""
+        self.server = Server(config=self.config(portal_metadata=portal_metadata))
 
     def answer(
         self, redirect_url: str, user_id: str, attributes: dict[str, list[str]], *, sign: bool = True

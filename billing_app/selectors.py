@@ -203,7 +203,7 @@ def _cost_rows(course: Course, accounts: list[MemberAccount], trend_start: date,
     """A page's rows, with each student's spend day by day over the last week."""
     trends: dict[int, dict[date, Decimal]] = defaultdict(dict)
     for account_id, day, usage in AccountDailyCost.objects.filter(
-        course=course, account__in=accounts, day__gte=trend_start, day__lte=today
+        course=course, account_id__in=[account.pk for account in accounts], day__gte=trend_start, day__lte=today
     ).values_list("account_id", "day", "usage"):
         trends[account_id][day] = usage
     days = [trend_start + timedelta(days=i) for i in range(TREND_DAYS)]

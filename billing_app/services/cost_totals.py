@@ -20,7 +20,7 @@ def account_cost_totals_rebuild() -> None:
     select, params = sums.query.sql_with_params()
     quote = connection.ops.quote_name
     columns = ", ".join(quote(name) for name in ("account_id", "course_id", "usage", "credits"))
-    insert = f"INSERT INTO {quote(AccountCostTotal._meta.db_table)} ({columns}) {select}"  # noqa: S608 (the models' names)
+    insert = f"INSERT INTO {quote(AccountCostTotal._meta.db_table)} ({columns}) {select}"
     with transaction.atomic(), connection.cursor() as cursor:
         AccountCostTotal.objects.all().delete()
         cursor.execute(insert, params)

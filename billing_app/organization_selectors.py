@@ -52,6 +52,11 @@ class OrganizationOverview:
     pool: CourseSummary  # the accounts of no course
     total: CourseSummary  # the whole organization
 
+    @property
+    def lines(self) -> list[CourseSummary]:
+        """The overview's table: each course, then the pool when it holds any account."""
+        return [*self.courses, *([self.pool] if self.pool.accounts else [])]
+
 
 def organization_overview() -> OrganizationOverview:
     """Every course's accounts by state, spend to date, frozen accounts and open alerts, and the
@@ -90,23 +95,20 @@ def organization_accounts(
     *, sort: str = "-spend", query: str = "", state: str = "", course: str = "", page: int | str | None = 1
 ) -> Page:
     """A page of every account of the organization with its spend to date and open alerts, sorted
-    by an ACCOUNT_SORTS key (ties by course, then email; the pool's and nobody's accounts last),
+    by an ACCOUNT_SORTS key (ties in the order the accounts were made; the pool's and nobody's
+    accounts last),
     filtered by state, course (a course's id, or POOL) and a search of the student's email or name
-    or the AWS account id (two queries)."""
+    or the AWS account id. Three queries: the count; the page's ids, which join only what the sort
+    and the filters need, across every account; the page's rows with what they show."""
     key = ACCOUNT_SORTS.get(sort.lstrip("-"), ACCOUNT_SORTS["spend"])
-    table = _accounts(query=query, state=state, course=course).order_by(
-        key.desc(nulls_last=True) if sort.startswith("-") else key.asc(nulls_last=True),
-        F("course__code").asc(nulls_last=True),
-        F("membership__email").asc(nulls_last=True),
-        "pk",
+    ordered = _with_spend_and_alerts(_filtered(query=query, state=state, course=course), alias=True).order_by(
+        key.desc(nulls_last=True) if sort.startswith("-") else key.asc(nulls_last=True), "pk"
     )
-    return Paginator(table, ACCOUNTS_PER_PAGE).get_page(page)
-
-
-def _accounts(*, query: str, state: str, course: str) -> QuerySet[MemberAccount]:
-    open_alerts = Alert.objects.filter(account=OuterRef("pk"), resolved_at=None)
-    accounts = (
-        MemberAccount.objects.select_related("course", "membership")
+    shown = Paginator(ordered.values_list("pk", flat=True), ACCOUNTS_PER_PAGE).get_page(page)
+    ids = list(shown.object_list)
+    rows = _with_spend_and_alerts(
+        MemberAccount.objects.filter(pk__in=ids)
+        .select_related("course", "membership")
         .only(
             "state",
             "account_name",
@@ -115,14 +117,14 @@ def _accounts(*, query: str, state: str, course: str) -> QuerySet[MemberAccount]
             "course__name",
             "membership__name",
             "membership__email",
-        )
-        # An account's costs are filed under its course: its pool days belong to no course.
-        .alias(course_total=FilteredRelation("cost_totals", condition=Q(cost_totals__course=F("course"))))
-        .annotate(
-            spend=Coalesce("course_total__usage", ZERO, output_field=DecimalField(**AMOUNT)),
-            open_alerts=Coalesce(Subquery(open_alerts.values("account").annotate(n=Count("pk")).values("n")), 0),
-        )
-    )
+        ),
+        alias=False,
+    ).in_bulk()
+    return Page([rows[pk] for pk in ids], shown.number, shown.paginator)
+
+
+def _filtered(*, query: str, state: str, course: str) -> QuerySet[MemberAccount]:
+    accounts = MemberAccount.objects.all()
     if query:
         digits = query.replace("-", "")
         accounts = accounts.filter(
@@ -137,3 +139,18 @@ def _accounts(*, query: str, state: str, course: str) -> QuerySet[MemberAccount]
     elif course.isdigit():
         accounts = accounts.filter(course_id=int(course))
     return accounts
+
+
+def _with_spend_and_alerts(accounts: QuerySet[MemberAccount], *, alias: bool) -> QuerySet[MemberAccount]:
+    """Each account's spend to date and open alerts: selected (`alias` False), or only there for
+    sorting, and joined only when the sort asks for them."""
+    open_alerts = Alert.objects.filter(account=OuterRef("pk"), resolved_at=None)
+    figures = {
+        "spend": Coalesce("course_total__usage", ZERO, output_field=DecimalField(**AMOUNT)),
+        "open_alerts": Coalesce(Subquery(open_alerts.values("account").annotate(n=Count("pk")).values("n")), 0),
+    }
+    # An account's costs are filed under its course: its pool days belong to no course.
+    accounts = accounts.alias(
+        course_total=FilteredRelation("cost_totals", condition=Q(cost_totals__course=F("course")))
+    )
+    return accounts.alias(**figures) if alias else accounts.annotate(**figures)

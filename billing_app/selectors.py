@@ -17,6 +17,7 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     FilteredRelation,
+    Max,
     OuterRef,
     Q,
     QuerySet,
@@ -96,18 +97,32 @@ def course_costs(
     per_page: int = STUDENTS_PER_PAGE,
 ) -> CourseCosts:
     """The course's totals and one page of its students' table, sorted by `sort` (a SORTS key, "-"
-    first for the largest first) and filtered by name or email and account state (four queries
-    whatever the number of students: the totals with the table's count, last week's spend, the
+    first for the largest first) and filtered by name or email and account state (three queries
+    whatever the number of students: the totals with the table's count and last week's spend, the
     table's page, the page's last week day by day)."""
     students = _course_students(course)
     shown = _shown(query, state)
-    totals = students.aggregate(
-        spend=Sum("spent"), credits=Sum("credited"), budget=Sum("budget_amount"), shown=Count("pk", filter=shown)
-    )
     trend_start = today - timedelta(days=TREND_DAYS - 1)
-    last_week = AccountDailyCost.objects.filter(
-        course=course, day__gte=trend_start, day__lte=today, account__course=course, account__membership__isnull=False
-    ).aggregate(total=Sum("usage"))["total"]
+    last_week = (
+        AccountDailyCost.objects.filter(
+            course=course,
+            day__gte=trend_start,
+            day__lte=today,
+            account__course=course,
+            account__membership__isnull=False,
+        )
+        .values("course")
+        .annotate(total=Sum("usage"))
+        .values("total")
+    )
+    totals = students.aggregate(
+        spend=Sum("spent"),
+        credits=Sum("credited"),
+        budget=Sum("budget_amount"),
+        shown=Count("pk", filter=shown),
+        # The course's one figure, read once with the totals (Max takes it).
+        last_week=Max(Subquery(last_week)),
+    )
     paginator = Paginator(_students_table(students.filter(shown), sort), per_page)
     paginator.count = totals["shown"]  # counted with the totals, a query less
     rows = paginator.get_page(page)
@@ -117,7 +132,7 @@ def course_costs(
         spend=spend,
         credits=totals["credits"] or ZERO,
         budget=totals["budget"] or ZERO,
-        forecast=_forecast(course, spend, last_week or ZERO, today),
+        forecast=_forecast(course, spend, totals["last_week"] or ZERO, today),
         students=rows,
     )
 

@@ -141,7 +141,7 @@ def course_with_rollups(students: int, code: str):
 
 
 @pytest.mark.django_db
-def test_course_costs_takes_four_queries_whatever_the_number_of_students():
+def test_course_costs_takes_three_queries_whatever_the_number_of_students():
     small, large = course_with_rollups(3, "small3"), course_with_rollups(30, "large0")
     small_rows, large_rows = (
         Membership.objects.filter(course=small),
@@ -156,7 +156,7 @@ def test_course_costs_takes_four_queries_whatever_the_number_of_students():
         large_costs = selectors.course_costs(course=large, today=TODAY)
         [(r.name, r.account.state) for r in large_costs.students]
 
-    assert (len(small_queries), len(large_queries)) == (4, 4)
+    assert (len(small_queries), len(large_queries)) == (3, 3)
     assert (small_costs.spend, small_costs.credits, small_costs.budget) == (
         Decimal(30),
         Decimal(-3),

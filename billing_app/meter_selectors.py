@@ -211,8 +211,8 @@ class CourseMeter:
 
 
 def course_meter(*, course: Course, now: datetime) -> CourseMeter:
-    """The sums of each student's `accounts_meter`, added up by the database (four queries whatever
-    the number of students)."""
+    """The sums of each student's `accounts_meter`, added up by the database (five queries at most,
+    whatever the number of students)."""
     students = _course_students(course)
     readings = (
         MeterReading.objects.filter(account__in=students)

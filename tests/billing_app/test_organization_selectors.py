@@ -94,13 +94,13 @@ def test_each_course_has_its_accounts_by_state_spend_frozen_accounts_and_open_al
 
 
 def emails(page) -> list[str | None]:
-    return [a.membership.email if a.membership else None for a in page]
+    return [line["email"] for line in page]
 
 
 def test_every_account_is_listed_most_spent_first_with_its_open_alerts(organization):
     page = organization_accounts()
 
-    assert [(a.account_name, a.spend, a.open_alerts) for a in page] == [
+    assert [(line["account_name"], line["spend"], line["open_alerts"]) for line in page] == [
         ("acct-222222222222", Decimal(100), 2),
         ("acct-111111111111", Decimal("12.5"), 0),
         ("acct-444444444444", Decimal(7), 1),
@@ -141,4 +141,4 @@ def test_a_course_s_accounts_by_its_id(organization):
     [("spend", "acct-333333333333"), ("-alerts", "acct-222222222222"), ("-course", "acct-444444444444")],
 )
 def test_the_accounts_sort_by_spend_alerts_and_course(organization, sort, first):
-    assert organization_accounts(sort=sort)[0].account_name == first
+    assert organization_accounts(sort=sort)[0]["account_name"] == first

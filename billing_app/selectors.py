@@ -166,10 +166,11 @@ def _students_table(students: QuerySet[MemberAccount], sort: str) -> QuerySet[Me
     course_alerts = Alert.objects.filter(account=OuterRef("pk"), course=OuterRef("course"), resolved_at=None)
     key = SORTS.get(sort.lstrip("-"), SORTS["name"])
     return (
-        students.select_related("membership")
-        .only("state", "membership__name", "membership__email")
+        students.only("state")
         .annotate(
-            open_alert_count=Coalesce(Subquery(course_alerts.values("account").annotate(n=Count("pk")).values("n")), 0)
+            student_name=F("membership__name"),
+            student_email=F("membership__email"),
+            open_alert_count=Coalesce(Subquery(course_alerts.values("account").annotate(n=Count("pk")).values("n")), 0),
         )
         .order_by(key.desc() if sort.startswith("-") else key.asc(), "membership__name", "membership__email", "pk")
     )
@@ -216,21 +217,20 @@ SORTS = {
 
 def _cost_rows(course: Course, accounts: list[MemberAccount], trend_start: date, today: date) -> list[StudentCostRow]:
     """A page's rows, with each student's spend day by day over the last week."""
-    trends: dict[int, dict[date, Decimal]] = defaultdict(dict)
+    trends = {account.pk: [ZERO] * TREND_DAYS for account in accounts}
     for account_id, day, usage in AccountDailyCost.objects.filter(
-        course=course, account_id__in=[account.pk for account in accounts], day__gte=trend_start, day__lte=today
+        course=course, account_id__in=list(trends), day__gte=trend_start, day__lte=today
     ).values_list("account_id", "day", "usage"):
-        trends[account_id][day] = usage
-    days = [trend_start + timedelta(days=i) for i in range(TREND_DAYS)]
+        trends[account_id][(day - trend_start).days] = usage
     return [
         StudentCostRow(
             account=account,
-            name=account.membership.display_name,
-            email=account.membership.email,
+            name=account.student_name or account.student_email,
+            email=account.student_email,
             spend=account.spent,
             credits=account.credited,
             budget=account.budget_amount,
-            trend=[trends[account.pk].get(day, ZERO) for day in days],
+            trend=trends[account.pk],
             open_alerts=account.open_alert_count,
         )
         for account in accounts
@@ -243,37 +243,40 @@ def _forecast(course: Course, spend: Decimal, last_week: Decimal, today: date) -
     return spend + last_week / TREND_DAYS * remaining
 
 
-def course_daily_by_service(*, course: Course, start: date, end: date) -> dict:
-    """Chart data: one series per top service (the rest as "Other"), one point per day."""
-    rows = CourseServiceDailyCost.objects.filter(course=course, day__gte=start, day__lte=end).values_list(
-        "day", "service", "usage"
+@dataclass
+class ServiceCosts:
+    chart: dict  # one series per top service (the rest as "Other"), one point per day of the window
+    top: list[tuple[str, Decimal]]  # the course's spend to date per service, the largest first
+
+
+def course_service_costs(*, course: Course, start: date, end: date, top: int = 8) -> ServiceCosts:
+    """The course's chart from `start` to `end` and its top services to date, both from its
+    service-days, read in one query."""
+    rows = list(CourseServiceDailyCost.objects.filter(course=course).values_list("day", "service", "usage"))
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for _, service, usage in rows:
+        totals[service] += usage
+    return ServiceCosts(
+        chart=_stacked([row for row in rows if start <= row[0] <= end], start, end),
+        top=sorted(totals.items(), key=lambda item: item[1], reverse=True)[:top],
     )
-    return _stacked(rows, start, end)
 
 
 def _stacked(rows, start: date, end: date) -> dict:
-    by_service: dict[str, dict[date, Decimal]] = defaultdict(dict)
+    """Rows of (day, service, usage), each day within `start`..`end`, as the chart's series."""
+    days = (end - start).days + 1
+    by_service: dict[str, list[Decimal]] = {}
     for day, service, usage in rows:
-        by_service[service][day] = by_service[service].get(day, ZERO) + usage
-    ranked = sorted(by_service, key=lambda s: sum(by_service[s].values()), reverse=True)
+        if service not in by_service:
+            by_service[service] = [ZERO] * days
+        by_service[service][(day - start).days] += usage
+    ranked = sorted(by_service, key=lambda s: sum(by_service[s], ZERO), reverse=True)
     top, rest = ranked[:CHART_SERVICES], ranked[CHART_SERVICES:]
-    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    series = [{"label": s, "data": [float(by_service[s].get(d, ZERO)) for d in days]} for s in top]
+    series = [{"label": s, "data": [float(usage) for usage in by_service[s]]} for s in top]
     if rest:
-        series.append(
-            {"label": "Other", "data": [float(sum((by_service[s].get(d, ZERO) for s in rest), ZERO)) for d in days]}
-        )
-    return {"labels": [d.isoformat() for d in days], "series": series}
-
-
-def course_top_services(*, course: Course, limit: int = 8) -> list[tuple[str, Decimal]]:
-    return list(
-        CourseServiceDailyCost.objects.filter(course=course)
-        .values("service")
-        .annotate(total=Sum("usage"))
-        .order_by("-total")
-        .values_list("service", "total")[:limit]
-    )
+        others = zip(*(by_service[s] for s in rest), strict=True)
+        series.append({"label": "Other", "data": [float(sum(usages, ZERO)) for usages in others]})
+    return {"labels": [(start + timedelta(days=i)).isoformat() for i in range(days)], "series": series}
 
 
 def course_open_alerts(*, course: Course, limit: int = 20):

@@ -41,6 +41,7 @@ def course_costs(request: HttpRequest, course_id: int) -> HttpResponse:
         row.meter = meters[row.account.pk]
         row.frozen_by = freezes.get(row.account.pk)
     start, end = selectors.chart_window(course, today)
+    services = selectors.course_service_costs(course=course, start=start, end=end)
     context = {
         "course": course,
         "costs": costs,
@@ -51,8 +52,8 @@ def course_costs(request: HttpRequest, course_id: int) -> HttpResponse:
         "states": AccountState.choices,
         "meter": meter_selectors.course_meter(course=course, now=now),
         "soonest": meter_selectors.soonest_to_run_out(course=course, now=now),
-        "chart": selectors.course_daily_by_service(course=course, start=start, end=end),
-        "top_services": selectors.course_top_services(course=course),
+        "chart": services.chart,
+        "top_services": services.top,
         "alerts": selectors.course_open_alerts(course=course),
         "limits": selectors.course_spend_limits(course=course),
         "budget_requests": selectors.course_pending_budget_requests(course=course),

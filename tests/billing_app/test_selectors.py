@@ -172,7 +172,7 @@ def test_course_costs_takes_three_queries_whatever_the_number_of_students():
 
 
 @pytest.mark.django_db
-def test_course_daily_by_service_stacks_the_top_six_services_and_the_rest_as_other(course):
+def test_the_course_chart_stacks_the_top_six_services_and_the_rest_as_other(course):
     other_course = CourseFactory()
     services = [f"Service {letter}" for letter in "ABCDEFGH"]  # A spends most, H least
     CourseServiceDailyCost.objects.bulk_create(
@@ -184,9 +184,9 @@ def test_course_daily_by_service_stacks_the_top_six_services_and_the_rest_as_oth
         + [CourseServiceDailyCost(course=other_course, day=d(1), service="Service Z", usage=Decimal(999))]
     )
 
-    chart = selectors.course_daily_by_service(course=course, start=d(1), end=d(3))
+    services = selectors.course_service_costs(course=course, start=d(1), end=d(3), top=3)
 
-    assert chart == {
+    assert services.chart == {
         "labels": ["2026-10-01", "2026-10-02", "2026-10-03"],
         "series": [
             {"label": "Service A", "data": [8.0, 8.1, 0.0]},
@@ -198,7 +198,7 @@ def test_course_daily_by_service_stacks_the_top_six_services_and_the_rest_as_oth
             {"label": "Other", "data": [3.0, 3.2, 0.0]},  # G and H
         ],
     }
-    assert selectors.course_top_services(course=course, limit=3) == [
+    assert services.top == [
         ("Service A", Decimal("16.1")),
         ("Service B", Decimal("14.1")),
         ("Service C", Decimal("12.1")),
@@ -206,12 +206,12 @@ def test_course_daily_by_service_stacks_the_top_six_services_and_the_rest_as_oth
 
 
 @pytest.mark.django_db
-def test_course_daily_by_service_has_no_other_series_for_six_services_or_fewer(course):
+def test_the_course_chart_has_no_other_series_for_six_services_or_fewer(course):
     CourseServiceDailyCost.objects.bulk_create(
         CourseServiceDailyCost(course=course, day=d(1), service=f"Service {i}", usage=Decimal(i)) for i in range(1, 7)
     )
 
-    chart = selectors.course_daily_by_service(course=course, start=d(1), end=d(1))
+    chart = selectors.course_service_costs(course=course, start=d(1), end=d(1)).chart
 
     assert [s["label"] for s in chart["series"]] == [f"Service {i}" for i in range(6, 0, -1)]
 

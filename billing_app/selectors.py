@@ -1,5 +1,6 @@
-"""Reads for the cost pages. Everything comes from the rollups (AccountDailyCost,
-CourseServiceDailyCost) in a fixed number of queries, whatever the number of students."""
+"""Reads for the cost pages. Everything comes from the rollups (AccountCostTotal, AccountDailyCost,
+CourseServiceDailyCost) in a fixed number of queries, whatever the number of students; the
+students' table is sorted, filtered and paged by the database, and only its page is built."""
 
 from __future__ import annotations
 

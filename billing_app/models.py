@@ -61,10 +61,33 @@ class AccountDailyCost(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "day"], name="account_day_unique")]
-        indexes = [models.Index(fields=["course", "day"])]
+        indexes = [
+            # A course's days with each account's usage: the dashboard's sums over days are read
+            # from the index alone.
+            models.Index(fields=["course", "day", "account", "usage"], name="account_daily_course_day"),
+            # The newest day Cost Explorer reports (the meter's `settled_through`).
+            models.Index(fields=["day"], name="account_daily_day"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.day}: {self.usage} used, {self.credits} credits"
+
+
+class AccountCostTotal(models.Model):
+    """Rollup: an account's spend in a course to date, the sum of its AccountDailyCost rows. The
+    course dashboard and the organization overview sort, page and total students by it, reading a
+    row per account where the daily rollup has one per account and day."""
+
+    account = models.ForeignKey(MemberAccount, on_delete=models.CASCADE, related_name="cost_totals")
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="+")
+    usage = models.DecimalField(**AMOUNT, default=0)
+    credits = models.DecimalField(**AMOUNT, default=0, help_text="Credits and refunds (negative).")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "course"], name="account_course_total_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} in {self.course_id}: {self.usage} used, {self.credits} credits"
 
 
 class CourseServiceDailyCost(models.Model):

@@ -1,15 +1,34 @@
-"""Reads for the cost pages. Everything comes from the rollups (AccountDailyCost,
-CourseServiceDailyCost) in a fixed number of queries, whatever the number of students."""
+"""Reads for the cost pages. Everything comes from the rollups (AccountCostTotal, AccountDailyCost,
+CourseServiceDailyCost) in a fixed number of queries, whatever the number of students; the
+students' table is sorted, filtered and paged by the database, and only its page is built."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, Q, Sum
+from django.core.paginator import Page, Paginator
+from django.db.models import (
+    Case,
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    FilteredRelation,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Collate, Floor, Lower, Mod, NullIf, Round
+from django.db.models.lookups import Exact
 
 from accounts_app.choices import AccountState
 from accounts_app.models import AwsOrganization, Course, MemberAccount
@@ -24,7 +43,6 @@ from billing_app.models import (
     CourseServiceDailyCost,
     CourseSpendLimits,
     HourlyCost,
-    StudentBudget,
     TagDailyCost,
 )
 
@@ -33,7 +51,9 @@ if TYPE_CHECKING:
 
 TREND_DAYS = 7
 CHART_SERVICES = 6  # the rest is stacked as "Other"
+STUDENTS_PER_PAGE = 100  # rendering a thousand rows would cost more than reading them
 ZERO = Decimal(0)
+MONEY = DecimalField(max_digits=20, decimal_places=6)
 
 
 @dataclass
@@ -60,65 +80,162 @@ class CourseCosts:
     credits: Decimal
     budget: Decimal
     forecast: Decimal
-    students: list[StudentCostRow] = field(default_factory=list)
+    students: Page  # one page of StudentCostRow: the table as sorted and filtered, a page at a time
 
     @property
     def percent(self) -> Decimal:
         return (self.spend / self.budget * 100).quantize(Decimal("1")) if self.budget else ZERO
 
 
-def course_costs(*, course: Course, today: date) -> CourseCosts:
-    """Totals and the per-student table of a course (five queries)."""
-    accounts = list(
-        MemberAccount.objects.filter(course=course, membership__isnull=False)
-        .select_related("membership")
-        .order_by("membership__name", "membership__email")
-    )
-    totals = {
-        row["account_id"]: row
-        for row in AccountDailyCost.objects.filter(course=course)
-        .values("account_id")
-        .annotate(spend=Sum("usage"), credits=Sum("credits"))
-    }
+def course_costs(
+    *,
+    course: Course,
+    today: date,
+    sort: str = "name",
+    query: str = "",
+    state: str = "",
+    page: int | str | None = 1,
+    per_page: int = STUDENTS_PER_PAGE,
+) -> CourseCosts:
+    """The course's totals and one page of its students' table, sorted by `sort` (a SORTS key, "-"
+    first for the largest first) and filtered by name or email and account state (three queries
+    whatever the number of students: the totals with the table's count and last week's spend, the
+    table's page, the page's last week day by day)."""
+    students = _course_students(course)
+    shown = _shown(query, state)
     trend_start = today - timedelta(days=TREND_DAYS - 1)
-    trends: dict[int, dict[date, Decimal]] = defaultdict(dict)
-    for account_id, day, usage in AccountDailyCost.objects.filter(course=course, day__gte=trend_start).values_list(
-        "account_id", "day", "usage"
-    ):
-        trends[account_id][day] = usage
-    alerts = dict(
-        Alert.objects.filter(course=course, resolved_at=None)
-        .values("account_id")
-        .annotate(n=Count("pk"))
-        .values_list("account_id", "n")
+    last_week = (
+        AccountDailyCost.objects.filter(
+            course=course,
+            day__gte=trend_start,
+            day__lte=today,
+            account__course=course,
+            account__membership__isnull=False,
+        )
+        .values("course")
+        .annotate(total=Sum("usage"))
+        .values("total")
     )
-    overrides = dict(
-        StudentBudget.objects.filter(account__course=course, amount_override__isnull=False).values_list(
-            "account_id", "amount_override"
+    totals = students.aggregate(
+        spend=Sum("spent"),
+        credits=Sum("credited"),
+        budget=Sum("budget_amount"),
+        shown=Count("pk", filter=shown),
+        # The course's one figure, read once with the totals (Max takes it).
+        last_week=Max(Subquery(last_week)),
+    )
+    paginator = Paginator(_students_table(students.filter(shown), sort), per_page)
+    paginator.count = totals["shown"]  # counted with the totals, a query less
+    rows = paginator.get_page(page)
+    rows.object_list = _cost_rows(course, list(rows.object_list), trend_start, today)
+    spend = totals["spend"] or ZERO
+    return CourseCosts(
+        spend=spend,
+        credits=totals["credits"] or ZERO,
+        budget=totals["budget"] or ZERO,
+        forecast=_forecast(course, spend, totals["last_week"] or ZERO, today),
+        students=rows,
+    )
+
+
+def _course_students(course: Course) -> QuerySet[MemberAccount]:
+    """The course's students' accounts, each with its spend and credits to date and its budget."""
+    return (
+        MemberAccount.objects.filter(course=course, membership__isnull=False)
+        .alias(course_total=FilteredRelation("cost_totals", condition=Q(cost_totals__course=course)))
+        .annotate(
+            spent=Coalesce("course_total__usage", ZERO, output_field=MONEY),
+            credited=Coalesce("course_total__credits", ZERO, output_field=MONEY),
+            budget_amount=Coalesce("budget__amount_override", course.budget_per_student, output_field=MONEY),
         )
     )
-    days = [trend_start + timedelta(days=i) for i in range(TREND_DAYS)]
-    rows = [
+
+
+def _shown(query: str, state: str) -> Q:
+    """The students the table shows: by name or email, and by account state."""
+    shown = Q()
+    if query:
+        shown &= Q(membership__name__icontains=query) | Q(membership__email__icontains=query)
+    if state in AccountState.values:
+        shown &= Q(state=state)
+    return shown
+
+
+def _students_table(students: QuerySet[MemberAccount], sort: str) -> QuerySet[MemberAccount]:
+    """The table's rows in the order the page shows them: by the SORTS key, ties in roster order
+    (name, then email), with what a row shows of its account and student only."""
+    course_alerts = Alert.objects.filter(account=OuterRef("pk"), course=OuterRef("course"), resolved_at=None)
+    key = SORTS.get(sort.lstrip("-"), SORTS["name"])
+    return (
+        students.only("state")
+        .annotate(
+            student_name=F("membership__name"),
+            student_email=F("membership__email"),
+            open_alert_count=Coalesce(Subquery(course_alerts.values("account").annotate(n=Count("pk")).values("n")), 0),
+        )
+        .order_by(key.desc() if sort.startswith("-") else key.asc(), "membership__name", "membership__email", "pk")
+    )
+
+
+def _percent(spend: F, budget: F) -> Case:
+    """StudentCostRow.percent in SQL: spend / budget × 100 to the unit, 0 without a budget. A half
+    goes to the even unit, as Decimal.quantize rounds it (SQL's ROUND takes it away from zero)."""
+    exact = ExpressionWrapper(spend * 100 / budget, output_field=MONEY)
+    unit = Floor(exact)
+    return Case(
+        When(Exact(budget, 0), then=Value(ZERO)),
+        When(Exact(exact - unit, Decimal("0.5")), then=Case(When(Exact(Mod(unit, 2), 0), then=unit), default=unit + 1)),
+        default=Round(exact),
+        output_field=MONEY,
+    )
+
+
+class _CodePointOrder(Collate):
+    """Strings compared by code point, as Python compares them and so as the table always sorted
+    them: PostgreSQL's "C" collation (its default may be a language's); SQLite compares so already."""
+
+    def __init__(self, expression):
+        super().__init__(expression, "C")
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return compiler.compile(self.get_source_expressions()[0])
+
+
+# How the students' table sorts (the `sort` parameter, "-" first for the largest first).
+SORTS = {
+    "name": _CodePointOrder(Lower(Coalesce(NullIf("membership__name", Value("")), "membership__email"))),
+    "spend": F("spent"),
+    "percent": _percent(F("spent"), F("budget_amount")),
+    "alerts": F("open_alert_count"),
+    "rate": Coalesce(
+        Case(When(meter_reading__taken_at__isnull=False, then=F("meter_reading__usd_per_hour"))),
+        ZERO,
+        output_field=MONEY,
+    ),
+    "state": _CodePointOrder(F("state")),
+}
+
+
+def _cost_rows(course: Course, accounts: list[MemberAccount], trend_start: date, today: date) -> list[StudentCostRow]:
+    """A page's rows, with each student's spend day by day over the last week."""
+    trends = {account.pk: [ZERO] * TREND_DAYS for account in accounts}
+    for account_id, day, usage in AccountDailyCost.objects.filter(
+        course=course, account_id__in=list(trends), day__gte=trend_start, day__lte=today
+    ).values_list("account_id", "day", "usage"):
+        trends[account_id][(day - trend_start).days] = usage
+    return [
         StudentCostRow(
             account=account,
-            name=account.membership.display_name,
-            email=account.membership.email,
-            spend=totals.get(account.pk, {}).get("spend") or ZERO,
-            credits=totals.get(account.pk, {}).get("credits") or ZERO,
-            budget=overrides.get(account.pk, course.budget_per_student),
-            trend=[trends[account.pk].get(day, ZERO) for day in days],
-            open_alerts=alerts.get(account.pk, 0),
+            name=account.student_name or account.student_email,
+            email=account.student_email,
+            spend=account.spent,
+            credits=account.credited,
+            budget=account.budget_amount,
+            trend=trends[account.pk],
+            open_alerts=account.open_alert_count,
         )
         for account in accounts
     ]
-    spend = sum((r.spend for r in rows), ZERO)
-    return CourseCosts(
-        spend=spend,
-        credits=sum((r.credits for r in rows), ZERO),
-        budget=sum((r.budget for r in rows), ZERO),
-        forecast=_forecast(course, spend, sum((sum(r.trend, ZERO) for r in rows), ZERO), today),
-        students=rows,
-    )
 
 
 def _forecast(course: Course, spend: Decimal, last_week: Decimal, today: date) -> Decimal:
@@ -127,57 +244,40 @@ def _forecast(course: Course, spend: Decimal, last_week: Decimal, today: date) -
     return spend + last_week / TREND_DAYS * remaining
 
 
-SORTS = {
-    "name": lambda r: (r.name.lower(),),
-    "spend": lambda r: (r.spend,),
-    "percent": lambda r: (r.percent,),
-    "alerts": lambda r: (r.open_alerts,),
-    "rate": lambda r: (r.meter.usd_per_hour if r.meter else ZERO,),
-    "state": lambda r: (r.account.state,),
-}
+@dataclass
+class ServiceCosts:
+    chart: dict  # one series per top service (the rest as "Other"), one point per day of the window
+    top: list[tuple[str, Decimal]]  # the course's spend to date per service, the largest first
 
 
-def sorted_rows(rows: list[StudentCostRow], *, sort: str, query: str, state: str) -> list[StudentCostRow]:
-    key = sort.lstrip("-")
-    if query:
-        needle = query.lower()
-        rows = [r for r in rows if needle in r.name.lower() or needle in r.email.lower()]
-    if state in AccountState.values:
-        rows = [r for r in rows if r.account.state == state]
-    return sorted(rows, key=SORTS.get(key, SORTS["name"]), reverse=sort.startswith("-"))
-
-
-def course_daily_by_service(*, course: Course, start: date, end: date) -> dict:
-    """Chart data: one series per top service (the rest as "Other"), one point per day."""
-    rows = CourseServiceDailyCost.objects.filter(course=course, day__gte=start, day__lte=end).values_list(
-        "day", "service", "usage"
+def course_service_costs(*, course: Course, start: date, end: date, top: int = 8) -> ServiceCosts:
+    """The course's chart from `start` to `end` and its top services to date, both from its
+    service-days, read in one query."""
+    rows = list(CourseServiceDailyCost.objects.filter(course=course).values_list("day", "service", "usage"))
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for _, service, usage in rows:
+        totals[service] += usage
+    return ServiceCosts(
+        chart=_stacked([row for row in rows if start <= row[0] <= end], start, end),
+        top=sorted(totals.items(), key=lambda item: item[1], reverse=True)[:top],
     )
-    return _stacked(rows, start, end)
 
 
 def _stacked(rows, start: date, end: date) -> dict:
-    by_service: dict[str, dict[date, Decimal]] = defaultdict(dict)
+    """Rows of (day, service, usage), each day within `start`..`end`, as the chart's series."""
+    days = (end - start).days + 1
+    by_service: dict[str, list[Decimal]] = {}
     for day, service, usage in rows:
-        by_service[service][day] = by_service[service].get(day, ZERO) + usage
-    ranked = sorted(by_service, key=lambda s: sum(by_service[s].values()), reverse=True)
+        if service not in by_service:
+            by_service[service] = [ZERO] * days
+        by_service[service][(day - start).days] += usage
+    ranked = sorted(by_service, key=lambda s: sum(by_service[s], ZERO), reverse=True)
     top, rest = ranked[:CHART_SERVICES], ranked[CHART_SERVICES:]
-    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    series = [{"label": s, "data": [float(by_service[s].get(d, ZERO)) for d in days]} for s in top]
+    series = [{"label": s, "data": [float(usage) for usage in by_service[s]]} for s in top]
     if rest:
-        series.append(
-            {"label": "Other", "data": [float(sum((by_service[s].get(d, ZERO) for s in rest), ZERO)) for d in days]}
-        )
-    return {"labels": [d.isoformat() for d in days], "series": series}
-
-
-def course_top_services(*, course: Course, limit: int = 8) -> list[tuple[str, Decimal]]:
-    return list(
-        CourseServiceDailyCost.objects.filter(course=course)
-        .values("service")
-        .annotate(total=Sum("usage"))
-        .order_by("-total")
-        .values_list("service", "total")[:limit]
-    )
+        others = zip(*(by_service[s] for s in rest), strict=True)
+        series.append({"label": "Other", "data": [float(sum(usages, ZERO)) for usages in others]})
+    return {"labels": [(start + timedelta(days=i)).isoformat() for i in range(days)], "series": series}
 
 
 def course_open_alerts(*, course: Course, limit: int = 20):

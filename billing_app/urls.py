@@ -1,9 +1,10 @@
 from django.urls import path
 
-from billing_app import budget_request_views, limits_views, schedule_views, views
+from billing_app import budget_request_views, limits_views, organization_views, schedule_views, views
 
 app_name = "billing"
 urlpatterns = [
+    path("overview/", organization_views.organization, name="organization"),
     path("<int:course_id>/costs/", views.course_costs, name="costs"),
     path("<int:course_id>/costs/export.csv", views.costs_export, name="costs_export"),
     path("<int:course_id>/costs/limits/", limits_views.spend_limits, name="spend_limits"),

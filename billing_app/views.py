@@ -8,7 +8,6 @@ from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -25,38 +24,36 @@ from billing_app.forms import BudgetRequestForm
 from billing_app.reports import report_lines
 from billing_app.services.budgets import account_freeze, account_unfreeze, budget_amount
 
-STUDENTS_PER_PAGE = 100
-
 
 @login_required
 def course_costs(request: HttpRequest, course_id: int) -> HttpResponse:
     course = roster_course(request, course_id)
-    today = timezone.localdate()
-    costs = selectors.course_costs(course=course, today=today)
-    accounts = [row.account for row in costs.students]
-    meter = meter_selectors.course_meter(course=course, accounts=accounts, now=timezone.now())
-    freezes = selectors.freeze_alerts(accounts=accounts)
-    for row in costs.students:
-        row.meter = meter.accounts[row.account.pk]
-        row.frozen_by = freezes.get(row.account.pk)
+    today, now = timezone.localdate(), timezone.now()
     sort = request.GET.get("sort", "-spend")
     query, state = request.GET.get("q", "").strip(), request.GET.get("state", "")
+    costs = selectors.course_costs(
+        course=course, today=today, sort=sort, query=query, state=state, page=request.GET.get("page")
+    )
+    accounts = [row.account for row in costs.students]
+    meters = meter_selectors.accounts_meter(course=course, accounts=accounts, now=now)
+    freezes = selectors.freeze_alerts(accounts=accounts)
+    for row in costs.students:
+        row.meter = meters[row.account.pk]
+        row.frozen_by = freezes.get(row.account.pk)
     start, end = selectors.chart_window(course, today)
+    services = selectors.course_service_costs(course=course, start=start, end=end)
     context = {
         "course": course,
         "costs": costs,
-        # A page of the table: rendering a thousand rows would cost more than reading them.
-        "rows": Paginator(
-            selectors.sorted_rows(costs.students, sort=sort, query=query, state=state), STUDENTS_PER_PAGE
-        ).get_page(request.GET.get("page")),
+        "rows": costs.students,
         "sort": sort,
         "query": query,
         "state": state,
         "states": AccountState.choices,
-        "meter": meter,
-        "soonest": meter_selectors.soonest_to_run_out(costs.students),
-        "chart": selectors.course_daily_by_service(course=course, start=start, end=end),
-        "top_services": selectors.course_top_services(course=course),
+        "meter": meter_selectors.course_meter(course=course, now=now),
+        "soonest": meter_selectors.soonest_to_run_out(course=course, now=now),
+        "chart": services.chart,
+        "top_services": services.top,
         "alerts": selectors.course_open_alerts(course=course),
         "limits": selectors.course_spend_limits(course=course),
         "budget_requests": selectors.course_pending_budget_requests(course=course),

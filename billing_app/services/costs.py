@@ -25,6 +25,7 @@ from billing_app.models import (
     TagDailyCost,
 )
 from billing_app.selectors import month_is_settled
+from billing_app.services.cost_totals import account_cost_totals_rebuild
 from portal.aws import costs
 from portal.aws.errors import AwsError
 
@@ -240,6 +241,7 @@ def rollups_rebuild(*, start: date, end: date) -> None:
     )
     per_service = raw.filter(kind=CostKind.USAGE).values("course_id", "day", "service").annotate(usage=Sum("amount"))
     CourseServiceDailyCost.objects.bulk_create([CourseServiceDailyCost(**row) for row in per_service], batch_size=BATCH)
+    account_cost_totals_rebuild()
 
 
 def _any_estimated() -> Max:

@@ -127,6 +127,8 @@ MATRIX = [
     ("join_course",              GET,    LOGIN,    200,    200,          200, 200,       200,             200),
     ("join_course",              POST,   LOGIN,    DONE,   DONE,         DONE, DONE,     DONE,            DONE),
     ("aws_overview",             GET,    LOGIN,    403,    403,          403, 403,       403,             200),
+    # Every course's accounts and spend: administrators only.
+    ("billing:organization",     GET,    LOGIN,    403,    403,          403, 403,       403,             200),
     # The CloudFormation template a student runs in an account they bring; it holds no secret.
     ("access_role_template",     GET,    LOGIN,    200,    200,          200, 200,       200,             200),
     # Money: TAs watch it, instructors act on it, a student sees only their own spend.
@@ -492,6 +494,7 @@ REQUESTS = {
     "join": Request(kwargs=lambda s: {}, data=lambda s: {"code": "k7qf3mzp"}, redirects_to="join_course"),
     "join_course": Request(kwargs=lambda s: {"code": JOIN_CODE}, redirects_to="courses:detail"),
     "aws_overview": Request(kwargs=lambda s: {}),
+    "billing:organization": Request(kwargs=lambda s: {}),
     "access_role_template": Request(kwargs=lambda s: {}),
     "billing:costs": Request(kwargs=in_course),
     "billing:costs_export": Request(kwargs=in_course),

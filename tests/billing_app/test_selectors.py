@@ -3,6 +3,7 @@ costs by service, the monthly statement, and the administrator's list of syncs. 
 from a sync against moto's Cost Explorer (tests/support/cost_explorer.py) or are written directly.
 """
 
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import cast
@@ -11,9 +12,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts_app.choices import AccountState
-from accounts_app.models import Course, Membership
+from accounts_app.models import Course, MemberAccount, Membership
 from billing_app import selectors
 from billing_app.models import (
     AccountDailyCost,
@@ -21,11 +23,13 @@ from billing_app.models import (
     AlertKind,
     CostSync,
     CourseServiceDailyCost,
+    MeterReading,
     SpendLimit,
     StudentBudget,
 )
+from billing_app.services.cost_totals import account_cost_totals_rebuild
 from billing_app.services.costs import costs_sync
-from tests.factories import CourseFactory, MemberAccountFactory
+from tests.factories import CourseFactory, MemberAccountFactory, MembershipFactory
 from tests.support.billing import DAYS, TODAY, d
 from tests.support.cost_explorer import ALICE, BOB, CAROL, page, period, seed, student_accounts
 
@@ -111,7 +115,7 @@ def test_course_costs_match_the_synced_figures_with_credits_apart(course, cost_e
 
 def course_with_rollups(students: int, code: str):
     """A course whose students each spent $1 a day for ten days, with a credit, an alert and an
-    override per student; rollup rows made directly."""
+    override per student; daily rollup rows made directly, and summed as the sync sums them."""
     course = cast(Course, CourseFactory(code=code))  # factory_boy returns a Course, typed as the factory
     accounts = student_accounts(course, [f"{code[-1]}{i:011d}" for i in range(students)])
     AccountDailyCost.objects.bulk_create(
@@ -119,6 +123,7 @@ def course_with_rollups(students: int, code: str):
         for a in accounts
         for i in range(10)
     )
+    account_cost_totals_rebuild()
     StudentBudget.objects.bulk_create(StudentBudget(account=a, amount_override=Decimal("50.00")) for a in accounts)
     Alert.objects.bulk_create(
         Alert(
@@ -136,7 +141,7 @@ def course_with_rollups(students: int, code: str):
 
 
 @pytest.mark.django_db
-def test_course_costs_takes_five_queries_whatever_the_number_of_students():
+def test_course_costs_takes_three_queries_whatever_the_number_of_students():
     small, large = course_with_rollups(3, "small3"), course_with_rollups(30, "large0")
     small_rows, large_rows = (
         Membership.objects.filter(course=small),
@@ -151,7 +156,7 @@ def test_course_costs_takes_five_queries_whatever_the_number_of_students():
         large_costs = selectors.course_costs(course=large, today=TODAY)
         [(r.name, r.account.state) for r in large_costs.students]
 
-    assert (len(small_queries), len(large_queries)) == (5, 5)
+    assert (len(small_queries), len(large_queries)) == (3, 3)
     assert (small_costs.spend, small_costs.credits, small_costs.budget) == (
         Decimal(30),
         Decimal(-3),
@@ -167,7 +172,7 @@ def test_course_costs_takes_five_queries_whatever_the_number_of_students():
 
 
 @pytest.mark.django_db
-def test_course_daily_by_service_stacks_the_top_six_services_and_the_rest_as_other(course):
+def test_the_course_chart_stacks_the_top_six_services_and_the_rest_as_other(course):
     other_course = CourseFactory()
     services = [f"Service {letter}" for letter in "ABCDEFGH"]  # A spends most, H least
     CourseServiceDailyCost.objects.bulk_create(
@@ -179,9 +184,9 @@ def test_course_daily_by_service_stacks_the_top_six_services_and_the_rest_as_oth
         + [CourseServiceDailyCost(course=other_course, day=d(1), service="Service Z", usage=Decimal(999))]
     )
 
-    chart = selectors.course_daily_by_service(course=course, start=d(1), end=d(3))
+    services = selectors.course_service_costs(course=course, start=d(1), end=d(3), top=3)
 
-    assert chart == {
+    assert services.chart == {
         "labels": ["2026-10-01", "2026-10-02", "2026-10-03"],
         "series": [
             {"label": "Service A", "data": [8.0, 8.1, 0.0]},
@@ -193,7 +198,7 @@ def test_course_daily_by_service_stacks_the_top_six_services_and_the_rest_as_oth
             {"label": "Other", "data": [3.0, 3.2, 0.0]},  # G and H
         ],
     }
-    assert selectors.course_top_services(course=course, limit=3) == [
+    assert services.top == [
         ("Service A", Decimal("16.1")),
         ("Service B", Decimal("14.1")),
         ("Service C", Decimal("12.1")),
@@ -201,12 +206,12 @@ def test_course_daily_by_service_stacks_the_top_six_services_and_the_rest_as_oth
 
 
 @pytest.mark.django_db
-def test_course_daily_by_service_has_no_other_series_for_six_services_or_fewer(course):
+def test_the_course_chart_has_no_other_series_for_six_services_or_fewer(course):
     CourseServiceDailyCost.objects.bulk_create(
         CourseServiceDailyCost(course=course, day=d(1), service=f"Service {i}", usage=Decimal(i)) for i in range(1, 7)
     )
 
-    chart = selectors.course_daily_by_service(course=course, start=d(1), end=d(1))
+    chart = selectors.course_service_costs(course=course, start=d(1), end=d(1)).chart
 
     assert [s["label"] for s in chart["series"]] == [f"Service {i}" for i in range(6, 0, -1)]
 
@@ -304,3 +309,135 @@ def test_each_frozen_accounts_latest_freeze_alert_comes_in_one_query():
 
     assert found == {frozen.pk: latest}
     assert len(queries) == 1
+
+
+# --- The students' table: sorted, filtered and paged by the database ------------------------------
+
+# (name, email, state, spend, raised budget, open alerts, dollars an hour read by the meter)
+STUDENTS = [
+    ("Zoë Zed", "zoe@school.example", AccountState.READY, "14.5", None, 2, "0.50"),  # 14.5%: 14, as Decimal rounds
+    ("ada", "ada@school.example", AccountState.FROZEN, "13.6", None, 0, None),  # 14%
+    ("", "bea@school.example", AccountState.READY, "15.5", None, 1, "5.00"),  # no name: the email; 16%
+    ("Émile", "emile@school.example", AccountState.ENDED, "14.4", "200.00", 0, "1.25"),  # 7%
+    ("Bob", "bob@school.example", AccountState.READY, None, None, 0, "0"),
+    ("bob", "bob2@school.example", AccountState.READY, "14.5", "50.00", 3, "0.50"),  # 29%
+]
+# The table's keys as the page sorted the whole list in Python before, ties in roster order.
+PYTHON_SORTS = {
+    "name": lambda r: r.name.lower(),
+    "spend": lambda r: r.spend,
+    "percent": lambda r: r.percent,
+    "alerts": lambda r: r.open_alerts,
+    "rate": lambda r: r.rate,
+    "state": lambda r: r.state,
+}
+
+
+@dataclass
+class Expected:
+    name: str
+    spend: Decimal
+    percent: Decimal
+    open_alerts: int
+    rate: Decimal
+    state: str
+
+
+def varied_course() -> tuple[Course, list[Expected]]:
+    """A course of STUDENTS, and what the table shows of each in roster order (the database's)."""
+    course = cast(Course, CourseFactory(code="cs102", budget_per_student=Decimal("100.00")))
+    for name, email, state, spend, raised, alerts, rate in STUDENTS:
+        membership = MembershipFactory(course=course, user=None, name=name, email=email)
+        account = cast(MemberAccount, MemberAccountFactory(course=course, membership=membership, state=state))
+        if spend:
+            AccountDailyCost.objects.create(account=account, course=course, day=d(15), usage=Decimal(spend))
+        if raised:
+            StudentBudget.objects.create(account=account, amount_override=Decimal(raised))
+        Alert.objects.bulk_create(
+            Alert(account=account, course=course, kind=kind, period="course", message="", spend=1, budget=1)
+            for kind in [AlertKind.ACTUAL_50, AlertKind.ACTUAL_80, AlertKind.ACTUAL_100][:alerts]
+        )
+        if rate is not None:
+            # A reading not taken yet (the last student's first) shows no rate.
+            taken = timezone.now() if rate != "5.00" else None
+            MeterReading.objects.create(
+                account=account, course=course, taken_at=taken, checked_at=timezone.now(), usd_per_hour=Decimal(rate)
+            )
+    Alert.objects.filter(course=course, kind=AlertKind.ACTUAL_100).update(resolved_at=timezone.now())
+    account_cost_totals_rebuild()
+    expected = []
+    for entry in Membership.objects.filter(course=course).order_by("name", "email"):
+        _, _, state, spend, raised, alerts, rate = next(s for s in STUDENTS if s[1] == entry.email)
+        spent, budget = Decimal(spend or 0), Decimal(raised or 100)
+        reading_taken = rate is not None and rate != "5.00"
+        expected.append(
+            Expected(
+                name=entry.display_name,
+                spend=spent,
+                percent=(spent / budget * 100).quantize(Decimal(1)),
+                open_alerts=min(alerts, 2),
+                rate=Decimal(rate) if reading_taken else Decimal(0),
+                state=state,
+            )
+        )
+    return course, expected
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("sort", [*PYTHON_SORTS, *(f"-{key}" for key in PYTHON_SORTS)])
+def test_the_students_table_sorts_as_the_page_sorted_in_python(sort):
+    course, roster = varied_course()
+    key = sort.lstrip("-")
+    # sorted() keeps ties in roster order, also in reverse.
+    expected = sorted(roster, key=PYTHON_SORTS[key], reverse=sort.startswith("-"))
+
+    costs = selectors.course_costs(course=course, today=TODAY, sort=sort)
+
+    assert [(r.name, r.spend, r.percent, r.open_alerts) for r in costs.students] == [
+        (e.name, e.spend, e.percent, e.open_alerts) for e in expected
+    ]
+
+
+@pytest.mark.django_db
+def test_an_unknown_sort_is_by_name():
+    course, roster = varied_course()
+
+    assert [r.name for r in selectors.course_costs(course=course, today=TODAY, sort="-nonsense").students] == [
+        e.name for e in sorted(roster, key=PYTHON_SORTS["name"], reverse=True)
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "state", "found"),
+    [
+        ("BOB", "", {"Bob", "bob"}),  # by name, whatever the case
+        ("bea@", "", {"bea@school.example"}),  # by email
+        ("", AccountState.FROZEN, {"ada"}),
+        ("b", AccountState.READY, {"bea@school.example", "Bob", "bob"}),
+        ("", "no-such-state", {"ada", "bea@school.example", "Bob", "bob", "Émile", "Zoë Zed"}),
+        ("nobody", "", set()),
+    ],
+)
+def test_the_students_table_is_searched_by_name_or_email_and_filtered_by_state(query, state, found):
+    course, roster = varied_course()
+
+    costs = selectors.course_costs(course=course, today=TODAY, sort="name", query=query, state=state)
+
+    assert [r.name for r in costs.students] == [
+        e.name for e in sorted(roster, key=PYTHON_SORTS["name"]) if e.name in found
+    ]
+    assert costs.students.paginator.count == len(found)
+    # The totals are the whole course's.
+    assert costs.spend == Decimal("72.5")
+
+
+@pytest.mark.django_db
+def test_the_students_table_comes_a_page_at_a_time():
+    course, roster = varied_course()
+    by_name = [e.name for e in sorted(roster, key=PYTHON_SORTS["name"])]
+
+    pages = [selectors.course_costs(course=course, today=TODAY, page=n, per_page=4).students for n in (1, 2, 3, "x")]
+
+    assert [[r.name for r in page] for page in pages] == [by_name[:4], by_name[4:], by_name[4:], by_name[:4]]
+    assert (pages[1].paginator.num_pages, pages[1].start_index(), pages[1].end_index()) == (2, 5, 6)

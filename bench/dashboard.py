@@ -127,7 +127,7 @@ def main() -> None:
 
         from billing_app import selectors
         from billing_app.models import AccountDailyCost, CostSync, CourseServiceDailyCost
-        from billing_app.services.costs import rollups_rebuild
+        from billing_app.services.cost_store import rollups_rebuild
 
         today = timezone.localdate()
         start = today - timedelta(days=options.days - 1)

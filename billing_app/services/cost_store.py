@@ -251,19 +251,19 @@ class PortableStaging:
     def store(self, *, sync: CostSync, start: date, end: date) -> int:
         owners = AccountOwners()
         records = []
-        for row, kind in self.rows:
-            account_pk, course_pk = owners.owner(row.account_id, row.day)
+        for (day, account_id, key, amount, currency, estimated), kind in self.rows:
+            account_pk, course_pk = owners.owner(account_id, day)
             records.append(
                 CostRecord(
-                    aws_account_id=row.account_id,
+                    aws_account_id=account_id,
                     account_id=account_pk,
                     course_id=course_pk,
-                    day=row.day,
+                    day=day,
                     kind=kind,
-                    service=row.key,
-                    amount=row.amount,
-                    currency=row.currency,
-                    estimated=row.estimated,
+                    service=key,
+                    amount=amount,
+                    currency=currency,
+                    estimated=estimated,
                     sync=sync,
                 )
             )

@@ -67,7 +67,8 @@ def _usage(row: costs.CostRow) -> str:
 
 def _credit_kind(row: costs.CostRow) -> str:
     """The credits query is grouped by record type: its key is the kind."""
-    return KIND_OF_RECORD_TYPE[row.key]
+    _, _, record_type, _, _, _ = row
+    return KIND_OF_RECORD_TYPE[record_type]
 
 
 def sync_window_start(today: date, days: int) -> date:
@@ -109,16 +110,16 @@ def _tag_costs(
             warnings.append(f"Tag costs of {course.code} not read: {error}")
             refused.add(course.pk)
             continue
-        for row in result.rows:
-            account_pk, course_pk = owners.owner(row.account_id, row.day)
+        for day, account_id, key, amount, _, _ in result.rows:
+            account_pk, course_pk = owners.owner(account_id, day)
             if course_pk == course.pk:
                 rows.append(
                     TagDailyCost(
                         account_id=account_pk,
                         course=course,
-                        day=row.day,
-                        tag_value=row.key.split("$", 1)[-1],  # Cost Explorer answers "key$value"
-                        amount=row.amount,
+                        day=day,
+                        tag_value=key.split("$", 1)[-1],  # Cost Explorer answers "key$value"
+                        amount=amount,
                     )
                 )
     return rows, refused

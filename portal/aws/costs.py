@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import NamedTuple
 
 from portal.aws.errors import TransientAwsError, classify
 from portal.aws.session import client
@@ -29,15 +28,12 @@ class RequestMeter:
     requests: int = 0
 
 
-class CostRow(NamedTuple):
-    """One figure of a page. A tuple, made millions of times a month for a large organization."""
-
-    day: date
-    account_id: str
-    key: str  # the service name, or the record type (Credit, Refund)
-    amount: str  # AWS's decimal text, exact: the database (or Decimal) parses it where it is stored
-    currency: str
-    estimated: bool
+# One figure of a page: (day, account id, key, amount, currency, estimated), the key being the
+# service name or the record type (Credit, Refund) and the amount AWS's decimal text, exact (the
+# database, or Decimal, parses it where it is stored). A plain tuple of strings: a month of a
+# large organization is millions of them, which the garbage collector stops tracking, where it
+# would walk as many objects again and again.
+CostRow = tuple[date, str, str, str, str, bool]
 
 
 @dataclass
@@ -98,7 +94,7 @@ def _rows(page: dict) -> list[CostRow]:
         for group in period.get("Groups", []):
             account_id, key = group["Keys"]
             metric = group["Metrics"][METRIC]
-            rows.append(CostRow(day, account_id, key, metric["Amount"], metric.get("Unit", "USD"), estimated))
+            rows.append((day, account_id, key, metric["Amount"], metric.get("Unit", "USD"), estimated))
     return rows
 
 

@@ -204,8 +204,8 @@ def main() -> None:
         from accounts_app.models import Course, MemberAccount
         from billing_app import selectors
         from billing_app.models import AccountCostTotal, AccountDailyCost, CostSync, CourseServiceDailyCost
+        from billing_app.services.cost_store import rollups_rebuild
         from billing_app.services.cost_totals import account_cost_totals_rebuild
-        from billing_app.services.costs import rollups_rebuild
         from tests.factories import UserFactory
 
         today = timezone.localdate()

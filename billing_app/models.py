@@ -30,14 +30,23 @@ class CostRecord(models.Model):
     account = models.ForeignKey(
         MemberAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="cost_records"
     )
-    course = models.ForeignKey(Course, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Looked up through the (course, day) index.
+    course = models.ForeignKey(
+        Course, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     day = models.DateField()
     kind = models.CharField(max_length=10, choices=CostKind.choices, default=CostKind.USAGE)
     service = models.CharField(max_length=200)
     amount = models.DecimalField(**AMOUNT)
     currency = models.CharField(max_length=3, default="USD")
     estimated = models.BooleanField(default=False)
-    sync = models.ForeignKey("CostSync", on_delete=models.PROTECT, related_name="+")
+    # The last sync that reported the figure: every sync writes it on each figure of its window.
+    # Neither indexed nor checked by the database, so that rewriting it costs no index entry and
+    # no foreign key check per figure (nothing looks figures up by sync; a sync is never deleted
+    # while figures name it: PROTECT, which Django enforces).
+    sync = models.ForeignKey(
+        "CostSync", on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
 
     class Meta:
         constraints = [

@@ -6,32 +6,23 @@ goes on without it and says so in its warnings."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import date, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, IntegerField, Max, Q, Sum, Value, When
 from django.utils import timezone
 
 from accounts_app.models import Course, MemberAccount
-from billing_app.models import (
-    AccountDailyCost,
-    CostKind,
-    CostRecord,
-    CostSync,
-    CourseServiceDailyCost,
-    HourlyCost,
-    TagDailyCost,
-)
+from billing_app.models import CostKind, CostRecord, CostSync, HourlyCost, TagDailyCost
 from billing_app.selectors import month_is_settled
-from billing_app.services.cost_totals import account_cost_totals_rebuild
+from billing_app.services import cost_store
+from billing_app.services.cost_store import AccountOwners, rollups_rebuild
 from portal.aws import costs
 from portal.aws.errors import AwsError
 
 BATCH = 5000
 HOURLY_DAYS = 2
-KIND_OF_RECORD_TYPE = {"Credit": CostKind.CREDIT, "Refund": CostKind.REFUND}
+KIND_OF_RECORD_TYPE = {"Credit": CostKind.CREDIT.value, "Refund": CostKind.REFUND.value}
 
 
 def costs_sync(*, days: int | None = None, today: date | None = None) -> CostSync:
@@ -42,30 +33,42 @@ def costs_sync(*, days: int | None = None, today: date | None = None) -> CostSyn
     start, end = sync_window_start(today, days), today + timedelta(days=1)
     sync = CostSync.objects.create(window_start=start, window_end=end)
     meter = costs.RequestMeter()
-    try:
-        usage = costs.usage_by_account_and_service(start, end, meter=meter)
-        credits = costs.credits_by_account(start, end, meter=meter)
-    except Exception as error:
-        # Every answered page is billed, also those of a sync that fails part-way.
-        CostSync.objects.filter(pk=sync.pk).update(
-            error=str(error)[:2000], requests=meter.requests, finished_at=timezone.now()
-        )
-        raise
-    warnings: list[str] = []
-    tag_rows, refused_courses = _tag_costs(start, end, meter, warnings)
-    hourly = _hourly_costs(meter, warnings) if settings.PORTAL_COST_HOURLY else []
-    records = list(_records(sync, usage.rows, credits.rows))
-    with transaction.atomic():
-        _store(sync, records, start, end)
-        _store_tags(tag_rows, refused_courses, start, end)
-        _store_hourly(hourly)
-        rollups_rebuild(start=start, end=end)
-        sync.requests = meter.requests
-        sync.rows = len(records)
-        sync.warnings = "\n".join(warnings)
-        sync.finished_at = timezone.now()
-        sync.save(update_fields=["requests", "rows", "warnings", "finished_at"])
+    with cost_store.staging() as staging:
+        try:
+            for rows in costs.usage_by_account_and_service(start, end, meter=meter):
+                staging.add(rows, _usage)
+            for rows in costs.credits_by_account(start, end, meter=meter):
+                staging.add(rows, _credit_kind)
+        except Exception as error:
+            # Every answered page is billed, also those of a sync that fails part-way.
+            CostSync.objects.filter(pk=sync.pk).update(
+                error=str(error)[:2000], requests=meter.requests, finished_at=timezone.now()
+            )
+            raise
+        warnings: list[str] = []
+        tag_rows, refused_courses = _tag_costs(start, end, meter, warnings)
+        hourly = _hourly_costs(meter, warnings) if settings.PORTAL_COST_HOURLY else []
+        with transaction.atomic():
+            sync.rows = staging.store(sync=sync, start=start, end=end)
+            _store_tags(tag_rows, refused_courses, start, end)
+            _store_hourly(hourly)
+            rollups_rebuild(start=start, end=end)
+            sync.requests = meter.requests
+            sync.warnings = "\n".join(warnings)
+            sync.finished_at = timezone.now()
+            sync.save(update_fields=["requests", "rows", "warnings", "finished_at"])
     return sync
+
+
+def _usage(row: costs.CostRow) -> str:
+    """The usage query leaves credits and refunds out: each of its figures is usage."""
+    return CostKind.USAGE.value
+
+
+def _credit_kind(row: costs.CostRow) -> str:
+    """The credits query is grouped by record type: its key is the kind."""
+    _, _, record_type, _, _, _ = row
+    return KIND_OF_RECORD_TYPE[record_type]
 
 
 def sync_window_start(today: date, days: int) -> date:
@@ -81,60 +84,6 @@ def sync_window_start(today: date, days: int) -> date:
     if still_estimated or not month_is_settled(previous_month, today):
         return previous_month
     return trailing
-
-
-class AccountOwners:
-    """Which record a day's costs of an AWS account belong to. A recycled account has several
-    records; each owns the days from its `costs_since` on, until the next one's."""
-
-    def __init__(self):
-        self._records: dict[str, list[tuple[date, int, int | None]]] = {}
-        rows = MemberAccount.objects.exclude(aws_account_id=None).values_list(
-            "aws_account_id", "costs_since", "pk", "course_id"
-        )
-        for aws_id, since, pk, course_id in rows:
-            self._records.setdefault(aws_id, []).append((since or date.min, pk, course_id))
-        for records in self._records.values():
-            records.sort()
-
-    def owner(self, aws_account_id: str, day: date) -> tuple[int | None, int | None]:
-        """(record pk, course pk) for that day, or (None, None) for an account not the portal's."""
-        records = self._records.get(aws_account_id)
-        if not records:
-            return None, None
-        _, pk, course_id = next((r for r in reversed(records) if r[0] <= day), records[0])
-        return pk, course_id
-
-
-def _records(sync: CostSync, usage: Iterable[costs.CostRow], credits: Iterable[costs.CostRow]):
-    owners = AccountOwners()
-    for kind_of, rows in ((lambda r: CostKind.USAGE, usage), (lambda r: KIND_OF_RECORD_TYPE[r.key], credits)):
-        for row in rows:
-            account_pk, course_pk = owners.owner(row.account_id, row.day)
-            yield CostRecord(
-                aws_account_id=row.account_id,
-                account_id=account_pk,
-                course_id=course_pk,
-                day=row.day,
-                kind=kind_of(row),
-                service=row.key,
-                amount=row.amount,
-                currency=row.currency,
-                estimated=row.estimated,
-                sync=sync,
-            )
-
-
-def _store(sync: CostSync, records: list[CostRecord], start: date, end: date) -> None:
-    CostRecord.objects.bulk_create(
-        records,
-        batch_size=BATCH,
-        update_conflicts=True,
-        unique_fields=["aws_account_id", "day", "kind", "service"],
-        update_fields=["amount", "currency", "estimated", "sync", "account", "course"],
-    )
-    # What AWS no longer reports for the window (a revised-away charge) goes too.
-    CostRecord.objects.filter(day__gte=start, day__lt=end).exclude(sync=sync).delete()
 
 
 def _tag_costs(
@@ -161,16 +110,16 @@ def _tag_costs(
             warnings.append(f"Tag costs of {course.code} not read: {error}")
             refused.add(course.pk)
             continue
-        for row in result.rows:
-            account_pk, course_pk = owners.owner(row.account_id, row.day)
+        for day, account_id, key, amount, _, _ in result.rows:
+            account_pk, course_pk = owners.owner(account_id, day)
             if course_pk == course.pk:
                 rows.append(
                     TagDailyCost(
                         account_id=account_pk,
                         course=course,
-                        day=row.day,
-                        tag_value=row.key.split("$", 1)[-1],  # Cost Explorer answers "key$value"
-                        amount=row.amount,
+                        day=day,
+                        tag_value=key.split("$", 1)[-1],  # Cost Explorer answers "key$value"
+                        amount=amount,
                     )
                 )
     return rows, refused
@@ -211,39 +160,3 @@ def _store_hourly(rows: list[HourlyCost]) -> None:
         unique_fields=["aws_account_id", "hour"],
         update_fields=["amount", "account"],
     )
-
-
-def rollups_rebuild(*, start: date, end: date) -> None:
-    """Recompute the per-account and per-course-service rollups of [start, end) from raw rows."""
-    window = Q(day__gte=start, day__lt=end)
-    AccountDailyCost.objects.filter(window).delete()
-    CourseServiceDailyCost.objects.filter(window).delete()
-    # Costs of a recycled account while it waits in the organization's pool belong to no course.
-    raw = CostRecord.objects.filter(window, account__isnull=False, course__isnull=False)
-    per_account = raw.values("account_id", "course_id", "day").annotate(
-        usage=Sum("amount", filter=Q(kind=CostKind.USAGE)),
-        credits=Sum("amount", filter=~Q(kind=CostKind.USAGE)),
-        estimated=_any_estimated(),
-    )
-    AccountDailyCost.objects.bulk_create(
-        [
-            AccountDailyCost(
-                account_id=row["account_id"],
-                course_id=row["course_id"],
-                day=row["day"],
-                usage=row["usage"] or 0,
-                credits=row["credits"] or 0,
-                estimated=row["estimated"] == 1,
-            )
-            for row in per_account
-        ],
-        batch_size=BATCH,
-    )
-    per_service = raw.filter(kind=CostKind.USAGE).values("course_id", "day", "service").annotate(usage=Sum("amount"))
-    CourseServiceDailyCost.objects.bulk_create([CourseServiceDailyCost(**row) for row in per_service], batch_size=BATCH)
-    account_cost_totals_rebuild()
-
-
-def _any_estimated() -> Max:
-    """1 when any row of the group is still an estimate (portable: no boolean MAX in PostgreSQL)."""
-    return Max(Case(When(estimated=True, then=Value(1)), default=Value(0), output_field=IntegerField()))

@@ -142,8 +142,31 @@ def course_cleanup_by_region(accounts: Iterable[MemberAccount]) -> list[RegionTo
     return [RegionTotals(region, *counts) for region, counts in sorted(totals.items())]
 
 
+def student_entry(*, user, course_id: int) -> Membership | None:
+    """The user's own entry in the course as a student, read with the course, the entry's account
+    and that account's handover: all that a poll of the account panel reads, in one query. None
+    for anyone who is not a student of the course."""
+    entries = Membership.objects.select_related("course", "aws_account__handover")
+    try:
+        # One at most (the roster holds a user once per course): no ordering to compute.
+        return entries.get(user=user, course_id=course_id, role=CourseRole.STUDENT)
+    except Membership.DoesNotExist:
+        return None
+
+
+def entry_account(membership: Membership) -> MemberAccount | None:
+    """The account of an entry read by `student_entry`, without asking the database again."""
+    account = getattr(membership, "aws_account", None)
+    if account is not None and account.course_id == membership.course_id:
+        account.course = membership.course  # the same row, read once
+    return account
+
+
 def student_account(*, membership: Membership) -> MemberAccount | None:
-    return MemberAccount.objects.filter(membership=membership).first()
+    try:
+        return MemberAccount.objects.select_related("course", "membership", "handover").get(membership=membership)
+    except MemberAccount.DoesNotExist:
+        return None
 
 
 # What a student reads when a step of their account met a problem. `last_error` is for staff: it

@@ -64,7 +64,8 @@ def course_detail(request: HttpRequest, course_id: int) -> HttpResponse:
         ]
     membership = context["my_membership"]
     if membership is not None and membership.role == CourseRole.STUDENT:
-        context.update(panel_context(course, membership), show_account_panel=True)
+        account = selectors.student_account(membership=membership)
+        context.update(panel_context(course, membership, account), show_account_panel=True)
     return render(request, "courses/detail.html", context)
 
 

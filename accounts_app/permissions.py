@@ -19,9 +19,9 @@ from accounts_app.models import Course, Membership
 
 def request_user_facts() -> dict[str, Exists | Value]:
     """What the middleware asks of every signed-in request (a second factor owned? a staff role?),
-    as annotations of the query that loads the session's user (accounts_app/auth_backends.py): a
-    page costs one query for the user and these, not one more query for each. They are read as the
-    request starts, as the middleware's own queries were."""
+    as annotations of the query that loads the session's user (User's default manager, which the
+    sign-in backends read with): a page costs one query for the user and these, not one more query
+    for each. They are read as the request starts, as the middleware's own queries were."""
     user = OuterRef("pk")
     domains = _instructor_domains()
     domain_email = (
@@ -43,7 +43,7 @@ def request_user_facts() -> dict[str, Exists | Value]:
 
 def _known(user, fact: str, ask: Callable[[], bool]) -> bool:
     """A fact of `request_user_facts` as the user's loading query found it, or asked now for a
-    user loaded otherwise (at sign-in, in a task)."""
+    user read through `User.objects`."""
     known = getattr(user, fact, None)
     return ask() if known is None else bool(known)
 

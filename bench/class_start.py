@@ -456,6 +456,7 @@ def main() -> None:
     server_p50 = statistics.median(run["server_p50"] for run in runs)
     server_p95 = statistics.median(run["server_p95"] for run in runs)
     loads = ", ".join(f"{run['load']:.1f}" for run in runs)
+    cpu_per_request = server_cores / rate * 1000
     capacity = CORES / passwords["check"]
     held = p95 < TARGET_P95_MS and worst_p95 < TARGET_P95_MS and errors == 0
     failure_note = ("\n\nErrors seen: " + "; ".join(failures[:10]) + ".") if failures else ""
@@ -476,9 +477,11 @@ def main() -> None:
         "collected and served by WhiteNoise), behind no proxy: the requests carry the session cookie and "
         "`X-Forwarded-Proto: https` as the TLS proxy's do. Sessions were written to the database "
         f"directly; signing in is measured below. gunicorn used {server_cores:.2f} of the {CORES} cores, "
-        f"Locust {locust_cores:.2f}. Inside gunicorn a request took {server_p50:,.0f} ms (median), "
-        f"{server_p95:,.0f} ms (p95): the rest of what Locust measures is the wait for a free worker "
-        "and for the CPU.\n\n"
+        f"Locust {locust_cores:.2f}: {cpu_per_request:.1f} ms of gunicorn's CPU per request on average "
+        f"(PostgreSQL's aside), so the {CORES} cores, were they the portal's alone, would serve about "
+        f"{CORES / cpu_per_request * 1000:,.0f} requests/s. Inside gunicorn a request took "
+        f"{server_p50:,.0f} ms (median), {server_p95:,.0f} ms (p95): the rest of what Locust measures "
+        "is the wait for a free worker and for the CPU.\n\n"
         "| request | requests | errors | p50 ms | p95 ms | p99 ms |\n"
         "|---|---:|---:|---:|---:|---:|\n" + "\n".join(rows) + "\n\n"
         "A poll of a panel in progress takes 3 queries (the session; the user, with what the middleware "
@@ -491,13 +494,18 @@ def main() -> None:
         f"passwords a second and a class of {STUDENTS} signing in with passwords at once needs "
         f"{STUDENTS / capacity:,.0f} s of both cores. `authenticate()` with the right password takes "
         f"{passwords['right'] * 1000:,.0f} ms, with a wrong one {passwords['wrong'] * 1000:,.0f} ms: "
-        "Django's ModelBackend and allauth's backend each check it. With campus sign-in (OpenID Connect "
-        "or SAML, docs/SSO.md) the portal hashes no password: a sign-in is a redirect to the university's "
-        "provider and back, the code exchanged at its token endpoint (one HTTPS request, the provider's "
-        "latency, no CPU here), and the signed token or assertion verified. Verifying an RS256 ID token "
-        f"with PyJWT (signature, issuer, audience, expiry) takes {jwt_seconds * 1_000_000:,.0f} µs: "
-        f"{CORES} cores verify about {CORES / jwt_seconds:,.0f} a second, "
-        f"{passwords['check'] / jwt_seconds:,.0f} times what the password hasher allows."
+        "Django's ModelBackend and allauth's backend each check it.\n\n"
+        "With campus sign-in (OpenID Connect or SAML, docs/SSO.md) the portal hashes no password. An "
+        "OpenID Connect sign-in is a redirect to the university's provider and back, and four HTTPS "
+        "requests from the portal to the provider (its discovery document at the start and at the "
+        "return, the code exchanged at the token endpoint, the user's details): next to no CPU, but a "
+        "sync worker waits through each round trip, so the provider's latency, not the cores, sets how "
+        "many sign-ins a second the workers finish. The ID token comes straight from the token endpoint "
+        "over TLS: allauth checks its issuer, audience and expiry, not its signature, as OpenID Connect "
+        "allows. Where a signature is checked (a SAML assertion, an ID token the browser hands over), "
+        f"one RS256 verification with PyJWT (signature, issuer, audience, expiry) takes "
+        f"{jwt_seconds * 1_000_000:,.0f} µs of CPU: {CORES} cores verify about {CORES / jwt_seconds:,.0f} "
+        f"a second, {passwords['check'] / jwt_seconds:,.0f} times what the password hasher allows."
         f"{failure_note}\n\n"
         f"**p95 {p95:,.0f} ms over all requests (slowest kind {worst_p95:,.0f} ms; target under "
         f"{TARGET_P95_MS} ms), {errors} error(s), {rate:,.1f} requests/s sustained: target "

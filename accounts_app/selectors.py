@@ -157,16 +157,24 @@ def student_entry(*, user, course_id: int) -> Membership | None:
 def entry_account(membership: Membership) -> MemberAccount | None:
     """The account of an entry read by `student_entry`, without asking the database again."""
     account = getattr(membership, "aws_account", None)
-    if account is not None and account.course_id == membership.course_id:
-        account.course = membership.course  # the same row, read once
-    return account
+    return None if account is None else _with_entry(account, membership)
 
 
 def student_account(*, membership: Membership) -> MemberAccount | None:
+    """The entry's account, read afresh with its handover."""
     try:
-        return MemberAccount.objects.select_related("course", "membership", "handover").get(membership=membership)
+        account = MemberAccount.objects.select_related("handover").get(membership=membership)
     except MemberAccount.DoesNotExist:
         return None
+    return _with_entry(account, membership)
+
+
+def _with_entry(account: MemberAccount, membership: Membership) -> MemberAccount:
+    """The account given the entry and course its caller holds, rather than reading them again."""
+    account.membership = membership
+    if account.course_id == membership.course_id:
+        account.course = membership.course
+    return account
 
 
 # What a student reads when a step of their account met a problem. `last_error` is for staff: it

@@ -154,8 +154,18 @@ def student_entry(*, user, course_id: int) -> Membership | None:
         return None
 
 
+def own_entry(*, user, course: Course) -> Membership | None:
+    """The user's own entry in a course they see, whatever their role, read with its account and
+    that account's handover (as `student_entry` does)."""
+    try:
+        return course.memberships.select_related("aws_account__handover").get(user=user)
+    except Membership.DoesNotExist:
+        return None
+
+
 def entry_account(membership: Membership) -> MemberAccount | None:
-    """The account of an entry read by `student_entry`, without asking the database again."""
+    """The account of an entry read by `student_entry` or `own_entry`, without asking the
+    database again."""
     account = getattr(membership, "aws_account", None)
     return None if account is None else _with_entry(account, membership)
 

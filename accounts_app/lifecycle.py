@@ -137,6 +137,10 @@ BROUGHT_ACCOUNT_STEPS = (
     S.CONFIGURING,
     S.READY,
 )
+# The panel asks for news every few seconds while the account is in one of these: something is
+# moving it on. In any other state it has settled (ready, failed, closed, …): a poll is answered
+# with the settled panel and told to stop.
+PANEL_POLLED_STATES = WORKING_STATES | WAITING_STATES
 # A waiting state is shown as the step it waits in.
 STEP_SHOWN_FOR = {S.WAITING_FOR_QUOTA: S.REQUESTED, S.WAITING_FOR_DIRECTORY: S.CONFIGURING}
 # States whose panel text already says all a student needs to know: no note from `last_error`.

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from urllib.parse import urlencode
 
 from allauth.account.authentication import get_authentication_records
-from allauth.mfa.utils import is_mfa_enabled
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import REDIRECT_FIELD_NAME, logout
@@ -15,7 +14,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
-from accounts_app.permissions import holds_staff_role, must_use_mfa
+from accounts_app.permissions import holds_staff_role, must_use_mfa, owns_authenticator
 from accounts_app.sso import sign_in_page_csp
 
 # allauth's pages: signing in, up, out, the provider's own steps.
@@ -86,7 +85,7 @@ class RequireMFAMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.user.is_authenticated and not request.path.startswith(MFA_EXEMPT_PREFIXES):
-            if is_mfa_enabled(request.user):
+            if owns_authenticator(request.user):
                 if not passed_second_factor(request):
                     return go_to(request, with_next("mfa_reauthenticate", page_path(request)))
             elif (

@@ -49,6 +49,19 @@ class UserManager(BaseUserManager["User"]):
         return self.create_user(email, password, **fields)
 
 
+class SignedInUserManager(UserManager):
+    """The default manager, which Django's and allauth's sign-in backends load a session's user
+    with: each user comes with what the middleware checks of every request
+    (`permissions.request_user_facts`), in the same query. `User.objects` reads users plainly."""
+
+    use_in_migrations = False
+
+    def get_queryset(self) -> models.QuerySet[User]:
+        from accounts_app.permissions import request_user_facts  # it reads these models
+
+        return super().get_queryset().annotate(**request_user_facts())
+
+
 class User(AbstractUser):
     """A person who signs in. The email address is the login; there is no user name."""
 
@@ -65,6 +78,10 @@ class User(AbstractUser):
     REQUIRED_FIELDS: ClassVar[list[str]] = []
 
     objects = UserManager()  # type: ignore[misc, assignment]
+    signed_in = SignedInUserManager()
+
+    class Meta(AbstractUser.Meta):
+        default_manager_name = "signed_in"
 
     def __str__(self) -> str:
         return self.name or self.email

@@ -142,8 +142,49 @@ def course_cleanup_by_region(accounts: Iterable[MemberAccount]) -> list[RegionTo
     return [RegionTotals(region, *counts) for region, counts in sorted(totals.items())]
 
 
+def student_entry(*, user, course_id: int) -> Membership | None:
+    """The user's own entry in the course as a student, read with the course, the entry's account
+    and that account's handover: all that a poll of the account panel reads, in one query. None
+    for anyone who is not a student of the course."""
+    entries = Membership.objects.select_related("course", "aws_account__handover")
+    try:
+        # One at most (the roster holds a user once per course): no ordering to compute.
+        return entries.get(user=user, course_id=course_id, role=CourseRole.STUDENT)
+    except Membership.DoesNotExist:
+        return None
+
+
+def own_entry(*, user, course: Course) -> Membership | None:
+    """The user's own entry in a course they see, whatever their role, read with its account and
+    that account's handover (as `student_entry` does)."""
+    try:
+        return course.memberships.select_related("aws_account__handover").get(user=user)
+    except Membership.DoesNotExist:
+        return None
+
+
+def entry_account(membership: Membership) -> MemberAccount | None:
+    """The account of an entry read by `student_entry` or `own_entry`, without asking the
+    database again."""
+    account = getattr(membership, "aws_account", None)
+    return None if account is None else _with_entry(account, membership)
+
+
 def student_account(*, membership: Membership) -> MemberAccount | None:
-    return MemberAccount.objects.filter(membership=membership).first()
+    """The entry's account, read afresh with its handover."""
+    try:
+        account = MemberAccount.objects.select_related("handover").get(membership=membership)
+    except MemberAccount.DoesNotExist:
+        return None
+    return _with_entry(account, membership)
+
+
+def _with_entry(account: MemberAccount, membership: Membership) -> MemberAccount:
+    """The account given the entry and course its caller holds, rather than reading them again."""
+    account.membership = membership
+    if account.course_id == membership.course_id:
+        account.course = membership.course
+    return account
 
 
 # What a student reads when a step of their account met a problem. `last_error` is for staff: it

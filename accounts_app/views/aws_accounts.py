@@ -8,48 +8,51 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
+from django_htmx.http import HTMX_STOP_POLLING
 
 from accounts_app import selectors
-from accounts_app.choices import AccountOrigin, AccountState, CourseRole
+from accounts_app.choices import AccountOrigin, AccountState
 from accounts_app.forms import BringAccountForm, PrecreateForm
 from accounts_app.lifecycle import (
     BROUGHT_ACCOUNT_STEPS,
     CREATED_ACCOUNT_STEPS,
+    PANEL_POLLED_STATES,
     STEP_SHOWN_FOR,
-    WAITING_STATES,
-    WORKING_STATES,
 )
-from accounts_app.models import AwsOrganization, MemberAccount
+from accounts_app.middleware import AUTO_REFRESH_HEADER
+from accounts_app.models import AwsOrganization, Course, MemberAccount, Membership
 from accounts_app.services import account_requests, invited_accounts
 from accounts_app.services.ending import end_outcome, end_schedule
 from accounts_app.services.handover import handover_offered
-from accounts_app.views.common import managed_course, visible_course
+from accounts_app.views.common import managed_course
 
 # While the account is being made, the status panel asks for news this often (seconds).
 PANEL_REFRESH_SECONDS = 3
 
 
-def my_student_membership(request: HttpRequest, course_id: int):
-    course = visible_course(request, course_id)
-    membership = course.memberships.filter(user=request.user).first()
-    if membership is None or membership.role != CourseRole.STUDENT:
+def my_student_membership(request: HttpRequest, course_id: int) -> tuple[Course, Membership]:
+    """The signed-in student's own entry in the course (404 for anyone who is not a student of it),
+    read with its course and account."""
+    membership = selectors.student_entry(user=request.user, course_id=course_id)
+    if membership is None:
         raise Http404("Only students of the course have an AWS account in it.")
-    return course, membership
+    return membership.course, membership
 
 
-def panel_context(course, membership) -> dict:
-    account = selectors.student_account(membership=membership)
+def panel_context(course: Course, membership: Membership, account: MemberAccount | None) -> dict:
     context = {
         "course": course,
         "account": account,
-        "bring": selectors.student_bring_requests(membership=membership),
-        "bring_form": BringAccountForm(),
         "refresh_seconds": PANEL_REFRESH_SECONDS,
         "access_role_name": settings.PORTAL_AWS_MEMBER_ROLE_NAME,
         "access_role_template_url": settings.PORTAL_ACCESS_ROLE_TEMPLATE_URL,
     }
-    if account is not None:
-        context["in_progress"] = account.state in WORKING_STATES or account.state in WAITING_STATES
+    if account is None:
+        # Only the request form reads them: a poll of an account in progress never does.
+        context["bring"] = selectors.student_bring_requests(membership=membership)
+        context["bring_form"] = BringAccountForm()
+    else:
+        context["in_progress"] = account.state in PANEL_POLLED_STATES
         context["steps"] = _progress_steps(account)
         context["account_note"] = selectors.student_account_note(account=account)
         context["spending"] = selectors.account_spending(account=account)
@@ -78,9 +81,13 @@ def _progress_steps(account: MemberAccount) -> list[tuple[str, str]]:
 
 @login_required
 def my_account(request: HttpRequest, course_id: int) -> HttpResponse:
-    """The student's status panel; htmx asks for it again while the account is in progress."""
+    """The student's status panel; htmx asks for it again while the account is in progress. A poll
+    that finds the account settled gets the settled panel with htmx's "stop polling" status."""
     course, membership = my_student_membership(request, course_id)
-    return render(request, "accounts/_account_panel.html", panel_context(course, membership))
+    context = panel_context(course, membership, selectors.entry_account(membership))
+    polled = bool(request.htmx) and AUTO_REFRESH_HEADER in request.headers
+    status = HTMX_STOP_POLLING if polled and not context.get("in_progress") else 200
+    return render(request, "accounts/_account_panel.html", context, status=status)
 
 
 @require_POST
@@ -142,7 +149,9 @@ def account_password(request: HttpRequest, course_id: int) -> HttpResponse:
 
 def _back_to_panel(request: HttpRequest, course, membership) -> HttpResponse:
     if request.htmx:
-        return render(request, "accounts/_account_panel.html", panel_context(course, membership))
+        # Read again: the request has just changed the account.
+        account = selectors.student_account(membership=membership)
+        return render(request, "accounts/_account_panel.html", panel_context(course, membership, account))
     return redirect("courses:detail", course_id=course.pk)
 
 

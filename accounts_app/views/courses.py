@@ -55,7 +55,7 @@ def course_detail(request: HttpRequest, course_id: int) -> HttpResponse:
         "can_manage": can_manage,
         "join_limits_form": JoinCodeLimitsForm(course=course) if can_manage else None,
         "can_view_roster": can_view_roster(request.user, course),
-        "my_membership": course.memberships.filter(user=request.user).first(),
+        "my_membership": selectors.own_entry(user=request.user, course=course),
     }
     if context["can_view_roster"]:
         context["role_counts"] = selectors.course_role_counts(course=course)
@@ -64,7 +64,7 @@ def course_detail(request: HttpRequest, course_id: int) -> HttpResponse:
         ]
     membership = context["my_membership"]
     if membership is not None and membership.role == CourseRole.STUDENT:
-        context.update(panel_context(course, membership), show_account_panel=True)
+        context.update(panel_context(course, membership, selectors.entry_account(membership)), show_account_panel=True)
     return render(request, "courses/detail.html", context)
 
 

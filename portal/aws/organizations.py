@@ -181,9 +181,11 @@ def _create_status(raw: dict) -> CreateStatus:
     )
 
 
-def list_create_statuses() -> Iterator[CreateStatus]:
-    """Creation requests that are running or succeeded, oldest first."""
-    for raw in _pages("list_create_account_status", "CreateAccountStatuses", States=["IN_PROGRESS", "SUCCEEDED"]):
+def list_create_statuses(states: tuple[str, ...] = ("IN_PROGRESS", "SUCCEEDED")) -> Iterator[CreateStatus]:
+    """Creation requests in these states (by default running or succeeded), oldest first. AWS
+    keeps a request's status for 90 days: the succeeded ones run to many pages in a large
+    organization, the running ones (a few at a time) to one."""
+    for raw in _pages("list_create_account_status", "CreateAccountStatuses", States=list(states)):
         yield _create_status(raw)
 
 

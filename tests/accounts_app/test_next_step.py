@@ -18,7 +18,7 @@ from tests.factories import CourseFactory
 # its handover's id.
 EXPECTED = {
     S.REQUESTED: (tasks.vending_dispatch_task, None),
-    S.CREATING: (tasks.account_poll_task, "account"),
+    S.CREATING: (tasks.vending_dispatch_task, None),
     S.INVITING: (tasks.account_invite_task, "account"),
     S.INVITED: (tasks.account_check_invitation_task, "account"),
     S.CONFIGURING: (tasks.account_configure_task, "account"),

@@ -137,6 +137,7 @@ class Creation:
 
     started: float
     done_at: float
+    email: str = ""  # the root email asked for
     request_id: str = ""
     account_id: str = ""
     answered_at: float | None = None  # when moto had answered the CreateAccount
@@ -225,6 +226,12 @@ class FaultyAws:
         with self._lock:
             self._faults = faults
 
+    def creations_per_email(self) -> Counter[str]:
+        """How many CreateAccount requests AWS took (moto carried out) for each root email: more
+        than one is a second account for the same student."""
+        with self._lock:
+            return Counter(creation.email for creation in self.creations)
+
     def calls_of(self, client: str) -> Counter[str]:
         with self._lock:
             return Counter({operation: n for (who, operation), n in self.calls.items() if who == client})
@@ -246,7 +253,7 @@ class FaultyAws:
             if isinstance(admitted, Reply):
                 return admitted
             creation = admitted
-        reply = self._emulate(call, self._forward(call), creation)
+        reply = self._emulate(call, self._forward(_unfiltered(call)), creation)
         return None if fault is Fault.LOST_RESPONSE else reply
 
     def _draw(self, call: Call) -> Fault | None:
@@ -302,7 +309,8 @@ class FaultyAws:
                     "You have exceeded the allowed number of accounts being created at the same time.",
                     Reason="ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED",
                 )
-            creation = Creation(started=now, done_at=now + self.limits.creation_seconds)
+            email = json.loads(call.body or b"{}").get("Email", "")
+            creation = Creation(started=now, done_at=now + self.limits.creation_seconds, email=email.lower())
             self.creations.append(creation)
             return creation
 
@@ -361,6 +369,15 @@ class FaultyAws:
     def _accounts_in_creation(self, now: float) -> set[str]:
         with self._lock:
             return {c.account_id for c in self.creations if c.done_at > now and c.account_id}
+
+
+def _unfiltered(call: Call) -> Call:
+    """What moto is asked: every creation status, whatever States the caller wants, since moto's
+    are all SUCCEEDED at once; the proxy filters them as AWS would at the time (`_emulate`)."""
+    if call.operation != "ListCreateAccountStatus":
+        return call
+    asked = json.loads(call.body or b"{}")
+    return replace(call, body=json.dumps({k: v for k, v in asked.items() if k != "States"}).encode())
 
 
 def _edit_json(reply: Reply, edit) -> Reply:

@@ -24,7 +24,7 @@ from accounts_app.choices import CourseRole
 from accounts_app.models import AccountEvent, AwsOrganization, MemberAccount, Membership
 from accounts_app.services import account_setup
 from accounts_app.services.account_setup import account_configure
-from accounts_app.services.vending_queue import account_poll_creation, vending_dispatch
+from accounts_app.services.vending_queue import vending_dispatch
 from portal.aws import identity_center, organizations
 from portal.aws.errors import TransientAwsError, UnknownOutcome
 from tests.support.accounts import (
@@ -43,7 +43,7 @@ def configuring_account(personas) -> MemberAccount:
     """The student's account, created by moto and ready to be configured."""
     account = queued_account(personas)
     vending_dispatch()
-    account_poll_creation(account_id=account.pk)
+    vending_dispatch()  # the creation's look
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
     return account

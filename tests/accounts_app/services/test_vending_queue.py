@@ -18,6 +18,7 @@ unless a test says otherwise.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -25,6 +26,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
+from django.db import connection
 from django.utils import timezone
 
 from accounts_app import tasks
@@ -42,6 +44,7 @@ from accounts_app.services.vending_queue import (
     vending_dispatch,
 )
 from portal.aws import organizations, quotas
+from portal.locks import VENDING_QUEUE
 from tests.support.accounts import (
     WorkerKilled,
     queued_account,
@@ -49,6 +52,7 @@ from tests.support.accounts import (
     second_worker_meanwhile,
     transitions,
 )
+from tests.support.advisory_locks import held_elsewhere, waiting_for
 from tests.support.aws_script import (
     LOST_AFTER_AWS,
     NEVER_REACHED,
@@ -828,3 +832,26 @@ def test_the_queue_keeps_to_the_create_account_rate_and_to_five_creations_in_fli
     assert fourth.waiting == 2
     assert script.calls["CreateAccount"] == 6
     assert script.calls["DescribeCreateAccountStatus"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_of_the_queue_on_another_machine_waits_for_the_one_running(personas, aws, script, monkeypatch):
+    """The quotas are counted from the database under the queue's advisory lock: a second run
+    (another worker, another machine) waits, then counts what the first one sent."""
+    monkeypatch.setattr(tasks.vending_dispatch_task, "delay", lambda: None)  # the request's own run
+    queued_account(personas)
+
+    def second_run() -> None:
+        try:
+            vending_dispatch()
+        finally:
+            connection.close()
+
+    with held_elsewhere(VENDING_QUEUE):
+        thread = threading.Thread(target=second_run)
+        thread.start()
+        assert waiting_for(VENDING_QUEUE)
+        assert script.calls["CreateAccount"] == 0
+    thread.join(timeout=60)
+
+    assert script.calls["CreateAccount"] == 1

@@ -12,8 +12,9 @@ the number of workers and machines):
    (PORTAL_AWS_CREATION_SECONDS after its request), then less and less often. When several are
    due, one ListCreateAccountStatus(IN_PROGRESS) says which still run; only the others are
    described (DescribeCreateAccountStatus), for their account id or their failure;
-2. sends CreateAccount for as many queued accounts as the quotas allow now, the creations just
-   seen done included;
+2. takes as many queued accounts as the quotas allow now (the slots of the creations just seen
+   done included) and marks them sent; their CreateAccount requests then leave together, after
+   the lock is let go, and each is first looked at PORTAL_AWS_CREATION_SECONDS after AWS took it;
 3. writes when it must run again into its accounts' due times (a creation's next look, the
    queue's next token), and asks the broker for that run. Beat's due tick queues it from the
    database if the broker loses it.
@@ -95,16 +96,19 @@ def vending_dispatch() -> DispatchResult:
     with advisory_lock(VENDING_QUEUE):
         directory = _AwsDirectory()
         _poll_due_creations(directory)
-        submitted, refused = _submit_queued(directory)
-        result = _next_run(submitted, after_refusal=refused)
+        claimed = _claim_queued(directory)
+    # Counted against the quotas and committed as sent: the requests leave outside the lock, so
+    # that the next run's looks do not wait for AWS's answers.
+    refused = _send_creations(claimed)
+    result = _next_run(len(claimed), after_refusal=refused)
     if result.next_run_at is not None:
         next_step.queue_wake(S.REQUESTED, at=result.next_run_at)
     return result
 
 
-def _submit_queued(directory: _AwsDirectory) -> tuple[int, bool]:
-    """CreateAccount for the oldest queued accounts, as many as the quotas allow. Returns how
-    many requests were sent, and whether AWS sent one back to the queue (throttled)."""
+def _claim_queued(directory: _AwsDirectory) -> list[MemberAccount]:
+    """The oldest queued accounts, as many as the quotas allow, moved to CREATING and marked as
+    sent; those AWS turns out to have already are adopted instead."""
     in_flight = MemberAccount.objects.filter(state=S.CREATING).count()
     allowed, _ = _create_account_allowance(timezone.now())
     slots = min(settings.PORTAL_AWS_MAX_CREATIONS_IN_PROGRESS - in_flight, allowed)
@@ -113,12 +117,23 @@ def _submit_queued(directory: _AwsDirectory) -> tuple[int, bool]:
         .select_related("course", "membership")
         .order_by("created_at")[: max(slots, 0)]
     )
-    submitted = 0
+    claimed = []
     for account in queued:
-        if transition(account, expected=S.REQUESTED, to=S.CREATING, reason="Leaving the queue"):
-            submitted += _submit_creation(account, directory)
-    refused = MemberAccount.objects.filter(pk__in=[a.pk for a in queued], state=S.REQUESTED).exists()
-    return submitted, refused
+        if not transition(account, expected=S.REQUESTED, to=S.CREATING, reason="Leaving the queue"):
+            continue
+        if _found_in_aws(account, directory):
+            continue
+        now = timezone.now()
+        # Committed before the request leaves: the rate's replay counts it, and a worker killed
+        # while it is on its way leaves a record that says to look before sending again.
+        MemberAccount.objects.filter(pk=account.pk).update(
+            create_submitted_at=now,
+            attempts=F("attempts") + 1,
+            next_attempt_at=now + timedelta(seconds=settings.PORTAL_AWS_CREATION_SECONDS),
+        )
+        account.create_submitted_at = now
+        claimed.append(account)
+    return claimed
 
 
 def _next_run(submitted: int, *, after_refusal: bool) -> DispatchResult:
@@ -202,45 +217,57 @@ class _AwsDirectory:
         return self._running
 
 
-def _submit_creation(account: MemberAccount, directory: _AwsDirectory) -> int:
-    """CreateAccount for an account just moved to CREATING, unless AWS already has it.
-    Returns 1 if a request was sent."""
+def _found_in_aws(account: MemberAccount, directory: _AwsDirectory) -> bool:
+    """Whether AWS already has the account or its creation (then adopted or followed)."""
     # A request sent before (its answer lost, or the record back in the queue since) may have
-    # reached AWS: look for its creation and its account first. A record never sent may still
-    # find an account with its root email (a restored database, an account made by hand).
+    # reached AWS: look for its creation and its account. A record never sent may still find an
+    # account with its root email (a restored database, an account made by hand).
     if account.create_submitted_at is not None:
-        if _adopt_from_aws(account, directory):
-            return 0
-    elif (existing := directory.account_by_email(account.root_email)) is not None:
-        account_adopt(account=account, aws_account_id=existing.id, reason="Found in the organization")
-        return 0
-    now = timezone.now()
-    # Committed before the request leaves: the rate's replay counts it, and a worker killed
-    # while it is on its way leaves a record that says to look before sending again.
-    MemberAccount.objects.filter(pk=account.pk).update(
-        create_submitted_at=now,
-        attempts=F("attempts") + 1,
-        next_attempt_at=now + timedelta(seconds=settings.PORTAL_AWS_CREATION_SECONDS),
-    )
-    account.create_submitted_at = now
-    try:
-        status = organizations.create_account(
+        return _adopt_from_aws(account, directory)
+    existing = directory.account_by_email(account.root_email)
+    if existing is None:
+        return False
+    account_adopt(account=account, aws_account_id=existing.id, reason="Found in the organization")
+    return True
+
+
+def _send_creations(claimed: list[MemberAccount]) -> bool:
+    """CreateAccount for each claimed account, together. Returns whether AWS sent one back to
+    the queue (throttled)."""
+    requests = [
+        organizations.NewAccount(
             email=account.root_email,
             account_name=account.account_name,
             tags=account_tags(account),
             role_name=settings.PORTAL_AWS_MEMBER_ROLE_NAME,
         )
-    except UnknownOutcome as error:
-        # AWS may have the request: its first look, when it is due, looks it up by name.
-        logger.warning("CreateAccount for %s: no answer (%s); will look it up", account.account_name, error)
-        MemberAccount.objects.filter(pk=account.pk).update(last_error=f"Waiting for AWS to confirm: {error}")
-        return 1
-    except AwsError as error:
-        _creation_refused(account, error)
-        return 1
-    MemberAccount.objects.filter(pk=account.pk).update(create_request_id=status.request_id, last_error="")
-    account.create_request_id = status.request_id
-    return 1
+        for account in claimed
+    ]
+    refused = False
+    for account, answer in zip(claimed, organizations.create_accounts(requests) if requests else [], strict=True):
+        if isinstance(answer, UnknownOutcome):
+            # AWS may have the request: its first look, when it is due, looks it up by name.
+            logger.warning("CreateAccount for %s: no answer (%s); will look it up", account.account_name, answer)
+            MemberAccount.objects.filter(pk=account.pk).update(last_error=f"Waiting for AWS to confirm: {answer}")
+        elif isinstance(answer, AwsError):
+            _creation_refused(account, answer)
+            refused = refused or account.state == S.REQUESTED
+        else:
+            MemberAccount.objects.filter(pk=account.pk, state=S.CREATING).update(
+                create_request_id=answer.request_id, last_error="", next_attempt_at=_first_look(account, answer)
+            )
+            account.create_request_id = answer.request_id
+    return refused
+
+
+def _first_look(account: MemberAccount, answer: organizations.CreateStatus) -> datetime:
+    """When AWS has typically finished: PORTAL_AWS_CREATION_SECONDS after it took the request,
+    by its own timestamp (the record's is a moment earlier). Whatever the clocks say, AWS took it
+    after it was sent, at most ARRIVAL_MARGIN after, and before its answer came back (now)."""
+    answered = timezone.now()
+    sent = account.create_submitted_at or answered
+    taken = min(max(answer.requested_at or sent, sent), sent + ARRIVAL_MARGIN, answered)
+    return taken + timedelta(seconds=settings.PORTAL_AWS_CREATION_SECONDS)
 
 
 def _adopt_from_aws(account: MemberAccount, directory: _AwsDirectory) -> bool:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from botocore.awsrequest import AWSResponse
@@ -73,7 +73,7 @@ def creation_status(state: str, *, request: str, name: str, **fields) -> dict:
             "Id": request,
             "AccountName": name,
             "State": state,
-            "RequestedTimestamp": datetime.now(UTC),
+            "RequestedTimestamp": timezone.now(),
             **fields,
         }
     }
@@ -93,6 +93,7 @@ def in_progress_instead_of_succeeded(parsed: dict) -> None:
     """What AWS says right after CreateAccount, while moto has already finished."""
     status = parsed["CreateAccountStatus"]
     status["State"] = "IN_PROGRESS"
+    status["RequestedTimestamp"] = timezone.now()
     status.pop("AccountId", None)
     status.pop("CompletedTimestamp", None)
 
@@ -855,3 +856,44 @@ def test_a_run_of_the_queue_on_another_machine_waits_for_the_one_running(persona
     thread.join(timeout=60)
 
     assert script.calls["CreateAccount"] == 1
+
+
+@pytest.mark.django_db
+def test_the_first_look_is_the_typical_creation_time_after_aws_took_the_request(personas, aws, script, clock, settings):
+    """By AWS's RequestedTimestamp: AWS starts creating a moment after the record says it sent
+    the request, and a look a hair too early would wait a whole poll delay more."""
+    settings.PORTAL_AWS_CREATION_SECONDS = 60
+    account = queued_account(personas)
+    sent = clock.now
+
+    def taken_a_moment_later(params: dict) -> dict:
+        clock.advance(timedelta(seconds=1))  # the answer comes back a second after the request left
+        answer = in_progress(params)
+        answer["CreateAccountStatus"]["RequestedTimestamp"] = sent + timedelta(seconds=0.25)
+        return answer
+
+    script.answer("organizations", "CreateAccount", taken_a_moment_later)
+
+    vending_dispatch()
+
+    account.refresh_from_db()
+    assert account.next_attempt_at == sent + timedelta(seconds=60.25)
+
+
+@pytest.mark.django_db
+def test_the_requests_a_run_may_send_leave_together_not_one_answer_after_another(personas, aws, script, settings):
+    settings.PORTAL_AWS_CREATE_ACCOUNT_BURST = 3
+    settings.PORTAL_AWS_CREATE_ACCOUNT_RATE = 0.1
+    course_precreate(actor=personas.instructor, course=personas.course, count=3)
+    # Each request waits, inside AWS, until all three are in: sent one after another, they never would be.
+    all_in = threading.Barrier(3, timeout=30)
+
+    def wait_for_the_others(**kwargs) -> None:
+        all_in.wait()
+
+    aws.add_hook("before-call.organizations.CreateAccount", wait_for_the_others)
+
+    result = vending_dispatch()
+
+    assert result.submitted == 3
+    assert MemberAccount.objects.filter(state=S.CREATING).exclude(create_request_id="").count() == 3

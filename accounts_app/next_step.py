@@ -21,9 +21,12 @@ close that cycle.
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from datetime import datetime, timedelta
 
 from celery.contrib.django.task import DjangoTask
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
@@ -53,6 +56,8 @@ PER_ACCOUNT = frozenset(NEXT_STEPS) - set(QUEUES)
 # A state not in the table waits for someone else: a person (an approval, the access role, a
 # retry), AWS's account quota or the school's directory (the reconciler looks again), the end
 # schedule (ended, cooling down), or nothing (in use, final).
+
+logger = logging.getLogger(__name__)
 
 # Steps that wait on the student (accepting the invitation, the handover's steps) look again this
 # long after the tick queued them, not every grace period.
@@ -121,6 +126,7 @@ def steps_due_enqueue(*, now: datetime | None = None) -> int:
     step twice. A queue's accounts get one run of their queue, which writes their due times; any
     other account gets its own step, due again after the grace period (or, waiting on the
     student, after PERSON_PACED): if that message is lost too, a later tick queues it again.
+    What the broker had lost is logged, for the operator.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -128,22 +134,42 @@ def steps_due_enqueue(*, now: datetime | None = None) -> int:
             MemberAccount.objects.select_for_update(skip_locked=True)
             .filter(next_attempt_at__lte=now)
             .order_by("next_attempt_at")
-            .only("pk", "state")[:DUE_BATCH]
+            .only("pk", "state", "account_name", "next_attempt_at")[:DUE_BATCH]
         )
-        queues = {S(account.state) for account in due if account.state in QUEUES}
         stepped = [account for account in due if account.state in PER_ACCOUNT]
         for account in stepped:
-            state = S(account.state)
-            paced = PERSON_PACED.get(state)
+            paced = PERSON_PACED.get(S(account.state))
             again = now + paced if paced is not None else step_due(now)
             MemberAccount.objects.filter(pk=account.pk).update(next_attempt_at=again)
             next_step_enqueue(account)
+        _log_lost(stepped, due, now)
+        for task in {NEXT_STEPS[S(account.state)] for account in due if account.state in QUEUES}:
+            task.delay_on_commit()
         # A state with no step of the portal's (moved on by a person meanwhile) has nothing due.
         idle = [account.pk for account in due if account.state not in NEXT_STEPS]
         MemberAccount.objects.filter(pk__in=idle).update(next_attempt_at=None)
-        for task in {NEXT_STEPS[queue] for queue in queues}:
-            task.delay_on_commit()
     return len(due) - len(idle)
+
+
+def _log_lost(stepped: list[MemberAccount], due: list[MemberAccount], now: datetime) -> None:
+    """Say which steps the tick queues because their message was lost: an account's own step
+    (not one that waits on the student), a queue whose run is overdue by more than the grace."""
+    if lost := [account.account_name for account in stepped if account.state not in PERSON_PACED]:
+        logger.warning(
+            "Queued again the next step of %d account(s) not moved on by their due time (the broker lost the "
+            "message, or the worker running it died): %s",
+            len(lost),
+            ", ".join(lost[:20]) + (", …" if len(lost) > 20 else ""),
+        )
+    late = now - timedelta(seconds=settings.PORTAL_STEP_GRACE_SECONDS)
+    overdue = Counter(NEXT_STEPS[S(a.state)] for a in due if a.state in QUEUES and a.next_attempt_at < late)
+    for task, count in overdue.items():
+        logger.warning(
+            "Queued again %s: %d of its accounts overdue by more than the grace period (the broker lost its run, "
+            "or the worker running it died)",
+            task.name.rsplit(".", 1)[-1],
+            count,
+        )
 
 
 # --- Steps the state alone does not decide --------------------------------------------------------

@@ -142,7 +142,7 @@ def test_a_move_into_a_state_with_a_next_step_makes_it_due_a_grace_period_later_
 
 @pytest.mark.django_db
 def test_a_countdown_the_broker_lost_is_queued_again_by_the_tick_once_its_grace_is_over(
-    clock, settings, queued, django_capture_on_commit_callbacks
+    clock, settings, queued, django_capture_on_commit_callbacks, caplog
 ):
     """A cleanup's next pass in 30 s: its countdown goes to the broker, its due time to the
     database. The broker loses it (a Redis restarted empty): the tick queues the pass."""
@@ -163,6 +163,8 @@ def test_a_countdown_the_broker_lost_is_queued_again_by_the_tick_once_its_grace_
     assert queued["account_cleanup_task"] == [account.pk]
     # Queued again: due once more a grace period on, in case this message is lost too.
     assert due_time(account) == clock.now + timedelta(seconds=60)
+    assert "Queued again the next step of 1 account(s) not moved on by their due time" in caplog.text
+    assert account.account_name in caplog.text
 
 
 @pytest.mark.django_db

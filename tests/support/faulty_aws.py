@@ -23,6 +23,7 @@ import http.client
 import json
 import random
 import re
+import sys
 import threading
 import time
 import uuid
@@ -205,7 +206,7 @@ class FaultyAws:
         self.calls: Counter[tuple[str, str]] = Counter()
         self.faults_injected: Counter[Fault] = Counter()
         self.violations: list[str] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
 
     @property
@@ -369,6 +370,13 @@ class FaultyAws:
     def _accounts_in_creation(self, now: float) -> set[str]:
         with self._lock:
             return {c.account_id for c in self.creations if c.done_at > now and c.account_id}
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        """A client that went away mid-answer (a worker killed on purpose) is no error of ours."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _unfiltered(call: Call) -> Call:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-# User-agent app ids, so that the proxy counts the worker's calls apart from this process's.
+# User-agent app ids, so that the proxy counts each worker's calls apart from this process's.
 WORKER_CLIENT = "portal-worker"
 BEAT_CLIENT = "portal-beat"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "harness", "AWS_SECRET_ACCESS_KEY": "harness"}
@@ -74,6 +75,8 @@ class Scenario:
     # step's time after which it is queued again (PORTAL_STEP_GRACE_SECONDS).
     tick_every: float = 1.0
     step_grace_seconds: float = 10.0
+    # How long a CreateAccount with no answer waits to be listed before it is sent again.
+    lost_request_seconds: float = 120.0
 
     @property
     def typical_creation_seconds(self) -> float:
@@ -95,20 +98,10 @@ class VendingStack:
     workers: list[subprocess.Popen]
     worker_logs: list[Path]
 
-    def course_with_students(self) -> Course:
-        """A course of `scenario.students` students and an instructor, no account asked for yet."""
-        course = CourseFactory()
-        roster = [(f"teacher@{course.code}.example", CourseRole.INSTRUCTOR)]
-        roster += [(f"student{i:03d}@{course.code}.example", CourseRole.STUDENT) for i in range(self.scenario.students)]
-        Membership.objects.bulk_create(
-            Membership(course=course, email=email, role=role, source=MembershipSource.IMPORT) for email, role in roster
-        )
-        return course
-
     def vend(self) -> Outcome:
         """Provision a course of `scenario.students` students, with the faults on, and wait,
         playing beat."""
-        course = self.course_with_students()
+        course = course_with_students(self.scenario.students)
         self.proxy.set_faults(self.scenario.faults)
         started = time.monotonic()
         course_provision_all(actor=None, course=course)
@@ -141,12 +134,30 @@ class VendingStack:
             (a["Id"], a["Email"]) for page in api.get_paginator("list_accounts").paginate() for a in page["Accounts"]
         ]
 
+    def worker_calls(self) -> Counter[str]:
+        """The AWS calls of every worker process, by operation."""
+        calls: Counter[str] = Counter()
+        for n in range(len(self.workers)):
+            calls += self.proxy.calls_of(worker_client(n))
+        return calls
+
     def worker_log_tail(self, lines: int = 60) -> str:
         return "\n".join(
             f"{log.name}: {line}"
             for log in self.worker_logs
             for line in log.read_text(errors="replace").splitlines()[-lines:]
         )
+
+
+def course_with_students(students: int) -> Course:
+    """A course of `students` students and an instructor, no account asked for yet."""
+    course = CourseFactory()
+    roster = [(f"teacher@{course.code}.example", CourseRole.INSTRUCTOR)]
+    roster += [(f"student{i:03d}@{course.code}.example", CourseRole.STUDENT) for i in range(students)]
+    Membership.objects.bulk_create(
+        Membership(course=course, email=email, role=role, source=MembershipSource.IMPORT) for email, role in roster
+    )
+    return course
 
 
 def course_settled(course: Course) -> bool:
@@ -187,8 +198,16 @@ def vending_stack(scenario: Scenario) -> Iterator[VendingStack]:
         stack.enter_context(tasks_go_to_the_broker())
         environment = worker_environment(scenario, proxy.endpoint_url)
         worker_logs = [logs / f"worker-{n}.log" for n in range(scenario.workers)]
-        workers = [stack.enter_context(worker_process(environment, scenario, log)) for log in worker_logs]
+        workers = [
+            stack.enter_context(worker_process({**environment, "AWS_SDK_UA_APP_ID": worker_client(n)}, scenario, log))
+            for n, log in enumerate(worker_logs)
+        ]
         yield VendingStack(scenario, proxy, moto_url, workers, worker_logs)
+
+
+def worker_client(n: int) -> str:
+    """The user-agent app id of the stack's nth worker process."""
+    return f"{WORKER_CLIENT}-{n}"
 
 
 def _reconcile_once() -> None:
@@ -257,9 +276,9 @@ def moto_server(log_path: Path) -> Iterator[str]:
             stop(process)
 
 
-def start_worker(env: dict[str, str], scenario: Scenario, log_path: Path) -> subprocess.Popen:
-    """A worker process with its own hostname, once it answers a ping; its output appended to
-    `log_path`."""
+def start_worker(env: dict[str, str], scenario: Scenario, log_path: Path, *, wait: bool = True) -> subprocess.Popen:
+    """A worker process with its own hostname, once it answers a ping (unless not `wait`); its
+    output appended to `log_path`."""
     node = f"vending-harness-{os.getpid()}-{log_path.stem}@{socket.gethostname()}"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
@@ -282,11 +301,35 @@ def start_worker(env: dict[str, str], scenario: Scenario, log_path: Path) -> sub
             start_new_session=True,
         )
     try:
-        _wait_for_worker(node, process, log_path, timeout=120)
+        if wait:
+            _wait_for_worker(node, process, log_path, timeout=120)
     except BaseException:
         stop(process)
         raise
     return process
+
+
+def start_beat(env: dict[str, str], scratch: Path, log_path: Path) -> subprocess.Popen:
+    """Celery beat, with the portal's schedule (the due tick every PORTAL_DUE_TICK_SECONDS), its
+    state kept in `scratch`; its output appended to `log_path`."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [
+                str(BIN / "celery"),
+                "-A",
+                "portal",
+                "beat",
+                "--schedule",
+                str(scratch / "beat-schedule"),
+                "--loglevel",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 @contextmanager
@@ -361,6 +404,7 @@ def worker_environment(scenario: Scenario, endpoint_url: str) -> dict[str, str]:
         "PORTAL_AWS_CREATION_SECONDS": str(scenario.typical_creation_seconds),
         "PORTAL_DUE_TICK_SECONDS": str(scenario.tick_every),
         "PORTAL_STEP_GRACE_SECONDS": str(scenario.step_grace_seconds),
+        "PORTAL_AWS_LOST_REQUEST_SECONDS": str(scenario.lost_request_seconds),
     }
 
 

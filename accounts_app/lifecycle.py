@@ -9,8 +9,10 @@ False and stands back.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -118,11 +120,11 @@ RETIRING_STATES = CLOSURE_STATES | {S.CLEANING}
 RETIRED_STATES = frozenset({S.CLOSED, S.RECYCLED})
 # The account holds something to clean that the cleanup's dry run may list.
 CLEANABLE_STATES = HELD_STATES | {S.POOLED, S.CLEANING}
-# The reconciler queues the next step again (next_step.next_step_enqueue) when one of these has not
-# changed for reconcile.STUCK_AFTER; every step looks at AWS first, so nothing is done twice.
-# Requested accounts get the dispatcher instead (the queue's rate limit decides when), and
-# close_queued ones the close dispatcher: both are queued whatever their age.
-STUCK_CHECKED_STATES = (WORKING_STATES - {S.REQUESTED}) | {S.INVITED, S.HANDOVER}
+# The portal has a next step for these (next_step.NEXT_STEPS): the record carries when that step is
+# due (`next_attempt_at`), from which beat's due tick queues it and the reconciler finds it stuck.
+# Every step looks at AWS first, so nothing is done twice. Besides the working states: an
+# invitation the student may have accepted, a handover's next step, the close queue.
+SCHEDULED_STATES = WORKING_STATES | {S.INVITED, S.HANDOVER, S.CLOSE_QUEUED}
 # The reconciler reports a record in these whose account the organization does not list.
 ORGANIZATION_CHECKED_STATES = frozenset({S.READY, S.POOLED})
 
@@ -151,6 +153,12 @@ class IllegalTransition(ValueError):
     pass
 
 
+def step_due(now: datetime, delay: float = 0.0) -> datetime:
+    """When a step queued at `now` to run after `delay` seconds must have moved its account on:
+    past it, the broker is taken to have lost the step, and beat's due tick queues it again."""
+    return now + timedelta(seconds=delay + settings.PORTAL_STEP_GRACE_SECONDS)
+
+
 def transition(
     account: MemberAccount,
     *,
@@ -164,6 +172,10 @@ def transition(
 
     `changes` are other fields written in the same UPDATE (e.g. `last_error`). Returns whether
     this caller made the change; `account` is updated in memory when it did.
+
+    The move also sets when the next step is due, unless `changes` does: in a state whose next
+    step is the portal's, the step the caller queues now must have run by `step_due(now)`; in any
+    other state nothing is due.
     """
     expected_states = {expected} if isinstance(expected, str) else set(expected)
     for state in expected_states:
@@ -171,6 +183,7 @@ def transition(
             raise IllegalTransition(f"{state} → {to} is not a transition of the account lifecycle.")
 
     now = timezone.now()
+    changes.setdefault("next_attempt_at", step_due(now) if to in SCHEDULED_STATES else None)
     with transaction.atomic():
         current = (
             MemberAccount.objects.filter(pk=account.pk, state__in=expected_states)

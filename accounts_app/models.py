@@ -521,6 +521,12 @@ class MemberAccount(models.Model):
     # CLOSE_QUEUED: the next round finds it PENDING_CLOSURE in AWS and follows it, without asking
     # again.
     close_submitted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # When the portal works on the account next: a creation's poll, a retry, a cleanup pass, or the
+    # step just queued (if the broker loses that message, beat's due tick queues the step again
+    # then). Written in the database with the change that schedules the work, so that a lost
+    # countdown, a dead worker or an emptied broker delays the step by a tick, never forever.
+    # None while the account waits for nothing the portal schedules (lifecycle.SCHEDULED_STATES).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
     cleanup_report = models.JSONField(default=dict, blank=True)
     # What a freeze stopped in the account (and an unfreeze brought back): services/spending.py.
     spending_report = models.JSONField(default=dict, blank=True)
@@ -542,6 +548,14 @@ class MemberAccount(models.Model):
                 fields=["root_email"],
                 condition=~Q(state=AccountState.RECYCLED),
                 name="member_account_unique_root_email",
+            ),
+        ]
+        indexes = [
+            # The due tick reads the few accounts due now among many that wait for nothing.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(next_attempt_at__isnull=False),
+                name="member_account_due",
             ),
         ]
 

@@ -11,9 +11,13 @@ import logging
 from typing import Any
 
 from celery import shared_task
+from celery.contrib.django.task import DjangoTask
 from celery.utils.time import get_exponential_backoff_interval
 from django.core.cache import cache
+from django.utils import timezone
 
+from accounts_app.lifecycle import step_due
+from accounts_app.models import MemberAccount
 from portal.aws.errors import TransientAwsError
 
 logger = logging.getLogger(__name__)
@@ -25,7 +29,31 @@ AWS_TASK: dict[str, Any] = {
     "retry_jitter": True,
     "max_retries": 12,
 }
-DISPATCH_SCHEDULED_KEY = "vending:dispatch-scheduled"
+
+
+class AccountStepTask(DjangoTask):
+    """The task that moves one account on from its state (next_step.NEXT_STEPS), given its id.
+
+    Retried later (AWS throttled it, or its answer was lost), it moves the account's due time
+    with the retry's countdown: beat's due tick leaves the retry to the broker, and queues the
+    step again only if the broker loses it."""
+
+    # The field of MemberAccount that the task's first argument is.
+    account_field = "pk"
+
+    def retry(self, *args, countdown=None, **kwargs):
+        if countdown is not None and self.request.args:
+            MemberAccount.objects.filter(**{self.account_field: self.request.args[0]}).update(
+                next_attempt_at=step_due(timezone.now(), countdown)
+            )
+        return super().retry(*args, countdown=countdown, **kwargs)
+
+
+class HandoverStepTask(AccountStepTask):
+    account_field = "handover__pk"
+
+
+ACCOUNT_STEP = {**AWS_TASK, "base": AccountStepTask}
 # A mail server that fails is tried again with jittered exponential backoff, at most an hour
 # apart (below the broker's two-hour visibility timeout, past which a waiting retry would be
 # delivered twice), 48 times: for about a day.
@@ -87,28 +115,24 @@ def invitations_send_task(member_ids: list[int], actor_id: int | None) -> int:
 def vending_dispatch_task() -> None:
     from accounts_app.services.vending_queue import vending_dispatch
 
-    result = vending_dispatch()
-    # One scheduled follow-up at a time, however many requests asked for a dispatch.
-    if result.retry_in is not None and cache.add(DISPATCH_SCHEDULED_KEY, 1, timeout=max(result.retry_in - 0.5, 0.5)):
-        vending_dispatch_task.apply_async(countdown=result.retry_in)
+    vending_dispatch()
 
 
-@shared_task(**AWS_TASK)
-def account_poll_task(account_id: int) -> None:
-    from accounts_app.services.vending_queue import account_poll_creation
+@shared_task
+def steps_due_task() -> None:
+    from accounts_app.next_step import steps_due_enqueue
 
-    if (delay := account_poll_creation(account_id=account_id)) is not None:
-        account_poll_task.apply_async((account_id,), countdown=delay)
+    steps_due_enqueue()
 
 
-@shared_task(**AWS_TASK)
+@shared_task(**ACCOUNT_STEP)
 def account_configure_task(account_id: int) -> None:
     from accounts_app.services.account_setup import account_configure
 
     account_configure(account_id=account_id)
 
 
-@shared_task(**AWS_TASK)
+@shared_task(**ACCOUNT_STEP)
 def account_invite_task(account_id: int) -> None:
     from accounts_app.services.invited_accounts import account_invite
 
@@ -122,7 +146,7 @@ def account_verify_access_role_task(account_id: int, actor_id: int | None) -> No
     account_verify_access_role(actor_id=actor_id, account_id=account_id)
 
 
-@shared_task(**AWS_TASK)
+@shared_task(**ACCOUNT_STEP)
 def account_check_invitation_task(account_id: int) -> None:
     from accounts_app.services.invited_accounts import account_check_invitation
 
@@ -204,12 +228,14 @@ def account_cleanup_preview_task(account_id: int) -> None:
     account_cleanup_preview(account_id=account_id)
 
 
-@shared_task(**AWS_TASK)
+@shared_task(**ACCOUNT_STEP)
 def account_cleanup_task(account_id: int) -> None:
+    from accounts_app.choices import AccountState
+    from accounts_app.next_step import step_enqueue_later
     from accounts_app.services.cleanup import account_clean
 
     if (delay := account_clean(account_id=account_id)) is not None:
-        account_cleanup_task.apply_async((account_id,), countdown=delay)
+        step_enqueue_later(account_id, state=AccountState.CLEANING, delay=delay)
 
 
 @shared_task(**AWS_TASK)
@@ -232,15 +258,17 @@ def close_dispatch_task() -> None:
         close_dispatch_task.apply_async(countdown=retry_in)
 
 
-@shared_task(**AWS_TASK)
+@shared_task(**ACCOUNT_STEP)
 def account_poll_closure_task(account_id: int) -> None:
+    from accounts_app.choices import AccountState
+    from accounts_app.next_step import step_enqueue_later
     from accounts_app.services.closing import account_poll_closure
 
     if (delay := account_poll_closure(account_id=account_id)) is not None:
-        account_poll_closure_task.apply_async((account_id,), countdown=delay)
+        step_enqueue_later(account_id, state=AccountState.CLOSING, delay=delay)
 
 
-@shared_task(**AWS_TASK)
+@shared_task(**AWS_TASK, base=HandoverStepTask)
 def handover_advance_task(handover_id: int) -> None:
     from accounts_app.services.handover import handover_advance
 

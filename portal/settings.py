@@ -180,6 +180,15 @@ if not 1 <= PORTAL_SCHEDULE_NIGHT_HOURS < 24:
 PORTAL_IDLE_MAX_CPU_PERCENT = float(os.environ.get("PORTAL_IDLE_MAX_CPU_PERCENT", "5"))
 PORTAL_IDLE_MAX_NETWORK_MB_PER_HOUR = float(os.environ.get("PORTAL_IDLE_MAX_NETWORK_MB_PER_HOUR", "5"))
 
+# Due times (docs/OPERATIONS.md, "Recovery"): an account whose next step is the portal's carries
+# when that step is due. Beat's tick queues, every PORTAL_DUE_TICK_SECONDS, each step whose time has
+# come; a step queued through the broker that has not moved its account on PORTAL_STEP_GRACE_SECONDS
+# after its time is taken as lost and queued again (every step is safe to run twice).
+PORTAL_DUE_TICK_SECONDS = float(os.environ.get("PORTAL_DUE_TICK_SECONDS", "15"))
+PORTAL_STEP_GRACE_SECONDS = float(os.environ.get("PORTAL_STEP_GRACE_SECONDS", "60"))
+if PORTAL_DUE_TICK_SECONDS <= 0 or PORTAL_STEP_GRACE_SECONDS <= 0:
+    raise ImproperlyConfigured("PORTAL_DUE_TICK_SECONDS and PORTAL_STEP_GRACE_SECONDS must be more than 0.")
+
 # --- Celery (settings that hold when workers crash; see docs/OPERATIONS.md) -----------------------
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = (
@@ -208,8 +217,9 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # Reviewed in code rather than edited in the admin: exactly one beat process runs these.
 CELERY_BEAT_SCHEDULE = {
     "reconcile-aws": {"task": "accounts_app.tasks.reconcile_task", "schedule": 5 * 60},
-    "vending-queue": {"task": "accounts_app.tasks.vending_dispatch_task", "schedule": 60},
-    "close-queue": {"task": "accounts_app.tasks.close_dispatch_task", "schedule": 60},
+    # Every account's next step that is due (a poll, a retry, a pass, a queue's next move), from
+    # its due time in the database: what the broker lost is queued again (next_step.py).
+    "steps-due": {"task": "accounts_app.tasks.steps_due_task", "schedule": PORTAL_DUE_TICK_SECONDS},
     # Course end notices, end-date freezes and grace periods are counted in days: a quarter of
     # an hour is punctual enough.
     "course-ends": {"task": "accounts_app.tasks.courses_end_tick_task", "schedule": 15 * 60},
@@ -345,10 +355,16 @@ PORTAL_ACCESS_ROLE_TEMPLATE_URL = os.environ.get("PORTAL_ACCESS_ROLE_TEMPLATE_UR
 PORTAL_BRING_REQUESTS_PER_STUDENT = int(os.environ.get("PORTAL_BRING_REQUESTS_PER_STUDENT", "3"))
 # Invitations AWS lets the organization send in 24 hours (InviteAccountToOrganization's quota).
 PORTAL_AWS_INVITATIONS_PER_DAY = int(os.environ.get("PORTAL_AWS_INVITATIONS_PER_DAY", "20"))
-# A creation in progress is looked at again after a tenth of the time it has taken so far (AWS's
-# answer is seen at most ~10% late), never sooner than PORTAL_AWS_POLL_SECONDS nor later than
-# PORTAL_AWS_POLL_MAX_SECONDS. PORTAL_AWS_POLL_SECONDS is also how soon a queue waiting for a free
-# slot tries again, and a closure AWS does not show yet is looked at again.
+# How long AWS typically takes to create an account: a creation is first looked at once this long
+# has passed since its CreateAccount (every look earlier would be answered IN_PROGRESS). Then it
+# is looked at again after a tenth of the time it has taken so far (AWS's answer is seen at most
+# ~10% late), never sooner than PORTAL_AWS_POLL_SECONDS nor later than PORTAL_AWS_POLL_MAX_SECONDS.
+# PORTAL_AWS_POLL_SECONDS is also how soon a closure AWS does not show yet is looked at again.
+PORTAL_AWS_CREATION_SECONDS = float(os.environ.get("PORTAL_AWS_CREATION_SECONDS", "60"))
+# A CreateAccount whose answer was lost, and that AWS does not list this long after it was sent,
+# never reached AWS: it is sent again (after looking once more). AWS lists a request it took at
+# once; the wait covers its lists catching up.
+PORTAL_AWS_LOST_REQUEST_SECONDS = float(os.environ.get("PORTAL_AWS_LOST_REQUEST_SECONDS", "120"))
 PORTAL_AWS_POLL_SECONDS = float(os.environ.get("PORTAL_AWS_POLL_SECONDS", "5"))
 PORTAL_AWS_POLL_MAX_SECONDS = float(os.environ.get("PORTAL_AWS_POLL_MAX_SECONDS", "60"))
 # End of course. CloseAccount: 3 closures in progress, 0.05 requests a second, and at most

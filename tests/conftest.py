@@ -116,6 +116,8 @@ def aws(settings):
     settings.PORTAL_AWS_CREATE_ACCOUNT_RATE = 1000
     settings.PORTAL_AWS_CREATE_ACCOUNT_BURST = 1000
     settings.PORTAL_AWS_MAX_CREATIONS_IN_PROGRESS = 1000
+    # moto finishes a creation in its first answer: the vending queue looks at it at once.
+    settings.PORTAL_AWS_CREATION_SECONDS = 0
     settings.PORTAL_AWS_CLOSE_ACCOUNT_INTERVAL = 0
     # Two regions prove cleanup goes region by region; all thirty would only be slower.
     settings.PORTAL_CLEANUP_REGIONS = ["us-east-1", "eu-west-1"]

@@ -17,20 +17,22 @@ from accounts_app.choices import AccessMode, AccountOrigin, CourseRole
 from accounts_app.choices import AccountState as S
 from accounts_app.crypto import encrypt
 from accounts_app.lifecycle import CREATION_STATES, transition
-from accounts_app.models import AccountEvent, AwsOrganization, MemberAccount, Membership
+from accounts_app.models import AccountEvent, AwsOrganization, Course, MemberAccount, Membership
 from accounts_app.naming import slug
 from accounts_app.services.access_roles import UnsafeAccessRole, access_role_secure
+from accounts_app.services.gates import ownership_confirmed_by_setup
 from accounts_app.services.guardrails import (
     course_guardrails_apply,
     course_profile,
     organization_ready,
 )
 from accounts_app.services.identity import NotThePortals, account_claim_check, account_tags
-from accounts_app.services.identity_access import assignment_ensure, identity_user_for
+from accounts_app.services.identity_access import assignment_ensure, identity_user_for, identity_user_remembered
 from accounts_app.services.ownership import MANAGED_BY_TAG, NotOurs
 from portal.aws import account_mgmt, iam_users, organizations, sts
 from portal.aws.errors import AwsError, PermanentAwsError, while_account_is_new
 from portal.aws.guardrails import iam_user_policy
+from portal.locks import advisory_lock
 
 
 def account_configure(*, account_id: int) -> None:
@@ -42,17 +44,26 @@ def account_configure(*, account_id: int) -> None:
     organization = organization_ready()
     course = account.course
     try:
-        account_place_in_course_ou(account)
-        organizations.tag_account(account.aws_account_id, account_tags(account))
+        found_tags = account_place_in_course_ou(account)
+        wanted_tags = account_tags(account)
+        if missing := {key: value for key, value in wanted_tags.items() if found_tags.get(key) != value}:
+            organizations.tag_account(account.aws_account_id, missing)
+        # AWS has just moved the account into its course's OU (or shown it there) and shown or
+        # taken the portal's tag: the budget made next needs to ask it no more.
+        ownership_confirmed_by_setup(account, organization)
         _set_course_contacts(account)
         if account.is_pooled:
             transition(account, expected=S.CONFIGURING, to=S.POOLED, reason="Ready for a student")
             return
         if course.access_mode == AccessMode.IAM_USER:
             _configure_iam_user(account)
-        elif not _configure_identity_center(account, organization):
-            return
-        _grant_course_staff(account, organization)
+        else:
+            # A run before this one that got as far as the assignments may have made some: this
+            # one looks before creating. A first run creates them without looking.
+            made_before = _assignments_started(account)
+            if not _configure_identity_center(account, organization, look_first=made_before):
+                return
+            _grant_course_staff(account, organization, look_first=made_before)
         if account.origin == AccountOrigin.INVITED:
             # In the course OU now, under the guardrails: the role the student made becomes the
             # portal's alone. Last of the steps inside the account, as the portal's own session
@@ -89,14 +100,24 @@ def account_is_new_in_aws(account: MemberAccount) -> bool:
     return created is not None and timezone.now() - created < grace
 
 
-def account_place_in_course_ou(account: MemberAccount) -> None:
+def account_place_in_course_ou(account: MemberAccount) -> dict[str, str]:
     """Move the record's account into its course's OU, once AWS shows it carries the record's own
-    tags (raises NotThePortals otherwise: nothing is moved)."""
+    tags (raises NotThePortals otherwise: nothing is moved). Returns the tags AWS showed."""
     course = account.course
-    account_claim_check(account)
+    found_tags = account_claim_check(account)
     if not course.aws_ou_id:
-        course_guardrails_apply(actor=None, course=course)
+        _course_ou_ensure(course)
     organizations.move_account(account.aws_account_id, course.aws_ou_id)
+    return found_tags
+
+
+def _course_ou_ensure(course: Course) -> None:
+    """Make the course's OU and SCP once: a course's first accounts are set up at the same time,
+    by several workers, and one of them makes them while the others wait and use them."""
+    with advisory_lock(f"course-guardrails:{course.pk}"):
+        course.refresh_from_db(fields=["aws_ou_id", "aws_scp_id"])
+        if not course.aws_ou_id:
+            course_guardrails_apply(actor=None, course=course)
 
 
 def _set_course_contacts(account: MemberAccount) -> None:
@@ -127,7 +148,13 @@ def _plain(error: AwsError) -> str:
     return f"AWS refused {error.operation or 'a step'}: {error.message}"
 
 
-def _configure_identity_center(account: MemberAccount, organization: AwsOrganization) -> bool:
+def _assignments_started(account: MemberAccount) -> bool:
+    """Whether a run of the setup recorded the student's Identity Center user (read afresh: a
+    worker running the same step meanwhile may have), which it does just before assigning."""
+    return MemberAccount.objects.filter(pk=account.pk).exclude(identity_store_user_id="").exists()
+
+
+def _configure_identity_center(account: MemberAccount, organization: AwsOrganization, *, look_first: bool) -> bool:
     student = account.membership
     user_id = identity_user_for(organization, email=student.email, display_name=student.display_name)
     if user_id is None:
@@ -147,22 +174,25 @@ def _configure_identity_center(account: MemberAccount, organization: AwsOrganiza
         account_id=account.aws_account_id,
         permission_set_arn=organization.permission_sets["student"],
         user_id=user_id,
+        look_first=look_first,
     )
     return True
 
 
-def _grant_course_staff(account: MemberAccount, organization: AwsOrganization) -> None:
+def _grant_course_staff(account: MemberAccount, organization: AwsOrganization, *, look_first: bool) -> None:
     if account.course.access_mode != AccessMode.IDENTITY_CENTER:
         return
     staff = Membership.objects.filter(course=account.course, role__in=[CourseRole.TA, CourseRole.INSTRUCTOR])
     for member in staff:
-        user_id = identity_user_for(organization, email=member.email, display_name=member.display_name)
+        # The course's staff are the same for each of its accounts configured in a row.
+        user_id = identity_user_remembered(organization, email=member.email, display_name=member.display_name)
         if user_id is not None:
             assignment_ensure(
                 organization,
                 account_id=account.aws_account_id,
                 permission_set_arn=organization.permission_sets[member.role],
                 user_id=user_id,
+                look_first=look_first,
             )
 
 

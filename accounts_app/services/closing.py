@@ -20,7 +20,7 @@ from django.utils import timezone
 from accounts_app import next_step
 from accounts_app.choices import AccountState as S
 from accounts_app.choices import AuditAction
-from accounts_app.lifecycle import transition
+from accounts_app.lifecycle import step_due, transition
 from accounts_app.models import AwsOrganization, MemberAccount
 from accounts_app.selectors import close_queue_status
 from accounts_app.services.audit import audit_record
@@ -45,12 +45,20 @@ CLOSURE_POLL_SECONDS = 5 * 60
 
 def close_dispatch(*, now: datetime | None = None) -> float | None:
     """Close as many queued accounts as the quotas allow now. Returns seconds until the queue can
-    move again, or None when it is empty."""
+    move again, or None when it is empty; the queued accounts are due a grace period after that
+    (beat's due tick runs the queue then if the broker lost its run)."""
     now = now or timezone.now()
     try:
         organization = organization_ready()
     except AwsNotBootstrapped:
         return None
+    retry_in = _close_dispatch(organization, now)
+    if retry_in is not None:
+        MemberAccount.objects.filter(state=S.CLOSE_QUEUED).update(next_attempt_at=step_due(now, retry_in))
+    return retry_in
+
+
+def _close_dispatch(organization: AwsOrganization, now: datetime) -> float | None:
     with transaction.atomic():
         # One dispatcher at a time, across every worker: the organization row is the lock.
         organization = AwsOrganization.objects.select_for_update().get(pk=organization.pk)

@@ -26,7 +26,7 @@ from django.core.cache import cache
 from accounts_app.choices import AccountState as S
 from accounts_app.lifecycle import CLEANABLE_STATES, FROZEN_STATES, IN_USE_STATES
 from accounts_app.models import AwsOrganization, Course, MemberAccount
-from accounts_app.services.ownership import NotOurs, ownership_check
+from accounts_app.services.ownership import NotOurs, expected_parent, ownership_check
 from portal.aws import organizations
 
 
@@ -66,6 +66,11 @@ ALLOWED_STATES: dict[Action, frozenset[S]] = {
 # management account: the actions that run every few minutes in every account (the usage meter,
 # the schedules) ask it once an hour per account.
 OWNERSHIP_RECHECK_SECONDS = 60 * 60
+# Setting an account up moves it into its course's OU and reads and writes its tags: AWS's own
+# answers, minutes old, are the ownership check's for the actions that follow it at once and
+# change nothing inside the account (its budget lives in the management account).
+SETUP_CONFIRMS = frozenset({Action.BUDGET})
+SETUP_CONFIRMATION_SECONDS = 10 * 60
 
 
 class StateRefused(Exception):
@@ -89,9 +94,22 @@ def state_gate(account: MemberAccount, *, action: Action) -> None:
 def action_gate(account: MemberAccount, *, action: Action, organization: AwsOrganization) -> None:
     """Both checks, before an AWS call that changes the account: its record's state allows the
     action (StateRefused otherwise), and AWS shows the account in the OU the record expects with
-    the portal's tag (NotOurs otherwise)."""
+    the portal's tag (NotOurs otherwise), or, for SETUP_CONFIRMS, showed it while setting the
+    account up a few minutes ago."""
     state_gate(account, action=action)
+    if action in SETUP_CONFIRMS and cache.get(_setup_confirmation_key(account, organization)):
+        return
     ownership_check(account, organization)
+
+
+def ownership_confirmed_by_setup(account: MemberAccount, organization: AwsOrganization) -> None:
+    """The setup has just had AWS put the account in the OU its record expects and show (or take)
+    the portal's tag: remembered for SETUP_CONFIRMATION_SECONDS, for SETUP_CONFIRMS only."""
+    cache.set(_setup_confirmation_key(account, organization), 1, SETUP_CONFIRMATION_SECONDS)
+
+
+def _setup_confirmation_key(account: MemberAccount, organization: AwsOrganization) -> str:
+    return f"account-set-up:{account.pk}:{account.aws_account_id}:{expected_parent(account, organization)}"
 
 
 def ownership_check_hourly(account: MemberAccount, organization: Callable[[], AwsOrganization]) -> None:

@@ -130,18 +130,21 @@ def account_adoption_check(account: MemberAccount, aws_account_id: str) -> None:
     )
 
 
-def account_claim_check(account: MemberAccount) -> None:
+def account_claim_check(account: MemberAccount) -> dict[str, str]:
     """Raise NotThePortals unless the record's account carries the record's own tags (the
     portal's, this portal's and the record's key), checked before configuring moves and tags it.
-    The course tag may differ: an account taken from the pool moves on to a student's course."""
+    The course tag may differ: an account taken from the pool moves on to a student's course.
+    Returns the tags AWS showed."""
     wanted = {key: value for key, value in record_tags(account).items() if key != COURSE_ID_TAG}
-    wrong = _mismatches(organizations.account_tags(account.aws_account_id), wanted)
+    found = organizations.account_tags(account.aws_account_id)
+    wrong = _mismatches(found, wanted)
     if wrong:
         raise NotThePortals(
             f"AWS account {account.aws_account_id} does not carry this record's tags ({'; '.join(wrong)}): the "
             f"portal moves and sets up only the accounts it created or invited for the record. Find out whose "
             f"it is; if it is this record's, give it the tags {_tag_text(wanted)} and retry."
         )
+    return found
 
 
 def course_resource_check(kind: str, resource_id: str, course: Course, organization: AwsOrganization) -> None:

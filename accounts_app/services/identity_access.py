@@ -15,6 +15,7 @@ them (IdentityCenterUser). It deletes a user only when every one of these holds:
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.cache import cache
 
 from accounts_app.lifecycle import FINAL_STATES
 from accounts_app.models import AwsOrganization, IdentityCenterUser, MemberAccount
@@ -36,6 +37,23 @@ def identity_user_for(organization: AwsOrganization, *, email: str, display_name
     # create_user also answers with the user made by a request of ours whose answer was lost, or
     # by another worker a moment earlier (ConflictException): both are the portal's own.
     IdentityCenterUser.objects.get_or_create(identity_store_id=store, user_id=user_id, defaults={"email": email})
+    return user_id
+
+
+# How long a user id found or made is taken as still right without asking again.
+REMEMBER_USER_SECONDS = 10 * 60
+
+
+def identity_user_remembered(organization: AwsOrganization, *, email: str, display_name: str) -> str | None:
+    """`identity_user_for`, remembered a few minutes: a course's staff, looked up for each of its
+    accounts set up in a row, are asked about once. A user deleted meanwhile makes the assignment
+    that follows fail, and the step is tried again once this is forgotten."""
+    key = f"identity-user:{organization.identity_store_id}:{email.lower()}"
+    user_id = cache.get(key)
+    if user_id is None:
+        user_id = identity_user_for(organization, email=email, display_name=display_name)
+        if user_id is not None:
+            cache.set(key, user_id, REMEMBER_USER_SECONDS)
     return user_id
 
 
@@ -71,11 +89,17 @@ def identity_user_release(organization: AwsOrganization, *, user_id: str, releas
 # --- Account assignments --------------------------------------------------------------------------
 
 
-def assignment_ensure(organization: AwsOrganization, *, account_id: str, permission_set_arn: str, user_id: str) -> None:
-    """Let `user_id` sign in to `account_id` through the permission set; nothing if they can."""
+def assignment_ensure(
+    organization: AwsOrganization, *, account_id: str, permission_set_arn: str, user_id: str, look_first: bool = True
+) -> None:
+    """Let `user_id` sign in to `account_id` through the permission set; nothing if they can.
+
+    With `look_first` False (an account just set up, which has no assignment yet), the
+    assignment is created without listing the account's first: one that exists after all is
+    either confirmed by AWS's answer or refused with a ConflictException, and then looked for."""
     instance = organization.sso_instance_arn
     target = {"account_id": account_id, "permission_set_arn": permission_set_arn, "user_id": user_id}
-    if identity_center.has_assignment(instance, **target):
+    if look_first and identity_center.has_assignment(instance, **target):
         return
     try:
         status = identity_center.create_assignment(instance, **target)
@@ -83,6 +107,10 @@ def assignment_ensure(organization: AwsOrganization, *, account_id: str, permiss
         if identity_center.has_assignment(instance, **target):
             return
         raise
+    except TransientAwsError as error:
+        if look_first or error.code != "ConflictException" or not identity_center.has_assignment(instance, **target):
+            raise
+        return
     if status.state == "IN_PROGRESS":
         status = identity_center.assignment_creation_status(instance, status.request_id)
     if status.state == "FAILED":

@@ -1,20 +1,22 @@
 """The reconciler (run by beat): compares the database with AWS and repairs what it can.
 
-It closes every gap a crash or a lost broker message can open: accounts stuck in a state whose
-next step is the portal's (lifecycle.STUCK_CHECKED_STATES) get that step queued again, creations
-whose answer was lost are looked up, orphan accounts in the organization with a record's root
-email are adopted once their tags show they are that record's, the account quota is read again
-(AWS Support may have raised it), accounts waiting for the quota or the school directory are
-tried again, frozen accounts have what they run stopped again (AWS restarts a stopped database
-after seven days), and whatever cannot be repaired is listed for administrators.
+It closes every gap a crash or a lost broker message can open: accounts whose next step (in
+lifecycle.SCHEDULED_STATES) is overdue past what beat's due tick allows get that step queued
+again and are reported, creations whose answer was lost are looked up, orphan accounts in the
+organization with a record's root email are adopted once their tags show they are that record's,
+the account quota is read again (AWS Support may have raised it), accounts waiting for the quota
+or the school directory are tried again, frozen accounts have what they run stopped again (AWS
+restarts a stopped database after seven days), and whatever cannot be repaired is listed for
+administrators.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts_app import next_step
@@ -22,7 +24,8 @@ from accounts_app.choices import AccountState as S
 from accounts_app.lifecycle import (
     CREATION_STATES,
     ORGANIZATION_CHECKED_STATES,
-    STUCK_CHECKED_STATES,
+    SCHEDULED_STATES,
+    step_due,
     transition,
 )
 from accounts_app.models import AwsOrganization, MemberAccount
@@ -37,8 +40,15 @@ from portal.aws import organizations, quotas
 
 logger = logging.getLogger(__name__)
 
-# A state of lifecycle.STUCK_CHECKED_STATES that has not moved for this long is considered stuck.
-STUCK_AFTER = timedelta(minutes=10)
+# Beat's due tick queues every step whose due time has come, every PORTAL_DUE_TICK_SECONDS, and
+# moves its due time on: a step overdue by this many ticks was not picked up (beat down, the tick
+# failing, or a record from before due times, which has none: its last change stands for it).
+STUCK_AFTER_TICKS = 4
+
+
+def stuck_after() -> timedelta:
+    """How far past its due time an account's next step is stuck."""
+    return timedelta(seconds=STUCK_AFTER_TICKS * settings.PORTAL_DUE_TICK_SECONDS)
 
 
 def reconcile() -> list[str]:
@@ -48,10 +58,10 @@ def reconcile() -> list[str]:
     except AwsNotBootstrapped:
         return []
     aws_accounts = list(organizations.list_accounts())
-    _requeue_stuck(timezone.now() - STUCK_AFTER)
+    drift = _requeue_stuck(timezone.now())
     _account_limit_refresh(organization)
     _retry_waiting(accounts_in_use=len(aws_accounts))
-    drift = _compare_with_aws(aws_accounts)
+    drift += _compare_with_aws(aws_accounts)
     drift += staff_access_reconcile(organization)
     drift += freeze_reconcile()
     drift += spending_reconcile()
@@ -63,14 +73,31 @@ def reconcile() -> list[str]:
     return drift
 
 
-def _requeue_stuck(stale) -> None:
-    stuck = MemberAccount.objects.filter(state__in=STUCK_CHECKED_STATES, state_changed_at__lt=stale)
-    for account in stuck:
+def stuck_accounts(now: datetime) -> QuerySet[MemberAccount]:
+    """The accounts whose next step is overdue by more than `stuck_after()`."""
+    stale = now - stuck_after()
+    return MemberAccount.objects.filter(state__in=SCHEDULED_STATES).filter(
+        Q(next_attempt_at__lt=stale) | Q(next_attempt_at=None, state_changed_at__lt=stale)
+    )
+
+
+def _requeue_stuck(now: datetime) -> list[str]:
+    """Queue again the step of every stuck account, and say so: a run that finds some means the
+    due tick did not run for a while."""
+    stuck = list(stuck_accounts(now).select_related("handover").order_by("pk"))
+    stepped = [account for account in stuck if account.state not in next_step.QUEUES]
+    for account in stepped:
         next_step.next_step_enqueue(account)
+    MemberAccount.objects.filter(pk__in=[account.pk for account in stepped]).update(next_attempt_at=step_due(now))
     # A queue's task is queued again whenever an account waits in it: its accounts wait their turn.
     for queue in next_step.QUEUES:
         if MemberAccount.objects.filter(state=queue).exists():
             next_step.queue_enqueue(queue)
+    if not stuck:
+        return []
+    names = ", ".join(account.account_name for account in stuck[:5]) + (", …" if len(stuck) > 5 else "")
+    overdue = f"{len(stuck)} account(s) had their next step overdue by more than {stuck_after().total_seconds():g} s"
+    return [f"{overdue} ({names}): queued again. If this comes back at every run, beat's steps-due job is not running."]
 
 
 def _retry_waiting(*, accounts_in_use: int) -> None:

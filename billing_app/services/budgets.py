@@ -100,7 +100,7 @@ def _budget_ensure(account: MemberAccount) -> StudentBudget | None:
         MemberAccount.objects.filter(pk=account.pk).update(last_error=f"AWS Budget not changed: {error}")
         return None
     course = account.course
-    budget, _ = StudentBudget.objects.get_or_create(account=account)
+    budget, new = StudentBudget.objects.get_or_create(account=account)
     recipients = [
         email for email in (account.membership and account.membership.email, course.usage_alert_email) if email
     ]
@@ -115,7 +115,8 @@ def _budget_ensure(account: MemberAccount) -> StudentBudget | None:
         start=course.start_date.replace(day=1) if monthly else course.start_date,
         end=course.end_date + timedelta(days=1),
     )
-    outcome = aws_budgets.ensure_budget(organization.management_account_id, spec)
+    # An account the portal never made a budget for (a new one) most likely has none in AWS.
+    outcome = aws_budgets.ensure_budget(organization.management_account_id, spec, expect_new=new)
     if outcome != aws_budgets.CREATED and budget.recipients != recipients:
         aws_budgets.ensure_subscribers(organization.management_account_id, spec.name, recipients)
     budget.recipients = recipients

@@ -109,28 +109,38 @@ def _differs(current: dict, wanted: dict) -> bool:
     )
 
 
-def ensure_budget(management_account_id: str, spec: BudgetSpec) -> str:
+def ensure_budget(management_account_id: str, spec: BudgetSpec, *, expect_new: bool = False) -> str:
     """Create the budget with its notifications, or bring its amount, period, dates and cost types
-    up to date. Returns CREATED, UPDATED or UNCHANGED."""
-    current = describe(management_account_id, spec.name)
+    up to date. Returns CREATED, UPDATED or UNCHANGED. With `expect_new` (the caller has no budget
+    on record for the account) it is created without asking first; one AWS has after all is then
+    read and brought up to date."""
     wanted = _budget(spec)
-    if current is None:
-        try:
-            _call(
-                "create_budget",
-                AccountId=management_account_id,
-                Budget=wanted,
-                NotificationsWithSubscribers=_notifications(spec.subscribers),
-            )
-        except PermanentAwsError as error:
-            if error.code != "DuplicateRecordException":
-                raise
-            return UNCHANGED
+    if expect_new and _create(management_account_id, wanted, spec):
         return CREATED
+    current = describe(management_account_id, spec.name)
+    if current is None:
+        # Refused as a duplicate: created meanwhile by another worker, with these same figures.
+        return CREATED if _create(management_account_id, wanted, spec) else UNCHANGED
     if not _differs(current, wanted):
         return UNCHANGED
     _call("update_budget", AccountId=management_account_id, NewBudget=wanted)
     return UPDATED
+
+
+def _create(management_account_id: str, wanted: dict, spec: BudgetSpec) -> bool:
+    """CreateBudget; False when AWS has a budget of that name already."""
+    try:
+        _call(
+            "create_budget",
+            AccountId=management_account_id,
+            Budget=wanted,
+            NotificationsWithSubscribers=_notifications(spec.subscribers),
+        )
+    except PermanentAwsError as error:
+        if error.code != "DuplicateRecordException":
+            raise
+        return False
+    return True
 
 
 def ensure_subscribers(management_account_id: str, name: str, subscribers: list[str]) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from portal.aws.errors import NotFound, PermanentAwsError, classify
+from portal.aws.errors import AwsError, NotFound, PermanentAwsError, classify
 from portal.aws.session import client
 
 SERVICE = "organizations"
@@ -44,6 +45,17 @@ class CreateStatus:
     account_name: str
     account_id: str = ""
     failure_reason: str = ""
+    requested_at: datetime | None = None  # when AWS took the request, by its clock
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    """What one CreateAccount asks for."""
+
+    email: str
+    account_name: str
+    tags: dict[str, str]
+    role_name: str
 
 
 @dataclass(frozen=True)
@@ -178,12 +190,15 @@ def _create_status(raw: dict) -> CreateStatus:
         account_name=raw.get("AccountName", ""),
         account_id=raw.get("AccountId", ""),
         failure_reason=raw.get("FailureReason", ""),
+        requested_at=raw.get("RequestedTimestamp"),
     )
 
 
-def list_create_statuses() -> Iterator[CreateStatus]:
-    """Creation requests that are running or succeeded, oldest first."""
-    for raw in _pages("list_create_account_status", "CreateAccountStatuses", States=["IN_PROGRESS", "SUCCEEDED"]):
+def list_create_statuses(states: tuple[str, ...] = ("IN_PROGRESS", "SUCCEEDED")) -> Iterator[CreateStatus]:
+    """Creation requests in these states (by default running or succeeded), oldest first. AWS
+    keeps a request's status for 90 days: the succeeded ones run to many pages in a large
+    organization, the running ones (a few at a time) to one."""
+    for raw in _pages("list_create_account_status", "CreateAccountStatuses", States=list(states)):
         yield _create_status(raw)
 
 
@@ -209,6 +224,28 @@ def create_account(*, email: str, account_name: str, tags: dict[str, str], role_
         Tags=_tag_list(tags),
     )["CreateAccountStatus"]
     return _create_status(raw)
+
+
+def create_accounts(requests: list[NewAccount]) -> list[CreateStatus | AwsError]:
+    """CreateAccount for each request, sent together (a thread each): AWS takes each at once but
+    answers after a while, and waiting for one answer before sending the next would hold back
+    creations the quotas allow now. Returns, in order, each answer or the AwsError it raised
+    (UnknownOutcome: see create_account)."""
+    if len(requests) == 1:
+        return [_create_or_error(requests[0])]
+    client(SERVICE, safe_to_repeat=False)  # made once, here: clients are thread-safe, making them is not
+    with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+        answers = [pool.submit(_create_or_error, request) for request in requests]
+    return [answer.result() for answer in answers]
+
+
+def _create_or_error(request: NewAccount) -> CreateStatus | AwsError:
+    try:
+        return create_account(
+            email=request.email, account_name=request.account_name, tags=request.tags, role_name=request.role_name
+        )
+    except AwsError as error:
+        return error
 
 
 def describe_create_status(request_id: str) -> CreateStatus:

@@ -21,7 +21,7 @@ from accounts_app.lifecycle import (
     IN_USE_STATES,
     PARKED_STATES,
     POOL_STATES,
-    STUCK_CHECKED_STATES,
+    SCHEDULED_STATES,
     TRANSITIONS,
     WAITING_STATES,
     WORKING_STATES,
@@ -99,9 +99,9 @@ def test_every_state_is_reached_from_a_state_records_start_in():
     assert set(S) - reached == set()
 
 
-def test_every_working_state_and_every_state_the_reconciler_requeues_has_a_next_step():
-    without = (WORKING_STATES | STUCK_CHECKED_STATES) - NEXT_STEPS.keys()
-    assert without == set()
+def test_the_states_with_a_due_time_are_exactly_those_with_a_next_step():
+    assert WORKING_STATES <= SCHEDULED_STATES
+    assert set(NEXT_STEPS) == SCHEDULED_STATES
 
 
 @pytest.mark.django_db
@@ -119,7 +119,7 @@ def test_next_step_enqueue_queues_the_next_step_exactly_where_the_portal_moves_t
                 queued[state] = names
     assert queued == {
         state: [NEXT_STEPS[state].name.rsplit(".", 1)[-1]]
-        for state in WORKING_STATES | STUCK_CHECKED_STATES | set(QUEUES)
+        for state in SCHEDULED_STATES | set(QUEUES)
     }
 
 

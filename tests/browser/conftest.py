@@ -115,6 +115,7 @@ def aws_stack(moto_endpoint, transactional_db, settings, monkeypatch) -> Iterato
         settings.PORTAL_AWS_MAX_CREATIONS_IN_PROGRESS = 100
         settings.PORTAL_AWS_POLL_SECONDS = 1
         settings.PORTAL_AWS_POLL_MAX_SECONDS = 2
+        settings.PORTAL_AWS_CREATION_SECONDS = CREATION_SECONDS  # the first look at a creation
         session.reset()  # clients made before were bound to no endpoint
         try:
             organizations.create_organization()

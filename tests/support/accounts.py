@@ -14,7 +14,7 @@ from accounts_app.services.account_requests import account_request
 from accounts_app.services.account_setup import account_configure
 from accounts_app.services.cleanup import account_clean
 from accounts_app.services.ending import account_retire
-from accounts_app.services.vending_queue import account_poll_creation, vending_dispatch
+from accounts_app.services.vending_queue import vending_dispatch
 
 
 class WorkerKilled(BaseException):
@@ -35,9 +35,8 @@ def queued_account(personas) -> MemberAccount:
 def ready_account(membership: Membership) -> MemberAccount:
     """Vend an account through the real steps (the tasks do not run here by themselves)."""
     account = account_request(actor=None, membership=membership)
-    vending_dispatch()
-    account.refresh_from_db()
-    account_poll_creation(account_id=account.pk)
+    vending_dispatch()  # CreateAccount
+    vending_dispatch()  # the creation's look, due at once (moto made the account in its answer)
     account.refresh_from_db()
     account_configure(account_id=account.pk)
     account.refresh_from_db()

@@ -23,6 +23,7 @@ import http.client
 import json
 import random
 import re
+import sys
 import threading
 import time
 import uuid
@@ -137,6 +138,7 @@ class Creation:
 
     started: float
     done_at: float
+    email: str = ""  # the root email asked for
     request_id: str = ""
     account_id: str = ""
     answered_at: float | None = None  # when moto had answered the CreateAccount
@@ -204,7 +206,7 @@ class FaultyAws:
         self.calls: Counter[tuple[str, str]] = Counter()
         self.faults_injected: Counter[Fault] = Counter()
         self.violations: list[str] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
 
     @property
@@ -224,6 +226,12 @@ class FaultyAws:
     def set_faults(self, faults: Faults) -> None:
         with self._lock:
             self._faults = faults
+
+    def creations_per_email(self) -> Counter[str]:
+        """How many CreateAccount requests AWS took (moto carried out) for each root email: more
+        than one is a second account for the same student."""
+        with self._lock:
+            return Counter(creation.email for creation in self.creations)
 
     def calls_of(self, client: str) -> Counter[str]:
         with self._lock:
@@ -246,7 +254,7 @@ class FaultyAws:
             if isinstance(admitted, Reply):
                 return admitted
             creation = admitted
-        reply = self._emulate(call, self._forward(call), creation)
+        reply = self._emulate(call, self._forward(_unfiltered(call)), creation)
         return None if fault is Fault.LOST_RESPONSE else reply
 
     def _draw(self, call: Call) -> Fault | None:
@@ -302,7 +310,8 @@ class FaultyAws:
                     "You have exceeded the allowed number of accounts being created at the same time.",
                     Reason="ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED",
                 )
-            creation = Creation(started=now, done_at=now + self.limits.creation_seconds)
+            email = json.loads(call.body or b"{}").get("Email", "")
+            creation = Creation(started=now, done_at=now + self.limits.creation_seconds, email=email.lower())
             self.creations.append(creation)
             return creation
 
@@ -361,6 +370,22 @@ class FaultyAws:
     def _accounts_in_creation(self, now: float) -> set[str]:
         with self._lock:
             return {c.account_id for c in self.creations if c.done_at > now and c.account_id}
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        """A client that went away mid-answer (a worker killed on purpose) is no error of ours."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+def _unfiltered(call: Call) -> Call:
+    """What moto is asked: every creation status, whatever States the caller wants, since moto's
+    are all SUCCEEDED at once; the proxy filters them as AWS would at the time (`_emulate`)."""
+    if call.operation != "ListCreateAccountStatus":
+        return call
+    asked = json.loads(call.body or b"{}")
+    return replace(call, body=json.dumps({k: v for k, v in asked.items() if k != "States"}).encode())
 
 
 def _edit_json(reply: Reply, edit) -> Reply:

@@ -24,12 +24,13 @@ from accounts_app.choices import CourseRole
 from accounts_app.models import AccountEvent, AwsOrganization, MemberAccount, Membership
 from accounts_app.services import account_setup
 from accounts_app.services.account_setup import account_configure
-from accounts_app.services.vending_queue import account_poll_creation, vending_dispatch
+from accounts_app.services.vending_queue import vending_dispatch
 from portal.aws import identity_center, organizations
 from portal.aws.errors import TransientAwsError, UnknownOutcome
 from tests.support.accounts import (
     WorkerKilled,
     queued_account,
+    ready_account,
     record_transitions,
     second_worker_meanwhile,
     transitions,
@@ -43,7 +44,7 @@ def configuring_account(personas) -> MemberAccount:
     """The student's account, created by moto and ready to be configured."""
     account = queued_account(personas)
     vending_dispatch()
-    account_poll_creation(account_id=account.pk)
+    vending_dispatch()  # the creation's look
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
     return account
@@ -177,7 +178,7 @@ def test_a_configure_message_delivered_twice_has_one_set_of_aws_side_effects(per
     assert account.state == S.READY
     assert script.calls == calls_after_first  # the second delivery did not call AWS at all
     assert script.calls["MoveAccount"] == 1
-    assert script.calls["TagResource"] == 1
+    assert script.calls["TagResource"] == 0  # its CreateAccount gave it every tag already
     assert script.calls["CreateAccountAssignment"] == 3  # the student, the TA, the instructor
     assert len(assignments_of(aws, account, "student", account.identity_store_user_id)) == 1
     assert AccountEvent.objects.filter(account=account, to_state=S.READY).count() == 1
@@ -212,7 +213,6 @@ def test_two_overlapping_configure_workers_assign_once_and_move_the_account_once
     ("service", "operation"),
     [
         ("organizations", "MoveAccount"),
-        ("organizations", "TagResource"),
         ("sso-admin", "CreateAccountAssignment"),
         ("identitystore", "CreateUser"),
     ],
@@ -407,3 +407,84 @@ def test_a_member_of_a_course_with_staff_gets_every_role_assigned_exactly_once(p
         member = Membership.objects.get(course=personas.course, role=role)
         user_id = identity_center.find_user(store, member.email)
         assert len(assignments_of(aws, account, role, user_id)) == 1
+
+
+# --- What a first setup asks AWS --------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_first_setup_creates_the_assignments_without_listing_them_first(personas, aws, script):
+    account = configuring_account(personas)
+
+    account_configure(account_id=account.pk)
+
+    account.refresh_from_db()
+    assert account.state == S.READY
+    assert script.calls["CreateAccountAssignment"] == 3  # the student, the TA, the instructor
+    assert script.calls["ListAccountAssignments"] == 0  # a new account has none: AWS's answers confirm them
+
+
+@pytest.mark.django_db
+def test_an_assignment_aws_refuses_as_a_conflict_is_looked_for_and_found_made(personas, aws, script):
+    """Created without looking first, an assignment AWS has after all (made by hand, or by a worker
+    that ran the same step) may be refused with a ConflictException: the portal then looks."""
+    account = configuring_account(personas)
+    organization = AwsOrganization.load()
+    student = account.membership
+    user_id = identity_center.create_user(
+        organization.identity_store_id, user_name=student.email, display_name=student.display_name, email=student.email
+    )
+    aws.client("sso-admin").create_account_assignment(
+        InstanceArn=organization.sso_instance_arn,
+        TargetId=account.aws_account_id,
+        TargetType="AWS_ACCOUNT",
+        PermissionSetArn=organization.permission_sets["student"],
+        PrincipalType="USER",
+        PrincipalId=user_id,
+    )
+    script.answer(
+        "sso-admin",
+        "CreateAccountAssignment",
+        Fault("ConflictException", "The assignment exists already.", status=409),
+    )
+
+    account_configure(account_id=account.pk)
+
+    account.refresh_from_db()
+    assert account.state == S.READY
+    assert script.calls["ListAccountAssignments"] == 1  # the look after the conflict, nothing more
+    assert len(assignments_of(aws, account, "student", user_id)) == 1
+
+
+@pytest.mark.django_db
+def test_the_courses_staff_are_looked_up_once_for_its_accounts_set_up_in_a_row(personas, aws, script):
+    second = Membership.objects.create(
+        course=personas.course, email="second.student@school.example", name="Second Student", role=CourseRole.STUDENT
+    )
+    first = configuring_account(personas)
+    account_configure(account_id=first.pk)
+    found_after_first = script.calls["GetUserId"]
+
+    other = ready_account(second)
+
+    assert other.state == S.READY
+    # The second student alone: the TA and the instructor were found for the first account.
+    assert script.calls["GetUserId"] - found_after_first == 1
+    for role in (CourseRole.TA, CourseRole.INSTRUCTOR):
+        member = Membership.objects.get(course=personas.course, role=role)
+        staff_id = identity_center.find_user(AwsOrganization.load().identity_store_id, member.email)
+        assert len(assignments_of(aws, other, role, staff_id)) == 1
+
+
+@pytest.mark.django_db
+def test_setup_puts_back_only_the_tags_the_account_lacks(personas, aws, script):
+    account = configuring_account(personas)
+    aws.client("organizations").untag_resource(ResourceId=account.aws_account_id, TagKeys=["student"])
+
+    account_configure(account_id=account.pk)
+
+    account.refresh_from_db()
+    assert account.state == S.READY
+    assert [call["Tags"] for call in script.params["TagResource"]] == [
+        [{"Key": "student", "Value": account.membership.email}]
+    ]

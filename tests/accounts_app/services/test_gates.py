@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from celery.app.task import Task
+from django.core.cache import cache
 from django.urls import resolve, reverse
 from django.utils import timezone
 
@@ -34,7 +35,7 @@ from accounts_app.models import (
 )
 from accounts_app.services.cleanup import account_cleanup_preview
 from accounts_app.services.freezing import account_freeze_sync, freeze_reconcile
-from accounts_app.services.gates import ALLOWED_STATES
+from accounts_app.services.gates import ALLOWED_STATES, Action, action_gate
 from accounts_app.services.guardrails import course_guardrails_apply, freeze_policy_id
 from accounts_app.services.handover import GATE_REFUSED, handover_advance
 from accounts_app.services.ownership import MANAGED_BY_TAG, NotOurs
@@ -48,6 +49,7 @@ from portal.aws.session import client
 from tests.accounts_app import test_permissions as authorization
 from tests.accounts_app.test_permissions import DONE, MATRIX, PERSONAS, REQUESTS
 from tests.support.account_api import AccountApi
+from tests.support.accounts import ready_account
 from tests.support.aws_calls import NoAwsCalls, place_as_configured
 from tests.support.aws_script import AwsScript, Fault
 
@@ -678,3 +680,27 @@ def test_the_cost_page_says_the_freeze_is_on_its_way_and_shows_staff_why_it_stop
     assert polled.lstrip().startswith('<section id="freeze-panel"')
     assert "AWS account 111111111111 lacks the tag" in stopped
     assert 'hx-trigger="every 3s"' not in stopped
+
+
+@pytest.mark.django_db
+def test_the_budget_made_right_after_setup_goes_by_aws_answers_to_the_setup_and_other_actions_ask(
+    personas, aws, script
+):
+    """Setting an account up moves it into its course's OU and reads its tags, minutes before
+    its budget is made (in the management account): those answers are the budget gate's. Any
+    other action, and the budget once they are old, asks AWS again."""
+    account = ready_account(Membership.objects.get(user=personas.student))
+    organization = AwsOrganization.load()
+    ownership_calls = ("ListParents", "ListTagsForResource")
+    before = [script.calls[operation] for operation in ownership_calls]
+
+    action_gate(account, action=Action.BUDGET, organization=organization)
+    assert [script.calls[operation] for operation in ownership_calls] == before
+
+    action_gate(account, action=Action.UNFREEZE, organization=organization)
+    assert [script.calls[operation] for operation in ownership_calls] == [n + 1 for n in before]
+
+    cache.clear()  # the setup's answers forgotten, as after SETUP_CONFIRMATION_SECONDS
+    organizations.untag_account(account.aws_account_id, ["managed-by"])
+    with pytest.raises(NotOurs):
+        action_gate(account, action=Action.BUDGET, organization=organization)

@@ -28,7 +28,7 @@ from accounts_app.services.courses import CODE_LOCKED, CourseError, course_updat
 from accounts_app.services.guardrails import course_guardrails_apply, course_profile, portal_role
 from accounts_app.services.identity import NotThePortals, record_tags
 from accounts_app.services.reconcile import reconcile
-from accounts_app.services.vending_queue import account_poll_creation, vending_dispatch
+from accounts_app.services.vending_queue import vending_dispatch
 from portal.aws import session as aws_session
 from portal.aws.guardrails import course_policy
 from tests.factories import (
@@ -207,7 +207,7 @@ def test_email_already_exists_for_an_account_that_is_not_the_portals_fails_the_r
         },
     )
 
-    assert account_poll_creation(account_id=account.pk) is None
+    vending_dispatch()  # the creation's look
 
     account.refresh_from_db()
     assert account.state == S.FAILED
@@ -237,7 +237,7 @@ def test_a_finished_creation_found_by_the_records_name_is_not_adopted_when_it_is
     sent_tags = {t["Key"]: t["Value"] for t in script.params["CreateAccount"][-1]["Tags"]}
     assert sent_tags.items() >= record_tags(account).items()
 
-    account_poll_creation(account_id=account.pk)
+    vending_dispatch()  # the creation's look
 
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
@@ -267,7 +267,7 @@ def test_a_creation_request_adopted_by_name_whose_account_is_not_this_records_fa
         },
     )
 
-    account_poll_creation(account_id=account.pk)
+    vending_dispatch()  # the creation's look
 
     account.refresh_from_db()
     assert (account.state, account.aws_account_id) == (S.FAILED, None)
@@ -479,7 +479,7 @@ def test_create_account_asks_aws_for_the_configured_member_role(personas, aws, s
     account = queued_account(personas)
 
     vending_dispatch()
-    account_poll_creation(account_id=account.pk)
+    vending_dispatch()  # the creation's look
 
     assert [call["RoleName"] for call in script.params["CreateAccount"]] == ["ClassroomPortalAccess"]
     account.refresh_from_db()

@@ -9,20 +9,25 @@ what it says (IN_PROGRESS where moto says SUCCEEDED). Configuring the new accoun
 test_account_setup.py, invitations of existing accounts in test_invited_accounts.py, and the
 compare-and-swap both rely on in tests/accounts_app/test_lifecycle.py.
 
-Services are called directly (vending_dispatch, account_poll_creation, …): these tests run inside
-a transaction that is rolled back, so the Celery tasks the services queue "on commit" never run
-unless a test calls them.
+Services are called directly (vending_dispatch, reconcile, …): these tests run inside a
+transaction that is rolled back, so the Celery tasks the services queue "on commit" never run
+unless a test calls them. A run of the queue looks at the creations whose look is due: at once
+here (moto makes an account in its first answer, PORTAL_AWS_CREATION_SECONDS is 0 in the tests)
+unless a test says otherwise.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
+from django.db import connection
+from django.utils import timezone
 
 from accounts_app import tasks
 from accounts_app.choices import AccountState as S
@@ -36,11 +41,10 @@ from accounts_app.services.identity import account_tags
 from accounts_app.services.reconcile import reconcile
 from accounts_app.services.vending_queue import (
     FAILURE_EXPLANATIONS,
-    LOST_REQUEST_GRACE,
-    account_poll_creation,
     vending_dispatch,
 )
 from portal.aws import organizations, quotas
+from portal.locks import VENDING_QUEUE
 from tests.support.accounts import (
     WorkerKilled,
     queued_account,
@@ -48,6 +52,7 @@ from tests.support.accounts import (
     second_worker_meanwhile,
     transitions,
 )
+from tests.support.advisory_locks import held_elsewhere, waiting_for
 from tests.support.aws_script import (
     LOST_AFTER_AWS,
     NEVER_REACHED,
@@ -68,7 +73,7 @@ def creation_status(state: str, *, request: str, name: str, **fields) -> dict:
             "Id": request,
             "AccountName": name,
             "State": state,
-            "RequestedTimestamp": datetime.now(UTC),
+            "RequestedTimestamp": timezone.now(),
             **fields,
         }
     }
@@ -88,6 +93,7 @@ def in_progress_instead_of_succeeded(parsed: dict) -> None:
     """What AWS says right after CreateAccount, while moto has already finished."""
     status = parsed["CreateAccountStatus"]
     status["State"] = "IN_PROGRESS"
+    status["RequestedTimestamp"] = timezone.now()
     status.pop("AccountId", None)
     status.pop("CompletedTimestamp", None)
 
@@ -114,13 +120,29 @@ def accounts_in_organization(email: str) -> list[organizations.Account]:
     return [a for a in organizations.list_accounts() if a.email.lower() == email.lower()]
 
 
+def lost_request_grace(settings) -> timedelta:
+    """How long after a CreateAccount with no answer AWS has to list it before it is sent again."""
+    return timedelta(seconds=settings.PORTAL_AWS_LOST_REQUEST_SECONDS)
+
+
+def next_look_in(account: MemberAccount) -> float:
+    """Seconds from now until the creation's next look is due (its due time in the database)."""
+    due = MemberAccount.objects.values_list("next_attempt_at", flat=True).get(pk=account.pk)
+    return (due - timezone.now()).total_seconds()
+
+
+def look_due_now(account: MemberAccount) -> None:
+    MemberAccount.objects.filter(pk=account.pk).update(next_attempt_at=timezone.now())
+
+
 # --- Creation: IN_PROGRESS, then SUCCEEDED -------------------------------------------------------
 
 
 @pytest.mark.django_db
-def test_a_creation_in_progress_is_polled_with_growing_delays_until_it_succeeds(
+def test_a_creation_is_first_looked_at_when_aws_is_likely_done_then_with_growing_delays(
     personas, aws, script, clock, settings, queued
 ):
+    settings.PORTAL_AWS_CREATION_SECONDS = 60
     settings.PORTAL_AWS_POLL_SECONDS = 5
     settings.PORTAL_AWS_POLL_MAX_SECONDS = 60
     account = queued_account(personas)
@@ -129,7 +151,7 @@ def test_a_creation_in_progress_is_polled_with_growing_delays_until_it_succeeds(
     account.refresh_from_db()
     created = accounts_in_organization(account.root_email)[0]  # moto finished at once; AWS has not
     assert account.state == S.CREATING
-    assert queued["account_poll_task"] == [account.pk]
+    assert next_look_in(account) == 60.0  # AWS's typical creation time, not sooner
 
     tags = aws.client("organizations").list_tags_for_resource(ResourceId=created.id)
     safe = Stubber(aws.client("organizations"))
@@ -148,18 +170,21 @@ def test_a_creation_in_progress_is_polled_with_growing_delays_until_it_succeeds(
     tags.pop("ResponseMetadata")
     safe.add_response("list_tags_for_resource", tags, {"ResourceId": created.id})
     with safe:
-        first = account_poll_creation(account_id=account.pk)
-        clock.advance(timedelta(seconds=100))
-        second = account_poll_creation(account_id=account.pk)
+        vending_dispatch()  # nothing is due: no call
+        clock.advance(timedelta(seconds=60))
+        vending_dispatch()
+        first = next_look_in(account)
+        clock.advance(timedelta(seconds=40))
+        vending_dispatch()  # 100 s after the request
+        second = next_look_in(account)
         state_while_running = MemberAccount.objects.get(pk=account.pk).state
         clock.advance(timedelta(seconds=900))
-        last = account_poll_creation(account_id=account.pk)
+        vending_dispatch()
     safe.assert_no_pending_responses()
 
-    assert first == 5.0  # PORTAL_AWS_POLL_SECONDS at first
-    assert second == 10.0  # a tenth of the 100 s waited so far
+    assert first == 6.0  # a tenth of the 60 s waited so far
+    assert second == 10.0  # a tenth of the 100 s
     assert state_while_running == S.CREATING
-    assert last is None
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
     assert account.aws_account_id == created.id
@@ -174,14 +199,54 @@ def test_a_creation_in_progress_is_polled_with_growing_delays_until_it_succeeds(
 
 
 @pytest.mark.django_db
-def test_the_poll_delay_never_exceeds_the_maximum(personas, aws, script, clock, settings):
+def test_the_look_delay_never_exceeds_the_maximum(personas, aws, script, clock, settings):
     settings.PORTAL_AWS_POLL_MAX_SECONDS = 60
     account = creating_account(personas, script)
     script.answer("organizations", "DescribeCreateAccountStatus", described("IN_PROGRESS"))
     clock.advance(timedelta(hours=2))
 
-    assert account_poll_creation(account_id=account.pk) == 60.0
+    vending_dispatch()
+
+    assert next_look_in(account) == 60.0
     assert script.calls["DescribeCreateAccountStatus"] == 1
+
+
+@pytest.mark.django_db
+def test_creations_due_together_are_read_from_one_list_and_only_the_finished_one_is_described(
+    personas, aws, script, clock, settings
+):
+    """AWS runs a few creations at a time; one ListCreateAccountStatus(IN_PROGRESS) says which of
+    those due still run, and only the others are described, for their account id. moto finishes
+    every creation at once: the Stubber plays AWS's list."""
+    settings.PORTAL_AWS_CREATION_SECONDS = 60
+    course_precreate(actor=personas.instructor, course=personas.course, count=3)
+    script.always("organizations", "CreateAccount", in_progress)
+    vending_dispatch()
+    creating = list(MemberAccount.objects.filter(state=S.CREATING).order_by("pk"))
+    assert len(creating) == 3
+    finished, running = creating[0], creating[1:]
+    clock.advance(timedelta(seconds=60))
+
+    safe = Stubber(aws.client("organizations"))
+    listed = {
+        "CreateAccountStatuses": [
+            creation_status("IN_PROGRESS", request=a.create_request_id, name=a.account_name)["CreateAccountStatus"]
+            for a in running
+        ]
+    }
+    safe.add_response("list_create_account_status", listed, {"States": ["IN_PROGRESS"]})
+    failed = creation_status(
+        "FAILED", request=finished.create_request_id, name=finished.account_name, FailureReason="INVALID_EMAIL"
+    )
+    safe.add_response("describe_create_account_status", failed, {"CreateAccountRequestId": finished.create_request_id})
+    with safe:
+        vending_dispatch()
+    safe.assert_no_pending_responses()
+
+    finished.refresh_from_db()
+    assert finished.state == S.FAILED
+    assert [MemberAccount.objects.get(pk=a.pk).state for a in running] == [S.CREATING, S.CREATING]
+    assert [next_look_in(a) for a in running] == [6.0, 6.0]
 
 
 # --- Creation: FAILED ---------------------------------------------------------------------------
@@ -203,7 +268,7 @@ def test_email_already_exists_adopts_the_account_when_it_is_in_the_organization(
         described("FAILED", FailureReason="EMAIL_ALREADY_EXISTS"),
     )
 
-    assert account_poll_creation(account_id=account.pk) is None
+    vending_dispatch()
 
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
@@ -223,7 +288,7 @@ def test_email_already_exists_outside_the_organization_fails_with_an_explanation
         described("FAILED", FailureReason="EMAIL_ALREADY_EXISTS"),
     )
 
-    assert account_poll_creation(account_id=account.pk) is None
+    vending_dispatch()
 
     account.refresh_from_db()
     assert account.state == S.FAILED
@@ -244,7 +309,7 @@ def test_account_limit_exceeded_waits_for_the_quota_with_an_explanation(personas
         described("FAILED", FailureReason="ACCOUNT_LIMIT_EXCEEDED"),
     )
 
-    account_poll_creation(account_id=account.pk)
+    vending_dispatch()
 
     account.refresh_from_db()
     assert account.state == S.WAITING_FOR_QUOTA
@@ -260,16 +325,16 @@ def test_a_failure_aws_asks_to_retry_puts_the_account_back_in_the_queue_and_it_i
     account = creating_account(personas, script)
     script.answer("organizations", "DescribeCreateAccountStatus", described("FAILED", FailureReason=reason))
 
-    account_poll_creation(account_id=account.pk)
+    vending_dispatch()  # the look finds it failed: back in the queue, and sent again in the same run
 
     account.refresh_from_db()
-    assert account.state == S.REQUESTED
-    assert account.create_request_id == ""
+    assert transitions(account) == [
+        (S.REQUESTED, S.CREATING),
+        (S.CREATING, S.REQUESTED),
+        (S.REQUESTED, S.CREATING),
+    ]
     assert AccountEvent.objects.get(account=account, to_state=S.REQUESTED).reason == reason
-
-    vending_dispatch()  # this time moto creates it
-
-    assert script.calls["CreateAccount"] == 2
+    assert script.calls["CreateAccount"] == 2  # this time moto creates it
     assert len(accounts_in_organization(account.root_email)) == 1
 
 
@@ -282,7 +347,7 @@ def test_an_invalid_email_fails_the_account(personas, aws, script):
         described("FAILED", FailureReason="INVALID_EMAIL"),
     )
 
-    account_poll_creation(account_id=account.pk)
+    vending_dispatch()
 
     account.refresh_from_db()
     assert account.state == S.FAILED
@@ -299,7 +364,7 @@ def test_a_failure_reason_the_portal_does_not_know_fails_with_the_reason(persona
         described("FAILED", FailureReason="GOVCLOUD_ACCOUNT_ALREADY_EXISTS"),
     )
 
-    account_poll_creation(account_id=account.pk)
+    vending_dispatch()
 
     account.refresh_from_db()
     assert account.state == S.FAILED
@@ -502,7 +567,7 @@ def test_reconcile_reads_the_quota_again_and_releases_the_accounts_when_aws_rais
 
 @pytest.mark.django_db
 def test_a_lost_create_account_answer_is_resolved_by_looking_and_the_account_is_created_once(
-    personas, aws, script, queued
+    personas, aws, script, clock
 ):
     account = queued_account(personas)
     script.answer("organizations", "CreateAccount", LOST_AFTER_AWS)
@@ -517,9 +582,9 @@ def test_a_lost_create_account_answer_is_resolved_by_looking_and_the_account_is_
     assert account.last_error.startswith("Waiting for AWS to confirm: ")
     assert script.sent["CreateAccount"] == 1  # botocore did not send it again
     assert len(accounts_in_organization(account.root_email)) == 1  # AWS did the work
-    assert queued["account_poll_task"] == [account.pk]
+    assert result.next_run_at == account.next_attempt_at == clock.now  # its look (moto is done at once)
 
-    assert account_poll_creation(account_id=account.pk) is None
+    vending_dispatch()
 
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
@@ -527,7 +592,6 @@ def test_a_lost_create_account_answer_is_resolved_by_looking_and_the_account_is_
 
     for _ in range(3):  # redelivered messages, the beat's reconciler
         vending_dispatch()
-        account_poll_creation(account_id=account.pk)
         reconcile()
 
     assert script.calls["CreateAccount"] == 1
@@ -536,13 +600,13 @@ def test_a_lost_create_account_answer_is_resolved_by_looking_and_the_account_is_
 
 
 @pytest.mark.django_db
-def test_a_lost_answer_while_aws_is_still_creating_adopts_the_request_and_polls_once(
-    personas, aws, script, clock, queued
+def test_a_lost_answer_while_aws_is_still_creating_adopts_the_request_and_looks_again_soon(
+    personas, aws, script, clock, settings
 ):
+    settings.PORTAL_AWS_POLL_SECONDS = 5
     account = queued_account(personas)
     script.answer("organizations", "CreateAccount", LOST_AFTER_AWS)
     vending_dispatch()
-    queued.clear()
 
     def still_creating_accounts(parsed):  # AWS lists the account once it is created
         parsed["Accounts"] = [a for a in parsed["Accounts"] if a["Email"] != account.root_email]
@@ -555,17 +619,15 @@ def test_a_lost_answer_while_aws_is_still_creating_adopts_the_request_and_polls_
     script.answer("organizations", "ListAccounts", Edit(still_creating_accounts))
     script.answer("organizations", "ListCreateAccountStatus", Edit(still_creating_statuses))
 
-    delay = account_poll_creation(account_id=account.pk)
+    vending_dispatch()
 
     account.refresh_from_db()
     assert account.state == S.CREATING
     assert account.create_request_id.startswith("car-")
-    # Exactly one follow-up poll: either the returned delay (the task schedules it) or a queued
-    # task, not both; two would make two polling loops for one account from then on.
-    follow_ups = (delay is not None) + len(queued["account_poll_task"])
-    assert follow_ups == 1
+    assert next_look_in(account) == 5.0  # the request found started at a time the record does not know
 
-    assert account_poll_creation(account_id=account.pk) is None  # now AWS has finished
+    clock.advance(timedelta(seconds=5))
+    vending_dispatch()  # now AWS has finished
 
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
@@ -575,7 +637,7 @@ def test_a_lost_answer_while_aws_is_still_creating_adopts_the_request_and_polls_
 
 @pytest.mark.django_db
 def test_a_create_account_that_never_reached_aws_is_sent_again_after_the_grace_period(
-    personas, aws, script, clock, queued, settings
+    personas, aws, script, clock, settings
 ):
     settings.PORTAL_AWS_POLL_SECONDS = 5
     account = queued_account(personas)
@@ -586,31 +648,34 @@ def test_a_create_account_that_never_reached_aws_is_sent_again_after_the_grace_p
     assert account.create_request_id == ""
     assert accounts_in_organization(account.root_email) == []
 
-    assert account_poll_creation(account_id=account.pk) == 5.0  # AWS may list it any moment: wait
-    clock.advance(LOST_REQUEST_GRACE - timedelta(seconds=1))
-    assert account_poll_creation(account_id=account.pk) > 0  # too early to conclude: look again later
+    vending_dispatch()
+    assert next_look_in(account) == 5.0  # AWS may list it any moment: look again
+    clock.advance(lost_request_grace(settings) - timedelta(seconds=1))
+    vending_dispatch()
+    assert next_look_in(account) > 0  # too early to conclude: look again later
     account.refresh_from_db()
     assert account.state == S.CREATING
-
-    clock.advance(timedelta(seconds=2))
-    assert account_poll_creation(account_id=account.pk) is None
-
-    account.refresh_from_db()
-    assert account.state == S.REQUESTED
-    assert AccountEvent.objects.filter(account=account).last().reason == "The creation request never reached AWS"
     assert script.calls["CreateAccount"] == 1
 
+    clock.advance(timedelta(seconds=next_look_in(account)))  # the next look, past the grace period
+    vending_dispatch()  # back in the queue, looked up once more, and sent again in the same run
+
+    account.refresh_from_db()
+    assert account.state == S.CREATING
+    assert AccountEvent.objects.get(account=account, to_state=S.REQUESTED).reason == (
+        "The creation request never reached AWS"
+    )
+    assert script.calls["CreateAccount"] == 2
+
     vending_dispatch()
-    account_poll_creation(account_id=account.pk)
 
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
-    assert script.calls["CreateAccount"] == 2
     assert len(accounts_in_organization(account.root_email)) == 1
 
 
 @pytest.mark.django_db
-def test_a_500_on_create_account_is_looked_up_before_anything_is_sent_again(personas, aws, script, clock):
+def test_a_500_on_create_account_is_looked_up_before_anything_is_sent_again(personas, aws, script, clock, settings):
     account = queued_account(personas)
     script.answer("organizations", "CreateAccount", Fault("ServiceException", "Internal error.", status=500))
 
@@ -620,11 +685,11 @@ def test_a_500_on_create_account_is_looked_up_before_anything_is_sent_again(pers
     assert account.state == S.CREATING  # AWS may have done it: look, do not resend
     assert account.create_request_id == ""
     for _ in range(2):
+        clock.advance(timedelta(seconds=10))
         vending_dispatch()
     assert script.calls["CreateAccount"] == 1
 
-    clock.advance(LOST_REQUEST_GRACE + timedelta(seconds=1))
-    account_poll_creation(account_id=account.pk)
+    clock.advance(lost_request_grace(settings))
     vending_dispatch()
 
     assert script.calls["CreateAccount"] == 2
@@ -647,7 +712,10 @@ def test_a_worker_killed_right_after_create_account_leaves_one_account(personas,
         vending_dispatch()
 
     account.refresh_from_db()
-    assert account.state == S.REQUESTED  # the dispatcher's transaction never committed
+    # Marked as sent before the request left: the record says AWS may have it.
+    assert account.state == S.CREATING
+    assert account.create_submitted_at is not None
+    assert account.create_request_id == ""
     assert len(accounts_in_organization(account.root_email)) == 1
 
     vending_dispatch()
@@ -662,7 +730,7 @@ def test_a_worker_killed_right_after_create_account_leaves_one_account(personas,
 
 
 @pytest.mark.django_db
-def test_a_poll_message_delivered_twice_moves_the_account_once(personas, aws, script, queued):
+def test_a_queue_run_delivered_twice_moves_the_account_once(personas, aws, script, queued):
     account = creating_account(personas, script)
     script.answer(
         "organizations",
@@ -671,18 +739,20 @@ def test_a_poll_message_delivered_twice_moves_the_account_once(personas, aws, sc
     )
     script.always("organizations", "ListTagsForResource", tags_sent_for(script, account))
 
-    tasks.account_poll_task(account.pk)
-    tasks.account_poll_task(account.pk)
+    tasks.vending_dispatch_task()
+    tasks.vending_dispatch_task()
 
     account.refresh_from_db()
     assert account.state == S.CONFIGURING
-    assert script.calls["DescribeCreateAccountStatus"] == 1  # the second saw CONFIGURING and left
+    assert script.calls["DescribeCreateAccountStatus"] == 1  # the second found nothing due
     assert transitions(account) == [(S.REQUESTED, S.CREATING), (S.CREATING, S.CONFIGURING)]
     assert queued["account_configure_task"] == [account.pk]
 
 
 @pytest.mark.django_db
-def test_two_overlapping_polls_of_a_finished_creation_move_the_account_once(personas, aws, script, queued, monkeypatch):
+def test_two_overlapping_looks_at_a_finished_creation_move_the_account_once(personas, aws, script, queued, monkeypatch):
+    """Two workers' runs of the queue wait for each other on its advisory lock; within one
+    database session the lock lets the second in, which plays two runs overlapping anyway."""
     account = creating_account(personas, script)
     script.always(
         "organizations",
@@ -694,10 +764,10 @@ def test_two_overlapping_polls_of_a_finished_creation_move_the_account_once(pers
     second_worker_meanwhile(
         aws,
         "after-call.organizations.DescribeCreateAccountStatus",
-        lambda: account_poll_creation(account_id=account.pk),
+        vending_dispatch,
     )
 
-    account_poll_creation(account_id=account.pk)
+    vending_dispatch()
 
     assert outcomes == [(S.CONFIGURING, True), (S.CONFIGURING, False)]  # the second worker won
     assert script.calls["DescribeCreateAccountStatus"] == 2
@@ -716,9 +786,9 @@ def test_the_queue_keeps_to_the_create_account_rate_and_to_five_creations_in_fli
     settings.PORTAL_AWS_MAX_CREATIONS_IN_PROGRESS = 5
     settings.PORTAL_AWS_CREATE_ACCOUNT_RATE = 0.1
     settings.PORTAL_AWS_CREATE_ACCOUNT_BURST = 3
+    settings.PORTAL_AWS_CREATION_SECONDS = 60  # no creation is looked at before the end
     course_precreate(actor=personas.instructor, course=personas.course, count=8)
     script.always("organizations", "CreateAccount", in_progress)
-    script.always("organizations", "DescribeCreateAccountStatus", described("IN_PROGRESS"))
 
     def creating() -> int:
         return MemberAccount.objects.filter(state=S.CREATING).count()
@@ -752,11 +822,78 @@ def test_the_queue_keeps_to_the_create_account_rate_and_to_five_creations_in_fli
         described("SUCCEEDED", AccountId="210987654321"),
     )
     script.answer("organizations", "ListTagsForResource", tags_sent_for(script, finished))
-    account_poll_creation(account_id=finished.pk)
-    assert creating() == 4
+    look_due_now(finished)
 
-    fourth = vending_dispatch()
+    fourth = vending_dispatch()  # the look frees a slot, which the same run fills
+
+    finished.refresh_from_db()
+    assert finished.state == S.CONFIGURING
     assert fourth.submitted == 1
     assert creating() == 5
     assert fourth.waiting == 2
     assert script.calls["CreateAccount"] == 6
+    assert script.calls["DescribeCreateAccountStatus"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_of_the_queue_on_another_machine_waits_for_the_one_running(personas, aws, script, monkeypatch):
+    """The quotas are counted from the database under the queue's advisory lock: a second run
+    (another worker, another machine) waits, then counts what the first one sent."""
+    monkeypatch.setattr(tasks.vending_dispatch_task, "delay", lambda: None)  # the request's own run
+    queued_account(personas)
+
+    def second_run() -> None:
+        try:
+            vending_dispatch()
+        finally:
+            connection.close()
+
+    with held_elsewhere(VENDING_QUEUE):
+        thread = threading.Thread(target=second_run)
+        thread.start()
+        assert waiting_for(VENDING_QUEUE)
+        assert script.calls["CreateAccount"] == 0
+    thread.join(timeout=60)
+
+    assert script.calls["CreateAccount"] == 1
+
+
+@pytest.mark.django_db
+def test_the_first_look_is_the_typical_creation_time_after_aws_took_the_request(personas, aws, script, clock, settings):
+    """By AWS's RequestedTimestamp: AWS starts creating a moment after the record says it sent
+    the request, and a look a hair too early would wait a whole poll delay more."""
+    settings.PORTAL_AWS_CREATION_SECONDS = 60
+    account = queued_account(personas)
+    sent = clock.now
+
+    def taken_a_moment_later(params: dict) -> dict:
+        clock.advance(timedelta(seconds=1))  # the answer comes back a second after the request left
+        answer = in_progress(params)
+        answer["CreateAccountStatus"]["RequestedTimestamp"] = sent + timedelta(seconds=0.25)
+        return answer
+
+    script.answer("organizations", "CreateAccount", taken_a_moment_later)
+
+    vending_dispatch()
+
+    account.refresh_from_db()
+    assert account.next_attempt_at == sent + timedelta(seconds=60.25)
+
+
+@pytest.mark.django_db
+def test_the_requests_a_run_may_send_leave_together_not_one_answer_after_another(personas, aws, script, settings):
+    settings.PORTAL_AWS_CREATE_ACCOUNT_BURST = 3
+    settings.PORTAL_AWS_CREATE_ACCOUNT_RATE = 0.1
+    course_precreate(actor=personas.instructor, course=personas.course, count=3)
+    # Each request waits, inside AWS, until all three are in: sent one after another, they never would be.
+    all_in = threading.Barrier(3, timeout=30)
+
+    def wait_for_the_others(**kwargs) -> None:
+        all_in.wait()
+
+    aws.add_hook("before-call.organizations.CreateAccount", wait_for_the_others)
+
+    result = vending_dispatch()
+
+    assert result.submitted == 3
+    assert MemberAccount.objects.filter(state=S.CREATING).exclude(create_request_id="").count() == 3

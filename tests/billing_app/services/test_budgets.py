@@ -139,6 +139,28 @@ def test_budget_ensure_is_idempotent(student_account, aws):
 
 
 @pytest.mark.django_db
+def test_an_aws_budget_found_where_the_portal_had_none_on_record_is_read_and_brought_up_to_date(student_account, aws):
+    """A new account's budget is created without asking AWS first. One AWS has after all (the
+    account's earlier record's, or a run whose save was lost) is refused as a duplicate, then
+    read and updated. Stubber: moto has no UpdateBudget."""
+    budget_ensure(account_id=student_account.pk)
+    management, name, current = aws_budget(aws, student_account)
+    StudentBudget.objects.filter(account=student_account).delete()
+    with_credits = {**current, "CostTypes": {**current["CostTypes"], "IncludeCredit": True}}
+
+    with Stubber(aws.client("budgets")) as stubber:
+        stubber.add_client_error("create_budget", service_error_code="DuplicateRecordException", http_status_code=400)
+        stubber.add_response("describe_budget", {"Budget": with_credits}, {"AccountId": management, "BudgetName": name})
+        stubber.add_response("update_budget", {})
+        for _ in range(4):  # its notifications' subscribers, which the portal has no record of either
+            stubber.add_response("describe_subscribers_for_notification", {"Subscribers": STUDENT_AND_CONTACT})
+        budget = budget_ensure(account_id=student_account.pk)
+        stubber.assert_no_pending_responses()
+
+    assert budget.aws_budget_name == name
+
+
+@pytest.mark.django_db
 def test_a_monthly_course_gets_a_monthly_aws_budget(personas, student_account, aws):
     personas.course.budget_period = BudgetPeriod.MONTHLY
     personas.course.save()
@@ -510,7 +532,7 @@ def test_budget_ensure_adds_the_budget_action_when_the_course_asks_for_it(person
     policy_id = freeze_policy_id()
 
     with Stubber(aws.client("budgets")) as stubber:
-        stubber.add_client_error("describe_budget", service_error_code="NotFoundException", http_status_code=404)
+        # A new account: its budget is created without asking AWS for it first.
         stubber.add_response("create_budget", {})
         stubber.add_response("describe_budget_actions_for_budget", {"Actions": []})
         stubber.add_response(

@@ -7,6 +7,7 @@ freezing, spending, handovers, brought accounts)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 import pytest
 
@@ -17,7 +18,7 @@ from tests.factories import MemberAccountFactory
 
 
 def due(state: S, at) -> MemberAccount:
-    account = MemberAccountFactory(state=state)
+    account = cast(MemberAccount, MemberAccountFactory(state=state))  # factory_boy's instance
     MemberAccount.objects.filter(pk=account.pk).update(next_attempt_at=at)
     return account
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts_app', '0017_membership_source_lms'),
+        ('accounts_app', '0020_user_loaded_with_request_facts'),
     ]
 
     operations = [

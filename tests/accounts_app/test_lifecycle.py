@@ -117,10 +117,7 @@ def test_next_step_enqueue_queues_the_next_step_exactly_where_the_portal_moves_t
             names = [call.args[0].name.rsplit(".", 1)[-1] for call in delay_on_commit.call_args_list]
             if names:
                 queued[state] = names
-    assert queued == {
-        state: [NEXT_STEPS[state].name.rsplit(".", 1)[-1]]
-        for state in SCHEDULED_STATES | set(QUEUES)
-    }
+    assert queued == {state: [NEXT_STEPS[state].name.rsplit(".", 1)[-1]] for state in SCHEDULED_STATES | set(QUEUES)}
 
 
 # --- Moves ----------------------------------------------------------------------------------------

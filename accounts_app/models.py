@@ -479,13 +479,12 @@ class MemberAccount(models.Model):
     # without one as duplicates.
     aws_account_id = models.CharField("AWS account id", max_length=12, null=True, blank=True)  # noqa: DJ001
     create_request_id = models.CharField(max_length=100, blank=True)
-    # Set just before CreateAccount is sent, in the dispatcher's transaction (the organization row
-    # is its lock): it commits with the move to CREATING once the round is over, so the next
-    # dispatcher, waiting on that lock, counts it against AWS's rate, and the poll, queued on
-    # commit, knows that the request may have reached AWS. A round that dies before its commit
-    # leaves the record REQUESTED, as it was: the next round looks the account up by root email
-    # and its creation by name before sending again, and AWS's throttling of a request the rate
-    # did not count sends the record back to the queue.
+    # Set, and committed, by the vending queue's run that takes the account (under the queue's
+    # advisory lock) before its CreateAccount leaves: the next run counts it against AWS's rate,
+    # and the record says that the request may have reached AWS. A worker that dies on the way
+    # leaves it CREATING without a request id: its first look finds the creation by name (or the
+    # account by root email), or, once AWS has had the time to list it, sends it again. It stays
+    # set when the record goes back to the queue, whose next run then looks before sending.
     create_submitted_at = models.DateTimeField(null=True, blank=True, db_index=True)
     handshake_id = models.CharField(max_length=100, blank=True)
     # A student's own account: the roster entry that asked to bring it. Unlike `membership`, it

@@ -234,6 +234,8 @@ def _found_in_aws(account: MemberAccount, directory: _AwsDirectory) -> bool:
 def _send_creations(claimed: list[MemberAccount]) -> bool:
     """CreateAccount for each claimed account, together. Returns whether AWS sent one back to
     the queue (throttled)."""
+    if not claimed:
+        return False
     requests = [
         organizations.NewAccount(
             email=account.root_email,
@@ -244,7 +246,7 @@ def _send_creations(claimed: list[MemberAccount]) -> bool:
         for account in claimed
     ]
     refused = False
-    for account, answer in zip(claimed, organizations.create_accounts(requests) if requests else [], strict=True):
+    for account, answer in zip(claimed, organizations.create_accounts(requests), strict=True):
         if isinstance(answer, UnknownOutcome):
             # AWS may have the request: its first look, when it is due, looks it up by name.
             logger.warning("CreateAccount for %s: no answer (%s); will look it up", account.account_name, answer)

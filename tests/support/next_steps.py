@@ -12,7 +12,7 @@ from accounts_app.choices import AccountState as S
 
 def record_account_steps(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
     """Every task of `next_step.NEXT_STEPS` given an account's id (the vending and close queues
-    and the handover still run) records the id under its name, e.g. `account_poll_task`."""
+    and the handover still run) records the id under its name, e.g. `account_configure_task`."""
     recorded: dict[str, list[int]] = defaultdict(list)
     for state in next_step.PER_ACCOUNT - {S.HANDOVER}:
         task = next_step.NEXT_STEPS[state]

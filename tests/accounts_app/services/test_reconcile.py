@@ -7,7 +7,6 @@ freezing, spending, handovers, brought accounts)."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import cast
 
 import pytest
 
@@ -18,9 +17,10 @@ from tests.factories import MemberAccountFactory
 
 
 def due(state: S, at) -> MemberAccount:
-    account = cast(MemberAccount, MemberAccountFactory(state=state))  # factory_boy's instance
-    MemberAccount.objects.filter(pk=account.pk).update(next_attempt_at=at)
-    return account
+    """A record in `state` whose next step is due `at` (None: a record from before due times)."""
+    pk = MemberAccountFactory.create(state=state).pk
+    MemberAccount.objects.filter(pk=pk).update(next_attempt_at=at)
+    return MemberAccount.objects.get(pk=pk)
 
 
 @pytest.mark.django_db

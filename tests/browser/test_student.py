@@ -141,6 +141,9 @@ def test_an_invited_student_signs_up_gets_an_account_sees_their_spend_and_keeps_
     # --- The end of the course: keeping the account -----------------------------------------------
     account_api = AccountApi(session)
     journey.goto(f"/courses/{course.pk}/")
+    # The panel's fragments (what runs now, scheduled stops) load after the page and move what
+    # is below them: a tap aimed before they land can miss the link.
+    page.wait_for_load_state("networkidle")
     journey.press(page.get_by_role("link", name="Keep my account after the course"))
     expect(page.get_by_role("heading", name="Keep your AWS account")).to_be_visible()
     journey.check("keep-my-account")

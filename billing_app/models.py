@@ -27,12 +27,21 @@ class CostRecord(models.Model):
     on one day. Re-syncs overwrite it while AWS still revises the figure."""
 
     aws_account_id = models.CharField(max_length=12)
+    # The sync sets both from a join with the accounts, so the database does not check them: a
+    # deferred check per figure made a first sync's commit a third of its time. Deleting an
+    # account or course sets them to NULL (Django's SET_NULL), and every sync sets the window's
+    # again from the accounts as they are.
     account = models.ForeignKey(
-        MemberAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="cost_records"
+        MemberAccount,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="cost_records",
+        db_constraint=False,
     )
     # Looked up through the (course, day) index.
     course = models.ForeignKey(
-        Course, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+        Course, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False, db_constraint=False
     )
     day = models.DateField()
     kind = models.CharField(max_length=10, choices=CostKind.choices, default=CostKind.USAGE)

@@ -181,7 +181,7 @@ def main() -> None:
         f"sped up alike (poll delays {POLL_SECONDS / k:.3g}–{POLL_MAX_SECONDS / k:.3g} s, the first "
         f"look at a creation {AWS_CREATION_SECONDS / k:.3g} s after AWS took it, due tick "
         f"{TICK_SECONDS / k:.3g} s, grace {GRACE_SECONDS / k:.3g} s, reconciler every {RECONCILE_SECONDS / k:.3g} s). "
-        f"Each mode ran {options.runs} times, each on a fresh emulated AWS; the fastest the quotas allow is "
+        f"Each mode ran {options.runs} time{'s' if options.runs > 1 else ''}, each on a fresh emulated AWS; the fastest the quotas allow is "
         "computed for the same run (the last creation done if each starts as soon as a token and a "
         "slot allow). The fault mix is the reliability test's, on every call: "
         + ", ".join(f"{int(p * 100)}% {name.replace('_', ' ')}" for name, p in FAULT_MIX.items())

@@ -349,8 +349,11 @@ def _wait_for_worker(node: str, process: subprocess.Popen, log_path: Path, timeo
             raise RuntimeError(
                 f"The Celery worker exited with {process.returncode}:\n{log_path.read_text(errors='replace')}"
             )
-        if celery_app.control.ping(destination=[node], timeout=1.0):
-            return
+        # A connection of its own, not the pool's: a pooled one may be to a Redis that has been
+        # restarted since (bench/crash.py), and a ping does not reconnect.
+        with celery_app.connection_for_write() as connection:
+            if celery_app.control.ping(destination=[node], timeout=1.0, connection=connection):
+                return
     raise RuntimeError(f"The Celery worker did not answer within {timeout} s.")
 
 

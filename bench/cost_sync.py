@@ -265,7 +265,7 @@ def main() -> None:
         "*Requests* is `CostSync.requests`, the sync's own count of GetCostAndUsage calls: always the "
         f"number of pages (P + {CREDIT_PAGES}; a page a day for each query of the month), never a "
         "request per account. *Sync time* is `costs_sync` from start to end (the requests, the COPY of "
-        "each page into a temporary staging table, one `INSERT … ON CONFLICT DO UPDATE` that attaches "
+        "each page into a temporary staging table, one `MERGE` of the window that attaches "
         "every figure to its account record by a join, one `DELETE` of the figures AWS stopped "
         "reporting, the window's rollups upserted from `INSERT … SELECT … GROUP BY` where they changed, "
         "the commit); "

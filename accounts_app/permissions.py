@@ -3,7 +3,7 @@ annotates on every course it returns."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import reduce
 from operator import or_
 
@@ -17,13 +17,13 @@ from accounts_app.choices import STAFF_ROLES, CourseRole
 from accounts_app.models import Course, Membership
 
 
-def request_user_facts() -> dict[str, Exists | Value]:
+def request_user_facts(domains: Iterable[str]) -> dict[str, Exists | Value]:
     """What the middleware asks of every signed-in request (a second factor owned? a staff role?),
     as annotations of the query that loads the session's user (User's default manager, which the
     sign-in backends read with): a page costs one query for the user and these, not one more query
-    for each. They are read as the request starts, as the middleware's own queries were."""
+    for each. They are read as the request starts, as the middleware's own queries were.
+    `domains` are the instructor email domains (`instructor_email_domains`)."""
     user = OuterRef("pk")
-    domains = _instructor_domains()
     domain_email = (
         Exists(
             EmailAddress.objects.filter(user=user, verified=True).filter(
@@ -48,7 +48,7 @@ def _known(user, fact: str, ask: Callable[[], bool]) -> bool:
     return ask() if known is None else bool(known)
 
 
-def _instructor_domains() -> set[str]:
+def instructor_email_domains() -> set[str]:
     return {domain.lower() for domain in settings.PORTAL_INSTRUCTOR_EMAIL_DOMAINS}
 
 
@@ -57,7 +57,7 @@ def can_create_courses(user) -> bool:
         return False
     if user.is_staff or user.is_instructor:
         return True
-    domains = _instructor_domains()
+    domains = instructor_email_domains()
     if not domains:
         return False
 

@@ -54,3 +54,29 @@ def test_users_read_through_user_objects_are_asked_afresh(django_assert_num_quer
 
     with django_assert_num_queries(2):  # their email domains are not configured: two roster lookups
         assert holds_staff_role(user) and not must_use_mfa(user)
+
+
+@pytest.mark.django_db
+def test_the_facts_follow_a_change_of_the_instructor_domains(settings):
+    """The annotated query is built once per set of domains, not once for the process."""
+    user = person("domain")
+    backend = load_backend(settings.AUTHENTICATION_BACKENDS[0])
+
+    settings.PORTAL_INSTRUCTOR_EMAIL_DOMAINS = []
+    assert not can_create_courses(backend.get_user(user.pk))
+    settings.PORTAL_INSTRUCTOR_EMAIL_DOMAINS = ["faculty.example"]
+    assert can_create_courses(backend.get_user(user.pk))
+    settings.PORTAL_INSTRUCTOR_EMAIL_DOMAINS = []
+    assert not can_create_courses(backend.get_user(user.pk))
+
+
+@pytest.mark.django_db
+def test_querysets_of_the_default_manager_do_not_share_their_filters():
+    first, second = UserFactory(), UserFactory()
+
+    only_first = User.signed_in.filter(pk=first.pk)
+    only_second = User.signed_in.filter(pk=second.pk)
+
+    assert list(only_first) == [first]
+    assert list(only_second) == [second]
+    assert User.signed_in.count() == 2

@@ -36,7 +36,7 @@ SECRET_KEY = secrets.token_urlsafe(50)
 os.environ["DJANGO_SECRET_KEY"] = SECRET_KEY
 
 from common import ROOT, machine, record, setup_django, test_database  # noqa: E402
-from dashboard import SERVICES  # noqa: E402
+from dashboard import usage_rows_insert  # noqa: E402
 
 STUDENTS = 300
 READY = 60  # accounts made before class (they have a month of costs); the others are in progress
@@ -145,7 +145,7 @@ def instructor_with_costs(course, today):
     from allauth.mfa.models import Authenticator
     from django.db import connection
 
-    from accounts_app.choices import AccountState, CourseRole
+    from accounts_app.choices import CourseRole
     from billing_app.models import CostSync
     from billing_app.services.costs import rollups_rebuild
     from tests.factories import MembershipFactory, UserFactory
@@ -155,29 +155,7 @@ def instructor_with_costs(course, today):
     Authenticator.objects.create(user=instructor, type=Authenticator.Type.TOTP, data={})
     start = course.start_date
     sync = CostSync.objects.create(window_start=start, window_end=today + timedelta(days=1))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO billing_app_costrecord
-                (aws_account_id, account_id, course_id, day, kind, service, amount, currency, estimated, sync_id)
-            SELECT a.aws_account_id, a.id, a.course_id, %(start)s::date + d.i, 'usage', s.name,
-                   round((((a.id * 31 + d.i * 17 + s.i * 7) %% 97) / 97.0 * s.weight)::numeric, 6),
-                   'USD', d.i >= %(days)s - 3, %(sync)s
-            FROM accounts_app_memberaccount a
-            CROSS JOIN generate_series(0, %(days)s - 1) AS d(i)
-            CROSS JOIN unnest(%(names)s::text[], %(weights)s::float8[]) WITH ORDINALITY AS s(name, weight, i)
-            WHERE a.course_id = %(course)s AND a.state = %(ready)s
-            """,
-            {
-                "start": start,
-                "days": COST_DAYS,
-                "sync": sync.pk,
-                "names": [name for name, _ in SERVICES],
-                "weights": [weight for _, weight in SERVICES],
-                "course": course.pk,
-                "ready": AccountState.READY,
-            },
-        )
+    usage_rows_insert(course, start=start, days=COST_DAYS, sync=sync)
     rollups_rebuild(start=start, end=today + timedelta(days=1))
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")

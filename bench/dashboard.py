@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 from common import machine, record, setup_django, test_database
@@ -42,7 +42,6 @@ ORGANIZATION_STATES = [("ready", 180), ("frozen", 10), ("ended", 6), ("closed", 
 
 def make_course(code: str, students: int, days: int, today, sync):
     """A course with `students` READY accounts and their raw rows, inserted by PostgreSQL itself."""
-    from django.db import connection
 
     from accounts_app.choices import CourseRole
     from billing_app.models import Alert, AlertKind, StudentBudget
@@ -73,6 +72,17 @@ def make_course(code: str, students: int, days: int, today, sync):
         )
         for a in accounts[::7]
     )
+    inserted = usage_rows_insert(course, start=course.start_date, days=days, sync=sync)
+    return course, instructor, inserted
+
+
+def usage_rows_insert(course, *, start: date, days: int, sync) -> int:
+    """`days` days from `start` of usage of every READY account of `course`, a row per service of
+    SERVICES, inserted by PostgreSQL itself. Returns the number of rows."""
+    from django.db import connection
+
+    from accounts_app.choices import AccountState
+
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -84,19 +94,19 @@ def make_course(code: str, students: int, days: int, today, sync):
             FROM accounts_app_memberaccount a
             CROSS JOIN generate_series(0, %(days)s - 1) AS d(i)
             CROSS JOIN unnest(%(names)s::text[], %(weights)s::float8[]) WITH ORDINALITY AS s(name, weight, i)
-            WHERE a.course_id = %(course)s
+            WHERE a.course_id = %(course)s AND a.state = %(ready)s
             """,
             {
-                "start": course.start_date,
+                "start": start,
                 "days": days,
                 "sync": sync.pk,
                 "names": [name for name, _ in SERVICES],
                 "weights": [weight for _, weight in SERVICES],
                 "course": course.pk,
+                "ready": AccountState.READY,
             },
         )
-        inserted = cursor.rowcount
-    return course, instructor, inserted
+        return cursor.rowcount
 
 
 def make_organization(courses: int, days: int, today) -> int:

@@ -27,6 +27,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce, Collate, Floor, Lower, Mod, NullIf, Round
 from django.db.models.lookups import Exact
 
@@ -104,25 +105,13 @@ def course_costs(
     students = _course_students(course)
     shown = _shown(query, state)
     trend_start = today - timedelta(days=TREND_DAYS - 1)
-    last_week = (
-        AccountDailyCost.objects.filter(
-            course=course,
-            day__gte=trend_start,
-            day__lte=today,
-            account__course=course,
-            account__membership__isnull=False,
-        )
-        .values("course")
-        .annotate(total=Sum("usage"))
-        .values("total")
-    )
     totals = students.aggregate(
         spend=Sum("spent"),
         credits=Sum("credited"),
         budget=Sum("budget_amount"),
         shown=Count("pk", filter=shown),
         # The course's one figure, read once with the totals (Max takes it).
-        last_week=Max(Subquery(last_week)),
+        last_week=Max(_students_spend(course, trend_start, today)),
     )
     paginator = Paginator(_students_table(students.filter(shown), sort), per_page)
     paginator.count = totals["shown"]  # counted with the totals, a query less
@@ -149,6 +138,23 @@ def _course_students(course: Course) -> QuerySet[MemberAccount]:
             budget_amount=Coalesce("budget__amount_override", course.budget_per_student, output_field=MONEY),
         )
     )
+
+
+def _students_spend(course: Course, start: date, end: date) -> CombinedExpression:
+    """What the course's students spent from `start` to `end`: the course's service-days (a few
+    rows a day) less the account-days of its accounts no student holds any more (usually none),
+    rather than every student's account-days. Both rollups sum the same raw rows (cost_store)."""
+    days = Q(course=course, day__gte=start, day__lte=end)
+    unheld = MemberAccount.objects.filter(course=course, membership__isnull=True)
+    return _usage_sum(CourseServiceDailyCost.objects.filter(days)) - _usage_sum(
+        AccountDailyCost.objects.filter(days, account__in=unheld)
+    )
+
+
+def _usage_sum(rollups: QuerySet) -> Coalesce:
+    """The sum of one course's `rollups`' usage, as a subquery (0 without rows)."""
+    total = rollups.values("course").annotate(total=Sum("usage")).values("total")
+    return Coalesce(Subquery(total), ZERO, output_field=MONEY)
 
 
 def _shown(query: str, state: str) -> Q:

@@ -113,6 +113,28 @@ def test_course_costs_match_the_synced_figures_with_credits_apart(course, cost_e
     ]
 
 
+@pytest.mark.django_db
+def test_the_forecast_follows_the_students_pace_not_an_account_no_student_holds(course, cost_explorer):
+    alice, bob = student_accounts(course, [ALICE, BOB])
+    ec2 = "Amazon Elastic Compute Cloud - Compute"
+    seed(
+        page(
+            period(d(14), [(ALICE, ec2, "3.50")]),
+            period(d(19), [(BOB, ec2, "30.00")]),
+            period(d(20), [(ALICE, ec2, "3.50")]),
+        )
+    )
+    costs_sync(days=DAYS, today=TODAY)
+    # Bob leaves the course; his account stays the course's, held by no student.
+    Membership.objects.filter(pk=bob.membership_id).delete()
+
+    costs = selectors.course_costs(course=course, today=TODAY)
+
+    assert [row.account for row in costs.students] == [alice]
+    # Alice's 7 spent, and her 7 a week for the 56 days left: Bob's 30 last week is in neither.
+    assert (costs.spend, costs.forecast) == (Decimal(7), Decimal(63))
+
+
 def course_with_rollups(students: int, code: str):
     """A course whose students each spent $1 a day for ten days, with a credit, an alert and an
     override per student; daily rollup rows made directly, and summed as the sync sums them."""

@@ -145,9 +145,8 @@ def _students_spend(course: Course, start: date, end: date) -> CombinedExpressio
     rows a day) less the account-days of its accounts no student holds any more (usually none),
     rather than every student's account-days. Both rollups sum the same raw rows (cost_store)."""
     days = Q(course=course, day__gte=start, day__lte=end)
-    unheld = MemberAccount.objects.filter(course=course, membership__isnull=True)
     return _usage_sum(CourseServiceDailyCost.objects.filter(days)) - _usage_sum(
-        AccountDailyCost.objects.filter(days, account__in=unheld)
+        AccountDailyCost.objects.filter(days, account__membership__isnull=True)
     )
 
 

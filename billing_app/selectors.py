@@ -26,6 +26,7 @@ from django.db.models import (
     Sum,
     Value,
     When,
+    Window,
 )
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce, Collate, Floor, Lower, Mod, NullIf, Round
@@ -99,23 +100,18 @@ def course_costs(
     per_page: int = STUDENTS_PER_PAGE,
 ) -> CourseCosts:
     """The course's totals and one page of its students' table, sorted by `sort` (a SORTS key, "-"
-    first for the largest first) and filtered by name or email and account state (three queries
-    whatever the number of students: the totals with the table's count and last week's spend, the
-    table's page, the page's last week day by day)."""
+    first for the largest first) and filtered by name or email and account state, in a fixed
+    number of queries whatever the number of students: the table's page with the course's totals
+    and last week's spend, then the page's last week day by day; a query more, the totals apart,
+    when the table is searched or filtered, or the page is past its end."""
     students = _course_students(course)
     shown = _shown(query, state)
     trend_start = today - timedelta(days=TREND_DAYS - 1)
-    totals = students.aggregate(
-        spend=Sum("spent"),
-        credits=Sum("credited"),
-        budget=Sum("budget_amount"),
-        shown=Count("pk", filter=shown),
-        # The course's one figure, read once with the totals (Max takes it).
-        last_week=Max(_students_spend(course, trend_start, today)),
-    )
-    paginator = Paginator(_students_table(students.filter(shown), sort), per_page)
-    paginator.count = totals["shown"]  # counted with the totals, a query less
-    rows = paginator.get_page(page)
+    last_week = _students_spend(course, trend_start, today)
+    table = _students_table(students.filter(shown), sort)
+    # Showing the whole course, the table's page carries the course's totals.
+    found = None if shown else _page_with_course_totals(table, last_week, page, per_page)
+    totals, rows = found or _totals_then_page(students, table, shown, last_week, page, per_page)
     rows.object_list = _cost_rows(course, list(rows.object_list), trend_start, today)
     spend = totals["spend"] or ZERO
     return CourseCosts(
@@ -125,6 +121,62 @@ def course_costs(
         forecast=_forecast(course, spend, totals["last_week"] or ZERO, today),
         students=rows,
     )
+
+
+def _page_with_course_totals(
+    table: QuerySet[MemberAccount], last_week: CombinedExpression, page: int | str | None, per_page: int
+) -> tuple[dict, Page] | None:
+    """The page of a table of the whole course, each row carrying the course's totals (sums over
+    the table before it is paged), in one query; None when the page is not one of the table's
+    (the count comes with the rows), or the course has no students."""
+    try:
+        number = int(page or 1)
+    except ValueError:
+        number = 1
+    if number < 1:
+        return None
+    with_totals = table.annotate(
+        course_spend=Window(Sum("spent")),
+        course_credits=Window(Sum("credited")),
+        course_budget=Window(Sum("budget_amount")),
+        course_students=Window(Count("pk")),
+        course_last_week=last_week,
+    )
+    accounts = list(with_totals[(number - 1) * per_page : number * per_page])
+    if not accounts:
+        return None
+    first = accounts[0]
+    paginator = Paginator(table, per_page)
+    paginator.count = first.course_students
+    totals = {
+        "spend": first.course_spend,
+        "credits": first.course_credits,
+        "budget": first.course_budget,
+        "last_week": first.course_last_week,
+    }
+    return totals, Page(accounts, number, paginator)
+
+
+def _totals_then_page(
+    students: QuerySet[MemberAccount],
+    table: QuerySet[MemberAccount],
+    shown: Q,
+    last_week: CombinedExpression,
+    page: int | str | None,
+    per_page: int,
+) -> tuple[dict, Page]:
+    """The course's totals with the table's count, then the table's page: two queries."""
+    totals = students.aggregate(
+        spend=Sum("spent"),
+        credits=Sum("credited"),
+        budget=Sum("budget_amount"),
+        shown=Count("pk", filter=shown),
+        # The course's one figure, read once with the totals (Max takes it).
+        last_week=Max(last_week),
+    )
+    paginator = Paginator(table, per_page)
+    paginator.count = totals["shown"]  # counted with the totals, a query less
+    return totals, paginator.get_page(page)
 
 
 def _course_students(course: Course) -> QuerySet[MemberAccount]:

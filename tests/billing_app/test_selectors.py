@@ -163,7 +163,7 @@ def course_with_rollups(students: int, code: str):
 
 
 @pytest.mark.django_db
-def test_course_costs_takes_three_queries_whatever_the_number_of_students():
+def test_course_costs_takes_two_queries_whatever_the_number_of_students_and_three_searched():
     small, large = course_with_rollups(3, "small3"), course_with_rollups(30, "large0")
     small_rows, large_rows = (
         Membership.objects.filter(course=small),
@@ -177,8 +177,13 @@ def test_course_costs_takes_three_queries_whatever_the_number_of_students():
     with CaptureQueriesContext(connection) as large_queries:
         large_costs = selectors.course_costs(course=large, today=TODAY)
         [(r.name, r.account.state) for r in large_costs.students]
+    with CaptureQueriesContext(connection) as searched_queries:
+        searched = selectors.course_costs(course=large, today=TODAY, query="Student")
+        [(r.name, r.account.state) for r in searched.students]
 
-    assert (len(small_queries), len(large_queries)) == (3, 3)
+    assert (len(small_queries), len(large_queries), len(searched_queries)) == (2, 2, 3)
+    # Searched, the table is the students found and the totals still the course's.
+    assert (searched.spend, searched.students.paginator.count) == (large_costs.spend, 30)
     assert (small_costs.spend, small_costs.credits, small_costs.budget) == (
         Decimal(30),
         Decimal(-3),

@@ -42,7 +42,6 @@ ORGANIZATION_STATES = [("ready", 180), ("frozen", 10), ("ended", 6), ("closed", 
 
 def make_course(code: str, students: int, days: int, today, sync):
     """A course with `students` READY accounts and their raw rows, inserted by PostgreSQL itself."""
-
     from accounts_app.choices import CourseRole
     from billing_app.models import Alert, AlertKind, StudentBudget
     from tests.factories import CourseFactory, MembershipFactory, UserFactory

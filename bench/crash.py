@@ -47,7 +47,9 @@ DEADLINE_SECONDS = 15 * 60
 class CrashRun:
     at_kill: dict[str, int]  # the course's accounts by state when the processes were killed
     converged: float  # seconds from the restart to every account ready
-    remaining_bound: float  # the fastest the quotas allow for the accounts not created at the kill
+    # The fastest the quotas allow, from the restart, for the accounts not created at the kill and
+    # the creations then under way.
+    remaining_bound: float
     duplicates: int
     violations: int
     requeued: int  # steps beat's due tick queued again after the restart (the worker's log)
@@ -162,6 +164,7 @@ def crash_once(students: int, k: float, port: int) -> CrashRun:
         kill_group(redis_process[-1])
         redis_process.append(start_redis(port, logs / "redis.log"))  # empty: nothing persisted
         restarted = time.monotonic()
+        running, tokens = proxy.creation_quotas(restarted)
         log_before = (logs / "worker.log").read_text(errors="replace")
         # Not waiting for the worker to answer: this process's broker connections went with the
         # Redis that died, and the worker's start counts in the time to converge anyway.
@@ -182,10 +185,14 @@ def crash_once(students: int, k: float, port: int) -> CrashRun:
             at_kill=at_kill,
             converged=converged,
             remaining_bound=fastest_finish(
-                remaining, limits.rate, limits.burst, limits.max_in_progress, limits.creation_seconds
-            )
-            if remaining > 0
-            else 0.0,
+                remaining,
+                limits.rate,
+                limits.burst,
+                limits.max_in_progress,
+                limits.creation_seconds,
+                running=running,
+                tokens=tokens,
+            ),
             duplicates=duplicates,
             violations=len(proxy.violations),
             requeued=log_after.count("Queued again the next step"),
@@ -255,10 +262,12 @@ def main() -> None:
         "benchmark's own redis-server. Once a quarter of the accounts are ready, the worker and beat are "
         "killed with SIGKILL, and Redis too, which is started again empty (no persistence): every queued "
         "message, countdown and retry is gone. The worker and beat are started again at once; *converged* is "
-        "from that restart (the worker's start included) to every account ready. *Fastest left* is what the "
-        "quotas allow for the creations not yet asked for at the kill, as if the creations under way had "
-        "freed their slots at once (so it is low, and *lost to the crash*, converged minus fastest left, "
-        "is high). *Queued again* counts the tick's log "
+        "from that restart (the worker's start included) to every account ready. *Fastest left* is the earliest AWS's "
+        "quotas let every account be created, from the restart: the creations under way at the kill keep "
+        "their slots until AWS ends them, the bucket holds the tokens it held, and each creation not yet "
+        "asked for starts as soon as a slot and a token allow; the portal's own steps after a creation "
+        "(moving the account, access) count for nothing, so it is low, and *lost to the crash*, converged "
+        "minus fastest left, high. *Queued again* counts the tick's log "
         "lines `Queued again the next step of …` after the restart (one line may name several accounts). "
         "*Second accounts* counts root emails AWS took a second CreateAccount for, or that moto lists twice.\n\n"
         "| run | accounts at the kill | fastest left | converged | lost to the crash | queued again | "

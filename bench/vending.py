@@ -14,8 +14,10 @@ medians. Run with `make bench`; `--accounts`, `--speedup` and `--runs` change th
 from __future__ import annotations
 
 import argparse
+import heapq
 import statistics
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from common import machine, record, setup_django, test_database
@@ -29,23 +31,35 @@ TICK_SECONDS, GRACE_SECONDS, LOST_REQUEST_SECONDS, RECONCILE_SECONDS = 15.0, 60.
 FAULT_MIX = {"throttle": 0.10, "server_error": 0.03, "lost_response": 0.03, "dropped_connection": 0.01}
 
 
-def fastest_finish(accounts: int, rate: float, burst: int, max_in_progress: int, creation_seconds: float) -> float:
+def fastest_finish(
+    accounts: int,
+    rate: float,
+    burst: int,
+    max_in_progress: int,
+    creation_seconds: float,
+    *,
+    running: Sequence[float] = (),
+    tokens: float | None = None,
+) -> float:
     """When the last creation ends if each one starts as soon as the token bucket has a token
-    and fewer than `max_in_progress` are running (starting any earlier is refused)."""
-    starts: list[float] = []
-    clock, tokens = 0.0, float(burst)
-    for i in range(accounts):
-        start = clock
-        if i >= max_in_progress:
-            start = max(start, starts[i - max_in_progress] + creation_seconds)
-        tokens = min(float(burst), tokens + (start - clock) * rate)
-        if tokens < 1:
-            start += (1 - tokens) / rate
-            tokens = 1.0
-        tokens -= 1
+    and fewer than `max_in_progress` are running (starting any earlier is refused). `running`
+    holds when the creations already under way end, and `tokens` what the bucket holds at the
+    start (full when None)."""
+    slots = [*running, *[0.0] * (max_in_progress - len(running))]  # when each slot is free
+    heapq.heapify(slots)
+    clock, held = 0.0, float(burst) if tokens is None else tokens
+    finish = max(running, default=0.0)
+    for _ in range(accounts):
+        start = max(clock, heapq.heappop(slots))
+        held = min(float(burst), held + (start - clock) * rate)
+        if held < 1:
+            start += (1 - held) / rate
+            held = 1.0
+        held -= 1
         clock = start
-        starts.append(start)
-    return starts[-1] + creation_seconds
+        heapq.heappush(slots, start + creation_seconds)
+        finish = max(finish, start + creation_seconds)
+    return finish
 
 
 @dataclass(frozen=True)

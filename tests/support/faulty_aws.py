@@ -150,8 +150,12 @@ class TokenBucket:
         self.rate, self.burst = rate, burst
         self.tokens, self.updated = float(burst), now
 
+    def held(self, now: float) -> float:
+        """The tokens the bucket holds at `now`."""
+        return min(float(self.burst), self.tokens + (now - self.updated) * self.rate)
+
     def take(self, now: float) -> bool:
-        self.tokens = min(float(self.burst), self.tokens + (now - self.updated) * self.rate)
+        self.tokens = self.held(now)
         self.updated = now
         if self.tokens < 1:
             return False
@@ -232,6 +236,13 @@ class FaultyAws:
         than one is a second account for the same student."""
         with self._lock:
             return Counter(creation.email for creation in self.creations)
+
+    def creation_quotas(self, now: float) -> tuple[list[float], float]:
+        """Where AWS's CreateAccount quotas stand at `now` (time.monotonic()): how long each
+        creation in progress still takes, and the tokens in the bucket."""
+        with self._lock:
+            running = sorted(creation.done_at - now for creation in self.creations if creation.done_at > now)
+            return running, self._bucket.held(now)
 
     def calls_of(self, client: str) -> Counter[str]:
         with self._lock:

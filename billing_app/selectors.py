@@ -130,9 +130,9 @@ def _page_with_course_totals(
     the table before it is paged), in one query; None when the page is not one of the table's
     (the count comes with the rows), or the course has no students."""
     try:
-        number = int(page or 1)
+        number = 1 if page is None else int(page)
     except ValueError:
-        number = 1
+        number = 1  # as Paginator.get_page takes what is not a number
     if number < 1:
         return None
     with_totals = table.annotate(

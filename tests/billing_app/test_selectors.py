@@ -464,7 +464,14 @@ def test_the_students_table_comes_a_page_at_a_time():
     course, roster = varied_course()
     by_name = [e.name for e in sorted(roster, key=PYTHON_SORTS["name"])]
 
-    pages = [selectors.course_costs(course=course, today=TODAY, page=n, per_page=4).students for n in (1, 2, 3, "x")]
+    pages = [selectors.course_costs(course=course, today=TODAY, page=n, per_page=4).students for n in (1, 2, 3, "x", 0)]
 
-    assert [[r.name for r in page] for page in pages] == [by_name[:4], by_name[4:], by_name[4:], by_name[:4]]
+    # Past the end, or before the start, is the last page; not a number, the first.
+    assert [[r.name for r in page] for page in pages] == [
+        by_name[:4],
+        by_name[4:],
+        by_name[4:],
+        by_name[:4],
+        by_name[4:],
+    ]
     assert (pages[1].paginator.num_pages, pages[1].start_index(), pages[1].end_index()) == (2, 5, 6)
